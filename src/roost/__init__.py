@@ -1,0 +1,1 @@
+"""Roost: a mail store server."""

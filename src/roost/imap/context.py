@@ -1,0 +1,38 @@
+"""What one IMAP connection needs from the server around it, passed explicitly."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roost.auth.base import Authenticator
+from roost.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ImapLimits:
+    """Every limit a stranger's input meets. Exceeding one gives a protocol error."""
+
+    max_line_length: int = 256 * 1024  # CLIENTS.md: at least 64 KiB for big UID sets
+    max_literal_size: int = 64 * 1024 * 1024  # advertised as APPENDLIMIT (RFC 7889)
+    max_nesting_depth: int = 32  # parenthesised lists inside one command
+    spool_threshold: int = 1024 * 1024  # literals above this go to a temporary file
+    preauth_timeout: float = 60.0  # seconds of silence before sign-in
+    auth_timeout: float = 30 * 60.0 + 60.0  # RFC 9051 §5.4: at least 30 minutes
+    idle_keepalive_interval: float = 120.0  # "* OK Still here" while idling (CLIENTS.md)
+    fetch_batch_size: int = 500  # messages read from the store per round trip
+    max_bad_commands: int = 20  # BYE after this many consecutive BAD replies
+
+
+@dataclass(slots=True)
+class ImapContext:
+    store: Store
+    authenticator: Authenticator
+    limits: ImapLimits = field(default_factory=ImapLimits)
+    # Server-side context for STARTTLS; None means STARTTLS is not offered.
+    tls_context: ssl.SSLContext | None = None
+    # Allow LOGIN / AUTHENTICATE PLAIN without TLS (LOGINDISABLED otherwise).
+    allow_plaintext_auth: bool = False
+    spool_dir: Path | None = None
+    server_name: str = "Roost"

@@ -1,0 +1,341 @@
+"""Typed IMAP commands: what the grammar produces and the session consumes.
+
+Every command carries its tag. Wire tokens stay ``bytes`` where their meaning depends on
+session state: mailbox names (modified UTF-7 or UTF-8 depending on ENABLE), so the
+session decodes them. Everything whose meaning is fixed is parsed to a Python value.
+
+A syntax error is also a value, ``BadCommand``, which keeps the tag so that every BAD
+reply is tagged (RFC 9051 §7.1.5).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from roost.imap.wire.sequence import SequenceSet
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A literal too large to keep in memory: the receiver spooled it to a file.
+
+    Small literals arrive as plain ``bytes``; only APPEND accepts a ``Literal``."""
+
+    path: Path
+    size: int
+    binary: bool = False  # literal8 "~{n}" (RFC 3516)
+
+
+MessageData = bytes | Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class BadCommand(Command):
+    """Syntax error. ``tag`` is "*" where even the tag could not be read."""
+
+    message: str
+    name: str = ""  # the command name where it was recognised
+
+
+# ---- any state ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capability(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Noop(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Logout(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Id(Command):
+    """RFC 2971. ``params`` None for NIL."""
+
+    params: tuple[tuple[str, str | None], ...] | None
+
+
+# ---- not authenticated --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartTls(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Login(Command):
+    username: bytes
+    password: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate(Command):
+    mechanism: str  # upper-cased
+    initial_response: bytes | None  # decoded SASL-IR (RFC 4959); b"" for "="
+
+
+# ---- authenticated ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Enable(Command):
+    capabilities: tuple[str, ...]  # upper-cased
+
+
+@dataclass(frozen=True, slots=True)
+class Select(Command):
+    mailbox: bytes
+    readonly: bool  # EXAMINE
+    condstore: bool = False  # (CONDSTORE) parameter, RFC 7162 §3.1.8
+
+
+@dataclass(frozen=True, slots=True)
+class Create(Command):
+    mailbox: bytes
+    special_use: tuple[str, ...] = ()  # CREATE ... (USE (\Sent)), RFC 6154 §3
+
+
+@dataclass(frozen=True, slots=True)
+class Delete(Command):
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rename(Command):
+    old: bytes
+    new: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe(Command):
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe(Command):
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class List(Command):
+    """LIST, with LIST-EXTENDED (RFC 5258) options and LIST-STATUS (RFC 5819).
+
+    ``selection`` and ``return_options`` are upper-cased atoms, e.g. "SUBSCRIBED",
+    "RECURSIVEMATCH", "SPECIAL-USE", "CHILDREN"; ``status_items`` is set for
+    RETURN (STATUS (...))."""
+
+    reference: bytes
+    patterns: tuple[bytes, ...]
+    selection: tuple[str, ...] = ()
+    return_options: tuple[str, ...] = ()
+    status_items: tuple[str, ...] = ()
+    extended: bool = False  # any LIST-EXTENDED syntax was used
+
+
+@dataclass(frozen=True, slots=True)
+class Lsub(Command):
+    reference: bytes
+    pattern: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Command):
+    mailbox: bytes
+    items: tuple[str, ...]  # upper-cased: MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE ...
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    flags: tuple[str, ...]
+    internaldate: datetime | None
+    data: MessageData
+    binary: bool = False  # sent as literal8
+
+
+@dataclass(frozen=True, slots=True)
+class Append(Command):
+    mailbox: bytes
+    messages: tuple[AppendMessage, ...]  # more than one: MULTIAPPEND (RFC 3502)
+
+
+@dataclass(frozen=True, slots=True)
+class Idle(Command):
+    pass
+
+
+# ---- selected -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Unselect(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Expunge(Command):
+    uids: SequenceSet | None = None  # UID EXPUNGE (RFC 4315 §2.1)
+
+
+class FetchItem(enum.Enum):
+    """Simple FETCH attributes. Macros (ALL, FAST, FULL) are expanded by the grammar."""
+
+    FLAGS = "FLAGS"
+    UID = "UID"
+    INTERNALDATE = "INTERNALDATE"
+    RFC822_SIZE = "RFC822.SIZE"
+    RFC822 = "RFC822"
+    RFC822_HEADER = "RFC822.HEADER"
+    RFC822_TEXT = "RFC822.TEXT"
+    ENVELOPE = "ENVELOPE"
+    BODYSTRUCTURE = "BODYSTRUCTURE"
+    BODY = "BODY"  # BODYSTRUCTURE without extension data
+    MODSEQ = "MODSEQ"  # RFC 7162
+    EMAILID = "EMAILID"  # RFC 8474
+    THREADID = "THREADID"
+    SAVEDATE = "SAVEDATE"  # RFC 8514
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A body section: ``part`` () is the whole message; ``text`` one of None, "HEADER",
+    "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"."""
+
+    part: tuple[int, ...] = ()
+    text: str | None = None
+    fields: tuple[str, ...] = ()  # header names as written (compare case-insensitively)
+
+
+@dataclass(frozen=True, slots=True)
+class BodySection:
+    """BODY[...], BODY.PEEK[...], BINARY[...], BINARY.PEEK[...] with optional <o.n>."""
+
+    section: Section
+    peek: bool = False
+    partial: tuple[int, int] | None = None  # (origin, count)
+    binary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BinarySize:
+    """BINARY.SIZE[part] (RFC 3516 §4.2)."""
+
+    part: tuple[int, ...]
+
+
+FetchAttribute = FetchItem | BodySection | BinarySize
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch(Command):
+    sequence: SequenceSet
+    attributes: tuple[FetchAttribute, ...]
+    uid: bool = False
+    changedsince: int | None = None  # RFC 7162 §3.1.4
+    vanished: bool = False  # RFC 7162 §3.2.6
+
+
+class StoreMode(enum.Enum):
+    REPLACE = ""
+    ADD = "+"
+    REMOVE = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Store(Command):
+    sequence: SequenceSet
+    mode: StoreMode
+    silent: bool
+    flags: tuple[str, ...]  # as written; system flags keep their backslash
+    uid: bool = False
+    unchangedsince: int | None = None  # RFC 7162 §3.1.3
+
+
+@dataclass(frozen=True, slots=True)
+class Copy(Command):
+    sequence: SequenceSet
+    mailbox: bytes
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Move(Command):
+    sequence: SequenceSet
+    mailbox: bytes
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Search(Command):
+    """SEARCH/UID SEARCH. The key tree is defined with the search grammar (later issue);
+    until then the grammar returns BadCommand for SEARCH."""
+
+    uid: bool = False
+    charset: str | None = None
+    return_options: tuple[str, ...] = ()
+    criteria: tuple[object, ...] = field(default_factory=tuple)
+
+
+# Names the dispatch table uses for each command type; "UID FETCH" etc. are the same type
+# with uid=True.
+COMMAND_NAMES: dict[type[Command], str] = {
+    Capability: "CAPABILITY",
+    Noop: "NOOP",
+    Logout: "LOGOUT",
+    Id: "ID",
+    StartTls: "STARTTLS",
+    Login: "LOGIN",
+    Authenticate: "AUTHENTICATE",
+    Enable: "ENABLE",
+    Select: "SELECT",
+    Create: "CREATE",
+    Delete: "DELETE",
+    Rename: "RENAME",
+    Subscribe: "SUBSCRIBE",
+    Unsubscribe: "UNSUBSCRIBE",
+    List: "LIST",
+    Lsub: "LSUB",
+    Namespace: "NAMESPACE",
+    Status: "STATUS",
+    Append: "APPEND",
+    Idle: "IDLE",
+    Check: "CHECK",
+    Close: "CLOSE",
+    Unselect: "UNSELECT",
+    Expunge: "EXPUNGE",
+    Fetch: "FETCH",
+    Store: "STORE",
+    Copy: "COPY",
+    Move: "MOVE",
+    Search: "SEARCH",
+}

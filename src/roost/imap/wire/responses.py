@@ -1,0 +1,241 @@
+"""Typed IMAP responses. They become bytes only in ``serializer.py``.
+
+Handlers never build protocol text: they return these values, and the serializer decides
+quoting, literals, NIL, and mailbox-name encoding (modified UTF-7 or UTF-8).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class Status(enum.Enum):
+    OK = "OK"
+    NO = "NO"
+    BAD = "BAD"
+    PREAUTH = "PREAUTH"
+    BYE = "BYE"
+
+
+# ---- response codes (RFC 9051 §7.1, RFC 5530, RFC 4315) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A response code without data, or with plain atom/number data, e.g.
+    ``Code("TRYCREATE")``, ``Code("UIDNEXT", "42")``, ``Code("APPENDLIMIT", "1000")``."""
+
+    name: str
+    data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityCode:
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PermanentFlagsCode:
+    flags: tuple[str, ...]  # may include "\\*"
+
+
+@dataclass(frozen=True, slots=True)
+class AppendUidCode:
+    uidvalidity: int
+    uids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyUidCode:
+    uidvalidity: int
+    source_uids: tuple[int, ...]
+    dest_uids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BadCharsetCode:
+    charsets: tuple[str, ...]
+
+
+ResponseCode = Code | CapabilityCode | PermanentFlagsCode | AppendUidCode | CopyUidCode | BadCharsetCode
+
+
+# ---- responses ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    tag: str
+    status: Status  # OK, NO or BAD
+    text: str
+    code: ResponseCode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Untagged:
+    """``* OK/NO/BAD/BYE/PREAUTH [code] text``."""
+
+    status: Status
+    text: str
+    code: ResponseCode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """``+ text`` or, for SASL, ``+ base64``. ``data`` is sent base64-encoded."""
+
+    text: str = ""
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityResponse:
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Enabled:
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IdResponse:
+    params: tuple[tuple[str, str | None], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceResponse:
+    """Each namespace is (prefix, delimiter); None for NIL."""
+
+    personal: tuple[tuple[str, str], ...] | None
+    other_users: tuple[tuple[str, str], ...] | None
+    shared: tuple[tuple[str, str], ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Exists:
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Expunged:
+    """``* n EXPUNGE``."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Vanished:
+    """``* VANISHED [(EARLIER)] uid-set`` (RFC 7162 §3.2.10)."""
+
+    uids: tuple[int, ...]
+    earlier: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsResponse:
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListResponse:
+    """``* LIST (attrs) "/" name [extended items]``, or LSUB with ``lsub``.
+
+    ``child_info`` carries ("SUBSCRIBED",) for CHILDINFO (RFC 5258 §3.5)."""
+
+    attributes: tuple[str, ...]
+    delimiter: str | None
+    name: str
+    child_info: tuple[str, ...] = ()
+    lsub: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResponse:
+    mailbox: str
+    items: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResponse:
+    numbers: tuple[int, ...]
+    modseq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ESearchResponse:
+    """``* ESEARCH (TAG "t") [UID] items`` (RFC 4731)."""
+
+    tag: str | None
+    uid: bool
+    items: tuple[tuple[str, str], ...]  # ("MIN", "3"), ("ALL", "1:5,9")
+
+
+# ---- FETCH values -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NString:
+    """A string that is sent as a literal (or NIL when ``data`` is None), e.g. BODY[]."""
+
+    data: bytes | None
+    binary: bool = False  # literal8 "~{n}" (RFC 3516)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagList:
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RawValue:
+    """Already-serialized data for one FETCH item (e.g. ENVELOPE computed at delivery)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Parenthesized:
+    """``(value)``, e.g. MODSEQ (12345)."""
+
+    value: int
+
+
+FetchValue = int | datetime | NString | FlagList | RawValue | Parenthesized | str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResponse:
+    """``* seq FETCH (key value ...)``. Keys are wire labels, e.g. "UID", "FLAGS",
+    "BODY[HEADER.FIELDS (SUBJECT)]", "BODY[]<0>"; ``str`` values are sent quoted."""
+
+    seq: int
+    items: tuple[tuple[str, FetchValue], ...]
+
+
+Response = (
+    Tagged
+    | Untagged
+    | Continuation
+    | CapabilityResponse
+    | Enabled
+    | IdResponse
+    | NamespaceResponse
+    | Exists
+    | Recent
+    | Expunged
+    | Vanished
+    | FlagsResponse
+    | ListResponse
+    | StatusResponse
+    | SearchResponse
+    | ESearchResponse
+    | FetchResponse
+)

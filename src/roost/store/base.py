@@ -1,0 +1,328 @@
+"""The Store interface: what the protocols may ask of storage, and nothing more.
+
+The store speaks mail — accounts, mailboxes, UIDs, flags, modseqs — never SQL rows and
+never protocol syntax. Every backend (the embedded SQLite one now, PostgreSQL later)
+implements these Protocols and passes the one contract suite in tests/store_contract/.
+
+Invariants every backend keeps:
+
+* Mailbox names are full UTF-8 names with "/" as the hierarchy separator. "INBOX" is
+  stored and returned in exactly that spelling; callers normalise any-case "inbox" to it.
+* UIDs within a mailbox only grow; UIDVALIDITY never changes for a mailbox's lifetime
+  (RENAME keeps it). A mailbox deleted and created again gets a new UIDVALIDITY.
+* MODSEQs come from one counter per account, so they grow across every mailbox of the
+  account; every flag change, append and expunge takes a new one (RFC 7162 §3).
+* Every expunge is logged with its modseq, so ``changes_since`` can report it.
+* A method that changes data returns only after the change is durable (message file
+  fsynced and renamed, then the transaction committed), and publishes a change event
+  after commit.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+# System flags are stored with their canonical spelling ("\\Seen"); keywords as given.
+SEEN = "\\Seen"
+ANSWERED = "\\Answered"
+FLAGGED = "\\Flagged"
+DELETED = "\\Deleted"
+DRAFT = "\\Draft"
+SYSTEM_FLAGS: frozenset[str] = frozenset({SEEN, ANSWERED, FLAGGED, DELETED, DRAFT})
+
+SPECIAL_USES: frozenset[str] = frozenset(
+    {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
+)
+
+
+class StoreError(Exception):
+    """Base of every error the store raises on purpose; the protocol maps them to codes."""
+
+
+class NoSuchAccount(StoreError):
+    pass
+
+
+class AccountExists(StoreError):
+    pass
+
+
+class NoSuchMailbox(StoreError):
+    pass
+
+
+class MailboxExists(StoreError):
+    pass
+
+
+class MailboxHasChildren(StoreError):
+    """Raised where an operation is refused because the mailbox has inferiors."""
+
+
+class CannotDoThat(StoreError):
+    """The request is well formed but impossible (e.g. deleting INBOX)."""
+
+
+class QuotaExceeded(StoreError):
+    pass
+
+
+class StorageFull(StoreError):
+    """The disk is full: nothing was changed."""
+
+
+class FlagOp(enum.Enum):
+    REPLACE = "replace"
+    ADD = "add"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxInfo:
+    id: int
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None = None
+    # A \Noselect placeholder: it exists only because it has inferiors (RFC 3501 §6.3.4).
+    noselect: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    messages: int
+    recent: int
+    uidnext: int
+    uidvalidity: int
+    unseen: int
+    deleted: int
+    size: int
+    highestmodseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMeta:
+    """What FETCH needs of a message without reading its file."""
+
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+    internaldate: datetime  # timezone-aware
+    size: int  # RFC822.SIZE: bytes exactly as stored
+    header_size: int  # bytes of the header block, including the blank separator line
+    blob_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlagState:
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxSnapshot:
+    """A mailbox as SELECT sees it: every UID in ascending order, and their flags."""
+
+    info: MailboxInfo
+    uids: list[int]
+    flags: list[frozenset[str]]  # parallel to uids
+    keywords: frozenset[str]  # every keyword defined in the mailbox
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxChanges:
+    """What changed in a mailbox after a modseq: the answer to every sync point."""
+
+    highestmodseq: int
+    uidnext: int
+    changed: list[FlagState]  # new messages and flag changes, ascending UID
+    expunged: list[int]  # ascending UID
+    keywords: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSource:
+    """The bytes of a message to store: either in memory or in a spooled file."""
+
+    data: bytes | None = None
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.path is None):
+            raise ValueError("MessageSource needs exactly one of data or path")
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    source: MessageSource
+    flags: frozenset[str] = frozenset()
+    internaldate: datetime | None = None  # None: now
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    uidvalidity: int
+    uids: list[int]
+    mailbox: MailboxInfo
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """Source and destination UIDs, in matching order (for COPYUID, RFC 4315 §3)."""
+
+    uidvalidity: int  # the destination's
+    source_uids: list[int]
+    dest_uids: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFlagsResult:
+    updated: list[FlagState]  # messages whose flags changed, with their new modseq
+    unchanged: list[FlagState]  # messages that existed and did not change
+    failed_unchangedsince: list[int] = field(default_factory=list)  # RFC 7162 MODIFIED
+
+
+# ---- change events -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxChanged:
+    """Messages in a mailbox changed; ask ``changes_since`` what exactly."""
+
+    mailbox_id: int
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxListChanged:
+    """A mailbox was created, deleted, renamed, or a subscription changed."""
+
+
+ChangeEvent = MailboxChanged | MailboxListChanged
+
+
+class ChangeListener(Protocol):
+    """One session's subscription to an account's change events."""
+
+    async def wait(self, timeout: float | None = None) -> list[ChangeEvent]:
+        """Return pending events, waiting up to ``timeout`` seconds for the first one."""
+        ...
+
+    def pending(self) -> list[ChangeEvent]:
+        """Return and clear pending events without waiting."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# ---- the interfaces ----------------------------------------------------------------
+
+
+class Account(Protocol):
+    """One account's mail. Obtained from Store.open_account; release with close()."""
+
+    name: str
+
+    async def close(self) -> None: ...
+
+    def listen(self) -> ChangeListener: ...
+
+    # mailboxes
+    async def list_mailboxes(self) -> list[MailboxInfo]: ...
+    async def get_mailbox(self, name: str) -> MailboxInfo:
+        """Raise NoSuchMailbox where absent."""
+        ...
+
+    async def create_mailbox(self, name: str, special_use: str | None = None) -> MailboxInfo:
+        """Create ``name`` and any missing parents (RFC 3501 §6.3.3). MailboxExists if
+        present (a \\Noselect placeholder of that name becomes a real mailbox instead)."""
+        ...
+
+    async def delete_mailbox(self, name: str) -> None:
+        """Delete a mailbox. With inferiors, it becomes a \\Noselect placeholder and its
+        messages are removed (RFC 3501 §6.3.4). CannotDoThat for INBOX."""
+        ...
+
+    async def rename_mailbox(self, old: str, new: str) -> None:
+        """Rename with all inferiors, keeping UIDVALIDITY. Renaming INBOX moves its
+        messages into a new mailbox and leaves INBOX empty (RFC 9051 §6.3.6)."""
+        ...
+
+    async def list_subscriptions(self) -> list[str]: ...
+    async def set_subscribed(self, name: str, subscribed: bool) -> None: ...
+
+    async def status(self, mailbox_id: int) -> MailboxStatus: ...
+
+    # messages
+    async def snapshot(self, mailbox_id: int) -> MailboxSnapshot: ...
+    async def claim_recent(self, mailbox_id: int) -> int:
+        """Claim \\Recent for the caller: return the lowest UID that is recent for it and
+        move the mailbox's recent floor to UIDNEXT, so no other session gets them."""
+        ...
+
+    async def append(self, mailbox_id: int, messages: Sequence[NewMessage]) -> AppendResult:
+        """Store all of ``messages`` or none of them (MULTIAPPEND, RFC 3502)."""
+        ...
+
+    async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
+        """Metadata for those of ``uids`` that exist, ascending UID."""
+        ...
+
+    def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
+        """The stored bytes of a message, in chunks."""
+        ...
+
+    async def read_range(self, meta: MessageMeta, start: int, length: int) -> bytes:
+        """``length`` bytes of the stored message from offset ``start`` (fewer at the end)."""
+        ...
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        op: FlagOp,
+        flags: frozenset[str],
+        unchangedsince: int | None = None,
+    ) -> StoreFlagsResult: ...
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        """Remove messages flagged \\Deleted (only among ``uids`` if given); return their
+        UIDs, ascending."""
+        ...
+
+    async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult: ...
+    async def move(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
+        """Copy then expunge from the source, in one transaction (RFC 6851)."""
+        ...
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges: ...
+
+
+class Store(Protocol):
+    """The whole store: accounts and their credentials."""
+
+    async def close(self) -> None: ...
+
+    async def create_account(self, name: str, password_hash: str) -> None:
+        """Create an account with INBOX, Drafts, Sent, Trash, Junk and Archive, each with
+        its special-use attribute and subscribed. AccountExists if present."""
+        ...
+
+    async def delete_account(self, name: str) -> None: ...
+    async def list_accounts(self) -> list[str]: ...
+    async def get_password_hash(self, name: str) -> str | None:
+        """None where the account does not exist."""
+        ...
+
+    async def set_password_hash(self, name: str, password_hash: str) -> None: ...
+
+    async def open_account(self, name: str) -> Account:
+        """NoSuchAccount where absent. Each call returns a handle; close it when done."""
+        ...
