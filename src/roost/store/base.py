@@ -211,8 +211,8 @@ ChangeEvent = MailboxChanged | MailboxListChanged
 class ChangeListener(Protocol):
     """One session's subscription to an account's change events."""
 
-    async def wait(self, timeout: float | None = None) -> list[ChangeEvent]:
-        """Return pending events, waiting up to ``timeout`` seconds for the first one."""
+    async def wait(self) -> list[ChangeEvent]:
+        """Return pending events, waiting for the first one (wrap in asyncio.timeout)."""
         ...
 
     def pending(self) -> list[ChangeEvent]:

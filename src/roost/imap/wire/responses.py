@@ -59,7 +59,9 @@ class BadCharsetCode:
     charsets: tuple[str, ...]
 
 
-ResponseCode = Code | CapabilityCode | PermanentFlagsCode | AppendUidCode | CopyUidCode | BadCharsetCode
+ResponseCode = (
+    Code | CapabilityCode | PermanentFlagsCode | AppendUidCode | CopyUidCode | BadCharsetCode
+)
 
 
 # ---- responses ----------------------------------------------------------------------
