@@ -1,0 +1,48 @@
+"""APPEND, with MULTIAPPEND (RFC 3502) and UIDPLUS's APPENDUID (RFC 4315 §3).
+
+The message bytes are kept exactly as received; big literals arrive already spooled to
+a file by the receiver, so nothing here holds a large message in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from roost.imap.commands.flags import normalize_flags
+from roost.imap.session import Done, Response, Session, no
+from roost.imap.wire import commands as c
+from roost.imap.wire.responses import AppendUidCode
+from roost.store.base import MessageSource, NewMessage, NoSuchMailbox
+
+
+def _source(data: c.MessageData) -> tuple[MessageSource, int]:
+    if isinstance(data, bytes):
+        return MessageSource(data=data), len(data)
+    return MessageSource(path=data.path), data.size
+
+
+async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    name = session.mailbox_name(cmd.mailbox)
+    try:
+        info = await account.get_mailbox(name)
+    except NoSuchMailbox:
+        # RFC 9051 §6.3.12: TRYCREATE tells the client that CREATE would help.
+        raise no(f"Mailbox {name} does not exist", "TRYCREATE") from None
+    if info.noselect:
+        raise no(f"{name} cannot hold messages", "CANNOT")
+    limit = session.context.limits.max_literal_size
+    messages: list[NewMessage] = []
+    for message in cmd.messages:
+        source, size = _source(message.data)
+        if size == 0:
+            raise no("An empty message cannot be stored", "CANNOT")
+        if size > limit:
+            raise no(f"Message larger than {limit} bytes", "TOOBIG")
+        messages.append(
+            NewMessage(source, normalize_flags(message.flags), message.internaldate)
+        )
+    result = await account.append(info.id, messages)
+    if session.selected is not None and session.selected.mailbox_id == info.id:
+        session.mark_dirty()
+    yield Done("APPEND completed", AppendUidCode(result.uidvalidity, tuple(result.uids)))

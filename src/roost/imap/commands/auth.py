@@ -1,0 +1,143 @@
+"""Commands valid in any state and sign-in: CAPABILITY, NOOP, LOGOUT, ID (RFC 2971),
+ENABLE (RFC 5161), STARTTLS, LOGIN, AUTHENTICATE (with SASL-IR, RFC 4959).
+
+Before TLS, LOGIN and AUTHENTICATE are refused unless the configuration allows
+plaintext (RFC 9051 §6.2.3, LOGINDISABLED). Every attempt goes through the one
+``Authenticator``, which throttles guessing and logs failures.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+
+from roost import __version__
+from roost.auth import sasl
+from roost.imap.session import Awaiting, Done, Response, Session, State, bad, no
+from roost.imap.wire import commands as c
+from roost.imap.wire.responses import (
+    CapabilityCode,
+    CapabilityResponse,
+    Continuation,
+    Enabled,
+    IdResponse,
+)
+
+# ENABLE accepts what we implement; IMAP4rev2 waits until the whole of RFC 9051 is there.
+_ENABLEABLE = {"UTF8=ACCEPT"}
+
+
+async def capability(session: Session, cmd: c.Capability) -> AsyncIterator[Response | Done]:
+    yield CapabilityResponse(session.capabilities())
+    yield Done("CAPABILITY completed")
+
+
+async def noop(session: Session, cmd: c.Noop) -> AsyncIterator[Response | Done]:
+    # The sync point after every command does the real work of NOOP.
+    yield Done("NOOP completed")
+
+
+async def logout(session: Session, cmd: c.Logout) -> AsyncIterator[Response | Done]:
+    session.state = State.LOGOUT
+    yield Done("LOGOUT completed")
+
+
+async def id_(session: Session, cmd: c.Id) -> AsyncIterator[Response | Done]:
+    if cmd.params:
+        session.client_id = dict(cmd.params)
+    yield IdResponse((("name", "Roost"), ("version", __version__)))
+    yield Done("ID completed")
+
+
+async def enable(session: Session, cmd: c.Enable) -> AsyncIterator[Response | Done]:
+    newly: list[str] = []
+    for capability_name in cmd.capabilities:
+        if capability_name in _ENABLEABLE and capability_name not in session.enabled:
+            session.enabled.add(capability_name)
+            newly.append(capability_name)
+    if "UTF8=ACCEPT" in session.enabled:
+        session.utf8 = True
+    yield Enabled(tuple(newly))
+    yield Done("ENABLE completed")
+
+
+async def starttls(session: Session, cmd: c.StartTls) -> AsyncIterator[Response | Done]:
+    if session.tls_active:
+        raise bad("TLS is already active")
+    if session.context.tls_context is None:
+        raise bad("STARTTLS is not available")
+    session.awaiting = Awaiting.TLS_HANDSHAKE
+    yield Done("Begin TLS negotiation now")
+
+
+def _require_privacy(session: Session) -> None:
+    if not session.plaintext_auth_allowed:
+        raise no("Sign-in needs TLS: use STARTTLS first", "PRIVACYREQUIRED")
+
+
+async def _sign_in(session: Session, username: str, password: str) -> Done:
+    result = await session.context.authenticator.authenticate(
+        username, password, remote_ip=session.remote_ip, protocol="imap"
+    )
+    if result.throttled:
+        raise no("Too many failed sign-ins; try again later", "UNAVAILABLE")
+    if result.account is None:
+        raise no("Authentication failed", "AUTHENTICATIONFAILED")
+    session.account = await session.context.store.open_account(result.account)
+    session.listener = session.account.listen()
+    session.state = State.AUTHENTICATED
+    return Done("Signed in", CapabilityCode(session.capabilities()))
+
+
+async def login(session: Session, cmd: c.Login) -> AsyncIterator[Response | Done]:
+    _require_privacy(session)
+    try:
+        username = cmd.username.decode("utf-8")
+        password = cmd.password.decode("utf-8")
+    except UnicodeDecodeError:
+        raise no("Authentication failed", "AUTHENTICATIONFAILED") from None
+    yield await _sign_in(session, username, password)
+
+
+async def authenticate(session: Session, cmd: c.Authenticate) -> AsyncIterator[Response | Done]:
+    _require_privacy(session)
+    exchange = sasl.start_exchange(cmd.mechanism)
+    if exchange is None:
+        raise no(f"Unsupported mechanism {cmd.mechanism}", "CANNOT")
+    session.sasl = exchange
+    async for response in _advance(session, exchange.start(cmd.initial_response)):
+        yield response
+
+
+async def sasl_step(session: Session, line: bytes) -> AsyncIterator[Response | Done]:
+    """The client's answer to a SASL challenge: base64, or "*" to cancel."""
+    exchange = session.sasl
+    if exchange is None:
+        raise bad("No authentication in progress")
+    line = line.strip()
+    if line == b"*":
+        session.sasl = None
+        raise bad("Authentication cancelled")  # RFC 9051 §6.2.2
+    try:
+        data = base64.b64decode(line, validate=True)
+    except (binascii.Error, ValueError):
+        session.sasl = None
+        raise bad("Invalid base64 in authentication response") from None
+    async for response in _advance(session, exchange.step(data)):
+        yield response
+
+
+async def _advance(session: Session, outcome: sasl.Outcome) -> AsyncIterator[Response | Done]:
+    match outcome:
+        case sasl.Challenge(data=data):
+            session.awaiting = Awaiting.SASL_RESPONSE
+            yield Continuation(data=data)
+        case sasl.Credentials(username=username, password=password):
+            session.sasl = None
+            session.awaiting = Awaiting.NOTHING
+            yield await _sign_in(session, username, password)
+        case sasl.Failure(reason=reason):
+            session.sasl = None
+            session.awaiting = Awaiting.NOTHING
+            raise no(f"Authentication failed: {reason}", "AUTHENTICATIONFAILED")

@@ -1,0 +1,50 @@
+"""EXPUNGE, UID EXPUNGE (RFC 4315 §2.1), CLOSE, UNSELECT (RFC 3691), CHECK.
+
+EXPUNGE responses come from the sync point that follows every command, so an
+expunge made here and one made by another connection are announced the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from roost.imap.session import Done, Response, Session, State, no
+from roost.imap.wire import commands as c
+
+
+async def expunge(session: Session, cmd: c.Expunge) -> AsyncIterator[Response | Done]:
+    selected = session.require_selected()
+    account = session.require_account()
+    if selected.readonly:
+        raise no("Mailbox is read-only", "READ-ONLY")
+    uids = None if cmd.uids is None else selected.resolve(cmd.uids, uid=True)
+    if uids == []:
+        yield Done("EXPUNGE completed")
+        return
+    await account.expunge(selected.mailbox_id, uids)
+    session.mark_dirty()
+    yield Done("EXPUNGE completed")
+
+
+async def close(session: Session, cmd: c.Close) -> AsyncIterator[Response | Done]:
+    selected = session.require_selected()
+    account = session.require_account()
+    # RFC 9051 §6.4.1: expunge silently, and never in a read-only mailbox.
+    if not selected.readonly:
+        await account.expunge(selected.mailbox_id)
+    session.selected = None
+    session.state = State.AUTHENTICATED
+    yield Done("CLOSE completed")
+
+
+async def unselect(session: Session, cmd: c.Unselect) -> AsyncIterator[Response | Done]:
+    session.require_selected()
+    session.selected = None
+    session.state = State.AUTHENTICATED
+    yield Done("UNSELECT completed")
+
+
+async def check(session: Session, cmd: c.Check) -> AsyncIterator[Response | Done]:
+    # Every change is durable before its OK, so there is nothing left to flush.
+    session.require_selected()
+    yield Done("CHECK completed")

@@ -1,0 +1,293 @@
+"""SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, NAMESPACE,
+STATUS (RFC 9051 §6.3, RFC 3501 §6.3, LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819,
+SPECIAL-USE RFC 6154).
+
+Special-use attributes are returned in every LIST and LSUB, asked for or not: old
+Outlook looks only at LSUB, and RFC 6154 §2 allows it (CLIENTS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from roost.imap.mailbox_names import compile_list_pattern, is_inbox, parent_names
+from roost.imap.selected import SelectedMailbox
+from roost.imap.session import Done, Response, Session, State, bad, no
+from roost.imap.wire import commands as c
+from roost.imap.wire.mutf7 import decode_mutf7
+from roost.imap.wire.responses import (
+    Code,
+    Exists,
+    FlagsResponse,
+    ListResponse,
+    PermanentFlagsCode,
+    Recent,
+    Status,
+    StatusResponse,
+    Untagged,
+)
+from roost.store.base import SEEN, SPECIAL_USES, MailboxInfo, MailboxStatus, NoSuchMailbox
+
+DELIMITER = "/"
+
+
+async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    verb = "EXAMINE" if cmd.readonly else "SELECT"
+    if cmd.condstore:
+        raise bad("CONDSTORE is not supported")
+    # RFC 9051 §6.3.2: SELECT first leaves any selected mailbox, even if it then fails.
+    session.selected = None
+    session.state = State.AUTHENTICATED
+    name = session.mailbox_name(cmd.mailbox)
+    info = await account.get_mailbox(name)
+    if info.noselect:
+        raise no(f"{name} is not selectable: it only holds other mailboxes", "CANNOT")
+    snapshot = await account.snapshot(info.id)
+    floor = None if cmd.readonly else await account.claim_recent(info.id)
+    view = SelectedMailbox(snapshot, readonly=cmd.readonly, recent_floor=floor)
+    if session.listener is not None:
+        session.listener.pending()  # everything up to now is in the snapshot
+    session.selected = view
+    session.state = State.SELECTED
+
+    yield FlagsResponse(view.all_flags())
+    yield Exists(view.exists)
+    yield Recent(len(view.recent))
+    first_unseen = next((i for i, f in enumerate(snapshot.flags, 1) if SEEN not in f), None)
+    if first_unseen is not None:
+        yield Untagged(Status.OK, "First unseen", Code("UNSEEN", str(first_unseen)))
+    yield Untagged(Status.OK, "UIDs valid", Code("UIDVALIDITY", str(info.uidvalidity)))
+    yield Untagged(Status.OK, "Predicted next UID", Code("UIDNEXT", str(info.uidnext)))
+    permanent = () if cmd.readonly else (*view.all_flags(), "\\*")
+    yield Untagged(Status.OK, "Flags permitted", PermanentFlagsCode(permanent))
+    access = Code("READ-ONLY") if cmd.readonly else Code("READ-WRITE")
+    yield Done(f"{verb} completed", access)
+
+
+async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    # RFC 9051 §6.3.4: a trailing separator says children will follow; the name is without it.
+    raw = cmd.mailbox[:-1] if cmd.mailbox.endswith(b"/") and len(cmd.mailbox) > 1 else cmd.mailbox
+    name = session.mailbox_name(raw)
+    if is_inbox(name):
+        raise no("INBOX always exists", "ALREADYEXISTS")
+    special_use: str | None = None
+    for use in cmd.special_use:
+        canonical = next((s for s in SPECIAL_USES if s.lower() == use.lower()), None)
+        if canonical is None:
+            raise no(f"Unknown special use {use}", "USEATTR")
+        if special_use is not None:
+            raise no("Only one special use per mailbox", "USEATTR")
+        special_use = canonical
+    await account.create_mailbox(name, special_use)
+    yield Done("CREATE completed")
+
+
+async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    name = session.mailbox_name(cmd.mailbox)
+    if is_inbox(name):
+        raise no("INBOX cannot be deleted", "CANNOT")
+    selected = session.selected
+    await account.delete_mailbox(name)
+    if selected is not None and selected.info.name == name:
+        session.selected = None
+        session.state = State.AUTHENTICATED
+    yield Done("DELETE completed")
+
+
+async def rename(session: Session, cmd: c.Rename) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    old = session.mailbox_name(cmd.old)
+    new = session.mailbox_name(cmd.new)
+    if is_inbox(new):
+        raise no("INBOX already exists", "ALREADYEXISTS")
+    if old == new:
+        raise no("Source and destination are the same", "ALREADYEXISTS")
+    await account.rename_mailbox(old, new)
+    yield Done("RENAME completed")
+
+
+async def subscribe(session: Session, cmd: c.Subscribe) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    await account.set_subscribed(session.mailbox_name(cmd.mailbox), True)
+    yield Done("SUBSCRIBE completed")
+
+
+async def unsubscribe(session: Session, cmd: c.Unsubscribe) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    await account.set_subscribed(session.mailbox_name(cmd.mailbox), False)
+    yield Done("UNSUBSCRIBE completed")
+
+
+async def namespace(session: Session, cmd: c.Namespace) -> AsyncIterator[Response | Done]:
+    from roost.imap.wire.responses import NamespaceResponse
+
+    yield NamespaceResponse(personal=(("", DELIMITER),), other_users=None, shared=None)
+    yield Done("NAMESPACE completed")
+
+
+# ---- LIST and LSUB -------------------------------------------------------------------
+
+
+def _decode_pattern(session: Session, raw: bytes) -> str:
+    """Reference and pattern text: decoded like names, but without name validation
+    (they may be empty, end with "/", or hold wildcards)."""
+    try:
+        return raw.decode("utf-8") if session.utf8 else decode_mutf7(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise bad("Invalid mailbox pattern encoding") from None
+
+
+def _children_index(names: set[str]) -> set[str]:
+    """Names that have at least one inferior."""
+    parents: set[str] = set()
+    for name in names:
+        parents.update(parent_names(name))
+    return parents
+
+
+async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    reference = _decode_pattern(session, cmd.reference)
+    patterns = [_decode_pattern(session, p) for p in cmd.patterns]
+    selection = set(cmd.selection)
+    returns = set(cmd.return_options)
+    if "RECURSIVEMATCH" in selection and not selection - {"RECURSIVEMATCH", "REMOTE"}:
+        raise bad("RECURSIVEMATCH needs another selection option")  # RFC 5258 §3.1
+
+    if patterns == [""] and not cmd.extended:
+        # RFC 9051 §6.3.9: an empty pattern asks for the delimiter and the root.
+        root = reference.split(DELIMITER, 1)[0] + DELIMITER if DELIMITER in reference else ""
+        yield ListResponse(("\\Noselect",), DELIMITER, root)
+        yield Done("LIST completed")
+        return
+
+    mailboxes = {m.name: m for m in await account.list_mailboxes()}
+    subscribed = set(await account.list_subscriptions())
+    has_children = _children_index(set(mailboxes))
+    matchers = [compile_list_pattern(reference, p) for p in patterns if p != ""]
+
+    def matches(name: str) -> bool:
+        return any(m(name) for m in matchers)
+
+    want_subscribed = "SUBSCRIBED" in selection
+    want_special = "SPECIAL-USE" in selection
+    show_subscribed = want_subscribed or "SUBSCRIBED" in returns
+    results: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+
+    candidates = set(mailboxes) | (subscribed if want_subscribed else set())
+    for name in _ordered(candidates):
+        info = mailboxes.get(name)
+        child_info: tuple[str, ...] = ()
+        selected_by_options = True
+        if want_subscribed and name not in subscribed:
+            selected_by_options = False
+            if "RECURSIVEMATCH" in selection and any(
+                s.startswith(name + DELIMITER) for s in subscribed
+            ):
+                child_info = ("SUBSCRIBED",)
+        if want_special and (info is None or info.special_use is None):
+            selected_by_options = False
+        if not (selected_by_options or child_info) or not matches(name):
+            continue
+        attributes = _attributes(info, name in has_children)
+        if show_subscribed and name in subscribed:
+            attributes += ("\\Subscribed",)
+        results.append((name, attributes, child_info))
+
+    status_items = cmd.status_items
+    for name, attributes, child_info in results:
+        yield ListResponse(attributes, DELIMITER, name, child_info)
+        info = mailboxes.get(name)
+        if status_items and info is not None and not info.noselect:
+            status = await account.status(info.id)
+            yield StatusResponse(name, _status_items(session, status_items, status))
+    yield Done("LIST completed")
+
+
+def _attributes(info: MailboxInfo | None, has_children: bool) -> tuple[str, ...]:
+    if info is None:
+        # RFC 5258 §3.4: subscribed but gone.
+        return ("\\NonExistent", "\\Noselect")
+    attributes: list[str] = ["\\HasChildren" if has_children else "\\HasNoChildren"]
+    if info.noselect:
+        attributes.append("\\Noselect")
+    if info.special_use:
+        attributes.append(info.special_use)
+    return tuple(attributes)
+
+
+def _ordered(names: set[str]) -> list[str]:
+    """INBOX first, then the rest in name order, parents before their children."""
+    return sorted(names, key=lambda n: (not is_inbox(n.split(DELIMITER, 1)[0]), n.split("/")))
+
+
+async def lsub(session: Session, cmd: c.Lsub) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    reference = _decode_pattern(session, cmd.reference)
+    pattern = _decode_pattern(session, cmd.pattern)
+    if pattern == "":
+        root = reference.split(DELIMITER, 1)[0] + DELIMITER if DELIMITER in reference else ""
+        yield ListResponse(("\\Noselect",), DELIMITER, root, lsub=True)
+        yield Done("LSUB completed")
+        return
+    mailboxes = {m.name: m for m in await account.list_mailboxes()}
+    subscribed = set(await account.list_subscriptions())
+    has_children = _children_index(set(mailboxes))
+    matches = compile_list_pattern(reference, pattern)
+    shown: dict[str, tuple[str, ...]] = {}
+    for name in subscribed:
+        if matches(name):
+            info = mailboxes.get(name)
+            shown[name] = (
+                ("\\Noselect",) if info is None else _attributes(info, name in has_children)
+            )
+        else:
+            # RFC 3501 §6.3.9: a parent matched by "%" whose child is subscribed is
+            # listed \Noselect when it is not subscribed itself.
+            for parent in parent_names(name):
+                if parent not in subscribed and matches(parent):
+                    shown.setdefault(parent, ("\\Noselect",))
+    for name in _ordered(set(shown)):
+        yield ListResponse(shown[name], DELIMITER, name, lsub=True)
+    yield Done("LSUB completed")
+
+
+# ---- STATUS --------------------------------------------------------------------------
+
+
+def _status_items(
+    session: Session, items: tuple[str, ...], status: MailboxStatus
+) -> tuple[tuple[str, int], ...]:
+    values = {
+        "MESSAGES": status.messages,
+        "RECENT": status.recent,
+        "UIDNEXT": status.uidnext,
+        "UIDVALIDITY": status.uidvalidity,
+        "UNSEEN": status.unseen,
+        "DELETED": status.deleted,
+        "SIZE": status.size,
+        "APPENDLIMIT": session.context.limits.max_literal_size,
+    }
+    result: list[tuple[str, int]] = []
+    for item in items:
+        if item not in values:
+            raise bad(f"STATUS item {item} is not supported")
+        result.append((item, values[item]))
+    return tuple(result)
+
+
+async def status(session: Session, cmd: c.Status) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    name = session.mailbox_name(cmd.mailbox)
+    info = await account.get_mailbox(name)
+    if info.noselect:
+        raise no(f"{name} holds no messages", "NONEXISTENT")
+    try:
+        current = await account.status(info.id)
+    except NoSuchMailbox:
+        raise no("No such mailbox", "NONEXISTENT") from None
+    yield StatusResponse(name, _status_items(session, cmd.items, current))
+    yield Done("STATUS completed")

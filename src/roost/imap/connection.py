@@ -1,0 +1,291 @@
+"""The asyncio glue of one IMAP connection: bytes in, bytes out, time-outs, TLS.
+
+It reads from the socket into the sans-IO ``Receiver``, hands each command to the
+``Session`` and writes what the session yields, serialized in the one serializer.
+Output is buffered and flushed when the input runs dry (so pipelined commands are
+answered in one write), when the buffer grows large, and before any wait.
+
+Pipelined commands are answered strictly in order: the receiver parses one command at a
+time, so a pipelined IDLE or AUTHENTICATE sees the lines that follow it as its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from roost.imap.context import ImapContext
+from roost.imap.session import Awaiting, Session, State
+from roost.imap.wire import commands as c
+from roost.imap.wire.receiver import (
+    LiteralTooLarge,
+    NeedData,
+    NeedLiteral,
+    RawLine,
+    Receiver,
+)
+from roost.imap.wire.responses import (
+    CapabilityCode,
+    Code,
+    Continuation,
+    Response,
+    Status,
+    Tagged,
+    Untagged,
+)
+from roost.imap.wire.serializer import serialize
+
+log = logging.getLogger("roost.imap")
+
+READ_SIZE = 64 * 1024
+FLUSH_AT = 256 * 1024
+
+
+class ConnectionEnded(Exception):
+    """The peer went away or the connection must close; nothing more to write."""
+
+
+class ImapConnection:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        context: ImapContext,
+        *,
+        tls_active: bool,
+        remote_ip: str,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.context = context
+        self.limits = context.limits
+        self.remote_ip = remote_ip
+        self.session = Session(context, tls_active=tls_active, remote_ip=remote_ip)
+        self.receiver = Receiver(
+            max_line_length=self.limits.max_line_length,
+            max_literal_size=self.limits.max_literal_size,
+            max_nesting_depth=self.limits.max_nesting_depth,
+            spool_threshold=self.limits.spool_threshold,
+            spool_dir=context.spool_dir,
+        )
+        self.out = bytearray()
+        self.bad_in_a_row = 0
+
+    # ---- output ------------------------------------------------------------------------
+
+    def write(self, response: Response) -> None:
+        self.out += serialize(response, utf8=self.session.utf8)
+        if isinstance(response, Tagged):
+            self.bad_in_a_row = self.bad_in_a_row + 1 if response.status is Status.BAD else 0
+
+    async def flush(self) -> None:
+        if not self.out:
+            return
+        data = bytes(self.out)
+        self.out.clear()
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, OSError) as error:
+            raise ConnectionEnded from error
+
+    async def write_all(self, responses: object) -> None:
+        """Write an async stream of responses, flushing as the buffer fills."""
+        async for response in responses:  # type: ignore[attr-defined]
+            self.write(response)
+            if len(self.out) >= FLUSH_AT:
+                await self.flush()
+
+    # ---- input -------------------------------------------------------------------------
+
+    def _timeout(self) -> float:
+        if self.session.state is State.NOT_AUTHENTICATED:
+            return self.limits.preauth_timeout
+        return self.limits.auth_timeout
+
+    async def _read(self) -> None:
+        await self.flush()
+        try:
+            async with asyncio.timeout(self._timeout()):
+                data = await self.reader.read(READ_SIZE)
+        except TimeoutError:
+            log.info("timeout ip=%s state=%s", self.remote_ip, self.session.state.value)
+            self.write(Untagged(Status.BYE, "Autologout: idle for too long"))
+            await self.flush()
+            raise ConnectionEnded from None
+        except (ConnectionError, OSError) as error:
+            raise ConnectionEnded from error
+        if not data:
+            raise ConnectionEnded
+        self.receiver.feed(data)
+
+    async def _raw_line(self) -> bytes:
+        self.receiver.expect_raw_line()
+        while True:
+            event = self.receiver.next_event()
+            if isinstance(event, RawLine):
+                return event.data
+            if isinstance(event, NeedData):
+                await self._read()
+                continue
+            # A line too long to be a SASL answer or DONE arrives as BadCommand.
+            return b""
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            self.write(
+                Untagged(
+                    Status.OK,
+                    f"{self.context.server_name} ready",
+                    CapabilityCode(self.session.capabilities()),
+                )
+            )
+            while self.session.state is not State.LOGOUT:
+                event = self.receiver.next_event()
+                match event:
+                    case NeedData():
+                        await self._read()
+                    case NeedLiteral():
+                        self.write(Continuation("Ready for literal data"))
+                        await self.flush()
+                    case LiteralTooLarge(tag=tag, size=size, synchronizing=sync):
+                        log.info("literal too large ip=%s size=%d", self.remote_ip, size)
+                        limit = self.limits.max_literal_size
+                        text = f"Literal of {size} bytes is over the limit of {limit}"
+                        if not sync:
+                            self.write(Untagged(Status.BYE, text, Code("TOOBIG")))
+                            break
+                        self.write(Tagged(tag, Status.NO, text, Code("TOOBIG")))
+                    case RawLine():
+                        pass  # only expected after expect_raw_line, handled there
+                    case c.Command():
+                        await self.run_command(event)
+                if self.bad_in_a_row >= self.limits.max_bad_commands:
+                    log.info("too many bad commands ip=%s", self.remote_ip)
+                    self.write(Untagged(Status.BYE, "Too many invalid commands"))
+                    break
+            await self.flush()
+        except ConnectionEnded:
+            pass
+        except asyncio.CancelledError:
+            # Server shutdown: say goodbye if the socket still listens, then stop.
+            with contextlib.suppress(Exception):
+                self.out.clear()
+                self.write(Untagged(Status.BYE, "Server shutting down"))
+                self.writer.write(bytes(self.out))
+            raise
+        except Exception:
+            log.exception("connection failed ip=%s", self.remote_ip)
+            with contextlib.suppress(Exception):
+                self.write(Untagged(Status.BYE, "Internal server error, logged"))
+                await self.flush()
+        finally:
+            self.receiver.close()
+            with contextlib.suppress(Exception):
+                await self.session.close()
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+    async def run_command(self, command: c.Command) -> None:
+        await self.write_all(self.session.handle(command))
+        self.receiver.discard_spools()
+        session = self.session
+        while session.awaiting is not Awaiting.NOTHING:
+            match session.awaiting:
+                case Awaiting.TLS_HANDSHAKE:
+                    await self._start_tls()
+                case Awaiting.SASL_RESPONSE:
+                    await self.flush()
+                    line = await self._raw_line()
+                    await self.write_all(session.continue_sasl(line))
+                case Awaiting.IDLE_DONE:
+                    await self._idle()
+
+    async def _start_tls(self) -> None:
+        await self.flush()
+        # RFC 9051 §6.2.1: nothing the client sent before the handshake may be executed.
+        self.receiver.clear_buffer()
+        tls_context = self.context.tls_context
+        assert tls_context is not None
+        try:
+            await self.writer.start_tls(tls_context)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError) as error:
+            log.info("TLS handshake failed ip=%s: %s", self.remote_ip, error)
+            raise ConnectionEnded from error
+        self.session.tls_started()
+
+    async def _idle(self) -> None:
+        """Wait for DONE while telling the client of changes as they happen (RFC 2177),
+        with a keep-alive line so NAT boxes keep the flow open (CLIENTS.md)."""
+        session = self.session
+        listener = session.listener
+        self.receiver.expect_raw_line()
+        await self.write_all(session.idle_updates())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.auth_timeout
+        read_task: asyncio.Task[bytes] | None = None
+        wait_task: asyncio.Task[list[object]] | None = None
+        try:
+            while True:
+                event = self.receiver.next_event()
+                if isinstance(event, RawLine):
+                    await self.write_all(session.idle_done(event.data))
+                    return
+                if not isinstance(event, NeedData):
+                    self.write(Tagged(session.pending_tag, Status.BAD, "Expected DONE"))
+                    session.awaiting = Awaiting.NOTHING
+                    return
+                await self.flush()
+                if loop.time() >= deadline:
+                    self.write(Untagged(Status.BYE, "Autologout: idle for too long"))
+                    await self.flush()
+                    raise ConnectionEnded
+                if read_task is None:
+                    read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
+                if wait_task is None and listener is not None:
+                    wait_task = asyncio.ensure_future(listener.wait())  # type: ignore[arg-type]
+                waiting: set[asyncio.Future[object]] = {read_task}  # type: ignore[arg-type]
+                if wait_task is not None:
+                    waiting.add(wait_task)  # type: ignore[arg-type]
+                done, _ = await asyncio.wait(
+                    waiting,
+                    timeout=self.limits.idle_keepalive_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    self.write(Untagged(Status.OK, "Still here"))
+                    continue
+                if wait_task is not None and wait_task in done:
+                    session.note_events(wait_task.result())  # type: ignore[arg-type]
+                    wait_task = None
+                    await self.write_all(session.idle_updates())
+                if read_task in done:
+                    try:
+                        data = read_task.result()
+                    except (ConnectionError, OSError) as error:
+                        raise ConnectionEnded from error
+                    read_task = None
+                    if not data:
+                        raise ConnectionEnded
+                    self.receiver.feed(data)
+        finally:
+            for task in (read_task, wait_task):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+
+
+async def serve_imap_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    context: ImapContext,
+    *,
+    tls_active: bool,
+    remote_ip: str,
+) -> None:
+    """Serve one client until it logs out, times out or goes away."""
+    await ImapConnection(reader, writer, context, tls_active=tls_active, remote_ip=remote_ip).run()

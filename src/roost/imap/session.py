@@ -1,0 +1,358 @@
+"""The state machine of one IMAP connection, with no sockets.
+
+``Session.handle(command)`` yields the responses for one command, ending with its tagged
+completion. It is the one choke point for errors (STYLE.md §6): a handler raises
+``CommandError`` for a client mistake (NO/BAD with a code), store errors map to codes,
+and anything else becomes ``NO [SERVERBUG]`` with the traceback logged.
+
+Before every tagged completion in the selected state the session runs a *sync point*:
+it asks the store what changed since the modseq its view knows and lets the view
+(``SelectedMailbox``) decide what may be said now (RFC 9051 §7.5.1).
+
+The connection (the asyncio glue) reads ``awaiting`` after each command: a handler
+that needs more from the client — a SASL response, IDLE's DONE, a TLS handshake —
+says so there, and the connection calls back ``continue_sasl``, ``idle_updates`` or
+``idle_done``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from roost.imap.context import ImapContext
+from roost.imap.mailbox_names import InvalidMailboxName, decode_mailbox_name
+from roost.imap.selected import SelectedMailbox
+from roost.imap.wire import commands as c
+from roost.imap.wire.responses import (
+    Code,
+    ResponseCode,
+    Status,
+    Tagged,
+    Untagged,
+)
+from roost.imap.wire.responses import Response as Response
+from roost.store.base import (
+    Account,
+    AccountExists,
+    CannotDoThat,
+    ChangeEvent,
+    ChangeListener,
+    MailboxChanged,
+    MailboxExists,
+    MailboxHasChildren,
+    NoSuchMailbox,
+    QuotaExceeded,
+    StorageFull,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    from roost.auth.sasl import SaslExchange
+    from roost.imap.dispatch import CommandSpec
+
+log = logging.getLogger("roost.imap")
+
+
+class State(enum.Enum):
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+class Awaiting(enum.Enum):
+    """What the connection must do after the current command's responses."""
+
+    NOTHING = enum.auto()
+    SASL_RESPONSE = enum.auto()  # read one raw line, pass it to continue_sasl
+    IDLE_DONE = enum.auto()  # idle until DONE; call idle_updates on change events
+    TLS_HANDSHAKE = enum.auto()  # start TLS, drop buffered input, then tls_started()
+
+
+class CommandError(Exception):
+    """A client's mistake: becomes a tagged NO or BAD with an optional code."""
+
+    def __init__(self, status: Status, text: str, code: ResponseCode | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.code = code
+
+
+def no(text: str, code: str | ResponseCode | None = None) -> CommandError:
+    return CommandError(Status.NO, text, Code(code) if isinstance(code, str) else code)
+
+
+def bad(text: str, code: str | ResponseCode | None = None) -> CommandError:
+    return CommandError(Status.BAD, text, Code(code) if isinstance(code, str) else code)
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Yielded last by a handler to set its tagged completion (default: OK)."""
+
+    text: str
+    code: ResponseCode | None = None
+    status: Status = Status.OK
+
+
+def store_error_response(error: StoreError) -> CommandError:
+    """Map the store's errors to RFC 5530 response codes."""
+    match error:
+        case NoSuchMailbox():
+            return no("No such mailbox", "NONEXISTENT")
+        case MailboxExists():
+            return no("Mailbox already exists", "ALREADYEXISTS")
+        case MailboxHasChildren():
+            return no("Mailbox has inferior names", "HASCHILDREN")
+        case CannotDoThat():
+            return no(str(error) or "Not possible", "CANNOT")
+        case QuotaExceeded():
+            return no("Quota exceeded", "OVERQUOTA")
+        case StorageFull():
+            return no("Server storage is full; nothing was changed", "LIMIT")
+        case AccountExists():
+            return no("Account exists", "ALREADYEXISTS")
+        case _:
+            return no(str(error) or "Store error", "SERVERBUG")
+
+
+class Session:
+    def __init__(self, context: ImapContext, *, tls_active: bool, remote_ip: str) -> None:
+        self.context = context
+        self.tls_active = tls_active
+        self.remote_ip = remote_ip
+        self.state = State.NOT_AUTHENTICATED
+        self.awaiting = Awaiting.NOTHING
+        self.account: Account | None = None
+        self.listener: ChangeListener | None = None
+        self.selected: SelectedMailbox | None = None
+        self.utf8 = False  # UTF8=ACCEPT enabled (RFC 6855): names and strings in UTF-8
+        self.enabled: set[str] = set()
+        self.client_id: dict[str, str | None] = {}
+        self.sasl: SaslExchange | None = None
+        self.pending_tag = ""  # tag of the command waiting on ``awaiting``
+        self._dirty = False
+
+    # ---- facts handlers need ---------------------------------------------------------
+
+    @property
+    def plaintext_auth_allowed(self) -> bool:
+        return self.tls_active or self.context.allow_plaintext_auth
+
+    @property
+    def starttls_offered(self) -> bool:
+        return not self.tls_active and self.context.tls_context is not None
+
+    def capabilities(self) -> tuple[str, ...]:
+        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        if self.state is State.NOT_AUTHENTICATED:
+            if self.starttls_offered:
+                caps.append("STARTTLS")
+            if self.plaintext_auth_allowed:
+                caps.append("AUTH=PLAIN")
+            else:
+                caps.append("LOGINDISABLED")
+            return tuple(caps)
+        caps += [
+            "NAMESPACE",
+            "UIDPLUS",
+            "MOVE",
+            "UNSELECT",
+            "CHILDREN",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "SPECIAL-USE",
+            "CREATE-SPECIAL-USE",
+            "MULTIAPPEND",
+            f"APPENDLIMIT={self.context.limits.max_literal_size}",
+            "STATUS=SIZE",
+            "UTF8=ACCEPT",
+        ]
+        return tuple(caps)
+
+    def require_account(self) -> Account:
+        if self.account is None:
+            raise bad("Not signed in")
+        return self.account
+
+    def require_selected(self) -> SelectedMailbox:
+        if self.selected is None:
+            raise bad("No mailbox selected")
+        return self.selected
+
+    def mailbox_name(self, raw: bytes) -> str:
+        """A mailbox argument as a store name: decoded (modified UTF-7, or UTF-8 after
+        UTF8=ACCEPT), INBOX normalised, validated."""
+        try:
+            return decode_mailbox_name(raw, utf8=self.utf8)
+        except InvalidMailboxName as error:
+            raise no(f"Invalid mailbox name: {error}", "CANNOT") from None
+
+    def mark_dirty(self) -> None:
+        """This session changed its selected mailbox: sync at the next point."""
+        self._dirty = True
+
+    # ---- the choke point --------------------------------------------------------------
+
+    async def handle(self, command: c.Command) -> AsyncIterator[Response]:
+        from roost.imap.dispatch import DISPATCH, spec_for
+
+        if isinstance(command, c.BadCommand):
+            log.info("bad command ip=%s tag=%s: %s", self.remote_ip, command.tag, command.message)
+            yield Tagged(command.tag, Status.BAD, command.message)
+            return
+        spec = spec_for(command, DISPATCH)
+        if spec is None:
+            yield Tagged(command.tag, Status.BAD, "Command not supported")
+            return
+        if self.state not in spec.states:
+            yield Tagged(command.tag, Status.BAD, wrong_state_text(self.state, spec))
+            return
+
+        done = Done(f"{spec.name} completed")
+        try:
+            async for response in spec.handler(self, command):
+                if isinstance(response, Done):
+                    done = response
+                else:
+                    yield response
+        except CommandError as error:
+            done = Done(error.text, error.code, error.status)
+        except StoreError as error:
+            mapped = store_error_response(error)
+            done = Done(mapped.text, mapped.code, mapped.status)
+        except Exception:
+            log.exception("internal error ip=%s command=%s", self.remote_ip, spec.name)
+            done = Done("Internal server error, logged", Code("SERVERBUG"), Status.NO)
+
+        if self.awaiting is not Awaiting.NOTHING and done.status is Status.OK:
+            # The command goes on (IDLE, AUTHENTICATE, STARTTLS): its completion comes later.
+            self.pending_tag = command.tag
+            if self.awaiting is Awaiting.TLS_HANDSHAKE:
+                yield Tagged(command.tag, done.status, done.text, done.code)
+            return
+        self.awaiting = Awaiting.NOTHING
+        if self.state is State.SELECTED and spec.sync:
+            uid = bool(getattr(command, "uid", False))
+            async for response in self.sync(expunge_allowed=spec.expunge_allowed or uid):
+                yield response
+        if self.state is State.LOGOUT and done.status is Status.OK:
+            yield Untagged(Status.BYE, "Roost logging out")
+        yield Tagged(command.tag, done.status, done.text, done.code)
+
+    async def sync(self, *, expunge_allowed: bool) -> AsyncIterator[Response]:
+        """A sync point: tell the client what changed in its selected mailbox."""
+        selected = self.selected
+        if selected is None or self.account is None:
+            return
+        if self.listener is not None:
+            self.note_events(self.listener.pending())
+        dirty = self._dirty
+        self._dirty = False
+        if not dirty:
+            for response in selected.flush_expunges() if expunge_allowed else ():
+                yield response
+            return
+        try:
+            changes = await self.account.changes_since(selected.mailbox_id, selected.known_modseq)
+        except NoSuchMailbox:
+            # Another connection deleted or renamed it away: nothing valid remains.
+            self.state = State.LOGOUT
+            yield Untagged(Status.BYE, "Selected mailbox was deleted, closing connection")
+            return
+        responses, new_uids = selected.apply(changes, expunge_allowed=expunge_allowed)
+        for response in responses:
+            yield response
+        if new_uids:
+            if not selected.readonly:
+                floor = await self.account.claim_recent(selected.mailbox_id)
+                selected.add_recent(floor, new_uids)
+            for response in selected.announce_new():
+                yield response
+
+    def note_events(self, events: Iterable[ChangeEvent]) -> None:
+        """Remember whether any of ``events`` touches the selected mailbox."""
+        selected = self.selected
+        if selected is None:
+            return
+        for event in events:
+            if (
+                isinstance(event, MailboxChanged)
+                and event.mailbox_id == selected.mailbox_id
+                and event.modseq > selected.known_modseq
+            ):
+                self._dirty = True
+
+    # ---- continuations ---------------------------------------------------------------
+
+    async def continue_sasl(self, line: bytes) -> AsyncIterator[Response]:
+        from roost.imap.commands.auth import sasl_step
+
+        async for response in self._continued(sasl_step(self, line)):
+            yield response
+
+    async def idle_updates(self) -> AsyncIterator[Response]:
+        """Changes to announce while idling (RFC 2177): everything, expunges included."""
+        async for response in self.sync(expunge_allowed=True):
+            yield response
+
+    async def idle_done(self, line: bytes) -> AsyncIterator[Response]:
+        self.awaiting = Awaiting.NOTHING
+        tag = self.pending_tag
+        if line.strip().upper() != b"DONE":
+            yield Tagged(tag, Status.BAD, "Expected DONE")
+            return
+        async for response in self.sync(expunge_allowed=True):
+            yield response
+        yield Tagged(tag, Status.OK, "IDLE terminated")
+
+    def tls_started(self) -> None:
+        self.tls_active = True
+        self.awaiting = Awaiting.NOTHING
+
+    async def _continued(self, steps: AsyncIterator[Response | Done]) -> AsyncIterator[Response]:
+        """Run the rest of a multi-step command through the same error handling."""
+        tag = self.pending_tag
+        done: Done | None = None
+        try:
+            async for response in steps:
+                if isinstance(response, Done):
+                    done = response
+                else:
+                    yield response
+        except CommandError as error:
+            done = Done(error.text, error.code, error.status)
+        except StoreError as error:
+            mapped = store_error_response(error)
+            done = Done(mapped.text, mapped.code, mapped.status)
+        except Exception:
+            log.exception("internal error ip=%s during continuation", self.remote_ip)
+            done = Done("Internal server error, logged", Code("SERVERBUG"), Status.NO)
+        if done is not None:
+            self.awaiting = Awaiting.NOTHING
+            yield Tagged(tag, done.status, done.text, done.code)
+
+    # ---- end -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        if self.account is not None:
+            account, self.account = self.account, None
+            await account.close()
+
+
+def wrong_state_text(state: State, spec: CommandSpec) -> str:
+    if state is State.NOT_AUTHENTICATED:
+        return f"{spec.name} needs you to sign in first"
+    if State.NOT_AUTHENTICATED in spec.states:
+        return f"{spec.name}: already signed in"
+    if state is State.AUTHENTICATED:
+        return f"{spec.name}: no mailbox selected"
+    return f"{spec.name} is not allowed now"
