@@ -1,0 +1,435 @@
+"""Typed responses to bytes: the one place that writes IMAP response syntax.
+
+Every choice of representation is made here and nowhere else (STYLE.md §5):
+
+- Strings are an atom where the grammar allows one and the text is a safe atom, else a
+  quoted string, else a literal ``{n}``. Quoted strings never hold CR, LF or NUL, and
+  hold 8-bit (UTF-8) only when ``utf8`` is on (RFC 9051 §4.3, RFC 6855 §3).
+- Mailbox names are modified UTF-7 unless ``utf8`` is on (UTF8=ACCEPT or IMAP4rev2),
+  then UTF-8.
+- Human-readable text never holds CR, LF or NUL, never starts with "[" unless it follows
+  a response code (it would read as one), and is ASCII unless ``utf8`` is on.
+- FETCH is the hot path (one response per message, 100,000 at a time): it dispatches on
+  the exact type, appends to one list and joins once, so a body is copied only once.
+
+Every result ends with CRLF; literal bodies are inline.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import assert_never
+
+from roost.imap.wire.mutf7 import encode_mutf7
+from roost.imap.wire.responses import (
+    AppendUidCode,
+    BadCharsetCode,
+    CapabilityCode,
+    CapabilityResponse,
+    Code,
+    Continuation,
+    CopyUidCode,
+    Enabled,
+    ESearchResponse,
+    Exists,
+    Expunged,
+    FetchResponse,
+    FetchValue,
+    FlagList,
+    FlagsResponse,
+    IdResponse,
+    ListResponse,
+    NamespaceResponse,
+    NString,
+    Parenthesized,
+    PermanentFlagsCode,
+    RawValue,
+    Recent,
+    Response,
+    ResponseCode,
+    SearchResponse,
+    Status,
+    StatusResponse,
+    Tagged,
+    Untagged,
+    Vanished,
+)
+from roost.imap.wire.sequence import compress_uids
+
+__all__ = ["serialize", "serialize_many"]
+
+CRLF = b"\r\n"
+NIL = b"NIL"
+
+# ATOM-CHAR (RFC 9051 §9): CHAR except atom-specials. "[" is excluded as well, so that
+# a name like "[Gmail]" is quoted, as lenient client parsers expect.
+_ATOM_CHARS = bytes(c for c in range(0x21, 0x7F) if c not in b'(){%*"\\[]')
+_TEXT_FORBIDDEN = str.maketrans({"\r": " ", "\n": " ", "\x00": " "})
+_MONTHS = tuple(b"JanFebMarAprMayJunJulAugSepOctNovDec"[i : i + 3] for i in range(0, 36, 3))
+# RFC 3501 requires text after a status; used when a handler gave none.
+_DEFAULT_TEXT = {
+    Status.OK: "Completed",
+    Status.NO: "Failed",
+    Status.BAD: "Invalid",
+    Status.PREAUTH: "Logged in",
+    Status.BYE: "Logging out",
+}
+_STATUS_BYTES = {status: status.value.encode("ascii") for status in Status}
+
+
+# ---- strings --------------------------------------------------------------------------
+
+
+def _to_bytes(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Bytes kept through surrogateescape go back as they were; anything else is "?".
+        try:
+            return text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "replace")
+
+
+def _quotable(data: bytes, utf8: bool) -> bool:
+    if b"\r" in data or b"\n" in data or b"\x00" in data:
+        return False
+    if data.isascii():
+        return True
+    if not utf8:
+        return False
+    try:
+        data.decode("utf-8")  # RFC 9051 QUOTED-CHAR: only well-formed UTF-8
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _string_bytes(data: bytes, utf8: bool) -> bytes:
+    """``string``: quoted if possible, else a literal."""
+    if _quotable(data, utf8):
+        if b"\\" in data or b'"' in data:
+            data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        return b'"' + data + b'"'
+    return b"{%d}\r\n" % len(data) + data
+
+
+def _string(text: str, utf8: bool) -> bytes:
+    return _string_bytes(_to_bytes(text), utf8)
+
+
+def _astring_bytes(data: bytes, utf8: bool) -> bytes:
+    """``astring``: a bare atom when safe, else as ``_string_bytes``. "NIL" is quoted so
+    that no client mistakes it for a missing value."""
+    if data and not data.translate(None, _ATOM_CHARS) and data.upper() != NIL:
+        return data
+    return _string_bytes(data, utf8)
+
+
+def _mailbox(name: str, utf8: bool) -> bytes:
+    """A mailbox name (RFC 9051 ``mailbox``): UTF-8 with ``utf8``, else modified UTF-7."""
+    return _astring_bytes(_to_bytes(name) if utf8 else encode_mutf7(name), utf8)
+
+
+def _quoted_char(char: str | None) -> bytes:
+    """A hierarchy delimiter: ``QUOTED-CHAR`` or NIL."""
+    if not char:
+        return NIL
+    return _string(char, True)
+
+
+def _text(text: str, utf8: bool, *, after_code: bool, default: str) -> bytes:
+    """Human-readable ``text`` (RFC 9051 ``resp-text``)."""
+    if "\r" in text or "\n" in text or "\x00" in text:
+        text = text.translate(_TEXT_FORBIDDEN)
+    if not after_code and text.startswith("["):
+        text = text.lstrip("[")
+    if not text.strip():
+        text = default
+    if utf8:
+        return _to_bytes(text)
+    return text.encode("ascii", "replace")
+
+
+def _atoms(words: Iterable[str]) -> bytes:
+    """Words that are atoms by construction (capabilities, flags, attributes)."""
+    return _to_bytes(" ".join(words))
+
+
+# ---- response codes -------------------------------------------------------------------
+
+
+def _paired_uid_sets(source: Sequence[int], dest: Sequence[int]) -> tuple[str, str]:
+    """COPYUID sets whose n-th UIDs correspond (RFC 4315 §3): a range is used only where
+    both sides run consecutively at the same positions."""
+    if len(source) != len(dest) or not source:
+        raise ValueError("COPYUID needs equally many source and destination UIDs")
+    source_parts: list[str] = []
+    dest_parts: list[str] = []
+    start = 0
+    count = len(source)
+    while start < count:
+        end = start
+        while (
+            end + 1 < count
+            and source[end + 1] == source[end] + 1
+            and dest[end + 1] == dest[end] + 1
+        ):
+            end += 1
+        if start == end:
+            source_parts.append(str(source[start]))
+            dest_parts.append(str(dest[start]))
+        else:
+            source_parts.append(f"{source[start]}:{source[end]}")
+            dest_parts.append(f"{dest[start]}:{dest[end]}")
+        start = end + 1
+    return ",".join(source_parts), ",".join(dest_parts)
+
+
+def _code(code: ResponseCode) -> bytes:
+    match code:
+        case Code(name=name, data=data):
+            if data is not None:
+                # resp-text-code data: TEXT-CHAR except "]".
+                data = data.translate(_TEXT_FORBIDDEN).replace("]", "").strip()
+            if not data:
+                return b"[" + _to_bytes(name) + b"]"
+            return b"[" + _to_bytes(name) + b" " + data.encode("ascii", "replace") + b"]"
+        case CapabilityCode(capabilities=capabilities):
+            return b"[CAPABILITY " + _atoms(capabilities) + b"]"
+        case PermanentFlagsCode(flags=flags):
+            return b"[PERMANENTFLAGS (" + _atoms(flags) + b")]"
+        case AppendUidCode(uidvalidity=uidvalidity, uids=uids):
+            if not uids:
+                raise ValueError("APPENDUID needs at least one UID")
+            return b"[APPENDUID %d %s]" % (uidvalidity, compress_uids(list(uids)).encode())
+        case CopyUidCode(uidvalidity=uidvalidity, source_uids=source, dest_uids=dest):
+            source_set, dest_set = _paired_uid_sets(source, dest)
+            return b"[COPYUID %d %s %s]" % (uidvalidity, source_set.encode(), dest_set.encode())
+        case BadCharsetCode(charsets=charsets):
+            if not charsets:
+                return b"[BADCHARSET]"
+            names = b" ".join(_astring_bytes(_to_bytes(c), False) for c in charsets)
+            return b"[BADCHARSET (" + names + b")]"
+        case _:
+            assert_never(code)
+
+
+def _status_line(
+    prefix: bytes, status: Status, text: str, code: ResponseCode | None, utf8: bool
+) -> bytes:
+    head = prefix + _STATUS_BYTES[status] + b" "
+    default = _DEFAULT_TEXT[status]
+    if code is None:
+        return head + _text(text, utf8, after_code=False, default=default) + CRLF
+    return head + _code(code) + b" " + _text(text, utf8, after_code=True, default=default) + CRLF
+
+
+# ---- FETCH ----------------------------------------------------------------------------
+
+
+def _date_time(value: datetime) -> bytes:
+    """RFC 3501 ``date-time``, day space-padded (``date-day-fixed``); naive means UTC."""
+    offset = value.utcoffset()
+    seconds = 0 if offset is None else int(offset.total_seconds())
+    sign = 43 if seconds >= 0 else 45  # "+" / "-"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return b'"%2d-%s-%04d %02d:%02d:%02d %c%02d%02d"' % (
+        value.day,
+        _MONTHS[value.month - 1],
+        value.year,
+        value.hour,
+        value.minute,
+        value.second,
+        sign,
+        hours,
+        minutes,
+    )
+
+
+def _fetch_value_slow(value: FetchValue, utf8: bool) -> bytes:
+    """Subclasses of the value types (bool, a datetime subclass, ...)."""
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, datetime):
+        return _date_time(value)
+    if isinstance(value, str):
+        return _string(value, utf8)
+    if isinstance(value, NString):
+        if value.data is None:
+            return NIL
+        return (b"~{%d}\r\n" if value.binary else b"{%d}\r\n") % len(value.data) + value.data
+    if isinstance(value, FlagList):
+        return b"(" + _atoms(value.flags) + b")"
+    if isinstance(value, RawValue):
+        return value.data
+    if isinstance(value, Parenthesized):
+        return b"(%d)" % value.value
+    assert_never(value)
+
+
+def _fetch(response: FetchResponse, utf8: bool) -> bytes:
+    parts: list[bytes] = []
+    append = parts.append
+    separator = b"* %d FETCH (" % response.seq
+    for key, value in response.items:
+        append(separator)
+        separator = b" "
+        append(key.encode("utf-8"))
+        append(b" ")
+        # Exact-type tests first: cheaper than isinstance() down the union.
+        if type(value) is int:
+            append(b"%d" % value)
+        elif type(value) is NString:
+            data = value.data
+            if data is None:
+                append(NIL)
+            else:
+                append((b"~{%d}\r\n" if value.binary else b"{%d}\r\n") % len(data))
+                append(data)
+        elif type(value) is FlagList:
+            append(b"(" + " ".join(value.flags).encode("utf-8") + b")")
+        elif type(value) is datetime:
+            append(_date_time(value))
+        elif type(value) is RawValue:
+            append(value.data)
+        elif type(value) is Parenthesized:
+            append(b"(%d)" % value.value)
+        else:
+            append(_fetch_value_slow(value, utf8))
+    if not parts:
+        append(separator)
+    append(b")\r\n")
+    return b"".join(parts)
+
+
+# ---- responses ------------------------------------------------------------------------
+
+
+def _numbers(numbers: Iterable[int]) -> bytes:
+    return " ".join(map(str, numbers)).encode("ascii")
+
+
+def _namespace(spaces: tuple[tuple[str, str], ...] | None, utf8: bool) -> bytes:
+    if not spaces:
+        return NIL
+    # RFC 2342: the prefix is a ``string`` (never an atom), encoded like a mailbox name.
+    items = (
+        b"("
+        + _string_bytes(_to_bytes(p) if utf8 else encode_mutf7(p), utf8)
+        + b" "
+        + _quoted_char(d)
+        + b")"
+        for p, d in spaces
+    )
+    return b"(" + b"".join(items) + b")"
+
+
+def _list(response: ListResponse, utf8: bool) -> bytes:
+    line = b"".join(
+        (
+            b"* LSUB (" if response.lsub else b"* LIST (",
+            _atoms(response.attributes),
+            b") ",
+            _quoted_char(response.delimiter),
+            b" ",
+            _mailbox(response.name, utf8),
+        )
+    )
+    if response.child_info and not response.lsub:
+        # RFC 5258 §3.5: ("CHILDINFO" ("SUBSCRIBED")).
+        infos = b" ".join(_string(i, utf8) for i in response.child_info)
+        line += b' ("CHILDINFO" (' + infos + b"))"
+    return line + CRLF
+
+
+def _id(params: tuple[tuple[str, str | None], ...] | None, utf8: bool) -> bytes:
+    if not params:
+        return b"* ID NIL\r\n"
+    fields = b" ".join(
+        _string(key, utf8) + b" " + (NIL if value is None else _string(value, utf8))
+        for key, value in params
+    )
+    return b"* ID (" + fields + b")\r\n"
+
+
+def _esearch(response: ESearchResponse) -> bytes:
+    parts = [b"* ESEARCH"]
+    if response.tag is not None:
+        parts.append(b"(TAG " + _string(response.tag, False) + b")")
+    if response.uid:
+        parts.append(b"UID")
+    for name, value in response.items:
+        parts.append(_to_bytes(name) + b" " + _to_bytes(value))
+    return b" ".join(parts) + CRLF
+
+
+def serialize(response: Response, *, utf8: bool = False) -> bytes:
+    """The complete wire form of ``response``, CRLF included.
+
+    ``utf8`` is on once the client enabled UTF8=ACCEPT or IMAP4rev2.
+    """
+    match response:
+        case FetchResponse():
+            return _fetch(response, utf8)
+        case Exists(count=count):
+            return b"* %d EXISTS\r\n" % count
+        case Expunged(seq=seq):
+            return b"* %d EXPUNGE\r\n" % seq
+        case Recent(count=count):
+            return b"* %d RECENT\r\n" % count
+        case Tagged(tag=tag, status=status, text=text, code=code):
+            return _status_line(_to_bytes(tag) + b" ", status, text, code, utf8)
+        case Untagged(status=status, text=text, code=code):
+            return _status_line(b"* ", status, text, code, utf8)
+        case Continuation(text=text, data=data):
+            if data is not None:
+                # RFC 9051 continue-req: "+" SP base64; an empty challenge is "+ ".
+                return b"+ " + binascii.b2a_base64(data, newline=False) + CRLF
+            if not text:
+                return b"+ \r\n"
+            return b"+ " + _text(text, utf8, after_code=False, default="Ready") + CRLF
+        case Vanished(uids=uids, earlier=earlier):
+            if not uids:
+                raise ValueError("VANISHED needs at least one UID")
+            uid_set = compress_uids(sorted(set(uids))).encode("ascii")
+            return (b"* VANISHED (EARLIER) " if earlier else b"* VANISHED ") + uid_set + CRLF
+        case FlagsResponse(flags=flags):
+            return b"* FLAGS (" + _atoms(flags) + b")\r\n"
+        case ListResponse():
+            return _list(response, utf8)
+        case StatusResponse(mailbox=mailbox, items=items):
+            attributes = " ".join(f"{name} {value:d}" for name, value in items)
+            return b"".join(
+                (b"* STATUS ", _mailbox(mailbox, utf8), b" (", _to_bytes(attributes), b")\r\n")
+            )
+        case SearchResponse(numbers=numbers, modseq=modseq):
+            if not numbers:
+                return b"* SEARCH\r\n"
+            line = b"* SEARCH " + _numbers(numbers)
+            if modseq is not None:
+                # RFC 7162 §3.1.5: only when something matched.
+                line += b" (MODSEQ %d)" % modseq
+            return line + CRLF
+        case ESearchResponse():
+            return _esearch(response)
+        case CapabilityResponse(capabilities=capabilities):
+            return b"* CAPABILITY " + _atoms(capabilities) + CRLF
+        case Enabled(capabilities=capabilities):
+            if not capabilities:
+                return b"* ENABLED\r\n"
+            return b"* ENABLED " + _atoms(capabilities) + CRLF
+        case IdResponse(params=params):
+            return _id(params, utf8)
+        case NamespaceResponse(personal=personal, other_users=other, shared=shared):
+            spaces = (_namespace(n, utf8) for n in (personal, other, shared))
+            return b"* NAMESPACE " + b" ".join(spaces) + CRLF
+        case _:
+            assert_never(response)
+
+
+def serialize_many(responses: Iterable[Response], *, utf8: bool = False) -> bytes:
+    """Several responses as one write."""
+    return b"".join(serialize(response, utf8=utf8) for response in responses)
