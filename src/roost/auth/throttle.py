@@ -1,0 +1,185 @@
+"""Failed sign-in throttling, per client address and per account.
+
+The rules:
+
+* Every failure is remembered for ``window`` seconds, keyed twice: by the client's
+  address (IPv6 clients by their /64, since one host owns the whole prefix) and by the
+  account name that was tried.
+* Before an attempt, the caller waits ``base_delay * 2**(n-1)`` seconds, where ``n`` is
+  the number of remembered failures; the address's delay is capped at ``max_delay``, the
+  account's at ``max_account_delay``, and the longer of the two applies.
+* An address with ``max_failures_per_ip`` failures in the window is refused outright
+  (``AuthResult(throttled=True)``) until its oldest failures age out.
+* An account is never refused because of its own count, and its delay stays short: an
+  attacker guessing one account's password from many addresses must not lock the owner
+  out.
+* A success forgets the failures of that account from that address (in both tables), so
+  the owner who mistyped a password is not slowed down afterwards, while an attacker who
+  owns one account cannot clear the failures he made against others.
+
+Memory is bounded: entries whose last failure left the window are pruned as new
+failures arrive, and at most ``max_tracked`` keys per table are kept (the least recently
+failed go first). The clock and the sleep are injectable, so tests need no real waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+# How many failure timestamps one key keeps; enough to reach every cap.
+_MAX_EVENTS_PER_ACCOUNT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottlePolicy:
+    base_delay: float = 1.0  # seconds before the attempt after the first failure
+    max_delay: float = 15.0  # cap of the per-address delay
+    max_account_delay: float = 3.0  # cap of the per-account delay
+    max_failures_per_ip: int = 20  # refuse an address with this many failures in window
+    window: float = 900.0  # seconds a failure is remembered
+    max_tracked: int = 100_000  # keys kept per table
+
+    @classmethod
+    def disabled(cls) -> ThrottlePolicy:
+        """No delays and no refusals: for tests."""
+        return cls(base_delay=0.0, max_delay=0.0, max_account_delay=0.0, max_failures_per_ip=0)
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleDecision:
+    delay: float  # seconds to wait before checking the password
+    refused: bool  # refuse without checking
+
+
+def address_key(ip: str) -> str:
+    """The key for a client address: IPv4 as is (also when IPv4-mapped), IPv6 by /64."""
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class _FailureLog:
+    """Failures per key: (time, other key) pairs inside the window, bounded."""
+
+    def __init__(self, max_events: int, max_keys: int) -> None:
+        self._max_events = max(1, max_events)
+        self._max_keys = max(1, max_keys)
+        # Insertion order is the order of the last failure: oldest first.
+        self._events: dict[str, deque[tuple[float, str]]] = {}
+
+    def count(self, key: str, now: float, window: float) -> int:
+        events = self._events.get(key)
+        if events is None:
+            return 0
+        while events and events[0][0] <= now - window:
+            events.popleft()
+        if not events:
+            del self._events[key]
+            return 0
+        return len(events)
+
+    def add(self, key: str, other: str, now: float, window: float) -> None:
+        events = self._events.pop(key, None)
+        if events is None:
+            events = deque(maxlen=self._max_events)
+        events.append((now, other))
+        self._events[key] = events  # re-inserted: now the most recent
+        self._prune(now, window)
+
+    def forget(self, key: str, other: str) -> None:
+        events = self._events.get(key)
+        if events is None:
+            return
+        kept = deque((e for e in events if e[1] != other), maxlen=self._max_events)
+        if kept:
+            self._events[key] = kept
+        else:
+            del self._events[key]
+
+    def _prune(self, now: float, window: float) -> None:
+        # The dict is ordered by last failure, so stale keys are at the front.
+        while self._events:
+            key, events = next(iter(self._events.items()))
+            if len(self._events) > self._max_keys or events[-1][0] <= now - window:
+                del self._events[key]
+            else:
+                break
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+
+class LoginThrottle:
+    def __init__(
+        self,
+        policy: ThrottlePolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self.policy = policy or ThrottlePolicy()
+        self._clock = clock
+        self._sleep = sleep
+        max_ip_events = max(self.policy.max_failures_per_ip, _MAX_EVENTS_PER_ACCOUNT)
+        self._by_ip = _FailureLog(max_ip_events, self.policy.max_tracked)
+        self._by_account = _FailureLog(_MAX_EVENTS_PER_ACCOUNT, self.policy.max_tracked)
+
+    def check(self, ip: str, account: str) -> ThrottleDecision:
+        policy = self.policy
+        now = self._clock()
+        ip_failures = self._by_ip.count(address_key(ip), now, policy.window)
+        account_failures = self._by_account.count(_account_key(account), now, policy.window)
+        if 0 < policy.max_failures_per_ip <= ip_failures:
+            return ThrottleDecision(delay=0.0, refused=True)
+        delay = max(
+            _backoff(ip_failures, policy.base_delay, policy.max_delay),
+            _backoff(account_failures, policy.base_delay, policy.max_account_delay),
+        )
+        return ThrottleDecision(delay=delay, refused=False)
+
+    async def wait_turn(self, ip: str, account: str) -> bool:
+        """Wait the delay the failures so far call for; False when refused outright."""
+        decision = self.check(ip, account)
+        if decision.refused:
+            return False
+        if decision.delay > 0:
+            await self._sleep(decision.delay)
+        return True
+
+    def record_failure(self, ip: str, account: str) -> None:
+        now = self._clock()
+        ip_key, account_key = address_key(ip), _account_key(account)
+        self._by_ip.add(ip_key, account_key, now, self.policy.window)
+        self._by_account.add(account_key, ip_key, now, self.policy.window)
+
+    def record_success(self, ip: str, account: str) -> None:
+        ip_key, account_key = address_key(ip), _account_key(account)
+        self._by_ip.forget(ip_key, account_key)
+        self._by_account.forget(account_key, ip_key)
+
+    @property
+    def tracked(self) -> tuple[int, int]:
+        """How many addresses and accounts are remembered (for tests and metrics)."""
+        return len(self._by_ip), len(self._by_account)
+
+
+def _account_key(account: str) -> str:
+    return account.casefold()
+
+
+def _backoff(failures: int, base: float, cap: float) -> float:
+    if failures <= 0 or base <= 0 or cap <= 0:
+        return 0.0
+    # 2**n overflows floats for huge n; the cap is reached long before 64 doublings.
+    return float(min(base * 2 ** min(failures - 1, 64), cap))

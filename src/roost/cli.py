@@ -1,0 +1,368 @@
+"""The ``roost`` command: serve, user add|passwd|del|list, check-config.
+
+Errors the operator can fix (a bad configuration, a missing certificate, a port in use,
+an unknown account) are one line on stderr, ``roost: ...``, never a traceback. Exit
+codes: 0 success, 1 a runtime failure, 2 a configuration or usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ssl
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import click
+
+from roost.auth.authenticator import account_name_problem, find_account
+from roost.auth.passwords import generate_password, hash_password_async
+from roost.config import (
+    DEV_DATA_DIR,
+    DEV_IMAP_LISTEN,
+    DEV_IMAPS_LISTEN,
+    LOG_LEVELS,
+    ConfigError,
+    ListenAddress,
+    LogSettings,
+    Settings,
+)
+from roost.observability.logs import setup_logging
+from roost.server import BoundAddress, ServerError, build_tls_context, open_store, run, run_server
+from roost.store.base import AccountExists, NoSuchAccount, Store, StoreError
+
+_T = TypeVar("_T")
+
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+
+DEMO_ACCOUNT = "demo"
+
+
+def _fail(message: str, code: int = EXIT_RUNTIME) -> NoReturn:
+    click.echo(f"roost: {message}", err=True)
+    raise click.exceptions.Exit(code)
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="ROOST_CONFIG",
+    metavar="FILE",
+    help="Configuration file (TOML). Default: $ROOST_CONFIG.",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help=f"Data directory; overrides the configuration. Default: ./{DEV_DATA_DIR}.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="roost", prog_name="roost")
+def main() -> None:
+    """Roost: an IMAP mail store server."""
+
+
+# ---- serve ---------------------------------------------------------------------------
+
+
+@main.command()
+@config_option
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="Local development server: data in ./roost-data, IMAP+STARTTLS on "
+    f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, a self-signed "
+    "certificate and a demo account.",
+)
+@data_dir_option
+@click.option("--imap-listen", multiple=True, metavar="HOST:PORT", help="Plain/STARTTLS listener.")
+@click.option("--imaps-listen", multiple=True, metavar="HOST:PORT", help="Implicit TLS listener.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
+def serve(
+    config_path: Path | None,
+    dev: bool,
+    data_dir: Path | None,
+    imap_listen: tuple[str, ...],
+    imaps_listen: tuple[str, ...],
+    log_level: str | None,
+) -> None:
+    """Run the server until SIGTERM or Ctrl-C."""
+    try:
+        settings = _serve_settings(config_path, dev, data_dir, imap_listen, imaps_listen)
+        if log_level is not None:
+            settings = settings.replace(log=LogSettings(log_level.lower(), settings.log.format))
+        setup_logging(settings.log.level, settings.log.format)
+        tls_context = build_tls_context(settings)
+        run(_serve(settings, tls_context))
+    except ConfigError as error:
+        _fail(str(error), EXIT_CONFIG)
+    except ServerError as error:
+        _fail(str(error), EXIT_RUNTIME)
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        _fail("interrupted", EXIT_RUNTIME)
+
+
+def _serve_settings(
+    config_path: Path | None,
+    dev: bool,
+    data_dir: Path | None,
+    imap_listen: Sequence[str],
+    imaps_listen: Sequence[str],
+) -> Settings:
+    if dev and config_path is not None:
+        raise click.UsageError("--dev and --config cannot be combined")
+    if dev:
+        return Settings.for_dev(
+            data_dir or DEV_DATA_DIR,
+            imap_listen or (DEV_IMAP_LISTEN,),
+            imaps_listen or (DEV_IMAPS_LISTEN,),
+        )
+    if config_path is None:
+        raise click.UsageError("give --config FILE (or set ROOST_CONFIG), or --dev")
+    settings = Settings.load(config_path)
+    if data_dir is not None:
+        settings = settings.replace(
+            server=dataclasses.replace(settings.server, data_dir=data_dir.absolute())
+        )
+    if imap_listen or imaps_listen:
+        imap = settings.imap
+        if imap_listen:
+            imap = dataclasses.replace(imap, listen=_listen_option(imap_listen, "--imap-listen"))
+        if imaps_listen:
+            imap = dataclasses.replace(
+                imap, tls_listen=_listen_option(imaps_listen, "--imaps-listen")
+            )
+        settings = settings.replace(imap=imap)
+    settings.validate()
+    return settings
+
+
+def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, ...]:
+    addresses = []
+    for value in values:
+        try:
+            addresses.append(ListenAddress.parse(value))
+        except ValueError as error:
+            raise ConfigError(f"invalid value for {option}: {error}") from None
+    return tuple(addresses)
+
+
+async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
+    store = await open_store(settings.server.data_dir)
+    try:
+        if settings.dev:
+            await _ensure_demo_account(store)
+
+        def banner(addresses: list[BoundAddress]) -> None:
+            _print_banner(settings, addresses, starttls=tls_context is not None)
+
+        await run_server(settings, store=store, tls_context=tls_context, ready=banner)
+    finally:
+        await store.close()
+
+
+async def _ensure_demo_account(store: Store) -> None:
+    if await store.list_accounts():
+        return
+    password = generate_password()
+    await store.create_account(DEMO_ACCOUNT, await hash_password_async(password))
+    click.echo(f"Created account {DEMO_ACCOUNT} with password {password} ; it is not shown again.")
+
+
+def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, starttls: bool) -> None:
+    lines = ["Roost is running."]
+    for bound in addresses:
+        if bound.implicit_tls:
+            kind = "IMAP over TLS (SSL/TLS)"
+        else:
+            kind = "IMAP with STARTTLS" if starttls else "IMAP (no TLS)"
+        lines.append(f"  {kind:<26} {bound}")
+    lines.append(f"  {'data directory':<26} {settings.server.data_dir}")
+    if settings.dev:
+        lines.append(f"  {'self-signed certificate':<26} {settings.tls.cert}")
+        lines.append(
+            f"Sign in as {DEMO_ACCOUNT!r}; your client must accept the self-signed certificate."
+        )
+        if settings.imap.allow_plaintext_auth:
+            lines.append("Passwords are accepted before STARTTLS on these loopback listeners.")
+    lines.append("Stop with Ctrl-C.")
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+
+
+# ---- user ----------------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Manage accounts."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@config_option
+@data_dir_option
+def user_add(
+    name: str, password_stdin: bool, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Create an account NAME with its standard folders."""
+    problem = account_name_problem(name)
+    if problem is not None:
+        _fail(f"invalid account name {name!r}: {problem}", EXIT_CONFIG)
+    directory = _data_dir(config_path, data_dir, must_exist=False)
+    password = _read_password(password_stdin)
+
+    async def add(store: Store) -> None:
+        existing = await find_account(store, name)
+        if existing is not None:
+            same = "" if existing == name else f" (as {existing!r}; names ignore case)"
+            _fail(f"account {name!r} already exists{same}")
+        try:
+            await store.create_account(name, await hash_password_async(password))
+        except AccountExists:
+            _fail(f"account {name!r} already exists")
+
+    _with_store(directory, add)
+    click.echo(f"Created account {name}.")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@config_option
+@data_dir_option
+def user_passwd(
+    name: str, password_stdin: bool, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Set a new password for account NAME."""
+    directory = _data_dir(config_path, data_dir, must_exist=True)
+
+    async def lookup(store: Store) -> str:
+        account = await find_account(store, name)
+        if account is None:
+            _fail(f"no account {name!r}")
+        return account
+
+    account = _with_store(directory, lookup)
+    password = _read_password(password_stdin)
+
+    async def change(store: Store) -> None:
+        try:
+            await store.set_password_hash(account, await hash_password_async(password))
+        except NoSuchAccount:
+            _fail(f"no account {name!r}")
+
+    _with_store(directory, change)
+    click.echo(f"Changed the password of {account}.")
+
+
+@user.command("del")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+@data_dir_option
+def user_del(name: str, yes: bool, config_path: Path | None, data_dir: Path | None) -> None:
+    """Delete account NAME and all its mail."""
+    directory = _data_dir(config_path, data_dir, must_exist=True)
+
+    async def lookup(store: Store) -> str:
+        account = await find_account(store, name)
+        if account is None:
+            _fail(f"no account {name!r}")
+        return account
+
+    account = _with_store(directory, lookup)
+    if not yes:
+        click.confirm(f"Delete account {account} and all its mail?", abort=True)
+
+    async def delete(store: Store) -> None:
+        try:
+            await store.delete_account(account)
+        except NoSuchAccount:
+            _fail(f"no account {name!r}")
+
+    _with_store(directory, delete)
+    click.echo(f"Deleted account {account}.")
+
+
+@user.command("list")
+@config_option
+@data_dir_option
+def user_list(config_path: Path | None, data_dir: Path | None) -> None:
+    """List the accounts, one per line."""
+    directory = _data_dir(config_path, data_dir, must_exist=True)
+
+    async def names(store: Store) -> list[str]:
+        return await store.list_accounts()
+
+    for account in sorted(_with_store(directory, names)):
+        click.echo(account)
+
+
+def _data_dir(config_path: Path | None, data_dir: Path | None, *, must_exist: bool) -> Path:
+    if data_dir is not None:
+        directory = data_dir
+    elif config_path is not None:
+        try:
+            directory = Settings.load(config_path).server.data_dir
+        except ConfigError as error:
+            _fail(str(error), EXIT_CONFIG)
+    else:
+        directory = DEV_DATA_DIR
+    directory = directory.absolute()
+    if must_exist and not directory.is_dir():
+        _fail(f"data directory {directory} does not exist")
+    return directory
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            _fail("no password on standard input", EXIT_CONFIG)
+        return password
+    entered: str = click.prompt(
+        "Password", hide_input=True, confirmation_prompt="Repeat the password"
+    )
+    return entered
+
+
+def _with_store(directory: Path, action: Callable[[Store], Awaitable[_T]]) -> _T:
+    async def go() -> _T:
+        store = await open_store(directory)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except ServerError as error:
+        _fail(str(error))
+    except StoreError as error:
+        _fail(f"store error: {error}")
+
+
+# ---- check-config --------------------------------------------------------------------
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path | None) -> None:
+    """Validate a configuration file: print OK, or the first problem."""
+    if config_path is None:
+        raise click.UsageError("give --config FILE (or set ROOST_CONFIG)")
+    try:
+        settings = Settings.load(config_path)
+        build_tls_context(settings)
+    except ConfigError as error:
+        _fail(str(error), EXIT_CONFIG)
+    click.echo(f"{config_path}: OK")

@@ -1,0 +1,477 @@
+"""Listeners, connection bookkeeping and graceful shutdown: the server around sessions.
+
+``Server`` owns everything a running Roost has: the store (unless given one), the
+``ImapContext`` shared by every connection, one asyncio server per listen address, and
+a task per connection. It does no protocol work: each accepted connection is handed to
+the connection handler (``roost.imap.connection.serve_imap_connection`` by default).
+
+Invariants:
+
+* All listeners are bound before any accepts a connection; if one cannot be bound,
+  none is left open and ``start`` raises ``ListenError`` naming the address.
+* A client address (IPv6 by /64) never holds more than ``max_connections_per_ip``
+  connections: the next one is told ``* BYE [UNAVAILABLE] ...`` and closed, and that
+  is logged.
+* Every accepted socket has TCP keepalive on (CLIENTS.md: idling clients behind NAT).
+* ``shutdown`` stops accepting, cancels every connection task (the handler answers
+  cancellation with ``* BYE Server shutting down``), waits ``server.shutdown_timeout``
+  seconds, aborts what is left, then closes the store it opened. It is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import signal
+import socket
+import sqlite3
+import ssl
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from roost.auth.authenticator import StoreAuthenticator
+from roost.auth.base import Authenticator
+from roost.auth.throttle import LoginThrottle, address_key
+from roost.config import ConfigError, ListenAddress, Settings
+from roost.imap.context import ImapContext
+from roost.store.base import Store, StoreError
+from roost.tls import TlsError, ensure_self_signed, server_context
+
+log = logging.getLogger("roost.server")
+
+_T = TypeVar("_T")
+
+TOO_MANY_CONNECTIONS = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
+
+# TCP keepalive on accepted sockets: first probe after a minute of silence, then every
+# 15 s, give up after 4 — well inside the 5-15 minutes after which NATs forget a flow.
+KEEPALIVE_IDLE = 60
+KEEPALIVE_INTERVAL = 15
+KEEPALIVE_COUNT = 4
+
+# Seconds a refused client gets to receive its BYE before the socket is dropped.
+_REFUSAL_WRITE_TIMEOUT = 5.0
+
+
+class ConnectionHandler(Protocol):
+    def __call__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        context: ImapContext,
+        *,
+        tls_active: bool,
+        remote_ip: str,
+    ) -> Awaitable[None]: ...
+
+
+class ServerError(Exception):
+    """The server cannot start; the message is one line naming the cause."""
+
+
+class ListenError(ServerError):
+    """A listen address cannot be bound (in use, not permitted, not local)."""
+
+
+class BoundAddress(NamedTuple):
+    host: str
+    port: int  # the real port, also when 0 was configured
+    implicit_tls: bool  # True: TLS from the first byte (993); False: plain + STARTTLS
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+async def open_store(data_dir: Path) -> Store:
+    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed."""
+    from roost.store.sqlite import SqliteStore
+
+    try:
+        _make_private_dir(data_dir)
+        return await SqliteStore.open(data_dir)
+    except (OSError, sqlite3.Error, StoreError) as error:
+        raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
+
+
+def build_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's SSLContext, or None when no listener needs TLS. For --dev, a missing
+    certificate is generated first. Raises ConfigError naming the file at fault."""
+    if not settings.tls_needed:
+        return None
+    tls = settings.tls
+    if tls.self_signed and tls.cert is not None and tls.key is not None:
+        try:
+            ensure_self_signed(tls.cert.parent, settings.server.hostname)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot create a self-signed certificate in {tls.cert.parent}: {error.strerror}"
+            ) from None
+    settings.check_files()
+    assert tls.cert is not None and tls.key is not None  # Settings.validate checked
+    try:
+        return server_context(tls.cert, tls.key, tls.min_version)
+    except TlsError as error:
+        raise ConfigError(str(error)) from None
+
+
+class Server:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        handler: ConnectionHandler | None = None,
+        authenticator: Authenticator | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._owns_store = store is None
+        self._handler = handler
+        self._authenticator = authenticator
+        self._tls_context = tls_context
+        self._context: ImapContext | None = None
+        self._servers: list[asyncio.Server] = []
+        self._bound: list[BoundAddress] = []
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._per_address: Counter[str] = Counter()
+        self._stop_requested = asyncio.Event()
+        self._shutdown_started = False
+        self._shutdown_done = asyncio.Event()
+
+    # ---- facts -----------------------------------------------------------------------
+
+    @property
+    def context(self) -> ImapContext:
+        if self._context is None:
+            raise RuntimeError("Server.start() has not run")
+        return self._context
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("Server.start() has not run")
+        return self._store
+
+    @property
+    def bound_addresses(self) -> list[BoundAddress]:
+        return list(self._bound)
+
+    def address(self, *, implicit_tls: bool = False) -> tuple[str, int]:
+        """(host, port) of the first listener of that kind: handy for tests."""
+        for bound in self._bound:
+            if bound.implicit_tls == implicit_tls:
+                return bound.host, bound.port
+        kind = "implicit TLS" if implicit_tls else "plain"
+        raise LookupError(f"no {kind} listener")
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    # ---- life cycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, build the context, bind every listener, start accepting."""
+        settings = self.settings
+        if self._tls_context is None:
+            self._tls_context = build_tls_context(settings)
+        if self._handler is None:
+            self._handler = _default_handler()
+        if self._store is None:
+            self._store = await open_store(settings.server.data_dir)
+        try:
+            self._context = self._build_context(self._store)
+            await self._bind_all()
+        except BaseException:
+            await self._close_listeners()
+            if self._owns_store:
+                await self._store.close()
+            raise
+        for server in self._servers:
+            await server.start_serving()
+        for bound in self._bound:
+            kind = "IMAP over TLS" if bound.implicit_tls else "IMAP"
+            if not bound.implicit_tls and self._context.tls_context is not None:
+                kind += " with STARTTLS"
+            log.info("listening on %s (%s)", bound, kind)
+        if settings.imap.allow_plaintext_auth and not all(
+            address.is_loopback for address in settings.imap.listen
+        ):
+            log.warning(
+                "imap.allow_plaintext_auth is on for a non-loopback listener: "
+                "passwords may cross the network unencrypted"
+            )
+
+    async def serve_forever(self) -> None:
+        """Run until ``request_shutdown`` (e.g. from a signal), then shut down."""
+        await self._stop_requested.wait()
+        await self.shutdown()
+
+    def request_shutdown(self, reason: str = "requested") -> None:
+        if self._stop_requested.is_set():
+            log.warning("shutdown %s again: closing every connection now", reason)
+            self._abort_connections()
+            return
+        log.info("shutting down (%s)", reason)
+        self._stop_requested.set()
+
+    async def shutdown(self) -> None:
+        if self._shutdown_started:
+            await self._shutdown_done.wait()
+            return
+        self._shutdown_started = True
+        self._stop_requested.set()
+        try:
+            await self._close_listeners()
+            tasks = list(self._connections)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                _, pending = await asyncio.wait(
+                    tasks, timeout=self.settings.server.shutdown_timeout
+                )
+                if pending:
+                    log.warning("%d connections did not close in time; dropping them", len(pending))
+                    self._abort_connections()
+                    await asyncio.wait(pending, timeout=1.0)
+            if self._owns_store and self._store is not None:
+                await self._store.close()
+        finally:
+            self._shutdown_done.set()
+        log.info("stopped")
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _build_context(self, store: Store) -> ImapContext:
+        settings = self.settings
+        authenticator = self._authenticator or StoreAuthenticator(
+            store, LoginThrottle(settings.auth.throttle_policy())
+        )
+        spool_dir = settings.server.data_dir / "spool"
+        spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return ImapContext(
+            store=store,
+            authenticator=authenticator,
+            limits=settings.imap_limits(),
+            tls_context=self._tls_context if settings.imap.starttls else None,
+            allow_plaintext_auth=settings.imap.allow_plaintext_auth,
+            spool_dir=spool_dir,
+        )
+
+    async def _bind_all(self) -> None:
+        imap = self.settings.imap
+        listeners = [(address, False) for address in imap.listen]
+        listeners += [(address, True) for address in imap.tls_listen]
+        handshake_timeout = max(10.0, min(60.0, self.settings.limits.imap.preauth_timeout))
+        for address, implicit_tls in listeners:
+            if implicit_tls and self._tls_context is None:
+                raise ConfigError(f"no TLS certificate for {address} ('imap.tls_listen')")
+            try:
+                server = await asyncio.start_server(
+                    self._on_accept(implicit_tls),
+                    host=address.host,
+                    port=address.port,
+                    ssl=self._tls_context if implicit_tls else None,
+                    ssl_handshake_timeout=handshake_timeout if implicit_tls else None,
+                    reuse_address=True,
+                    start_serving=False,
+                )
+            except OSError as error:
+                raise ListenError(_bind_failure(address, error)) from None
+            self._servers.append(server)
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                self._bound.append(BoundAddress(host, port, implicit_tls))
+
+    async def _close_listeners(self) -> None:
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
+        for server in servers:
+            # From Python 3.12 this also waits for open connections; they are
+            # cancelled separately, so do not wait long here.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+
+    def _on_accept(
+        self, implicit_tls: bool
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
+        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self._shutdown_started:
+                writer.transport.abort()
+                return
+            _enable_keepalive(writer)
+            remote_ip = _remote_ip(writer)
+            key = address_key(remote_ip)
+            limit = self.settings.limits.max_connections_per_ip
+            if self._per_address[key] >= limit:
+                log.warning(
+                    "connection refused ip=%s reason=too_many_connections limit=%d",
+                    remote_ip,
+                    limit,
+                    extra={"event": "connection_refused", "ip": remote_ip, "limit": limit},
+                )
+                self._track(self._refuse(writer), writer)
+                return
+            self._per_address[key] += 1
+            coroutine = self._serve(reader, writer, key, remote_ip, implicit_tls)
+            self._track(coroutine, writer)
+
+        return accepted
+
+    def _track(self, coroutine: Coroutine[Any, Any, None], writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._connections[task] = writer
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._connections.pop(task, None)
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        key: str,
+        remote_ip: str,
+        implicit_tls: bool,
+    ) -> None:
+        assert self._handler is not None and self._context is not None
+        log.debug("connection from %s (tls=%s)", remote_ip, implicit_tls)
+        try:
+            await self._handler(
+                reader, writer, self._context, tls_active=implicit_tls, remote_ip=remote_ip
+            )
+        except asyncio.CancelledError:
+            pass  # shutdown: the handler has said BYE where it could
+        except (ConnectionError, ssl.SSLError, TimeoutError) as error:
+            log.debug("connection from %s ended: %r", remote_ip, error)
+        except Exception:
+            log.exception("unhandled error in the connection from %s", remote_ip)
+        finally:
+            self._per_address[key] -= 1
+            if self._per_address[key] <= 0:
+                del self._per_address[key]
+            if not writer.is_closing():
+                writer.close()
+
+    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.write(TOO_MANY_CONNECTIONS)
+            await asyncio.wait_for(writer.drain(), _REFUSAL_WRITE_TIMEOUT)
+        except (OSError, TimeoutError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def _abort_connections(self) -> None:
+        for writer in list(self._connections.values()):
+            writer.transport.abort()
+
+
+async def run_server(
+    settings: Settings,
+    *,
+    handler: ConnectionHandler | None = None,
+    store: Store | None = None,
+    tls_context: ssl.SSLContext | None = None,
+    ready: Callable[[list[BoundAddress]], None] | None = None,
+) -> None:
+    """Start a server, call ``ready`` with the bound addresses, run until SIGTERM or
+    SIGINT, and shut down gracefully. Raises ServerError/ConfigError when it cannot
+    start. A store passed in is left open for the caller to close."""
+    server = Server(settings, store=store, handler=handler, tls_context=tls_context)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, server.request_shutdown, signum.name)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread, or no signals on this platform
+        installed.append(signum)
+    try:
+        if ready is not None:
+            ready(server.bound_addresses)
+        await server.serve_forever()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await server.shutdown()
+
+
+def run(main: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``main`` on uvloop when it is installed, else on asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def _make_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _default_handler() -> ConnectionHandler:
+    from roost.imap.connection import serve_imap_connection
+
+    return serve_imap_connection
+
+
+def _enable_keepalive(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; macOS has TCP_KEEPALIVE instead
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+        if hasattr(socket, "TCP_KEEPINTVL"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+        if hasattr(socket, "TCP_KEEPCNT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
+    except OSError as error:
+        log.debug("cannot set TCP keepalive: %s", error)
+
+
+def _remote_ip(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if not peer:
+        return "unknown"
+    host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+    with contextlib.suppress(ValueError):
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+    return host
+
+
+def _bind_failure(address: ListenAddress, error: OSError) -> str:
+    reasons = {
+        errno.EADDRINUSE: "the address is already in use",
+        errno.EACCES: "permission denied (ports below 1024 need privileges)",
+        errno.EADDRNOTAVAIL: "the address is not available on this host",
+    }
+    reason = reasons.get(error.errno or 0) or error.strerror or str(error)
+    return f"cannot listen on {address}: {reason}"
