@@ -1,0 +1,73 @@
+"""APPEND, with MULTIAPPEND (RFC 3502) and literal8 messages (RFC 3516 §4.4)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+from roost.imap.wire.commands import Append, AppendMessage
+from roost.imap.wire.tokenizer import ParseError, Tokenizer
+
+MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+        start=1,
+    )
+}
+# RFC 9051 §9 date-time: DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP
+# zone DQUOTE, where date-day-fixed = (SP DIGIT) / 2DIGIT.
+_DATE_TIME = re.compile(
+    rb'"( [0-9]|[0-9]{2})-([A-Za-z]{3})-([0-9]{4}) '
+    rb'([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})"'
+)
+
+
+def parse_append(tokens: Tokenizer, tag: str) -> Append:
+    """``APPEND SP mailbox 1*(SP [flag-list SP] [date-time SP] (literal / literal8))``.
+
+    The message must be a literal: RFC 9051 §6.3.12 defines no other form, and a quoted
+    string could not carry a real message anyway."""
+    tokens.sp()
+    mailbox = tokens.read_astring()
+    messages: list[AppendMessage] = []
+    while not messages or not tokens.at_end():
+        tokens.sp()
+        messages.append(_read_message(tokens))
+    return Append(tag, mailbox, tuple(messages))
+
+
+def _read_message(tokens: Tokenizer) -> AppendMessage:
+    flags: tuple[str, ...] = ()
+    if tokens.peek() == 0x28:
+        flags = tokens.read_flag_list()
+        tokens.sp()
+    internaldate = None
+    if tokens.peek() == 0x22:
+        internaldate = parse_date_time(tokens.read_word(_DATE_TIME, "date-time or literal"))
+        tokens.sp()
+    if not tokens.at_literal():
+        raise ParseError("APPEND message must be a literal")
+    data, binary = tokens.read_literal()
+    return AppendMessage(flags, internaldate, data, binary)
+
+
+def parse_date_time(text: bytes) -> datetime:
+    """A quoted ``"dd-Mon-yyyy hh:mm:ss +zzzz"`` as an aware datetime."""
+    match = _DATE_TIME.fullmatch(text)
+    if match is None:
+        raise ParseError("Invalid date-time")
+    day, month_name, year, hour, minute, second, sign, zone_h, zone_m = match.groups()
+    month = MONTHS.get(month_name.decode("ascii").upper())
+    if month is None:
+        raise ParseError("Invalid month in date-time")
+    if int(zone_m) > 59:
+        raise ParseError("Invalid zone in date-time")
+    offset = timedelta(hours=int(zone_h), minutes=int(zone_m))
+    try:
+        zone = timezone(-offset if sign == b"-" else offset)
+        return datetime(
+            int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=zone
+        )
+    except ValueError:
+        raise ParseError("Invalid date-time") from None

@@ -1,0 +1,131 @@
+"""FETCH and UID FETCH (RFC 9051 §6.4.5), with BINARY (RFC 3516) and the CONDSTORE /
+QRESYNC modifiers (RFC 7162 §3.1.4, §3.2.6)."""
+
+from __future__ import annotations
+
+import re
+
+from roost.imap.wire.commands import (
+    BinarySize,
+    BodySection,
+    Fetch,
+    FetchAttribute,
+    FetchItem,
+    Section,
+)
+from roost.imap.wire.tokenizer import MAX_NUMBER, MAX_NUMBER64, ParseError, Tokenizer, parse_number
+
+SIMPLE_ITEMS = {item.value: item for item in FetchItem}
+_FAST = (FetchItem.FLAGS, FetchItem.INTERNALDATE, FetchItem.RFC822_SIZE)
+MACROS: dict[str, tuple[FetchAttribute, ...]] = {
+    "FAST": _FAST,
+    "ALL": (*_FAST, FetchItem.ENVELOPE),
+    "FULL": (*_FAST, FetchItem.ENVELOPE, FetchItem.BODY),
+}
+SECTION_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"})
+_NAME = re.compile(rb"[A-Za-z0-9.]+")  # attribute names and section-spec words
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 §3.6.8 ftext
+
+
+def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
+    """``FETCH SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
+    "(" fetch-att *(SP fetch-att) ")") [SP "(" fetch-modifier *(SP fetch-modifier) ")"]``.
+    Macros are valid only on their own, never inside the list."""
+    tokens.sp()
+    sequence = tokens.read_sequence_set()
+    tokens.sp()
+    if tokens.peek() == 0x28:
+        attributes = tuple(tokens.read_list(lambda: _read_attribute(tokens), allow_empty=False))
+    else:
+        name = _read_name(tokens)
+        attributes = MACROS.get(name) or (_read_attribute(tokens, name),)
+    changedsince: int | None = None
+    vanished = False
+
+    def read_modifier() -> None:
+        nonlocal changedsince, vanished
+        modifier = tokens.read_keyword()
+        if modifier == "CHANGEDSINCE" and changedsince is None:
+            tokens.sp()
+            # RFC 7162 says mod-sequence-value (>= 1); 0 ("everything") is harmless.
+            changedsince = tokens.read_number(MAX_NUMBER64)
+        elif modifier == "VANISHED" and not vanished:
+            vanished = True
+        else:
+            raise ParseError("Unsupported FETCH modifier")
+
+    if not tokens.at_end():
+        tokens.sp()
+        tokens.read_list(read_modifier, allow_empty=False)
+    tokens.end()
+    # RFC 7162 §3.2.6: VANISHED only in UID FETCH, and only with CHANGEDSINCE.
+    if vanished and (not uid or changedsince is None):
+        raise ParseError("VANISHED needs UID FETCH and CHANGEDSINCE")
+    return Fetch(tag, sequence, attributes, uid=uid, changedsince=changedsince, vanished=vanished)
+
+
+def _read_name(tokens: Tokenizer) -> str:
+    return tokens.read_word(_NAME, "FETCH attribute").decode("ascii").upper()
+
+
+def _read_attribute(tokens: Tokenizer, name: str | None = None) -> FetchAttribute:
+    if name is None:
+        name = _read_name(tokens)
+    if name in ("BODY", "BODY.PEEK") and tokens.peek() == 0x5B:  # "["
+        section = read_section(tokens)
+        partial = tokens.read_partial() if tokens.peek() == 0x3C else None
+        return BodySection(section, peek=name == "BODY.PEEK", partial=partial)
+    if name in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+        # RFC 3516 §4.2: section-binary = "[" [section-part] "]"
+        tokens.expect(b"[", '"["')
+        part: tuple[int, ...] = ()
+        if not tokens.accept(b"]"):
+            part = tuple(_part_number(n) for n in tokens.read_word(_NAME, "part").split(b"."))
+            tokens.expect(b"]", '"]"')
+        if name == "BINARY.SIZE":
+            return BinarySize(part)
+        partial = tokens.read_partial() if tokens.peek() == 0x3C else None
+        return BodySection(Section(part), peek=name == "BINARY.PEEK", partial=partial, binary=True)
+    item = SIMPLE_ITEMS.get(name)
+    if item is None:
+        raise ParseError("Unknown FETCH attribute")
+    return item
+
+
+def read_section(tokens: Tokenizer) -> Section:
+    """``"[" [section-msgtext / section-part ["." section-text]] "]"`` (RFC 9051 §9).
+
+    MIME exists only for a part (``1.MIME``): a message's own header is HEADER."""
+    tokens.expect(b"[", '"["')
+    if tokens.accept(b"]"):
+        return Section()
+    words = tokens.read_word(_NAME, "section").upper().split(b".")
+    count = 0
+    while count < len(words) and words[count][:1].isdigit():
+        count += 1
+    part = tuple(_part_number(word) for word in words[:count])
+    text: str | None = None
+    if count < len(words):
+        text = b".".join(words[count:]).decode("ascii")
+        if text not in SECTION_TEXTS or (text == "MIME" and not part):
+            raise ParseError("Invalid section")
+    fields: tuple[str, ...] = ()
+    if text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        tokens.sp()
+        fields = tuple(tokens.read_list(lambda: _read_header_name(tokens), allow_empty=False))
+    tokens.expect(b"]", '"]"')
+    return Section(part, text, fields)
+
+
+def _part_number(digits: bytes) -> int:
+    """``nz-number``: no zero, no leading zero (RFC 9051 §9)."""
+    if not digits.isdigit() or digits.startswith(b"0"):
+        raise ParseError("Invalid part number")
+    return parse_number(digits, MAX_NUMBER)
+
+
+def _read_header_name(tokens: Tokenizer) -> str:
+    name = tokens.read_astring()
+    if _FIELD_NAME.fullmatch(name) is None:
+        raise ParseError("Invalid header field name")
+    return name.decode("ascii")

@@ -1,0 +1,346 @@
+"""The sans-IO IMAP command receiver: ``feed(bytes)``, then ``next_event()``.
+
+A command is a line plus any literals (RFC 9051 §4.3): each line piece that ends with a
+literal marker is followed by that many raw bytes, then by more of the line. The
+receiver keeps the pieces and literal values apart, so nothing is re-parsed when a
+literal arrives; the grammar runs once, when the command is complete.
+
+Invariants:
+
+- ``next_event`` finishes at most one command: pipelined commands stay buffered, since
+  after IDLE or AUTHENTICATE the next line must be read raw (``expect_raw_line``).
+- Searching for the end of a line resumes where the last search stopped, and consumed
+  bytes are dropped in amortised O(1), so a long line fed in small chunks is linear.
+- Every buffer is bounded. The text of one command (all its line pieces) is at most
+  ``max_line_length``; a longer line is discarded up to its end and answered with a
+  BadCommand ("Line too long"). In-memory literals of one command total at most
+  ``4 * spool_threshold``: any literal over ``spool_threshold``, or one that would pass
+  that total, is written to a temporary file and becomes ``commands.Literal``. So one
+  command holds at most ``max_line_length + 4 * spool_threshold`` bytes in memory.
+  A literal over ``max_literal_size`` gives ``LiteralTooLarge``.
+- Only spool files are I/O. Files of a returned command live until
+  ``discard_spools``; those of an abandoned command are deleted at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from roost.imap.wire.commands import BadCommand, Command, Literal
+from roost.imap.wire.grammar import parse_command
+from roost.imap.wire.tokenizer import LiteralValue, literal_marker, read_tag_prefix
+
+_TAG_SCAN = 1024  # how far into an unfinished line to look for its tag
+_TAIL = 40  # bytes of a discarded line kept to spot a literal marker at its end
+
+
+@dataclass(frozen=True, slots=True)
+class NeedData:
+    """Feed more bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeedLiteral:
+    """A synchronizing literal ``{size}`` ends the line: send "+ Ready", keep feeding."""
+
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """The line asked for by ``expect_raw_line``, without its CRLF."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralTooLarge:
+    """A literal over ``max_literal_size``. Synchronizing: the command is dropped and
+    the client sends nothing more for it (answer ``tag NO [TOOBIG]``). Not
+    synchronizing (RFC 7888 §4): the bytes are coming anyway; send BYE and close."""
+
+    tag: str
+    size: int
+    synchronizing: bool
+
+
+Event = Command | NeedData | NeedLiteral | RawLine | LiteralTooLarge
+
+_NEED_DATA = NeedData()
+
+
+class _State(enum.Enum):
+    LINE = enum.auto()  # reading a line piece
+    LITERAL = enum.auto()  # reading a literal's bytes
+    SKIP_LINE = enum.auto()  # discarding the rest of a rejected command's line
+    SKIP_LITERAL = enum.auto()  # discarding a rejected command's non-sync literal
+
+
+class Receiver:
+    def __init__(
+        self,
+        *,
+        max_line_length: int = 256 * 1024,
+        max_literal_size: int = 64 * 1024 * 1024,
+        max_nesting_depth: int = 32,
+        spool_threshold: int = 1024 * 1024,
+        spool_dir: Path | None = None,
+    ) -> None:
+        self._max_line_length = max_line_length
+        self._max_literal_size = max_literal_size
+        self._max_nesting_depth = max_nesting_depth
+        self._spool_threshold = spool_threshold
+        self._max_literal_memory = 4 * spool_threshold
+        self._spool_dir = spool_dir
+
+        self._buffer = bytearray()
+        self._start = 0  # first unconsumed byte of _buffer
+        self._scan = 0  # no LF in _buffer[_start:_scan]
+        self._state = _State.LINE
+        self._raw_line_expected = False
+
+        # The command being read.
+        self._pieces: list[bytes] = []
+        self._literals: list[LiteralValue] = []
+        self._text_size = 0
+        self._literal_memory = 0
+        self._command_spools: list[Path] = []
+
+        # The literal being read.
+        self._literal_size = 0
+        self._literal_remaining = 0
+        self._literal_binary = False
+        self._literal_data = bytearray()
+        self._spool_fd: int | None = None
+
+        # Discarding.
+        self._skip_remaining = 0
+        self._skip_tail = b""
+        self._skip_literals = True  # a raw line has no literals to skip
+
+        self._returned_spools: list[Path] = []
+
+    # ---- public -----------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if self._start and self._start * 2 >= len(self._buffer):
+            # Everything before _start is consumed and is at least half the buffer, so
+            # moving the rest costs no more than the bytes already consumed.
+            del self._buffer[: self._start]
+            self._scan -= self._start
+            self._start = 0
+        self._buffer += data
+
+    def next_event(self) -> Event:
+        while True:
+            if self._state is _State.LINE:
+                event = self._read_line()
+                if event is not None:
+                    return event
+            elif self._state is _State.LITERAL:
+                if not self._read_literal():
+                    return _NEED_DATA
+            elif self._state is _State.SKIP_LITERAL:
+                if not self._skip_literal():
+                    return _NEED_DATA
+            elif not self._skip_line():
+                return _NEED_DATA
+
+    def expect_raw_line(self) -> None:
+        """Return the next complete line as ``RawLine`` (AUTHENTICATE responses, RFC
+        9051 §6.2.2; IDLE's "DONE", RFC 9051 §6.3.13). Call between commands."""
+        if self._state is not _State.LINE or self._pieces:
+            raise RuntimeError("expect_raw_line() while a command is being read")
+        self._raw_line_expected = True
+
+    def clear_buffer(self) -> None:
+        """Forget every buffered byte and any partly read command (after STARTTLS,
+        RFC 9051 §6.2.1: nothing sent before the handshake may be acted on)."""
+        self._buffer.clear()
+        self._start = self._scan = 0
+        self._abandon_command()
+        self._state = _State.LINE
+        self._raw_line_expected = False
+
+    def discard_spools(self) -> None:
+        """Delete the files of spooled literals in commands already returned."""
+        for path in self._returned_spools:
+            path.unlink(missing_ok=True)
+        self._returned_spools.clear()
+
+    def close(self) -> None:
+        self.clear_buffer()
+        self.discard_spools()
+
+    # ---- lines ------------------------------------------------------------------------
+
+    def _read_line(self) -> Event | None:
+        """Handle the next line piece: an event, or None to keep going."""
+        buffer = self._buffer
+        start = self._start
+        end = buffer.find(b"\n", self._scan)
+        if end < 0:
+            self._scan = len(buffer)
+            pending = len(buffer) - start
+            if pending and buffer.endswith(b"\r"):
+                pending -= 1  # the CR of a CRLF still on its way
+            if pending + self._text_size <= self._max_line_length:
+                return _NEED_DATA
+            head = bytes(buffer[start : start + _TAG_SCAN])
+            self._skip_tail = bytes(buffer[max(start, len(buffer) - _TAIL) :])
+            self._start = self._scan = len(buffer)
+            return self._line_too_long(head)
+        stop = end - 1 if end > start and buffer[end - 1] == 0x0D else end
+        self._start = self._scan = end + 1
+        if stop - start + self._text_size > self._max_line_length:
+            self._skip_tail = bytes(buffer[max(start, stop - _TAIL) : stop])
+            event = self._line_too_long(bytes(buffer[start : start + _TAG_SCAN]))
+            self._end_skipped_line()
+            return event
+        line = bytes(buffer[start:stop])
+        if self._raw_line_expected:
+            self._raw_line_expected = False
+            return RawLine(line)
+        if not line and not self._pieces:
+            return None  # an empty line is no command; ignore it as most servers do
+        self._pieces.append(line)
+        self._text_size += len(line)
+        marker = literal_marker(line)
+        if marker is None:
+            return self._finish_command()
+        size, synchronizing, binary = marker
+        if size > self._max_literal_size:
+            tag = read_tag_prefix(self._pieces[0])
+            self._abandon_command()
+            if not synchronizing:
+                self._skip_remaining = size
+                self._state = _State.SKIP_LITERAL
+            return LiteralTooLarge(tag, size, synchronizing)
+        self._start_literal(size, binary)
+        return NeedLiteral(size) if synchronizing else None
+
+    def _line_too_long(self, head: bytes) -> BadCommand:
+        """Abandon the command and discard the rest of its line (RFC 9051 §7.1.5)."""
+        if self._raw_line_expected:
+            self._raw_line_expected = False
+            self._skip_literals = False
+            tag = "*"
+        else:
+            tag = read_tag_prefix(self._pieces[0] if self._pieces else head)
+        self._abandon_command()
+        self._state = _State.SKIP_LINE
+        return BadCommand(tag, "Line too long")
+
+    def _finish_command(self) -> Command:
+        pieces, literals = self._pieces, self._literals
+        self._returned_spools.extend(self._command_spools)
+        self._command_spools = []
+        self._reset_command()
+        return parse_command(pieces, literals, max_nesting_depth=self._max_nesting_depth)
+
+    def _reset_command(self) -> None:
+        self._pieces = []
+        self._literals = []
+        self._text_size = 0
+        self._literal_memory = 0
+
+    def _abandon_command(self) -> None:
+        if self._spool_fd is not None:
+            os.close(self._spool_fd)
+            self._spool_fd = None
+        self._literal_data = bytearray()
+        for path in self._command_spools:
+            path.unlink(missing_ok=True)
+        self._command_spools = []
+        self._reset_command()
+
+    # ---- literals ---------------------------------------------------------------------
+
+    def _start_literal(self, size: int, binary: bool) -> None:
+        self._literal_size = self._literal_remaining = size
+        self._literal_binary = binary
+        if size <= self._spool_threshold and (
+            self._literal_memory + size <= self._max_literal_memory
+        ):
+            self._literal_memory += size
+        else:
+            fd, name = tempfile.mkstemp(prefix="roost-literal-", dir=self._spool_dir)
+            self._spool_fd = fd
+            self._command_spools.append(Path(name))
+        self._state = _State.LITERAL
+
+    def _read_literal(self) -> bool:
+        """Take the literal's bytes that have arrived; True once it is complete."""
+        count = min(len(self._buffer) - self._start, self._literal_remaining)
+        if count:
+            chunk = self._buffer[self._start : self._start + count]
+            self._start = self._scan = self._start + count
+            self._literal_remaining -= count
+            if self._spool_fd is None:
+                self._literal_data += chunk
+            else:
+                _write_all(self._spool_fd, chunk)
+        if self._literal_remaining:
+            return False
+        value: LiteralValue
+        if self._spool_fd is None:
+            value = bytes(self._literal_data)
+            self._literal_data = bytearray()
+        else:
+            os.close(self._spool_fd)
+            self._spool_fd = None
+            path = self._command_spools[-1]
+            value = Literal(path, self._literal_size, self._literal_binary)
+        self._literals.append(value)
+        self._state = _State.LINE
+        return True
+
+    # ---- discarding -------------------------------------------------------------------
+
+    def _skip_line(self) -> bool:
+        """Discard up to the end of the line; True once it has been reached."""
+        buffer = self._buffer
+        end = buffer.find(b"\n", self._scan)
+        if end < 0:
+            self._skip_tail = (self._skip_tail + buffer[max(self._start, len(buffer) - _TAIL) :])[
+                -_TAIL:
+            ]
+            self._start = self._scan = len(buffer)
+            return False
+        tail = self._skip_tail + buffer[max(self._start, end - _TAIL) : end]
+        self._skip_tail = bytes(tail[:-1] if tail.endswith(b"\r") else tail)[-_TAIL:]
+        self._start = self._scan = end + 1
+        self._end_skipped_line()
+        return True
+
+    def _end_skipped_line(self) -> None:
+        """After a discarded line: if it ended with a non-synchronizing literal, that
+        literal and the rest of the command are coming too (RFC 7888), so skip them. A
+        synchronizing one will not be sent: the client has its BAD."""
+        marker = literal_marker(self._skip_tail) if self._skip_literals else None
+        self._skip_tail = b""
+        self._skip_literals = True
+        if marker is not None and not marker[1]:
+            self._skip_remaining = marker[0]
+            self._state = _State.SKIP_LITERAL
+        else:
+            self._state = _State.LINE
+
+    def _skip_literal(self) -> bool:
+        count = min(len(self._buffer) - self._start, self._skip_remaining)
+        self._start = self._scan = self._start + count
+        self._skip_remaining -= count
+        if self._skip_remaining:
+            return False
+        self._state = _State.SKIP_LINE
+        return True
+
+
+def _write_all(fd: int, data: bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
