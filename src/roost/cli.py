@@ -172,7 +172,7 @@ async def _ensure_demo_account(store: Store) -> None:
         return
     password = generate_password()
     await store.create_account(DEMO_ACCOUNT, await hash_password_async(password))
-    click.echo(f"Created account {DEMO_ACCOUNT} with password {password} ; it is not shown again.")
+    click.echo(f"Created account {DEMO_ACCOUNT} with password {password}; it is not shown again.")
 
 
 def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, starttls: bool) -> None:

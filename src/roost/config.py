@@ -165,7 +165,7 @@ class Settings:
             raise ConfigError(f"configuration file {path} is not UTF-8") from None
         except OSError as error:
             raise ConfigError(f"cannot read configuration file {path}: {error.strerror}") from None
-        return cls.from_toml(text, source=str(path), base_dir=path.parent)
+        return cls.from_toml(text, source=str(path), base_dir=path.absolute().parent)
 
     @classmethod
     def from_toml(

@@ -108,6 +108,7 @@ def build_tls_context(settings: Settings) -> ssl.SSLContext | None:
     tls = settings.tls
     if tls.self_signed and tls.cert is not None and tls.key is not None:
         try:
+            _make_private_dir(settings.server.data_dir)
             ensure_self_signed(tls.cert.parent, settings.server.hostname)
         except OSError as error:
             raise ConfigError(
@@ -202,6 +203,15 @@ class Server:
             if not bound.implicit_tls and self._context.tls_context is not None:
                 kind += " with STARTTLS"
             log.info("listening on %s (%s)", bound, kind)
+        if (
+            not settings.imap.tls_listen
+            and self._context.tls_context is None
+            and not settings.imap.allow_plaintext_auth
+        ):
+            log.warning(
+                "no TLS listener, no STARTTLS and imap.allow_plaintext_auth is false: "
+                "clients cannot sign in"
+            )
         if settings.imap.allow_plaintext_auth and not all(
             address.is_loopback for address in settings.imap.listen
         ):

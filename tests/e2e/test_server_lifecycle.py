@@ -415,6 +415,11 @@ needs_real_server = pytest.mark.skipif(
 )
 
 
+def _find(pattern: str, text: str) -> str | None:
+    found = re.search(pattern, text)
+    return found.group(1) if found else None
+
+
 class DevServer:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -445,10 +450,9 @@ class DevServer:
         else:
             raise AssertionError("no banner: " + self.process.stderr.read())  # type: ignore[union-attr]
         text = "\n".join(self.banner)
-        self.plain_port = int(re.search(r"STARTTLS\s+127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
-        self.tls_port = int(re.search(r"TLS \(SSL/TLS\)\s+127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
-        found = re.search(r"Created account demo with password (\S+) ;", text)
-        self.password = found.group(1) if found else None
+        self.plain_port = int(_find(r"STARTTLS\s+127\.0\.0\.1:(\d+)", text) or 0)
+        self.tls_port = int(_find(r"TLS \(SSL/TLS\)\s+127\.0\.0\.1:(\d+)", text) or 0)
+        self.password = _find(r"Created account demo with password (\w+); it is not shown", text)
 
     def stop(self) -> tuple[int, str]:
         self.process.send_signal(signal.SIGTERM)
@@ -463,6 +467,7 @@ def test_roost_serve_dev_end_to_end(tmp_path: Path) -> None:
     try:
         assert first.password is not None
         assert (data_dir / "tls" / "key.pem").stat().st_mode & 0o777 == 0o600
+        assert data_dir.stat().st_mode & 0o077 == 0
         tls = client_tls(data_dir)
         with imaplib.IMAP4_SSL("127.0.0.1", first.tls_port, ssl_context=tls) as client:
             client.login("demo", first.password)
