@@ -44,6 +44,7 @@ from roost.store.base import (
     MailboxChanged,
     MailboxExists,
     MailboxHasChildren,
+    MailboxListChanged,
     NoSuchMailbox,
     QuotaExceeded,
     StorageFull,
@@ -154,7 +155,7 @@ class Session:
             if self.starttls_offered:
                 caps.append("STARTTLS")
             if self.plaintext_auth_allowed:
-                caps.append("AUTH=PLAIN")
+                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
             else:
                 caps.append("LOGINDISABLED")
             return tuple(caps)
@@ -255,8 +256,9 @@ class Session:
         dirty = self._dirty
         self._dirty = False
         if not dirty:
-            for response in selected.flush_expunges() if expunge_allowed else ():
-                yield response
+            if expunge_allowed:
+                for expunged in selected.flush_expunges():
+                    yield expunged
             return
         try:
             changes = await self.account.changes_since(selected.mailbox_id, selected.known_modseq)
@@ -281,11 +283,10 @@ class Session:
         if selected is None:
             return
         for event in events:
-            if (
-                isinstance(event, MailboxChanged)
-                and event.mailbox_id == selected.mailbox_id
-                and event.modseq > selected.known_modseq
-            ):
+            if isinstance(event, MailboxListChanged):
+                # The selected mailbox may be gone: the next sync asks the store.
+                self._dirty = True
+            elif event.mailbox_id == selected.mailbox_id and event.modseq > selected.known_modseq:
                 self._dirty = True
 
     # ---- continuations ---------------------------------------------------------------

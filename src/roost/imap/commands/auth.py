@@ -8,8 +8,7 @@ plaintext (RFC 9051 §6.2.3, LOGINDISABLED). Every attempt goes through the one
 
 from __future__ import annotations
 
-import base64
-import binascii
+import logging
 from collections.abc import AsyncIterator
 
 from roost import __version__
@@ -23,6 +22,8 @@ from roost.imap.wire.responses import (
     Enabled,
     IdResponse,
 )
+
+log = logging.getLogger("roost.auth")
 
 # ENABLE accepts what we implement; IMAP4rev2 waits until the whole of RFC 9051 is there.
 _ENABLEABLE = {"UTF8=ACCEPT"}
@@ -102,7 +103,7 @@ async def login(session: Session, cmd: c.Login) -> AsyncIterator[Response | Done
 
 async def authenticate(session: Session, cmd: c.Authenticate) -> AsyncIterator[Response | Done]:
     _require_privacy(session)
-    exchange = sasl.start_exchange(cmd.mechanism)
+    exchange = sasl.SaslExchange.for_mechanism(cmd.mechanism)
     if exchange is None:
         raise no(f"Unsupported mechanism {cmd.mechanism}", "CANNOT")
     session.sasl = exchange
@@ -115,29 +116,24 @@ async def sasl_step(session: Session, line: bytes) -> AsyncIterator[Response | D
     exchange = session.sasl
     if exchange is None:
         raise bad("No authentication in progress")
-    line = line.strip()
-    if line == b"*":
-        session.sasl = None
-        raise bad("Authentication cancelled")  # RFC 9051 §6.2.2
-    try:
-        data = base64.b64decode(line, validate=True)
-    except (binascii.Error, ValueError):
-        session.sasl = None
-        raise bad("Invalid base64 in authentication response") from None
-    async for response in _advance(session, exchange.step(data)):
+    async for response in _advance(session, exchange.step(line)):
         yield response
 
 
-async def _advance(session: Session, outcome: sasl.Outcome) -> AsyncIterator[Response | Done]:
+async def _advance(session: Session, outcome: sasl.SaslOutcome) -> AsyncIterator[Response | Done]:
+    if isinstance(outcome, sasl.Challenge):
+        session.awaiting = Awaiting.SASL_RESPONSE
+        yield Continuation(data=outcome.data)
+        return
+    session.sasl = None
+    session.awaiting = Awaiting.NOTHING
     match outcome:
-        case sasl.Challenge(data=data):
-            session.awaiting = Awaiting.SASL_RESPONSE
-            yield Continuation(data=data)
-        case sasl.Credentials(username=username, password=password):
-            session.sasl = None
-            session.awaiting = Awaiting.NOTHING
+        case sasl.Credentials(authcid=username, password=password):
             yield await _sign_in(session, username, password)
-        case sasl.Failure(reason=reason):
-            session.sasl = None
-            session.awaiting = Awaiting.NOTHING
-            raise no(f"Authentication failed: {reason}", "AUTHENTICATIONFAILED")
+        case sasl.SaslCancelled():
+            raise bad("Authentication cancelled")  # RFC 9051 §6.2.2
+        case sasl.SaslFailure(bad_encoding=True):
+            raise bad("Invalid base64 in authentication response")
+        case sasl.SaslFailure(reason=reason):
+            log.info("sasl failure ip=%s: %s", session.remote_ip, reason)
+            raise no("Authentication failed", "AUTHENTICATIONFAILED")

@@ -1,0 +1,148 @@
+"""Fixtures shared by every test: a real Roost IMAP server on a loopback port, on a
+fresh store in a temporary directory, and a guard that fails any test whose server
+logged an unhandled exception (STYLE.md §14)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from roost.auth.authenticator import StoreAuthenticator
+from roost.auth.passwords import hash_password
+from roost.auth.throttle import LoginThrottle, ThrottlePolicy
+from roost.imap.connection import serve_imap_connection
+from roost.imap.context import ImapContext, ImapLimits
+from roost.store.sqlite import SqliteStore
+from roost.tls import ensure_self_signed, server_context
+from tests.support.imap_client import ImapClient
+
+# Cheap hashing for tests: the real parameters are exercised in tests/unit.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+PASSWORD = "secret pass"
+
+
+class _ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_server_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    collector = _ErrorCollector()
+    logger = logging.getLogger("roost")
+    logger.addHandler(collector)
+    try:
+        yield
+    finally:
+        logger.removeHandler(collector)
+    if collector.records and "allow_server_errors" not in request.keywords:
+        messages = [collector.format(r) for r in collector.records]
+        pytest.fail("server logged errors:\n" + "\n".join(messages))
+
+
+@dataclass
+class ImapServer:
+    host: str
+    port: int
+    store: SqliteStore
+    context: ImapContext
+    data_dir: Path
+    client_tls: ssl.SSLContext
+    clients: list[ImapClient] = field(default_factory=list)
+    connection_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def add_user(self, name: str, password: str = PASSWORD) -> None:
+        await self.store.create_account(name, hash_password(password, hasher=FAST_HASHER))
+
+    async def connect(self, *, tls: bool = False) -> ImapClient:
+        client = await ImapClient.connect(
+            self.host, self.port, tls=self.client_tls if tls else None
+        )
+        self.clients.append(client)
+        return client
+
+    async def login(self, user: str = "alice", password: str = PASSWORD) -> ImapClient:
+        client = await self.connect()
+        await client.login(user, password)
+        return client
+
+
+async def start_imap_server(
+    data_dir: Path,
+    *,
+    limits: ImapLimits | None = None,
+    allow_plaintext_auth: bool = True,
+    implicit_tls: bool = False,
+) -> tuple[ImapServer, asyncio.Server]:
+    store = await SqliteStore.open(data_dir / "data", durable=False)
+    cert, key = ensure_self_signed(data_dir / "tls")
+    tls = server_context(cert, key)
+    context = ImapContext(
+        store=store,
+        authenticator=StoreAuthenticator(
+            store, LoginThrottle(ThrottlePolicy.disabled()), hasher=FAST_HASHER, rehash=False
+        ),
+        limits=limits or ImapLimits(),
+        tls_context=tls,
+        allow_plaintext_auth=allow_plaintext_auth,
+        spool_dir=data_dir,
+    )
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        peer = writer.get_extra_info("peername")
+        try:
+            await serve_imap_connection(
+                reader, writer, context, tls_active=implicit_tls, remote_ip=str(peer[0])
+            )
+        finally:
+            tasks.discard(task)
+
+    server = await asyncio.start_server(
+        handle, "127.0.0.1", 0, ssl=tls if implicit_tls else None
+    )
+    port = server.sockets[0].getsockname()[1]
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    client_tls.check_hostname = False
+    handle_ = ImapServer("127.0.0.1", port, store, context, data_dir, client_tls)
+    handle_.connection_tasks = tasks
+    return handle_, server
+
+
+async def stop_imap_server(handle: ImapServer, server: asyncio.Server) -> None:
+    for client in handle.clients:
+        await client.close()
+    server.close()
+    if handle.connection_tasks:
+        # Connections end on the clients' EOF; anything still running is cancelled.
+        _, pending = await asyncio.wait(handle.connection_tasks, timeout=5)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    await handle.store.close()
+
+
+@pytest.fixture
+async def imap(tmp_path: Path) -> AsyncIterator[ImapServer]:
+    """A server with one account, alice, whose password is PASSWORD."""
+    handle, server = await start_imap_server(tmp_path)
+    await handle.add_user("alice")
+    try:
+        yield handle
+    finally:
+        await stop_imap_server(handle, server)
