@@ -113,9 +113,7 @@ async def start_imap_server(
         finally:
             tasks.discard(task)
 
-    server = await asyncio.start_server(
-        handle, "127.0.0.1", 0, ssl=tls if implicit_tls else None
-    )
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls if implicit_tls else None)
     port = server.sockets[0].getsockname()[1]
     client_tls = ssl.create_default_context(cafile=str(cert))
     client_tls.check_hostname = False

@@ -9,11 +9,13 @@ tagged OK and fails the test on anything else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import ssl
 from dataclasses import dataclass, field
 
+RESPONSE_TIMEOUT = 10.0
 _LITERAL_AT_END = re.compile(rb"~?\{(\d+)\+?\}\r\n$")
 
 
@@ -59,9 +61,10 @@ class ImapClient:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def read_response(self, timeout: float = 10.0) -> bytes:
-        """One logical response line, CRLF stripped, with any literals inlined."""
-        async with asyncio.timeout(timeout):
+    async def read_response(self) -> bytes:
+        """One logical response line, CRLF stripped, with any literals inlined; a test
+        that waits more than RESPONSE_TIMEOUT seconds for one has failed."""
+        async with asyncio.timeout(RESPONSE_TIMEOUT):
             chunks: list[bytes] = []
             while True:
                 line = await self.reader.readline()
@@ -145,10 +148,8 @@ class ImapClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
-        except (ConnectionError, ssl.SSLError):
-            pass
 
 
 def message(

@@ -1,5 +1,5 @@
 """Sign-in and any-state commands: greeting, CAPABILITY, LOGIN, AUTHENTICATE, STARTTLS,
-ID, ENABLE, LOGOUT (RFC 9051 §6.1–6.2, RFC 3501 §6.1–6.2)."""
+ID, ENABLE, LOGOUT (RFC 9051 §6.1 to §6.2, RFC 3501 §6.1 to §6.2)."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ async def test_deep_nesting_is_bad(tmp_path: Path) -> None:
     await handle.add_user("alice")
     try:
         client = await handle.login()
-        await client.bad('ID ' + "(" * 100 + ")" * 100)
+        await client.bad("ID " + "(" * 100 + ")" * 100)
         await client.ok("NOOP")
     finally:
         await stop_imap_server(handle, server)

@@ -175,7 +175,7 @@ async def test_rename_inbox_moves_messages(imap: ImapServer) -> None:
     reply = await client.ok("STATUS INBOX (MESSAGES)")
     assert reply.untagged == [b"* STATUS INBOX (MESSAGES 0)"]
     reply = await client.ok("STATUS Saved (MESSAGES)")
-    assert reply.untagged == [b'* STATUS Saved (MESSAGES 1)']
+    assert reply.untagged == [b"* STATUS Saved (MESSAGES 1)"]
 
 
 async def test_subscribe_unsubscribe(imap: ImapServer) -> None:

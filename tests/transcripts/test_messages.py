@@ -203,7 +203,7 @@ async def test_copy_with_copyuid(imap: ImapServer) -> None:
     reply = await client.ok("COPY 2:3 Archive")
     assert re.search(rb"\[COPYUID \d+ 2:3 1:2\] COPY completed", reply.line)
     reply = await client.ok("STATUS Archive (MESSAGES)")
-    assert reply.untagged == [b'* STATUS Archive (MESSAGES 2)']
+    assert reply.untagged == [b"* STATUS Archive (MESSAGES 2)"]
     reply = await client.no("COPY 1 Nowhere")
     assert b"[TRYCREATE]" in reply.line
 

@@ -115,7 +115,7 @@ async def test_pipelined_idle_after_select(imap: ImapServer) -> None:
 
 
 async def test_idle_done_pipelined_with_next_command(imap: ImapServer) -> None:
-    a, b = await two_sessions(imap, 1)
+    _a, b = await two_sessions(imap, 1)
     tag = await b.idle()
     await b.send(b"DONE\r\nn1 NOOP\r\n")
     assert (await b.read_until_tagged(tag)).status == "OK"

@@ -80,7 +80,5 @@ DISPATCH: dict[type[c.Command], CommandSpec] = {
 }
 
 
-def spec_for(
-    command: c.Command, table: dict[type[c.Command], CommandSpec]
-) -> CommandSpec | None:
+def spec_for(command: c.Command, table: dict[type[c.Command], CommandSpec]) -> CommandSpec | None:
     return table.get(type(command))

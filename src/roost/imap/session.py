@@ -41,7 +41,6 @@ from roost.store.base import (
     CannotDoThat,
     ChangeEvent,
     ChangeListener,
-    MailboxChanged,
     MailboxExists,
     MailboxHasChildren,
     MailboxListChanged,

@@ -39,9 +39,7 @@ async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Do
             raise no("An empty message cannot be stored", "CANNOT")
         if size > limit:
             raise no(f"Message larger than {limit} bytes", "TOOBIG")
-        messages.append(
-            NewMessage(source, normalize_flags(message.flags), message.internaldate)
-        )
+        messages.append(NewMessage(source, normalize_flags(message.flags), message.internaldate))
     result = await account.append(info.id, messages)
     if session.selected is not None and session.selected.mailbox_id == info.id:
         session.mark_dirty()

@@ -160,12 +160,9 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         # RFC 9051 §6.4.9: UID FETCH always returns UID.
         attributes.insert(0, c.FetchItem.UID)
     labels = [_label(a) for a in attributes]
-    content = [
-        isinstance(a, c.BodySection) or a in _CONTENT_ITEMS for a in attributes
-    ]
+    content = [isinstance(a, c.BodySection) or a in _CONTENT_ITEMS for a in attributes]
     sets_seen = not selected.readonly and any(
-        (isinstance(a, c.BodySection) and not a.peek) or a in _SETS_SEEN_ITEMS
-        for a in attributes
+        (isinstance(a, c.BodySection) and not a.peek) or a in _SETS_SEEN_ITEMS for a in attributes
     )
     has_flags = c.FetchItem.FLAGS in attributes
 
