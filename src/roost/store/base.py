@@ -117,6 +117,9 @@ class MessageMeta:
     size: int  # RFC822.SIZE: bytes exactly as stored
     header_size: int  # bytes of the header block, including the blank separator line
     blob_id: str
+    # The MIME model computed at delivery (roost.mime.model.MessageModel.to_blob()); None
+    # only for messages stored before the model existed (then FETCH parses on demand).
+    model: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
