@@ -110,7 +110,7 @@ class TlsSettings:
 class LimitSettings:
     imap: ImapLimits = field(default_factory=ImapLimits)
     max_connections_per_ip: int = 50
-    max_connections_per_account: int = 100  # read and checked; not yet enforced
+    max_connections_per_account: int = 100  # sessions of one account, all protocols
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from roost.account_limits import AccountConnections
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
 from roost.auth.throttle import LoginThrottle, address_key
@@ -286,6 +287,7 @@ class Server:
             tls_context=self._tls_context if settings.imap.starttls else None,
             allow_plaintext_auth=settings.imap.allow_plaintext_auth,
             spool_dir=spool_dir,
+            account_connections=AccountConnections(settings.limits.max_connections_per_account),
         )
 
     async def _bind_all(self) -> None:

@@ -110,3 +110,22 @@ async def test_garbage_without_tag(tmp_path: Path) -> None:
         await client.ok("NOOP")
     finally:
         await stop_imap_server(handle, server)
+
+
+async def test_connections_per_account_limit(tmp_path: Path) -> None:
+    from roost.account_limits import AccountConnections
+
+    handle, server = await start_imap_server(tmp_path)
+    handle.context.account_connections = AccountConnections(limit=2)
+    await handle.add_user("alice")
+    try:
+        first = await handle.login()
+        await handle.login()
+        third = await handle.connect()
+        reply = await third.no('LOGIN alice "secret pass"')
+        assert b"[LIMIT]" in reply.line
+        await first.ok("LOGOUT")
+        await first.expect_eof()
+        await third.login("alice", "secret pass")
+    finally:
+        await stop_imap_server(handle, server)

@@ -6,6 +6,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from roost.account_limits import AccountConnections
 from roost.auth.base import Authenticator
 from roost.store.base import Store
 
@@ -36,3 +37,5 @@ class ImapContext:
     allow_plaintext_auth: bool = False
     spool_dir: Path | None = None
     server_name: str = "Roost"
+    # Shared by every session of the process (and by POP3): sessions per account.
+    account_connections: AccountConnections = field(default_factory=AccountConnections)

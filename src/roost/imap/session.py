@@ -136,6 +136,7 @@ class Session:
         self.client_id: dict[str, str | None] = {}
         self.sasl: SaslExchange | None = None
         self.pending_tag = ""  # tag of the command waiting on ``awaiting``
+        self.counted_account: str | None = None  # counted in context.account_connections
         self._dirty = False
 
     # ---- facts handlers need ---------------------------------------------------------
@@ -340,6 +341,9 @@ class Session:
     # ---- end -------------------------------------------------------------------------
 
     async def close(self) -> None:
+        if self.counted_account is not None:
+            self.context.account_connections.release(self.counted_account)
+            self.counted_account = None
         if self.listener is not None:
             self.listener.close()
             self.listener = None

@@ -85,6 +85,10 @@ async def _sign_in(session: Session, username: str, password: str) -> Done:
         raise no("Too many failed sign-ins; try again later", "UNAVAILABLE")
     if result.account is None:
         raise no("Authentication failed", "AUTHENTICATIONFAILED")
+    if not session.context.account_connections.acquire(result.account):
+        log.warning("too many sessions ip=%s user=%s", session.remote_ip, result.account)
+        raise no("Too many connections for this account", "LIMIT")
+    session.counted_account = result.account
     session.account = await session.context.store.open_account(result.account)
     session.listener = session.account.listen()
     session.state = State.AUTHENTICATED
