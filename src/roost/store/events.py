@@ -1,0 +1,85 @@
+"""Change events of accounts, fanned out to the sessions listening in this process.
+
+A backend publishes after commit, on the event loop thread, and only events whose
+change is durable. Events are hints: each says "ask the store what changed", so a
+listener coalesces them — one ``MailboxChanged`` per mailbox (the highest modseq) and one
+``MailboxListChanged`` — and no burst of changes can make its queue grow without bound.
+
+The hub's surface is ``subscribe`` and ``publish``; a cross-process transport plugs in by
+calling ``publish`` for events that arrive from elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from roost.store.base import ChangeEvent, MailboxChanged, MailboxListChanged
+
+
+class Listener:
+    """One session's queue of an account's events (implements base.ChangeListener)."""
+
+    def __init__(self, hub: EventHub, account: str) -> None:
+        self._hub = hub
+        self._account = account
+        self._pending: dict[int | None, ChangeEvent] = {}  # mailbox id, None for the list
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def push(self, events: Iterable[ChangeEvent]) -> None:
+        for event in events:
+            match event:
+                case MailboxChanged(mailbox_id=mailbox_id, modseq=modseq):
+                    seen = self._pending.get(mailbox_id)
+                    if not isinstance(seen, MailboxChanged) or seen.modseq < modseq:
+                        self._pending[mailbox_id] = event
+                case MailboxListChanged():
+                    self._pending[None] = event
+        if self._pending:
+            self._ready.set()
+
+    async def wait(self) -> list[ChangeEvent]:
+        while not self._pending and not self._closed:
+            await self._ready.wait()
+            self._ready.clear()
+        return self.pending()
+
+    def pending(self) -> list[ChangeEvent]:
+        events = list(self._pending.values())
+        self._pending.clear()
+        self._ready.clear()
+        return events
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._hub.unsubscribe(self._account, self)
+            self._ready.set()  # a waiter returns what is left, or nothing
+
+
+class EventHub:
+    """Routes events by account key (the case-folded account name)."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, set[Listener]] = {}
+
+    def subscribe(self, account: str) -> Listener:
+        listener = Listener(self, account)
+        self._listeners.setdefault(account, set()).add(listener)
+        return listener
+
+    def unsubscribe(self, account: str, listener: Listener) -> None:
+        listeners = self._listeners.get(account)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self._listeners[account]
+
+    def publish(self, account: str, events: list[ChangeEvent]) -> None:
+        for listener in list(self._listeners.get(account, ())):
+            listener.push(events)

@@ -1,0 +1,227 @@
+"""The async handle of one SQLite account (implements base.Account).
+
+Invariants:
+
+* Every handle of an account in this process shares one ``OpenAccount``: one
+  connection, one worker thread; every public method is one job on that thread, so the
+  event loop never touches SQLite or a message file.
+* Events are handed to the loop from the worker right after commit
+  (``call_soon_threadsafe``), so listeners have them before the changing call returns —
+  and even if its caller was cancelled meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
+
+from roost.store.base import (
+    AppendResult,
+    ChangeEvent,
+    CopyResult,
+    FlagOp,
+    MailboxChanges,
+    MailboxInfo,
+    MailboxSnapshot,
+    MailboxStatus,
+    MessageMeta,
+    NewMessage,
+    StoreError,
+    StoreFlagsResult,
+)
+from roost.store.blobs import BlobStore
+from roost.store.events import EventHub, Listener
+from roost.store.sqlite import mailboxes
+from roost.store.sqlite import messages as message_ops
+from roost.store.sqlite.db import MailDB, storage_errors
+from roost.store.sqlite.worker import Worker
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+READ_CHUNK = 256 * 1024
+
+
+@dataclass(eq=False)
+class OpenAccount:
+    """What every handle of one account in this process shares."""
+
+    key: str  # the case-folded account name: the event hub's key
+    worker: Worker
+    db: MailDB
+    handles: int = 0
+    closed: bool = False
+
+
+class SqliteAccount:
+    def __init__(
+        self,
+        name: str,
+        shared: OpenAccount,
+        hub: EventHub,
+        release: Callable[[OpenAccount], Awaitable[None]],
+    ) -> None:
+        self.name = name
+        self._shared = shared
+        self._hub = hub
+        self._release = release
+        self._listeners: list[Listener] = []
+        self._closed = False
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for listener in self._listeners:
+            listener.close()
+        await self._release(self._shared)
+
+    def listen(self) -> Listener:
+        listener = self._hub.subscribe(self._shared.key)
+        self._listeners = [old for old in self._listeners if not old.closed]
+        self._listeners.append(listener)
+        return listener
+
+    # ---- mailboxes -----------------------------------------------------------------
+
+    async def list_mailboxes(self) -> list[MailboxInfo]:
+        return await self._run(mailboxes.list_mailboxes)
+
+    async def get_mailbox(self, name: str) -> MailboxInfo:
+        return await self._run(mailboxes.get_mailbox, name)
+
+    async def create_mailbox(self, name: str, special_use: str | None = None) -> MailboxInfo:
+        return await self._run_publishing(mailboxes.create_mailbox, name, special_use)
+
+    async def delete_mailbox(self, name: str) -> None:
+        await self._run_publishing(mailboxes.delete_mailbox, name)
+
+    async def rename_mailbox(self, old: str, new: str) -> None:
+        await self._run_publishing(mailboxes.rename_mailbox, old, new)
+
+    async def list_subscriptions(self) -> list[str]:
+        return await self._run(mailboxes.list_subscriptions)
+
+    async def set_subscribed(self, name: str, subscribed: bool) -> None:
+        await self._run_publishing(mailboxes.set_subscribed, name, subscribed)
+
+    async def status(self, mailbox_id: int) -> MailboxStatus:
+        return await self._run(message_ops.status, mailbox_id)
+
+    # ---- messages ------------------------------------------------------------------
+
+    async def snapshot(self, mailbox_id: int) -> MailboxSnapshot:
+        return await self._run(message_ops.snapshot, mailbox_id)
+
+    async def claim_recent(self, mailbox_id: int) -> int:
+        return await self._run(message_ops.claim_recent, mailbox_id)
+
+    async def append(self, mailbox_id: int, messages: Sequence[NewMessage]) -> AppendResult:
+        return await self._run_publishing(message_ops.append, mailbox_id, messages)
+
+    async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
+        return await self._run(message_ops.fetch_meta, mailbox_id, uids)
+
+    async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
+        shared = self._usable()
+        file, chunk = await shared.worker.run(_open_and_read, shared.db.blobs, meta.blob_id)
+        if chunk:
+            yield chunk
+        if file is None:
+            return
+        try:
+            while chunk := await self._usable().worker.run(file.read, READ_CHUNK):
+                yield chunk
+        finally:
+            file.close()
+
+    async def read_range(self, meta: MessageMeta, start: int, length: int) -> bytes:
+        shared = self._usable()
+        return await shared.worker.run(_read_range, shared.db.blobs, meta.blob_id, start, length)
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        op: FlagOp,
+        flags: frozenset[str],
+        unchangedsince: int | None = None,
+    ) -> StoreFlagsResult:
+        return await self._run_publishing(
+            message_ops.store_flags, mailbox_id, uids, op, flags, unchangedsince
+        )
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        return await self._run_publishing(message_ops.expunge, mailbox_id, uids)
+
+    async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
+        return await self._run_publishing(
+            message_ops.transfer, source_id, uids, dest_id, move=False
+        )
+
+    async def move(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
+        return await self._run_publishing(message_ops.transfer, source_id, uids, dest_id, move=True)
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
+        return await self._run(message_ops.changes_since, mailbox_id, modseq)
+
+    # ---- running jobs --------------------------------------------------------------
+
+    def _usable(self) -> OpenAccount:
+        if self._closed or self._shared.closed:
+            raise StoreError(f"account {self.name} is closed")
+        return self._shared
+
+    async def _run(
+        self, fn: Callable[Concatenate[MailDB, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        shared = self._usable()
+
+        def job() -> T:
+            with storage_errors():
+                return fn(shared.db, *args, **kwargs)
+
+        return await shared.worker.run(job)
+
+    async def _run_publishing(
+        self,
+        fn: Callable[Concatenate[MailDB, P], tuple[T, list[ChangeEvent]]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        shared = self._usable()
+        loop = asyncio.get_running_loop()
+        publish = self._hub.publish
+
+        def job() -> T:
+            with storage_errors():
+                result, events = fn(shared.db, *args, **kwargs)
+            if events:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
+                    loop.call_soon_threadsafe(publish, shared.key, events)
+            return result
+
+        return await shared.worker.run(job)
+
+
+def _open_and_read(blobs: BlobStore, blob_id: str) -> tuple[BinaryIO | None, bytes]:
+    """The first chunk, and the open file if there is more (most messages are one chunk)."""
+    try:
+        file = blobs.open(blob_id)
+    except FileNotFoundError as exc:
+        raise StoreError(f"message file {blob_id} is gone") from exc
+    chunk = file.read(READ_CHUNK)
+    if len(chunk) < READ_CHUNK:
+        file.close()
+        return None, chunk
+    return file, chunk
+
+
+def _read_range(blobs: BlobStore, blob_id: str, start: int, length: int) -> bytes:
+    try:
+        return blobs.read_range(blob_id, start, length)
+    except FileNotFoundError as exc:
+        raise StoreError(f"message file {blob_id} is gone") from exc

@@ -1,0 +1,307 @@
+"""One account's open database and message files, used only on its worker thread.
+
+Invariants:
+
+* Every change runs in ``write()``: BEGIN IMMEDIATE … COMMIT, rolled back on any error.
+  Reads that need a consistent view across statements run in ``read()``.
+* Blob lifetime: a blob is written (durably) before the transaction that references it
+  and re-checked inside it; a blob is unlinked only inside a write transaction that
+  finds no message referring to it, after the commit that removed the last reference.
+  Holding the write lock for both makes that safe against other processes.
+* A full disk (ENOSPC, SQLITE_FULL) surfaces as StorageFull after rollback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from roost.store.base import (
+    MailboxInfo,
+    MessageSource,
+    NoSuchMailbox,
+    StorageFull,
+)
+from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore
+from roost.store.sqlite.flags import FlagCodec, Keywords
+from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS, connect, migrate
+
+log = logging.getLogger(__name__)
+
+TMP_MAX_AGE = 3600.0  # seconds; younger temporary files may be writes in progress
+UIDVALIDITY_MAX = 0xFFFFFFFF
+
+MAILBOX_COLUMNS = (
+    "id, name, uidvalidity, uidnext, highestmodseq, special_use, noselect, recent_floor"
+)
+
+
+class MailboxRow(NamedTuple):
+    id: int
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None
+    noselect: int
+    recent_floor: int
+
+    def info(self) -> MailboxInfo:
+        return MailboxInfo(
+            id=self.id,
+            name=self.name,
+            uidvalidity=self.uidvalidity,
+            uidnext=self.uidnext,
+            highestmodseq=self.highestmodseq,
+            special_use=self.special_use,
+            noselect=bool(self.noselect),
+        )
+
+
+class MailDB:
+    def __init__(self, conn: sqlite3.Connection, blobs: BlobStore) -> None:
+        self.conn = conn
+        self.blobs = blobs
+        self.codec = FlagCodec()
+
+    @classmethod
+    def open(cls, directory: Path, *, durable: bool, create: bool = False) -> MailDB:
+        """Open (or with ``create``, create) the account stored in ``directory``."""
+        if create:
+            for sub in ("blobs", "tmp"):
+                (directory / sub).mkdir(parents=True, exist_ok=True)
+        conn = connect(directory / "mail.db", durable=durable, create=create)
+        try:
+            migrate(conn, ACCOUNT_MIGRATIONS)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, BlobStore(directory / "blobs", directory / "tmp", durable=durable))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---- transactions --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+
+    # ---- counters and rows ---------------------------------------------------------
+
+    def next_modseq(self) -> int:
+        modseq: int = self.conn.execute(
+            "UPDATE counters SET modseq = modseq + 1 WHERE id = 0 RETURNING modseq"
+        ).fetchall()[0][0]
+        return modseq
+
+    def current_modseq(self) -> int:
+        return self.scalar("SELECT modseq FROM counters WHERE id = 0")
+
+    def next_uidvalidity(self) -> int:
+        """A fresh UIDVALIDITY: above every earlier one and at least the current time, so
+        a mailbox deleted and created again never gets its old value back."""
+        last = self.last_uidvalidity()
+        value = max(last + 1, int(time.time()))
+        if value > UIDVALIDITY_MAX:  # after 2106: wrap; uniqueness then rests on time
+            value = 1 + value % UIDVALIDITY_MAX
+        self.conn.execute("UPDATE counters SET uidvalidity = ? WHERE id = 0", (value,))
+        return value
+
+    def seed_uidvalidity(self, floor: int) -> None:
+        self.conn.execute(
+            "UPDATE counters SET uidvalidity = max(uidvalidity, ?) WHERE id = 0", (floor,)
+        )
+
+    def last_uidvalidity(self) -> int:
+        return self.scalar("SELECT uidvalidity FROM counters WHERE id = 0")
+
+    def scalar(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        value: int = self.conn.execute(sql, params).fetchone()[0]
+        return value
+
+    def mailbox(self, mailbox_id: int, *, selectable: bool = True) -> MailboxRow:
+        """The mailbox's row; NoSuchMailbox if absent (or a placeholder, when
+        ``selectable``: no message lives in a \\Noselect mailbox)."""
+        row = self.conn.execute(
+            f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        if row is None or (selectable and row[6]):
+            raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
+        return MailboxRow(*row)
+
+    def mailbox_by_name(self, name: str) -> MailboxRow | None:
+        row = self.conn.execute(
+            f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else MailboxRow(*row)
+
+    def set_mailbox_state(
+        self, mailbox_id: int, *, highestmodseq: int, uidnext: int | None = None
+    ) -> None:
+        if uidnext is None:
+            self.conn.execute(
+                "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?",
+                (highestmodseq, mailbox_id),
+            )
+        else:
+            self.conn.execute(
+                "UPDATE mailboxes SET highestmodseq = ?, uidnext = ? WHERE id = ?",
+                (highestmodseq, uidnext, mailbox_id),
+            )
+
+    def keywords(self, mailbox_id: int) -> Keywords:
+        rows = self.conn.execute("SELECT name FROM keywords WHERE mailbox_id = ?", (mailbox_id,))
+        return Keywords(name for (name,) in rows)
+
+    def save_keywords(self, mailbox_id: int, keywords: Keywords) -> None:
+        if keywords.added:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO keywords (mailbox_id, name) VALUES (?, ?)",
+                [(mailbox_id, name) for name in keywords.added],
+            )
+            keywords.added.clear()
+
+    def select_messages(
+        self, columns: str, mailbox_id: int, uids: Sequence[int]
+    ) -> list[tuple[Any, ...]]:
+        """Rows of those ``uids`` that exist, ascending UID; ``columns`` starts with uid.
+
+        Dense UID sets are one range scan filtered here; sparse ones one IN over a JSON
+        array, so even 100,000 UIDs are a single query either way.
+        """
+        if not uids:
+            return []
+        base = f"SELECT {columns} FROM messages WHERE mailbox_id = ?"
+        if isinstance(uids, range) and uids.step == 1:
+            return self.conn.execute(
+                f"{base} AND uid BETWEEN ? AND ? ORDER BY uid", (mailbox_id, uids[0], uids[-1])
+            ).fetchall()
+        wanted = sorted(set(uids))
+        low, high = wanted[0], wanted[-1]
+        span = high - low + 1
+        if span <= 2 * len(wanted) + 64:
+            rows = self.conn.execute(
+                f"{base} AND uid BETWEEN ? AND ? ORDER BY uid", (mailbox_id, low, high)
+            ).fetchall()
+            if span == len(wanted):
+                return rows
+            members = set(wanted)
+            return [row for row in rows if row[0] in members]
+        return self.conn.execute(
+            f"{base} AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid",
+            (mailbox_id, json.dumps(wanted)),
+        ).fetchall()
+
+    # ---- blobs -------------------------------------------------------------------
+
+    def ensure_blob(self, blob_id: str, source: MessageSource) -> None:
+        """Inside a write transaction: make sure a blob written before it still exists
+        (another process may have collected it as an orphan in between)."""
+        if not self.blobs.exists(blob_id):
+            self.blobs.put(source)
+
+    def release_blobs(self, blob_ids: Iterable[str]) -> None:
+        """Unlink those of ``blob_ids`` no message refers to. Never raises: a blob left
+        behind is collected by the next sweep."""
+        candidates = sorted(set(blob_ids))
+        if not candidates:
+            return
+        try:
+            with self.write():
+                for blob_id in self._unreferenced(candidates):
+                    self.blobs.delete(blob_id)
+        except Exception:
+            log.warning("could not release blobs; the next sweep will", exc_info=True)
+
+    def sweep_orphans(self) -> int:
+        """Remove blobs no message refers to and stale temporary files; return the
+        number of blobs removed."""
+        self.blobs.sweep_tmp(TMP_MAX_AGE)
+        present = set(self.blobs.blob_ids())
+        if not present:
+            return 0
+        referenced = {
+            blob_id for (blob_id,) in self.conn.execute("SELECT DISTINCT blob_id FROM messages")
+        }
+        orphans = sorted(present - referenced)
+        if not orphans:
+            return 0
+        with self.write():  # under the write lock: see the module docstring
+            unreferenced = self._unreferenced(orphans)
+            for blob_id in unreferenced:
+                self.blobs.delete(blob_id)
+        return len(unreferenced)
+
+    def _unreferenced(self, blob_ids: list[str]) -> list[str]:
+        return [
+            blob_id
+            for (blob_id,) in self.conn.execute(
+                "SELECT value FROM json_each(?) WHERE NOT EXISTS"
+                " (SELECT 1 FROM messages WHERE blob_id = value)",
+                (json.dumps(blob_ids),),
+            )
+        ]
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turn a full disk into StorageFull (the transaction is already rolled back)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+            raise StorageFull(str(exc)) from exc
+        raise
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise StorageFull(str(exc)) from exc
+        raise
+
+
+# ---- dates ------------------------------------------------------------------------
+
+
+def encode_date(value: datetime | None) -> tuple[int, int]:
+    """(epoch seconds, minutes east of UTC); None is now. Kept to the second."""
+    if value is None:
+        value = datetime.now(UTC)
+    offset = value.utcoffset()
+    if offset is None:  # naive: take it as UTC
+        value = value.replace(tzinfo=UTC)
+        offset = timedelta(0)
+    return int(value.timestamp()), int(offset.total_seconds()) // 60
+
+
+def zone_of(offset_minutes: int) -> timezone:
+    """The timezone of a stored offset (one shared object per offset)."""
+    zone = _ZONES.get(offset_minutes)
+    if zone is None:
+        zone = _ZONES[offset_minutes] = timezone(timedelta(minutes=offset_minutes))
+    return zone
+
+
+_ZONES: dict[int, timezone] = {0: UTC}

@@ -1,0 +1,147 @@
+"""Schemas of users.db and each account's mail.db, their migrations, and connections.
+
+Invariants:
+
+* ``PRAGMA user_version`` is the schema version: the number of migrations applied. A
+  migration is a list of statements run in one transaction with the version bump, so a
+  database is always at exactly one version. Add a migration; never edit a released one.
+* Every connection runs in WAL mode with foreign keys on and a busy timeout (several
+  processes share these files); ``synchronous=FULL`` when durable, so a commit is on disk
+  before it returns.
+* A mailbox id is never reused (AUTOINCREMENT): a stale id held by a session can only
+  miss, never hit another mailbox.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 10_000
+
+# mail.db: one account's mailboxes, messages and subscriptions.
+ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
+    (
+        # The last modseq taken and the last UIDVALIDITY given in this account.
+        """CREATE TABLE counters (
+            id INTEGER PRIMARY KEY CHECK (id = 0),
+            modseq INTEGER NOT NULL,
+            uidvalidity INTEGER NOT NULL
+        )""",
+        "INSERT INTO counters (id, modseq, uidvalidity) VALUES (0, 1, 0)",
+        """CREATE TABLE mailboxes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            uidvalidity INTEGER NOT NULL,
+            uidnext INTEGER NOT NULL DEFAULT 1,
+            highestmodseq INTEGER NOT NULL,
+            special_use TEXT,
+            noselect INTEGER NOT NULL DEFAULT 0,
+            recent_floor INTEGER NOT NULL DEFAULT 1
+        )""",
+        # flags: bit set of system flags (sqlite/flags.py). keywords: space-separated,
+        # sorted, in the mailbox's spelling. internaldate: epoch seconds, tzoffset:
+        # minutes east of UTC as received.
+        """CREATE TABLE messages (
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+            uid INTEGER NOT NULL,
+            modseq INTEGER NOT NULL,
+            flags INTEGER NOT NULL,
+            keywords TEXT NOT NULL,
+            internaldate INTEGER NOT NULL,
+            tzoffset INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            header_size INTEGER NOT NULL,
+            blob_id TEXT NOT NULL,
+            PRIMARY KEY (mailbox_id, uid)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX messages_by_modseq ON messages (mailbox_id, modseq)",
+        "CREATE INDEX messages_by_blob ON messages (blob_id)",
+        """CREATE TABLE expunged (
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+            uid INTEGER NOT NULL,
+            modseq INTEGER NOT NULL,
+            PRIMARY KEY (mailbox_id, uid)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX expunged_by_modseq ON expunged (mailbox_id, modseq)",
+        # Every keyword ever used in a mailbox, in its first spelling.
+        """CREATE TABLE keywords (
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+            name TEXT NOT NULL COLLATE NOCASE,
+            PRIMARY KEY (mailbox_id, name)
+        ) WITHOUT ROWID""",
+        "CREATE TABLE subscriptions (name TEXT PRIMARY KEY) WITHOUT ROWID",
+    ),
+)
+
+# users.db: the accounts directory.
+USERS_MIGRATIONS: Sequence[Sequence[str]] = (
+    (
+        # name_key: the case-folded name, unique. dirname: the account's directory
+        # under accounts/, never derived from the name alone.
+        """CREATE TABLE accounts (
+            name_key TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            dirname TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            created INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        # The highest UIDVALIDITY any deleted account gave: a new account starts above
+        # it, so a re-created account never repeats a mailbox's UIDVALIDITY.
+        """CREATE TABLE counters (
+            id INTEGER PRIMARY KEY CHECK (id = 0),
+            uidvalidity_floor INTEGER NOT NULL
+        )""",
+        "INSERT INTO counters (id, uidvalidity_floor) VALUES (0, 0)",
+    ),
+)
+
+
+def connect(path: Path, *, durable: bool, create: bool) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode (transactions are explicit: BEGIN IMMEDIATE).
+
+    Without ``create``, a missing file raises sqlite3.OperationalError.
+    """
+    mode = "rwc" if create else "rw"
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode={mode}",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,  # one Worker thread uses it; see worker.py
+        timeout=BUSY_TIMEOUT_MS / 1000,
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Sequence[str]]) -> None:
+    """Bring the database to the latest version."""
+    if _version(conn) == len(migrations):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(conn)  # another process may have migrated meanwhile
+        if version > len(migrations):
+            raise RuntimeError(f"schema version {version} is newer than this Roost knows")
+        for statements in migrations[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {len(migrations)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version

@@ -1,0 +1,301 @@
+"""The embedded store: an accounts directory and one SQLite database per account.
+
+Layout under ``data_dir``::
+
+    users.db                       accounts: name, password hash, directory
+    accounts/<dirname>/mail.db     mailboxes, messages, flags, modseqs, subscriptions
+    accounts/<dirname>/blobs/      message files (store/blobs.py)
+    accounts/<dirname>/tmp/        message files being written
+
+Invariants:
+
+* Account names are unique case-insensitively (case-folded key) and returned as first
+  stored. ``dirname`` is a sanitised prefix of the name plus a random suffix, recorded
+  in users.db: never a path built from untrusted text, never reused by a re-created
+  account.
+* An account exists once its users.db row is committed; its directory is complete
+  before that. Deleting commits the row's removal first, then removes the directory, so
+  a crash leaves at most an unreferenced directory.
+* users.db has its own worker thread; each open account its own (account.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+from roost.store.base import AccountExists, CannotDoThat, NoSuchAccount
+from roost.store.events import EventHub
+from roost.store.sqlite import mailboxes
+from roost.store.sqlite.account import OpenAccount, SqliteAccount
+from roost.store.sqlite.db import MailDB
+from roost.store.sqlite.schema import USERS_MIGRATIONS, connect, migrate
+from roost.store.sqlite.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class SqliteStore:
+    """Implements base.Store. Create with ``await SqliteStore.open(data_dir)``."""
+
+    def __init__(self, data_dir: Path, directory: _Directory, users: Worker, hub: EventHub):
+        self._data_dir = data_dir
+        self._directory = directory
+        self._users = users
+        self._hub = hub
+        self._open: dict[str, OpenAccount] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._swept: set[str] = set()  # account directories swept by this process
+
+    @classmethod
+    async def open(
+        cls, data_dir: Path, *, durable: bool = True, hub: EventHub | None = None
+    ) -> SqliteStore:
+        """Open (creating if needed) the store in ``data_dir``. ``durable=False`` skips
+        fsyncs (tests only); ``hub`` lets several stores share change events."""
+        users = Worker("roost-users")
+        try:
+            directory = await users.run(_Directory, data_dir, durable)
+        except BaseException:
+            users.shutdown()
+            raise
+        return cls(data_dir, directory, users, hub or EventHub())
+
+    @property
+    def hub(self) -> EventHub:
+        return self._hub
+
+    async def close(self) -> None:
+        for shared in list(self._open.values()):
+            await self._shutdown(shared)
+        if not self._users.closed:
+            try:
+                await self._users.run(self._directory.close)
+            finally:
+                self._users.shutdown()
+
+    # ---- accounts ------------------------------------------------------------------
+
+    async def create_account(self, name: str, password_hash: str) -> None:
+        await self._users.run(self._directory.create, name, password_hash)
+
+    async def delete_account(self, name: str) -> None:
+        key = _fold(name)
+        async with self._lock(key):
+            shared = self._open.get(key)
+            if shared is not None:
+                await self._shutdown(shared)
+            await self._users.run(self._directory.delete, key)
+
+    async def list_accounts(self) -> list[str]:
+        return await self._users.run(self._directory.names)
+
+    async def get_password_hash(self, name: str) -> str | None:
+        return await self._users.run(self._directory.password_hash, _fold(name))
+
+    async def set_password_hash(self, name: str, password_hash: str) -> None:
+        await self._users.run(self._directory.set_password_hash, _fold(name), password_hash)
+
+    async def open_account(self, name: str) -> SqliteAccount:
+        key = _fold(name)
+        async with self._lock(key):
+            stored_name, dirname = await self._users.run(self._directory.lookup, key)
+            shared = self._open.get(key)
+            if shared is None:
+                shared = await self._open_shared(key, dirname)
+                self._open[key] = shared
+            shared.handles += 1
+        return SqliteAccount(stored_name, shared, self._hub, self._release)
+
+    # ---- open accounts -------------------------------------------------------------
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def _open_shared(self, key: str, dirname: str) -> OpenAccount:
+        worker = Worker(f"roost-{dirname}")
+        sweep = dirname not in self._swept
+        try:
+            db = await worker.run(
+                _open_account_db, self._directory.account_dir(dirname), self._directory.durable
+            )
+            if sweep:
+                await worker.run(_sweep, db)
+        except BaseException:
+            worker.shutdown()
+            raise
+        self._swept.add(dirname)
+        return OpenAccount(key=key, worker=worker, db=db)
+
+    async def _release(self, shared: OpenAccount) -> None:
+        async with self._lock(shared.key):
+            shared.handles -= 1
+            if shared.handles <= 0 and not shared.closed:
+                await self._shutdown(shared)
+
+    async def _shutdown(self, shared: OpenAccount) -> None:
+        shared.closed = True
+        if self._open.get(shared.key) is shared:
+            del self._open[shared.key]
+        try:
+            await shared.worker.run(shared.db.close)
+        finally:
+            shared.worker.shutdown()
+
+
+def _fold(name: str) -> str:
+    return name.casefold()
+
+
+def _open_account_db(directory: Path, durable: bool) -> MailDB:
+    try:
+        return MailDB.open(directory, durable=durable)
+    except sqlite3.OperationalError as exc:
+        raise NoSuchAccount(f"account directory {directory.name} is unusable: {exc}") from exc
+
+
+def _sweep(db: MailDB) -> None:
+    try:
+        removed = db.sweep_orphans()
+    except Exception:
+        log.warning("orphan sweep failed", exc_info=True)
+    else:
+        if removed:
+            log.info("removed %d orphan message files", removed)
+
+
+class _Directory:
+    """users.db, used only on the users worker thread."""
+
+    def __init__(self, data_dir: Path, durable: bool) -> None:
+        self.durable = durable
+        self._accounts = data_dir / "accounts"
+        self._accounts.mkdir(parents=True, exist_ok=True)
+        self._conn = connect(data_dir / "users.db", durable=durable, create=True)
+        migrate(self._conn, USERS_MIGRATIONS)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def account_dir(self, dirname: str) -> Path:
+        return self._accounts / dirname
+
+    def create(self, name: str, password_hash: str) -> None:
+        key = _fold(name)
+        if not key:
+            raise CannotDoThat("an account needs a name")
+        if self._row(key) is not None:
+            raise AccountExists(name)
+        floor: int = self._conn.execute(
+            "SELECT uidvalidity_floor FROM counters WHERE id = 0"
+        ).fetchone()[0]
+        dirname = self._new_dirname(key)
+        directory = self.account_dir(dirname)
+        try:
+            db = MailDB.open(directory, durable=self.durable, create=True)
+            try:
+                mailboxes.initialize(db, floor)
+            finally:
+                db.close()
+            self._sync_dir(directory)
+            self._sync_dir(self._accounts)
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT INTO accounts (name_key, name, dirname, password_hash, created)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (key, name, dirname, password_hash, int(time.time())),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.IntegrityError as exc:  # created meanwhile by another process
+            shutil.rmtree(directory, ignore_errors=True)
+            raise AccountExists(name) from exc
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+
+    def delete(self, key: str) -> None:
+        """The account must not be open in this process."""
+        _, dirname = self.lookup(key)
+        directory = self.account_dir(dirname)
+        last_uidvalidity = _last_uidvalidity(directory)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM accounts WHERE name_key = ?", (key,))
+            self._conn.execute(
+                "UPDATE counters SET uidvalidity_floor = max(uidvalidity_floor, ?) WHERE id = 0",
+                (last_uidvalidity,),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        shutil.rmtree(directory, ignore_errors=True)
+
+    def lookup(self, key: str) -> tuple[str, str]:
+        """(stored name, dirname); NoSuchAccount where absent."""
+        row = self._row(key)
+        if row is None:
+            raise NoSuchAccount(key)
+        return row
+
+    def names(self) -> list[str]:
+        return [name for (name,) in self._conn.execute("SELECT name FROM accounts ORDER BY 1")]
+
+    def password_hash(self, key: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT password_hash FROM accounts WHERE name_key = ?", (key,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_password_hash(self, key: str, password_hash: str) -> None:
+        cursor = self._conn.execute(
+            "UPDATE accounts SET password_hash = ? WHERE name_key = ?", (password_hash, key)
+        )
+        if cursor.rowcount == 0:
+            raise NoSuchAccount(key)
+
+    def _row(self, key: str) -> tuple[str, str] | None:
+        row = self._conn.execute(
+            "SELECT name, dirname FROM accounts WHERE name_key = ?", (key,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def _new_dirname(self, key: str) -> str:
+        prefix = re.sub(r"[^a-z0-9_-]+", "_", key)[:32] or "account"
+        while True:
+            dirname = f"{prefix}-{secrets.token_hex(4)}"
+            if not self.account_dir(dirname).exists():
+                return dirname
+
+    def _sync_dir(self, directory: Path) -> None:
+        if self.durable:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _last_uidvalidity(directory: Path) -> int:
+    """The account's last UIDVALIDITY, or 0 if its database cannot be read."""
+    try:
+        db = MailDB.open(directory, durable=False)
+    except (sqlite3.Error, OSError):
+        return 0
+    try:
+        return db.last_uidvalidity()
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()

@@ -1,0 +1,63 @@
+"""The store contract suite: every backend runs every test here (STYLE.md, "one suite
+every backend passes"). Add a backend by adding a name to BACKENDS and a case below."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from roost.store.base import Account, MailboxInfo, Store
+from roost.store.sqlite import SqliteStore
+
+BACKENDS = ["sqlite"]
+
+
+async def open_store(backend: str, path: Path) -> Store:
+    """A store on ``path``; opening the same path again sees the same data."""
+    match backend:
+        case "sqlite":
+            # durable=True: the contract includes the fsyncs, and they are cheap here.
+            return await SqliteStore.open(path, durable=True)
+    raise ValueError(f"unknown backend {backend}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+async def store(backend: str, store_path: Path) -> AsyncIterator[Store]:
+    opened = await open_store(backend, store_path)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def alice(store: Store) -> AsyncIterator[Account]:
+    await store.create_account("alice", "hash-of-alice")
+    account = await store.open_account("alice")
+    try:
+        yield account
+    finally:
+        await account.close()
+
+
+@pytest.fixture
+async def inbox(alice: Account) -> MailboxInfo:
+    return await alice.get_mailbox("INBOX")
+
+
+@pytest.fixture
+def inbox_id(inbox: MailboxInfo) -> int:
+    return inbox.id

@@ -1,0 +1,166 @@
+"""APPEND, FETCH metadata, reading message bytes, SELECT snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from roost.store.base import (
+    SEEN,
+    Account,
+    MailboxChanged,
+    MessageSource,
+    NewMessage,
+    NoSuchMailbox,
+)
+from tests.store_contract.helpers import append, message, new, read_all
+
+
+async def test_append_one(alice: Account, inbox_id: int) -> None:
+    before = await alice.get_mailbox("INBOX")
+    data = message(1)
+    result = await alice.append(inbox_id, [new(data)])
+
+    assert result.uids == [1]
+    assert result.uidvalidity == before.uidvalidity
+    assert result.mailbox.uidnext == 2
+    assert result.mailbox.highestmodseq > before.highestmodseq
+    [meta] = await alice.fetch_meta(inbox_id, [1])
+    assert meta.size == len(data)
+    assert meta.header_size == data.index(b"\r\n\r\n") + 4
+    assert meta.flags == frozenset()
+    assert meta.modseq == result.mailbox.highestmodseq
+    assert (await alice.get_mailbox("INBOX")).uidnext == 2
+
+
+async def test_multiappend_gives_consecutive_uids_in_order(alice: Account, inbox_id: int) -> None:
+    first = await append(alice, inbox_id, 1)
+    result = await alice.append(inbox_id, [new(message(n)) for n in (2, 3, 4)])
+    assert first == [1]
+    assert result.uids == [2, 3, 4]
+    assert result.mailbox.uidnext == 5
+    metas = await alice.fetch_meta(inbox_id, result.uids)
+    assert len({m.modseq for m in metas}) == 1
+    for n, meta in zip((2, 3, 4), metas, strict=True):
+        assert await read_all(alice, meta) == message(n)
+
+
+async def test_append_keeps_internaldate_with_its_zone(alice: Account, inbox_id: int) -> None:
+    zone = timezone(timedelta(hours=-7))
+    given = datetime(1996, 7, 17, 2, 44, 25, tzinfo=zone)
+    await alice.append(inbox_id, [new(message(1), internaldate=given)])
+    [meta] = await alice.fetch_meta(inbox_id, [1])
+    assert meta.internaldate == given
+    assert meta.internaldate.utcoffset() == timedelta(hours=-7)
+
+
+async def test_append_without_internaldate_uses_now(alice: Account, inbox_id: int) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    await append(alice, inbox_id, 1)
+    [meta] = await alice.fetch_meta(inbox_id, [1])
+    assert meta.internaldate.tzinfo is not None
+    assert before <= meta.internaldate <= datetime.now(UTC)
+
+
+async def test_append_from_a_spooled_file(alice: Account, inbox_id: int, tmp_path: Path) -> None:
+    data = message(7, body=b"x" * 700_000 + b"\r\n")
+    spool = tmp_path / "literal"
+    spool.write_bytes(data)
+    result = await alice.append(inbox_id, [NewMessage(MessageSource(path=spool))])
+    [meta] = await alice.fetch_meta(inbox_id, result.uids)
+    assert meta.size == len(data)
+    assert meta.header_size == data.index(b"\r\n\r\n") + 4
+    assert await read_all(alice, meta) == data
+
+
+@pytest.mark.parametrize(
+    ("data", "header_size"),
+    [
+        (b"Subject: lf\n\nbody\n", 13),
+        (b"Subject: only a header\r\n", 24),
+        (b"\r\nno header at all\r\n", 2),
+        (b"", 0),
+    ],
+)
+async def test_header_size(alice: Account, inbox_id: int, data: bytes, header_size: int) -> None:
+    result = await alice.append(inbox_id, [new(data)])
+    [meta] = await alice.fetch_meta(inbox_id, result.uids)
+    assert (meta.size, meta.header_size) == (len(data), header_size)
+
+
+async def test_append_with_flags(alice: Account, inbox_id: int) -> None:
+    await alice.append(inbox_id, [new(message(1), frozenset({"\\SEEN", "$Label1", "\\Recent"}))])
+    [meta] = await alice.fetch_meta(inbox_id, [1])
+    assert meta.flags == {SEEN, "$Label1"}
+    assert "$Label1" in (await alice.snapshot(inbox_id)).keywords
+
+
+async def test_append_to_missing_mailbox(alice: Account) -> None:
+    with pytest.raises(NoSuchMailbox):
+        await alice.append(999_999, [new(message(1))])
+
+
+async def test_append_publishes_after_commit(alice: Account, inbox_id: int) -> None:
+    listener = alice.listen()
+    result = await alice.append(inbox_id, [new(message(1))])
+    assert listener.pending() == [MailboxChanged(inbox_id, result.mailbox.highestmodseq)]
+    listener.close()
+
+
+async def test_concurrent_appends_get_distinct_uids(alice: Account, inbox_id: int) -> None:
+    results = await asyncio.gather(*(append(alice, inbox_id, n) for n in range(20)))
+    assert sorted(uid for uids in results for uid in uids) == list(range(1, 21))
+
+
+async def test_fetch_meta_subsets(alice: Account, inbox_id: int) -> None:
+    await append(alice, inbox_id, *range(1, 11))
+    assert [m.uid for m in await alice.fetch_meta(inbox_id, [9, 3, 3, 42, 1])] == [1, 3, 9]
+    assert [m.uid for m in await alice.fetch_meta(inbox_id, range(4, 8))] == [4, 5, 6, 7]
+    assert [m.uid for m in await alice.fetch_meta(inbox_id, range(5, 100))] == list(range(5, 11))
+    assert await alice.fetch_meta(inbox_id, []) == []
+    assert await alice.fetch_meta(inbox_id, [11, 12]) == []
+
+
+async def test_fetch_meta_large_lists(alice: Account, inbox_id: int) -> None:
+    count = 500
+    await alice.append(inbox_id, [new(message(n)) for n in range(count)])
+    every = list(range(1, count + 1))
+    assert [m.uid for m in await alice.fetch_meta(inbox_id, every)] == every
+    # 100,000 wanted UIDs, sparse: every 7th exists
+    sparse = list(range(7, 700_001, 7))
+    assert [m.uid for m in await alice.fetch_meta(inbox_id, sparse)] == sparse[: count // 7]
+    odd = list(range(count, 0, -2))
+    assert [m.uid for m in await alice.fetch_meta(inbox_id, odd)] == sorted(odd)
+
+
+async def test_read_message_and_ranges_are_byte_identical(alice: Account, inbox_id: int) -> None:
+    body = bytes(range(256)) * 4000  # ~1 MB, every byte value, several read chunks
+    data = message(1, body=body)
+    small = message(2)
+    result = await alice.append(inbox_id, [new(data), new(small)])
+    big_meta, small_meta = await alice.fetch_meta(inbox_id, result.uids)
+
+    assert await read_all(alice, big_meta) == data
+    assert await read_all(alice, small_meta) == small
+    assert await alice.read_range(big_meta, 0, 10) == data[:10]
+    assert await alice.read_range(big_meta, 300_000, 5000) == data[300_000:305_000]
+    assert await alice.read_range(big_meta, len(data) - 3, 100) == data[-3:]
+    assert await alice.read_range(big_meta, len(data) + 10, 100) == b""
+
+
+async def test_snapshot(alice: Account, inbox_id: int) -> None:
+    await append(alice, inbox_id, 1, 2)
+    await alice.append(inbox_id, [new(message(3), frozenset({SEEN, "Work"}))])
+    snap = await alice.snapshot(inbox_id)
+    assert snap.info.uidnext == 4
+    assert snap.uids == [1, 2, 3]
+    assert snap.flags == [frozenset(), frozenset(), frozenset({SEEN, "Work"})]
+    assert snap.keywords == {"Work"}
+
+
+async def test_snapshot_of_empty_mailbox(alice: Account, inbox_id: int) -> None:
+    snap = await alice.snapshot(inbox_id)
+    assert (snap.uids, snap.flags, snap.keywords) == ([], [], frozenset())

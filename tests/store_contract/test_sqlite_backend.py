@@ -1,0 +1,220 @@
+"""What only the SQLite backend promises: its files on disk, blob lifetime, the orphan
+sweep, durability across store instances, and a full disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from roost.store.base import DELETED, FlagOp, MessageSource, NewMessage, StorageFull
+from roost.store.blobs import BlobStore
+from roost.store.sqlite import SqliteStore
+from roost.store.sqlite.account import SqliteAccount
+from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS
+from tests.store_contract.helpers import append, message, new, read_all
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = await SqliteStore.open(tmp_path / "data")
+    await store.create_account("alice", "h")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def account(sqlite_store: SqliteStore) -> AsyncIterator[SqliteAccount]:
+    opened = await sqlite_store.open_account("alice")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def account_dir(data: Path) -> Path:
+    [directory] = (data / "accounts").iterdir()
+    return directory
+
+
+def blob_files(data: Path) -> set[str]:
+    blobs = account_dir(data) / "blobs"
+    return {p.parent.name + p.name for p in blobs.glob("*/*")}
+
+
+async def test_layout(tmp_path: Path, account: SqliteAccount) -> None:
+    data = tmp_path / "data"
+    assert (data / "users.db").is_file()
+    directory = account_dir(data)
+    assert (directory / "mail.db").is_file()
+    assert (directory / "blobs").is_dir()
+    assert (directory / "tmp").is_dir()
+    with sqlite3.connect(directory / "mail.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(ACCOUNT_MIGRATIONS)
+
+
+async def test_account_directories_never_come_from_the_name(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = await SqliteStore.open(data)
+    try:
+        for name in ("../../escape", "/abs", "..", "a/../../b", "CON", "x" * 300):
+            await store.create_account(name, "h")
+        dirs = list((data / "accounts").iterdir())
+        assert len(dirs) == 6
+        for directory in dirs:
+            assert directory.parent == data / "accounts"
+            assert len(directory.name) < 64
+            assert (directory / "mail.db").is_file()
+        assert sorted(os.listdir(tmp_path)) == ["data"]
+    finally:
+        await store.close()
+
+
+async def test_delete_account_removes_its_directory(
+    tmp_path: Path, sqlite_store: SqliteStore
+) -> None:
+    assert list((tmp_path / "data" / "accounts").iterdir())
+    await sqlite_store.delete_account("alice")
+    assert list((tmp_path / "data" / "accounts").iterdir()) == []
+
+
+async def test_identical_content_is_stored_once(tmp_path: Path, account: SqliteAccount) -> None:
+    inbox = await account.get_mailbox("INBOX")
+    trash = await account.get_mailbox("Trash")
+    await account.append(inbox.id, [new(message(1)), new(message(1)), new(message(2))])
+    await account.copy(inbox.id, [1], trash.id)
+    await account.append(trash.id, [new(message(1))])
+    metas = await account.fetch_meta(inbox.id, [1, 2, 3])
+    assert metas[0].blob_id == metas[1].blob_id != metas[2].blob_id
+    assert blob_files(tmp_path / "data") == {metas[0].blob_id, metas[2].blob_id}
+
+
+async def test_a_blob_goes_with_its_last_reference(tmp_path: Path, account: SqliteAccount) -> None:
+    data = tmp_path / "data"
+    inbox = await account.get_mailbox("INBOX")
+    trash = await account.get_mailbox("Trash")
+    await append(account, inbox.id, 1)
+    [meta] = await account.fetch_meta(inbox.id, [1])
+    await account.copy(inbox.id, [1], trash.id)
+
+    await account.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({DELETED}))
+    await account.expunge(inbox.id)
+    assert blob_files(data) == {meta.blob_id}  # still in Trash
+
+    await account.move(trash.id, [1], inbox.id)
+    assert blob_files(data) == {meta.blob_id}  # moved, not dropped
+
+    work = await account.create_mailbox("Work")
+    await account.move(inbox.id, [2], work.id)
+    await account.delete_mailbox("Work")
+    assert blob_files(data) == set()
+
+
+async def test_sweep_removes_orphans_and_stale_temporary_files(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = await SqliteStore.open(data)
+    await store.create_account("alice", "h")
+    account = await store.open_account("alice")
+    inbox = await account.get_mailbox("INBOX")
+    await append(account, inbox.id, 1)
+    [kept] = await account.fetch_meta(inbox.id, [1])
+    await account.close()
+    await store.close()
+
+    directory = account_dir(data)
+    orphan = BlobStore(directory / "blobs", directory / "tmp", durable=False).put(
+        MessageSource(data=b"nobody refers to me")
+    )
+    stale = directory / "tmp" / "blob-stale"
+    fresh = directory / "tmp" / "blob-fresh"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    assert blob_files(data) == {kept.blob_id, orphan.blob_id}
+
+    store = await SqliteStore.open(data)
+    account = await store.open_account("alice")
+    try:
+        assert blob_files(data) == {kept.blob_id}
+        assert not stale.exists()
+        assert fresh.exists()  # may belong to another process's APPEND
+        assert await read_all(account, kept) == message(1)
+    finally:
+        await account.close()
+        await store.close()
+
+
+@pytest.mark.parametrize("close_first", [True, False])
+async def test_appended_mail_survives_into_a_new_store(tmp_path: Path, close_first: bool) -> None:
+    data = tmp_path / "data"
+    first = await SqliteStore.open(data, durable=True)
+    await first.create_account("alice", "h")
+    account = await first.open_account("alice")
+    inbox = await account.get_mailbox("INBOX")
+    result = await account.append(inbox.id, [new(message(1), frozenset({"\\Seen"}))])
+    if close_first:
+        await account.close()
+        await first.close()
+
+    second = await SqliteStore.open(data, durable=True)
+    try:
+        reopened = await second.open_account("alice")
+        [meta] = await reopened.fetch_meta(inbox.id, result.uids)
+        assert meta.flags == {"\\Seen"}
+        assert await read_all(reopened, meta) == message(1)
+        await reopened.close()
+    finally:
+        await second.close()
+        if not close_first:
+            await account.close()
+            await first.close()
+
+
+async def test_full_disk_while_writing_a_message(
+    tmp_path: Path, account: SqliteAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = await account.get_mailbox("INBOX")
+    calls = 0
+
+    def fill_up(self: BlobStore, f: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(BlobStore, "_sync_file", fill_up)
+    with pytest.raises(StorageFull):
+        await account.append(inbox.id, [new(message(1)), new(message(2))])
+    monkeypatch.undo()
+
+    directory = account_dir(tmp_path / "data")
+    assert (await account.get_mailbox("INBOX")).uidnext == 1
+    assert blob_files(tmp_path / "data") == set()
+    assert list((directory / "tmp").iterdir()) == []
+    assert await append(account, inbox.id, 3) == [1]
+
+
+async def test_full_database(tmp_path: Path, account: SqliteAccount) -> None:
+    inbox = await account.get_mailbox("INBOX")
+    await append(account, inbox.id, 1)
+    conn = account._shared.db.conn  # white box: the worker is idle between calls
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    many = [NewMessage(MessageSource(data=message(n)), frozenset({f"k{n}"})) for n in range(300)]
+    with pytest.raises(StorageFull):
+        await account.append(inbox.id, many)
+
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    assert (await account.snapshot(inbox.id)).uids == [1]
+    assert len(blob_files(tmp_path / "data")) == 1  # the new blobs were released
+    assert await append(account, inbox.id, 2) == [2]
