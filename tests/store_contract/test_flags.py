@@ -41,8 +41,8 @@ async def test_result_and_modseq_only_for_real_changes(alice: Account, inbox_id:
 
     result = await alice.store_flags(inbox_id, [1, 2, 99], FlagOp.ADD, frozenset({SEEN}))
 
-    assert [(s.uid, s.flags) for s in result.updated] == [(2, {SEEN})]
-    assert [(s.uid, s.flags) for s in result.unchanged] == [(1, {SEEN})]
+    assert [(s.uid, s.flags) for s in result.updated] == [(2, frozenset({SEEN}))]
+    assert [(s.uid, s.flags) for s in result.unchanged] == [(1, frozenset({SEEN}))]
     assert result.failed_unchangedsince == []
     after = await alice.get_mailbox("INBOX")
     assert result.updated[0].modseq == after.highestmodseq > before.highestmodseq

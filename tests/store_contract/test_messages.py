@@ -125,7 +125,7 @@ async def test_fetch_meta_subsets(alice: Account, inbox_id: int) -> None:
 
 
 async def test_fetch_meta_large_lists(alice: Account, inbox_id: int) -> None:
-    count = 500
+    count = 300
     await alice.append(inbox_id, [new(message(n)) for n in range(count)])
     every = list(range(1, count + 1))
     assert [m.uid for m in await alice.fetch_meta(inbox_id, every)] == every

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from roost.store.base import DELETED, FlagOp, MessageSource, NewMessage, StorageFull
+from roost.store.base import (
+    DELETED,
+    FlagOp,
+    MailboxChanged,
+    MessageSource,
+    NewMessage,
+    StorageFull,
+)
 from roost.store.blobs import BlobStore
+from roost.store.events import EventHub
 from roost.store.sqlite import SqliteStore
 from roost.store.sqlite.account import SqliteAccount
 from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS
@@ -210,7 +218,7 @@ async def test_full_database(tmp_path: Path, account: SqliteAccount) -> None:
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages}")
 
-    many = [NewMessage(MessageSource(data=message(n)), frozenset({f"k{n}"})) for n in range(300)]
+    many = [NewMessage(MessageSource(data=message(n)), frozenset({f"k{n}"})) for n in range(120)]
     with pytest.raises(StorageFull):
         await account.append(inbox.id, many)
 
@@ -218,3 +226,24 @@ async def test_full_database(tmp_path: Path, account: SqliteAccount) -> None:
     assert (await account.snapshot(inbox.id)).uids == [1]
     assert len(blob_files(tmp_path / "data")) == 1  # the new blobs were released
     assert await append(account, inbox.id, 2) == [2]
+
+
+async def test_stores_sharing_a_hub_share_events(tmp_path: Path) -> None:
+    hub = EventHub()
+    first = await SqliteStore.open(tmp_path / "data", hub=hub)
+    second = await SqliteStore.open(tmp_path / "data", hub=hub)
+    await first.create_account("Alice", "h")
+    writer = await first.open_account("alice")
+    reader = await second.open_account("ALICE")
+    listener = reader.listen()
+    try:
+        inbox = await writer.get_mailbox("INBOX")
+        result = await writer.append(inbox.id, [new(message(1))])
+        assert listener.pending() == [MailboxChanged(inbox.id, result.mailbox.highestmodseq)]
+        assert (await reader.snapshot(inbox.id)).uids == result.uids
+    finally:
+        await reader.close()  # closes its listeners too
+        assert listener.closed
+        await writer.close()
+        await second.close()
+        await first.close()

@@ -104,13 +104,15 @@ class BlobStore:
         """Every blob file present (in no particular order)."""
         if not self.root.is_dir():
             return
-        for fan in os.scandir(self.root):
-            if len(fan.name) != 2 or not fan.is_dir():
-                continue
-            for entry in os.scandir(fan.path):
-                blob_id = fan.name + entry.name
-                if _BLOB_ID.fullmatch(blob_id):
-                    yield blob_id
+        with os.scandir(self.root) as fans:
+            for fan in fans:
+                if len(fan.name) != 2 or not fan.is_dir():
+                    continue
+                with os.scandir(fan.path) as entries:
+                    for entry in entries:
+                        blob_id = fan.name + entry.name
+                        if _BLOB_ID.fullmatch(blob_id):
+                            yield blob_id
 
     def sweep_tmp(self, max_age: float) -> int:
         """Remove temporary files older than ``max_age`` seconds; return how many.
@@ -119,8 +121,8 @@ class BlobStore:
         """
         removed = 0
         cutoff = time.time() - max_age
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(self.tmp):
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.tmp) as entries:
+            for entry in entries:
                 with contextlib.suppress(FileNotFoundError):
                     if entry.is_file() and entry.stat().st_mtime < cutoff:
                         os.unlink(entry.path)
@@ -191,7 +193,8 @@ class BlobStore:
             if not final.parent.is_dir():
                 final.parent.mkdir(parents=True, exist_ok=True)
                 new_fan = True
-            os.replace(written.pop(blob_id), final)
+            os.replace(written[blob_id], final)
+            del written[blob_id]
             directories.add(final.parent)
         if new_fan:
             directories.add(self.root)

@@ -122,12 +122,9 @@ class SqliteStore:
     async def _open_shared(self, key: str, dirname: str) -> OpenAccount:
         worker = Worker(f"roost-{dirname}")
         sweep = dirname not in self._swept
+        directory = self._directory.account_dir(dirname)
         try:
-            db = await worker.run(
-                _open_account_db, self._directory.account_dir(dirname), self._directory.durable
-            )
-            if sweep:
-                await worker.run(_sweep, db)
+            db = await worker.run(_open_account_db, directory, self._directory.durable, sweep)
         except BaseException:
             worker.shutdown()
             raise
@@ -154,21 +151,20 @@ def _fold(name: str) -> str:
     return name.casefold()
 
 
-def _open_account_db(directory: Path, durable: bool) -> MailDB:
+def _open_account_db(directory: Path, durable: bool, sweep: bool) -> MailDB:
     try:
-        return MailDB.open(directory, durable=durable)
+        db = MailDB.open(directory, durable=durable)
     except sqlite3.OperationalError as exc:
         raise NoSuchAccount(f"account directory {directory.name} is unusable: {exc}") from exc
-
-
-def _sweep(db: MailDB) -> None:
-    try:
-        removed = db.sweep_orphans()
-    except Exception:
-        log.warning("orphan sweep failed", exc_info=True)
-    else:
-        if removed:
-            log.info("removed %d orphan message files", removed)
+    if sweep:
+        try:
+            removed = db.sweep_orphans()
+        except Exception:
+            log.warning("orphan sweep of %s failed", directory.name, exc_info=True)
+        else:
+            if removed:
+                log.info("removed %d orphan message files in %s", removed, directory.name)
+    return db
 
 
 class _Directory:
