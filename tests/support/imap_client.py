@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import re
 import ssl
+import zlib
 from dataclasses import dataclass, field
 
 RESPONSE_TIMEOUT = 10.0
@@ -162,6 +163,7 @@ def message(
     """A small, valid RFC 5322 message."""
     return (
         f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
-        f"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{abs(hash(subject))}@test>\r\n"
+        f"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
+        f"Message-ID: <{zlib.crc32(subject.encode()):08x}@test>\r\n"
         f"{extra_headers}\r\n{body}"
     ).encode()

@@ -123,7 +123,7 @@ async def test_id_and_enable(imap: ImapServer) -> None:
     reply = await client.ok('ID ("name" "Thunderbird" "version" "140.0")')
     assert reply.untagged[0].startswith(b'* ID ("name" "Roost"')
     await client.login("alice", PASSWORD)
-    reply = await client.ok("ENABLE UTF8=ACCEPT CONDSTORE")
+    reply = await client.ok("ENABLE UTF8=ACCEPT X-UNKNOWN")
     assert reply.untagged == [b"* ENABLED UTF8=ACCEPT"]
     reply = await client.ok("ENABLE UTF8=ACCEPT")
     assert reply.untagged == [b"* ENABLED"]

@@ -119,7 +119,10 @@ INVALID: list[tuple[bytes, str, str]] = [
     (b"a SELECT\r\n", "SELECT", "Expected space"),
     (b"a SELECT a b\r\n", "SELECT", 'Expected "("'),
     (b"a SELECT x ()\r\n", "SELECT", "Empty list"),
-    (b"a SELECT x (QRESYNC (1 2))\r\n", "SELECT", "Unsupported SELECT parameter"),
+    (b"a SELECT x (QRESYNC)\r\n", "SELECT", "Unsupported SELECT parameter"),
+    (b"a SELECT x (QRESYNC (0 2))\r\n", "SELECT", "Number must not be zero"),
+    (b"a SELECT x (QRESYNC (1 2 1:*))\r\n", "SELECT", "Invalid sequence set in QRESYNC"),
+    (b"a SELECT x (QRESYNC (1 2 1:5 (1:2)))\r\n", "SELECT", "Invalid QRESYNC sequence match data"),
     (b'a SELECT x ("CONDSTORE")\r\n', "SELECT", "Unsupported SELECT parameter"),
     (b"a SELECT x (CONDSTORE) y\r\n", "SELECT", "Unexpected extra arguments"),
     (b"a EXAMINE a*\r\n", "EXAMINE", "Expected space"),
@@ -179,3 +182,26 @@ def test_list_status_is_nesting_limited() -> None:
     data = b'a LIST "" * RETURN (STATUS (MESSAGES))\r\n'
     assert isinstance(parse_all_ways(data, max_nesting_depth=2), List)
     assert bad(data, max_nesting_depth=1).message == "Too deeply nested"
+
+
+def test_select_qresync_parameters() -> None:
+    """RFC 7162 §3.2.5, the RFC's own examples."""
+    from roost.imap.wire.commands import QresyncParams
+    from roost.imap.wire.sequence import SequenceSet
+
+    command = parse_all_ways(
+        b"A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n"
+    )
+    assert isinstance(command, Select)
+    assert command.qresync == QresyncParams(
+        67890007, 20050715194045000, SequenceSet(((41, 41), (43, 211), (214, 541)))
+    )
+    command = parse_all_ways(
+        b"B02 SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 "
+        b"(5000,7500,9000,9990:9999 15000,22500,27000,29970,29973)))\r\n"
+    )
+    assert isinstance(command, Select) and command.qresync is not None
+    assert command.qresync.known_sequence == SequenceSet(
+        ((5000, 5000), (7500, 7500), (9000, 9000), (9990, 9999))
+    )
+    assert command.qresync.known_sequence_uids is not None

@@ -24,10 +24,13 @@ from roost.imap.wire.responses import (
     Exists,
     Expunged,
     FetchResponse,
+    FetchValue,
     FlagList,
     FlagsResponse,
+    Parenthesized,
     Recent,
     Response,
+    Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet
 from roost.store.base import SYSTEM_FLAGS, MailboxChanges, MailboxInfo, MailboxSnapshot
@@ -54,6 +57,10 @@ class SelectedMailbox:
     ) -> None:
         self.info: MailboxInfo = snapshot.info
         self.readonly = readonly
+        # RFC 7162: once CONDSTORE is on, flag updates carry MODSEQ; with QRESYNC,
+        # expunges are announced as VANISHED (§3.2.10). The session keeps these current.
+        self.condstore = False
+        self.qresync = False
         self.uids = array("I", snapshot.uids)
         self.known_modseq = snapshot.info.highestmodseq
         self.uidnext = snapshot.info.uidnext
@@ -164,10 +171,12 @@ class SelectedMailbox:
             msn = self.msn_of(state.uid)
             if msn is None:
                 continue
-            items: list[tuple[str, FlagList | int]] = []
+            items: list[tuple[str, FetchValue]] = []
             if include_uid:
                 items.append(("UID", state.uid))
             items.append(("FLAGS", self.flags_for_wire(state.uid, state.flags)))
+            if self.condstore:
+                items.append(("MODSEQ", Parenthesized(state.modseq)))
             yield FetchResponse(msn, tuple(items))
         self._reported.clear()
 
@@ -184,12 +193,18 @@ class SelectedMailbox:
     def announce_new(self) -> list[Response]:
         return [Exists(len(self.uids)), Recent(len(self.recent))]
 
-    def flush_expunges(self) -> Iterator[Expunged]:
-        """Announce pending expunges, each number valid after the previous one."""
+    def flush_expunges(self) -> Iterator[Expunged | Vanished]:
+        """Announce pending expunges, each number valid after the previous one (or, with
+        QRESYNC, all their UIDs in one VANISHED)."""
         if not self.pending_expunges:
             return
         gone = self.pending_expunges
         self.pending_expunges = set()
+        if self.qresync:
+            yield Vanished(tuple(sorted(gone)))
+            self.uids = array("I", (u for u in self.uids if u not in gone))
+            self.recent -= gone
+            return
         # Ascending, each number counted after the previous removals (RFC 3501 §7.4.1
         # example: "* 3 EXPUNGE" twice removes the third and then the (old) fourth).
         removed = 0

@@ -133,6 +133,8 @@ class Session:
         self.selected: SelectedMailbox | None = None
         self.utf8 = False  # UTF8=ACCEPT enabled (RFC 6855): names and strings in UTF-8
         self.enabled: set[str] = set()
+        self.condstore = False  # RFC 7162 §3.1: a CONDSTORE-enabling command was seen
+        self.qresync = False  # RFC 7162 §3.2.3: ENABLE QRESYNC
         self.client_id: dict[str, str | None] = {}
         self.sasl: SaslExchange | None = None
         self.pending_tag = ""  # tag of the command waiting on ``awaiting``
@@ -173,6 +175,8 @@ class Session:
             f"APPENDLIMIT={self.context.limits.max_literal_size}",
             "STATUS=SIZE",
             "UTF8=ACCEPT",
+            "CONDSTORE",
+            "QRESYNC",
         ]
         return tuple(caps)
 
@@ -193,6 +197,18 @@ class Session:
             return decode_mailbox_name(raw, utf8=self.utf8)
         except InvalidMailboxName as error:
             raise no(f"Invalid mailbox name: {error}", "CANNOT") from None
+
+    def enable_condstore(self) -> None:
+        """RFC 7162 §3.1: from now on, flag updates carry MODSEQ."""
+        self.condstore = True
+        if self.selected is not None:
+            self.selected.condstore = True
+
+    def enable_qresync(self) -> None:
+        self.enable_condstore()
+        self.qresync = True
+        if self.selected is not None:
+            self.selected.qresync = True
 
     def mark_dirty(self) -> None:
         """This session changed its selected mailbox: sync at the next point."""

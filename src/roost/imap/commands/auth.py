@@ -26,7 +26,7 @@ from roost.imap.wire.responses import (
 log = logging.getLogger("roost.auth")
 
 # ENABLE accepts what we implement; IMAP4rev2 waits until the whole of RFC 9051 is there.
-_ENABLEABLE = {"UTF8=ACCEPT"}
+_ENABLEABLE = {"UTF8=ACCEPT", "CONDSTORE", "QRESYNC"}
 
 
 async def capability(session: Session, cmd: c.Capability) -> AsyncIterator[Response | Done]:
@@ -59,6 +59,10 @@ async def enable(session: Session, cmd: c.Enable) -> AsyncIterator[Response | Do
             newly.append(capability_name)
     if "UTF8=ACCEPT" in session.enabled:
         session.utf8 = True
+    if "QRESYNC" in session.enabled:
+        session.enable_qresync()
+    elif "CONDSTORE" in session.enabled:
+        session.enable_condstore()
     yield Enabled(tuple(newly))
     yield Done("ENABLE completed")
 

@@ -17,15 +17,22 @@ from collections.abc import AsyncIterator, Sequence
 from roost.imap.selected import SelectedMailbox
 from roost.imap.session import Done, Response, Session, bad
 from roost.imap.wire import commands as c
-from roost.imap.wire.responses import Code, FetchResponse, FetchValue, NString
+from roost.imap.wire.responses import (
+    Code,
+    FetchResponse,
+    FetchValue,
+    NString,
+    Parenthesized,
+    Vanished,
+)
+from roost.imap.wire.sequence import SequenceSet
 from roost.mime.headers import select_fields
-from roost.store.base import SEEN, Account, FlagOp, MessageMeta
+from roost.store.base import SEEN, Account, FlagOp, FlagState, MessageMeta
 
 _NOT_YET = {
     c.FetchItem.ENVELOPE,
     c.FetchItem.BODYSTRUCTURE,
     c.FetchItem.BODY,
-    c.FetchItem.MODSEQ,
     c.FetchItem.EMAILID,
     c.FetchItem.THREADID,
     c.FetchItem.SAVEDATE,
@@ -132,13 +139,19 @@ def _label(attribute: c.FetchAttribute) -> str:
 
 
 def _simple_value(
-    selected: SelectedMailbox, meta: MessageMeta, flags: frozenset[str], item: c.FetchItem
+    selected: SelectedMailbox,
+    meta: MessageMeta,
+    flags: frozenset[str],
+    modseq: int,
+    item: c.FetchItem,
 ) -> FetchValue:
     match item:
         case c.FetchItem.UID:
             return meta.uid
         case c.FetchItem.FLAGS:
             return selected.flags_for_wire(meta.uid, flags)
+        case c.FetchItem.MODSEQ:
+            return Parenthesized(modseq)
         case c.FetchItem.INTERNALDATE:
             return meta.internaldate
         case c.FetchItem.RFC822_SIZE:
@@ -149,8 +162,8 @@ def _simple_value(
 async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
     account = session.require_account()
-    if cmd.changedsince is not None or cmd.vanished:
-        raise bad("CHANGEDSINCE needs CONDSTORE, which is not supported")
+    if cmd.vanished and not session.qresync:
+        raise bad("VANISHED needs QRESYNC to be enabled")  # RFC 7162 §3.2.6
     if not cmd.uid and not cmd.sequence.uses_star() and not selected.msn_valid(cmd.sequence):
         raise bad("Message number out of range")
     _check_supported(cmd.attributes)
@@ -159,6 +172,10 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     if cmd.uid and c.FetchItem.UID not in attributes:
         # RFC 9051 §6.4.9: UID FETCH always returns UID.
         attributes.insert(0, c.FetchItem.UID)
+    if cmd.changedsince is not None and c.FetchItem.MODSEQ not in attributes:
+        attributes.append(c.FetchItem.MODSEQ)  # RFC 7162 §3.1.4.1
+    if c.FetchItem.MODSEQ in attributes:
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     labels = [_label(a) for a in attributes]
     content = [isinstance(a, c.BodySection) or a in _CONTENT_ITEMS for a in attributes]
     sets_seen = not selected.readonly and any(
@@ -167,13 +184,19 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     has_flags = c.FetchItem.FLAGS in attributes
 
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
+    if cmd.vanished and cmd.changedsince is not None:
+        vanished = await _vanished_since(session, cmd.sequence, cmd.changedsince)
+        if vanished:
+            yield Vanished(tuple(vanished), earlier=True)
     batch_size = session.context.limits.fetch_batch_size
     missing = 0
     for start in range(0, len(uids), batch_size):
         batch = uids[start : start + batch_size]
         metas = await account.fetch_meta(selected.mailbox_id, batch)
         missing += len(batch) - len(metas)
-        now_seen: dict[int, frozenset[str]] = {}
+        if cmd.changedsince is not None:
+            metas = [m for m in metas if m.modseq > cmd.changedsince]
+        now_seen: dict[int, FlagState] = {}
         if sets_seen:
             unseen = [m.uid for m in metas if SEEN not in m.flags]
             if unseen:
@@ -181,14 +204,16 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                     selected.mailbox_id, unseen, FlagOp.ADD, frozenset({SEEN})
                 )
                 for state in result.updated:
-                    now_seen[state.uid] = state.flags
+                    now_seen[state.uid] = state
                     selected.note_reported(state.uid, state.modseq)
                 session.mark_dirty()
         for meta in metas:
             msn = selected.msn_of(meta.uid)
             if msn is None:
                 continue
-            flags = now_seen.get(meta.uid, meta.flags)
+            seen_state = now_seen.get(meta.uid)
+            flags = meta.flags if seen_state is None else seen_state.flags
+            modseq = meta.modseq if seen_state is None else seen_state.modseq
             reader = _MessageReader(account, meta)
             items: list[tuple[str, FetchValue]] = []
             for attribute, label, is_content in zip(attributes, labels, content, strict=True):
@@ -196,12 +221,24 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                     items.append((label, await _content_value(reader, attribute)))
                 else:
                     assert isinstance(attribute, c.FetchItem)
-                    items.append((label, _simple_value(selected, meta, flags, attribute)))
-            if meta.uid in now_seen and not has_flags:
+                    value = _simple_value(selected, meta, flags, modseq, attribute)
+                    items.append((label, value))
+            if seen_state is not None and not has_flags:
                 # RFC 9051 §6.4.5: a \Seen set as a side effect is reported with FLAGS.
                 items.append(("FLAGS", selected.flags_for_wire(meta.uid, flags)))
+                if session.condstore and c.FetchItem.MODSEQ not in attributes:
+                    items.append(("MODSEQ", Parenthesized(modseq)))
             yield FetchResponse(msn, tuple(items))
     if missing and not cmd.uid:
         yield Done("FETCH completed; some messages were already expunged", Code("EXPUNGEISSUED"))
     else:
         yield Done("FETCH completed")
+
+
+async def _vanished_since(session: Session, uids: SequenceSet, modseq: int) -> list[int]:
+    """UIDs in ``uids`` expunged after ``modseq`` (RFC 7162 §3.2.6)."""
+    selected = session.require_selected()
+    changes = await session.require_account().changes_since(selected.mailbox_id, modseq)
+    largest = max(selected.uidnext - 1, selected.uids[-1] if selected.uids else 1)
+    wanted = uids.membership(largest)
+    return [uid for uid in changes.expunged if wanted(uid)]

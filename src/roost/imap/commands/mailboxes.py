@@ -18,13 +18,16 @@ from roost.imap.wire.mutf7 import decode_mutf7
 from roost.imap.wire.responses import (
     Code,
     Exists,
+    FetchResponse,
     FlagsResponse,
     ListResponse,
+    Parenthesized,
     PermanentFlagsCode,
     Recent,
     Status,
     StatusResponse,
     Untagged,
+    Vanished,
 )
 from roost.store.base import SEEN, SPECIAL_USES, MailboxInfo, MailboxStatus, NoSuchMailbox
 
@@ -34,9 +37,14 @@ DELIMITER = "/"
 async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Done]:
     account = session.require_account()
     verb = "EXAMINE" if cmd.readonly else "SELECT"
+    if cmd.qresync is not None and not session.qresync:
+        raise bad("QRESYNC must be enabled first")  # RFC 7162 §3.2.5
     if cmd.condstore:
-        raise bad("CONDSTORE is not supported")
-    # RFC 9051 §6.3.2: SELECT first leaves any selected mailbox, even if it then fails.
+        session.enable_condstore()
+    # RFC 9051 §6.3.2: SELECT first leaves any selected mailbox, even if it then fails;
+    # with QRESYNC the client is told where the old mailbox's responses end (§3.2.11).
+    if session.selected is not None and session.qresync:
+        yield Untagged(Status.OK, "Previous mailbox is now closed", Code("CLOSED"))
     session.selected = None
     session.state = State.AUTHENTICATED
     name = session.mailbox_name(cmd.mailbox)
@@ -46,6 +54,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     snapshot = await account.snapshot(info.id)
     floor = None if cmd.readonly else await account.claim_recent(info.id)
     view = SelectedMailbox(snapshot, readonly=cmd.readonly, recent_floor=floor)
+    view.condstore, view.qresync = session.condstore, session.qresync
     if session.listener is not None:
         session.listener.pending()  # everything up to now is in the snapshot
     session.selected = view
@@ -61,8 +70,39 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     yield Untagged(Status.OK, "Predicted next UID", Code("UIDNEXT", str(info.uidnext)))
     permanent = () if cmd.readonly else (*view.all_flags(), "\\*")
     yield Untagged(Status.OK, "Flags permitted", PermanentFlagsCode(permanent))
+    # RFC 7162 §3.1.2.1: every mailbox keeps mod-sequences, so always say how far.
+    yield Untagged(Status.OK, "Highest", Code("HIGHESTMODSEQ", str(snapshot.info.highestmodseq)))
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == info.uidvalidity:
+        async for response in _qresync(session, view, cmd.qresync):
+            yield response
     access = Code("READ-ONLY") if cmd.readonly else Code("READ-WRITE")
     yield Done(f"{verb} completed", access)
+
+
+async def _qresync(
+    session: Session, view: SelectedMailbox, params: c.QresyncParams
+) -> AsyncIterator[Response]:
+    """RFC 7162 §3.2.5.2: what vanished and what changed since the client's modseq,
+    limited to the UIDs it says it knows."""
+    account = session.require_account()
+    changes = await account.changes_since(view.mailbox_id, params.modseq)
+    largest = max(view.uidnext - 1, 1)
+    known = params.known_uids.membership(largest) if params.known_uids else None
+    vanished = [uid for uid in changes.expunged if known is None or known(uid)]
+    if vanished:
+        yield Vanished(tuple(vanished), earlier=True)
+    for state in changes.changed:
+        msn = view.msn_of(state.uid)
+        if msn is None or (known is not None and not known(state.uid)):
+            continue
+        yield FetchResponse(
+            msn,
+            (
+                ("UID", state.uid),
+                ("FLAGS", view.flags_for_wire(state.uid, state.flags)),
+                ("MODSEQ", Parenthesized(state.modseq)),
+            ),
+        )
 
 
 async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Done]:
@@ -269,6 +309,7 @@ def _status_items(
         "UNSEEN": status.unseen,
         "DELETED": status.deleted,
         "SIZE": status.size,
+        "HIGHESTMODSEQ": status.highestmodseq,
         "APPENDLIMIT": session.context.limits.max_literal_size,
     }
     result: list[tuple[str, int]] = []
@@ -281,6 +322,8 @@ def _status_items(
 
 async def status(session: Session, cmd: c.Status) -> AsyncIterator[Response | Done]:
     account = session.require_account()
+    if "HIGHESTMODSEQ" in cmd.items:
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     name = session.mailbox_name(cmd.mailbox)
     info = await account.get_mailbox(name)
     if info.noselect:

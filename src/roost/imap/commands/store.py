@@ -12,7 +12,14 @@ from collections.abc import AsyncIterator
 from roost.imap.commands.flags import normalize_flags
 from roost.imap.session import Done, Response, Session, bad, no
 from roost.imap.wire import commands as c
-from roost.imap.wire.responses import FetchResponse, FlagList, FlagsResponse
+from roost.imap.wire.responses import (
+    Code,
+    FetchResponse,
+    FetchValue,
+    FlagsResponse,
+    Parenthesized,
+)
+from roost.imap.wire.sequence import compress_uids
 from roost.store.base import FlagOp
 
 _OPS = {
@@ -26,7 +33,7 @@ async def store(session: Session, cmd: c.Store) -> AsyncIterator[Response | Done
     selected = session.require_selected()
     account = session.require_account()
     if cmd.unchangedsince is not None:
-        raise bad("UNCHANGEDSINCE needs CONDSTORE, which is not supported")
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     if selected.readonly:
         raise no("Mailbox is read-only", "READ-ONLY")
     if not cmd.uid and not selected.msn_valid(cmd.sequence):
@@ -36,7 +43,9 @@ async def store(session: Session, cmd: c.Store) -> AsyncIterator[Response | Done
     if not uids:
         yield Done("STORE completed")
         return
-    result = await account.store_flags(selected.mailbox_id, uids, _OPS[cmd.mode], flags)
+    result = await account.store_flags(
+        selected.mailbox_id, uids, _OPS[cmd.mode], flags, cmd.unchangedsince
+    )
     session.mark_dirty()
 
     new_keywords = {f for f in flags if not f.startswith("\\")} - selected.keywords
@@ -44,17 +53,28 @@ async def store(session: Session, cmd: c.Store) -> AsyncIterator[Response | Done
         selected.keywords |= new_keywords
         yield FlagsResponse(selected.all_flags())
 
+    updated = {state.uid for state in result.updated}
     states = sorted(result.updated + result.unchanged, key=lambda s: s.uid)
     for state in states:
         selected.note_reported(state.uid, state.modseq)
-        if cmd.silent:
-            continue
         msn = selected.msn_of(state.uid)
-        if msn is None:
+        # RFC 7162 §3.1.3: a CONDSTORE client hears each new MODSEQ even with .SILENT.
+        silent_modseq = cmd.silent and session.condstore and state.uid in updated
+        if msn is None or (cmd.silent and not silent_modseq):
             continue
-        flag_list: FlagList = selected.flags_for_wire(state.uid, state.flags)
-        items: tuple[tuple[str, FlagList | int], ...] = (
-            (("UID", state.uid), ("FLAGS", flag_list)) if cmd.uid else (("FLAGS", flag_list),)
-        )
-        yield FetchResponse(msn, items)
+        items: list[tuple[str, FetchValue]] = []
+        if cmd.uid:
+            items.append(("UID", state.uid))
+        if not cmd.silent:
+            items.append(("FLAGS", selected.flags_for_wire(state.uid, state.flags)))
+        if session.condstore:
+            items.append(("MODSEQ", Parenthesized(state.modseq)))
+        yield FetchResponse(msn, tuple(items))
+
+    if result.failed_unchangedsince:
+        # RFC 7162 §3.1.3: MODIFIED names what was not stored, as UIDs for UID STORE.
+        failed = sorted(result.failed_unchangedsince)
+        numbers = failed if cmd.uid else sorted(filter(None, map(selected.msn_of, failed)))
+        yield Done("Some messages changed meanwhile", Code("MODIFIED", compress_uids(numbers)))
+        return
     yield Done("STORE completed")

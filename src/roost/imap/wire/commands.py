@@ -99,10 +99,23 @@ class Enable(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class QresyncParams:
+    """``(QRESYNC (uidvalidity modseq [known-uids [(seq-set uid-set)]]))`` (RFC 7162
+    §3.2.5): what a resyncing client already knows."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    known_sequence: SequenceSet | None = None  # seq-match-data: message numbers …
+    known_sequence_uids: SequenceSet | None = None  # … and the UIDs they had
+
+
+@dataclass(frozen=True, slots=True)
 class Select(Command):
     mailbox: bytes
     readonly: bool  # EXAMINE
     condstore: bool = False  # (CONDSTORE) parameter, RFC 7162 §3.1.8
+    qresync: QresyncParams | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ use). Resolving against the mailbox happens in the session, which knows what "*"
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 STAR = 0  # "*" is never a valid number, so 0 stands for it inside a range
@@ -58,6 +59,17 @@ class SequenceSet:
 
     def contains(self, number: int, largest: int) -> bool:
         return any(lo <= number <= hi for lo, hi in self.normalized(largest))
+
+    def membership(self, largest: int) -> Callable[[int], bool]:
+        """A fast ``n in set`` test for many numbers (bisection over merged ranges)."""
+        spans = self.normalized(largest)
+        starts = [lo for lo, _ in spans]
+
+        def contains(number: int) -> bool:
+            i = bisect.bisect_right(starts, number) - 1
+            return i >= 0 and number <= spans[i][1]
+
+        return contains
 
     def uses_star(self) -> bool:
         return any(STAR in r for r in self.ranges)

@@ -13,13 +13,23 @@ from roost.imap.wire.commands import (
     List,
     Lsub,
     Namespace,
+    QresyncParams,
     Rename,
     Select,
     Status,
     Subscribe,
     Unsubscribe,
 )
-from roost.imap.wire.tokenizer import Atom, ParseError, Tokenizer
+from roost.imap.wire.sequence import SequenceSet
+from roost.imap.wire.tokenizer import (
+    MAX_NUMBER,
+    MAX_NUMBER64,
+    Atom,
+    ParseError,
+    Tokenizer,
+    Value,
+    parse_number,
+)
 
 STATUS_ITEMS = frozenset(
     {
@@ -56,19 +66,69 @@ def parse_examine(tokens: Tokenizer, tag: str) -> Select:
 
 def _select(tokens: Tokenizer, tag: str, *, readonly: bool) -> Select:
     """``SELECT SP mailbox [SP "(" select-param *(SP select-param) ")"]`` (RFC 4466
-    §2.2). Parameters are read generically, then only CONDSTORE (RFC 7162 §3.1.8) is
-    accepted: an unknown parameter must be rejected, not ignored."""
+    §2.2). Parameters are read generically, then CONDSTORE (RFC 7162 §3.1.8) and
+    QRESYNC (RFC 7162 §3.2.5) are interpreted: an unknown parameter must be rejected,
+    not ignored."""
     tokens.sp()
     mailbox = tokens.read_astring()
     condstore = False
+    qresync: QresyncParams | None = None
     if not tokens.at_end():
         tokens.sp()
-        for param in tokens.read_list(tokens.read_value, allow_empty=False):
-            if not (isinstance(param, Atom) and param.value.upper() == b"CONDSTORE"):
+        params = tokens.read_list(tokens.read_value, allow_empty=False)
+        index = 0
+        while index < len(params):
+            param = params[index]
+            name = param.value.upper() if isinstance(param, Atom) else b""
+            if name == b"CONDSTORE":
+                condstore = True
+            elif name == b"QRESYNC" and index + 1 < len(params) and qresync is None:
+                index += 1
+                qresync = _qresync(params[index])
+            else:
                 raise ParseError("Unsupported SELECT parameter")
-            condstore = True
+            index += 1
     tokens.end()
-    return Select(tag, mailbox, readonly=readonly, condstore=condstore)
+    return Select(tag, mailbox, readonly=readonly, condstore=condstore, qresync=qresync)
+
+
+def _qresync(value: Value) -> QresyncParams:
+    """``"(" uidvalidity SP mod-sequence-value [SP known-uids] [SP seq-match-data] ")"``."""
+    if not isinstance(value, tuple) or not 2 <= len(value) <= 4:
+        raise ParseError("Invalid QRESYNC parameter")
+    uidvalidity = _number(value[0], MAX_NUMBER, nonzero=True)
+    modseq = _number(value[1], MAX_NUMBER64, nonzero=False)
+    rest = list(value[2:])
+    known_uids = None
+    if rest and isinstance(rest[0], Atom):
+        known_uids = _sequence(rest.pop(0))
+    known_sequence = known_sequence_uids = None
+    if rest:
+        match = rest.pop(0)
+        if rest or not isinstance(match, tuple) or len(match) != 2:
+            raise ParseError("Invalid QRESYNC sequence match data")
+        known_sequence, known_sequence_uids = _sequence(match[0]), _sequence(match[1])
+    return QresyncParams(uidvalidity, modseq, known_uids, known_sequence, known_sequence_uids)
+
+
+def _number(value: Value, limit: int, *, nonzero: bool) -> int:
+    if not isinstance(value, Atom) or not value.value.isdigit():
+        raise ParseError("Number expected")
+    number = parse_number(value.value, limit)
+    if nonzero and number == 0:
+        raise ParseError("Number must not be zero")
+    return number
+
+
+def _sequence(value: Value) -> SequenceSet:
+    if not isinstance(value, Atom):
+        raise ParseError("Sequence set expected")
+    tokens = Tokenizer([value.value])
+    sequence = tokens.read_sequence_set()
+    tokens.end()
+    if sequence.is_saved or sequence.uses_star():
+        raise ParseError("Invalid sequence set in QRESYNC")
+    return sequence
 
 
 def parse_create(tokens: Tokenizer, tag: str) -> Create:
