@@ -225,3 +225,69 @@ async def test_tls_1_1_refused(tmp_path: Path) -> None:
         raise AssertionError("a TLS 1.1 handshake succeeded")
     finally:
         await stop_imap_server(handle, server)
+
+
+# ---- COMPRESS=DEFLATE (RFC 4978) -----------------------------------------------------
+
+
+class _Deflated:
+    """The client side of a compressed stream, for tests."""
+
+    def __init__(self, client: ImapClient) -> None:
+        import zlib
+
+        self.client = client
+        self.deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.inflate = zlib.decompressobj(-15)
+        self.buffer = b""
+
+    async def send(self, data: bytes) -> None:
+        import zlib
+
+        await self.client.send(self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH))
+
+    async def read_until_tagged(self, tag: bytes) -> list[bytes]:
+        lines: list[bytes] = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = await self.client.reader.read(65536)
+                assert chunk, "connection closed"
+                self.buffer += self.inflate.decompress(chunk)
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+
+
+async def test_compress_deflate(imap: ImapServer) -> None:
+    client = await imap.login()
+    caps = await client.ok("CAPABILITY")
+    assert b"COMPRESS=DEFLATE" in caps.untagged[0]
+    await client.bad("COMPRESS LZW")
+    # A command pipelined right behind COMPRESS is already compressed.
+    stream = _Deflated(client)
+    await client.send(b"c1 COMPRESS DEFLATE\r\n")
+    assert (await client.read_until_tagged("c1")).status == "OK"
+    await stream.send(b"c2 SELECT INBOX\r\nc3 CAPABILITY\r\n")
+    lines = await stream.read_until_tagged(b"c3")
+    assert any(line.startswith(b"c2 OK [READ-WRITE]") for line in lines)
+    capability = next(line for line in lines if line.startswith(b"* CAPABILITY"))
+    assert b"COMPRESS=DEFLATE" not in capability
+    await stream.send(b"c4 COMPRESS DEFLATE\r\n")
+    lines = await stream.read_until_tagged(b"c4")
+    assert lines[-1].startswith(b"c4 NO [COMPRESSIONACTIVE]")
+
+
+async def test_compress_over_tls(tmp_path: Path) -> None:
+    handle, server = await start_imap_server(tmp_path, implicit_tls=True)
+    await handle.add_user("alice")
+    try:
+        client = await handle.connect(tls=True)
+        await client.login("alice", PASSWORD)
+        await client.ok("COMPRESS DEFLATE")
+        stream = _Deflated(client)
+        await stream.send(b'd1 LIST "" "*"\r\n')
+        lines = await stream.read_until_tagged(b"d1")
+        assert len(lines) == 7 and lines[-1].startswith(b"d1 OK")
+    finally:
+        await stop_imap_server(handle, server)

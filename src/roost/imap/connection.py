@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 
 from roost.imap.context import ImapContext
 from roost.imap.session import Awaiting, Session, State
@@ -40,6 +41,7 @@ log = logging.getLogger("roost.imap")
 
 READ_SIZE = 64 * 1024
 FLUSH_AT = 256 * 1024
+INFLATE_CHUNK = 64 * 1024
 
 
 class ConnectionEnded(Exception):
@@ -71,6 +73,9 @@ class ImapConnection:
         )
         self.out = bytearray()
         self.bad_in_a_row = 0
+        # RFC 4978: raw DEFLATE both ways once COMPRESS succeeds; None until then.
+        self._deflate: zlib._Compress | None = None
+        self._inflate: zlib._Decompress | None = None
 
     # ---- output ------------------------------------------------------------------------
 
@@ -82,7 +87,7 @@ class ImapConnection:
     async def flush(self) -> None:
         if not self.out:
             return
-        data = bytes(self.out)
+        data = self._encode(bytes(self.out))
         self.out.clear()
         try:
             self.writer.write(data)
@@ -118,7 +123,28 @@ class ImapConnection:
             raise ConnectionEnded from error
         if not data:
             raise ConnectionEnded
-        self.receiver.feed(data)
+        self._feed(data)
+
+    def _encode(self, data: bytes) -> bytes:
+        if self._deflate is None:
+            return data
+        # A sync flush per write: the client must see each response whole, now.
+        return self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+
+    def _feed(self, data: bytes) -> None:
+        """Hand received bytes to the receiver, inflating them in bounded pieces so a
+        small compressed input cannot expand into a huge buffer at once."""
+        inflate = self._inflate
+        if inflate is None:
+            self.receiver.feed(data)
+            return
+        try:
+            self.receiver.feed(inflate.decompress(data, INFLATE_CHUNK))
+            while inflate.unconsumed_tail:
+                self.receiver.feed(inflate.decompress(inflate.unconsumed_tail, INFLATE_CHUNK))
+        except zlib.error as error:
+            log.info("bad compressed data ip=%s: %s", self.remote_ip, error)
+            raise ConnectionEnded from error
 
     async def _raw_line(self) -> bytes:
         self.receiver.expect_raw_line()
@@ -175,7 +201,7 @@ class ImapConnection:
             with contextlib.suppress(Exception):
                 self.out.clear()
                 self.write(Untagged(Status.BYE, "Server shutting down"))
-                self.writer.write(bytes(self.out))
+                self.writer.write(self._encode(bytes(self.out)))
             raise
         except Exception:
             log.exception("connection failed ip=%s", self.remote_ip)
@@ -197,6 +223,15 @@ class ImapConnection:
             match session.awaiting:
                 case Awaiting.TLS_HANDSHAKE:
                     await self._start_tls()
+                case Awaiting.COMPRESSION:
+                    await self.flush()  # the tagged OK goes out uncompressed
+                    self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+                    self._inflate = zlib.decompressobj(-15)
+                    # Bytes the client sent after COMPRESS are already compressed.
+                    pending = self.receiver.take_buffer()
+                    self.session.compression_started()
+                    if pending:
+                        self._feed(pending)
                 case Awaiting.SASL_RESPONSE:
                     await self.flush()
                     line = await self._raw_line()
@@ -270,7 +305,7 @@ class ImapConnection:
                     read_task = None
                     if not data:
                         raise ConnectionEnded
-                    self.receiver.feed(data)
+                    self._feed(data)
         finally:
             for task in (read_task, wait_task):
                 if task is not None and not task.done():

@@ -71,6 +71,7 @@ class Awaiting(enum.Enum):
     SASL_RESPONSE = enum.auto()  # read one raw line, pass it to continue_sasl
     IDLE_DONE = enum.auto()  # idle until DONE; call idle_updates on change events
     TLS_HANDSHAKE = enum.auto()  # start TLS, drop buffered input, then tls_started()
+    COMPRESSION = enum.auto()  # deflate both directions from the next byte (RFC 4978)
 
 
 class CommandError(Exception):
@@ -132,6 +133,7 @@ class Session:
         self.listener: ChangeListener | None = None
         self.selected: SelectedMailbox | None = None
         self.utf8 = False  # UTF8=ACCEPT enabled (RFC 6855): names and strings in UTF-8
+        self.compressed = False  # COMPRESS=DEFLATE active (RFC 4978)
         self.enabled: set[str] = set()
         self.condstore = False  # RFC 7162 §3.1: a CONDSTORE-enabling command was seen
         self.qresync = False  # RFC 7162 §3.2.3: ENABLE QRESYNC
@@ -178,6 +180,8 @@ class Session:
             "CONDSTORE",
             "QRESYNC",
         ]
+        if not self.compressed:
+            caps.append("COMPRESS=DEFLATE")
         return tuple(caps)
 
     def require_account(self) -> Account:
@@ -250,7 +254,8 @@ class Session:
         if self.awaiting is not Awaiting.NOTHING and done.status is Status.OK:
             # The command goes on (IDLE, AUTHENTICATE, STARTTLS): its completion comes later.
             self.pending_tag = command.tag
-            if self.awaiting is Awaiting.TLS_HANDSHAKE:
+            if self.awaiting in (Awaiting.TLS_HANDSHAKE, Awaiting.COMPRESSION):
+                # The reply goes out in the old layer; the new one starts after it.
                 yield Tagged(command.tag, done.status, done.text, done.code)
             return
         self.awaiting = Awaiting.NOTHING
@@ -330,6 +335,10 @@ class Session:
 
     def tls_started(self) -> None:
         self.tls_active = True
+        self.awaiting = Awaiting.NOTHING
+
+    def compression_started(self) -> None:
+        self.compressed = True
         self.awaiting = Awaiting.NOTHING
 
     async def _continued(self, steps: AsyncIterator[Response | Done]) -> AsyncIterator[Response]:

@@ -197,6 +197,13 @@ class Idle(Command):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """COMPRESS mechanism (RFC 4978); only DEFLATE exists."""
+
+    mechanism: str  # upper-cased
+
+
 # ---- selected -----------------------------------------------------------------------
 
 
@@ -342,6 +349,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     Status: "STATUS",
     Append: "APPEND",
     Idle: "IDLE",
+    Compress: "COMPRESS",
     Check: "CHECK",
     Close: "CLOSE",
     Unselect: "UNSELECT",

@@ -166,6 +166,13 @@ class Receiver:
         self._state = _State.LINE
         self._raw_line_expected = False
 
+    def take_buffer(self) -> bytes:
+        """Return and forget the unparsed bytes after the last command: when a layer
+        (COMPRESS, RFC 4978) starts between commands, they belong to the new layer."""
+        pending = bytes(self._buffer[self._start :])
+        self.clear_buffer()
+        return pending
+
     def discard_spools(self) -> None:
         """Delete the files of spooled literals in commands already returned."""
         for path in self._returned_spools:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, Parser] = {
     "AUTHENTICATE": simple.parse_authenticate,
     "ENABLE": simple.parse_enable,
     "IDLE": simple.parse_idle,
+    "COMPRESS": simple.parse_compress,
     "CHECK": simple.parse_check,
     "CLOSE": simple.parse_close,
     "UNSELECT": simple.parse_unselect,

@@ -10,6 +10,7 @@ from roost.imap.wire.commands import (
     Capability,
     Check,
     Close,
+    Compress,
     Enable,
     Expunge,
     Id,
@@ -99,6 +100,14 @@ def decode_base64(encoded: bytes) -> bytes:
         return binascii.a2b_base64(encoded, strict_mode=True)
     except binascii.Error:
         raise ParseError("Invalid base64") from None
+
+
+def parse_compress(tokens: Tokenizer, tag: str) -> Compress:
+    """``COMPRESS SP algorithm`` (RFC 4978 §4)."""
+    tokens.sp()
+    mechanism = tokens.read_keyword()
+    tokens.end()
+    return Compress(tag, mechanism)
 
 
 def parse_enable(tokens: Tokenizer, tag: str) -> Enable:
