@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from typing import Any
 
 from roost.imap.context import ImapContext
 from roost.imap.session import Awaiting, Session, State
@@ -36,6 +37,7 @@ from roost.imap.wire.responses import (
     Untagged,
 )
 from roost.imap.wire.serializer import serialize
+from roost.store.base import ChangeEvent
 
 log = logging.getLogger("roost.imap")
 
@@ -76,6 +78,7 @@ class ImapConnection:
         # RFC 4978: raw DEFLATE both ways once COMPRESS succeeds; None until then.
         self._deflate: zlib._Compress | None = None
         self._inflate: zlib._Decompress | None = None
+        self._read_task: asyncio.Future[bytes] | None = None
 
     # ---- output ------------------------------------------------------------------------
 
@@ -110,20 +113,62 @@ class ImapConnection:
         return self.limits.auth_timeout
 
     async def _read(self) -> None:
+        """Wait for more input. With NOTIFY on, tell the client of changes meanwhile
+        (RFC 5465 §5: notifications may come while no command is in progress)."""
         await self.flush()
-        try:
-            async with asyncio.timeout(self._timeout()):
-                data = await self.reader.read(READ_SIZE)
-        except TimeoutError:
-            log.info("timeout ip=%s state=%s", self.remote_ip, self.session.state.value)
-            self.write(Untagged(Status.BYE, "Autologout: idle for too long"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout()
+        while True:
+            remaining = deadline - loop.time()
+            watch = self.session.notifier is not None
+            result = await self._wait(remaining, watch_events=watch) if remaining > 0 else None
+            if result is None:
+                log.info("timeout ip=%s state=%s", self.remote_ip, self.session.state.value)
+                self.write(Untagged(Status.BYE, "Autologout: idle for too long"))
+                await self.flush()
+                raise ConnectionEnded
+            if isinstance(result, bytes):
+                self._feed(result)
+                return
+            self.session.note_events(result)
+            await self.write_all(self.session.notify_updates())
             await self.flush()
-            raise ConnectionEnded from None
-        except (ConnectionError, OSError) as error:
-            raise ConnectionEnded from error
-        if not data:
-            raise ConnectionEnded
-        self._feed(data)
+
+    async def _wait(
+        self, seconds: float, *, watch_events: bool
+    ) -> bytes | list[ChangeEvent] | None:
+        """The next input bytes, or change events when ``watch_events``, or None after
+        ``timeout`` seconds. A pending read survives for the next call, so no byte is
+        ever lost to an event winning the race."""
+        if self._read_task is None:
+            self._read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
+        waiting: set[asyncio.Future[Any]] = {self._read_task}
+        listener = self.session.listener
+        wait_task: asyncio.Future[list[ChangeEvent]] | None = None
+        if watch_events and listener is not None:
+            wait_task = asyncio.ensure_future(listener.wait())
+            waiting.add(wait_task)
+        try:
+            done, _ = await asyncio.wait(
+                waiting, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if wait_task is not None and not wait_task.done():
+                wait_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await wait_task
+        if self._read_task in done:
+            task, self._read_task = self._read_task, None
+            try:
+                data = task.result()
+            except (ConnectionError, OSError) as error:
+                raise ConnectionEnded from error
+            if not data:
+                raise ConnectionEnded
+            return data
+        if wait_task is not None and wait_task in done:
+            return wait_task.result()
+        return None
 
     def _encode(self, data: bytes) -> bytes:
         if self._deflate is None:
@@ -209,6 +254,8 @@ class ImapConnection:
                 self.write(Untagged(Status.BYE, "Internal server error, logged"))
                 await self.flush()
         finally:
+            if self._read_task is not None:
+                self._read_task.cancel()
             self.receiver.close()
             with contextlib.suppress(Exception):
                 await self.session.close()
@@ -256,62 +303,32 @@ class ImapConnection:
         """Wait for DONE while telling the client of changes as they happen (RFC 2177),
         with a keep-alive line so NAT boxes keep the flow open (CLIENTS.md)."""
         session = self.session
-        listener = session.listener
         self.receiver.expect_raw_line()
         await self.write_all(session.idle_updates())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.auth_timeout
-        read_task: asyncio.Task[bytes] | None = None
-        wait_task: asyncio.Task[list[object]] | None = None
-        try:
-            while True:
-                event = self.receiver.next_event()
-                if isinstance(event, RawLine):
-                    await self.write_all(session.idle_done(event.data))
-                    return
-                if not isinstance(event, NeedData):
-                    self.write(Tagged(session.pending_tag, Status.BAD, "Expected DONE"))
-                    session.awaiting = Awaiting.NOTHING
-                    return
+        while True:
+            event = self.receiver.next_event()
+            if isinstance(event, RawLine):
+                await self.write_all(session.idle_done(event.data))
+                return
+            if not isinstance(event, NeedData):
+                self.write(Tagged(session.pending_tag, Status.BAD, "Expected DONE"))
+                session.awaiting = Awaiting.NOTHING
+                return
+            await self.flush()
+            if loop.time() >= deadline:
+                self.write(Untagged(Status.BYE, "Autologout: idle for too long"))
                 await self.flush()
-                if loop.time() >= deadline:
-                    self.write(Untagged(Status.BYE, "Autologout: idle for too long"))
-                    await self.flush()
-                    raise ConnectionEnded
-                if read_task is None:
-                    read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
-                if wait_task is None and listener is not None:
-                    wait_task = asyncio.ensure_future(listener.wait())  # type: ignore[arg-type]
-                waiting: set[asyncio.Future[object]] = {read_task}  # type: ignore[arg-type]
-                if wait_task is not None:
-                    waiting.add(wait_task)  # type: ignore[arg-type]
-                done, _ = await asyncio.wait(
-                    waiting,
-                    timeout=self.limits.idle_keepalive_interval,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if not done:
-                    self.write(Untagged(Status.OK, "Still here"))
-                    continue
-                if wait_task is not None and wait_task in done:
-                    session.note_events(wait_task.result())  # type: ignore[arg-type]
-                    wait_task = None
-                    await self.write_all(session.idle_updates())
-                if read_task in done:
-                    try:
-                        data = read_task.result()
-                    except (ConnectionError, OSError) as error:
-                        raise ConnectionEnded from error
-                    read_task = None
-                    if not data:
-                        raise ConnectionEnded
-                    self._feed(data)
-        finally:
-            for task in (read_task, wait_task):
-                if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(BaseException):
-                        await task
+                raise ConnectionEnded
+            result = await self._wait(self.limits.idle_keepalive_interval, watch_events=True)
+            if result is None:
+                self.write(Untagged(Status.OK, "Still here"))
+            elif isinstance(result, bytes):
+                self._feed(result)
+            else:
+                session.note_events(result)
+                await self.write_all(session.idle_updates())
 
 
 async def serve_imap_connection(

@@ -23,6 +23,7 @@ from roost.imap.commands import (
     fetch,
     idle,
     mailboxes,
+    notify,
     store,
 )
 from roost.imap.session import Done, Response, State
@@ -71,6 +72,7 @@ DISPATCH: dict[type[c.Command], CommandSpec] = {
     c.Append: _spec("APPEND", append.append, AUTH),
     c.Idle: _spec("IDLE", idle.idle, AUTH),
     c.Compress: _spec("COMPRESS", extensions.compress, AUTH, sync=False),
+    c.Notify: _spec("NOTIFY", notify.notify, AUTH),
     c.Check: _spec("CHECK", expunge.check, SELECTED),
     c.Close: _spec("CLOSE", expunge.close, SELECTED, sync=False),
     c.Unselect: _spec("UNSELECT", expunge.unselect, SELECTED, sync=False),

@@ -53,6 +53,7 @@ from roost.store.base import (
 if TYPE_CHECKING:
     from roost.auth.sasl import SaslExchange
     from roost.imap.dispatch import CommandSpec
+    from roost.imap.notify import Notifier
 
 log = logging.getLogger("roost.imap")
 
@@ -141,6 +142,9 @@ class Session:
         self.sasl: SaslExchange | None = None
         self.pending_tag = ""  # tag of the command waiting on ``awaiting``
         self.counted_account: str | None = None  # counted in context.account_connections
+        self.notifier: Notifier | None = None  # NOTIFY SET is in force (RFC 5465)
+        self._notify_backlog: list[ChangeEvent] = []  # events for the notifier
+        self.last_new_uids: list[int] = []  # what the last sync added
         self._dirty = False
 
     # ---- facts handlers need ---------------------------------------------------------
@@ -179,6 +183,7 @@ class Session:
             "UTF8=ACCEPT",
             "CONDSTORE",
             "QRESYNC",
+            "NOTIFY",
         ]
         if not self.compressed:
             caps.append("COMPRESS=DEFLATE")
@@ -289,6 +294,7 @@ class Session:
             yield Untagged(Status.BYE, "Selected mailbox was deleted, closing connection")
             return
         responses, new_uids = selected.apply(changes, expunge_allowed=expunge_allowed)
+        self.last_new_uids = new_uids
         for response in responses:
             yield response
         if new_uids:
@@ -300,6 +306,8 @@ class Session:
 
     def note_events(self, events: Iterable[ChangeEvent]) -> None:
         """Remember whether any of ``events`` touches the selected mailbox."""
+        if self.notifier is not None:
+            self._notify_backlog.extend(events)
         selected = self.selected
         if selected is None:
             return
@@ -319,9 +327,54 @@ class Session:
             yield response
 
     async def idle_updates(self) -> AsyncIterator[Response]:
-        """Changes to announce while idling (RFC 2177): everything, expunges included."""
+        """Changes to announce while idling (RFC 2177): everything, expunges included,
+        and with NOTIFY what it asks about other mailboxes."""
         async for response in self.sync(expunge_allowed=True):
             yield response
+        async for response in self._notify_others():
+            yield response
+
+    async def notify_updates(self) -> AsyncIterator[Response]:
+        """Between commands, with NOTIFY on (RFC 5465 §5): the selected mailbox's
+        changes if a SELECTED group asked for them, and other mailboxes' as asked."""
+        notifier = self.notifier
+        if notifier is None:
+            return
+        events = notifier.spec.selected_events
+        if self.state is State.SELECTED and events:
+            async for response in self.sync(expunge_allowed=not notifier.spec.selected_delayed):
+                yield response
+            if self.last_new_uids and notifier.spec.selected_fetch:
+                async for response in self._fetch_new(notifier.spec.selected_fetch):
+                    yield response
+        async for response in self._notify_others():
+            yield response
+
+    async def _notify_others(self) -> AsyncIterator[Response]:
+        if self.notifier is None or self.account is None:
+            self._notify_backlog.clear()
+            return
+        if self.listener is not None:
+            self.note_events(self.listener.pending())
+        events, self._notify_backlog = self._notify_backlog, []
+        selected = self.selected.mailbox_id if self.selected is not None else None
+        async for response in self.notifier.updates(self.account, events, selected, self.condstore):
+            yield response
+
+    async def _fetch_new(self, attributes: tuple[c.FetchAttribute, ...]) -> AsyncIterator[Response]:
+        """MessageNew with fetch attributes: the new messages, as a UID FETCH would."""
+        from roost.imap.commands.fetch import fetch
+        from roost.imap.wire.sequence import SequenceSet
+
+        new = self.last_new_uids
+        self.last_new_uids = []
+        command = c.Fetch("*", SequenceSet.of(*new), attributes, uid=True)
+        try:
+            async for response in fetch(self, command):
+                if not isinstance(response, Done):
+                    yield response
+        except CommandError as error:
+            log.info("NOTIFY MessageNew fetch refused: %s", error.text)
 
     async def idle_done(self, line: bytes) -> AsyncIterator[Response]:
         self.awaiting = Awaiting.NOTHING

@@ -11,10 +11,11 @@ reply is tagged (RFC 9051 §7.1.5).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from roost.imap.wire.search_keys import SearchKey
 from roost.imap.wire.sequence import SequenceSet
 
 
@@ -277,6 +278,29 @@ FetchAttribute = FetchItem | BodySection | BinarySize
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """One ``(filter events)`` group of NOTIFY SET (RFC 5465 §6).
+
+    ``filter``: "SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED",
+    "SUBTREE" or "MAILBOXES" (the last two with ``mailboxes``). ``events`` upper-cased,
+    empty for NONE; ``fetch_attributes`` what MessageNew should send for the selected
+    mailbox."""
+
+    filter: str
+    events: tuple[str, ...]
+    mailboxes: tuple[bytes, ...] = ()
+    fetch_attributes: tuple[FetchAttribute, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """NOTIFY NONE (``groups`` None) or NOTIFY SET [STATUS] groups (RFC 5465)."""
+
+    groups: tuple[NotifyGroup, ...] | None
+    status: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch(Command):
     sequence: SequenceSet
     attributes: tuple[FetchAttribute, ...]
@@ -317,13 +341,56 @@ class Move(Command):
 
 @dataclass(frozen=True, slots=True)
 class Search(Command):
-    """SEARCH/UID SEARCH. The key tree is defined with the search grammar (later issue);
-    until then the grammar returns BadCommand for SEARCH."""
+    """SEARCH / UID SEARCH (RFC 9051 §6.4.4) with ESEARCH return options (RFC 4731).
 
+    ``return_options`` is None without RETURN (answer ``* SEARCH``); with RETURN it
+    holds the upper-cased options, ``()`` meaning ALL (RFC 4731 §3.1)."""
+
+    criteria: SearchKey
     uid: bool = False
     charset: str | None = None
-    return_options: tuple[str, ...] = ()
-    criteria: tuple[object, ...] = field(default_factory=tuple)
+    return_options: tuple[str, ...] | None = None
+
+
+class SortKey(enum.Enum):
+    """RFC 5256 §3 sort keys, with DISPLAYFROM/DISPLAYTO of RFC 5957."""
+
+    ARRIVAL = "ARRIVAL"
+    CC = "CC"
+    DATE = "DATE"
+    FROM = "FROM"
+    SIZE = "SIZE"
+    SUBJECT = "SUBJECT"
+    TO = "TO"
+    DISPLAYFROM = "DISPLAYFROM"
+    DISPLAYTO = "DISPLAYTO"
+
+
+@dataclass(frozen=True, slots=True)
+class SortCriterion:
+    key: SortKey
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(Command):
+    """SORT / UID SORT (RFC 5256 §3), with ESORT return options (RFC 5267 §3)."""
+
+    sort_criteria: tuple[SortCriterion, ...]
+    charset: str
+    criteria: SearchKey
+    uid: bool = False
+    return_options: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(Command):
+    """THREAD / UID THREAD (RFC 5256 §3); ``algorithm`` upper-cased."""
+
+    algorithm: str
+    charset: str
+    criteria: SearchKey
+    uid: bool = False
 
 
 # Names the dispatch table uses for each command type; "UID FETCH" etc. are the same type
@@ -350,6 +417,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     Append: "APPEND",
     Idle: "IDLE",
     Compress: "COMPRESS",
+    Notify: "NOTIFY",
     Check: "CHECK",
     Close: "CLOSE",
     Unselect: "UNSELECT",
@@ -359,4 +427,6 @@ COMMAND_NAMES: dict[type[Command], str] = {
     Copy: "COPY",
     Move: "MOVE",
     Search: "SEARCH",
+    Sort: "SORT",
+    Thread: "THREAD",
 }

@@ -157,6 +157,7 @@ class ListResponse:
     name: str
     child_info: tuple[str, ...] = ()
     lsub: bool = False
+    old_name: str | None = None  # RFC 5465 §5.4 OLDNAME, for a rename seen by NOTIFY
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,30 @@ class StatusResponse:
 class SearchResponse:
     numbers: tuple[int, ...]
     modseq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SortResponse:
+    """``* SORT n ...`` (RFC 5256 §4), in sort order; MODSEQ as for SEARCH."""
+
+    numbers: tuple[int, ...]
+    modseq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadNode:
+    """A message in a thread (``number``), or a placeholder for one that is not in the
+    result (``None``, RFC 5256 "dummy"), with its replies in order."""
+
+    number: int | None
+    children: tuple[ThreadNode, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadResponse:
+    """``* THREAD (2)(3 6 (4 23)(44 7 96))`` (RFC 5256 §4)."""
+
+    threads: tuple[ThreadNode, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +263,8 @@ Response = (
     | ListResponse
     | StatusResponse
     | SearchResponse
+    | SortResponse
+    | ThreadResponse
     | ESearchResponse
     | FetchResponse
 )

@@ -50,9 +50,12 @@ from roost.imap.wire.responses import (
     Response,
     ResponseCode,
     SearchResponse,
+    SortResponse,
     Status,
     StatusResponse,
     Tagged,
+    ThreadNode,
+    ThreadResponse,
     Untagged,
     Vanished,
 )
@@ -338,10 +341,16 @@ def _list(response: ListResponse, utf8: bool) -> bytes:
             _mailbox(response.name, utf8),
         )
     )
+    extended: list[bytes] = []
     if response.child_info and not response.lsub:
         # RFC 5258 §3.5: ("CHILDINFO" ("SUBSCRIBED")).
         infos = b" ".join(_string(i, utf8) for i in response.child_info)
-        line += b' ("CHILDINFO" (' + infos + b"))"
+        extended.append(b'"CHILDINFO" (' + infos + b")")
+    if response.old_name is not None and not response.lsub:
+        # RFC 5465 §5.4: ("OLDNAME" ("old name")).
+        extended.append(b'"OLDNAME" (' + _mailbox(response.old_name, utf8) + b")")
+    if extended:
+        line += b" (" + b" ".join(extended) + b")"
     return line + CRLF
 
 
@@ -364,6 +373,40 @@ def _esearch(response: ESearchResponse) -> bytes:
     for name, value in response.items:
         parts.append(_to_bytes(name) + b" " + _to_bytes(value))
     return b" ".join(parts) + CRLF
+
+
+def _thread(threads: Sequence[ThreadNode]) -> bytes:
+    """RFC 5256 §5 ``thread-list``s. A chain of single replies is written inline
+    (``3 6``), branches as nested lists (``(4 23)(44 7 96)``). Iterative: a thread may
+    be thousands of messages deep."""
+    parts = [b"* THREAD"]
+    if threads:
+        parts.append(b" ")
+    pending: list[ThreadNode | bytes] = []
+    for root in reversed(threads):
+        pending += (b")", root, b"(")
+    while pending:
+        item = pending.pop()
+        if isinstance(item, bytes):
+            parts.append(item)
+            continue
+        node: ThreadNode | None = item
+        first = True
+        while node is not None:
+            if node.number is not None:
+                parts.append(b"%d" % node.number if first else b" %d" % node.number)
+                first = False
+            if len(node.children) == 1:
+                node = node.children[0]
+                continue
+            if node.children:
+                if not first:
+                    parts.append(b" ")
+                for child in reversed(node.children):
+                    pending += (b")", child, b"(")
+            node = None
+    parts.append(CRLF)
+    return b"".join(parts)
 
 
 def serialize(response: Response, *, utf8: bool = False) -> bytes:
@@ -413,6 +456,13 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
                 # RFC 7162 §3.1.5: only when something matched.
                 line += b" (MODSEQ %d)" % modseq
             return line + CRLF
+        case SortResponse(numbers=numbers, modseq=modseq):
+            line = b"* SORT " + _numbers(numbers) if numbers else b"* SORT"
+            if numbers and modseq is not None:
+                line += b" (MODSEQ %d)" % modseq  # RFC 7162 §3.1.5
+            return line + CRLF
+        case ThreadResponse(threads=threads):
+            return _thread(threads)
         case ESearchResponse():
             return _esearch(response)
         case CapabilityResponse(capabilities=capabilities):

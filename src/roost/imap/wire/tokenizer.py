@@ -268,6 +268,11 @@ class Tokenizer:
         if self._depth > self._max_depth:
             raise ParseError("Too deeply nested")
 
+    def close_list(self) -> None:
+        """The ")" that ends a list opened with ``open_list``."""
+        self.expect(b")", '")"')
+        self._depth -= 1
+
     def read_list(self, read_item: Callable[[], T], *, allow_empty: bool = True) -> list[T]:
         """``"(" [item *(SP item)] ")"``, items read by ``read_item``."""
         self.open_list()

@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from roost.imap.wire.commands import BadCommand, Command
-from roost.imap.wire.grammar import append, copy_move, fetch, mailboxes, search, simple, store, uid
+from roost.imap.wire.grammar import (
+    append,
+    copy_move,
+    fetch,
+    mailboxes,
+    notify,
+    search,
+    simple,
+    store,
+    uid,
+)
 from roost.imap.wire.tokenizer import LiteralValue, ParseError, Tokenizer
 
 __all__ = ["parse_command"]
@@ -29,6 +39,7 @@ COMMANDS: dict[str, Parser] = {
     "ENABLE": simple.parse_enable,
     "IDLE": simple.parse_idle,
     "COMPRESS": simple.parse_compress,
+    "NOTIFY": notify.parse_notify,
     "CHECK": simple.parse_check,
     "CLOSE": simple.parse_close,
     "UNSELECT": simple.parse_unselect,
@@ -50,6 +61,8 @@ COMMANDS: dict[str, Parser] = {
     "COPY": copy_move.parse_copy,
     "MOVE": copy_move.parse_move,
     "SEARCH": search.parse_search,
+    "SORT": search.parse_sort,
+    "THREAD": search.parse_thread,
 }
 
 

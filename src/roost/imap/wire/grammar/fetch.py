@@ -35,10 +35,10 @@ def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
     sequence = tokens.read_sequence_set()
     tokens.sp()
     if tokens.peek() == 0x28:
-        attributes = tuple(tokens.read_list(lambda: _read_attribute(tokens), allow_empty=False))
+        attributes = tuple(tokens.read_list(lambda: read_attribute(tokens), allow_empty=False))
     else:
         name = _read_name(tokens)
-        attributes = MACROS.get(name) or (_read_attribute(tokens, name),)
+        attributes = MACROS.get(name) or (read_attribute(tokens, name),)
     changedsince: int | None = None
     vanished = False
 
@@ -68,7 +68,7 @@ def _read_name(tokens: Tokenizer) -> str:
     return tokens.read_word(_NAME, "FETCH attribute").decode("ascii").upper()
 
 
-def _read_attribute(tokens: Tokenizer, name: str | None = None) -> FetchAttribute:
+def read_attribute(tokens: Tokenizer, name: str | None = None) -> FetchAttribute:
     if name is None:
         name = _read_name(tokens)
     if name in ("BODY", "BODY.PEEK") and tokens.peek() == 0x5B:  # "["

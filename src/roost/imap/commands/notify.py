@@ -1,0 +1,33 @@
+"""NOTIFY SET / NOTIFY NONE (RFC 5465 §3). The events themselves are delivered by the
+connection, which watches the account's changes whenever NOTIFY is on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from roost.imap.notify import EVENT_SPELLING, Notifier, NotifyError, build_spec
+from roost.imap.session import Done, Response, Session, bad, no
+from roost.imap.wire import commands as c
+from roost.imap.wire.responses import Code
+
+
+async def notify(session: Session, cmd: c.Notify) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    if cmd.groups is None:
+        session.notifier = None
+        yield Done("NOTIFY completed, no more events")
+        return
+    try:
+        spec = build_spec(cmd, session.mailbox_name)
+    except NotifyError as error:
+        if error.bad_event:
+            raise no(str(error), Code("BADEVENT", f"({' '.join(EVENT_SPELLING)})")) from None
+        raise bad(str(error)) from None
+    notifier = Notifier(spec)
+    await notifier.load(account)
+    session.notifier = notifier
+    if cmd.status:
+        selected = session.selected.mailbox_id if session.selected else None
+        async for response in notifier.initial_status(account, selected, session.condstore):
+            yield response
+    yield Done("NOTIFY completed")
