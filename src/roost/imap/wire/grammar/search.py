@@ -1,13 +1,269 @@
-"""SEARCH and UID SEARCH: the search-key grammar is a later issue.
+"""SEARCH, SORT and THREAD, with their UID forms (RFC 9051 §6.4.4, RFC 3501 §6.4.4,
+RFC 5256), ESEARCH/ESORT return options (RFC 4731, RFC 5267), SEARCHRES ``$``
+(RFC 5182), WITHIN (RFC 5032) and MODSEQ (RFC 7162 §3.1.5).
 
-Until then both forms answer a tagged BAD, so a client falls back or reports it."""
+The search program is prefix notation (``OR a b``, ``NOT a``, ``(a b)``). It is read
+with an explicit stack rather than recursion, so no input can exhaust Python's stack;
+the resulting tree is flattened (see ``search_keys``) and its depth is then limited.
+"""
 
 from __future__ import annotations
 
-from roost.imap.wire.commands import BadCommand, Command
-from roost.imap.wire.tokenizer import Tokenizer
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from roost.imap.wire import search_keys as k
+from roost.imap.wire.commands import Search, Sort, SortCriterion, SortKey, Thread
+from roost.imap.wire.tokenizer import MAX_NUMBER, MAX_NUMBER64, ParseError, Tokenizer
+
+MAX_KEY_DEPTH = 64  # NOT / OR / list nesting left after flattening
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "COUNT", "ALL", "SAVE"})  # RFC 4731, RFC 5182
+SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "COUNT", "ALL"})  # RFC 5267 §3
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+        start=1,
+    )
+}
+# RFC 9051 §9: date = date-text / DQUOTE date-text DQUOTE; date-day = 1*2DIGIT.
+_DATE = re.compile(rb'"?([0-9]{1,2})-([A-Za-z]{3})-([0-9]{4})"?')
+_CHARSET = re.compile(rb'"[^"\\\r\n\x00]*"|[^\x00-\x20\x7f-\xff(){%*"\\\]]+')
+_FLAG_KEYS: dict[str, k.SearchKey] = {
+    "ANSWERED": k.Flag(k.FlagName.ANSWERED),
+    "DELETED": k.Flag(k.FlagName.DELETED),
+    "DRAFT": k.Flag(k.FlagName.DRAFT),
+    "FLAGGED": k.Flag(k.FlagName.FLAGGED),
+    "SEEN": k.Flag(k.FlagName.SEEN),
+    "UNANSWERED": k.Flag(k.FlagName.ANSWERED, present=False),
+    "UNDELETED": k.Flag(k.FlagName.DELETED, present=False),
+    "UNDRAFT": k.Flag(k.FlagName.DRAFT, present=False),
+    "UNFLAGGED": k.Flag(k.FlagName.FLAGGED, present=False),
+    "UNSEEN": k.Flag(k.FlagName.SEEN, present=False),
+    "ALL": k.All(),
+    "RECENT": k.Recent(k.SessionFlag.RECENT),
+    "NEW": k.Recent(k.SessionFlag.NEW),
+    "OLD": k.Recent(k.SessionFlag.OLD),
+}
+_TEXT_KEYS = {field.value: field for field in k.TextField}
+_DATE_KEYS = {
+    "BEFORE": (k.DateField.INTERNAL, k.DateOp.BEFORE),
+    "ON": (k.DateField.INTERNAL, k.DateOp.ON),
+    "SINCE": (k.DateField.INTERNAL, k.DateOp.SINCE),
+    "SENTBEFORE": (k.DateField.SENT, k.DateOp.BEFORE),
+    "SENTON": (k.DateField.SENT, k.DateOp.ON),
+    "SENTSINCE": (k.DateField.SENT, k.DateOp.SINCE),
+}
+_ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})  # RFC 7162 entry-type-req
+_SORT_KEYS = {key.value: key for key in SortKey}
 
 
-def parse_search(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Command:
-    del tokens, uid  # the arguments are not read yet
-    return BadCommand(tag, "SEARCH is not supported yet", name="SEARCH")
+def parse_search(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Search:
+    """``SEARCH [SP "RETURN" SP "(" [opt *(SP opt)] ")"] SP ["CHARSET" SP charset SP]
+    search-key *(SP search-key)``."""
+    tokens.sp()
+    return_options = _read_return_options(tokens, RETURN_OPTIONS)
+    charset: str | None = None
+    if tokens.peek_bytes(8).upper() == b"CHARSET ":
+        tokens.read_keyword()
+        tokens.sp()
+        charset = _read_charset(tokens)
+        tokens.sp()
+    criteria = read_search_keys(tokens)
+    return Search(tag, criteria, uid=uid, charset=charset, return_options=return_options)
+
+
+def parse_sort(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Sort:
+    """``SORT [SP "RETURN" SP "(" ... ")"] SP "(" sort-criterion *(SP sort-criterion)
+    ")" SP charset 1*(SP search-key)`` (RFC 5256 §5, RFC 5267 §3)."""
+    tokens.sp()
+    return_options = _read_return_options(tokens, SORT_RETURN_OPTIONS)
+    criteria = tuple(tokens.read_list(lambda: _read_sort_criterion(tokens), allow_empty=False))
+    tokens.sp()
+    charset = _read_charset(tokens)
+    tokens.sp()
+    keys = read_search_keys(tokens)
+    return Sort(tag, criteria, charset, keys, uid=uid, return_options=return_options)
+
+
+def parse_thread(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Thread:
+    """``THREAD SP thread-alg SP charset 1*(SP search-key)`` (RFC 5256 §5)."""
+    tokens.sp()
+    algorithm = tokens.read_keyword()
+    tokens.sp()
+    charset = _read_charset(tokens)
+    tokens.sp()
+    return Thread(tag, algorithm, charset, read_search_keys(tokens), uid=uid)
+
+
+def _read_return_options(tokens: Tokenizer, allowed: frozenset[str]) -> tuple[str, ...] | None:
+    """RFC 4466 ``search-return-opts``, then the space after them; None when absent.
+
+    An option this server does not know is a syntax error (RFC 4466 §2.6.1)."""
+    if tokens.peek_bytes(7).upper() != b"RETURN ":
+        return None
+    tokens.read_keyword()
+    tokens.sp()
+
+    def read_option() -> str:
+        option = tokens.read_keyword()
+        if option not in allowed:
+            raise ParseError(f"Unsupported RETURN option {option}")
+        return option
+
+    options = tuple(dict.fromkeys(tokens.read_list(read_option)))
+    tokens.sp()
+    return options
+
+
+def _read_charset(tokens: Tokenizer) -> str:
+    """``charset = atom / quoted``, upper-cased."""
+    word = tokens.read_word(_CHARSET, "charset")
+    return word.strip(b'"').decode("ascii", "replace").upper()
+
+
+def _read_sort_criterion(tokens: Tokenizer) -> SortCriterion:
+    word = tokens.read_keyword()
+    reverse = word == "REVERSE"
+    if reverse:
+        tokens.sp()
+        word = tokens.read_keyword()
+    key = _SORT_KEYS.get(word)
+    if key is None:
+        raise ParseError(f"Unknown sort key {word}")
+    return SortCriterion(key, reverse)
+
+
+# ---- the search program ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Frame:
+    """A key waiting for its operands: NOT (1), OR (2), a list or the program (1+)."""
+
+    kind: str  # "NOT", "OR", "LIST", "PROGRAM"
+    keys: list[k.SearchKey] = field(default_factory=list)
+
+
+def read_search_keys(tokens: Tokenizer) -> k.SearchKey:
+    """``search-key *(SP search-key)`` up to the end of the command, as one key."""
+    stack = [_Frame("PROGRAM")]
+    while True:
+        if tokens.peek() == 0x28:
+            tokens.open_list()  # counts against the nesting limit
+            stack.append(_Frame("LIST"))
+            continue
+        first = tokens.peek()
+        if first != -1 and first in b"0123456789*$":
+            value: k.SearchKey = k.Messages(tokens.read_sequence_set())
+        else:
+            name = tokens.read_keyword()
+            if name in ("NOT", "OR"):
+                tokens.sp()
+                stack.append(_Frame(name))
+                continue
+            value = _read_leaf(tokens, name)
+        # Reduce: hand the finished key to the frames it completes.
+        while True:
+            frame = stack[-1]
+            frame.keys.append(value)
+            if frame.kind == "NOT":
+                stack.pop()
+                value = k.negate(value)
+                continue
+            if frame.kind == "OR":
+                if len(frame.keys) == 1:
+                    tokens.sp()
+                    break
+                stack.pop()
+                value = k.any_of(frame.keys)
+                continue
+            if frame.kind == "LIST":
+                if tokens.peek() == 0x29:
+                    tokens.close_list()
+                    stack.pop()
+                    value = k.all_of(frame.keys)
+                    continue
+                tokens.sp()
+                break
+            # The program: keys up to the end of the line.
+            if tokens.at_end():
+                program = k.all_of(frame.keys)
+                if k.depth(program) > MAX_KEY_DEPTH:
+                    raise ParseError("Search program too deeply nested")
+                return program
+            tokens.sp()
+            break
+
+
+def _read_leaf(tokens: Tokenizer, name: str) -> k.SearchKey:
+    flag = _FLAG_KEYS.get(name)
+    if flag is not None:
+        return flag
+    text_field = _TEXT_KEYS.get(name)
+    if text_field is not None:
+        tokens.sp()
+        return k.Text(text_field, tokens.read_astring())
+    date_key = _DATE_KEYS.get(name)
+    if date_key is not None:
+        tokens.sp()
+        return k.DateKey(date_key[0], date_key[1], _read_date(tokens))
+    match name:
+        case "KEYWORD" | "UNKEYWORD":
+            tokens.sp()
+            keyword = tokens.read_atom().decode("ascii")
+            return k.Keyword(keyword, present=name == "KEYWORD")
+        case "HEADER":
+            tokens.sp()
+            field_name = tokens.read_astring()
+            tokens.sp()
+            try:
+                header = field_name.decode("ascii")
+            except UnicodeDecodeError:
+                raise ParseError("Invalid header field name") from None
+            return k.Header(header, tokens.read_astring())
+        case "LARGER" | "SMALLER":
+            tokens.sp()
+            return k.Size(name == "LARGER", tokens.read_number(MAX_NUMBER64))
+        case "UID":
+            tokens.sp()
+            return k.Messages(tokens.read_sequence_set(), uid=True)
+        case "OLDER" | "YOUNGER":
+            tokens.sp()
+            return k.Within(name == "OLDER", tokens.read_number(MAX_NUMBER, nonzero=True))
+        case "MODSEQ":
+            return _read_modseq(tokens)
+    raise ParseError(f"Unknown search key {name}")
+
+
+def _read_modseq(tokens: Tokenizer) -> k.ModSeq:
+    """``"MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer``."""
+    tokens.sp()
+    entry_name: str | None = None
+    entry_type: str | None = None
+    if tokens.peek() in (0x22, 0x7B):  # a quoted or literal entry-name
+        entry_name = tokens.read_string().decode("ascii", "replace")
+        if not entry_name.lower().startswith("/flags/"):
+            raise ParseError("Invalid MODSEQ entry name")
+        tokens.sp()
+        entry_type = tokens.read_keyword()
+        if entry_type not in _ENTRY_TYPES:
+            raise ParseError("Invalid MODSEQ entry type")
+        tokens.sp()
+    return k.ModSeq(tokens.read_number(MAX_NUMBER64), entry_name, entry_type)
+
+
+def _read_date(tokens: Tokenizer) -> date:
+    text = tokens.read_word(_DATE, "date")
+    match = _DATE.fullmatch(text)
+    if match is None or text.startswith(b'"') != text.endswith(b'"') or text == b'"':
+        raise ParseError("Invalid date")
+    day, month_name, year = match.groups()
+    month = _MONTHS.get(month_name.decode("ascii").upper())
+    if month is None:
+        raise ParseError("Invalid month in date")
+    try:
+        return date(int(year), month, int(day))
+    except ValueError:
+        raise ParseError("Invalid date") from None

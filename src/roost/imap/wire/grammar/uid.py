@@ -8,7 +8,7 @@ from collections.abc import Callable
 from roost.imap.wire.commands import BadCommand, Command, Expunge
 from roost.imap.wire.grammar.copy_move import parse_copy, parse_move
 from roost.imap.wire.grammar.fetch import parse_fetch
-from roost.imap.wire.grammar.search import parse_search
+from roost.imap.wire.grammar.search import parse_search, parse_sort, parse_thread
 from roost.imap.wire.grammar.store import parse_store
 from roost.imap.wire.tokenizer import ParseError, Tokenizer
 
@@ -26,13 +26,16 @@ UID_COMMANDS: dict[str, Callable[[Tokenizer, str], Command]] = {
     "COPY": lambda tokens, tag: parse_copy(tokens, tag, uid=True),
     "MOVE": lambda tokens, tag: parse_move(tokens, tag, uid=True),
     "SEARCH": lambda tokens, tag: parse_search(tokens, tag, uid=True),
+    "SORT": lambda tokens, tag: parse_sort(tokens, tag, uid=True),
+    "THREAD": lambda tokens, tag: parse_thread(tokens, tag, uid=True),
     "EXPUNGE": parse_uid_expunge,
 }
 
 
 def parse_uid(tokens: Tokenizer, tag: str) -> Command:
-    """``UID SP (copy / move / fetch / search / store / uid-expunge)``; a syntax error
-    is named after the inner command (``name="FETCH"``), as for its plain form."""
+    """``UID SP (copy / move / fetch / search / sort / thread / store / uid-expunge)``;
+    a syntax error is named after the inner command (``name="FETCH"``), as for its
+    plain form."""
     try:
         tokens.sp()
         name = tokens.read_keyword()
