@@ -190,6 +190,9 @@ class StoreFlagsResult:
     updated: list[FlagState]  # messages whose flags changed, with their new modseq
     unchanged: list[FlagState]  # messages that existed and did not change
     failed_unchangedsince: list[int] = field(default_factory=list)  # RFC 7162 MODIFIED
+    # For each updated message, its modseq just before this change: a session whose view
+    # is older knows it missed someone else's change and must be told the whole state.
+    previous_modseq: dict[int, int] = field(default_factory=dict)
 
 
 # ---- change events -----------------------------------------------------------------

@@ -54,9 +54,15 @@ async def store(session: Session, cmd: c.Store) -> AsyncIterator[Response | Done
         yield FlagsResponse(selected.all_flags())
 
     updated = {state.uid for state in result.updated}
+    known = selected.known_modseq
     states = sorted(result.updated + result.unchanged, key=lambda s: s.uid)
     for state in states:
-        selected.note_reported(state.uid, state.modseq)
+        # The sync point must not repeat this state, unless the client cannot know it:
+        # with .SILENT it only knows its own change, so if someone else changed the
+        # message first (a modseq beyond the view's), the whole state must still go out.
+        before = result.previous_modseq.get(state.uid, state.modseq)
+        if not cmd.silent or before <= known:
+            selected.note_reported(state.uid, state.modseq)
         msn = selected.msn_of(state.uid)
         # RFC 7162 §3.1.3: a CONDSTORE client hears each new MODSEQ even with .SILENT.
         silent_modseq = cmd.silent and session.condstore and state.uid in updated

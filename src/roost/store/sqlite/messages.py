@@ -171,6 +171,7 @@ def store_flags(
 ) -> tuple[StoreFlagsResult, list[ChangeEvent]]:
     decode = db.codec.decode
     updates: list[tuple[int, int, str]] = []
+    previous: dict[int, int] = {}
     unchanged: list[FlagState] = []
     failed: list[int] = []
     events: list[ChangeEvent] = []
@@ -196,6 +197,7 @@ def store_flags(
                 unchanged.append(FlagState(uid, decode(bits, text), modseq))
             else:
                 updates.append((uid, new_bits, keyword_text(new)))
+                previous[uid] = modseq
         if updates:
             modseq = db.next_modseq()
             db.conn.executemany(
@@ -207,7 +209,7 @@ def store_flags(
             db.set_mailbox_state(mailbox_id, highestmodseq=modseq)
             events.append(MailboxChanged(mailbox_id, modseq))
     updated = [FlagState(uid, decode(bits, text), modseq) for uid, bits, text in updates]
-    return StoreFlagsResult(updated, unchanged, failed), events
+    return StoreFlagsResult(updated, unchanged, failed, previous), events
 
 
 def expunge(
