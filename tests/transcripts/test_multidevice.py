@@ -174,7 +174,6 @@ async def test_random_operations_keep_every_view_consistent(imap: ImapServer) ->
             checks += 1
             continue
         model.apply(reply.untagged)
-        print(step, clients.index((client, model)), reply.line, reply.untagged, model.state() if None not in model.uids else model.uids)
     for client, model in clients:
         await catch_up(client, model)
         assert model.state() == await store_truth(imap)
