@@ -291,3 +291,16 @@ async def test_compress_over_tls(tmp_path: Path) -> None:
         assert len(lines) == 7 and lines[-1].startswith(b"d1 OK")
     finally:
         await stop_imap_server(handle, server)
+
+
+async def test_unauthenticate(imap: ImapServer) -> None:
+    """RFC 8437: back to not authenticated; ENABLEd extensions are forgotten."""
+    client = await imap.login()
+    await client.ok("ENABLE UTF8=ACCEPT")
+    await client.ok("SELECT INBOX")
+    await client.ok("UNAUTHENTICATE")
+    await client.bad("SELECT INBOX")
+    await client.bad("UNAUTHENTICATE")
+    await client.login("alice", PASSWORD)
+    reply = await client.ok("ENABLE UTF8=ACCEPT")
+    assert reply.untagged == [b"* ENABLED UTF8=ACCEPT"]

@@ -73,6 +73,7 @@ DISPATCH: dict[type[c.Command], CommandSpec] = {
     c.Idle: _spec("IDLE", idle.idle, AUTH),
     c.Compress: _spec("COMPRESS", extensions.compress, AUTH, sync=False),
     c.Notify: _spec("NOTIFY", notify.notify, AUTH),
+    c.Unauthenticate: _spec("UNAUTHENTICATE", auth.unauthenticate, AUTH, sync=False),
     c.Check: _spec("CHECK", expunge.check, SELECTED),
     c.Close: _spec("CLOSE", expunge.close, SELECTED, sync=False),
     c.Unselect: _spec("UNSELECT", expunge.unselect, SELECTED, sync=False),

@@ -184,6 +184,7 @@ class Session:
             "CONDSTORE",
             "QRESYNC",
             "NOTIFY",
+            "UNAUTHENTICATE",
         ]
         if not self.compressed:
             caps.append("COMPRESS=DEFLATE")
@@ -417,6 +418,16 @@ class Session:
             yield Tagged(tag, done.status, done.text, done.code)
 
     # ---- end -------------------------------------------------------------------------
+
+    async def sign_out(self) -> None:
+        """Back to the not-authenticated state (RFC 8437 UNAUTHENTICATE)."""
+        await self.close()
+        self.state = State.NOT_AUTHENTICATED
+        self.selected = None
+        self.notifier = None
+        self._notify_backlog.clear()
+        self.enabled.clear()
+        self.utf8 = self.condstore = self.qresync = False
 
     async def close(self) -> None:
         if self.counted_account is not None:

@@ -99,6 +99,13 @@ async def _sign_in(session: Session, username: str, password: str) -> Done:
     return Done("Signed in", CapabilityCode(session.capabilities()))
 
 
+async def unauthenticate(session: Session, cmd: c.Unauthenticate) -> AsyncIterator[Response | Done]:
+    """RFC 8437: drop the sign-in and everything that came with it (selected mailbox,
+    ENABLEd extensions, NOTIFY); TLS and COMPRESS stay."""
+    await session.sign_out()
+    yield Done("UNAUTHENTICATE completed")
+
+
 async def login(session: Session, cmd: c.Login) -> AsyncIterator[Response | Done]:
     _require_privacy(session)
     try:

@@ -199,6 +199,11 @@ class Idle(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Unauthenticate(Command):
+    """UNAUTHENTICATE (RFC 8437): back to the not-authenticated state."""
+
+
+@dataclass(frozen=True, slots=True)
 class Compress(Command):
     """COMPRESS mechanism (RFC 4978); only DEFLATE exists."""
 
@@ -417,6 +422,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     Append: "APPEND",
     Idle: "IDLE",
     Compress: "COMPRESS",
+    Unauthenticate: "UNAUTHENTICATE",
     Notify: "NOTIFY",
     Check: "CHECK",
     Close: "CLOSE",

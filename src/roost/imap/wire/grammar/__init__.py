@@ -39,6 +39,7 @@ COMMANDS: dict[str, Parser] = {
     "ENABLE": simple.parse_enable,
     "IDLE": simple.parse_idle,
     "COMPRESS": simple.parse_compress,
+    "UNAUTHENTICATE": simple.parse_unauthenticate,
     "NOTIFY": notify.parse_notify,
     "CHECK": simple.parse_check,
     "CLOSE": simple.parse_close,

@@ -19,6 +19,7 @@ from roost.imap.wire.commands import (
     Logout,
     Noop,
     StartTls,
+    Unauthenticate,
     Unselect,
 )
 from roost.imap.wire.tokenizer import ParseError, Tokenizer
@@ -100,6 +101,11 @@ def decode_base64(encoded: bytes) -> bytes:
         return binascii.a2b_base64(encoded, strict_mode=True)
     except binascii.Error:
         raise ParseError("Invalid base64") from None
+
+
+def parse_unauthenticate(tokens: Tokenizer, tag: str) -> Unauthenticate:
+    tokens.end()
+    return Unauthenticate(tag)
 
 
 def parse_compress(tokens: Tokenizer, tag: str) -> Compress:
