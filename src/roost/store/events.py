@@ -5,14 +5,16 @@ change is durable. Events are hints: each says "ask the store what changed", so 
 listener coalesces them — one ``MailboxChanged`` per mailbox (the highest modseq) and one
 ``MailboxListChanged`` — and no burst of changes can make its queue grow without bound.
 
-The hub's surface is ``subscribe`` and ``publish``; a cross-process transport plugs in by
-calling ``publish`` for events that arrive from elsewhere.
+The hub's surface is ``subscribe`` and ``publish``. A cross-process transport
+(``event_bus.EventBusClient``) plugs in as the hub's ``relay``, which sees every event
+published here, and hands events from other processes to ``deliver``, which reaches the
+local listeners only (so nothing echoes back).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from roost.store.base import ChangeEvent, MailboxChanged, MailboxListChanged
 
@@ -67,6 +69,8 @@ class EventHub:
 
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = {}
+        # Called with every locally published event (e.g. to send it to other workers).
+        self.relay: Callable[[str, list[ChangeEvent]], None] | None = None
 
     def subscribe(self, account: str) -> Listener:
         listener = Listener(self, account)
@@ -81,5 +85,17 @@ class EventHub:
                 del self._listeners[account]
 
     def publish(self, account: str, events: list[ChangeEvent]) -> None:
+        self.deliver(account, events)
+        if self.relay is not None:
+            self.relay(account, events)
+
+    def deliver(self, account: str, events: list[ChangeEvent]) -> None:
+        """Hand ``events`` to this process's listeners only."""
         for listener in list(self._listeners.get(account, ())):
             listener.push(events)
+
+    def deliver_everywhere(self, events: list[ChangeEvent]) -> None:
+        """Wake every listener of every account (after events may have been missed)."""
+        for listeners in list(self._listeners.values()):
+            for listener in list(listeners):
+                listener.push(events)
