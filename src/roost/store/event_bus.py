@@ -55,6 +55,7 @@ class EventBus:
         self._server: asyncio.Server | None = None
         self._peers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -62,6 +63,9 @@ class EventBus:
         self.path.chmod(0o600)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing:  # accepted just before close(): hang up, the worker reconnects
+            writer.close()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -80,13 +84,12 @@ class EventBus:
                 self._tasks.discard(task)
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
         for peer in list(self._peers):
-            peer.close()
-        for task in list(self._tasks):
-            task.cancel()
+            peer.close()  # each relay loop ends on the lost connection
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.path.unlink(missing_ok=True)
 
