@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from roost.imap.context import ImapContext
-from roost.imap.session import Awaiting, Session, State
+from roost.imap.session import Awaiting, Session, State, store_error_response
 from roost.imap.wire import commands as c
 from roost.imap.wire.receiver import (
     LiteralTooLarge,
@@ -26,6 +27,7 @@ from roost.imap.wire.receiver import (
     NeedLiteral,
     RawLine,
     Receiver,
+    SpoolFailed,
 )
 from roost.imap.wire.responses import (
     CapabilityCode,
@@ -37,7 +39,7 @@ from roost.imap.wire.responses import (
     Untagged,
 )
 from roost.imap.wire.serializer import serialize
-from roost.store.base import ChangeEvent
+from roost.store.base import ChangeEvent, StorageFull
 
 log = logging.getLogger("roost.imap")
 
@@ -98,9 +100,9 @@ class ImapConnection:
         except (ConnectionError, OSError) as error:
             raise ConnectionEnded from error
 
-    async def write_all(self, responses: object) -> None:
+    async def write_all(self, responses: AsyncIterator[Response]) -> None:
         """Write an async stream of responses, flushing as the buffer fills."""
-        async for response in responses:  # type: ignore[attr-defined]
+        async for response in responses:
             self.write(response)
             if len(self.out) >= FLUSH_AT:
                 await self.flush()
@@ -230,6 +232,22 @@ class ImapConnection:
                             self.write(Untagged(Status.BYE, text, Code("TOOBIG")))
                             break
                         self.write(Tagged(tag, Status.NO, text, Code("TOOBIG")))
+                    case SpoolFailed(tag=tag, reason=reason, no_space=no_space):
+                        # A literal could not be spooled; the command was read and dropped.
+                        if no_space:
+                            log.warning("literal not stored ip=%s: %s", self.remote_ip, reason)
+                            error = store_error_response(StorageFull(reason))
+                            self.write(Tagged(tag, error.status, error.text, error.code))
+                        else:
+                            log.error("literal not stored ip=%s: %s", self.remote_ip, reason)
+                            self.write(
+                                Tagged(
+                                    tag,
+                                    Status.NO,
+                                    "Could not store the literal, logged",
+                                    Code("SERVERBUG"),
+                                )
+                            )
                     case RawLine():
                         pass  # only expected after expect_raw_line, handled there
                     case c.Command():
