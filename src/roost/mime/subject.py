@@ -13,7 +13,7 @@ Input is the subject already decoded (RFC 2047) to text; the steps are those of 
    to 4 repeat until nothing changes.
 
 The result is compared case-insensitively by SORT (RFC 5256 §3 i;ascii-casemap), so it
-is returned case-folded.
+is returned lower-cased.
 """
 
 from __future__ import annotations
@@ -52,4 +52,4 @@ def base_subject(subject: str) -> str:
             text = match.group(1).strip()
         if text == previous:
             break
-    return text.casefold()
+    return text.lower()
