@@ -83,11 +83,14 @@ async def test_fetch_simple_items(imap: ImapServer) -> None:
 
 
 async def test_fetch_macros(imap: ImapServer) -> None:
+    """RFC 9051 §6.4.5: ALL, FAST and FULL expand to their items."""
     client = await selected(imap, 1)
     reply = await client.ok("FETCH 1 FAST")
     assert reply.untagged[0].startswith(b"* 1 FETCH (FLAGS (\\Recent) INTERNALDATE ")
-    # ALL includes ENVELOPE, which arrives with the message model: not approximated.
-    await client.bad("FETCH 1 ALL")
+    reply = await client.ok("FETCH 1 ALL")
+    assert b" RFC822.SIZE " in reply.untagged[0] and b" ENVELOPE (" in reply.untagged[0]
+    reply = await client.ok("FETCH 1 FULL")
+    assert b" ENVELOPE (" in reply.untagged[0] and b" BODY (" in reply.untagged[0]
 
 
 async def test_fetch_body_sets_seen_peek_does_not(imap: ImapServer) -> None:
@@ -159,10 +162,90 @@ async def test_fetch_on_empty_mailbox_with_star(imap: ImapServer) -> None:
     assert reply.untagged == []
 
 
-async def test_fetch_not_yet_supported_items_are_bad(imap: ImapServer) -> None:
-    client = await selected(imap, 1)
-    for item in ("ENVELOPE", "BODYSTRUCTURE", "BODY", "BODY[1]", "BINARY[1]"):
-        await client.bad(f"FETCH 1 {item}")
+MULTIPART = (
+    b"From: Fred Foobar <foobar@blurdybloop.example>\r\n"
+    b"To: mooch@owatagu.siam.edu.example\r\n"
+    b"Subject: =?utf-8?q?caf=C3=A9?= plans\r\n"
+    b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n"
+    b"Message-ID: <B27397-0100000@Blurdybloop.example>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="XX"\r\n'
+    b"\r\n"
+    b"--XX\r\n"
+    b"Content-Type: text/plain; charset=us-ascii\r\n"
+    b"\r\n"
+    b"Hello Joe, do you think we can meet at 3:30 tomorrow?\r\n"
+    b"--XX\r\n"
+    b"Content-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b'Content-Disposition: attachment; filename="x.bin"\r\n'
+    b"\r\n"
+    b"AAEC/w==\r\n"
+    b"--XX--\r\n"
+)
+
+
+async def test_fetch_envelope_and_bodystructure(imap: ImapServer) -> None:
+    """RFC 9051 §7.5.2: ENVELOPE keeps header values raw; BODYSTRUCTURE has extension
+    data, BODY does not."""
+    client = await imap.login()
+    await client.append("INBOX", MULTIPART)
+    await client.ok("SELECT INBOX")
+    reply = await client.ok("FETCH 1 (ENVELOPE)")
+    assert reply.untagged == [
+        b'* 1 FETCH (ENVELOPE ("Mon, 7 Feb 1994 21:52:25 -0800" '
+        b'"=?utf-8?q?caf=C3=A9?= plans" (("Fred Foobar" NIL "foobar" "blurdybloop.example")) '
+        b'(("Fred Foobar" NIL "foobar" "blurdybloop.example")) '
+        b'(("Fred Foobar" NIL "foobar" "blurdybloop.example")) '
+        b'((NIL NIL "mooch" "owatagu.siam.edu.example")) NIL NIL NIL '
+        b'"<B27397-0100000@Blurdybloop.example>"))'
+    ]
+    reply = await client.ok("FETCH 1 (BODYSTRUCTURE BODY)")
+    line = reply.untagged[0]
+    assert b'BODYSTRUCTURE (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 53 0' in line
+    assert b'"mixed" ("boundary" "XX")' in line
+    assert b'("attachment" ("filename" "x.bin"))' in line
+    body = line[line.index(b" BODY (") :]
+    assert b"boundary" not in body  # BODY has no extension data
+
+
+async def test_fetch_mime_part_sections(imap: ImapServer) -> None:
+    client = await imap.login()
+    await client.append("INBOX", MULTIPART)
+    await client.ok("SELECT INBOX")
+    reply = await client.ok("FETCH 1 (BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[2]<0.4>)")
+    assert reply.untagged == [
+        b"* 1 FETCH (BODY[1] {53}\r\nHello Joe, do you think we can meet at 3:30 tomorrow?"
+        b" BODY[1.MIME] {46}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+        b" BODY[2]<0> {4}\r\nAAEC)"
+    ]
+    reply = await client.ok("FETCH 1 BODY.PEEK[9]")
+    assert reply.untagged == [b"* 1 FETCH (BODY[9] {0}\r\n)"]
+
+
+async def test_fetch_binary_decodes(imap: ImapServer) -> None:
+    """RFC 3516: BINARY undoes base64; NUL bytes go in a literal8."""
+    client = await imap.login()
+    await client.append("INBOX", MULTIPART)
+    await client.ok("SELECT INBOX")
+    reply = await client.ok("FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2])")
+    assert reply.untagged == [b"* 1 FETCH (BINARY.SIZE[2] 4 BINARY[2] ~{4}\r\n\x00\x01\x02\xff)"]
+    reply = await client.ok("FETCH 1 (FLAGS)")
+    assert b"\\Seen" not in reply.untagged[0]
+    reply = await client.ok("FETCH 1 BINARY[1]")
+    assert b"\\Seen" in reply.untagged[0]
+
+
+async def test_fetch_binary_unknown_encoding(imap: ImapServer) -> None:
+    client = await imap.login()
+    await client.append(
+        "INBOX",
+        b"MIME-Version: 1.0\r\nSubject: x\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+        b"begin 644 x\r\n",
+    )
+    await client.ok("SELECT INBOX")
+    reply = await client.no("FETCH 1 BINARY.PEEK[1]")
+    assert b"[UNKNOWN-CTE]" in reply.line
 
 
 async def test_store_flags_variants(imap: ImapServer) -> None:

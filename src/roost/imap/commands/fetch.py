@@ -1,19 +1,17 @@
-"""FETCH and UID FETCH (RFC 9051 §6.4.5).
+"""FETCH and UID FETCH (RFC 9051 §6.4.5), with CONDSTORE's MODSEQ/CHANGEDSINCE and
+QRESYNC's VANISHED (RFC 7162).
 
 Messages are read from the store in batches (``fetch_batch_size`` per round trip) and
 each response is yielded as soon as it is built, so a FETCH of 100,000 messages never
-holds more than one batch of metadata and one message body in memory.
-
-Supported now: FLAGS, UID, INTERNALDATE, RFC822.SIZE, RFC822, RFC822.HEADER,
-RFC822.TEXT and BODY[]/BODY.PEEK[] with HEADER, HEADER.FIELDS (.NOT), TEXT and
-partial ranges. ENVELOPE, BODYSTRUCTURE, MIME part sections and BINARY come with the
-message model; until then they are answered BAD rather than approximated.
+holds more than one batch of metadata and one message body in memory. What each
+attribute reads from the message is in ``fetch_parts``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
+from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
 from roost.imap.selected import SelectedMailbox
 from roost.imap.session import Done, Response, Session, bad
 from roost.imap.wire import commands as c
@@ -21,23 +19,14 @@ from roost.imap.wire.responses import (
     Code,
     FetchResponse,
     FetchValue,
-    NString,
     Parenthesized,
     Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet
-from roost.mime.headers import select_fields
-from roost.store.base import SEEN, Account, FlagOp, FlagState, MessageMeta
+from roost.store.base import SEEN, FlagOp, FlagState, MessageMeta
 
-_NOT_YET = {
-    c.FetchItem.ENVELOPE,
-    c.FetchItem.BODYSTRUCTURE,
-    c.FetchItem.BODY,
-    c.FetchItem.EMAILID,
-    c.FetchItem.THREADID,
-    c.FetchItem.SAVEDATE,
-}
-_CONTENT_ITEMS = {c.FetchItem.RFC822, c.FetchItem.RFC822_HEADER, c.FetchItem.RFC822_TEXT}
+# OBJECTID (RFC 8474) and SAVEDATE (RFC 8514) are not stored yet.
+_NOT_YET = {c.FetchItem.EMAILID, c.FetchItem.THREADID, c.FetchItem.SAVEDATE}
 # RFC 9051 §6.4.5: fetching these (not their .PEEK forms) sets \Seen.
 _SETS_SEEN_ITEMS = {c.FetchItem.RFC822, c.FetchItem.RFC822_TEXT}
 
@@ -46,96 +35,10 @@ def _check_supported(attributes: Sequence[c.FetchAttribute]) -> None:
     for attribute in attributes:
         if isinstance(attribute, c.FetchItem) and attribute in _NOT_YET:
             raise bad(f"FETCH {attribute.value} is not supported yet")
-        if isinstance(attribute, c.BinarySize) or (
-            isinstance(attribute, c.BodySection) and attribute.binary
-        ):
-            raise bad("FETCH BINARY is not supported yet")
-        if isinstance(attribute, c.BodySection) and (
-            attribute.section.part or attribute.section.text == "MIME"
-        ):
-            raise bad("FETCH of MIME part sections is not supported yet")
 
 
-def section_label(attribute: c.BodySection) -> str:
-    section = attribute.section
-    text = section.text or ""
-    if section.fields:
-        text = f"{text} ({' '.join(section.fields)})"
-    spec = ".".join(str(p) for p in section.part)
-    if spec and text:
-        spec += "."
-    label = f"BODY[{spec}{text}]"
-    if attribute.partial is not None:
-        label += f"<{attribute.partial[0]}>"
-    return label
-
-
-class _MessageReader:
-    """Reads the parts of one message a FETCH needs, each at most once."""
-
-    def __init__(self, account: Account, meta: MessageMeta) -> None:
-        self.account = account
-        self.meta = meta
-        self._header: bytes | None = None
-
-    async def header(self) -> bytes:
-        if self._header is None:
-            self._header = await self.account.read_range(self.meta, 0, self.meta.header_size)
-        return self._header
-
-    async def text(self, partial: tuple[int, int] | None = None) -> bytes:
-        start, length = self.meta.header_size, self.meta.size - self.meta.header_size
-        if partial is not None:
-            if partial[0] >= length:
-                return b""
-            start += partial[0]
-            length = min(partial[1], length - partial[0])
-        return await self.account.read_range(self.meta, start, length)
-
-    async def whole(self, partial: tuple[int, int] | None = None) -> bytes:
-        if partial is None:
-            return await self.account.read_range(self.meta, 0, self.meta.size)
-        if partial[0] >= self.meta.size:
-            return b""
-        return await self.account.read_range(self.meta, partial[0], partial[1])
-
-    async def section(self, attribute: c.BodySection) -> bytes:
-        section, partial = attribute.section, attribute.partial
-        match section.text:
-            case None:
-                return await self.whole(partial)
-            case "TEXT":
-                return await self.text(partial)
-            case "HEADER":
-                data = await self.header()
-            case "HEADER.FIELDS" | "HEADER.FIELDS.NOT":
-                data = select_fields(
-                    await self.header(),
-                    section.fields,
-                    exclude=section.text == "HEADER.FIELDS.NOT",
-                )
-            case _:
-                raise bad(f"Unknown section {section.text}")
-        if partial is not None:
-            data = data[partial[0] : partial[0] + partial[1]]
-        return data
-
-
-async def _content_value(reader: _MessageReader, attribute: c.FetchAttribute) -> FetchValue:
-    if isinstance(attribute, c.BodySection):
-        return NString(await reader.section(attribute))
-    if attribute is c.FetchItem.RFC822:
-        return NString(await reader.whole())
-    if attribute is c.FetchItem.RFC822_HEADER:
-        return NString(await reader.header())
-    return NString(await reader.text())
-
-
-def _label(attribute: c.FetchAttribute) -> str:
-    if isinstance(attribute, c.BodySection):
-        return section_label(attribute)
-    assert isinstance(attribute, c.FetchItem)
-    return attribute.value
+def _needs_message(attribute: c.FetchAttribute) -> bool:
+    return not isinstance(attribute, c.FetchItem) or attribute in MODEL_ITEMS | CONTENT_ITEMS
 
 
 def _simple_value(
@@ -176,8 +79,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         attributes.append(c.FetchItem.MODSEQ)  # RFC 7162 §3.1.4.1
     if c.FetchItem.MODSEQ in attributes:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    labels = [_label(a) for a in attributes]
-    content = [isinstance(a, c.BodySection) or a in _CONTENT_ITEMS for a in attributes]
+    labels = [label(a) for a in attributes]
+    content = [_needs_message(a) for a in attributes]
     sets_seen = not selected.readonly and any(
         (isinstance(a, c.BodySection) and not a.peek) or a in _SETS_SEEN_ITEMS for a in attributes
     )
@@ -214,15 +117,15 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
             seen_state = now_seen.get(meta.uid)
             flags = meta.flags if seen_state is None else seen_state.flags
             modseq = meta.modseq if seen_state is None else seen_state.modseq
-            reader = _MessageReader(account, meta)
+            reader = MessageReader(account, meta)
             items: list[tuple[str, FetchValue]] = []
-            for attribute, label, is_content in zip(attributes, labels, content, strict=True):
+            for attribute, name, is_content in zip(attributes, labels, content, strict=True):
                 if is_content:
-                    items.append((label, await _content_value(reader, attribute)))
+                    items.append((name, await reader.value(attribute)))
                 else:
                     assert isinstance(attribute, c.FetchItem)
                     value = _simple_value(selected, meta, flags, modseq, attribute)
-                    items.append((label, value))
+                    items.append((name, value))
             if seen_state is not None and not has_flags:
                 # RFC 9051 §6.4.5: a \Seen set as a side effect is reported with FLAGS.
                 items.append(("FLAGS", selected.flags_for_wire(meta.uid, flags)))
