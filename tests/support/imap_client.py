@@ -46,7 +46,7 @@ class ImapClient:
     async def connect(
         cls, host: str, port: int, *, tls: ssl.SSLContext | None = None
     ) -> ImapClient:
-        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=64 << 20)
         client = cls(reader, writer)
         client.greeting = await client.read_response()
         return client

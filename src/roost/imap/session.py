@@ -181,10 +181,19 @@ class Session:
             f"APPENDLIMIT={self.context.limits.max_literal_size}",
             "STATUS=SIZE",
             "UTF8=ACCEPT",
+            "BINARY",
             "CONDSTORE",
             "QRESYNC",
             "NOTIFY",
             "UNAUTHENTICATE",
+            "ESEARCH",
+            "SEARCHRES",
+            "WITHIN",
+            "SORT",
+            "SORT=DISPLAY",
+            "ESORT",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
         ]
         if not self.compressed:
             caps.append("COMPRESS=DEFLATE")
@@ -300,10 +309,21 @@ class Session:
             yield response
         if new_uids:
             if not selected.readonly:
-                floor = await self.account.claim_recent(selected.mailbox_id)
-                selected.add_recent(floor, new_uids)
+                floor = await self.claim_recent(selected.mailbox_id)
+                if floor is not None:
+                    selected.add_recent(floor, new_uids)
             for response in selected.announce_new():
                 yield response
+
+    async def claim_recent(self, mailbox_id: int) -> int | None:
+        """Claim \\Recent (see ``Account.claim_recent``); None when the store cannot
+        record the claim for lack of space: \\Recent is a courtesy, never a reason to
+        refuse SELECT or to break a sync point on a full disk."""
+        try:
+            return await self.require_account().claim_recent(mailbox_id)
+        except StorageFull:
+            log.warning("disk full: \\Recent not claimed ip=%s", self.remote_ip)
+            return None
 
     def note_events(self, events: Iterable[ChangeEvent]) -> None:
         """Remember whether any of ``events`` touches the selected mailbox."""
