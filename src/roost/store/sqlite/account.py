@@ -29,13 +29,17 @@ from roost.store.base import (
     MailboxStatus,
     MessageMeta,
     NewMessage,
+    SearchQuery,
+    SearchResult,
     StoreError,
     StoreFlagsResult,
+    ThreadFields,
 )
 from roost.store.blobs import BlobStore
 from roost.store.events import EventHub, Listener
 from roost.store.sqlite import mailboxes
 from roost.store.sqlite import messages as message_ops
+from roost.store.sqlite import search as search_ops
 from roost.store.sqlite.db import MailDB, storage_errors
 from roost.store.sqlite.worker import Worker
 
@@ -122,8 +126,10 @@ class SqliteAccount:
     async def append(self, mailbox_id: int, messages: Sequence[NewMessage]) -> AppendResult:
         return await self._run_publishing(message_ops.append, mailbox_id, messages)
 
-    async def fetch_meta(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
-        return await self._run(message_ops.fetch_meta, mailbox_id, uids)
+    async def fetch_meta(
+        self, mailbox_id: int, uids: Sequence[int], *, with_model: bool = True
+    ) -> list[MessageMeta]:
+        return await self._run(message_ops.fetch_meta, mailbox_id, uids, with_model)
 
     async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         shared = self._usable()
@@ -167,6 +173,14 @@ class SqliteAccount:
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
         return await self._run(message_ops.changes_since, mailbox_id, modseq)
+
+    # ---- search --------------------------------------------------------------------
+
+    async def search(self, mailbox_id: int, query: SearchQuery) -> SearchResult:
+        return await self._run(search_ops.search, mailbox_id, query)
+
+    async def thread_fields(self, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
+        return await self._run(search_ops.thread_fields, mailbox_id, query)
 
     # ---- running jobs --------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from roost.store.base import (
     StorageFull,
 )
 from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore
+from roost.store.sqlite import analyses, search
 from roost.store.sqlite.flags import FlagCodec, Keywords
 from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS, connect, migrate
 
@@ -70,6 +71,8 @@ class MailDB:
         self.conn = conn
         self.blobs = blobs
         self.codec = FlagCodec()
+        self.analyzed = False  # backfill of analyses found nothing left to do
+        search.register_functions(conn)
 
     @classmethod
     def open(cls, directory: Path, *, durable: bool, create: bool = False) -> MailDB:
@@ -232,15 +235,19 @@ class MailDB:
             return
         try:
             with self.write():
-                for blob_id in self._unreferenced(candidates):
+                unreferenced = self._unreferenced(candidates)
+                analyses.forget(self, unreferenced)
+                for blob_id in unreferenced:
                     self.blobs.delete(blob_id)
         except Exception:
             log.warning("could not release blobs; the next sweep will", exc_info=True)
 
     def sweep_orphans(self) -> int:
-        """Remove blobs no message refers to and stale temporary files; return the
-        number of blobs removed."""
+        """Remove blobs no message refers to (and their analyses) and stale temporary
+        files; return the number of blobs removed."""
         self.blobs.sweep_tmp(TMP_MAX_AGE)
+        with self.write():
+            analyses.forget_orphans(self)
         present = set(self.blobs.blob_ids())
         if not present:
             return 0

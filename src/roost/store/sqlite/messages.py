@@ -9,6 +9,8 @@ Invariants:
   logged in ``expunged`` with the modseq that removed it.
 * APPEND writes its blobs durably before the transaction that references them; blobs
   that end up unreferenced (failure, expunge) are released after the transaction.
+* APPEND analyses each message (sqlite/analyses.py) before its transaction, so parsing
+  never holds the write lock; COPY, MOVE and RENAME share the source's analysis.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from roost.store.base import (
     StoreFlagsResult,
 )
 from roost.store.blobs import StoredBlob
+from roost.store.sqlite import analyses
 from roost.store.sqlite.db import MailDB, encode_date, zone_of
 from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, keyword_text
 
@@ -41,6 +44,7 @@ _INSERT = (
     " size, header_size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _META_COLUMNS = "uid, flags, keywords, modseq, internaldate, tzoffset, size, header_size, blob_id"
+_MODEL_COLUMN = "(SELECT model FROM analyses WHERE analyses.blob_id = messages.blob_id)"
 _COPY_COLUMNS = "uid, flags, keywords, internaldate, tzoffset, size, header_size, blob_id"
 
 
@@ -52,12 +56,14 @@ def append(
             row = db.mailbox(mailbox_id)
         return AppendResult(row.uidvalidity, [], row.info()), []
     stored: list[StoredBlob] = []
+    analysed = [analyses.compute(message.source) for message in messages]
     try:
         stored = db.blobs.put_many([message.source for message in messages])
         with db.write():
             row = db.mailbox(mailbox_id)
-            for message, blob in zip(messages, stored, strict=True):
+            for message, blob, analysis in zip(messages, stored, analysed, strict=True):
                 db.ensure_blob(blob.blob_id, message.source)
+                analyses.insert(db, blob.blob_id, analysis)
             keywords = db.keywords(mailbox_id)
             modseq = db.next_modseq()
             uids = list(range(row.uidnext, row.uidnext + len(messages)))
@@ -91,10 +97,13 @@ def append(
     return AppendResult(row.uidvalidity, uids, info), [MailboxChanged(mailbox_id, modseq)]
 
 
-def fetch_meta(db: MailDB, mailbox_id: int, uids: Sequence[int]) -> list[MessageMeta]:
+def fetch_meta(
+    db: MailDB, mailbox_id: int, uids: Sequence[int], with_model: bool = True
+) -> list[MessageMeta]:
+    columns = f"{_META_COLUMNS}, {_MODEL_COLUMN if with_model else 'NULL'}"
     with db.read():
         db.mailbox(mailbox_id)
-        rows = db.select_messages(_META_COLUMNS, mailbox_id, uids)
+        rows = db.select_messages(columns, mailbox_id, uids)
     decode, zone, from_timestamp = db.codec.decode, zone_of, datetime.fromtimestamp
     # Positional and with locals bound: this loop is most of a 100,000-message FETCH.
     return [
@@ -106,8 +115,9 @@ def fetch_meta(db: MailDB, mailbox_id: int, uids: Sequence[int]) -> list[Message
             size,
             header_size,
             blob_id,
+            model,
         )
-        for uid, bits, keywords, modseq, seconds, offset, size, header_size, blob_id in rows
+        for uid, bits, keywords, modseq, seconds, offset, size, header_size, blob_id, model in rows
     ]
 
 

@@ -73,6 +73,41 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         ) WITHOUT ROWID""",
         "CREATE TABLE subscriptions (name TEXT PRIMARY KEY) WITHOUT ROWID",
     ),
+    (
+        # What delivery computed about each stored message file (mime/analysis.py),
+        # shared by every message with that content, so COPY and MOVE reuse it and never
+        # parse again; removed with the file (db.py, release_blobs). model: the MIME
+        # model for FETCH (NULL if analysis failed). sent_date: the Date header in epoch
+        # seconds, sent_day its calendar day in its own zone (days since 1970-01-01);
+        # both NULL without a usable Date. refs: References, one message-id per line.
+        """CREATE TABLE analyses (
+            id INTEGER PRIMARY KEY,
+            blob_id TEXT NOT NULL UNIQUE,
+            model BLOB,
+            sent_date INTEGER,
+            sent_day INTEGER,
+            message_id TEXT NOT NULL,
+            in_reply_to TEXT NOT NULL,
+            refs TEXT NOT NULL,
+            sort_subject TEXT NOT NULL,
+            sort_from TEXT NOT NULL,
+            sort_to TEXT NOT NULL,
+            sort_cc TEXT NOT NULL,
+            display_from TEXT NOT NULL,
+            display_to TEXT NOT NULL
+        )""",
+        # The decoded text for SEARCH, rowid = analyses.id. Trigram tokens match any
+        # substring of three or more characters, case-insensitively (ARCHITECTURE.md,
+        # decision 7); shorter needles scan these columns (sqlite/search.py).
+        """CREATE VIRTUAL TABLE message_text USING fts5 (
+            header, body, subject, addr_from, addr_to, addr_cc, addr_bcc,
+            tokenize = 'trigram'
+        )""",
+        # Set where messages were stored before analyses existed: they are analysed
+        # from their files at the first search (sqlite/analyses.py, backfill).
+        "ALTER TABLE counters ADD COLUMN unanalyzed INTEGER NOT NULL DEFAULT 0",
+        "UPDATE counters SET unanalyzed = EXISTS (SELECT 1 FROM messages)",
+    ),
 )
 
 # users.db: the accounts directory.

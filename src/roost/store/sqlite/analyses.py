@@ -1,0 +1,216 @@
+"""What delivery computes about a message file, kept in mail.db (run on the worker).
+
+A message is analysed once (``roost.mime.analyze``), before the transaction that
+stores it, and the result is keyed by its blob: every message with the same content —
+copies, moves, the same mail delivered twice — shares one ``analyses`` row and one
+``message_text`` row (the FTS5 index), so COPY and MOVE never parse again.
+
+Invariants:
+
+* ``analyses.id`` equals the ``message_text`` rowid of the same blob; both rows are
+  written and removed together, inside write transactions.
+* A blob's rows live as long as the blob: they are removed where the blob file is
+  (``MailDB.release_blobs``, ``MailDB.sweep_orphans``), under the same write lock.
+* Messages stored before analyses existed are analysed from their files by
+  ``backfill`` before the first search; ``counters.unanalyzed`` says one is due.
+* The indexed text of one message is bounded (``MAX_*_CHARS``): a huge text part
+  cannot stall the account's worker, at the price of not finding words past the bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import mmap
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from roost.mime.analysis import Analysis
+from roost.mime.analyze import analyze
+from roost.store.base import MessageSource
+
+if TYPE_CHECKING:
+    from roost.store.sqlite.db import MailDB
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_CHARS = 1 << 20  # decoded body text indexed per message
+MAX_HEADER_CHARS = 1 << 18  # decoded header text indexed per message
+BACKFILL_BATCH = 200  # messages analysed per write transaction while backfilling
+_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
+
+_INSERT_ANALYSIS = (
+    "INSERT INTO analyses (blob_id, model, sent_date, sent_day, message_id, in_reply_to,"
+    " refs, sort_subject, sort_from, sort_to, sort_cc, display_from, display_to)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (blob_id) DO NOTHING RETURNING id"
+)
+_INSERT_TEXT = (
+    "INSERT INTO message_text (rowid, header, body, subject, addr_from, addr_to, addr_cc,"
+    " addr_bcc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisRow:
+    """One analysis as the two tables store it."""
+
+    columns: tuple[object, ...]  # analyses, after blob_id
+    texts: tuple[str, ...]  # message_text, after rowid
+
+
+EMPTY_ROW = AnalysisRow((None, None, None, "", "", "", "", "", "", "", "", ""), ("",) * 7)
+
+
+def row_of(analysis: Analysis) -> AnalysisRow:
+    sent = analysis.sent_date
+    sent_date: int | None = None
+    sent_day: int | None = None
+    if sent is not None:
+        if sent.tzinfo is None:
+            sent = sent.replace(tzinfo=UTC)
+        sent_date = int(sent.timestamp())
+        sent_day = sent.date().toordinal() - _EPOCH_ORDINAL  # the header's own day
+    columns = (
+        analysis.model,
+        sent_date,
+        sent_day,
+        _clean(analysis.message_id),
+        _clean(analysis.in_reply_to),
+        _clean("\n".join(analysis.references)),
+        _clean(analysis.sort_subject),
+        _clean(analysis.sort_from),
+        _clean(analysis.sort_to),
+        _clean(analysis.sort_cc),
+        _clean(analysis.display_from),
+        _clean(analysis.display_to),
+    )
+    texts = (
+        _clean(analysis.header_text, MAX_HEADER_CHARS),
+        _clean(analysis.body_text, MAX_BODY_CHARS),
+        _clean(analysis.subject),
+        _clean(analysis.from_addresses),
+        _clean(analysis.to_addresses),
+        _clean(analysis.cc_addresses),
+        _clean(analysis.bcc_addresses),
+    )
+    return AnalysisRow(columns, texts)
+
+
+def _clean(text: str, limit: int = MAX_HEADER_CHARS) -> str:
+    """Bounded, and encodable: lone surrogates (undecodable bytes) become U+FFFD."""
+    if len(text) > limit:
+        text = text[:limit]
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def compute(source: MessageSource) -> AnalysisRow:
+    """Analyse a message about to be stored. Never raises for the message's content:
+    a failure is logged (it is a bug) and the message is stored without analysis."""
+    try:
+        if source.data is not None:
+            return row_of(analyze(source.data))
+        assert source.path is not None
+        return compute_file(source.path)
+    except Exception:
+        log.exception("message analysis failed; stored without it")
+        return EMPTY_ROW
+
+
+def compute_file(path: Path) -> AnalysisRow:
+    """Analyse a message file through a read-only mapping (never read whole into memory)."""
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return row_of(analyze(b""))
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            return row_of(analyze(memoryview(mapped)))
+        finally:
+            with contextlib.suppress(BufferError):  # a view still held: freed with it
+                mapped.close()
+
+
+def insert(db: MailDB, blob_id: str, row: AnalysisRow) -> None:
+    """Inside a write transaction: record ``row`` for ``blob_id`` unless it has one."""
+    inserted = db.conn.execute(_INSERT_ANALYSIS, (blob_id, *row.columns)).fetchall()
+    if inserted:
+        db.conn.execute(_INSERT_TEXT, (inserted[0][0], *row.texts))
+
+
+def forget(db: MailDB, blob_ids: Sequence[str]) -> None:
+    """Inside a write transaction: remove the rows of ``blob_ids``."""
+    if not blob_ids:
+        return
+    listed = json.dumps(list(blob_ids))
+    db.conn.execute(
+        "DELETE FROM message_text WHERE rowid IN"
+        " (SELECT id FROM analyses WHERE blob_id IN (SELECT value FROM json_each(?)))",
+        (listed,),
+    )
+    db.conn.execute(
+        "DELETE FROM analyses WHERE blob_id IN (SELECT value FROM json_each(?))", (listed,)
+    )
+
+
+def forget_orphans(db: MailDB) -> None:
+    """Inside a write transaction: remove rows no message refers to any more."""
+    orphans = [
+        blob_id
+        for (blob_id,) in db.conn.execute(
+            "SELECT blob_id FROM analyses a WHERE NOT EXISTS"
+            " (SELECT 1 FROM messages m WHERE m.blob_id = a.blob_id)"
+        )
+    ]
+    forget(db, orphans)
+
+
+def backfill(db: MailDB) -> None:
+    """Analyse messages stored before analyses existed, in batches; then clear
+    ``counters.unanalyzed``. Cheap when there is nothing to do (remembered per
+    connection)."""
+    if db.analyzed:
+        return
+    if not db.scalar("SELECT unanalyzed FROM counters WHERE id = 0"):
+        db.analyzed = True
+        return
+    while True:
+        with db.read():
+            missing = [
+                blob_id
+                for (blob_id,) in db.conn.execute(
+                    "SELECT DISTINCT blob_id FROM messages m WHERE NOT EXISTS"
+                    " (SELECT 1 FROM analyses a WHERE a.blob_id = m.blob_id) LIMIT ?",
+                    (BACKFILL_BATCH,),
+                )
+            ]
+        if not missing:
+            break
+        rows = list(_analyse_stored(db, missing))
+        with db.write():
+            for blob_id, row in rows:
+                insert(db, blob_id, row)
+    with db.write():
+        db.conn.execute("UPDATE counters SET unanalyzed = 0 WHERE id = 0")
+    db.analyzed = True
+
+
+def _analyse_stored(db: MailDB, blob_ids: Iterable[str]) -> Iterable[tuple[str, AnalysisRow]]:
+    for blob_id in blob_ids:
+        try:
+            yield blob_id, compute_file(db.blobs.path(blob_id))
+        except FileNotFoundError:
+            log.warning("message file %s is gone; indexed without text", blob_id)
+            yield blob_id, EMPTY_ROW
+        except Exception:
+            log.exception("analysis of stored message %s failed", blob_id)
+            yield blob_id, EMPTY_ROW
