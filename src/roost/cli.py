@@ -23,6 +23,8 @@ from roost.config import (
     DEV_DATA_DIR,
     DEV_IMAP_LISTEN,
     DEV_IMAPS_LISTEN,
+    DEV_POP3_LISTEN,
+    DEV_POP3S_LISTEN,
     LOG_LEVELS,
     ConfigError,
     ListenAddress,
@@ -30,7 +32,15 @@ from roost.config import (
     Settings,
 )
 from roost.observability.logs import setup_logging
-from roost.server import BoundAddress, ServerError, build_tls_context, open_store, run, run_server
+from roost.server import (
+    POP3,
+    BoundAddress,
+    ServerError,
+    build_tls_context,
+    open_store,
+    run,
+    run_server,
+)
 from roost.store.base import AccountExists, NoSuchAccount, Store, StoreError
 
 _T = TypeVar("_T")
@@ -39,6 +49,9 @@ EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
 
 DEMO_ACCOUNT = "demo"
+
+# The value of --pop3-listen / --pop3s-listen that turns those listeners off.
+NO_LISTENER = "none"
 
 
 def _fail(message: str, code: int = EXIT_RUNTIME) -> NoReturn:
@@ -65,7 +78,7 @@ data_dir_option = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="roost", prog_name="roost")
 def main() -> None:
-    """Roost: an IMAP mail store server."""
+    """Roost: an IMAP and POP3 mail store server."""
 
 
 # ---- serve ---------------------------------------------------------------------------
@@ -77,12 +90,25 @@ def main() -> None:
     "--dev",
     is_flag=True,
     help="Local development server: data in ./roost-data, IMAP+STARTTLS on "
-    f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, a self-signed "
+    f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, POP3+STLS on "
+    f"{DEV_POP3_LISTEN}, POP3 over TLS on {DEV_POP3S_LISTEN}, a self-signed "
     "certificate and a demo account.",
 )
 @data_dir_option
 @click.option("--imap-listen", multiple=True, metavar="HOST:PORT", help="Plain/STARTTLS listener.")
 @click.option("--imaps-listen", multiple=True, metavar="HOST:PORT", help="Implicit TLS listener.")
+@click.option(
+    "--pop3-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"POP3 plain/STLS listener; '{NO_LISTENER}' for none.",
+)
+@click.option(
+    "--pop3s-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"POP3 implicit TLS listener; '{NO_LISTENER}' for none.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 def serve(
     config_path: Path | None,
@@ -90,11 +116,15 @@ def serve(
     data_dir: Path | None,
     imap_listen: tuple[str, ...],
     imaps_listen: tuple[str, ...],
+    pop3_listen: tuple[str, ...],
+    pop3s_listen: tuple[str, ...],
     log_level: str | None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C."""
     try:
-        settings = _serve_settings(config_path, dev, data_dir, imap_listen, imaps_listen)
+        settings = _serve_settings(
+            config_path, dev, data_dir, imap_listen, imaps_listen, pop3_listen, pop3s_listen
+        )
         if log_level is not None:
             settings = settings.replace(log=LogSettings(log_level.lower(), settings.log.format))
         setup_logging(settings.log.level, settings.log.format)
@@ -114,6 +144,8 @@ def _serve_settings(
     data_dir: Path | None,
     imap_listen: Sequence[str],
     imaps_listen: Sequence[str],
+    pop3_listen: Sequence[str] = (),
+    pop3s_listen: Sequence[str] = (),
 ) -> Settings:
     if dev and config_path is not None:
         raise click.UsageError("--dev and --config cannot be combined")
@@ -122,6 +154,8 @@ def _serve_settings(
             data_dir or DEV_DATA_DIR,
             imap_listen or (DEV_IMAP_LISTEN,),
             imaps_listen or (DEV_IMAPS_LISTEN,),
+            _without_none(pop3_listen) if pop3_listen else (DEV_POP3_LISTEN,),
+            _without_none(pop3s_listen) if pop3s_listen else (DEV_POP3S_LISTEN,),
         )
     if config_path is None:
         raise click.UsageError("give --config FILE (or set ROOST_CONFIG), or --dev")
@@ -139,13 +173,26 @@ def _serve_settings(
                 imap, tls_listen=_listen_option(imaps_listen, "--imaps-listen")
             )
         settings = settings.replace(imap=imap)
+    if pop3_listen or pop3s_listen:
+        pop3 = settings.pop3
+        if pop3_listen:
+            pop3 = dataclasses.replace(pop3, listen=_listen_option(pop3_listen, "--pop3-listen"))
+        if pop3s_listen:
+            pop3 = dataclasses.replace(
+                pop3, tls_listen=_listen_option(pop3s_listen, "--pop3s-listen")
+            )
+        settings = settings.replace(pop3=pop3)
     settings.validate()
     return settings
 
 
+def _without_none(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(value for value in values if value != NO_LISTENER)
+
+
 def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, ...]:
     addresses = []
-    for value in values:
+    for value in _without_none(values):
         try:
             addresses.append(ListenAddress.parse(value))
         except ValueError as error:
@@ -178,10 +225,17 @@ async def _ensure_demo_account(store: Store) -> None:
 def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, starttls: bool) -> None:
     lines = ["Roost is running."]
     for bound in addresses:
-        if bound.implicit_tls:
+        if bound.protocol == POP3:
+            if bound.implicit_tls:
+                kind = "POP3 over TLS (SSL/TLS)"
+            else:
+                stls = starttls and settings.pop3.starttls
+                kind = "POP3 with STLS" if stls else "POP3 (no TLS)"
+        elif bound.implicit_tls:
             kind = "IMAP over TLS (SSL/TLS)"
         else:
-            kind = "IMAP with STARTTLS" if starttls else "IMAP (no TLS)"
+            stls = starttls and settings.imap.starttls
+            kind = "IMAP with STARTTLS" if stls else "IMAP (no TLS)"
         lines.append(f"  {kind:<26} {bound}")
     lines.append(f"  {'data directory':<26} {settings.server.data_dir}")
     if settings.dev:
@@ -189,8 +243,8 @@ def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, star
         lines.append(
             f"Sign in as {DEMO_ACCOUNT!r}; your client must accept the self-signed certificate."
         )
-        if settings.imap.allow_plaintext_auth:
-            lines.append("Passwords are accepted before STARTTLS on these loopback listeners.")
+        if settings.imap.allow_plaintext_auth or settings.pop3.allow_plaintext_auth:
+            lines.append("Passwords are accepted before STARTTLS/STLS on these loopback listeners.")
     lines.append("Stop with Ctrl-C.")
     click.echo("\n".join(lines))
     sys.stdout.flush()

@@ -6,7 +6,8 @@ default. Values are checked for type and range as they are read; relative paths 
 taken relative to the directory of the configuration file.
 
 Every limit a client meets lives in ``[limits]``; its IMAP part is exactly the fields of
-``roost.imap.context.ImapLimits``, read by introspection so that a new limit there is
+``roost.imap.context.ImapLimits``, and ``[limits.pop3]`` exactly those of
+``roost.pop3.context.Pop3Limits``, read by introspection so that a new limit there is
 configurable here at once.
 
 Loading checks the file's structure only. ``Settings.check_files`` checks that the
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 
 from roost.auth.throttle import ThrottlePolicy
 from roost.imap.context import ImapLimits
+from roost.pop3.context import DeleteMode, Pop3Limits, Pop3Policy
 
 _T = TypeVar("_T")
 
@@ -37,6 +39,9 @@ TLS_MIN_VERSIONS = ("1.2", "1.3")
 DEV_DATA_DIR = Path("roost-data")
 DEV_IMAP_LISTEN = "127.0.0.1:1143"
 DEV_IMAPS_LISTEN = "127.0.0.1:1993"
+DEV_POP3_LISTEN = "127.0.0.1:1110"
+DEV_POP3S_LISTEN = "127.0.0.1:1995"
+DELETE_MODES = tuple(mode.value for mode in DeleteMode)
 
 
 class ConfigError(Exception):
@@ -98,6 +103,28 @@ class ImapSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Pop3Settings:
+    listen: tuple[ListenAddress, ...] = (ListenAddress("0.0.0.0", 110),)
+    tls_listen: tuple[ListenAddress, ...] = (ListenAddress("0.0.0.0", 995),)
+    starttls: bool = True  # offer STLS on the plain listeners (RFC 2595 §4)
+    allow_plaintext_auth: bool = False  # USER/PASS and AUTH before TLS
+    delete_mode: DeleteMode = DeleteMode.EXPUNGE  # what QUIT does with DELE'd messages
+    move_to: str = "Trash"  # the folder for delete_mode "move"
+    mark_seen: bool = True  # RETR sets \\Seen
+    expire_days: int | None = None  # advertised as EXPIRE (RFC 2449 §6.7); None: NEVER
+    login_delay: int = 0  # seconds between sign-ins of one account; advertised
+
+    def policy(self) -> Pop3Policy:
+        return Pop3Policy(
+            delete_mode=self.delete_mode,
+            move_to=self.move_to,
+            mark_seen=self.mark_seen,
+            expire_days=self.expire_days,
+            login_delay=self.login_delay,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TlsSettings:
     cert: Path | None = None
     key: Path | None = None
@@ -109,6 +136,7 @@ class TlsSettings:
 @dataclass(frozen=True, slots=True)
 class LimitSettings:
     imap: ImapLimits = field(default_factory=ImapLimits)
+    pop3: Pop3Limits = field(default_factory=Pop3Limits)  # [limits.pop3]
     max_connections_per_ip: int = 50
     max_connections_per_account: int = 100  # sessions of one account, all protocols
 
@@ -146,6 +174,7 @@ class LogSettings:
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     imap: ImapSettings = field(default_factory=ImapSettings)
+    pop3: Pop3Settings = field(default_factory=Pop3Settings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -180,10 +209,11 @@ class Settings:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str, base_dir: Path) -> Settings:
         reader = _Reader(source, base_dir)
-        sections = reader.sections(data, ("server", "imap", "tls", "limits", "auth", "log"))
+        sections = reader.sections(data, ("server", "imap", "pop3", "tls", "limits", "auth", "log"))
         settings = cls(
             server=_read_server(reader, sections["server"]),
             imap=_read_imap(reader, sections["imap"]),
+            pop3=_read_pop3(reader, sections["pop3"]),
             tls=_read_tls(reader, sections["tls"]),
             limits=_read_limits(reader, sections["limits"]),
             auth=_read_auth(reader, sections["auth"]),
@@ -199,13 +229,18 @@ class Settings:
         data_dir: Path = DEV_DATA_DIR,
         imap_listen: Sequence[str] = (DEV_IMAP_LISTEN,),
         imaps_listen: Sequence[str] = (DEV_IMAPS_LISTEN,),
+        pop3_listen: Sequence[str] = (DEV_POP3_LISTEN,),
+        pop3s_listen: Sequence[str] = (DEV_POP3S_LISTEN,),
     ) -> Settings:
         """The ``roost serve --dev`` settings: local listeners, a self-signed certificate
-        in ``data_dir/tls``. Plaintext sign-in before STARTTLS is allowed only when every
-        plain listener is a loopback address — the password then never leaves the host."""
+        in ``data_dir/tls``. Plaintext sign-in before STARTTLS (STLS) is allowed only
+        when every plain listener of that protocol is a loopback address — the password
+        then never leaves the host."""
         data_dir = data_dir.absolute()
         listen = tuple(_parse_listen_option(text, "--imap-listen") for text in imap_listen)
         tls_listen = tuple(_parse_listen_option(text, "--imaps-listen") for text in imaps_listen)
+        pop3 = tuple(_parse_listen_option(text, "--pop3-listen") for text in pop3_listen)
+        pop3s = tuple(_parse_listen_option(text, "--pop3s-listen") for text in pop3s_listen)
         settings = cls(
             server=ServerSettings(data_dir=data_dir, hostname="localhost"),
             imap=ImapSettings(
@@ -213,6 +248,12 @@ class Settings:
                 tls_listen=tls_listen,
                 starttls=True,
                 allow_plaintext_auth=all(address.is_loopback for address in listen),
+            ),
+            pop3=Pop3Settings(
+                listen=pop3,
+                tls_listen=pop3s,
+                starttls=True,
+                allow_plaintext_auth=all(address.is_loopback for address in pop3),
             ),
             tls=TlsSettings(
                 cert=data_dir / "tls" / "cert.pem",
@@ -233,8 +274,14 @@ class Settings:
 
     @property
     def tls_needed(self) -> bool:
-        """True when some listener needs the certificate: implicit TLS or STARTTLS."""
-        return bool(self.imap.tls_listen) or (self.imap.starttls and bool(self.imap.listen))
+        """True when some listener needs the certificate: implicit TLS, STARTTLS or STLS."""
+        return any(
+            bool(tls_listen) or (starttls and bool(listen))
+            for listen, tls_listen, starttls in (
+                (self.imap.listen, self.imap.tls_listen, self.imap.starttls),
+                (self.pop3.listen, self.pop3.tls_listen, self.pop3.starttls),
+            )
+        )
 
     @property
     def data_dir(self) -> Path:
@@ -243,19 +290,41 @@ class Settings:
     def imap_limits(self) -> ImapLimits:
         return self.limits.imap
 
+    def listeners(self) -> list[tuple[str, ListenAddress]]:
+        """Every listen address with the key that names it, in binding order."""
+        keyed = (
+            ("imap.listen", self.imap.listen),
+            ("imap.tls_listen", self.imap.tls_listen),
+            ("pop3.listen", self.pop3.listen),
+            ("pop3.tls_listen", self.pop3.tls_listen),
+        )
+        return [(key, address) for key, addresses in keyed for address in addresses]
+
     def validate(self) -> None:
         """Checks across sections; raise ConfigError naming the key."""
-        if not self.imap.listen and not self.imap.tls_listen:
+        listeners = self.listeners()
+        if not listeners:
             raise ConfigError(
-                f"no listeners: 'imap.listen' and 'imap.tls_listen' are both empty in {self.source}"
+                "no listeners: 'imap.listen', 'imap.tls_listen', 'pop3.listen' and "
+                f"'pop3.tls_listen' are all empty in {self.source}"
             )
+        first_key: dict[ListenAddress, str] = {}
+        for key, address in listeners:
+            if address.port == 0:  # any free port: never a clash
+                continue
+            if address in first_key and first_key[address] != key:
+                raise ConfigError(
+                    f"invalid value for '{key}' in {self.source}: "
+                    f"{address} is also in '{first_key[address]}'"
+                )
+            first_key.setdefault(address, key)
         if self.tls_needed and not self.tls.self_signed:
             for name, value in (("cert", self.tls.cert), ("key", self.tls.key)):
                 if value is None:
                     raise ConfigError(
-                        f"missing key 'tls.{name}' in {self.source}: needed for "
-                        "'imap.tls_listen' and STARTTLS (or set imap.tls_listen = [] "
-                        "and imap.starttls = false)"
+                        f"missing key 'tls.{name}' in {self.source}: needed for TLS "
+                        "listeners, STARTTLS and STLS (or set imap.tls_listen = [], "
+                        "imap.starttls = false, pop3.tls_listen = [] and pop3.starttls = false)"
                     )
 
     def check_files(self) -> None:
@@ -417,6 +486,36 @@ def _read_imap(reader: _Reader, table: _Table) -> ImapSettings:
     return settings
 
 
+def _read_pop3(reader: _Reader, table: _Table) -> Pop3Settings:
+    defaults = Pop3Settings()
+    mode = table.string("delete_mode", defaults.delete_mode.value, choices=DELETE_MODES)
+    move_to = table.string("move_to", defaults.move_to)
+    if not move_to.strip("/ ") or not move_to.isprintable():
+        raise reader.invalid(table.key("move_to"), "must be a folder name")
+    if move_to.casefold() == "inbox":
+        raise reader.invalid(table.key("move_to"), "must not be INBOX, which POP3 serves")
+    expire = table.get("expire", "never")
+    if expire == "never":
+        expire_days = None
+    elif isinstance(expire, int) and not isinstance(expire, bool) and expire >= 0:
+        expire_days = expire
+    else:
+        raise reader.invalid(table.key("expire"), 'must be "never" or a number of days (0 or more)')
+    settings = Pop3Settings(
+        listen=table.addresses("listen", defaults.listen),
+        tls_listen=table.addresses("tls_listen", defaults.tls_listen),
+        starttls=table.boolean("starttls", defaults.starttls),
+        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+        delete_mode=DeleteMode(mode),
+        move_to=move_to,
+        mark_seen=table.boolean("mark_seen", defaults.mark_seen),
+        expire_days=expire_days,
+        login_delay=table.integer("login_delay", defaults.login_delay),
+    )
+    table.finish()
+    return settings
+
+
 def _read_tls(reader: _Reader, table: _Table) -> TlsSettings:
     defaults = TlsSettings()
     settings = TlsSettings(
@@ -440,8 +539,13 @@ def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
     imap = ImapLimits(**imap_values)
     if imap.max_line_length < 1024:
         raise reader.invalid(table.key("max_line_length"), "must be at least 1024")
+    pop3_data = table.get("pop3", {})
+    if not isinstance(pop3_data, dict):
+        raise reader.invalid(table.key("pop3"), "must be a table ([limits.pop3])")
+    pop3 = _read_pop3_limits(reader, _Table(reader, table.key("pop3"), pop3_data))
     settings = LimitSettings(
         imap=imap,
+        pop3=pop3,
         max_connections_per_ip=table.integer(
             "max_connections_per_ip", defaults.max_connections_per_ip, minimum=1
         ),
@@ -451,6 +555,22 @@ def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
     )
     table.finish()
     return settings
+
+
+def _read_pop3_limits(reader: _Reader, table: _Table) -> Pop3Limits:
+    defaults = Pop3Limits()
+    values: dict[str, Any] = {}
+    for limit in dataclasses.fields(Pop3Limits):
+        default = getattr(defaults, limit.name)
+        if isinstance(default, float):
+            values[limit.name] = table.number(limit.name, default, positive=True)
+        else:
+            values[limit.name] = table.integer(limit.name, default, minimum=1)
+    limits = Pop3Limits(**values)
+    if limits.max_line_length < 512:  # RFC 2449 §4: commands of 255 octets, with room
+        raise reader.invalid(table.key("max_line_length"), "must be at least 512")
+    table.finish()
+    return limits
 
 
 def _read_auth(reader: _Reader, table: _Table) -> AuthSettings:

@@ -1,21 +1,25 @@
 """Listeners, connection bookkeeping and graceful shutdown: the server around sessions.
 
 ``Server`` owns everything a running Roost has: the store (unless given one), the
-``ImapContext`` shared by every connection, one asyncio server per listen address, and
+``ImapContext`` and ``Pop3Context`` shared by every connection of their protocol (and
+one ``AccountConnections`` shared by both), one asyncio server per listen address, and
 a task per connection. It does no protocol work: each accepted connection is handed to
-the connection handler (``roost.imap.connection.serve_imap_connection`` by default).
+the connection handler of its listener's protocol
+(``roost.imap.connection.serve_imap_connection`` and
+``roost.pop3.connection.serve_pop3_connection`` by default).
 
 Invariants:
 
 * All listeners are bound before any accepts a connection; if one cannot be bound,
   none is left open and ``start`` raises ``ListenError`` naming the address.
 * A client address (IPv6 by /64) never holds more than ``max_connections_per_ip``
-  connections: the next one is told ``* BYE [UNAVAILABLE] ...`` and closed, and that
-  is logged.
+  connections, IMAP and POP3 together: the next one is told ``* BYE [UNAVAILABLE] ...``
+  (POP3: ``-ERR [SYS/TEMP] ...``) and closed, and that is logged.
 * Every accepted socket has TCP keepalive on (CLIENTS.md: idling clients behind NAT).
 * ``shutdown`` stops accepting, cancels every connection task (the handler answers
-  cancellation with ``* BYE Server shutting down``), waits ``server.shutdown_timeout``
-  seconds, aborts what is left, then closes the store it opened. It is idempotent.
+  cancellation with ``* BYE Server shutting down``, POP3 with ``-ERR``), waits
+  ``server.shutdown_timeout`` seconds, aborts what is left, then closes the store it
+  opened. It is idempotent.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from roost.auth.base import Authenticator
 from roost.auth.throttle import LoginThrottle, address_key
 from roost.config import ConfigError, ListenAddress, Settings
 from roost.imap.context import ImapContext
+from roost.pop3.context import Pop3Context
 from roost.store.base import Store, StoreError
 from roost.tls import TlsError, ensure_self_signed, server_context
 
@@ -49,6 +54,10 @@ log = logging.getLogger("roost.server")
 _T = TypeVar("_T")
 
 TOO_MANY_CONNECTIONS = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
+POP3_TOO_MANY_CONNECTIONS = b"-ERR [SYS/TEMP] Too many connections from your address\r\n"
+
+IMAP = "imap"
+POP3 = "pop3"
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every
 # 15 s, give up after 4 — well inside the 5-15 minutes after which NATs forget a flow.
@@ -72,6 +81,18 @@ class ConnectionHandler(Protocol):
     ) -> Awaitable[None]: ...
 
 
+class Pop3ConnectionHandler(Protocol):
+    def __call__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        context: Pop3Context,
+        *,
+        tls_active: bool,
+        remote_ip: str,
+    ) -> Awaitable[None]: ...
+
+
 class ServerError(Exception):
     """The server cannot start; the message is one line naming the cause."""
 
@@ -83,7 +104,8 @@ class ListenError(ServerError):
 class BoundAddress(NamedTuple):
     host: str
     port: int  # the real port, also when 0 was configured
-    implicit_tls: bool  # True: TLS from the first byte (993); False: plain + STARTTLS
+    implicit_tls: bool  # True: TLS from the first byte (993, 995); False: plain + STARTTLS
+    protocol: str = IMAP  # IMAP or POP3
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -132,14 +154,17 @@ class Server:
         handler: ConnectionHandler | None = None,
         authenticator: Authenticator | None = None,
         tls_context: ssl.SSLContext | None = None,
+        pop3_handler: Pop3ConnectionHandler | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
         self._owns_store = store is None
         self._handler = handler
+        self._pop3_handler = pop3_handler
         self._authenticator = authenticator
         self._tls_context = tls_context
         self._context: ImapContext | None = None
+        self._pop3_context: Pop3Context | None = None
         self._servers: list[asyncio.Server] = []
         self._bound: list[BoundAddress] = []
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
@@ -157,6 +182,12 @@ class Server:
         return self._context
 
     @property
+    def pop3_context(self) -> Pop3Context:
+        if self._pop3_context is None:
+            raise RuntimeError("Server.start() has not run")
+        return self._pop3_context
+
+    @property
     def store(self) -> Store:
         if self._store is None:
             raise RuntimeError("Server.start() has not run")
@@ -166,13 +197,13 @@ class Server:
     def bound_addresses(self) -> list[BoundAddress]:
         return list(self._bound)
 
-    def address(self, *, implicit_tls: bool = False) -> tuple[str, int]:
+    def address(self, *, implicit_tls: bool = False, protocol: str = IMAP) -> tuple[str, int]:
         """(host, port) of the first listener of that kind: handy for tests."""
         for bound in self._bound:
-            if bound.implicit_tls == implicit_tls:
+            if bound.implicit_tls == implicit_tls and bound.protocol == protocol:
                 return bound.host, bound.port
         kind = "implicit TLS" if implicit_tls else "plain"
-        raise LookupError(f"no {kind} listener")
+        raise LookupError(f"no {kind} {protocol.upper()} listener")
 
     @property
     def connection_count(self) -> int:
@@ -187,10 +218,13 @@ class Server:
             self._tls_context = build_tls_context(settings)
         if self._handler is None:
             self._handler = _default_handler()
+        if self._pop3_handler is None:
+            self._pop3_handler = _default_pop3_handler()
         if self._store is None:
             self._store = await open_store(settings.server.data_dir)
         try:
             self._context = self._build_context(self._store)
+            self._pop3_context = self._build_pop3_context(self._context)
             await self._bind_all()
         except BaseException:
             await self._close_listeners()
@@ -200,26 +234,8 @@ class Server:
         for server in self._servers:
             await server.start_serving()
         for bound in self._bound:
-            kind = "IMAP over TLS" if bound.implicit_tls else "IMAP"
-            if not bound.implicit_tls and self._context.tls_context is not None:
-                kind += " with STARTTLS"
-            log.info("listening on %s (%s)", bound, kind)
-        if (
-            not settings.imap.tls_listen
-            and self._context.tls_context is None
-            and not settings.imap.allow_plaintext_auth
-        ):
-            log.warning(
-                "no TLS listener, no STARTTLS and imap.allow_plaintext_auth is false: "
-                "clients cannot sign in"
-            )
-        if settings.imap.allow_plaintext_auth and not all(
-            address.is_loopback for address in settings.imap.listen
-        ):
-            log.warning(
-                "imap.allow_plaintext_auth is on for a non-loopback listener: "
-                "passwords may cross the network unencrypted"
-            )
+            log.info("listening on %s (%s)", bound, self._kind(bound))
+        self._warn_about_sign_in()
 
     async def serve_forever(self) -> None:
         """Run until ``request_shutdown`` (e.g. from a signal), then shut down."""
@@ -273,6 +289,57 @@ class Server:
 
     # ---- internals -------------------------------------------------------------------
 
+    def _kind(self, bound: BoundAddress) -> str:
+        if bound.protocol == POP3:
+            if bound.implicit_tls:
+                return "POP3 over TLS"
+            starttls = self.pop3_context.tls_context is not None
+            return "POP3 with STLS" if starttls else "POP3"
+        if bound.implicit_tls:
+            return "IMAP over TLS"
+        return "IMAP with STARTTLS" if self.context.tls_context is not None else "IMAP"
+
+    def _warn_about_sign_in(self) -> None:
+        settings = self.settings
+        protocols = (
+            ("imap", settings.imap, self.context.tls_context, "STARTTLS"),
+            ("pop3", settings.pop3, self.pop3_context.tls_context, "STLS"),
+        )
+        for name, section, tls_context, starttls in protocols:
+            if not section.listen and not section.tls_listen:
+                continue
+            if not section.tls_listen and tls_context is None and not section.allow_plaintext_auth:
+                log.warning(
+                    "no %s TLS listener, no %s and %s.allow_plaintext_auth is false: "
+                    "%s clients cannot sign in",
+                    name.upper(),
+                    starttls,
+                    name,
+                    name.upper(),
+                )
+            if section.allow_plaintext_auth and not all(
+                address.is_loopback for address in section.listen
+            ):
+                log.warning(
+                    "%s.allow_plaintext_auth is on for a non-loopback listener: "
+                    "passwords may cross the network unencrypted",
+                    name,
+                )
+
+    def _build_pop3_context(self, imap: ImapContext) -> Pop3Context:
+        """Shares the store, the authenticator (so its throttle) and the per-account
+        session count with IMAP."""
+        pop3 = self.settings.pop3
+        return Pop3Context(
+            store=imap.store,
+            authenticator=imap.authenticator,
+            limits=self.settings.limits.pop3,
+            policy=pop3.policy(),
+            tls_context=self._tls_context if pop3.starttls else None,
+            allow_plaintext_auth=pop3.allow_plaintext_auth,
+            account_connections=imap.account_connections,
+        )
+
     def _build_context(self, store: Store) -> ImapContext:
         settings = self.settings
         authenticator = self._authenticator or StoreAuthenticator(
@@ -291,16 +358,15 @@ class Server:
         )
 
     async def _bind_all(self) -> None:
-        imap = self.settings.imap
-        listeners = [(address, False) for address in imap.listen]
-        listeners += [(address, True) for address in imap.tls_listen]
         handshake_timeout = max(10.0, min(60.0, self.settings.limits.imap.preauth_timeout))
-        for address, implicit_tls in listeners:
+        for key, address in self.settings.listeners():
+            protocol, _, kind = key.partition(".")
+            implicit_tls = kind == "tls_listen"
             if implicit_tls and self._tls_context is None:
-                raise ConfigError(f"no TLS certificate for {address} ('imap.tls_listen')")
+                raise ConfigError(f"no TLS certificate for {address} ('{key}')")
             try:
                 server = await asyncio.start_server(
-                    self._on_accept(implicit_tls),
+                    self._on_accept(implicit_tls, protocol),
                     host=address.host,
                     port=address.port,
                     ssl=self._tls_context if implicit_tls else None,
@@ -313,7 +379,7 @@ class Server:
             self._servers.append(server)
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                self._bound.append(BoundAddress(host, port, implicit_tls))
+                self._bound.append(BoundAddress(host, port, implicit_tls, protocol))
 
     async def _close_listeners(self) -> None:
         servers, self._servers = self._servers, []
@@ -326,7 +392,7 @@ class Server:
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
 
     def _on_accept(
-        self, implicit_tls: bool
+        self, implicit_tls: bool, protocol: str
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
         def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if self._shutdown_started:
@@ -343,10 +409,10 @@ class Server:
                     limit,
                     extra={"event": "connection_refused", "ip": remote_ip, "limit": limit},
                 )
-                self._track(self._refuse(writer), writer)
+                self._track(self._refuse(writer, protocol), writer)
                 return
             self._per_address[key] += 1
-            coroutine = self._serve(reader, writer, key, remote_ip, implicit_tls)
+            coroutine = self._serve(reader, writer, key, remote_ip, implicit_tls, protocol)
             self._track(coroutine, writer)
 
         return accepted
@@ -366,13 +432,20 @@ class Server:
         key: str,
         remote_ip: str,
         implicit_tls: bool,
+        protocol: str,
     ) -> None:
-        assert self._handler is not None and self._context is not None
-        log.debug("connection from %s (tls=%s)", remote_ip, implicit_tls)
+        log.debug("%s connection from %s (tls=%s)", protocol, remote_ip, implicit_tls)
         try:
-            await self._handler(
-                reader, writer, self._context, tls_active=implicit_tls, remote_ip=remote_ip
-            )
+            if protocol == POP3:
+                assert self._pop3_handler is not None and self._pop3_context is not None
+                await self._pop3_handler(
+                    reader, writer, self._pop3_context, tls_active=implicit_tls, remote_ip=remote_ip
+                )
+            else:
+                assert self._handler is not None and self._context is not None
+                await self._handler(
+                    reader, writer, self._context, tls_active=implicit_tls, remote_ip=remote_ip
+                )
         except asyncio.CancelledError:
             pass  # shutdown: the handler has said BYE where it could
         except (ConnectionError, ssl.SSLError, TimeoutError) as error:
@@ -386,9 +459,9 @@ class Server:
             if not writer.is_closing():
                 writer.close()
 
-    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+    async def _refuse(self, writer: asyncio.StreamWriter, protocol: str) -> None:
         try:
-            writer.write(TOO_MANY_CONNECTIONS)
+            writer.write(POP3_TOO_MANY_CONNECTIONS if protocol == POP3 else TOO_MANY_CONNECTIONS)
             await asyncio.wait_for(writer.drain(), _REFUSAL_WRITE_TIMEOUT)
         except (OSError, TimeoutError, asyncio.CancelledError):
             pass
@@ -449,6 +522,12 @@ def _default_handler() -> ConnectionHandler:
     from roost.imap.connection import serve_imap_connection
 
     return serve_imap_connection
+
+
+def _default_pop3_handler() -> Pop3ConnectionHandler:
+    from roost.pop3.connection import serve_pop3_connection
+
+    return serve_pop3_connection
 
 
 def _enable_keepalive(writer: asyncio.StreamWriter) -> None:

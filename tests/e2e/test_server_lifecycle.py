@@ -1,5 +1,5 @@
-"""The server around sessions: listeners, TLS policy, per-address limits, keepalive,
-graceful shutdown, and ``roost serve --dev`` as a real process.
+"""The server around sessions: listeners (IMAP and POP3), TLS policy, per-address
+limits, keepalive, graceful shutdown, and ``roost serve --dev`` as a real process.
 
 Most tests inject a tiny connection handler and an in-memory store, so they check the
 server's own duties whatever the state of the IMAP layer; the last ones run the real
@@ -14,6 +14,7 @@ import errno
 import imaplib
 import importlib
 import os
+import poplib
 import re
 import signal
 import socket
@@ -30,7 +31,7 @@ import pytest
 from roost import server as server_module
 from roost.config import AuthSettings, ConfigError, LimitSettings, Settings
 from roost.imap.context import ImapContext
-from roost.server import ListenError, Server, run_server
+from roost.server import POP3, ListenError, Server, run_server
 
 
 class FakeStore:
@@ -91,7 +92,7 @@ class Handler:
 
 
 def dev_settings(data_dir: Path, **limits: int) -> Settings:
-    settings = Settings.for_dev(data_dir, ["127.0.0.1:0"], ["127.0.0.1:0"])
+    settings = Settings.for_dev(data_dir, *[["127.0.0.1:0"]] * 4)
     return settings.replace(
         auth=AuthSettings.without_delays(),
         limits=LimitSettings(**limits),  # type: ignore[arg-type]
@@ -145,11 +146,58 @@ async def connect(
 
 async def test_listeners_bind_and_report_real_ports(server: Server) -> None:
     bound = server.bound_addresses
-    assert [(b.host, b.implicit_tls) for b in bound] == [("127.0.0.1", False), ("127.0.0.1", True)]
+    assert [(b.host, b.implicit_tls, b.protocol) for b in bound] == [
+        ("127.0.0.1", False, "imap"),
+        ("127.0.0.1", True, "imap"),
+        ("127.0.0.1", False, "pop3"),
+        ("127.0.0.1", True, "pop3"),
+    ]
     assert all(b.port > 0 for b in bound)
     assert server.address() == (bound[0].host, bound[0].port)
     assert server.address(implicit_tls=True) == (bound[1].host, bound[1].port)
+    assert server.address(protocol=POP3) == (bound[2].host, bound[2].port)
+    assert server.address(implicit_tls=True, protocol=POP3) == (bound[3].host, bound[3].port)
     assert str(bound[0]) == f"127.0.0.1:{bound[0].port}"
+
+
+async def test_pop3_connections_reach_the_pop3_handler(tmp_path: Path, handler: Handler) -> None:
+    pop3_handler = Handler()
+    settings = dev_settings(tmp_path)
+    async with Server(
+        settings,
+        store=FakeStore(),  # type: ignore[arg-type]
+        handler=handler,
+        pop3_handler=pop3_handler,  # type: ignore[arg-type]
+    ) as instance:
+        _, plain, greeting = await connect(instance.address(protocol=POP3))
+        assert greeting == b"* OK hello tls=False\r\n"
+        _, secure, greeting = await connect(
+            instance.address(protocol=POP3, implicit_tls=True), client_tls(tmp_path)
+        )
+        assert greeting == b"* OK hello tls=True\r\n"
+        assert handler.calls == []
+        context = pop3_handler.calls[0]["context"]
+        assert context is instance.pop3_context
+        assert pop3_handler.calls[0]["keepalive"] == 1
+        # One count of sessions per account for both protocols, one store, one throttle.
+        assert context.account_connections is instance.context.account_connections
+        assert context.store is instance.context.store
+        assert context.authenticator is instance.context.authenticator
+        assert context.tls_context is not None  # STLS offered
+        assert context.allow_plaintext_auth  # --dev on loopback
+        plain.close()
+        secure.close()
+
+
+async def test_pop3_is_refused_in_its_own_words(tmp_path: Path, handler: Handler) -> None:
+    settings = dev_settings(tmp_path, max_connections_per_ip=1)
+    async with Server(settings, store=FakeStore(), handler=handler) as instance:  # type: ignore[arg-type]
+        _, writer, _ = await connect(instance.address())
+        reader, refused, line = await connect(instance.address(protocol=POP3))
+        assert line == b"-ERR [SYS/TEMP] Too many connections from your address\r\n"
+        assert await reader.read() == b""
+        refused.close()
+        writer.close()
 
 
 async def test_plain_connection_reaches_the_handler(server: Server, handler: Handler) -> None:
@@ -181,7 +229,9 @@ async def test_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        settings = Settings.for_dev(tmp_path, ["127.0.0.1:0"], [f"127.0.0.1:{port}"])
+        settings = Settings.for_dev(
+            tmp_path, ["127.0.0.1:0"], [f"127.0.0.1:{port}"], ["127.0.0.1:0"], ["127.0.0.1:0"]
+        )
         store = FakeStore()
         instance = Server(settings, store=store, handler=Handler())  # type: ignore[arg-type]
         with pytest.raises(ListenError) as info:
@@ -203,7 +253,9 @@ async def test_failed_start_closes_what_it_opened(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        settings = Settings.for_dev(tmp_path, ["127.0.0.1:0"], [f"127.0.0.1:{port}"])
+        settings = Settings.for_dev(
+            tmp_path, ["127.0.0.1:0"], [f"127.0.0.1:{port}"], ["127.0.0.1:0"], ["127.0.0.1:0"]
+        )
         instance = Server(settings, handler=Handler())
         with pytest.raises(ListenError):
             await instance.start()
@@ -217,7 +269,7 @@ async def test_failed_start_closes_what_it_opened(
 async def test_missing_certificate_names_the_file(tmp_path: Path) -> None:
     settings = Settings.from_toml(
         '[server]\ndata_dir = "d"\n[imap]\nlisten = ["127.0.0.1:0"]\ntls_listen = []\n'
-        '[tls]\ncert = "cert.pem"\nkey = "key.pem"\n',
+        '[pop3]\nlisten = []\ntls_listen = []\n[tls]\ncert = "cert.pem"\nkey = "key.pem"\n',
         source="roost.toml",
         base_dir=tmp_path,
     )
@@ -231,7 +283,8 @@ async def test_missing_certificate_names_the_file(tmp_path: Path) -> None:
 
 async def test_without_tls_no_certificate_is_needed(tmp_path: Path, handler: Handler) -> None:
     settings = Settings.from_toml(
-        '[imap]\nlisten = ["127.0.0.1:0"]\ntls_listen = []\nstarttls = false\n',
+        '[imap]\nlisten = ["127.0.0.1:0"]\ntls_listen = []\nstarttls = false\n'
+        '[pop3]\nlisten = ["127.0.0.1:0"]\ntls_listen = []\nstarttls = false\n',
         base_dir=tmp_path,
     ).replace(server=Settings().server.__class__(data_dir=tmp_path))
     async with Server(settings, store=FakeStore(), handler=handler) as instance:  # type: ignore[arg-type]
@@ -395,7 +448,7 @@ async def test_run_server_stops_on_sigterm(tmp_path: Path, handler: Handler) -> 
         run_server(dev_settings(tmp_path), handler=handler, store=FakeStore(), ready=ready),  # type: ignore[arg-type]
         timeout=30,
     )
-    assert len(seen) == 1 and len(seen[0]) == 2
+    assert len(seen) == 1 and len(seen[0]) == 4
 
 
 # ---- the real thing ------------------------------------------------------------------
@@ -436,6 +489,10 @@ class DevServer:
                 "127.0.0.1:0",
                 "--imaps-listen",
                 "127.0.0.1:0",
+                "--pop3-listen",
+                "127.0.0.1:0",
+                "--pop3s-listen",
+                "127.0.0.1:0",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -450,8 +507,10 @@ class DevServer:
         else:
             raise AssertionError("no banner: " + self.process.stderr.read())  # type: ignore[union-attr]
         text = "\n".join(self.banner)
-        self.plain_port = int(_find(r"STARTTLS\s+127\.0\.0\.1:(\d+)", text) or 0)
-        self.tls_port = int(_find(r"TLS \(SSL/TLS\)\s+127\.0\.0\.1:(\d+)", text) or 0)
+        self.plain_port = int(_find(r"IMAP with STARTTLS\s+127\.0\.0\.1:(\d+)", text) or 0)
+        self.tls_port = int(_find(r"IMAP over TLS \(SSL/TLS\)\s+127\.0\.0\.1:(\d+)", text) or 0)
+        self.pop3_port = int(_find(r"POP3 with STLS\s+127\.0\.0\.1:(\d+)", text) or 0)
+        self.pop3s_port = int(_find(r"POP3 over TLS \(SSL/TLS\)\s+127\.0\.0\.1:(\d+)", text) or 0)
         self.password = _find(r"Created account demo with password (\w+); it is not shown", text)
 
     def stop(self) -> tuple[int, str]:
@@ -476,6 +535,16 @@ def test_roost_serve_dev_end_to_end(tmp_path: Path) -> None:
         with imaplib.IMAP4("127.0.0.1", first.plain_port) as client:
             client.starttls(ssl_context=client_tls(data_dir))
             client.login("demo", first.password)
+        pop = poplib.POP3_SSL("127.0.0.1", first.pop3s_port, context=client_tls(data_dir))
+        pop.user("demo")
+        pop.pass_(first.password)
+        assert pop.stat() == (0, 0)
+        pop.quit()
+        pop = poplib.POP3("127.0.0.1", first.pop3_port)
+        pop.stls(client_tls(data_dir))
+        pop.user("demo")
+        pop.pass_(first.password)
+        pop.quit()
     finally:
         code, stderr = first.stop()
     assert code == 0, stderr

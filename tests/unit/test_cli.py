@@ -167,6 +167,47 @@ def test_serve_bad_listen_option(tmp_path: Path) -> None:
     )
 
 
+def test_serve_bad_pop3_listen_option(tmp_path: Path) -> None:
+    result = invoke("serve", "--dev", "--data-dir", str(tmp_path), "--pop3s-listen", "x:y")
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "roost: invalid value for --pop3s-listen: 'x:y': port must be a number from 0 to 65535"
+    )
+
+
+def test_serve_pop3_listen_options_override_the_config(tmp_path: Path) -> None:
+    path = tls_config(tmp_path)
+    settings = cli._serve_settings(
+        path, False, None, (), (), ("127.0.0.1:2110",), (cli.NO_LISTENER,)
+    )
+    assert [str(a) for a in settings.pop3.listen] == ["127.0.0.1:2110"]
+    assert settings.pop3.tls_listen == ()
+    dev = cli._serve_settings(None, True, tmp_path, (), (), (cli.NO_LISTENER,), ())
+    assert dev.pop3.listen == ()
+    assert [str(a) for a in dev.pop3.tls_listen] == ["127.0.0.1:1995"]
+
+
+def test_banner_lists_every_listener(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from roost.server import BoundAddress
+
+    settings = cli.Settings.for_dev(tmp_path)
+    addresses = [
+        BoundAddress("127.0.0.1", 1143, False, "imap"),
+        BoundAddress("127.0.0.1", 1993, True, "imap"),
+        BoundAddress("127.0.0.1", 1110, False, "pop3"),
+        BoundAddress("127.0.0.1", 1995, True, "pop3"),
+    ]
+    cli._print_banner(settings, addresses, starttls=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:5] == [
+        "  IMAP with STARTTLS         127.0.0.1:1143",
+        "  IMAP over TLS (SSL/TLS)    127.0.0.1:1993",
+        "  POP3 with STLS             127.0.0.1:1110",
+        "  POP3 over TLS (SSL/TLS)    127.0.0.1:1995",
+    ]
+    assert "Passwords are accepted before STARTTLS/STLS on these loopback listeners." in lines
+
+
 class FakeStore:
     def __init__(self) -> None:
         self.accounts: dict[str, str] = {}
@@ -205,6 +246,10 @@ def test_serve_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             f"127.0.0.1:{port}",
             "--imaps-listen",
             "127.0.0.1:0",
+            "--pop3-listen",
+            "127.0.0.1:0",
+            "--pop3s-listen",
+            "none",
         )
     assert result.exit_code == 1
     assert one_error_line(result) == (
@@ -301,7 +346,8 @@ def test_user_commands_read_the_data_dir_from_the_config(tmp_path: Path) -> None
     path = write_config(
         tmp_path,
         '[server]\ndata_dir = "from-config"\n'
-        + '[imap]\nlisten = ["127.0.0.1:143"]\ntls_listen = []\nstarttls = false\n',
+        + '[imap]\nlisten = ["127.0.0.1:143"]\ntls_listen = []\nstarttls = false\n'
+        + '[pop3]\nlisten = ["127.0.0.1:110"]\ntls_listen = []\nstarttls = false\n',
     )
     result = invoke("user", "add", "carol", "--password-stdin", "--config", str(path), input="pw\n")
     assert result.exit_code == 0, result.output

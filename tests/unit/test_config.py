@@ -16,6 +16,7 @@ from roost.config import (
     Settings,
 )
 from roost.imap.context import ImapLimits
+from roost.pop3.context import DeleteMode, Pop3Limits, Pop3Policy
 
 TLS = """
 [tls]
@@ -23,6 +24,7 @@ cert = "cert.pem"
 key = "key.pem"
 """
 MINIMAL = '[server]\ndata_dir = "data"\n' + TLS
+NO_POP3 = "[pop3]\nlisten = []\ntls_listen = []\n"
 
 
 def load(text: str, base_dir: Path = Path("/etc/roost")) -> Settings:
@@ -44,6 +46,12 @@ def test_defaults() -> None:
     assert settings.imap.listen == (ListenAddress("0.0.0.0", 143),)
     assert settings.imap.tls_listen == (ListenAddress("0.0.0.0", 993),)
     assert settings.imap.starttls and not settings.imap.allow_plaintext_auth
+    assert settings.pop3.listen == (ListenAddress("0.0.0.0", 110),)
+    assert settings.pop3.tls_listen == (ListenAddress("0.0.0.0", 995),)
+    assert settings.pop3.starttls and not settings.pop3.allow_plaintext_auth
+    assert settings.pop3.policy() == Pop3Policy()
+    assert settings.pop3.policy().delete_mode is DeleteMode.EXPUNGE
+    assert settings.limits.pop3 == Pop3Limits()
     assert settings.tls.cert == Path("/etc/roost/cert.pem")
     assert settings.tls.min_version == "1.2"
     assert settings.limits.max_connections_per_ip == 50
@@ -67,6 +75,17 @@ def test_every_key(tmp_path: Path) -> None:
     starttls = true
     allow_plaintext_auth = true
 
+    [pop3]
+    listen = ["127.0.0.1:1110"]
+    tls_listen = ["[::]:995"]
+    starttls = false
+    allow_plaintext_auth = true
+    delete_mode = "move"
+    move_to = "Deleted/POP3"
+    mark_seen = false
+    expire = 30
+    login_delay = 900
+
     [tls]
     cert = "/etc/ssl/roost.pem"
     key = "/etc/ssl/roost.key"
@@ -84,6 +103,13 @@ def test_every_key(tmp_path: Path) -> None:
     max_bad_commands = 5
     max_connections_per_ip = 7
     max_connections_per_account = 9
+
+    [limits.pop3]
+    max_line_length = 1000
+    preauth_timeout = 20
+    auth_timeout = 900
+    max_bad_commands = 4
+    size_batch_size = 50
 
     [auth]
     failure_delay = 0
@@ -119,6 +145,23 @@ def test_every_key(tmp_path: Path) -> None:
     assert isinstance(limits.preauth_timeout, float)
     assert settings.limits.max_connections_per_ip == 7
     assert settings.limits.max_connections_per_account == 9
+    assert settings.pop3.listen == (ListenAddress("127.0.0.1", 1110),)
+    assert settings.pop3.tls_listen == (ListenAddress("::", 995),)
+    assert not settings.pop3.starttls and settings.pop3.allow_plaintext_auth
+    assert settings.pop3.policy() == Pop3Policy(
+        delete_mode=DeleteMode.MOVE,
+        move_to="Deleted/POP3",
+        mark_seen=False,
+        expire_days=30,
+        login_delay=900,
+    )
+    assert settings.limits.pop3 == Pop3Limits(
+        max_line_length=1000,
+        preauth_timeout=20.0,
+        auth_timeout=900.0,
+        max_bad_commands=4,
+        size_batch_size=50,
+    )
     policy = settings.auth.throttle_policy()
     assert (policy.base_delay, policy.max_failures_per_ip, policy.window) == (0.0, 0, 60.0)
     assert settings.log.level == "debug" and settings.log.format == "json"
@@ -133,6 +176,24 @@ def test_every_imap_limit_is_configurable() -> None:
         assert getattr(settings.imap_limits(), limit.name) == doubled
 
 
+def test_every_pop3_limit_is_configurable() -> None:
+    """A limit added to Pop3Limits is a [limits.pop3] key at once."""
+    for limit in dataclasses.fields(Pop3Limits):
+        doubled = getattr(Pop3Limits(), limit.name) * 2
+        settings = load(MINIMAL + f"[limits.pop3]\n{limit.name} = {doubled!r}\n")
+        assert getattr(settings.limits.pop3, limit.name) == doubled
+
+
+def test_pop3_expire_never_or_days() -> None:
+    assert load(MINIMAL + '[pop3]\nexpire = "never"\n').pop3.expire_days is None
+    assert load(MINIMAL + "[pop3]\nexpire = 0\n").pop3.expire_days == 0
+
+
+def test_pop3_only_server_is_fine() -> None:
+    settings = load(MINIMAL + "[imap]\nlisten = []\ntls_listen = []\n")
+    assert not settings.imap.listen and settings.pop3.listen
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [
@@ -144,6 +205,8 @@ def test_every_imap_limit_is_configurable() -> None:
         ("[log]\ncolour = true\n", "log.colour"),
         ("[auth]\nbase_delay = 1\n", "auth.base_delay"),
         ("[server]\ndatadir = 'x'\n", "server.datadir"),
+        ("[pop3]\ndelete = 'flag'\n", "pop3.delete"),
+        ("[limits.pop3]\nmax_line = 1\n", "limits.pop3.max_line"),
     ],
 )
 def test_unknown_keys_are_named(text: str, key: str) -> None:
@@ -177,6 +240,21 @@ def test_unknown_keys_are_named(text: str, key: str) -> None:
         ("[log]\nlevel = 'loud'\n", "log.level", '"debug"'),
         ("[log]\nformat = 'xml'\n", "log.format", '"json"'),
         ("log = 3\n", "log", "table"),
+        ('[pop3]\nlisten = ["a:1", "a:1"]\n', "pop3.listen", "twice"),
+        ('[pop3]\nlisten = ["a:1"]\ntls_listen = ["a:1"]\n', "pop3.tls_listen", "a:1"),
+        ('[imap]\nlisten = ["a:1"]\n[pop3]\nlisten = ["a:1"]\n', "pop3.listen", "imap.listen"),
+        ("[pop3]\nstarttls = 1\n", "pop3.starttls", "true or false"),
+        ("[pop3]\ndelete_mode = 'keep'\n", "pop3.delete_mode", '"expunge", "flag", "move"'),
+        ("[pop3]\nmove_to = 'inbox'\n", "pop3.move_to", "INBOX"),
+        ("[pop3]\nmove_to = ''\n", "pop3.move_to", "folder name"),
+        ("[pop3]\nexpire = 'soon'\n", "pop3.expire", '"never"'),
+        ("[pop3]\nexpire = -1\n", "pop3.expire", '"never"'),
+        ("[pop3]\nexpire = true\n", "pop3.expire", '"never"'),
+        ("[pop3]\nlogin_delay = -5\n", "pop3.login_delay", "at least 0"),
+        ("[pop3]\nmark_seen = 'yes'\n", "pop3.mark_seen", "true or false"),
+        ("[limits]\npop3 = 1\n", "limits.pop3", "table"),
+        ("[limits.pop3]\nmax_line_length = 100\n", "limits.pop3.max_line_length", "512"),
+        ("[limits.pop3]\nauth_timeout = 0\n", "limits.pop3.auth_timeout", "greater than 0"),
     ],
 )
 def test_invalid_values_are_named(text: str, key: str, why: str) -> None:
@@ -195,14 +273,23 @@ def test_tls_min_version_choice() -> None:
 def test_certificate_is_required_when_tls_is_used() -> None:
     message = error_of("[server]\ndata_dir = '/x'\n")
     assert message.startswith("missing key 'tls.cert' in roost.toml")
-    # Without TLS listeners and without STARTTLS no certificate is needed.
-    settings = load("[imap]\nlisten = ['127.0.0.1:143']\ntls_listen = []\nstarttls = false\n")
+    # Without TLS listeners and without STARTTLS/STLS no certificate is needed.
+    settings = load(
+        "[imap]\nlisten = ['127.0.0.1:143']\ntls_listen = []\nstarttls = false\n"
+        "[pop3]\nlisten = ['127.0.0.1:110']\ntls_listen = []\nstarttls = false\n"
+    )
     assert not settings.tls_needed
+    # POP3 alone needs it too.
+    message = error_of("[imap]\nlisten = []\ntls_listen = []\n[pop3]\ntls_listen = []\n")
+    assert message.startswith("missing key 'tls.cert' in roost.toml")
 
 
 def test_no_listeners_is_an_error() -> None:
-    message = error_of("[imap]\nlisten = []\ntls_listen = []\n")
-    assert "no listeners" in message
+    message = error_of("[imap]\nlisten = []\ntls_listen = []\n" + NO_POP3)
+    assert message == (
+        "no listeners: 'imap.listen', 'imap.tls_listen', 'pop3.listen' and "
+        "'pop3.tls_listen' are all empty in roost.toml"
+    )
 
 
 def test_invalid_toml_is_one_line() -> None:
@@ -261,6 +348,9 @@ def test_for_dev(tmp_path: Path) -> None:
     assert settings.imap.tls_listen == (ListenAddress("127.0.0.1", 1993),)
     assert settings.imap.starttls
     assert settings.imap.allow_plaintext_auth  # loopback only
+    assert settings.pop3.listen == (ListenAddress("127.0.0.1", 1110),)
+    assert settings.pop3.tls_listen == (ListenAddress("127.0.0.1", 1995),)
+    assert settings.pop3.starttls and settings.pop3.allow_plaintext_auth
     assert settings.tls.self_signed
     assert settings.tls.cert == tmp_path / "d" / "tls" / "cert.pem"
     settings.check_files()  # generated on start, so nothing to check yet
@@ -269,11 +359,16 @@ def test_for_dev(tmp_path: Path) -> None:
 def test_for_dev_on_a_public_address_keeps_plaintext_auth_off(tmp_path: Path) -> None:
     settings = Settings.for_dev(tmp_path, ["0.0.0.0:1143"], ["127.0.0.1:0"])
     assert not settings.imap.allow_plaintext_auth
+    assert settings.pop3.allow_plaintext_auth  # its own listener is still loopback
+    settings = Settings.for_dev(tmp_path, pop3_listen=["0.0.0.0:1110"])
+    assert settings.imap.allow_plaintext_auth and not settings.pop3.allow_plaintext_auth
 
 
 def test_for_dev_bad_listen_option(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^invalid value for --imap-listen: "):
         Settings.for_dev(tmp_path, ["nonsense"])
+    with pytest.raises(ConfigError, match=r"^invalid value for --pop3s-listen: "):
+        Settings.for_dev(tmp_path, pop3s_listen=["nonsense"])
 
 
 def test_settings_are_frozen_and_replaceable(tmp_path: Path) -> None:
@@ -296,9 +391,13 @@ def test_example_configuration_is_valid_and_complete() -> None:
     defaults = Settings()
     assert settings.server == dataclasses.replace(defaults.server, hostname="mail.example.org")
     assert settings.imap == defaults.imap
+    assert settings.pop3 == defaults.pop3
     assert settings.limits == defaults.limits
     assert settings.auth == defaults.auth
     assert settings.log == defaults.log
     assert settings.tls.min_version == defaults.tls.min_version
     for limit in dataclasses.fields(ImapLimits):
         assert f"#{limit.name} = " in text
+    pop3_limits = text[text.index("[limits.pop3]") :]
+    for limit in dataclasses.fields(Pop3Limits):
+        assert f"#{limit.name} = " in pop3_limits

@@ -1,0 +1,177 @@
+"""The asyncio glue of one POP3 connection: bytes in, bytes out, time-outs, STLS.
+
+It reads from the socket into the sans-IO ``LineReceiver``, hands each line to the
+``Session`` and writes what the session yields, serialized in the one serializer.
+Output is buffered and flushed when the input runs dry — so pipelined commands (RFC
+2449 §6.6) are answered in one write, strictly in order — when the buffer grows large
+(a big RETR streams through it), and before any wait.
+
+Time-outs: ``preauth_timeout`` of silence before sign-in, ``auth_timeout`` after (RFC
+1939 §3: at least ten minutes). On expiry the connection closes without a response and
+without entering UPDATE, as RFC 1939 §3 prescribes; so does a dropped connection. A
+client that stops reading is given ``auth_timeout`` to drain each write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from roost.pop3.context import Pop3Context
+from roost.pop3.session import Session, State
+from roost.pop3.wire.receiver import Line, LineReceiver, LineTooLong, NeedData
+from roost.pop3.wire.responses import SYS_TEMP, Err, Response, serialize
+
+log = logging.getLogger("roost.pop3")
+
+READ_SIZE = 64 * 1024
+FLUSH_AT = 256 * 1024
+
+
+class ConnectionEnded(Exception):
+    """The peer went away or the connection must close; nothing more to write."""
+
+
+class Pop3Connection:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        context: Pop3Context,
+        *,
+        tls_active: bool,
+        remote_ip: str,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.context = context
+        self.limits = context.limits
+        self.remote_ip = remote_ip
+        self.session = Session(context, tls_active=tls_active, remote_ip=remote_ip)
+        self.receiver = LineReceiver(max_line_length=self.limits.max_line_length)
+        self.out = bytearray()
+
+    # ---- output ------------------------------------------------------------------------
+
+    def write(self, response: Response) -> None:
+        self.out += serialize(response)
+
+    async def flush(self) -> None:
+        if not self.out:
+            return
+        data = bytes(self.out)
+        self.out.clear()
+        try:
+            self.writer.write(data)
+            async with asyncio.timeout(self.limits.auth_timeout):
+                await self.writer.drain()
+        except TimeoutError:
+            log.info("write timeout ip=%s", self.remote_ip)
+            raise ConnectionEnded from None
+        except (ConnectionError, OSError) as error:
+            raise ConnectionEnded from error
+
+    # ---- input -------------------------------------------------------------------------
+
+    def _timeout(self) -> float:
+        if self.session.state is State.AUTHORIZATION:
+            return self.limits.preauth_timeout
+        return self.limits.auth_timeout
+
+    async def _read(self) -> None:
+        await self.flush()
+        try:
+            async with asyncio.timeout(self._timeout()):
+                data = await self.reader.read(READ_SIZE)
+        except TimeoutError:
+            # RFC 1939 §3: close without a response, and without entering UPDATE.
+            log.info("timeout ip=%s state=%s", self.remote_ip, self.session.state.value)
+            raise ConnectionEnded from None
+        except (ConnectionError, OSError) as error:
+            raise ConnectionEnded from error
+        if not data:
+            raise ConnectionEnded
+        self.receiver.feed(data)
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        session = self.session
+        try:
+            self.write(session.greeting())
+            while not session.finished:
+                event = self.receiver.next_event()
+                match event:
+                    case NeedData():
+                        await self._read()
+                    case LineTooLong(length=length):
+                        self.write(session.line_too_long(length))
+                    case Line(data=line):
+                        await self._handle(line)
+            await self.flush()
+        except ConnectionEnded:
+            pass
+        except asyncio.CancelledError:
+            # Server shutdown: say so if the socket still listens; nothing is deleted.
+            with contextlib.suppress(Exception):
+                self.out.clear()
+                self.write(Err("Server shutting down", SYS_TEMP))
+                self.writer.write(bytes(self.out))
+            raise
+        except Exception:
+            log.exception("connection failed ip=%s", self.remote_ip)
+            with contextlib.suppress(Exception):
+                self.write(Err("Internal server error, logged", SYS_TEMP))
+                await self.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                await session.close()
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+    async def _handle(self, line: bytes) -> None:
+        async with contextlib.aclosing(self.session.handle_line(line)) as responses:
+            async for response in responses:
+                self.write(response)
+                if len(self.out) >= FLUSH_AT:
+                    await self.flush()
+        if self.session.tls_requested:
+            await self._start_tls()
+
+    async def _start_tls(self) -> None:
+        await self.flush()
+        # RFC 2595 §4: nothing the client sent before the handshake may be executed —
+        # neither what the receiver holds nor what the StreamReader has buffered since
+        # the last read. From start_tls on, the socket's bytes go to the TLS layer.
+        dropped = self.receiver.clear_buffer()
+        pending = getattr(self.reader, "_buffer", None)
+        if isinstance(pending, bytearray):
+            dropped += len(pending)
+            pending.clear()
+        if dropped:
+            log.info(
+                "dropped %d bytes sent before the TLS handshake ip=%s", dropped, self.remote_ip
+            )
+        tls_context = self.context.tls_context
+        assert tls_context is not None
+        try:
+            await self.writer.start_tls(
+                tls_context, ssl_handshake_timeout=self.limits.preauth_timeout
+            )
+        except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError) as error:
+            log.info("TLS handshake failed ip=%s: %r", self.remote_ip, error)
+            raise ConnectionEnded from error
+        self.session.tls_started()
+
+
+async def serve_pop3_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    context: Pop3Context,
+    *,
+    tls_active: bool,
+    remote_ip: str,
+) -> None:
+    """Serve one client until it quits, times out or goes away."""
+    await Pop3Connection(reader, writer, context, tls_active=tls_active, remote_ip=remote_ip).run()
