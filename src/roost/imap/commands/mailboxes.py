@@ -52,7 +52,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     if info.noselect:
         raise no(f"{name} is not selectable: it only holds other mailboxes", "CANNOT")
     snapshot = await account.snapshot(info.id)
-    floor = None if cmd.readonly else await account.claim_recent(info.id)
+    floor = None if cmd.readonly else await session.claim_recent(info.id)
     view = SelectedMailbox(snapshot, readonly=cmd.readonly, recent_floor=floor)
     view.condstore, view.qresync = session.condstore, session.qresync
     if session.listener is not None:

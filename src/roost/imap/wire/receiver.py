@@ -20,11 +20,15 @@ Invariants:
   A literal over ``max_literal_size`` gives ``LiteralTooLarge``.
 - Only spool files are I/O. Files of a returned command live until
   ``discard_spools``; those of an abandoned command are deleted at once.
+- A spool file that cannot be written (a full disk) never ends the connection: the
+  rest of that command, literals included, is read and dropped, and the command
+  becomes ``SpoolFailed`` instead.
 """
 
 from __future__ import annotations
 
 import enum
+import errno
 import os
 import tempfile
 from dataclasses import dataclass
@@ -68,7 +72,18 @@ class LiteralTooLarge:
     synchronizing: bool
 
 
-Event = Command | NeedData | NeedLiteral | RawLine | LiteralTooLarge
+@dataclass(frozen=True, slots=True)
+class SpoolFailed:
+    """A literal could not be written to its spool file; the command it belonged to
+    was read to its end and dropped. ``no_space``: the disk is full (answer
+    ``tag NO [LIMIT]``); otherwise another I/O error (``reason`` is its text)."""
+
+    tag: str
+    reason: str
+    no_space: bool
+
+
+Event = Command | NeedData | NeedLiteral | RawLine | LiteralTooLarge | SpoolFailed
 
 _NEED_DATA = NeedData()
 
@@ -116,6 +131,8 @@ class Receiver:
         self._literal_binary = False
         self._literal_data = bytearray()
         self._spool_fd: int | None = None
+        self._literal_dropped = False  # read the literal's bytes without keeping them
+        self._spool_error: OSError | None = None  # the command is beyond saving
 
         # Discarding.
         self._skip_remaining = 0
@@ -242,7 +259,13 @@ class Receiver:
         self._state = _State.SKIP_LINE
         return BadCommand(tag, "Line too long")
 
-    def _finish_command(self) -> Command:
+    def _finish_command(self) -> Command | SpoolFailed:
+        if self._spool_error is not None:
+            error = self._spool_error
+            tag = read_tag_prefix(self._pieces[0])
+            self._abandon_command()
+            no_space = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            return SpoolFailed(tag, error.strerror or str(error), no_space)
         pieces, literals = self._pieces, self._literals
         self._returned_spools.extend(self._command_spools)
         self._command_spools = []
@@ -254,6 +277,8 @@ class Receiver:
         self._literals = []
         self._text_size = 0
         self._literal_memory = 0
+        self._literal_dropped = False
+        self._spool_error = None
 
     def _abandon_command(self) -> None:
         if self._spool_fd is not None:
@@ -270,15 +295,30 @@ class Receiver:
     def _start_literal(self, size: int, binary: bool) -> None:
         self._literal_size = self._literal_remaining = size
         self._literal_binary = binary
-        if size <= self._spool_threshold and (
+        self._state = _State.LITERAL
+        if self._spool_error is not None:
+            self._literal_dropped = True  # the command is lost already
+        elif size <= self._spool_threshold and (
             self._literal_memory + size <= self._max_literal_memory
         ):
             self._literal_memory += size
         else:
-            fd, name = tempfile.mkstemp(prefix="roost-literal-", dir=self._spool_dir)
+            try:
+                fd, name = tempfile.mkstemp(prefix="roost-literal-", dir=self._spool_dir)
+            except OSError as error:
+                self._spool_failed(error)
+                return
             self._spool_fd = fd
             self._command_spools.append(Path(name))
-        self._state = _State.LITERAL
+
+    def _spool_failed(self, error: OSError) -> None:
+        """Give up on the command: drop its spool file, read the rest of it for nothing."""
+        if self._spool_fd is not None:
+            os.close(self._spool_fd)
+            self._spool_fd = None
+            self._command_spools.pop().unlink(missing_ok=True)
+        self._spool_error = error
+        self._literal_dropped = True
 
     def _read_literal(self) -> bool:
         """Take the literal's bytes that have arrived; True once it is complete."""
@@ -287,14 +327,22 @@ class Receiver:
             chunk = self._buffer[self._start : self._start + count]
             self._start = self._scan = self._start + count
             self._literal_remaining -= count
-            if self._spool_fd is None:
+            if self._literal_dropped:
+                pass
+            elif self._spool_fd is None:
                 self._literal_data += chunk
             else:
-                _write_all(self._spool_fd, chunk)
+                try:
+                    _write_all(self._spool_fd, chunk)
+                except OSError as error:
+                    self._spool_failed(error)
         if self._literal_remaining:
             return False
         value: LiteralValue
-        if self._spool_fd is None:
+        if self._literal_dropped:
+            value = b""  # a stand-in: the command becomes SpoolFailed, never parsed
+            self._literal_dropped = False
+        elif self._spool_fd is None:
             value = bytes(self._literal_data)
             self._literal_data = bytearray()
         else:
