@@ -24,6 +24,7 @@ from roost.imap.commands import (
     idle,
     mailboxes,
     notify,
+    search,
     store,
 )
 from roost.imap.session import Done, Response, State
@@ -82,6 +83,9 @@ DISPATCH: dict[type[c.Command], CommandSpec] = {
     c.Store: _spec("STORE", store.store, SELECTED, expunge_allowed=False),
     c.Copy: _spec("COPY", copy_move.copy, SELECTED),
     c.Move: _spec("MOVE", copy_move.move, SELECTED),
+    c.Search: _spec("SEARCH", search.search, SELECTED, expunge_allowed=False),
+    c.Sort: _spec("SORT", search.sort, SELECTED, expunge_allowed=False),
+    c.Thread: _spec("THREAD", search.thread, SELECTED, expunge_allowed=False),
 }
 
 

@@ -66,6 +66,8 @@ class SelectedMailbox:
         self.uidnext = snapshot.info.uidnext
         self.keywords: set[str] = set(snapshot.keywords)
         self.pending_expunges: set[int] = set()
+        # SEARCHRES (RFC 5182): the UIDs saved by SEARCH RETURN (SAVE), named by "$".
+        self.saved_uids: list[int] = []
         # (uid, modseq) pairs this session already reported itself (STORE, or .SILENT).
         self._reported: set[tuple[int, int]] = set()
         self._new_uids: list[int] = []
@@ -96,6 +98,8 @@ class SelectedMailbox:
 
         With ``uid``, "*" is the largest UID in use, and a range such as ``5:*`` always
         includes it even when 5 is larger (RFC 9051 §6.4.9)."""
+        if sequence.is_saved:  # "$": whatever of the saved result is still here
+            return [u for u in self.saved_uids if self.msn_of(u) is not None]
         if not self.uids:
             return []
         if uid:
