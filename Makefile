@@ -34,6 +34,25 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
 
+# Fuzz by hand: every Hypothesis harness for ROOST_FUZZ_SECONDS seconds (default 300),
+# then atheris, when installed in .venv, on the wire parser and on whole sessions for
+# as long each. atheris' corpus grows in .venv/fuzz-corpus; crashing inputs are written
+# to .venv/fuzz-crashes (copy them into tests/fuzz/regressions/ to keep them).
+.PHONY: fuzz
+fuzz: $(STAMP)
+	ROOST_FUZZ_SECONDS=$${ROOST_FUZZ_SECONDS:-300} $(BIN)/pytest -q tests/fuzz
+	@if $(BIN)/python -c 'import atheris' 2>/dev/null; then \
+	    mkdir -p $(VENV)/fuzz-corpus/wire $(VENV)/fuzz-corpus/session $(VENV)/fuzz-crashes; \
+	    for target in wire session; do \
+	        $(BIN)/python -m tests.fuzz.atheris_harness --target $$target \
+	            -max_total_time=$${ROOST_FUZZ_SECONDS:-300} \
+	            -artifact_prefix=$(VENV)/fuzz-crashes/$$target- \
+	            $(VENV)/fuzz-corpus/$$target tests/fuzz/regressions || exit 1; \
+	    done; \
+	else \
+	    echo "atheris is not installed: '$(BIN)/pip install atheris' to add coverage-guided fuzzing"; \
+	fi
+
 bench: $(STAMP)
 	@if [ -f bench/run.py ]; then \
 	    $(BIN)/python bench/run.py; \

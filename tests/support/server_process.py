@@ -1,0 +1,156 @@
+"""``roost serve --config FILE`` as a child process, for tests that must kill it.
+
+The configuration listens on one plain IMAP port chosen by the kernel (port 0), on
+127.0.0.1, with plaintext sign-in allowed there and no TLS; the port is read from the
+banner. The process is only ever signalled by its own PID, and ``stop`` is safe to
+call whatever state it is in, so a test can always clean up in ``finally``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from roost.config import Settings
+
+BANNER_TIMEOUT = 30.0
+_RECORD = re.compile(r"^\S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")  # the text log format
+_PORT = re.compile(r"^\s*IMAP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+
+
+def write_config(path: Path, data_dir: Path, *, limits: dict[str, object] | None = None) -> Path:
+    """A configuration for a test server: loopback only, no TLS, no sign-in delays."""
+    lines = [
+        "[server]",
+        f"data_dir = {str(data_dir)!r}",
+        "shutdown_timeout = 2.0",
+        "[imap]",
+        'listen = ["127.0.0.1:0"]',
+        "tls_listen = []",
+        "starttls = false",
+        "allow_plaintext_auth = true",
+    ]
+    if "pop3" in Settings.__dataclass_fields__:  # no POP3 listener on 110/995
+        lines += ["[pop3]", "listen = []", "tls_listen = []", "starttls = false"]
+    lines += ["[auth]", "failure_delay = 0.0", "max_failures_per_ip = 0"]
+    if limits:
+        lines.append("[limits]")
+        lines += [f"{key} = {value!r}" for key, value in limits.items()]
+    lines += ["[log]", 'level = "warning"']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class RoostProcess:
+    def __init__(self, config: Path, log_path: Path) -> None:
+        self.config = config
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> int:
+        """Start the server and wait for its banner; return the IMAP port."""
+        assert self.process is None or self.process.poll() is not None, "already running"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "roost", "serve", "--config", str(self.config)],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        banner = self._read_banner()
+        found = _PORT.search(banner)
+        if found is None:
+            self.kill()
+            raise AssertionError(f"no IMAP port in the banner:\n{banner}")
+        self.port = int(found.group(1))
+        return self.port
+
+    def _read_banner(self) -> str:
+        assert self.process is not None and self.process.stdout is not None
+        out = self.process.stdout
+        deadline = time.monotonic() + BANNER_TIMEOUT
+        text = b""
+        while b"Stop with Ctrl-C" not in text:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([out], [], [], max(0.0, remaining))
+            chunk = os.read(out.fileno(), 4096) if ready else b""
+            if not chunk:
+                self.kill()
+                log = self.log_path.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"server gave no banner: {text!r}\n{log}")
+            text += chunk
+        return text.decode(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut would; wait for it to be gone."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is not None:
+            if process.stdout is not None:
+                process.stdout.close()
+            return
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait; SIGKILL if it does not go. The exit code (None if never
+        started)."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if process.stdout is not None:
+            process.stdout.close()
+        return process.returncode
+
+    def errors_logged(self) -> list[str]:
+        """Log records at ERROR or above, and tracebacks that no lower record explains
+        (an uncaught exception prints one with no record before it)."""
+        if not self.log_path.exists():
+            return []
+        found, level = [], ""
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            record = _RECORD.match(line)
+            if record is not None:
+                level = record.group(1)
+                if level in ("ERROR", "CRITICAL"):
+                    found.append(line)
+            elif line.startswith("Traceback") and level not in ("DEBUG", "INFO", "WARNING"):
+                found.append(line)
+        return found
+
+
+def integrity_check(data_dir: Path) -> int:
+    """``PRAGMA integrity_check`` on every SQLite file, read-only; how many."""
+    databases = sorted(data_dir.rglob("*.db"))
+    assert databases, f"no SQLite files in {data_dir}"
+    for path in databases:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = connection.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            connection.close()
+        if result != [("ok",)]:
+            raise AssertionError(f"{path}: integrity_check says {result}")
+    return len(databases)
