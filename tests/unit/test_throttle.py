@@ -155,3 +155,87 @@ async def test_wait_turn_sleeps_the_delay_with_the_injected_sleep(clock: Clock) 
     fail(throttle, "192.0.2.1", "alice", 3)
     assert not await throttle.wait_turn("192.0.2.1", "alice")
     assert slept == [2.0]
+
+
+# ---- distributed guessing and parallel attempts ----------------------------------------
+
+ACCOUNT_POLICY = ThrottlePolicy(
+    base_delay=1.0,
+    max_delay=8.0,
+    max_account_delay=2.0,
+    max_failures_per_ip=5,
+    max_failures_per_account=20,
+    window=100.0,
+    trust_period=1000.0,
+)
+
+
+def test_account_guessed_from_many_addresses_is_refused_to_strangers_only(
+    clock: Clock,
+) -> None:
+    """The issue's rule: a temporary refusal, without locking the owner out for long —
+    the owner's usual addresses keep working, a new one waits out the window."""
+    throttle = LoginThrottle(ACCOUNT_POLICY, clock=clock)
+    throttle.record_success("203.0.113.7", "alice")  # the owner's usual address
+    for n in range(20):
+        throttle.record_failure(f"198.51.100.{n}", "alice")
+    assert throttle.check("198.51.100.99", "alice").refused  # a new address
+    assert throttle.check("2001:db8::1", "ALICE").refused
+    owner = throttle.check("203.0.113.7", "alice")
+    assert not owner.refused and owner.delay == ACCOUNT_POLICY.max_account_delay
+    assert not throttle.check("198.51.100.99", "bob").refused  # other accounts unaffected
+    clock.now += ACCOUNT_POLICY.window + 1
+    assert throttle.check("198.51.100.99", "alice") == ThrottleDecision(0.0, refused=False)
+
+
+def test_trust_in_an_address_expires(clock: Clock) -> None:
+    throttle = LoginThrottle(ACCOUNT_POLICY, clock=clock)
+    throttle.record_success("203.0.113.7", "alice")
+    clock.now += ACCOUNT_POLICY.trust_period + 1
+    for n in range(20):
+        throttle.record_failure(f"198.51.100.{n}", "alice")
+    assert throttle.check("203.0.113.7", "alice").refused
+
+
+async def test_parallel_attempts_after_a_failure_meet_growing_delays(clock: Clock) -> None:
+    """Each attempt that begins once the address has failed counts at once: ten
+    connections opened together do not all get the first delay."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    throttle = LoginThrottle(POLICY, clock=clock, sleep=sleep)
+    throttle.record_failure("192.0.2.1", "x")
+    turns = [await throttle.wait_turn("192.0.2.1", f"user{n}") for n in range(6)]
+    assert turns == [True, True, True, True, False, False]
+    assert slept == [1.0, 2.0, 4.0, 8.0]
+    # Their failures, reported afterwards, are not counted twice.
+    for n in range(4):
+        throttle.record_failure("192.0.2.1", f"user{n}")
+    clock.now += 1
+    assert throttle.tracked == (1, 5)
+    assert throttle.check("192.0.2.1", "y").refused
+
+
+async def test_clean_addresses_sign_in_in_parallel_without_delay(clock: Clock) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    throttle = LoginThrottle(POLICY, clock=clock, sleep=sleep)
+    for _ in range(5):
+        assert await throttle.wait_turn("192.0.2.1", "alice")
+    assert slept == []
+
+
+async def test_success_after_a_counted_attempt_clears_it(clock: Clock) -> None:
+    async def sleep(seconds: float) -> None:
+        pass
+
+    throttle = LoginThrottle(POLICY, clock=clock, sleep=sleep)
+    throttle.record_failure("192.0.2.1", "alice")
+    assert await throttle.wait_turn("192.0.2.1", "alice")
+    throttle.record_success("192.0.2.1", "alice")
+    assert throttle.check("192.0.2.1", "alice") == ThrottleDecision(0.0, refused=False)

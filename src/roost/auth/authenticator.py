@@ -1,28 +1,42 @@
-"""The Authenticator every protocol uses: the store's argon2id hashes behind a throttle.
+"""The Authenticator every protocol uses: the store's credentials behind a throttle.
 
-Order of an attempt, the same whether or not the account exists:
+Order of a password attempt, the same whether or not the account exists:
 
 1. The throttle may refuse the address outright (too many failures) — no hashing then.
 2. Otherwise wait the delay the earlier failures call for.
-3. Look the account's hash up — the store matches names case-insensitively — and check
-   the password against it, or against a fixed dummy hash when there is no such
-   account, so the time taken does not tell an attacker which accounts exist.
+3. Read the account's credentials — the store matches names case-insensitively — and
+   check the password with exactly one argon2id verification: against the app password
+   its selector picks, if it has an app password's shape (``app_passwords.py``);
+   otherwise against the account password (with two-factor on, the password is what
+   precedes the 6-digit code: ``totp.py``); against a fixed dummy hash when there is no
+   such account, so the time taken does not tell an attacker which accounts exist. (An
+   app-password-shaped password whose selector matches but whose hash does not is
+   then also checked as the account password: two verifications, for a password that
+   already names a secret selector.)
 4. Success clears that account's failures from that address; a failure is recorded and
    logged at WARNING as ``auth failure ip=... user=... protocol=... reason=...``.
 5. On success with a hash made under older parameters, the hash is upgraded.
 
-The result names the account in its canonical spelling (as first stored), found in a
-cache that is refreshed from ``list_accounts`` only after a correct password, so
-strangers cannot make the server list its accounts.
+SCRAM (``scram_parameters`` then ``verify_scram``) and bearer tokens
+(``authenticate_token``) follow the same steps: throttle first, one lookup, made-up
+SCRAM parameters where an account has no usable keys, every failure recorded and logged.
+Two-factor accounts cannot use SCRAM (it never carries the code) and must use an app
+password with PLAIN or LOGIN; a bearer token needs no code (its issuer did the checks).
+
+The result names the account in its canonical spelling, as first stored.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from argon2 import PasswordHasher
 
-from roost.auth.base import AuthResult
+from roost.auth import app_passwords, scram, totp
+from roost.auth.base import AuthResult, ScramParameters, ScramVerdict
+from roost.auth.oauth import TokenError, TokenValidator
 from roost.auth.passwords import (
     DEFAULT_HASHER,
     dummy_hash_async,
@@ -32,11 +46,14 @@ from roost.auth.passwords import (
 )
 from roost.auth.throttle import LoginThrottle
 from roost.store.base import Store, StoreError
+from roost.store.credentials import AppPasswordRecord, SignInRecord, SignInStore
 
 log = logging.getLogger("roost.auth")
 
 # Longer user names are refused before any lookup; RFC 5321 caps an address at 254.
 MAX_USERNAME_LENGTH = 255
+# "Last used" of an app password is written at most this often (seconds).
+APP_PASSWORD_USE_RESOLUTION = 60
 
 
 def account_name_problem(name: str) -> str | None:
@@ -70,70 +87,198 @@ async def find_account(store: Store, name: str) -> str | None:
 
 
 class StoreAuthenticator:
-    """Implements ``roost.auth.base.Authenticator`` over a ``Store``."""
+    """Implements ``roost.auth.base.Authenticator`` over a store's credentials."""
 
     def __init__(
         self,
-        store: Store,
+        store: SignInStore,
         throttle: LoginThrottle | None = None,
         *,
         hasher: PasswordHasher = DEFAULT_HASHER,
         rehash: bool = True,
+        tokens: TokenValidator | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.throttle = throttle or LoginThrottle()
         self.hasher = hasher
         self.rehash = rehash
-        self._canonical_names: dict[str, str] = {}  # casefolded -> as stored
+        self.tokens = tokens
+        self._clock = clock  # wall-clock seconds: TOTP steps, "last used"
+        self._secret: bytes | None = None
+
+    @property
+    def accepts_tokens(self) -> bool:
+        return bool(self.tokens)
+
+    # ---- passwords -----------------------------------------------------------------
 
     async def authenticate(
         self, username: str, password: str, *, remote_ip: str, protocol: str
     ) -> AuthResult:
         if not await self.throttle.wait_turn(remote_ip, username):
             return self._failed(username, remote_ip, protocol, "throttled", throttled=True)
-
-        password_hash: str | None = None
-        if 0 < len(username) <= MAX_USERNAME_LENGTH:
-            password_hash = await self.store.get_password_hash(username)
-        if password_hash is None:
+        record = await self._record(username)
+        if record is None:
             # Spend the same time as for a real account, then fail.
             hash_to_check = await dummy_hash_async(self.hasher)
             await verify_password_async(hash_to_check, password, hasher=self.hasher)
-            self.throttle.record_failure(remote_ip, username)
-            return self._failed(username, remote_ip, protocol, "no such account")
+            return self._failure(username, remote_ip, protocol, "no such account")
 
-        if not await verify_password_async(password_hash, password, hasher=self.hasher):
-            self.throttle.record_failure(remote_ip, username)
-            return self._failed(username, remote_ip, protocol, "wrong password")
+        app_password = await self._matching_app_password(record, password)
+        if app_password is not None:
+            await self._note_use(record, app_password)
+            method = f"app_password:{_printable(app_password.label, 32)}"
+            return self._success(record.name, username, remote_ip, protocol, method)
 
-        self.throttle.record_success(remote_ip, username)
-        account = await self._canonical_name(username)
-        if self.rehash and needs_rehash(password_hash, hasher=self.hasher):
-            await self._upgrade_hash(account, password)
+        if record.totp_secret is None:
+            if not await self._verify(record.password_hash, password):
+                return self._failure(username, remote_ip, protocol, "wrong password")
+            await self._maybe_rehash(record, password)
+            return self._success(record.name, username, remote_ip, protocol, "password")
+
+        # Two-factor: "password" + "123456". One hash check whatever the shape.
+        split = totp.split_code(password)
+        account_password, code = split if split is not None else (password, None)
+        if not await self._verify(record.password_hash, account_password):
+            return self._failure(username, remote_ip, protocol, "wrong password")
+        if code is None:
+            return self._failure(username, remote_ip, protocol, "two-factor code missing")
+        step = totp.matching_step(record.totp_secret, code, self._clock(), record.totp_last_step)
+        if step is None:
+            return self._failure(username, remote_ip, protocol, "wrong or reused two-factor code")
+        if not await self.store.accept_totp_step(record.name, step):
+            return self._failure(username, remote_ip, protocol, "reused two-factor code")
+        await self._maybe_rehash(record, account_password)
+        return self._success(record.name, username, remote_ip, protocol, "password+totp")
+
+    async def _matching_app_password(
+        self, record: SignInRecord, password: str
+    ) -> AppPasswordRecord | None:
+        candidate = app_passwords.normalise(password)
+        if candidate is None:
+            return None
+        wanted = app_passwords.selector(candidate)
+        for app_password in record.app_passwords:
+            if app_password.selector == wanted:
+                if await self._verify(app_password.password_hash, candidate):
+                    return app_password
+                return None
+        return None
+
+    async def _note_use(self, record: SignInRecord, app_password: AppPasswordRecord) -> None:
+        now = int(self._clock())
+        last = app_password.last_used
+        if last is not None and now - last < APP_PASSWORD_USE_RESOLUTION:
+            return
+        try:
+            await self.store.app_password_used(record.name, app_password.selector, now)
+        except (StoreError, OSError):
+            log.warning("could not note the use of an app password of %s", record.name)
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        return await verify_password_async(password_hash, password, hasher=self.hasher)
+
+    async def _maybe_rehash(self, record: SignInRecord, password: str) -> None:
+        if not self.rehash or not needs_rehash(record.password_hash, hasher=self.hasher):
+            return
+        try:
+            new_hash = await hash_password_async(password, hasher=self.hasher)
+            await self.store.set_password_hash(record.name, new_hash)
+        except (StoreError, OSError):
+            log.warning("could not upgrade the password hash of %s", record.name, exc_info=True)
+
+    # ---- SCRAM ---------------------------------------------------------------------
+
+    async def scram_parameters(
+        self, username: str, *, remote_ip: str, protocol: str
+    ) -> ScramParameters | AuthResult:
+        if not await self.throttle.wait_turn(remote_ip, username):
+            return self._failed(username, remote_ip, protocol, "throttled", throttled=True)
+        keys, _, _ = await self._scram_keys(username)
+        return keys.parameters
+
+    async def verify_scram(
+        self,
+        username: str,
+        auth_message: bytes,
+        client_proof: bytes,
+        *,
+        remote_ip: str,
+        protocol: str,
+    ) -> ScramVerdict:
+        keys, problem, account = await self._scram_keys(username)
+        server_signature = scram.check_proof(keys, auth_message, client_proof)
+        if problem is not None or server_signature is None:
+            reason = problem or "wrong password"
+            return ScramVerdict(self._failure(username, remote_ip, protocol, reason))
+        return ScramVerdict(
+            self._success(account, username, remote_ip, protocol, "scram"), server_signature
+        )
+
+    async def _scram_keys(self, username: str) -> tuple[scram.ScramKeys, str | None, str]:
+        """The account's keys, None and its name; or made-up keys, why there are no real
+        ones, and the name as given."""
+        record = await self._record(username)
+        problem: str
+        if record is None:
+            problem = "no such account"
+        elif record.totp_secret is not None:
+            problem = "SCRAM refused: two-factor is on (use an app password with PLAIN)"
+        elif record.scram_keys is None:
+            problem = "no SCRAM keys: set the password again (roost user passwd)"
+        else:
+            try:
+                return scram.ScramKeys.decode(record.scram_keys), None, record.name
+            except ValueError:
+                problem = "unusable SCRAM keys: set the password again (roost user passwd)"
+        if self._secret is None:
+            self._secret = await self.store.instance_secret()
+        return scram.mock_keys(self._secret, username), problem, username
+
+    # ---- bearer tokens -------------------------------------------------------------
+
+    async def authenticate_token(
+        self, username: str | None, token: str, *, remote_ip: str, protocol: str
+    ) -> AuthResult:
+        named = username or ""
+        if not await self.throttle.wait_turn(remote_ip, named):
+            return self._failed(named, remote_ip, protocol, "throttled", throttled=True)
+        if not self.tokens:
+            return self._failure(named, remote_ip, protocol, "no token issuer configured")
+        try:
+            subject = self.tokens.validate(token)
+        except TokenError as error:
+            return self._failure(named, remote_ip, protocol, f"token refused: {error}")
+        if named and named.casefold() != subject.casefold():
+            return self._failure(named, remote_ip, protocol, "token issued for another user")
+        record = await self._record(subject)
+        if record is None:
+            return self._failure(subject, remote_ip, protocol, "no such account")
+        return self._success(record.name, subject, remote_ip, protocol, "token")
+
+    # ---- common --------------------------------------------------------------------
+
+    async def _record(self, username: str) -> SignInRecord | None:
+        if not 0 < len(username) <= MAX_USERNAME_LENGTH:
+            return None
+        return await self.store.get_sign_in_record(username)
+
+    def _success(self, account: str, tried: str, ip: str, protocol: str, method: str) -> AuthResult:
+        self.throttle.record_success(ip, tried)
         log.info(
-            "auth success ip=%s user=%s protocol=%s",
-            remote_ip,
+            "auth success ip=%s user=%s protocol=%s method=%s",
+            ip,
             _printable(account),
             protocol,
-            extra={"event": "auth_success", "ip": remote_ip, "user": account},
+            method,
+            extra={"event": "auth_success", "ip": ip, "user": account, "method": method},
         )
         return AuthResult(account=account)
 
-    async def _canonical_name(self, name: str) -> str:
-        key = name.casefold()
-        found = self._canonical_names.get(key)
-        if found is None:
-            accounts = await self.store.list_accounts()
-            self._canonical_names = {account.casefold(): account for account in accounts}
-            found = self._canonical_names.get(key, name)
-        return found
-
-    async def _upgrade_hash(self, account: str, password: str) -> None:
-        try:
-            new_hash = await hash_password_async(password, hasher=self.hasher)
-            await self.store.set_password_hash(account, new_hash)
-        except (StoreError, OSError):
-            log.warning("could not upgrade the password hash of %s", account, exc_info=True)
+    def _failure(self, username: str, ip: str, protocol: str, reason: str) -> AuthResult:
+        self.throttle.record_failure(ip, username)
+        return self._failed(username, ip, protocol, reason)
 
     def _failed(
         self, username: str, ip: str, protocol: str, reason: str, *, throttled: bool = False
@@ -144,7 +289,7 @@ class StoreAuthenticator:
             ip,
             user,
             protocol,
-            reason.replace(" ", "_"),
+            _printable(reason.replace(" ", "_"), 160),
             extra={
                 "event": "auth_failure",
                 "ip": ip,

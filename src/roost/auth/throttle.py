@@ -4,15 +4,21 @@ The rules:
 
 * Every failure is remembered for ``window`` seconds, keyed twice: by the client's
   address (IPv6 clients by their /64, since one host owns the whole prefix) and by the
-  account name that was tried.
+  account name that was tried (whether or not such an account exists, so the answers
+  do not tell).
 * Before an attempt, the caller waits ``base_delay * 2**(n-1)`` seconds, where ``n`` is
   the number of remembered failures; the address's delay is capped at ``max_delay``, the
   account's at ``max_account_delay``, and the longer of the two applies.
+* Once an address or account has failed, each further attempt of that pair counts as a
+  failure from the moment it starts, until it succeeds: a guesser who opens many
+  connections at once meets the delays of all of them, not none. (A clean address's
+  parallel sign-ins — a mail program opening five connections — are not slowed.)
 * An address with ``max_failures_per_ip`` failures in the window is refused outright
   (``AuthResult(throttled=True)``) until its oldest failures age out.
-* An account is never refused because of its own count, and its delay stays short: an
-  attacker guessing one account's password from many addresses must not lock the owner
-  out.
+* An account with ``max_failures_per_account`` failures in the window (guessing from
+  many addresses) is refused outright too — but only to addresses that have not signed
+  in to it within ``trust_period``, so the owner's usual devices keep working; a new
+  address waits at most until those failures age out. The account's delay stays short.
 * A success forgets the failures of that account from that address (in both tables), so
   the owner who mistyped a password is not slowed down afterwards, while an attacker who
   owns one account cannot clear the failures he made against others.
@@ -33,6 +39,8 @@ from dataclasses import dataclass
 
 # How many failure timestamps one key keeps; enough to reach every cap.
 _MAX_EVENTS_PER_ACCOUNT = 64
+# Addresses remembered per account as having signed in to it.
+_MAX_TRUSTED_PER_ACCOUNT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +51,20 @@ class ThrottlePolicy:
     max_failures_per_ip: int = 20  # refuse an address with this many failures in window
     window: float = 900.0  # seconds a failure is remembered
     max_tracked: int = 100_000  # keys kept per table
+    # Refuse an account with this many failures in the window to untrusted addresses.
+    max_failures_per_account: int = 100
+    trust_period: float = 30 * 86400.0  # an address that signed in is trusted this long
 
     @classmethod
     def disabled(cls) -> ThrottlePolicy:
         """No delays and no refusals: for tests."""
-        return cls(base_delay=0.0, max_delay=0.0, max_account_delay=0.0, max_failures_per_ip=0)
+        return cls(
+            base_delay=0.0,
+            max_delay=0.0,
+            max_account_delay=0.0,
+            max_failures_per_ip=0,
+            max_failures_per_account=0,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +137,29 @@ class _FailureLog:
         return len(self._events)
 
 
+class _TrustedAddresses:
+    """Per account, the addresses that signed in to it and when (last success), bounded:
+    the least recently successful go first."""
+
+    def __init__(self, max_accounts: int) -> None:
+        self._max_accounts = max(1, max_accounts)
+        self._by_account: dict[str, dict[str, float]] = {}
+
+    def add(self, account_key: str, ip_key: str, now: float) -> None:
+        addresses = self._by_account.pop(account_key, {})
+        addresses.pop(ip_key, None)
+        addresses[ip_key] = now
+        while len(addresses) > _MAX_TRUSTED_PER_ACCOUNT:
+            del addresses[next(iter(addresses))]
+        self._by_account[account_key] = addresses
+        while len(self._by_account) > self._max_accounts:
+            del self._by_account[next(iter(self._by_account))]
+
+    def trusted(self, account_key: str, ip_key: str, now: float, period: float) -> bool:
+        since = self._by_account.get(account_key, {}).get(ip_key)
+        return since is not None and now - since < period
+
+
 class LoginThrottle:
     def __init__(
         self,
@@ -132,15 +172,24 @@ class LoginThrottle:
         self._clock = clock
         self._sleep = sleep
         max_ip_events = max(self.policy.max_failures_per_ip, _MAX_EVENTS_PER_ACCOUNT)
+        max_account_events = max(self.policy.max_failures_per_account, _MAX_EVENTS_PER_ACCOUNT)
         self._by_ip = _FailureLog(max_ip_events, self.policy.max_tracked)
-        self._by_account = _FailureLog(_MAX_EVENTS_PER_ACCOUNT, self.policy.max_tracked)
+        self._by_account = _FailureLog(max_account_events, self.policy.max_tracked)
+        self._trusted = _TrustedAddresses(self.policy.max_tracked)
+        # Attempts already counted as failures when they began: (address, account) -> n.
+        self._counted_ahead: dict[tuple[str, str], int] = {}
 
     def check(self, ip: str, account: str) -> ThrottleDecision:
         policy = self.policy
         now = self._clock()
-        ip_failures = self._by_ip.count(address_key(ip), now, policy.window)
-        account_failures = self._by_account.count(_account_key(account), now, policy.window)
+        ip_key, account_key = address_key(ip), _account_key(account)
+        ip_failures = self._by_ip.count(ip_key, now, policy.window)
+        account_failures = self._by_account.count(account_key, now, policy.window)
         if 0 < policy.max_failures_per_ip <= ip_failures:
+            return ThrottleDecision(delay=0.0, refused=True)
+        if 0 < policy.max_failures_per_account <= account_failures and not self._trusted.trusted(
+            account_key, ip_key, now, policy.trust_period
+        ):
             return ThrottleDecision(delay=0.0, refused=True)
         delay = max(
             _backoff(ip_failures, policy.base_delay, policy.max_delay),
@@ -149,24 +198,44 @@ class LoginThrottle:
         return ThrottleDecision(delay=delay, refused=False)
 
     async def wait_turn(self, ip: str, account: str) -> bool:
-        """Wait the delay the failures so far call for; False when refused outright."""
+        """Wait the delay the failures so far call for; False when refused outright.
+        Where there is a delay, the attempt counts as a failure from now on, until
+        ``record_success`` (``record_failure`` then does not count it twice)."""
         decision = self.check(ip, account)
         if decision.refused:
             return False
         if decision.delay > 0:
+            self._add_failure(ip, account)
+            pair = (address_key(ip), _account_key(account))
+            self._counted_ahead[pair] = self._counted_ahead.get(pair, 0) + 1
+            if len(self._counted_ahead) > self.policy.max_tracked:
+                del self._counted_ahead[next(iter(self._counted_ahead))]
             await self._sleep(decision.delay)
         return True
 
     def record_failure(self, ip: str, account: str) -> None:
+        pair = (address_key(ip), _account_key(account))
+        ahead = self._counted_ahead.get(pair, 0)
+        if ahead > 0:
+            if ahead == 1:
+                del self._counted_ahead[pair]
+            else:
+                self._counted_ahead[pair] = ahead - 1
+            return
+        self._add_failure(ip, account)
+
+    def record_success(self, ip: str, account: str) -> None:
+        ip_key, account_key = address_key(ip), _account_key(account)
+        self._counted_ahead.pop((ip_key, account_key), None)
+        self._by_ip.forget(ip_key, account_key)
+        self._by_account.forget(account_key, ip_key)
+        self._trusted.add(account_key, ip_key, self._clock())
+
+    def _add_failure(self, ip: str, account: str) -> None:
         now = self._clock()
         ip_key, account_key = address_key(ip), _account_key(account)
         self._by_ip.add(ip_key, account_key, now, self.policy.window)
         self._by_account.add(account_key, ip_key, now, self.policy.window)
-
-    def record_success(self, ip: str, account: str) -> None:
-        ip_key, account_key = address_key(ip), _account_key(account)
-        self._by_ip.forget(ip_key, account_key)
-        self._by_account.forget(account_key, ip_key)
 
     @property
     def tracked(self) -> tuple[int, int]:

@@ -27,6 +27,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Protocol
 
+from roost.store.credentials import CredentialStore
+
 # System flags are stored with their canonical spelling ("\\Seen"); keywords as given.
 SEEN = "\\Seen"
 ANSWERED = "\\Answered"
@@ -503,8 +505,9 @@ class Account(Protocol):
         ...
 
 
-class Store(Protocol):
-    """The whole store: accounts and their credentials."""
+class Store(CredentialStore, Protocol):
+    """The whole store: accounts and their credentials (sign-in records, SCRAM keys,
+    two-factor, app passwords: ``credentials.CredentialStore``)."""
 
     async def close(self) -> None: ...
 

@@ -130,6 +130,31 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
         )""",
         "INSERT INTO counters (id, uidvalidity_floor) VALUES (0, 0)",
     ),
+    (
+        # Credentials beyond the password hash (store/credentials.py). scram_keys: the
+        # password's SCRAM-SHA-256 keys, NULL for passwords set before they were kept.
+        # totp_secret: NULL while two-factor is off; totp_last_step: the time step of
+        # the last code accepted, so that no code is accepted twice.
+        "ALTER TABLE accounts ADD COLUMN scram_keys TEXT",
+        "ALTER TABLE accounts ADD COLUMN totp_secret TEXT",
+        "ALTER TABLE accounts ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0",
+        # label_key: the case-folded label, unique per account; selector: the public
+        # prefix that picks the one hash to check at sign-in, unique per account.
+        """CREATE TABLE app_passwords (
+            name_key TEXT NOT NULL REFERENCES accounts (name_key) ON DELETE CASCADE,
+            label_key TEXT NOT NULL,
+            label TEXT NOT NULL,
+            selector TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            last_used INTEGER,
+            PRIMARY KEY (name_key, label_key),
+            UNIQUE (name_key, selector)
+        ) WITHOUT ROWID""",
+        # A random secret made once, never shown: SCRAM's made-up salts for unknown names.
+        "ALTER TABLE counters ADD COLUMN secret BLOB",
+        "UPDATE counters SET secret = randomblob(32) WHERE id = 0",
+    ),
 )
 
 

@@ -2,7 +2,7 @@
 
 Layout under ``data_dir``::
 
-    users.db                       accounts: name, password hash, directory
+    users.db                       accounts: name, credentials, directory (mode 0600)
     accounts/<dirname>/mail.db     mailboxes, messages, flags, modseqs, subscriptions
     accounts/<dirname>/blobs/      message files (store/blobs.py)
     accounts/<dirname>/tmp/        message files being written
@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from roost.store.base import AccountExists, CannotDoThat, NoSuchAccount
+from roost.store.credentials import AppPasswordRecord, SignInRecord
 from roost.store.events import EventHub
 from roost.store.sqlite import mailboxes
 from roost.store.sqlite.account import OpenAccount, SqliteAccount
@@ -102,6 +103,32 @@ class SqliteStore:
 
     async def set_password_hash(self, name: str, password_hash: str) -> None:
         await self._users.run(self._directory.set_password_hash, _fold(name), password_hash)
+
+    # ---- credentials (store/credentials.py) ----------------------------------------
+
+    async def get_sign_in_record(self, name: str) -> SignInRecord | None:
+        return await self._users.run(self._directory.sign_in_record, _fold(name))
+
+    async def set_password(self, name: str, password_hash: str, scram_keys: str | None) -> None:
+        await self._users.run(self._directory.set_password, _fold(name), password_hash, scram_keys)
+
+    async def set_totp_secret(self, name: str, secret: str | None) -> None:
+        await self._users.run(self._directory.set_totp_secret, _fold(name), secret)
+
+    async def accept_totp_step(self, name: str, step: int) -> bool:
+        return await self._users.run(self._directory.accept_totp_step, _fold(name), step)
+
+    async def add_app_password(self, name: str, app_password: AppPasswordRecord) -> None:
+        await self._users.run(self._directory.add_app_password, _fold(name), app_password)
+
+    async def delete_app_password(self, name: str, label: str) -> bool:
+        return await self._users.run(self._directory.delete_app_password, _fold(name), label)
+
+    async def app_password_used(self, name: str, selector: str, when: int) -> None:
+        await self._users.run(self._directory.app_password_used, _fold(name), selector, when)
+
+    async def instance_secret(self) -> bytes:
+        return await self._users.run(self._directory.instance_secret)
 
     async def open_account(self, name: str) -> SqliteAccount:
         key = _fold(name)
@@ -174,7 +201,9 @@ class _Directory:
         self.durable = durable
         self._accounts = data_dir / "accounts"
         self._accounts.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(data_dir / "users.db", durable=durable, create=True)
+        path = data_dir / "users.db"
+        _make_private(path)  # it holds password hashes, SCRAM keys and TOTP secrets
+        self._conn = connect(path, durable=durable, create=True)
         migrate(self._conn, USERS_MIGRATIONS)
 
     def close(self) -> None:
@@ -261,6 +290,98 @@ class _Directory:
         if cursor.rowcount == 0:
             raise NoSuchAccount(key)
 
+    def sign_in_record(self, key: str) -> SignInRecord | None:
+        row = self._conn.execute(
+            "SELECT name, password_hash, scram_keys, totp_secret, totp_last_step"
+            " FROM accounts WHERE name_key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        app_passwords = tuple(
+            AppPasswordRecord(str(label), str(selector), str(hash_), int(created), last_used)
+            for label, selector, hash_, created, last_used in self._conn.execute(
+                "SELECT label, selector, password_hash, created, last_used"
+                " FROM app_passwords WHERE name_key = ? ORDER BY created, label",
+                (key,),
+            )
+        )
+        name, password_hash, scram_keys, totp_secret, totp_last_step = row
+        return SignInRecord(
+            name=str(name),
+            password_hash=str(password_hash),
+            scram_keys=scram_keys,
+            totp_secret=totp_secret,
+            totp_last_step=int(totp_last_step),
+            app_passwords=app_passwords,
+        )
+
+    def set_password(self, key: str, password_hash: str, scram_keys: str | None) -> None:
+        cursor = self._conn.execute(
+            "UPDATE accounts SET password_hash = ?, scram_keys = ? WHERE name_key = ?",
+            (password_hash, scram_keys, key),
+        )
+        if cursor.rowcount == 0:
+            raise NoSuchAccount(key)
+
+    def set_totp_secret(self, key: str, secret: str | None) -> None:
+        cursor = self._conn.execute(
+            "UPDATE accounts SET totp_secret = ?, totp_last_step = 0 WHERE name_key = ?",
+            (secret, key),
+        )
+        if cursor.rowcount == 0:
+            raise NoSuchAccount(key)
+
+    def accept_totp_step(self, key: str, step: int) -> bool:
+        # One statement: of two sign-ins racing with the same code, one wins.
+        cursor = self._conn.execute(
+            "UPDATE accounts SET totp_last_step = ?"
+            " WHERE name_key = ? AND totp_secret IS NOT NULL AND totp_last_step < ?",
+            (step, key, step),
+        )
+        return cursor.rowcount == 1
+
+    def add_app_password(self, key: str, app_password: AppPasswordRecord) -> None:
+        if self._row(key) is None:
+            raise NoSuchAccount(key)
+        try:
+            self._conn.execute(
+                "INSERT INTO app_passwords (name_key, label_key, label, selector,"
+                " password_hash, created, last_used) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    _fold(app_password.label),
+                    app_password.label,
+                    app_password.selector,
+                    app_password.password_hash,
+                    app_password.created,
+                    app_password.last_used,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise CannotDoThat(
+                f"an app password labelled {app_password.label!r} or with that selector exists"
+            ) from exc
+
+    def delete_app_password(self, key: str, label: str) -> bool:
+        if self._row(key) is None:
+            raise NoSuchAccount(key)
+        cursor = self._conn.execute(
+            "DELETE FROM app_passwords WHERE name_key = ? AND label_key = ?", (key, _fold(label))
+        )
+        return cursor.rowcount > 0
+
+    def app_password_used(self, key: str, selector: str, when: int) -> None:
+        self._conn.execute(
+            "UPDATE app_passwords SET last_used = max(coalesce(last_used, 0), ?)"
+            " WHERE name_key = ? AND selector = ?",
+            (when, key, selector),
+        )
+
+    def instance_secret(self) -> bytes:
+        secret: bytes = self._conn.execute("SELECT secret FROM counters WHERE id = 0").fetchone()[0]
+        return secret
+
     def _row(self, key: str) -> tuple[str, str] | None:
         row = self._conn.execute(
             "SELECT name, dirname FROM accounts WHERE name_key = ?", (key,)
@@ -281,6 +402,20 @@ class _Directory:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def _make_private(path: Path) -> None:
+    """Create ``path`` (if absent) readable by its owner only, and make it so if it
+    exists; its WAL and shared-memory files, created by SQLite, take the same mode."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            os.chmod(file, 0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            log.warning("cannot make %s private (mode 0600)", file)
 
 
 def _last_uidvalidity(directory: Path) -> int:
