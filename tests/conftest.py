@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
+from roost.auth import scram
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.passwords import hash_password
 from roost.auth.throttle import LoginThrottle, ThrottlePolicy
@@ -63,7 +64,11 @@ class ImapServer:
     connection_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def add_user(self, name: str, password: str = PASSWORD) -> None:
-        await self.store.create_account(name, hash_password(password, hasher=FAST_HASHER))
+        """As ``roost user add`` does: the password's hash and its SCRAM keys."""
+        password_hash = hash_password(password, hasher=FAST_HASHER)
+        await self.store.create_account(name, password_hash)
+        keys = scram.derive_keys(password, iterations=scram.MIN_ITERATIONS).encode()
+        await self.store.set_password(name, password_hash, keys)
 
     async def connect(self, *, tls: bool = False) -> ImapClient:
         client = await ImapClient.connect(

@@ -68,6 +68,14 @@ class FakeStore:
         self.totp[key] = (secret, step)
         return True
 
+    async def add_scram_keys(self, name: str, password_hash: str, scram_keys: str) -> bool:
+        key = self._key(name)
+        assert key is not None
+        if self.hashes[key] != password_hash or key in self.scram:
+            return False
+        self.scram[key] = scram_keys
+        return True
+
     async def app_password_used(self, name: str, selector: str, when: int) -> None:
         key = self._key(name)
         assert key is not None
@@ -548,3 +556,15 @@ async def test_without_issuers_tokens_are_refused(store: FakeStore, tokens: Toke
     authenticator, _ = make(store)
     assert not authenticator.accepts_tokens
     assert not (await token_sign_in(authenticator, None, tokens.token(now=NOW))).ok
+
+
+async def test_a_correct_password_makes_missing_scram_keys(store: FakeStore) -> None:
+    authenticator, _ = make(store)
+    verdict, _ = await scram_sign_in(authenticator, "alice@example.org", "pw")
+    assert isinstance(verdict, ScramVerdict) and not verdict.result.ok
+    assert (await sign_in(authenticator, "pw")).ok  # PLAIN or LOGIN
+    assert "Alice@example.org" in store.scram
+    verdict, _ = await scram_sign_in(authenticator, "alice@example.org", "pw")
+    assert isinstance(verdict, ScramVerdict) and verdict.result.ok
+    authenticator, _ = make(FakeStore({"bob": hash_password("pw", hasher=FAST)}), scram=False)
+    assert not authenticator.offers_scram

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from argon2 import PasswordHasher
 
@@ -42,6 +43,7 @@ from roost.auth.passwords import (
     dummy_hash_async,
     hash_password_async,
     needs_rehash,
+    run_off_loop,
     verify_password_async,
 )
 from roost.auth.throttle import LoginThrottle
@@ -97,6 +99,7 @@ class StoreAuthenticator:
         hasher: PasswordHasher = DEFAULT_HASHER,
         rehash: bool = True,
         tokens: TokenValidator | None = None,
+        scram: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -104,8 +107,13 @@ class StoreAuthenticator:
         self.hasher = hasher
         self.rehash = rehash
         self.tokens = tokens
-        self._clock = clock  # wall-clock seconds: TOTP steps, "last used"
+        self.scram_enabled = scram
+        self.clock = clock  # wall-clock seconds: TOTP steps, "last used"
         self._secret: bytes | None = None
+
+    @property
+    def offers_scram(self) -> bool:
+        return self.scram_enabled
 
     @property
     def accepts_tokens(self) -> bool:
@@ -134,7 +142,7 @@ class StoreAuthenticator:
         if record.totp_secret is None:
             if not await self._verify(record.password_hash, password):
                 return self._failure(username, remote_ip, protocol, "wrong password")
-            await self._maybe_rehash(record, password)
+            await self._upgrade(record, password)
             return self._success(record.name, username, remote_ip, protocol, "password")
 
         # Two-factor: "password" + "123456". One hash check whatever the shape.
@@ -144,12 +152,12 @@ class StoreAuthenticator:
             return self._failure(username, remote_ip, protocol, "wrong password")
         if code is None:
             return self._failure(username, remote_ip, protocol, "two-factor code missing")
-        step = totp.matching_step(record.totp_secret, code, self._clock(), record.totp_last_step)
+        step = totp.matching_step(record.totp_secret, code, self.clock(), record.totp_last_step)
         if step is None:
             return self._failure(username, remote_ip, protocol, "wrong or reused two-factor code")
         if not await self.store.accept_totp_step(record.name, step):
             return self._failure(username, remote_ip, protocol, "reused two-factor code")
-        await self._maybe_rehash(record, account_password)
+        await self._upgrade(record, account_password)
         return self._success(record.name, username, remote_ip, protocol, "password+totp")
 
     async def _matching_app_password(
@@ -167,7 +175,7 @@ class StoreAuthenticator:
         return None
 
     async def _note_use(self, record: SignInRecord, app_password: AppPasswordRecord) -> None:
-        now = int(self._clock())
+        now = int(self.clock())
         last = app_password.last_used
         if last is not None and now - last < APP_PASSWORD_USE_RESOLUTION:
             return
@@ -179,7 +187,11 @@ class StoreAuthenticator:
     async def _verify(self, password_hash: str, password: str) -> bool:
         return await verify_password_async(password_hash, password, hasher=self.hasher)
 
-    async def _maybe_rehash(self, record: SignInRecord, password: str) -> None:
+    async def _upgrade(self, record: SignInRecord, password: str) -> None:
+        """After a correct account password: make the SCRAM keys it lacks (a password
+        set before Roost kept them), and rehash it under newer parameters."""
+        if record.scram_keys is None and self.scram_enabled:
+            await self._add_scram_keys(record, password)
         if not self.rehash or not needs_rehash(record.password_hash, hasher=self.hasher):
             return
         try:
@@ -187,6 +199,16 @@ class StoreAuthenticator:
             await self.store.set_password_hash(record.name, new_hash)
         except (StoreError, OSError):
             log.warning("could not upgrade the password hash of %s", record.name, exc_info=True)
+
+    async def _add_scram_keys(self, record: SignInRecord, password: str) -> None:
+        try:
+            keys = await run_off_loop(partial(_derive_scram_keys, password))
+            if keys is not None and await self.store.add_scram_keys(
+                record.name, record.password_hash, keys
+            ):
+                log.info("made the SCRAM keys of %s at sign-in", _printable(record.name))
+        except (StoreError, OSError):
+            log.warning("could not store the SCRAM keys of %s", record.name, exc_info=True)
 
     # ---- SCRAM ---------------------------------------------------------------------
 
@@ -299,6 +321,13 @@ class StoreAuthenticator:
             },
         )
         return AuthResult(account=None, reason=reason, throttled=throttled)
+
+
+def _derive_scram_keys(password: str) -> str | None:
+    try:
+        return scram.derive_keys(password).encode()
+    except ValueError:  # SASLprep refuses the password: SCRAM cannot use it
+        return None
 
 
 def _printable(text: str, limit: int = 64) -> str:

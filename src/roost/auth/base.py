@@ -82,6 +82,11 @@ class Authenticator(Protocol):
         ...
 
     @property
+    def offers_scram(self) -> bool:
+        """True when SCRAM-SHA-256 is offered (``auth.scram`` in the configuration)."""
+        ...
+
+    @property
     def accepts_tokens(self) -> bool:
         """True when at least one token issuer is configured (OAUTHBEARER, XOAUTH2)."""
         ...

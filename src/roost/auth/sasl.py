@@ -154,9 +154,11 @@ MECHANISM_NAMES: tuple[str, ...] = tuple(_PASSWORD_MECHANISMS)
 
 def available_mechanisms(authenticator: Authenticator) -> tuple[str, ...]:
     """The mechanisms a server with this Authenticator offers, in the order to advertise
-    them (IMAP ``AUTH=``, POP3 ``SASL``): the token mechanisms only when an issuer is
-    configured."""
+    them (IMAP ``AUTH=``, POP3 ``SASL``): SCRAM-SHA-256 unless turned off, the token
+    mechanisms only when an issuer is configured."""
     names = [name for name in _MECHANISMS if name not in _TOKEN_MECHANISMS]
+    if not authenticator.offers_scram:
+        names.remove("SCRAM-SHA-256")
     if authenticator.accepts_tokens:
         names += _TOKEN_MECHANISMS
     return tuple(names)

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from roost.auth.sasl import available_mechanisms
 from roost.imap.context import ImapContext
 from roost.imap.mailbox_names import InvalidMailboxName, decode_mailbox_name
 from roost.imap.selected import SelectedMailbox
@@ -51,7 +52,7 @@ from roost.store.base import (
 )
 
 if TYPE_CHECKING:
-    from roost.auth.sasl import SaslExchange
+    from roost.auth.sasl import SaslSignIn
     from roost.imap.dispatch import CommandSpec
     from roost.imap.notify import Notifier
 
@@ -139,7 +140,7 @@ class Session:
         self.condstore = False  # RFC 7162 §3.1: a CONDSTORE-enabling command was seen
         self.qresync = False  # RFC 7162 §3.2.3: ENABLE QRESYNC
         self.client_id: dict[str, str | None] = {}
-        self.sasl: SaslExchange | None = None
+        self.sasl: SaslSignIn | None = None
         self.pending_tag = ""  # tag of the command waiting on ``awaiting``
         self.counted_account: str | None = None  # counted in context.account_connections
         self.notifier: Notifier | None = None  # NOTIFY SET is in force (RFC 5465)
@@ -163,7 +164,9 @@ class Session:
             if self.starttls_offered:
                 caps.append("STARTTLS")
             if self.plaintext_auth_allowed:
-                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+                caps += [
+                    f"AUTH={name}" for name in available_mechanisms(self.context.authenticator)
+                ]
             else:
                 caps.append("LOGINDISABLED")
             return tuple(caps)

@@ -48,6 +48,11 @@ class SignInStore(Protocol):
         recorded, atomically; False when it is not (a replayed code)."""
         ...
 
+    async def add_scram_keys(self, name: str, password_hash: str, scram_keys: str) -> bool:
+        """Store SCRAM keys for the password hashed as ``password_hash`` — only if that
+        is still the account's password and it has no keys yet; False otherwise."""
+        ...
+
     async def app_password_used(self, name: str, selector: str, when: int) -> None:
         """Note that the app password with ``selector`` signed in at ``when``."""
         ...

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from roost import __version__
 from roost.auth import sasl
+from roost.auth.base import AuthResult
 from roost.imap.session import Awaiting, Done, Response, Session, State, bad, no
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
@@ -81,10 +82,8 @@ def _require_privacy(session: Session) -> None:
         raise no("Sign-in needs TLS: use STARTTLS first", "PRIVACYREQUIRED")
 
 
-async def _sign_in(session: Session, username: str, password: str) -> Done:
-    result = await session.context.authenticator.authenticate(
-        username, password, remote_ip=session.remote_ip, protocol="imap"
-    )
+async def _sign_in(session: Session, result: AuthResult) -> Done:
+    """Act on the Authenticator's verdict (LOGIN, or any AUTHENTICATE mechanism)."""
     if result.throttled:
         raise no("Too many failed sign-ins; try again later", "UNAVAILABLE")
     if result.account is None:
@@ -113,16 +112,24 @@ async def login(session: Session, cmd: c.Login) -> AsyncIterator[Response | Done
         password = cmd.password.decode("utf-8")
     except UnicodeDecodeError:
         raise no("Authentication failed", "AUTHENTICATIONFAILED") from None
-    yield await _sign_in(session, username, password)
+    result = await session.context.authenticator.authenticate(
+        username, password, remote_ip=session.remote_ip, protocol="imap"
+    )
+    yield await _sign_in(session, result)
 
 
 async def authenticate(session: Session, cmd: c.Authenticate) -> AsyncIterator[Response | Done]:
     _require_privacy(session)
-    exchange = sasl.SaslExchange.for_mechanism(cmd.mechanism)
+    exchange = sasl.SaslSignIn.for_mechanism(
+        cmd.mechanism,
+        session.context.authenticator,
+        remote_ip=session.remote_ip,
+        protocol="imap",
+    )
     if exchange is None:
         raise no(f"Unsupported mechanism {cmd.mechanism}", "CANNOT")
     session.sasl = exchange
-    async for response in _advance(session, exchange.start(cmd.initial_response)):
+    async for response in _advance(session, await exchange.start(cmd.initial_response)):
         yield response
 
 
@@ -131,11 +138,11 @@ async def sasl_step(session: Session, line: bytes) -> AsyncIterator[Response | D
     exchange = session.sasl
     if exchange is None:
         raise bad("No authentication in progress")
-    async for response in _advance(session, exchange.step(line)):
+    async for response in _advance(session, await exchange.step(line)):
         yield response
 
 
-async def _advance(session: Session, outcome: sasl.SaslOutcome) -> AsyncIterator[Response | Done]:
+async def _advance(session: Session, outcome: sasl.SignInOutcome) -> AsyncIterator[Response | Done]:
     if isinstance(outcome, sasl.Challenge):
         session.awaiting = Awaiting.SASL_RESPONSE
         yield Continuation(data=outcome.data)
@@ -143,8 +150,8 @@ async def _advance(session: Session, outcome: sasl.SaslOutcome) -> AsyncIterator
     session.sasl = None
     session.awaiting = Awaiting.NOTHING
     match outcome:
-        case sasl.Credentials(authcid=username, password=password):
-            yield await _sign_in(session, username, password)
+        case sasl.SaslVerdict(result=result):
+            yield await _sign_in(session, result)
         case sasl.SaslCancelled():
             raise bad("Authentication cancelled")  # RFC 9051 §6.2.2
         case sasl.SaslFailure(bad_encoding=True):

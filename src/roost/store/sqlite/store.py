@@ -118,6 +118,11 @@ class SqliteStore:
     async def accept_totp_step(self, name: str, step: int) -> bool:
         return await self._users.run(self._directory.accept_totp_step, _fold(name), step)
 
+    async def add_scram_keys(self, name: str, password_hash: str, scram_keys: str) -> bool:
+        return await self._users.run(
+            self._directory.add_scram_keys, _fold(name), password_hash, scram_keys
+        )
+
     async def add_app_password(self, name: str, app_password: AppPasswordRecord) -> None:
         await self._users.run(self._directory.add_app_password, _fold(name), app_password)
 
@@ -323,6 +328,15 @@ class _Directory:
         )
         if cursor.rowcount == 0:
             raise NoSuchAccount(key)
+
+    def add_scram_keys(self, key: str, password_hash: str, scram_keys: str) -> bool:
+        # Conditional, so a password changed meanwhile never gets the old one's keys.
+        cursor = self._conn.execute(
+            "UPDATE accounts SET scram_keys = ?"
+            " WHERE name_key = ? AND password_hash = ? AND scram_keys IS NULL",
+            (scram_keys, key, password_hash),
+        )
+        return cursor.rowcount == 1
 
     def set_totp_secret(self, key: str, secret: str | None) -> None:
         cursor = self._conn.execute(
