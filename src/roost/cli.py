@@ -1,4 +1,5 @@
-"""The ``roost`` command: serve, user add|passwd|del|list, check-config.
+"""The ``roost`` command: serve, user add|passwd|del|list, user app-password
+add|list|revoke, user totp enable|disable, check-config.
 
 Errors the operator can fix (a bad configuration, a missing certificate, a port in use,
 an unknown account) are one line on stderr, ``roost: ...``, never a traceback. Exit
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,8 +19,9 @@ from typing import NoReturn, TypeVar
 
 import click
 
+from roost.auth import manage, totp
 from roost.auth.authenticator import account_name_problem, find_account
-from roost.auth.passwords import generate_password, hash_password_async
+from roost.auth.passwords import generate_password
 from roost.config import (
     DEV_DATA_DIR,
     DEV_IMAP_LISTEN,
@@ -42,6 +45,7 @@ from roost.server import (
     run_server,
 )
 from roost.store.base import AccountExists, NoSuchAccount, Store, StoreError
+from roost.store.credentials import AppPasswordRecord
 
 _T = TypeVar("_T")
 
@@ -218,7 +222,7 @@ async def _ensure_demo_account(store: Store) -> None:
     if await store.list_accounts():
         return
     password = generate_password()
-    await store.create_account(DEMO_ACCOUNT, await hash_password_async(password))
+    await manage.create_account(store, DEMO_ACCOUNT, password)
     click.echo(f"Created account {DEMO_ACCOUNT} with password {password}; it is not shown again.")
 
 
@@ -273,18 +277,20 @@ def user_add(
     directory = _data_dir(config_path, data_dir, must_exist=False)
     password = _read_password(password_stdin)
 
-    async def add(store: Store) -> None:
+    async def add(store: Store) -> bool:
         existing = await find_account(store, name)
         if existing is not None:
             same = "" if existing == name else f" (as {existing!r}; names ignore case)"
             _fail(f"account {name!r} already exists{same}")
         try:
-            await store.create_account(name, await hash_password_async(password))
+            return await manage.create_account(store, name, password)
         except AccountExists:
             _fail(f"account {name!r} already exists")
 
-    _with_store(directory, add)
+    scram_keys = _with_store(directory, add)
     click.echo(f"Created account {name}.")
+    if not scram_keys:
+        click.echo(_NO_SCRAM_NOTE)
 
 
 @user.command("passwd")
@@ -307,14 +313,16 @@ def user_passwd(
     account = _with_store(directory, lookup)
     password = _read_password(password_stdin)
 
-    async def change(store: Store) -> None:
+    async def change(store: Store) -> bool:
         try:
-            await store.set_password_hash(account, await hash_password_async(password))
+            return await manage.set_password(store, account, password)
         except NoSuchAccount:
             _fail(f"no account {name!r}")
 
-    _with_store(directory, change)
+    scram_keys = _with_store(directory, change)
     click.echo(f"Changed the password of {account}.")
+    if not scram_keys:
+        click.echo(_NO_SCRAM_NOTE)
 
 
 @user.command("del")
@@ -358,6 +366,160 @@ def user_list(config_path: Path | None, data_dir: Path | None) -> None:
 
     for account in sorted(_with_store(directory, names)):
         click.echo(account)
+
+
+_NO_SCRAM_NOTE = (
+    "Note: this password has characters SCRAM cannot use (SASLprep, RFC 4013); "
+    "AUTHENTICATE SCRAM-SHA-256 will fail for this account, PLAIN and LOGIN work."
+)
+
+
+# ---- app passwords and two-factor ----------------------------------------------------
+
+
+@user.group("app-password")
+def app_password() -> None:
+    """Passwords for mail programs, one per device, each revocable alone."""
+
+
+@app_password.command("add")
+@click.argument("name")
+@click.argument("label")
+@config_option
+@data_dir_option
+def app_password_add(
+    name: str, label: str, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Make an app password labelled LABEL for account NAME and print it, once."""
+    directory = _data_dir(config_path, data_dir, must_exist=True)
+    account = _existing_account(directory, name)
+
+    async def add(store: Store) -> str:
+        try:
+            return await manage.add_app_password(store, account, label)
+        except manage.CredentialError as error:
+            _fail(str(error), EXIT_CONFIG)
+
+    password = _with_store(directory, add)
+    click.echo(f"App password {label!r} of {account}: {password}")
+    click.echo(
+        "Use it in place of the account password in one mail program; it is not shown again."
+    )
+
+
+@app_password.command("list")
+@click.argument("name")
+@config_option
+@data_dir_option
+def app_password_list(name: str, config_path: Path | None, data_dir: Path | None) -> None:
+    """List the app passwords of account NAME: label, created, last used."""
+    directory = _data_dir(config_path, data_dir, must_exist=True)
+    account = _existing_account(directory, name)
+
+    async def listing(store: Store) -> tuple[AppPasswordRecord, ...]:
+        return await manage.list_app_passwords(store, account)
+
+    records = _with_store(directory, listing)
+    if not records:
+        click.echo(f"{account} has no app passwords.")
+        return
+    width = max(len("LABEL"), *(len(r.label) for r in records))
+    click.echo(f"{'LABEL':<{width}}  {'CREATED':<20}  LAST USED")
+    for record in records:
+        used = _utc(record.last_used) if record.last_used is not None else "never"
+        click.echo(f"{record.label:<{width}}  {_utc(record.created):<20}  {used}")
+
+
+@app_password.command("revoke")
+@click.argument("name")
+@click.argument("label")
+@config_option
+@data_dir_option
+def app_password_revoke(
+    name: str, label: str, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Revoke the app password LABEL of account NAME: it stops working at once."""
+    directory = _data_dir(config_path, data_dir, must_exist=True)
+    account = _existing_account(directory, name)
+
+    async def revoke(store: Store) -> bool:
+        return await store.delete_app_password(account, label)
+
+    if not _with_store(directory, revoke):
+        _fail(f"{account} has no app password labelled {label!r}")
+    click.echo(f"Revoked the app password {label!r} of {account}.")
+
+
+@user.group("totp")
+def totp_group() -> None:
+    """Two-factor sign-in with a time-based code (TOTP, RFC 6238)."""
+
+
+@totp_group.command("enable")
+@click.argument("name")
+@click.option("--issuer", default="Roost", show_default=True, help="Name shown in the app.")
+@click.option("--no-qr", is_flag=True, help="Print the otpauth:// URI only, no QR code.")
+@config_option
+@data_dir_option
+def totp_enable(
+    name: str, issuer: str, no_qr: bool, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Turn two-factor sign-in on for account NAME; print the secret for an app."""
+    directory = _data_dir(config_path, data_dir, must_exist=True)
+    account = _existing_account(directory, name)
+
+    async def enable(store: Store) -> str:
+        try:
+            return await manage.enable_totp(store, account)
+        except manage.CredentialError as error:
+            _fail(str(error))
+
+    secret = _with_store(directory, enable)
+    uri = totp.provisioning_uri(secret, account, issuer)
+    click.echo(f"Two-factor sign-in is on for {account}. Scan this with an authenticator app:")
+    if not no_qr:
+        click.echo(totp.qr_code_text(uri), nl=False)
+    click.echo(uri)
+    click.echo(
+        "From now on the account password alone no longer signs in. Use an app password\n"
+        "(roost user app-password add), or the password followed directly by the current\n"
+        "6-digit code, without a space: password hunter2 and code 123456 make hunter2123456."
+    )
+
+
+@totp_group.command("disable")
+@click.argument("name")
+@config_option
+@data_dir_option
+def totp_disable(name: str, config_path: Path | None, data_dir: Path | None) -> None:
+    """Turn two-factor sign-in off for account NAME."""
+    directory = _data_dir(config_path, data_dir, must_exist=True)
+    account = _existing_account(directory, name)
+
+    async def disable(store: Store) -> bool:
+        return await manage.disable_totp(store, account)
+
+    if _with_store(directory, disable):
+        click.echo(f"Two-factor sign-in is off for {account}.")
+    else:
+        click.echo(f"Two-factor sign-in was not on for {account}.")
+
+
+def _existing_account(directory: Path, name: str) -> str:
+    """The canonical name of account ``name``; fails with a message when absent."""
+
+    async def lookup(store: Store) -> str:
+        account = await find_account(store, name)
+        if account is None:
+            _fail(f"no account {name!r}")
+        return account
+
+    return _with_store(directory, lookup)
+
+
+def _utc(epoch_seconds: int) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch_seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _data_dir(config_path: Path | None, data_dir: Path | None, *, must_exist: bool) -> Path:

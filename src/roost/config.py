@@ -26,6 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from roost.auth.oauth import (
+    DEFAULT_ALGORITHMS,
+    DEFAULT_USERNAME_CLAIM,
+    OAuthConfigError,
+    OAuthIssuer,
+    TokenValidator,
+    make_issuer,
+)
 from roost.auth.throttle import ThrottlePolicy
 from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits, Pop3Policy
@@ -148,11 +156,20 @@ class AuthSettings:
     max_account_delay: float = 3.0  # cap of the delay per account
     max_failures_per_ip: int = 20  # then the address is refused until failures age out
     failure_window: float = 900.0  # seconds a failure counts
+    # Then the account is refused to addresses that have not signed in to it lately.
+    max_failures_per_account: int = 100
+    trust_period: float = 30 * 86400.0  # how long a successful address stays trusted
+    scram: bool = True  # offer AUTHENTICATE SCRAM-SHA-256
+    # [[auth.oauth]]: JWT issuers whose tokens OAUTHBEARER and XOAUTH2 accept.
+    oauth: tuple[OAuthIssuer, ...] = ()
 
     @classmethod
     def without_delays(cls) -> AuthSettings:
         """No delays and no refusals: for tests."""
-        return cls(0.0, 0.0, 0.0, 0, 900.0)
+        return cls(0.0, 0.0, 0.0, 0, 900.0, max_failures_per_account=0)
+
+    def token_validator(self) -> TokenValidator | None:
+        return TokenValidator(self.oauth) if self.oauth else None
 
     def throttle_policy(self) -> ThrottlePolicy:
         return ThrottlePolicy(
@@ -161,6 +178,8 @@ class AuthSettings:
             max_account_delay=self.max_account_delay,
             max_failures_per_ip=self.max_failures_per_ip,
             window=self.failure_window,
+            max_failures_per_account=self.max_failures_per_account,
+            trust_period=self.trust_period,
         )
 
 
@@ -581,9 +600,62 @@ def _read_auth(reader: _Reader, table: _Table) -> AuthSettings:
         max_account_delay=table.number("max_account_delay", defaults.max_account_delay),
         max_failures_per_ip=table.integer("max_failures_per_ip", defaults.max_failures_per_ip),
         failure_window=table.number("failure_window", defaults.failure_window, positive=True),
+        max_failures_per_account=table.integer(
+            "max_failures_per_account", defaults.max_failures_per_account
+        ),
+        trust_period=table.number("trust_period", defaults.trust_period),
+        scram=table.boolean("scram", defaults.scram),
+        oauth=_read_oauth_issuers(reader, table),
     )
     table.finish()
     return settings
+
+
+def _read_oauth_issuers(reader: _Reader, auth: _Table) -> tuple[OAuthIssuer, ...]:
+    """``[[auth.oauth]]``: issuer, audience, jwks (a file) and/or public_keys (PEM
+    strings), username_claim, algorithms. The keys are read now, so a bad one is a
+    configuration error at start-up."""
+    value = auth.get("oauth", [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise reader.invalid(auth.key("oauth"), "must be an array of tables ([[auth.oauth]])")
+    issuers = []
+    for number, item in enumerate(value, 1):
+        table = _Table(reader, f"auth.oauth[{number}]", item)
+        jwks_path = table.path("jwks", None)
+        public_keys = table.get("public_keys", [])
+        if not isinstance(public_keys, list) or not all(isinstance(k, str) for k in public_keys):
+            raise reader.invalid(table.key("public_keys"), "must be a list of PEM strings")
+        algorithms = table.get("algorithms", list(DEFAULT_ALGORITHMS))
+        if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
+            raise reader.invalid(table.key("algorithms"), "must be a list of strings")
+        issuer = table.string("issuer", "")
+        audience = table.string("audience", "")
+        username_claim = table.string("username_claim", DEFAULT_USERNAME_CLAIM)
+        table.finish()
+        jwks = None
+        if jwks_path is not None:
+            try:
+                jwks = jwks_path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                why = f"cannot read {jwks_path}: {error}"
+                raise reader.invalid(table.key("jwks"), why) from None
+        try:
+            issuers.append(
+                make_issuer(
+                    issuer,
+                    audience,
+                    jwks=jwks,
+                    public_keys=public_keys,
+                    username_claim=username_claim,
+                    algorithms=algorithms,
+                )
+            )
+        except OAuthConfigError as error:
+            where = f"[[auth.oauth]] number {number} in {reader.source}"
+            raise ConfigError(f"invalid {where}: {error}") from None
+    if len({issuer.issuer for issuer in issuers}) != len(issuers):
+        raise reader.invalid(auth.key("oauth"), "an issuer is listed twice")
+    return tuple(issuers)
 
 
 def _read_log(reader: _Reader, table: _Table) -> LogSettings:

@@ -343,7 +343,10 @@ class Server:
     def _build_context(self, store: Store) -> ImapContext:
         settings = self.settings
         authenticator = self._authenticator or StoreAuthenticator(
-            store, LoginThrottle(settings.auth.throttle_policy())
+            store,
+            LoginThrottle(settings.auth.throttle_policy()),
+            tokens=settings.auth.token_validator(),
+            scram=settings.auth.scram,
         )
         spool_dir = settings.server.data_dir / "spool"
         spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -222,6 +222,9 @@ class FakeStore:
     async def get_password_hash(self, name: str) -> str | None:
         return self.accounts.get(name)
 
+    async def set_password(self, name: str, password_hash: str, scram_keys: str | None) -> None:
+        self.accounts[name] = password_hash
+
     async def close(self) -> None:
         self.closed = True
 

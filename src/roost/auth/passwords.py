@@ -69,17 +69,17 @@ def dummy_hash(hasher: PasswordHasher = DEFAULT_HASHER) -> str:
 
 
 async def hash_password_async(password: str, *, hasher: PasswordHasher = DEFAULT_HASHER) -> str:
-    return await _off_loop(partial(hash_password, password, hasher=hasher))
+    return await run_off_loop(partial(hash_password, password, hasher=hasher))
 
 
 async def verify_password_async(
     password_hash: str, password: str, *, hasher: PasswordHasher = DEFAULT_HASHER
 ) -> bool:
-    return await _off_loop(partial(verify_password, password_hash, password, hasher=hasher))
+    return await run_off_loop(partial(verify_password, password_hash, password, hasher=hasher))
 
 
 async def dummy_hash_async(hasher: PasswordHasher = DEFAULT_HASHER) -> str:
-    return await _off_loop(partial(dummy_hash, hasher))
+    return await run_off_loop(partial(dummy_hash, hasher))
 
 
 def generate_password() -> str:
@@ -92,7 +92,8 @@ def _normalise(password: str) -> str:
     return unicodedata.normalize("NFC", password)
 
 
-async def _off_loop(function: Callable[[], _T]) -> _T:
+async def run_off_loop(function: Callable[[], _T]) -> _T:
+    """Run ``function`` in the hashing thread pool, so the event loop never waits on it."""
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="roost-hash")
