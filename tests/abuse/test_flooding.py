@@ -40,11 +40,11 @@ async def test_slow_sender_past_the_timeout_is_cut_off_only_when_silent(
 ) -> None:
     """The timeout is for silence: bytes arriving more often than it keep a client,
     and a pause longer than it ends the connection with BYE."""
-    handle = await start_server(preauth_timeout=0.4)
+    handle = await start_server(preauth_timeout=0.5)
     client = await handle.connect()
-    for byte in b"t1 NOOP\r\n":  # about 0.6 s in all: longer than the timeout
+    for byte in b"t1 NOOP\r\n":  # about 0.55 s in all: longer than the timeout
         await client.send(bytes([byte]))
-        await asyncio.sleep(0.07)
+        await asyncio.sleep(0.06)
     assert (await client.read_until_tagged("t1")).status == "OK"
     await client.send(b"t2 NO")
     line = await client.read_response()  # then silence: the server's timeout

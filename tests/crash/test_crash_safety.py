@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import random
 import re
@@ -408,6 +409,26 @@ def check_move_atomic(model: ClientModel, actual: dict[str, dict[int, Message]])
         raise CrashCheckFailed(f"MOVE {pending.uids} half done: left={left} arrived={arrived}")
 
 
+def check_blob_files(data_dir: Path, models: list[ClientModel]) -> None:
+    """After a restart (whose first sign-in sweeps orphans), the message files on disk
+    are exactly those of the messages there: none lost, none left over from a command
+    that was killed before it committed."""
+    on_disk = {
+        path.parent.name + path.name
+        for path in data_dir.glob("accounts/*/blobs/??/*")
+        if path.is_file()
+    }
+    referenced = {
+        hashlib.sha256(message.body).hexdigest()
+        for model in models
+        for box in model.boxes.values()
+        for message in box.messages.values()
+    }
+    missing, orphans = referenced - on_disk, on_disk - referenced
+    if missing or orphans:
+        raise CrashCheckFailed(f"blob files: {len(missing)} missing, {len(orphans)} orphaned")
+
+
 # ---- the test -------------------------------------------------------------------------------
 
 
@@ -480,6 +501,7 @@ async def test_sigkill_loses_nothing_acknowledged(server: RoostProcess, tmp_path
         databases += integrity_check(data_dir)
     port = await asyncio.to_thread(server.start)
     checked += await verify(port, models)
+    check_blob_files(data_dir, models)
     server.kill()
     databases += integrity_check(data_dir)
     assert server.errors_logged() == []

@@ -282,14 +282,98 @@ _mechanisms = st.sampled_from([b"PLAIN", b"LOGIN", b"plain", b"CRAM-MD5", b"XOAU
 _store_items = st.sampled_from(
     [b"FLAGS", b"+FLAGS", b"-FLAGS", b"FLAGS.SILENT", b"+FLAGS.SILENT", b"-flags", b"LABELS"]
 )
+_search_dates = st.sampled_from(
+    [b"1-Jan-2026", b"22-Nov-2026", b'"01-Feb-1999"', b"31-Feb-2026", b"x"]
+)
+_search_leaves = st.one_of(
+    st.sampled_from(
+        b"ALL ANSWERED DELETED DRAFT FLAGGED NEW OLD RECENT SEEN UNANSWERED UNDELETED UNDRAFT"
+        b" UNFLAGGED UNSEEN $".split()
+    ),
+    st.tuples(st.sampled_from(b"BCC BODY CC FROM SUBJECT TEXT TO".split()), astrings).map(
+        lambda kv: join(*kv)
+    ),
+    st.tuples(
+        st.sampled_from(b"BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE".split()), _search_dates
+    ).map(lambda kv: join(*kv)),
+    st.tuples(st.sampled_from(b"LARGER SMALLER OLDER YOUNGER MODSEQ".split()), numbers).map(
+        lambda kv: join(*kv)
+    ),
+    st.tuples(st.sampled_from([b"KEYWORD", b"UNKEYWORD"]), flags).map(lambda kv: join(*kv)),
+    st.tuples(st.just(b"HEADER"), astrings, astrings).map(lambda kv: join(*kv)),
+    st.tuples(st.sampled_from([b"UID", b""]), sequence_sets).map(lambda kv: join(*kv)),
+)
+search_keys = st.recursive(
+    _search_leaves,
+    lambda keys: st.one_of(
+        keys.map(lambda k: b"NOT " + k),
+        st.tuples(keys, keys).map(lambda ks: b"OR " + ks[0] + b" " + ks[1]),
+        st.lists(keys, min_size=1, max_size=3).map(lambda ks: b"(" + b" ".join(ks) + b")"),
+    ),
+    max_leaves=6,
+)
+_search_program = st.tuples(
+    _optional(
+        parenthesised(st.sampled_from([b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE", b"X"])).map(
+            lambda r: b"RETURN " + r
+        )
+    ),
+    _optional(st.sampled_from([b"CHARSET UTF-8", b"CHARSET US-ASCII", b"CHARSET KOI8-R"])),
+    st.lists(search_keys, min_size=1, max_size=3).map(lambda xs: join(*xs)),
+).map(lambda parts: join(*parts))
+_sort_criteria = parenthesised(
+    st.sampled_from(
+        [
+            b"ARRIVAL",
+            b"CC",
+            b"DATE",
+            b"FROM",
+            b"SIZE",
+            b"SUBJECT",
+            b"TO",
+            b"REVERSE",
+            b"DISPLAYFROM",
+        ]
+    ),
+    min_size=1,
+)
+_notify_events = parenthesised(
+    st.sampled_from(
+        [
+            *(b"MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange".split()),
+            *(b"MessageNew (UID FLAGS)", b"AnnotationChange", b"NONE"),
+        ]
+    )
+)
+_notify = st.one_of(
+    st.just(b"NONE"),
+    st.tuples(
+        st.sampled_from([b"SET", b"SET STATUS"]),
+        st.lists(
+            st.tuples(
+                st.sampled_from(
+                    [
+                        *(b"SELECTED SELECTED-DELAYED INBOXES PERSONAL SUBSCRIBED".split()),
+                        *(b"SUBTREE INBOX", b"MAILBOXES (INBOX Trash)", b"MAILBOXES ()"),
+                    ]
+                ),
+                _notify_events,
+            ).map(lambda kv: b"(" + join(*kv) + b")"),
+            min_size=1,
+            max_size=3,
+        ).map(lambda xs: join(*xs)),
+    ).map(lambda kv: join(*kv)),
+)
+
 _uid_inner = st.one_of(
     _command(b"FETCH", sequence_sets, fetch_items),
     _command(b"STORE", sequence_sets, _store_items, st.one_of(flag_lists, flags)),
     _command(b"COPY", sequence_sets, mailboxes),
     _command(b"MOVE", sequence_sets, mailboxes),
     _command(b"EXPUNGE", sequence_sets),
-    _command(b"SEARCH", st.sampled_from([b"ALL", b"UID 1:*"])),
-    _command(b"THREAD", atoms),
+    _command(b"SEARCH", _search_program),
+    _command(b"SORT", _sort_criteria, st.just(b"UTF-8"), search_keys),
+    _command(b"THREAD", st.sampled_from([b"REFERENCES", b"ORDEREDSUBJECT", b"X"]), atoms),
 )
 
 command_bodies = st.one_of(
@@ -330,7 +414,19 @@ command_bodies = st.one_of(
     ),
     _command(b"COPY", sequence_sets, mailboxes),
     _command(b"MOVE", sequence_sets, mailboxes),
-    _command(b"SEARCH", st.lists(st.one_of(atoms, values), max_size=3).map(lambda xs: join(*xs))),
+    _command(b"SEARCH", _search_program),
+    _command(
+        b"SORT", _optional(st.just(b"RETURN (ALL)")), _sort_criteria, st.just(b"UTF-8"), search_keys
+    ),
+    _command(
+        b"THREAD",
+        st.sampled_from([b"REFERENCES", b"ORDEREDSUBJECT"]),
+        st.just(b"UTF-8"),
+        search_keys,
+    ),
+    _command(b"NOTIFY", _notify),
+    _command(b"UNAUTHENTICATE"),
+    _command(b"COMPRESS", st.sampled_from([b"DEFLATE", b"deflate", b"GZIP"])),
     _command(b"UID", _uid_inner),
     st.tuples(atoms, st.lists(st.one_of(atoms, values, nested), max_size=3)).map(
         lambda parts: join(parts[0], *parts[1])

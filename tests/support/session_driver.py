@@ -18,7 +18,8 @@ A broken promise raises ``ProtocolViolation`` naming it. The fuzz harnesses
 against a real server in tests/abuse/.
 
 STARTTLS has no socket to upgrade here: the driver does what the connection does
-around the handshake (drop buffered input, mark TLS active) without a handshake.
+around the handshake (drop buffered input, mark TLS active) without a handshake; after
+COMPRESS the bytes fed stand for what the connection would have inflated.
 """
 
 from __future__ import annotations
@@ -196,6 +197,9 @@ class SessionDriver:
             case Awaiting.TLS_HANDSHAKE:
                 self.receiver.clear_buffer()  # RFC 9051 §6.2.1
                 session.tls_started()
+            case Awaiting.COMPRESSION:
+                # The bytes fed from now on stand for the inflated stream (RFC 4978).
+                session.compression_started()
             case Awaiting.SASL_RESPONSE | Awaiting.IDLE_DONE:
                 self._raw_line_for = session.awaiting
                 self.receiver.expect_raw_line()
