@@ -40,6 +40,7 @@ from roost.imap.wire.responses import (
 )
 from roost.imap.wire.serializer import serialize
 from roost.store.base import ChangeEvent, StorageFull
+from roost.streams import drop_buffered_input
 
 log = logging.getLogger("roost.imap")
 
@@ -306,8 +307,11 @@ class ImapConnection:
 
     async def _start_tls(self) -> None:
         await self.flush()
-        # RFC 9051 §6.2.1: nothing the client sent before the handshake may be executed.
+        # RFC 9051 §6.2.1: nothing the client sent before the handshake may be executed,
+        # neither what the receiver holds nor what the stream has buffered below it.
         self.receiver.clear_buffer()
+        if drop_buffered_input(self.reader):
+            log.info("dropped input sent before the TLS handshake ip=%s", self.remote_ip)
         tls_context = self.context.tls_context
         assert tls_context is not None
         try:

@@ -22,6 +22,7 @@ from roost.pop3.context import Pop3Context
 from roost.pop3.session import Session, State
 from roost.pop3.wire.receiver import Line, LineReceiver, LineTooLong, NeedData
 from roost.pop3.wire.responses import SYS_TEMP, Err, Response, serialize
+from roost.streams import drop_buffered_input
 
 log = logging.getLogger("roost.pop3")
 
@@ -144,11 +145,7 @@ class Pop3Connection:
         # RFC 2595 §4: nothing the client sent before the handshake may be executed —
         # neither what the receiver holds nor what the StreamReader has buffered since
         # the last read. From start_tls on, the socket's bytes go to the TLS layer.
-        dropped = self.receiver.clear_buffer()
-        pending = getattr(self.reader, "_buffer", None)
-        if isinstance(pending, bytearray):
-            dropped += len(pending)
-            pending.clear()
+        dropped = self.receiver.clear_buffer() + drop_buffered_input(self.reader)
         if dropped:
             log.info(
                 "dropped %d bytes sent before the TLS handshake ip=%s", dropped, self.remote_ip
