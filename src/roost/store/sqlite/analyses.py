@@ -9,8 +9,12 @@ Invariants:
 
 * ``analyses.id`` equals the ``message_text`` rowid of the same blob; both rows are
   written and removed together, inside write transactions.
-* A blob's rows live as long as the blob: they are removed where the blob file is
-  (``MailDB.release_blobs``, ``MailDB.sweep_orphans``), under the same write lock.
+* A blob's rows are removed where the blob file is (``MailDB.release_blobs``), under
+  the same write lock, but at most ``FORGET_BATCH`` at a time: taking a document out
+  of the trigram index costs about half a millisecond, and emptying a 100,000-message
+  Trash must not hold up its EXPUNGE for a minute. The rest stay behind unreachable
+  (search starts from messages, so they never match; an APPEND of the same content
+  reuses them) until the sweep at the next open, ``ORPHANS_PER_SWEEP`` at a time.
 * Messages stored before analyses existed are analysed from their files by
   ``backfill`` before the first search; ``counters.unanalyzed`` says one is due.
 * The indexed text of one message is bounded (``MAX_*_CHARS``): a huge text part
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_CHARS = 1 << 20  # decoded body text indexed per message
 MAX_HEADER_CHARS = 1 << 18  # decoded header text indexed per message
 BACKFILL_BATCH = 200  # messages analysed per write transaction while backfilling
+FORGET_BATCH = 500  # analyses removed with their blobs in one release
+ORPHANS_PER_SWEEP = 5_000  # leftover analyses removed at one open
 _EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
 
 _INSERT_ANALYSIS = (
@@ -162,13 +168,14 @@ def forget(db: MailDB, blob_ids: Sequence[str]) -> None:
     )
 
 
-def forget_orphans(db: MailDB) -> None:
-    """Inside a write transaction: remove rows no message refers to any more."""
+def forget_orphans(db: MailDB, limit: int = ORPHANS_PER_SWEEP) -> None:
+    """Inside a write transaction: remove up to ``limit`` rows no message refers to."""
     orphans = [
         blob_id
         for (blob_id,) in db.conn.execute(
             "SELECT blob_id FROM analyses a WHERE NOT EXISTS"
-            " (SELECT 1 FROM messages m WHERE m.blob_id = a.blob_id)"
+            " (SELECT 1 FROM messages m WHERE m.blob_id = a.blob_id) LIMIT ?",
+            (limit,),
         )
     ]
     forget(db, orphans)

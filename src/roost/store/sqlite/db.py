@@ -236,7 +236,7 @@ class MailDB:
         try:
             with self.write():
                 unreferenced = self._unreferenced(candidates)
-                analyses.forget(self, unreferenced)
+                analyses.forget(self, unreferenced[: analyses.FORGET_BATCH])
                 for blob_id in unreferenced:
                     self.blobs.delete(blob_id)
         except Exception:
