@@ -19,8 +19,8 @@ async def test_greeting_carries_capabilities(imap: ImapServer) -> None:
     client = await imap.connect()
     assert client.greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 ")
     assert b"STARTTLS" in client.greeting
-    # IMAP4rev2 is not advertised until all of RFC 9051 is implemented.
-    assert b"IMAP4rev2" not in client.greeting
+    # RFC 9051 §7.2.2: both revisions, so a rev2 client can ENABLE IMAP4rev2.
+    assert b"IMAP4rev1 IMAP4rev2 " in client.greeting
 
 
 async def test_capability_before_and_after_login(imap: ImapServer) -> None:

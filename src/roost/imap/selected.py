@@ -61,6 +61,7 @@ class SelectedMailbox:
         # expunges are announced as VANISHED (§3.2.10). The session keeps these current.
         self.condstore = False
         self.qresync = False
+        self.rev2 = False  # IMAP4rev2: never \Recent nor RECENT (RFC 9051 Appendix E)
         self.uids = array("I", snapshot.uids)
         self.known_modseq = snapshot.info.highestmodseq
         self.uidnext = snapshot.info.uidnext
@@ -195,6 +196,8 @@ class SelectedMailbox:
         return len(self.recent) - before
 
     def announce_new(self) -> list[Response]:
+        if self.rev2:  # RFC 9051 has no RECENT response
+            return [Exists(len(self.uids))]
         return [Exists(len(self.uids)), Recent(len(self.recent))]
 
     def flush_expunges(self) -> Iterator[Expunged | Vanished]:

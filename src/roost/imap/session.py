@@ -139,6 +139,9 @@ class Session:
         self.enabled: set[str] = set()
         self.condstore = False  # RFC 7162 §3.1: a CONDSTORE-enabling command was seen
         self.qresync = False  # RFC 7162 §3.2.3: ENABLE QRESYNC
+        # ENABLE IMAP4rev2 (RFC 9051 §6.3.1): UTF-8 names, ESEARCH for SEARCH, and no
+        # \Recent, RECENT or [UNSEEN] any more.
+        self.rev2 = False
         self.client_id: dict[str, str | None] = {}
         self.sasl: SaslSignIn | None = None
         self.pending_tag = ""  # tag of the command waiting on ``awaiting``
@@ -159,7 +162,7 @@ class Session:
         return not self.tls_active and self.context.tls_context is not None
 
     def capabilities(self) -> tuple[str, ...]:
-        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
         if self.state is State.NOT_AUTHENTICATED:
             if self.starttls_offered:
                 caps.append("STARTTLS")
@@ -311,7 +314,7 @@ class Session:
         for response in responses:
             yield response
         if new_uids:
-            if not selected.readonly:
+            if not selected.readonly and not self.rev2:
                 floor = await self.claim_recent(selected.mailbox_id)
                 if floor is not None:
                     selected.add_recent(floor, new_uids)
@@ -450,7 +453,7 @@ class Session:
         self.notifier = None
         self._notify_backlog.clear()
         self.enabled.clear()
-        self.utf8 = self.condstore = self.qresync = False
+        self.utf8 = self.condstore = self.qresync = self.rev2 = False
 
     async def close(self) -> None:
         if self.counted_account is not None:

@@ -27,7 +27,8 @@ from roost.imap.wire.responses import (
 log = logging.getLogger("roost.auth")
 
 # ENABLE accepts what we implement; IMAP4rev2 waits until the whole of RFC 9051 is there.
-_ENABLEABLE = {"UTF8=ACCEPT", "CONDSTORE", "QRESYNC"}
+_ENABLEABLE = {"UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "IMAP4REV2"}
+_SPELLING = {"IMAP4REV2": "IMAP4rev2"}  # ENABLED names it as CAPABILITY does
 
 
 async def capability(session: Session, cmd: c.Capability) -> AsyncIterator[Response | Done]:
@@ -57,8 +58,12 @@ async def enable(session: Session, cmd: c.Enable) -> AsyncIterator[Response | Do
     for capability_name in cmd.capabilities:
         if capability_name in _ENABLEABLE and capability_name not in session.enabled:
             session.enabled.add(capability_name)
-            newly.append(capability_name)
-    if "UTF8=ACCEPT" in session.enabled:
+            newly.append(_SPELLING.get(capability_name, capability_name))
+    if "IMAP4REV2" in session.enabled:
+        session.rev2 = True
+        if session.selected is not None:
+            session.selected.rev2 = True
+    if "UTF8=ACCEPT" in session.enabled or session.rev2:
         session.utf8 = True
     if "QRESYNC" in session.enabled:
         session.enable_qresync()

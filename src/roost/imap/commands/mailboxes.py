@@ -43,7 +43,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
         session.enable_condstore()
     # RFC 9051 §6.3.2: SELECT first leaves any selected mailbox, even if it then fails;
     # with QRESYNC the client is told where the old mailbox's responses end (§3.2.11).
-    if session.selected is not None and session.qresync:
+    if session.selected is not None and (session.qresync or session.rev2):
         yield Untagged(Status.OK, "Previous mailbox is now closed", Code("CLOSED"))
     session.selected = None
     session.state = State.AUTHENTICATED
@@ -52,9 +52,10 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     if info.noselect:
         raise no(f"{name} is not selectable: it only holds other mailboxes", "CANNOT")
     snapshot = await account.snapshot(info.id)
-    floor = None if cmd.readonly else await session.claim_recent(info.id)
+    claims = not cmd.readonly and not session.rev2
+    floor = await session.claim_recent(info.id) if claims else None
     view = SelectedMailbox(snapshot, readonly=cmd.readonly, recent_floor=floor)
-    view.condstore, view.qresync = session.condstore, session.qresync
+    view.condstore, view.qresync, view.rev2 = session.condstore, session.qresync, session.rev2
     if session.listener is not None:
         session.listener.pending()  # everything up to now is in the snapshot
     session.selected = view
@@ -62,9 +63,10 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
 
     yield FlagsResponse(view.all_flags())
     yield Exists(view.exists)
-    yield Recent(len(view.recent))
+    if not session.rev2:  # RFC 9051 dropped RECENT and [UNSEEN] from SELECT
+        yield Recent(len(view.recent))
     first_unseen = next((i for i, f in enumerate(snapshot.flags, 1) if SEEN not in f), None)
-    if first_unseen is not None:
+    if first_unseen is not None and not session.rev2:
         yield Untagged(Status.OK, "First unseen", Code("UNSEEN", str(first_unseen)))
     yield Untagged(Status.OK, "UIDs valid", Code("UIDVALIDITY", str(info.uidvalidity)))
     yield Untagged(Status.OK, "Predicted next UID", Code("UIDNEXT", str(info.uidnext)))

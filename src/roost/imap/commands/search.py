@@ -65,11 +65,13 @@ async def search(session: Session, cmd: c.Search) -> AsyncIterator[Response | Do
         raise
     uids = result.uids
     numbers = uids if cmd.uid else _ascending_msns(selected, uids)
-    if options is None:
+    if options is None and not session.rev2:
         modseq = result.highest_modseq if with_modseq and numbers else None
         yield SearchResponse(tuple(numbers), modseq)
         return
-    returns = options or ("ALL",)  # RFC 4731 §3.1: RETURN () is RETURN (ALL)
+    # RFC 4731 §3.1: RETURN () is RETURN (ALL); RFC 9051 §6.4.4: so is a plain SEARCH
+    # once IMAP4rev2 is enabled, answered with ESEARCH.
+    returns = options or ("ALL",)
     if saving:
         selected.saved_uids = _saved(uids, returns)
         returns = tuple(r for r in returns if r != "SAVE")
