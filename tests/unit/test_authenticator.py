@@ -568,3 +568,21 @@ async def test_a_correct_password_makes_missing_scram_keys(store: FakeStore) -> 
     assert isinstance(verdict, ScramVerdict) and verdict.result.ok
     authenticator, _ = make(FakeStore({"bob": hash_password("pw", hasher=FAST)}), scram=False)
     assert not authenticator.offers_scram
+
+
+async def test_anonymous_token_failures_are_throttled_per_address(
+    store: FakeStore, tokens: TokenMaker
+) -> None:
+    """A token without a name must not share one throttle key with everyone's."""
+    policy = ThrottlePolicy(max_failures_per_ip=50, max_failures_per_account=3)
+    validator = TokenValidator([tokens.issuer()], clock=lambda: NOW)
+    authenticator, _ = make(store, policy, tokens=validator)
+    for n in range(5):
+        result = await authenticator.authenticate_token(
+            None, "garbage", remote_ip=f"198.51.100.{n}", protocol="imap"
+        )
+        assert not result.throttled
+    result = await authenticator.authenticate_token(
+        None, tokens.token(now=NOW), remote_ip="203.0.113.1", protocol="imap"
+    )
+    assert result.ok

@@ -86,7 +86,7 @@ def test_app_password_add_list_revoke(tmp_path: Path) -> None:
     result = invoke("user", "app-password", "list", "alice", *dir_args)
     lines = result.output.splitlines()
     assert lines[0].split() == ["LABEL", "CREATED", "LAST", "USED"]
-    assert [line.split()[0] for line in lines[1:]] == ["Phone", "Laptop"]
+    assert sorted(line.split()[0] for line in lines[1:]) == ["Laptop", "Phone"]
     assert all(line.endswith("never") for line in lines[1:])
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", lines[1])
 

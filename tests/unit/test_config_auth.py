@@ -98,3 +98,37 @@ def test_oauth_errors_name_the_problem(tmp_path: Path, text: str, message: str) 
         load(text, tmp_path)
     assert message in str(info.value) and "\n" not in str(info.value)
     json.loads((tmp_path / "jwks.json").read_text())
+
+
+async def test_the_server_builds_its_authenticator_from_the_settings(
+    tmp_path: Path, maker: TokenMaker
+) -> None:
+    from roost.auth.sasl import available_mechanisms
+    from roost.server import Server
+    from roost.store.sqlite import SqliteStore
+
+    (tmp_path / "jwks.json").write_text(jwks_text((maker.rsa_key, "rsa-1")))
+    text = f"""
+[server]
+data_dir = "data"
+
+[auth]
+scram = false
+
+[[auth.oauth]]
+issuer = "{ISSUER}"
+audience = "{AUDIENCE}"
+jwks = "jwks.json"
+"""
+    settings = load(text, tmp_path)
+    store = await SqliteStore.open(tmp_path / "data", durable=False)
+    try:
+        context = Server(settings, store=store)._build_context(store)
+        assert available_mechanisms(context.authenticator) == (
+            "PLAIN",
+            "LOGIN",
+            "OAUTHBEARER",
+            "XOAUTH2",
+        )
+    finally:
+        await store.close()

@@ -46,7 +46,7 @@ from roost.auth.passwords import (
     run_off_loop,
     verify_password_async,
 )
-from roost.auth.throttle import LoginThrottle
+from roost.auth.throttle import LoginThrottle, address_key
 from roost.store.base import Store, StoreError
 from roost.store.credentials import AppPasswordRecord, SignInRecord, SignInStore
 
@@ -263,7 +263,9 @@ class StoreAuthenticator:
     async def authenticate_token(
         self, username: str | None, token: str, *, remote_ip: str, protocol: str
     ) -> AuthResult:
-        named = username or ""
+        # A token without a name is throttled by address alone: one shared key for all
+        # of them would let anyone refuse everyone's anonymous tokens.
+        named = username or f"(token from {address_key(remote_ip)})"
         if not await self.throttle.wait_turn(remote_ip, named):
             return self._failed(named, remote_ip, protocol, "throttled", throttled=True)
         if not self.tokens:
@@ -272,7 +274,7 @@ class StoreAuthenticator:
             subject = self.tokens.validate(token)
         except TokenError as error:
             return self._failure(named, remote_ip, protocol, f"token refused: {error}")
-        if named and named.casefold() != subject.casefold():
+        if username and username.casefold() != subject.casefold():
             return self._failure(named, remote_ip, protocol, "token issued for another user")
         record = await self._record(subject)
         if record is None:
