@@ -582,6 +582,7 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
         conn.execute("DROP TABLE message_text")
         conn.execute("DROP TABLE analyses")
         conn.execute("ALTER TABLE counters DROP COLUMN unanalyzed")
+        conn.execute("ALTER TABLE messages DROP COLUMN savedate")
         conn.execute("PRAGMA user_version = 1")
 
     store_ = await SqliteStore.open(data, durable=False)

@@ -192,6 +192,7 @@ class Session:
             "QRESYNC",
             "NOTIFY",
             "UNAUTHENTICATE",
+            "OBJECTID",
             "ESEARCH",
             "SEARCHRES",
             "WITHIN",

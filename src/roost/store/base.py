@@ -95,6 +95,12 @@ class MailboxInfo:
     # A \Noselect placeholder: it exists only because it has inferiors (RFC 3501 §6.3.4).
     noselect: bool = False
 
+    @property
+    def object_id(self) -> str:
+        """RFC 8474 MAILBOXID: kept by RENAME (id and UIDVALIDITY are), never reused
+        (ids are never reused, and a re-created mailbox gets a new UIDVALIDITY)."""
+        return f"F{self.uidvalidity:08x}{self.id:x}"
+
 
 @dataclass(frozen=True, slots=True)
 class MailboxStatus:
@@ -122,6 +128,19 @@ class MessageMeta:
     # The MIME model computed at delivery (roost.mime.model.MessageModel.to_blob()); None
     # only for messages stored before the model existed (then FETCH parses on demand).
     model: bytes | None = None
+    savedate: datetime | None = None  # stored in this mailbox at (RFC 8514); None: unknown
+    thread_id: int | None = None  # same for a message and its replies (RFC 8474 THREADID)
+
+    @property
+    def thread_object_id(self) -> str | None:
+        """RFC 8474 THREADID, or None where the thread is not known."""
+        return None if self.thread_id is None else f"T{self.thread_id:x}"
+
+    @property
+    def email_id(self) -> str:
+        """RFC 8474 EMAILID: from the content, so COPY and MOVE keep it (as Cyrus does);
+        messages with identical bytes share it, which §5.1 allows."""
+        return "M" + self.blob_id[:24]
 
 
 @dataclass(frozen=True, slots=True)

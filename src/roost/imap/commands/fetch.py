@@ -9,7 +9,7 @@ attribute reads from the message is in ``fetch_parts``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
 from roost.imap.selected import SelectedMailbox
@@ -19,22 +19,25 @@ from roost.imap.wire.responses import (
     Code,
     FetchResponse,
     FetchValue,
+    ObjectId,
     Parenthesized,
     Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet
 from roost.store.base import SEEN, FlagOp, FlagState, MessageMeta
 
-# OBJECTID (RFC 8474) and SAVEDATE (RFC 8514) are not stored yet.
-_NOT_YET = {c.FetchItem.EMAILID, c.FetchItem.THREADID, c.FetchItem.SAVEDATE}
 # RFC 9051 §6.4.5: fetching these (not their .PEEK forms) sets \Seen.
 _SETS_SEEN_ITEMS = {c.FetchItem.RFC822, c.FetchItem.RFC822_TEXT}
 
 
-def _check_supported(attributes: Sequence[c.FetchAttribute]) -> None:
-    for attribute in attributes:
-        if isinstance(attribute, c.FetchItem) and attribute in _NOT_YET:
-            raise bad(f"FETCH {attribute.value} is not supported yet")
+def _needs_model(attribute: c.FetchAttribute) -> bool:
+    """Whether the store must send the MIME model (and thread) along with the metadata:
+    a FLAGS-only FETCH of a big mailbox should not carry them."""
+    if isinstance(attribute, c.FetchItem):
+        return attribute in MODEL_ITEMS or attribute is c.FetchItem.THREADID
+    if isinstance(attribute, c.BinarySize):
+        return True
+    return attribute.binary or bool(attribute.section.part)
 
 
 def _needs_message(attribute: c.FetchAttribute) -> bool:
@@ -55,6 +58,12 @@ def _simple_value(
             return selected.flags_for_wire(meta.uid, flags)
         case c.FetchItem.MODSEQ:
             return Parenthesized(modseq)
+        case c.FetchItem.EMAILID:
+            return ObjectId(meta.email_id)
+        case c.FetchItem.THREADID:
+            return ObjectId(meta.thread_object_id)
+        case c.FetchItem.SAVEDATE:
+            return meta.savedate  # RFC 8514 §4: NIL when not known
         case c.FetchItem.INTERNALDATE:
             return meta.internaldate
         case c.FetchItem.RFC822_SIZE:
@@ -69,7 +78,6 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         raise bad("VANISHED needs QRESYNC to be enabled")  # RFC 7162 §3.2.6
     if not cmd.uid and not cmd.sequence.uses_star() and not selected.msn_valid(cmd.sequence):
         raise bad("Message number out of range")
-    _check_supported(cmd.attributes)
 
     attributes = list(dict.fromkeys(cmd.attributes))
     if cmd.uid and c.FetchItem.UID not in attributes:
@@ -85,6 +93,7 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         (isinstance(a, c.BodySection) and not a.peek) or a in _SETS_SEEN_ITEMS for a in attributes
     )
     has_flags = c.FetchItem.FLAGS in attributes
+    with_model = any(_needs_model(a) for a in attributes)
 
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if cmd.vanished and cmd.changedsince is not None:
@@ -95,7 +104,7 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     missing = 0
     for start in range(0, len(uids), batch_size):
         batch = uids[start : start + batch_size]
-        metas = await account.fetch_meta(selected.mailbox_id, batch)
+        metas = await account.fetch_meta(selected.mailbox_id, batch, with_model=with_model)
         missing += len(batch) - len(metas)
         if cmd.changedsince is not None:
             metas = [m for m in metas if m.modseq > cmd.changedsince]

@@ -21,6 +21,7 @@ from roost.imap.wire.responses import (
     FetchResponse,
     FlagsResponse,
     ListResponse,
+    ObjectId,
     Parenthesized,
     PermanentFlagsCode,
     Recent,
@@ -74,6 +75,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     yield Untagged(Status.OK, "Flags permitted", PermanentFlagsCode(permanent))
     # RFC 7162 §3.1.2.1: every mailbox keeps mod-sequences, so always say how far.
     yield Untagged(Status.OK, "Highest", Code("HIGHESTMODSEQ", str(snapshot.info.highestmodseq)))
+    yield Untagged(Status.OK, "Ok", Code("MAILBOXID", f"({info.object_id})"))  # RFC 8474 §4.3
     if cmd.qresync is not None and cmd.qresync.uidvalidity == info.uidvalidity:
         async for response in _qresync(session, view, cmd.qresync):
             yield response
@@ -122,8 +124,9 @@ async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Do
         if special_use is not None:
             raise no("Only one special use per mailbox", "USEATTR")
         special_use = canonical
-    await account.create_mailbox(name, special_use)
-    yield Done("CREATE completed")
+    created = await account.create_mailbox(name, special_use)
+    # RFC 8474 §4.1: the new mailbox's id comes with the OK.
+    yield Done("CREATE completed", Code("MAILBOXID", f"({created.object_id})"))
 
 
 async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Done]:
@@ -245,7 +248,7 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
         info = mailboxes.get(name)
         if status_items and info is not None and not info.noselect:
             status = await account.status(info.id)
-            yield StatusResponse(name, _status_items(session, status_items, status))
+            yield StatusResponse(name, _status_items(session, status_items, status, info))
     yield Done("LIST completed")
 
 
@@ -301,9 +304,9 @@ async def lsub(session: Session, cmd: c.Lsub) -> AsyncIterator[Response | Done]:
 
 
 def _status_items(
-    session: Session, items: tuple[str, ...], status: MailboxStatus
-) -> tuple[tuple[str, int], ...]:
-    values = {
+    session: Session, items: tuple[str, ...], status: MailboxStatus, info: MailboxInfo
+) -> tuple[tuple[str, int | ObjectId], ...]:
+    values: dict[str, int | ObjectId] = {
         "MESSAGES": status.messages,
         "RECENT": status.recent,
         "UIDNEXT": status.uidnext,
@@ -313,8 +316,9 @@ def _status_items(
         "SIZE": status.size,
         "HIGHESTMODSEQ": status.highestmodseq,
         "APPENDLIMIT": session.context.limits.max_literal_size,
+        "MAILBOXID": ObjectId(info.object_id),  # RFC 8474 §4.2
     }
-    result: list[tuple[str, int]] = []
+    result: list[tuple[str, int | ObjectId]] = []
     for item in items:
         if item not in values:
             raise bad(f"STATUS item {item} is not supported")
@@ -334,5 +338,5 @@ async def status(session: Session, cmd: c.Status) -> AsyncIterator[Response | Do
         current = await account.status(info.id)
     except NoSuchMailbox:
         raise no("No such mailbox", "NONEXISTENT") from None
-    yield StatusResponse(name, _status_items(session, cmd.items, current))
+    yield StatusResponse(name, _status_items(session, cmd.items, current, info))
     yield Done("STATUS completed")

@@ -161,9 +161,17 @@ class ListResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectId:
+    """An RFC 8474 object id, sent as ``(id)``; NIL when ``value`` is None. Ids are
+    1-255 of ALPHA / DIGIT / "_" / "-", so they need no quoting."""
+
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusResponse:
     mailbox: str
-    items: tuple[tuple[str, int], ...]
+    items: tuple[tuple[str, int | ObjectId], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +243,7 @@ class Parenthesized:
     value: int
 
 
-FetchValue = int | datetime | NString | FlagList | RawValue | Parenthesized | str
+FetchValue = int | datetime | NString | FlagList | RawValue | Parenthesized | ObjectId | str | None
 
 
 @dataclass(frozen=True, slots=True)

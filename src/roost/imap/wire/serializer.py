@@ -43,6 +43,7 @@ from roost.imap.wire.responses import (
     ListResponse,
     NamespaceResponse,
     NString,
+    ObjectId,
     Parenthesized,
     PermanentFlagsCode,
     RawValue,
@@ -270,7 +271,19 @@ def _fetch_value_slow(value: FetchValue, utf8: bool) -> bytes:
         return value.data
     if isinstance(value, Parenthesized):
         return b"(%d)" % value.value
+    if isinstance(value, ObjectId):
+        return _object_id(value)
+    if value is None:
+        return NIL
     assert_never(value)
+
+
+def _object_id(value: ObjectId) -> bytes:
+    return NIL if value.value is None else b"(" + value.value.encode("ascii") + b")"
+
+
+def _status_value(value: int | ObjectId) -> bytes:
+    return _object_id(value) if isinstance(value, ObjectId) else b"%d" % value
 
 
 def _fetch(response: FetchResponse, utf8: bool) -> bytes:
@@ -444,10 +457,10 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
         case ListResponse():
             return _list(response, utf8)
         case StatusResponse(mailbox=mailbox, items=items):
-            attributes = " ".join(f"{name} {value:d}" for name, value in items)
-            return b"".join(
-                (b"* STATUS ", _mailbox(mailbox, utf8), b" (", _to_bytes(attributes), b")\r\n")
+            attributes = b" ".join(
+                name.encode("ascii") + b" " + _status_value(value) for name, value in items
             )
+            return b"".join((b"* STATUS ", _mailbox(mailbox, utf8), b" (", attributes, b")\r\n"))
         case SearchResponse(numbers=numbers, modseq=modseq):
             if not numbers:
                 return b"* SEARCH\r\n"

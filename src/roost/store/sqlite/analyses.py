@@ -150,7 +150,30 @@ def insert(db: MailDB, blob_id: str, row: AnalysisRow) -> None:
     """Inside a write transaction: record ``row`` for ``blob_id`` unless it has one."""
     inserted = db.conn.execute(_INSERT_ANALYSIS, (blob_id, *row.columns)).fetchall()
     if inserted:
-        db.conn.execute(_INSERT_TEXT, (inserted[0][0], *row.texts))
+        analysis_id = inserted[0][0]
+        db.conn.execute(_INSERT_TEXT, (analysis_id, *row.texts))
+        db.conn.execute(
+            "UPDATE analyses SET thread_id = ? WHERE id = ?",
+            (_thread_of(db, row) or analysis_id, analysis_id),
+        )
+
+
+def _thread_of(db: MailDB, row: AnalysisRow) -> int | None:
+    """The thread of the nearest ancestor already stored (RFC 8474 THREADID): the
+    In-Reply-To parent first, then References from the newest back to the root."""
+    message_id, in_reply_to, refs = row.columns[3], row.columns[4], row.columns[5]
+    assert isinstance(in_reply_to, str) and isinstance(refs, str)
+    ancestors = [in_reply_to, *reversed(refs.split("\n"))]
+    for parent in ancestors:
+        if parent and parent != message_id:
+            found = db.conn.execute(
+                "SELECT thread_id FROM analyses WHERE message_id = ? AND thread_id IS NOT NULL"
+                " LIMIT 1",
+                (parent,),
+            ).fetchone()
+            if found is not None:
+                return int(found[0])
+    return None
 
 
 def forget(db: MailDB, blob_ids: Sequence[str]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from roost.store.base import (
     AppendResult,
@@ -41,10 +41,16 @@ from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, ke
 
 _INSERT = (
     "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internaldate, tzoffset,"
-    " size, header_size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " size, header_size, blob_id, savedate)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(strftime('%s', 'now') AS INTEGER))"
 )
-_META_COLUMNS = "uid, flags, keywords, modseq, internaldate, tzoffset, size, header_size, blob_id"
-_MODEL_COLUMN = "(SELECT model FROM analyses WHERE analyses.blob_id = messages.blob_id)"
+_META_COLUMNS = (
+    "uid, flags, keywords, modseq, internaldate, tzoffset, size, header_size, blob_id, savedate"
+)
+_MODEL_COLUMNS = (
+    "(SELECT model FROM analyses WHERE analyses.blob_id = messages.blob_id),"
+    " (SELECT thread_id FROM analyses WHERE analyses.blob_id = messages.blob_id)"
+)
 _COPY_COLUMNS = "uid, flags, keywords, internaldate, tzoffset, size, header_size, blob_id"
 
 
@@ -100,7 +106,7 @@ def append(
 def fetch_meta(
     db: MailDB, mailbox_id: int, uids: Sequence[int], with_model: bool = True
 ) -> list[MessageMeta]:
-    columns = f"{_META_COLUMNS}, {_MODEL_COLUMN if with_model else 'NULL'}"
+    columns = f"{_META_COLUMNS}, {_MODEL_COLUMNS if with_model else 'NULL, NULL'}"
     with db.read():
         db.mailbox(mailbox_id)
         rows = db.select_messages(columns, mailbox_id, uids)
@@ -116,8 +122,23 @@ def fetch_meta(
             header_size,
             blob_id,
             model,
+            None if saved is None else from_timestamp(saved, UTC),
+            thread,
         )
-        for uid, bits, keywords, modseq, seconds, offset, size, header_size, blob_id, model in rows
+        for (
+            uid,
+            bits,
+            keywords,
+            modseq,
+            seconds,
+            offset,
+            size,
+            header_size,
+            blob_id,
+            saved,
+            model,
+            thread,
+        ) in rows
     ]
 
 

@@ -108,6 +108,17 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         "ALTER TABLE counters ADD COLUMN unanalyzed INTEGER NOT NULL DEFAULT 0",
         "UPDATE counters SET unanalyzed = EXISTS (SELECT 1 FROM messages)",
     ),
+    (
+        # OBJECTID (RFC 8474): thread_id groups a message with the one it answers
+        # (In-Reply-To/References), found by message_id when it is stored; a message
+        # whose parent is not here starts a thread of its own (its own id).
+        "ALTER TABLE analyses ADD COLUMN thread_id INTEGER",
+        "UPDATE analyses SET thread_id = id",
+        "CREATE INDEX analyses_by_message_id ON analyses (message_id) WHERE message_id != ''",
+        # SAVEDATE (RFC 8514): when the message was stored in this mailbox, epoch
+        # seconds; NULL for messages stored before it was kept (SAVEDATE NIL).
+        "ALTER TABLE messages ADD COLUMN savedate INTEGER",
+    ),
 )
 
 # users.db: the accounts directory.
