@@ -267,6 +267,7 @@ class Session:
         except CommandError as error:
             done = Done(error.text, error.code, error.status)
         except StoreError as error:
+            log.info("store refused ip=%s: %s %s", self.remote_ip, type(error).__name__, error)
             mapped = store_error_response(error)
             done = Done(mapped.text, mapped.code, mapped.status)
         except Exception:
@@ -309,6 +310,12 @@ class Session:
             # Another connection deleted or renamed it away: nothing valid remains.
             self.state = State.LOGOUT
             yield Untagged(Status.BYE, "Selected mailbox was deleted, closing connection")
+            return
+        except Exception:
+            # The command (or IDLE) has done its work; the client just hears of the
+            # changes at the next sync point, which asks the store again.
+            self._dirty = True
+            log.exception("sync point failed ip=%s; will retry", self.remote_ip)
             return
         responses, new_uids = selected.apply(changes, expunge_allowed=expunge_allowed)
         self.last_new_uids = new_uids
@@ -435,6 +442,7 @@ class Session:
         except CommandError as error:
             done = Done(error.text, error.code, error.status)
         except StoreError as error:
+            log.info("store refused ip=%s: %s %s", self.remote_ip, type(error).__name__, error)
             mapped = store_error_response(error)
             done = Done(mapped.text, mapped.code, mapped.status)
         except Exception:
