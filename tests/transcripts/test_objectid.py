@@ -52,3 +52,23 @@ async def test_emailid_survives_move_and_threadid_groups_replies(imap: ImapServe
     reply = await client.ok("FETCH 1 (EMAILID THREADID)")
     assert object_id(reply.untagged[0], b"EMAILID") == emails[0]
     assert object_id(reply.untagged[0], b"THREADID") == threads[0]
+
+
+async def test_savedate_search_keys(imap: ImapServer) -> None:
+    """RFC 8514 §4.2: SAVEDBEFORE, SAVEDON, SAVEDSINCE and SAVEDATESUPPORTED."""
+    from datetime import UTC, datetime, timedelta
+
+    client = await imap.login()
+    await client.append("INBOX", message("saved today"))
+    await client.ok("SELECT INBOX")
+    today = datetime.now(UTC)
+    day = f"{today.day}-{today:%b-%Y}"
+    tomorrow = today + timedelta(days=1)
+    later = f"{tomorrow.day}-{tomorrow:%b-%Y}"
+    assert (await client.ok(f"SEARCH SAVEDON {day}")).untagged == [b"* SEARCH 1"]
+    assert (await client.ok(f"SEARCH SAVEDSINCE {day}")).untagged == [b"* SEARCH 1"]
+    assert (await client.ok(f"SEARCH SAVEDBEFORE {day}")).untagged == [b"* SEARCH"]
+    assert (await client.ok(f"SEARCH SAVEDBEFORE {later}")).untagged == [b"* SEARCH 1"]
+    assert (await client.ok("SEARCH SAVEDATESUPPORTED")).untagged == [b"* SEARCH 1"]
+    caps = await client.ok("CAPABILITY")
+    assert b" SAVEDATE" in caps.untagged[0]

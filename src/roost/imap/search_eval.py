@@ -62,6 +62,8 @@ def to_criterion(key: k.SearchKey, selected: SelectedMailbox, now: datetime) -> 
         case k.DateKey(field=field, op=op, day=day):
             if field is k.DateField.SENT:
                 return s.MatchSentDay(_DATE_OPS[op], day)
+            if field is k.DateField.SAVED:
+                return s.MatchSavedDay(_DATE_OPS[op], day)
             return s.MatchArrivalDay(_DATE_OPS[op], day)
         case k.Within(older=older, seconds=seconds):
             # RFC 5032: OLDER n and YOUNGER n split the mailbox in two.

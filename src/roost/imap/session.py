@@ -193,6 +193,7 @@ class Session:
             "NOTIFY",
             "UNAUTHENTICATE",
             "OBJECTID",
+            "SAVEDATE",
             "ESEARCH",
             "SEARCHRES",
             "WITHIN",

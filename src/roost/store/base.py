@@ -278,6 +278,15 @@ class MatchSentDay:
 
 
 @dataclass(frozen=True, slots=True)
+class MatchSavedDay:
+    """The UTC day the message was stored in its mailbox (RFC 8514), compared with
+    ``day``; INTERNALDATE's for messages stored before save dates were kept."""
+
+    comparison: DateComparison
+    day: date
+
+
+@dataclass(frozen=True, slots=True)
 class MatchArrivedBy:
     """INTERNALDATE at or before ``instant`` (aware)."""
 
@@ -334,6 +343,7 @@ Criterion = (
     | MatchUids
     | MatchFlag
     | MatchArrivalDay
+    | MatchSavedDay
     | MatchSentDay
     | MatchArrivedBy
     | MatchLarger

@@ -63,6 +63,7 @@ class Recent:
 class DateField(enum.Enum):
     INTERNAL = "INTERNAL"  # BEFORE, ON, SINCE
     SENT = "SENT"  # SENTBEFORE, SENTON, SENTSINCE: the Date header
+    SAVED = "SAVED"  # SAVEDBEFORE, SAVEDON, SAVEDSINCE (RFC 8514 §4.2)
 
 
 class DateOp(enum.Enum):

@@ -44,6 +44,7 @@ from roost.store.base import (
     MatchLarger,
     MatchModSeq,
     MatchNot,
+    MatchSavedDay,
     MatchSentDay,
     MatchSmaller,
     MatchText,
@@ -233,6 +234,9 @@ class _Compiler:
                 self.params.append(day.toordinal() - _EPOCH_ORDINAL)
                 self.needs_analysis = True
                 return f"coalesce(a.sent_day, {_ARRIVAL_DAY}) {_COMPARE[comparison]} ?"
+            case MatchSavedDay(comparison=comparison, day=day):
+                self.params.append(day.toordinal() - _EPOCH_ORDINAL)
+                return f"(coalesce(m.savedate, m.internaldate) / 86400) {_COMPARE[comparison]} ?"
             case MatchArrivedBy(instant=instant):
                 self.params.append(int(instant.timestamp()))
                 return "m.internaldate <= ?"

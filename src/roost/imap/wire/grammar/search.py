@@ -42,6 +42,8 @@ _FLAG_KEYS: dict[str, k.SearchKey] = {
     "UNFLAGGED": k.Flag(k.FlagName.FLAGGED, present=False),
     "UNSEEN": k.Flag(k.FlagName.SEEN, present=False),
     "ALL": k.All(),
+    # RFC 8514 §4.2: every mailbox here keeps save dates, so this matches everything.
+    "SAVEDATESUPPORTED": k.All(),
     "RECENT": k.Recent(k.SessionFlag.RECENT),
     "NEW": k.Recent(k.SessionFlag.NEW),
     "OLD": k.Recent(k.SessionFlag.OLD),
@@ -54,6 +56,9 @@ _DATE_KEYS = {
     "SENTBEFORE": (k.DateField.SENT, k.DateOp.BEFORE),
     "SENTON": (k.DateField.SENT, k.DateOp.ON),
     "SENTSINCE": (k.DateField.SENT, k.DateOp.SINCE),
+    "SAVEDBEFORE": (k.DateField.SAVED, k.DateOp.BEFORE),
+    "SAVEDON": (k.DateField.SAVED, k.DateOp.ON),
+    "SAVEDSINCE": (k.DateField.SAVED, k.DateOp.SINCE),
 }
 _ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})  # RFC 7162 entry-type-req
 _SORT_KEYS = {key.value: key for key in SortKey}
