@@ -50,6 +50,19 @@ def server_context(cert: Path, key: Path, min_version: str = "1.2") -> ssl.SSLCo
         | ssl.OP_NO_RENEGOTIATION
         | ssl.OP_SINGLE_ECDH_USE
     )
+    _load(context, cert, key)
+    return context
+
+
+def reload_certificate(context: ssl.SSLContext, cert: Path, key: Path) -> None:
+    """Put a renewed certificate into a live context (on SIGHUP): handshakes from now
+    on use it, connections already up keep theirs. The pair is tried on a scratch
+    context first, so a broken file leaves the old certificate serving (TlsError)."""
+    _load(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert, key)
+    _load(context, cert, key)
+
+
+def _load(context: ssl.SSLContext, cert: Path, key: Path) -> None:
     for path, what in ((cert, "certificate"), (key, "key")):
         if not path.is_file():
             raise TlsError(f"TLS {what} file {path} does not exist")
@@ -63,7 +76,6 @@ def server_context(cert: Path, key: Path, min_version: str = "1.2") -> ssl.SSLCo
         ) from None
     except OSError as error:
         raise TlsError(f"cannot read TLS {_which(error, cert, key)}: {error.strerror}") from None
-    return context
 
 
 def ensure_self_signed(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
