@@ -130,6 +130,9 @@ class MessageMeta:
     model: bytes | None = None
     savedate: datetime | None = None  # stored in this mailbox at (RFC 8514); None: unknown
     thread_id: int | None = None  # same for a message and its replies (RFC 8474 THREADID)
+    # The stored bytes, when fetch_meta was asked for them and the message is small: one
+    # round trip to the store then serves a FETCH of bodies (mbsync, offline sync).
+    content: bytes | None = None
 
     @property
     def thread_object_id(self) -> str | None:
@@ -489,10 +492,17 @@ class Account(Protocol):
         ...
 
     async def fetch_meta(
-        self, mailbox_id: int, uids: Sequence[int], *, with_model: bool = True
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        *,
+        with_model: bool = True,
+        with_content: bool = False,
     ) -> list[MessageMeta]:
         """Metadata for those of ``uids`` that exist, ascending UID; ``model`` stays None
-        unless ``with_model`` (it is the largest part, and FLAGS-only FETCH needs none)."""
+        unless ``with_model`` (it is the largest part, and FLAGS-only FETCH needs none).
+        ``with_content`` fills ``content`` for small messages (a backend may leave any of
+        them None: callers then read with ``read_range``)."""
         ...
 
     def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:

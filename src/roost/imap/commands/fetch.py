@@ -94,6 +94,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     )
     has_flags = c.FetchItem.FLAGS in attributes
     with_model = any(_needs_model(a) for a in attributes)
+    # Bodies come in the same store round trip as the metadata (small messages).
+    with_content = any(content)
 
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if cmd.vanished and cmd.changedsince is not None:
@@ -104,7 +106,9 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     missing = 0
     for start in range(0, len(uids), batch_size):
         batch = uids[start : start + batch_size]
-        metas = await account.fetch_meta(selected.mailbox_id, batch, with_model=with_model)
+        metas = await account.fetch_meta(
+            selected.mailbox_id, batch, with_model=with_model, with_content=with_content
+        )
         missing += len(batch) - len(metas)
         if cmd.changedsince is not None:
             metas = [m for m in metas if m.modseq > cmd.changedsince]

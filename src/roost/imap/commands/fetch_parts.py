@@ -78,6 +78,8 @@ class MessageReader:
     async def read(self, start: int, length: int) -> bytes:
         if length <= 0 or start >= self.meta.size:
             return b""
+        if self.meta.content is not None:
+            return self.meta.content[start : start + length]
         return await self.account.read_range(self.meta, start, length)
 
     async def header(self) -> bytes:

@@ -127,9 +127,14 @@ class SqliteAccount:
         return await self._run_publishing(message_ops.append, mailbox_id, messages)
 
     async def fetch_meta(
-        self, mailbox_id: int, uids: Sequence[int], *, with_model: bool = True
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        *,
+        with_model: bool = True,
+        with_content: bool = False,
     ) -> list[MessageMeta]:
-        return await self._run(message_ops.fetch_meta, mailbox_id, uids, with_model)
+        return await self._run(message_ops.fetch_meta, mailbox_id, uids, with_model, with_content)
 
     async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         shared = self._usable()

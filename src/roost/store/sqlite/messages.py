@@ -103,8 +103,17 @@ def append(
     return AppendResult(row.uidvalidity, uids, info), [MailboxChanged(mailbox_id, modseq)]
 
 
+# with_content: messages up to this size come with their bytes, up to the budget per call.
+INLINE_CONTENT_MAX = 256 * 1024
+INLINE_CONTENT_BUDGET = 8 * 1024 * 1024
+
+
 def fetch_meta(
-    db: MailDB, mailbox_id: int, uids: Sequence[int], with_model: bool = True
+    db: MailDB,
+    mailbox_id: int,
+    uids: Sequence[int],
+    with_model: bool = True,
+    with_content: bool = False,
 ) -> list[MessageMeta]:
     columns = f"{_META_COLUMNS}, {_MODEL_COLUMNS if with_model else 'NULL, NULL'}"
     with db.read():
@@ -112,7 +121,7 @@ def fetch_meta(
         rows = db.select_messages(columns, mailbox_id, uids)
     decode, zone, from_timestamp = db.codec.decode, zone_of, datetime.fromtimestamp
     # Positional and with locals bound: this loop is most of a 100,000-message FETCH.
-    return [
+    metas = [
         MessageMeta(
             uid,
             decode(bits, keywords),
@@ -140,6 +149,26 @@ def fetch_meta(
             thread,
         ) in rows
     ]
+    if with_content:
+        metas = _with_content(db, metas)
+    return metas
+
+
+def _with_content(db: MailDB, metas: list[MessageMeta]) -> list[MessageMeta]:
+    """The bytes of the small ones, read here on the worker in the same job."""
+    budget = INLINE_CONTENT_BUDGET
+    result: list[MessageMeta] = []
+    for meta in metas:
+        if meta.size <= INLINE_CONTENT_MAX and meta.size <= budget:
+            try:
+                content = db.blobs.read_range(meta.blob_id, 0, meta.size)
+            except FileNotFoundError:
+                pass  # the reader's own read reports it
+            else:
+                budget -= len(content)
+                meta = dataclasses.replace(meta, content=content)
+        result.append(meta)
+    return result
 
 
 def snapshot(db: MailDB, mailbox_id: int) -> MailboxSnapshot:
