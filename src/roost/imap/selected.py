@@ -17,6 +17,7 @@ responses this session may send now:
 from __future__ import annotations
 
 import bisect
+import functools
 from array import array
 from collections.abc import Iterable, Iterator
 
@@ -45,6 +46,12 @@ def flag_tuple(flags: Iterable[str], recent: bool = False) -> tuple[str, ...]:
     if recent:
         system.append(RECENT)
     return (*system, *keywords)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wire_flags(flags: frozenset[str], recent: bool) -> FlagList:
+    """A mailbox has few distinct flag sets: build each wire form once (FETCH hot path)."""
+    return FlagList(flag_tuple(flags, recent))
 
 
 class SelectedMailbox:
@@ -126,8 +133,8 @@ class SelectedMailbox:
     def is_recent(self, uid: int) -> bool:
         return uid in self.recent
 
-    def flags_for_wire(self, uid: int, flags: Iterable[str]) -> FlagList:
-        return FlagList(flag_tuple(flags, uid in self.recent))
+    def flags_for_wire(self, uid: int, flags: frozenset[str]) -> FlagList:
+        return _wire_flags(flags, uid in self.recent)
 
     def all_flags(self) -> tuple[str, ...]:
         return flag_tuple(SYSTEM_FLAGS | self.keywords)
