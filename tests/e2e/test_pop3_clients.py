@@ -157,7 +157,7 @@ async def test_poplib_over_stls(server: Pop3Server) -> None:
         pop.stls(server.client_tls)
         capabilities = pop.capa()
         assert {"USER", "UIDL", "TOP", "PIPELINING", "RESP-CODES"} <= set(capabilities)
-        assert capabilities["SASL"] == ["PLAIN", "LOGIN"]
+        assert capabilities["SASL"] == ["PLAIN", "LOGIN", "SCRAM-SHA-256"]
         return poplib_session(pop, [on_the_wire(m) for m in MESSAGES])
 
     await asyncio.to_thread(session)

@@ -34,6 +34,7 @@ class Pop3Server:
     server: Server
     store: SqliteStore
     data_dir: Path
+    authenticator: StoreAuthenticator  # tests may set its tokens, throttle and clock
     clients: list[Pop3Client | ImapClient] = field(default_factory=list)
 
     @property
@@ -149,7 +150,7 @@ async def pop3_server(
     )
     server = Server(settings, store=store, authenticator=authenticator)
     await server.start()
-    handle = Pop3Server(server, store, data_dir)
+    handle = Pop3Server(server, store, data_dir, authenticator)
     await handle.add_user("alice")
     try:
         yield handle

@@ -36,7 +36,7 @@ async def test_capa_before_sign_in(pop3: Pop3Server) -> None:
         b"EXPIRE NEVER",
         b"STLS",
         b"USER",
-        b"SASL PLAIN LOGIN",
+        b"SASL PLAIN LOGIN SCRAM-SHA-256",
         b"IMPLEMENTATION Roost",
     ]
 
@@ -182,7 +182,7 @@ async def test_auth_unknown_mechanism_and_listing(pop3: Pop3Server) -> None:
     assert await client.err("AUTH CRAM-MD5") == b"-ERR Unsupported mechanism CRAM-MD5"
     status, mechanisms = await client.multi("AUTH")
     assert status == b"+OK Mechanisms follow"
-    assert mechanisms == [b"PLAIN", b"LOGIN"]
+    assert mechanisms == [b"PLAIN", b"LOGIN", b"SCRAM-SHA-256"]
 
 
 async def test_overlong_sasl_answer_ends_the_exchange(tmp_path: Path) -> None:

@@ -4,9 +4,11 @@ AUTHORIZATION (RFC 1939 §4, RFC 2449, RFC 2595, RFC 5034): CAPA, STLS, USER, PA
 AUTH, QUIT. TRANSACTION (RFC 1939 §5, §7): STAT, LIST, RETR, DELE, NOOP, RSET, TOP,
 UIDL, and QUIT, which enters UPDATE (§6). APOP is not offered.
 
-Sign-in goes through the one ``Authenticator`` (throttling, logging, and later app
-passwords and two-factor rules), counts against the account's session limit shared
-with IMAP, and takes the maildrop lock (``-ERR [IN-USE]``, RFC 2449 §8.1.1). Before
+Sign-in goes through the one ``Authenticator`` (throttling, logging, app passwords and
+two-factor rules), counts against the account's session limit shared with IMAP, and
+takes the maildrop lock (``-ERR [IN-USE]``, RFC 2449 §8.1.1). AUTH offers and runs the
+SASL mechanisms IMAP does — ``sasl.available_mechanisms`` and ``sasl.SaslSignIn``:
+PLAIN, LOGIN, SCRAM-SHA-256 and, with a token issuer, OAUTHBEARER and XOAUTH2. Before
 TLS, USER, PASS and AUTH are refused unless the configuration allows plaintext.
 """
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from roost.auth import sasl
+from roost.auth.base import AuthResult
 from roost.pop3.maildrop import INBOX, Maildrop
 from roost.pop3.session import CommandError, Session, State
 from roost.pop3.wire import commands as c
@@ -65,7 +68,7 @@ def capabilities(session: Session) -> list[str]:
         if session.stls_offered:
             caps.append("STLS")
         if session.plaintext_auth_allowed:
-            caps += ["USER", "SASL " + " ".join(sasl.MECHANISM_NAMES)]
+            caps += ["USER", "SASL " + " ".join(_mechanisms(session))]
     caps.append("IMPLEMENTATION Roost")
     return caps
 
@@ -115,19 +118,30 @@ async def pass_(session: Session, cmd: c.Pass) -> AsyncIterator[Response]:
     yield await sign_in(session, username, _text(cmd.password))
 
 
+def _mechanisms(session: Session) -> tuple[str, ...]:
+    """The SASL mechanisms offered, the same as IMAP's ``AUTH=`` (``sasl.py``)."""
+    return sasl.available_mechanisms(session.context.authenticator)
+
+
 async def auth(session: Session, cmd: c.Auth) -> AsyncIterator[Response]:
     """RFC 5034 §4, with an initial response; without a mechanism, list them."""
     _require_privacy(session)
     if cmd.mechanism is None:
         yield Ok("Mechanisms follow")
-        for name in sasl.MECHANISM_NAMES:
+        for name in _mechanisms(session):
             yield ListLine(name.encode())
         yield End()
         return
-    exchange = sasl.SaslExchange.for_mechanism(cmd.mechanism)
+    exchange = sasl.SaslSignIn.for_mechanism(
+        cmd.mechanism,
+        session.context.authenticator,
+        remote_ip=session.remote_ip,
+        protocol="pop3",
+    )
     if exchange is None:
         raise CommandError(f"Unsupported mechanism {cmd.mechanism}", invalid=True)
-    async for response in _advance(session, exchange, exchange.start(cmd.initial_response)):
+    outcome = await exchange.start(cmd.initial_response)
+    async for response in _advance(session, exchange, outcome):
         yield response
 
 
@@ -135,20 +149,22 @@ async def sasl_step(session: Session, line: bytes) -> AsyncIterator[Response]:
     """The client's answer to a challenge: base64, or "*" to cancel."""
     exchange = session.sasl
     assert exchange is not None
-    session.sasl = None
-    async for response in _advance(session, exchange, exchange.step(line)):
+    session.sasl = None  # _advance sets it again when another challenge follows
+    async for response in _advance(session, exchange, await exchange.step(line)):
         yield response
 
 
 async def _advance(
-    session: Session, exchange: sasl.SaslExchange, outcome: sasl.SaslOutcome
+    session: Session, exchange: sasl.SaslSignIn, outcome: sasl.SignInOutcome
 ) -> AsyncIterator[Response]:
+    """RFC 5034 §4: a challenge is "+ " and base64 — also SCRAM's server-final message
+    and a refused token's JSON error, which the client answers before the verdict."""
     match outcome:
         case sasl.Challenge(data=data):
             session.sasl = exchange
             yield Challenge(data)
-        case sasl.Credentials(authcid=username, password=password):
-            yield await sign_in(session, username, password)
+        case sasl.SaslVerdict(result=result):
+            yield await _signed_in(session, result)
         case sasl.SaslCancelled():
             raise CommandError("Authentication cancelled")  # RFC 5034 §4: -ERR
         case sasl.SaslFailure(bad_encoding=True):
@@ -159,10 +175,18 @@ async def _advance(
 
 
 async def sign_in(session: Session, username: str, password: str) -> Ok:
-    context = session.context
-    result = await context.authenticator.authenticate(
+    """USER/PASS: check the password, then act on the verdict as for AUTH."""
+    result = await session.context.authenticator.authenticate(
         username, password, remote_ip=session.remote_ip, protocol="pop3"
     )
+    return await _signed_in(session, result)
+
+
+async def _signed_in(session: Session, result: AuthResult) -> Ok:
+    """Act on the Authenticator's verdict (PASS, or any AUTH mechanism): throttled is
+    ``[SYS/TEMP]``, refused ``[AUTH]``; then LOGIN-DELAY, the account's session limit
+    and the maildrop lock."""
+    context = session.context
     if result.throttled:
         raise CommandError("Too many failed sign-ins; try again later", SYS_TEMP, invalid=True)
     if result.account is None:

@@ -33,7 +33,7 @@ from roost.pop3.wire.responses import SYS_TEMP, Challenge, Err, Ok, Response
 from roost.store.base import Account, StorageFull, StoreError
 
 if TYPE_CHECKING:
-    from roost.auth.sasl import SaslExchange
+    from roost.auth.sasl import SaslSignIn
     from roost.pop3.locks import MaildropLease
 
 log = logging.getLogger("roost.pop3")
@@ -65,7 +65,7 @@ class Session:
         self.finished = False
         self.tls_requested = False
         self.username: str | None = None  # from USER, waiting for PASS
-        self.sasl: SaslExchange | None = None  # an AUTH exchange waiting for a line
+        self.sasl: SaslSignIn | None = None  # an AUTH exchange waiting for a line
         self.account_name: str | None = None
         self.account: Account | None = None
         self.maildrop: Maildrop | None = None
