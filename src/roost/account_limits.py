@@ -1,4 +1,5 @@
-"""How many sessions each account has open, across every protocol of this process.
+"""How many sessions each account has open, across every protocol (and, with several
+workers, every worker process: the count lives in a shared ``slots.FileSlots``).
 
 CLIENTS.md: Android clients keep one IDLE connection per pushed folder, so the limit
 must be generous (default 100); it exists so that one leaked password cannot exhaust
@@ -7,29 +8,22 @@ the server for everyone.
 
 from __future__ import annotations
 
+from roost.slots import LocalSlots, SlotTable
+
 
 class AccountConnections:
-    def __init__(self, limit: int = 100) -> None:
-        self.limit = limit
-        self._open: dict[str, int] = {}
+    def __init__(self, limit: int = 100, *, slots: SlotTable | None = None) -> None:
+        self._slots = slots if slots is not None else LocalSlots(limit)
+        self.limit = self._slots.limit
 
     def acquire(self, account: str) -> bool:
         """Count one more session for ``account``; False (and nothing counted) when the
         account is at its limit."""
-        key = account.casefold()
-        count = self._open.get(key, 0)
-        if count >= self.limit:
-            return False
-        self._open[key] = count + 1
-        return True
+        return self._slots.acquire(account.casefold())
 
     def release(self, account: str) -> None:
-        key = account.casefold()
-        count = self._open.get(key, 0) - 1
-        if count > 0:
-            self._open[key] = count
-        else:
-            self._open.pop(key, None)
+        self._slots.release(account.casefold())
 
     def count(self, account: str) -> int:
-        return self._open.get(account.casefold(), 0)
+        """Sessions of ``account`` counted by this process."""
+        return self._slots.held(account.casefold())

@@ -1,5 +1,6 @@
 """The ``roost`` command: serve, user add|passwd|del|list, user app-password
-add|list|revoke, user totp enable|disable, check-config.
+add|list|revoke, user totp enable|disable, check-config (and ``worker``, hidden: one
+worker process of ``serve --workers N``, started by the supervisor).
 
 Errors the operator can fix (a bad configuration, a missing certificate, a port in use,
 an unknown account) are one line on stderr, ``roost: ...``, never a traceback. Exit
@@ -13,9 +14,9 @@ import dataclasses
 import datetime
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -29,10 +30,12 @@ from roost.config import (
     DEV_POP3_LISTEN,
     DEV_POP3S_LISTEN,
     LOG_LEVELS,
+    MAX_WORKERS,
     ConfigError,
     ListenAddress,
     LogSettings,
     Settings,
+    read_config_text,
 )
 from roost.observability.logs import setup_logging
 from roost.server import (
@@ -114,6 +117,13 @@ def main() -> None:
     help=f"POP3 implicit TLS listener; '{NO_LISTENER}' for none.",
 )
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    metavar="N",
+    help="Worker processes; overrides [server] workers. Default: the number of CPU cores "
+    "(1 with --dev). 1 runs a single process.",
+)
 def serve(
     config_path: Path | None,
     dev: bool,
@@ -123,23 +133,99 @@ def serve(
     pop3_listen: tuple[str, ...],
     pop3s_listen: tuple[str, ...],
     log_level: str | None,
+    workers: int | None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C."""
     try:
-        settings = _serve_settings(
-            config_path, dev, data_dir, imap_listen, imaps_listen, pop3_listen, pop3s_listen
-        )
-        if log_level is not None:
-            settings = settings.replace(log=LogSettings(log_level.lower(), settings.log.format))
+        options = ServeOptions(
+            config_path=config_path,
+            dev=dev,
+            data_dir=data_dir,
+            imap_listen=imap_listen,
+            imaps_listen=imaps_listen,
+            pop3_listen=pop3_listen,
+            pop3s_listen=pop3s_listen,
+            log_level=log_level,
+            workers=workers,
+        ).read_config()
+        settings = options.settings()
         setup_logging(settings.log.level, settings.log.format)
         tls_context = build_tls_context(settings)
-        run(_serve(settings, tls_context))
+        if settings.server.workers == 1:
+            run(_serve(settings, tls_context))
+        else:
+            asyncio.run(_supervise(settings, options, starttls=tls_context is not None))
     except ConfigError as error:
         _fail(str(error), EXIT_CONFIG)
     except ServerError as error:
         _fail(str(error), EXIT_RUNTIME)
     except KeyboardInterrupt:  # before the signal handlers were in place
         _fail("interrupted", EXIT_RUNTIME)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What ``roost serve`` was given. The supervisor hands it to every worker, with the
+    configuration file's text as read once, so each worker makes the same settings
+    (also a replacement started after the file was edited)."""
+
+    config_path: Path | None = None
+    config_text: str | None = None
+    dev: bool = False
+    data_dir: Path | None = None
+    imap_listen: tuple[str, ...] = ()
+    imaps_listen: tuple[str, ...] = ()
+    pop3_listen: tuple[str, ...] = ()
+    pop3s_listen: tuple[str, ...] = ()
+    log_level: str | None = None
+    workers: int | None = None
+
+    def read_config(self) -> ServeOptions:
+        """These options with the configuration file's text read in."""
+        if self.config_path is None or self.config_text is not None or self.dev:
+            return self
+        return dataclasses.replace(
+            self,
+            config_path=self.config_path.absolute(),
+            config_text=read_config_text(self.config_path),
+        )
+
+    def settings(self) -> Settings:
+        settings = _serve_settings(
+            self.config_path,
+            self.dev,
+            self.data_dir,
+            self.imap_listen,
+            self.imaps_listen,
+            self.pop3_listen,
+            self.pop3s_listen,
+            config_text=self.config_text,
+        )
+        if self.log_level is not None:
+            settings = settings.replace(
+                log=LogSettings(self.log_level.lower(), settings.log.format)
+            )
+        if self.workers is not None:
+            server = dataclasses.replace(settings.server, workers=self.workers)
+            settings = settings.replace(server=server)
+        return settings
+
+    def to_json(self) -> dict[str, Any]:
+        data = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        for name in ("config_path", "data_dir"):
+            if data[name] is not None:
+                data[name] = str(Path(data[name]).absolute())
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ServeOptions:
+        values = dict(data)
+        for name in ("config_path", "data_dir"):
+            if values.get(name) is not None:
+                values[name] = Path(values[name])
+        for name in ("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen"):
+            values[name] = tuple(values.get(name, ()))
+        return cls(**values)
 
 
 def _serve_settings(
@@ -150,6 +236,8 @@ def _serve_settings(
     imaps_listen: Sequence[str],
     pop3_listen: Sequence[str] = (),
     pop3s_listen: Sequence[str] = (),
+    *,
+    config_text: str | None = None,
 ) -> Settings:
     if dev and config_path is not None:
         raise click.UsageError("--dev and --config cannot be combined")
@@ -163,7 +251,10 @@ def _serve_settings(
         )
     if config_path is None:
         raise click.UsageError("give --config FILE (or set ROOST_CONFIG), or --dev")
-    settings = Settings.load(config_path)
+    if config_text is not None:
+        settings = Settings.from_file_text(config_path, config_text)
+    else:
+        settings = Settings.load(config_path)
     if data_dir is not None:
         settings = settings.replace(
             server=dataclasses.replace(settings.server, data_dir=data_dir.absolute())
@@ -218,6 +309,47 @@ async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None
         await store.close()
 
 
+async def _supervise(settings: Settings, options: ServeOptions, *, starttls: bool) -> None:
+    """``serve`` with several workers: the store is opened here only to prepare it (its
+    schema, the --dev demo account); the workers open their own."""
+    from roost.supervisor import Supervisor
+
+    store = await open_store(settings.server.data_dir)
+    try:
+        if settings.dev:
+            await _ensure_demo_account(store)
+    finally:
+        await store.close()
+
+    def banner(addresses: list[BoundAddress]) -> None:
+        _print_banner(settings, addresses, starttls=starttls)
+
+    await Supervisor(settings, options.to_json()).run(ready=banner)
+
+
+@main.command("worker", hidden=True)
+@click.argument("index", type=int)
+def worker_command(index: int) -> None:
+    """One worker process of ``serve --workers N``: started by the supervisor, which
+    writes the worker's spec (worker.WorkerSpec) on standard input."""
+    from roost.worker import WorkerSpec, run_worker
+
+    try:
+        spec = WorkerSpec.from_json(sys.stdin.buffer.read())
+    except (ValueError, KeyError, TypeError) as error:
+        _fail(f"worker {index}: no valid worker spec on standard input ({error})", EXIT_CONFIG)
+    try:
+        settings = ServeOptions.from_json(spec.serve).settings()
+        setup_logging(settings.log.level, settings.log.format, worker=spec.index)
+        run_worker(settings, spec, build_tls_context(settings))
+    except ConfigError as error:
+        _fail(f"worker {index}: {error}", EXIT_CONFIG)
+    except ServerError as error:
+        _fail(f"worker {index}: {error}", EXIT_RUNTIME)
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        _fail(f"worker {index}: interrupted", EXIT_RUNTIME)
+
+
 async def _ensure_demo_account(store: Store) -> None:
     if await store.list_accounts():
         return
@@ -242,6 +374,8 @@ def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, star
             kind = "IMAP with STARTTLS" if stls else "IMAP (no TLS)"
         lines.append(f"  {kind:<26} {bound}")
     lines.append(f"  {'data directory':<26} {settings.server.data_dir}")
+    if settings.server.workers > 1:
+        lines.append(f"  {'worker processes':<26} {settings.server.workers}")
     if settings.dev:
         lines.append(f"  {'self-signed certificate':<26} {settings.tls.cert}")
         lines.append(

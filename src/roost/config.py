@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import socket
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +51,7 @@ DEV_IMAPS_LISTEN = "127.0.0.1:1993"
 DEV_POP3_LISTEN = "127.0.0.1:1110"
 DEV_POP3S_LISTEN = "127.0.0.1:1995"
 DELETE_MODES = tuple(mode.value for mode in DeleteMode)
+MAX_WORKERS = 1024
 
 
 class ConfigError(Exception):
@@ -98,7 +100,9 @@ class ListenAddress:
 class ServerSettings:
     data_dir: Path = Path("/var/lib/roost")
     hostname: str = field(default_factory=socket.gethostname)
-    workers: int = 1  # only 1 is supported for now
+    # Processes serving connections; 1 is one process with no supervisor (README:
+    # "Several worker processes").
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     shutdown_timeout: float = 10.0  # seconds connections get to finish on SIGTERM
 
 
@@ -205,14 +209,12 @@ class Settings:
 
     @classmethod
     def load(cls, path: Path) -> Settings:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(f"configuration file {path} does not exist") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"configuration file {path} is not UTF-8") from None
-        except OSError as error:
-            raise ConfigError(f"cannot read configuration file {path}: {error.strerror}") from None
+        return cls.from_file_text(path, read_config_text(path))
+
+    @classmethod
+    def from_file_text(cls, path: Path, text: str) -> Settings:
+        """The settings of configuration file ``path`` whose content is ``text`` (as read
+        once by the supervisor, so that every worker gets the same settings)."""
         return cls.from_toml(text, source=str(path), base_dir=path.absolute().parent)
 
     @classmethod
@@ -261,7 +263,7 @@ class Settings:
         pop3 = tuple(_parse_listen_option(text, "--pop3-listen") for text in pop3_listen)
         pop3s = tuple(_parse_listen_option(text, "--pop3s-listen") for text in pop3s_listen)
         settings = cls(
-            server=ServerSettings(data_dir=data_dir, hostname="localhost"),
+            server=ServerSettings(data_dir=data_dir, hostname="localhost", workers=1),
             imap=ImapSettings(
                 listen=listen,
                 tls_listen=tls_listen,
@@ -356,6 +358,17 @@ class Settings:
             if path is not None and not path.is_file():
                 problem = "is not a file" if path.exists() else "does not exist"
                 raise ConfigError(f"TLS {what} file {path} {problem} ('{key}' in {self.source})")
+
+
+def read_config_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"configuration file {path} is not UTF-8") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration file {path}: {error.strerror}") from None
 
 
 # ---- reading sections ----------------------------------------------------------------
@@ -476,8 +489,8 @@ def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
     if not hostname:
         raise reader.invalid(table.key("hostname"), "must not be empty")
     workers = table.integer("workers", defaults.workers, minimum=1)
-    if workers != 1:
-        raise reader.invalid(table.key("workers"), "only 1 worker is supported for now")
+    if workers > MAX_WORKERS:
+        raise reader.invalid(table.key("workers"), f"must be at most {MAX_WORKERS}")
     settings = ServerSettings(
         data_dir=data_dir,
         hostname=hostname,

@@ -13,13 +13,18 @@ Invariants:
 * All listeners are bound before any accepts a connection; if one cannot be bound,
   none is left open and ``start`` raises ``ListenError`` naming the address.
 * A client address (IPv6 by /64) never holds more than ``max_connections_per_ip``
-  connections, IMAP and POP3 together: the next one is told ``* BYE [UNAVAILABLE] ...``
-  (POP3: ``-ERR [SYS/TEMP] ...``) and closed, and that is logged.
+  connections, IMAP and POP3 together (and, as a worker of several, across every
+  worker: ``coordination.Coordination``): the next one is told ``* BYE [UNAVAILABLE]
+  ...`` (POP3: ``-ERR [SYS/TEMP] ...``) and closed, and that is logged.
 * Every accepted socket has TCP keepalive on (CLIENTS.md: idling clients behind NAT).
 * ``shutdown`` stops accepting, cancels every connection task (the handler answers
   cancellation with ``* BYE Server shutting down``, POP3 with ``-ERR``), waits
   ``server.shutdown_timeout`` seconds, aborts what is left, then closes the store it
   opened. It is idempotent.
+
+As one worker of several (``supervisor.py``), a ``Server`` is given listening sockets
+that the supervisor bound (``bind_listeners``) instead of binding its own, and a shared
+``Coordination``; everything else is the same.
 """
 
 from __future__ import annotations
@@ -33,20 +38,20 @@ import signal
 import socket
 import sqlite3
 import ssl
-from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from roost.account_limits import AccountConnections
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
 from roost.auth.throttle import LoginThrottle, address_key
 from roost.config import ConfigError, ListenAddress, Settings
+from roost.coordination import Coordination
 from roost.imap.context import ImapContext
 from roost.pop3.context import Pop3Context
 from roost.store.base import Store, StoreError
+from roost.store.events import EventHub
 from roost.tls import TlsError, ensure_self_signed, server_context
 
 log = logging.getLogger("roost.server")
@@ -67,6 +72,9 @@ KEEPALIVE_COUNT = 4
 
 # Seconds a refused client gets to receive its BYE before the socket is dropped.
 _REFUSAL_WRITE_TIMEOUT = 5.0
+
+# Pending connections per listening socket (the kernel caps it at somaxconn).
+LISTEN_BACKLOG = 511
 
 
 class ConnectionHandler(Protocol):
@@ -112,13 +120,22 @@ class BoundAddress(NamedTuple):
         return f"{host}:{self.port}"
 
 
-async def open_store(data_dir: Path) -> Store:
-    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed."""
+class ListenSocket(NamedTuple):
+    """A bound, listening, non-blocking socket and what it serves."""
+
+    sock: socket.socket
+    protocol: str  # IMAP or POP3
+    implicit_tls: bool
+
+
+async def open_store(data_dir: Path, *, hub: EventHub | None = None) -> Store:
+    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed;
+    its change events go through ``hub`` when given (a worker's, linked to the others)."""
     from roost.store.sqlite import SqliteStore
 
     try:
         _make_private_dir(data_dir)
-        return await SqliteStore.open(data_dir)
+        return await SqliteStore.open(data_dir, hub=hub)
     except (OSError, sqlite3.Error, StoreError) as error:
         raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
 
@@ -155,6 +172,8 @@ class Server:
         authenticator: Authenticator | None = None,
         tls_context: ssl.SSLContext | None = None,
         pop3_handler: Pop3ConnectionHandler | None = None,
+        listen_sockets: Sequence[ListenSocket] | None = None,
+        coordination: Coordination | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
@@ -165,10 +184,11 @@ class Server:
         self._tls_context = tls_context
         self._context: ImapContext | None = None
         self._pop3_context: Pop3Context | None = None
+        self._listen_sockets = list(listen_sockets) if listen_sockets is not None else None
+        self.coordination = coordination or Coordination.local(settings.limits)
         self._servers: list[asyncio.Server] = []
         self._bound: list[BoundAddress] = []
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-        self._per_address: Counter[str] = Counter()
         self._stop_requested = asyncio.Event()
         self._shutdown_started = False
         self._shutdown_done = asyncio.Event()
@@ -241,6 +261,10 @@ class Server:
         """Run until ``request_shutdown`` (e.g. from a signal), then shut down."""
         await self._stop_requested.wait()
         await self.shutdown()
+
+    @property
+    def shutdown_requested(self) -> bool:
+        return self._stop_requested.is_set()
 
     def request_shutdown(self, reason: str = "requested") -> None:
         if self._stop_requested.is_set():
@@ -338,6 +362,9 @@ class Server:
             tls_context=self._tls_context if pop3.starttls else None,
             allow_plaintext_auth=pop3.allow_plaintext_auth,
             account_connections=imap.account_connections,
+            locks=self.coordination.maildrop_locks,
+            sign_in_times=self.coordination.sign_in_times,
+            worker=self.coordination.worker,
         )
 
     def _build_context(self, store: Store) -> ImapContext:
@@ -357,11 +384,15 @@ class Server:
             tls_context=self._tls_context if settings.imap.starttls else None,
             allow_plaintext_auth=settings.imap.allow_plaintext_auth,
             spool_dir=spool_dir,
-            account_connections=AccountConnections(settings.limits.max_connections_per_account),
+            account_connections=self.coordination.account_connections,
+            worker=self.coordination.worker,
         )
 
     async def _bind_all(self) -> None:
-        handshake_timeout = max(10.0, min(60.0, self.settings.limits.imap.preauth_timeout))
+        if self._listen_sockets is not None:
+            await self._serve_sockets(self._listen_sockets)
+            return
+        handshake_timeout = self._handshake_timeout()
         for key, address in self.settings.listeners():
             protocol, _, kind = key.partition(".")
             implicit_tls = kind == "tls_listen"
@@ -384,6 +415,26 @@ class Server:
                 host, port = sock.getsockname()[:2]
                 self._bound.append(BoundAddress(host, port, implicit_tls, protocol))
 
+    async def _serve_sockets(self, listen_sockets: Sequence[ListenSocket]) -> None:
+        """Serve sockets bound elsewhere (by the supervisor, shared with other workers)."""
+        handshake_timeout = self._handshake_timeout()
+        for listen in listen_sockets:
+            if listen.implicit_tls and self._tls_context is None:
+                raise ConfigError(f"no TLS certificate for {_sock_address(listen.sock)}")
+            server = await asyncio.start_server(
+                self._on_accept(listen.implicit_tls, listen.protocol),
+                sock=listen.sock,
+                ssl=self._tls_context if listen.implicit_tls else None,
+                ssl_handshake_timeout=handshake_timeout if listen.implicit_tls else None,
+                start_serving=False,
+            )
+            self._servers.append(server)
+            host, port = listen.sock.getsockname()[:2]
+            self._bound.append(BoundAddress(host, port, listen.implicit_tls, listen.protocol))
+
+    def _handshake_timeout(self) -> float:
+        return max(10.0, min(60.0, self.settings.limits.imap.preauth_timeout))
+
     async def _close_listeners(self) -> None:
         servers, self._servers = self._servers, []
         for server in servers:
@@ -404,8 +455,8 @@ class Server:
             _enable_keepalive(writer)
             remote_ip = _remote_ip(writer)
             key = address_key(remote_ip)
-            limit = self.settings.limits.max_connections_per_ip
-            if self._per_address[key] >= limit:
+            if not self.coordination.ip_slots.acquire(key):
+                limit = self.coordination.ip_slots.limit
                 log.warning(
                     "connection refused ip=%s reason=too_many_connections limit=%d",
                     remote_ip,
@@ -414,7 +465,6 @@ class Server:
                 )
                 self._track(self._refuse(writer, protocol), writer)
                 return
-            self._per_address[key] += 1
             coroutine = self._serve(reader, writer, key, remote_ip, implicit_tls, protocol)
             self._track(coroutine, writer)
 
@@ -456,9 +506,7 @@ class Server:
         except Exception:
             log.exception("unhandled error in the connection from %s", remote_ip)
         finally:
-            self._per_address[key] -= 1
-            if self._per_address[key] <= 0:
-                del self._per_address[key]
+            self.coordination.ip_slots.release(key)
             if not writer.is_closing():
                 writer.close()
 
@@ -483,17 +531,50 @@ async def run_server(
     store: Store | None = None,
     tls_context: ssl.SSLContext | None = None,
     ready: Callable[[list[BoundAddress]], None] | None = None,
+    listen_sockets: Sequence[ListenSocket] | None = None,
+    coordination: Coordination | None = None,
 ) -> None:
     """Start a server, call ``ready`` with the bound addresses, run until SIGTERM or
     SIGINT, and shut down gracefully. Raises ServerError/ConfigError when it cannot
-    start. A store passed in is left open for the caller to close."""
-    server = Server(settings, store=store, handler=handler, tls_context=tls_context)
+    start. A store passed in is left open for the caller to close.
+
+    As a worker (``coordination.worker`` set), SIGTERM and SIGINT only ever ask for a
+    graceful shutdown, however often they come (the supervisor forwards what a process
+    manager may also send to the whole group); SIGQUIT, which the supervisor sends on a
+    second signal, closes every connection at once. Alone, a second SIGTERM or SIGINT
+    does that."""
+    server = Server(
+        settings,
+        store=store,
+        handler=handler,
+        tls_context=tls_context,
+        listen_sockets=listen_sockets,
+        coordination=coordination,
+    )
     await server.start()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    handlers: list[tuple[signal.Signals, Callable[[str], None]]]
+    if server.coordination.worker is None:
+        handlers = [
+            (signal.SIGTERM, server.request_shutdown),
+            (signal.SIGINT, server.request_shutdown),
+        ]
+    else:
+
+        def graceful(reason: str) -> None:
+            if not server.shutdown_requested:
+                server.request_shutdown(reason)
+
+        def abort(reason: str) -> None:
+            if not server.shutdown_requested:
+                server.request_shutdown(reason)
+            server.request_shutdown(reason)  # a repeated request closes every connection
+
+        handlers = [(signal.SIGTERM, graceful), (signal.SIGINT, graceful), (signal.SIGQUIT, abort)]
+    for signum, callback in handlers:
         try:
-            loop.add_signal_handler(signum, server.request_shutdown, signum.name)
+            loop.add_signal_handler(signum, callback, signum.name)
         except (NotImplementedError, RuntimeError, ValueError):
             continue  # not the main thread, or no signals on this platform
         installed.append(signum)
@@ -515,6 +596,53 @@ def run(main: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+def bind_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> list[ListenSocket]:
+    """Bind and listen on every configured address, as ``Server.start`` does (address
+    reuse, IPv6 sockets IPv6 only, every address a name resolves to); for the supervisor,
+    whose workers share the sockets. All or none: raises ListenError naming the address."""
+    bound: list[ListenSocket] = []
+    try:
+        for key, address in settings.listeners():
+            protocol, _, kind = key.partition(".")
+            for sock in _bind_address(address, backlog):
+                bound.append(ListenSocket(sock, protocol, kind == "tls_listen"))
+    except BaseException:
+        for listen in bound:
+            listen.sock.close()
+        raise
+    return bound
+
+
+def _bind_address(address: ListenAddress, backlog: int) -> list[socket.socket]:
+    try:
+        infos = socket.getaddrinfo(
+            address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as error:
+        raise ListenError(f"cannot listen on {address}: {error.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, sockaddr in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        raise ListenError(_bind_failure(address, error)) from None
+    return sockets
+
+
+def _sock_address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return str(BoundAddress(host, port, implicit_tls=False))
 
 
 def _make_private_dir(path: Path) -> None:

@@ -23,27 +23,41 @@ from roost.config import Settings
 BANNER_TIMEOUT = 30.0
 _RECORD = re.compile(r"^\S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")  # the text log format
 _PORT = re.compile(r"^\s*IMAP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+_POP3_PORT = re.compile(r"^\s*POP3\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 
 
-def write_config(path: Path, data_dir: Path, *, limits: dict[str, object] | None = None) -> Path:
-    """A configuration for a test server: loopback only, no TLS, no sign-in delays."""
+def write_config(
+    path: Path,
+    data_dir: Path,
+    *,
+    limits: dict[str, object] | None = None,
+    workers: int = 1,
+    pop3: bool = False,
+    log_level: str = "warning",
+) -> Path:
+    """A configuration for a test server: loopback only, no TLS, no sign-in delays; one
+    process unless ``workers`` says otherwise; a POP3 listener too with ``pop3``."""
     lines = [
         "[server]",
         f"data_dir = {str(data_dir)!r}",
         "shutdown_timeout = 2.0",
+        f"workers = {workers}",
         "[imap]",
         'listen = ["127.0.0.1:0"]',
         "tls_listen = []",
         "starttls = false",
         "allow_plaintext_auth = true",
     ]
-    if "pop3" in Settings.__dataclass_fields__:  # no POP3 listener on 110/995
+    if pop3:
+        lines += ["[pop3]", 'listen = ["127.0.0.1:0"]', "tls_listen = []", "starttls = false"]
+        lines.append("allow_plaintext_auth = true")
+    elif "pop3" in Settings.__dataclass_fields__:  # no POP3 listener on 110/995
         lines += ["[pop3]", "listen = []", "tls_listen = []", "starttls = false"]
     lines += ["[auth]", "failure_delay = 0.0", "max_failures_per_ip = 0"]
     if limits:
         lines.append("[limits]")
         lines += [f"{key} = {value!r}" for key, value in limits.items()]
-    lines += ["[log]", 'level = "warning"']
+    lines += ["[log]", f"level = {log_level!r}"]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -54,6 +68,7 @@ class RoostProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.pop3_port = 0  # when the configuration has a POP3 listener
 
     @property
     def pid(self) -> int:
@@ -76,6 +91,8 @@ class RoostProcess:
             self.kill()
             raise AssertionError(f"no IMAP port in the banner:\n{banner}")
         self.port = int(found.group(1))
+        pop3 = _POP3_PORT.search(banner)
+        self.pop3_port = int(pop3.group(1)) if pop3 else 0
         return self.port
 
     def _read_banner(self) -> str:

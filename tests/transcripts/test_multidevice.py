@@ -2,7 +2,9 @@
 told it, must end equal to the store, UID by UID and flag by flag.
 
 * Three devices: one goes offline while the others append, flag, move and expunge; it
-  comes back with QRESYNC (RFC 7162 §3.2.5) and catches up in one round trip.
+  comes back with QRESYNC (RFC 7162 §3.2.5) and catches up in one round trip. The
+  scenario, ``three_devices``, also runs with the devices spread over two worker
+  processes (tests/e2e/test_workers.py).
 * A seeded random walk of thousands of operations from several sessions (plain,
   CONDSTORE, QRESYNC), every view checked against the store after each NOOP.
   ROOST_RANDOM_OPS raises the count for a longer run by hand.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Awaitable, Callable
 
 from roost.store.base import MailboxSnapshot
 from tests.conftest import ImapServer
@@ -59,13 +62,28 @@ def highest(lines: list[bytes], code: bytes) -> int:
     raise AssertionError(f"no {code!r}")
 
 
+Truth = list[tuple[int, frozenset[str]]]
+
+
 async def test_three_devices_offline_one_resyncs_with_qresync(imap: ImapServer) -> None:
-    laptop = await imap.login()
+    async def login(device: str) -> ImapClient:
+        return await imap.login()
+
+    await three_devices(login, lambda: store_truth(imap))
+
+
+async def three_devices(
+    login: Callable[[str], Awaitable[ImapClient]], truth_of: Callable[[], Awaitable[Truth]]
+) -> None:
+    """Laptop and tablet change INBOX while the phone is offline; the phone (a new
+    connection each time ``login("phone")`` is called) resyncs with QRESYNC. Every
+    view must end equal to ``truth_of()``, the store's INBOX."""
+    laptop = await login("laptop")
     for i in range(20):
         await laptop.append("INBOX", message(f"seed {i}"))
 
     # The phone syncs, remembers what it knows, and goes offline.
-    phone = await imap.login()
+    phone = await login("phone")
     await phone.ok("ENABLE QRESYNC")
     reply = await phone.ok("SELECT INBOX")
     validity, modseq = (
@@ -85,7 +103,7 @@ async def test_three_devices_offline_one_resyncs_with_qresync(imap: ImapServer) 
     await phone.ok("LOGOUT")
 
     # Laptop and tablet change things meanwhile.
-    tablet = await imap.login()
+    tablet = await login("tablet")
     await tablet.ok("ENABLE CONDSTORE")
     await laptop.ok("SELECT INBOX")
     await tablet.ok("SELECT INBOX")
@@ -100,7 +118,7 @@ async def test_three_devices_offline_one_resyncs_with_qresync(imap: ImapServer) 
     await laptop.ok("UID STORE 22 +FLAGS (\\Flagged)")  # one of the new ones
 
     # The phone comes back: one SELECT with QRESYNC, one fetch of what is new.
-    phone = await imap.login()
+    phone = await login("phone")
     await phone.ok("ENABLE QRESYNC")
     known = ",".join(str(u) for u in sorted(phone_cache))
     reply = await phone.ok(f"SELECT INBOX (QRESYNC ({validity} {modseq} {known}))")
@@ -118,7 +136,7 @@ async def test_three_devices_offline_one_resyncs_with_qresync(imap: ImapServer) 
         flags = re.search(rb"FLAGS \(([^)]*)\)", line).group(1)  # type: ignore[union-attr]
         phone_cache[uid] = frozenset(f for f in flags.decode().split() if f != "\\Recent")
 
-    truth = await store_truth(imap)
+    truth = await truth_of()
     assert sorted(phone_cache.items()) == truth
     laptop_view = MailboxModel()
     laptop_view.uids = [None] * len(truth)

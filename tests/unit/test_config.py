@@ -4,6 +4,7 @@ every error one line naming the key or file."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def error_of(text: str) -> str:
 def test_defaults() -> None:
     settings = load(MINIMAL)
     assert settings.server.data_dir == Path("/etc/roost/data")
-    assert settings.server.workers == 1
+    assert settings.server.workers == (os.cpu_count() or 1)
     assert settings.imap.listen == (ListenAddress("0.0.0.0", 143),)
     assert settings.imap.tls_listen == (ListenAddress("0.0.0.0", 993),)
     assert settings.imap.starttls and not settings.imap.allow_plaintext_auth
@@ -66,7 +67,7 @@ def test_every_key(tmp_path: Path) -> None:
     [server]
     data_dir = "/srv/roost"
     hostname = "mail.example.org"
-    workers = 1
+    workers = 3
     shutdown_timeout = 3.5
 
     [imap]
@@ -126,6 +127,7 @@ def test_every_key(tmp_path: Path) -> None:
     assert settings.server.data_dir == Path("/srv/roost")
     assert settings.server.hostname == "mail.example.org"
     assert settings.server.shutdown_timeout == 3.5
+    assert settings.server.workers == 3
     assert settings.imap.listen == (ListenAddress("127.0.0.1", 1143), ListenAddress("::1", 1143))
     assert settings.imap.tls_listen == (ListenAddress("::", 993),)
     assert settings.imap.allow_plaintext_auth
@@ -235,7 +237,8 @@ def test_unknown_keys_are_named(text: str, key: str) -> None:
         ("[limits]\nmax_connections_per_ip = 0\n", "limits.max_connections_per_ip", "1"),
         ("[auth]\nfailure_delay = -1\n", "auth.failure_delay", "at least 0"),
         ("[auth]\nfailure_window = 0\n", "auth.failure_window", "greater than 0"),
-        ("[server]\nworkers = 4\n", "server.workers", "only 1"),
+        ("[server]\nworkers = 0\n", "server.workers", "at least 1"),
+        ("[server]\nworkers = 5000\n", "server.workers", "at most 1024"),
         ("[server]\nhostname = ''\n", "server.hostname", "empty"),
         ("[log]\nlevel = 'loud'\n", "log.level", '"debug"'),
         ("[log]\nformat = 'xml'\n", "log.format", '"json"'),
@@ -389,7 +392,10 @@ def test_example_configuration_is_valid_and_complete() -> None:
     uncommented = re.sub(r"^#(\w+ = )", r"\1", text, flags=re.MULTILINE)
     settings = Settings.from_toml(uncommented, source="example", base_dir=Path("/etc/roost"))
     defaults = Settings()
-    assert settings.server == dataclasses.replace(defaults.server, hostname="mail.example.org")
+    # The default of workers is the number of cores; the example shows 4.
+    assert settings.server == dataclasses.replace(
+        defaults.server, hostname="mail.example.org", workers=4
+    )
     assert settings.imap == defaults.imap
     assert settings.pop3 == defaults.pop3
     assert settings.limits == defaults.limits

@@ -39,3 +39,6 @@ class ImapContext:
     server_name: str = "Roost"
     # Shared by every session of the process (and by POP3): sessions per account.
     account_connections: AccountConnections = field(default_factory=AccountConnections)
+    # This process's worker number when the server runs several; the ID response
+    # names it ("x-roost-worker"). None in a single process.
+    worker: int | None = None

@@ -3,7 +3,8 @@
 Text lines read ``2025-01-31T12:00:00.123Z WARNING roost.auth auth failure ip=...``.
 JSON lines carry the same fields plus every ``extra={...}`` value a call site passed
 (``event``, ``ip``, ``user``...), so log processors need no parsing of the message.
-Times are UTC.
+Times are UTC. In a worker process of several, every line names the worker: text lines
+read ``... INFO [worker 2] roost.server ...``, JSON lines carry ``"worker": 2``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,19 @@ class _UtcFormatter(logging.Formatter):
 
 
 class TextFormatter(_UtcFormatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+    def __init__(self, worker: int | None = None) -> None:
+        tag = "" if worker is None else f"[worker {worker}] "
+        super().__init__(f"%(asctime)s %(levelname)s {tag}%(name)s %(message)s")
+
+
+class _WorkerTag(logging.Filter):
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.worker
+        return True
 
 
 class JsonFormatter(_UtcFormatter):
@@ -57,9 +69,15 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
-    """Send every log record at ``level`` or above to ``stream`` (stderr). Calling it
-    again replaces the handler it installed before."""
+def setup_logging(
+    level: str = "info",
+    fmt: str = "text",
+    stream: TextIO | None = None,
+    *,
+    worker: int | None = None,
+) -> None:
+    """Send every log record at ``level`` or above to ``stream`` (stderr), tagged with
+    ``worker`` when given. Calling it again replaces the handler it installed before."""
     root = logging.getLogger()
     for old in list(root.handlers):
         if old.get_name() == _HANDLER_NAME:
@@ -68,6 +86,8 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None 
         logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     )
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(worker))
+    if worker is not None:
+        handler.addFilter(_WorkerTag(worker))
     root.addHandler(handler)
     root.setLevel(level.upper())

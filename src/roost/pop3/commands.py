@@ -69,7 +69,8 @@ def capabilities(session: Session) -> list[str]:
             caps.append("STLS")
         if session.plaintext_auth_allowed:
             caps += ["USER", "SASL " + " ".join(_mechanisms(session))]
-    caps.append("IMPLEMENTATION Roost")
+    worker = session.context.worker  # README: several worker processes
+    caps.append("IMPLEMENTATION Roost" + ("" if worker is None else f" worker-{worker}"))
     return caps
 
 

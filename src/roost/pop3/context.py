@@ -86,3 +86,6 @@ class Pop3Context:
     sign_in_times: SignInTimes = field(default_factory=InProcessSignInTimes)
     sizes: SizeCache = field(default_factory=SizeCache)
     clock: Callable[[], float] = time.monotonic  # for LOGIN-DELAY; tests replace it
+    # This process's worker number when the server runs several; CAPA's IMPLEMENTATION
+    # names it. None in a single process.
+    worker: int | None = None

@@ -7,6 +7,10 @@ changed" — so the bus never needs to be durable: a worker that was cut off rec
 and wakes all its sessions once, and their sync points ask the store, which is the
 truth. One frame is one line of JSON: ``{"a": account_key, "e": [[mailbox_id,
 modseq], null, ...]}`` where null stands for MailboxListChanged.
+
+Memory is bounded: a peer that stops reading (a worker whose loop is stuck) is cut off
+once ``MAX_BACKLOG`` bytes wait for it, on either side; it reconnects when it reads
+again, and its sessions re-sync as after any lost connection.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from roost.store.events import EventHub
 log = logging.getLogger("roost.events")
 
 MAX_FRAME = 64 * 1024
+MAX_BACKLOG = 1024 * 1024  # bytes waiting for one peer before it is cut off
 RECONNECT_DELAY = 0.2
 
 
@@ -74,7 +79,7 @@ class EventBus:
             while line := await reader.readuntil(b"\n"):
                 for peer in list(self._peers):
                     if peer is not writer and not peer.is_closing():
-                        peer.write(line)
+                        _write_or_cut(peer, line)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
         finally:
@@ -114,7 +119,7 @@ class EventBusClient:
     def _send(self, account: str, events: list[ChangeEvent]) -> None:
         writer = self._writer
         if writer is not None and not writer.is_closing():
-            writer.write(encode(account, events))
+            _write_or_cut(writer, encode(account, events))
 
     async def _run(self) -> None:
         first = True
@@ -154,3 +159,11 @@ class EventBusClient:
                 await self._task
         if self._writer is not None:
             self._writer.close()
+
+
+def _write_or_cut(writer: asyncio.StreamWriter, frame: bytes) -> None:
+    if writer.transport.get_write_buffer_size() > MAX_BACKLOG:
+        log.warning("event bus peer is not reading; cutting it off")
+        writer.transport.abort()  # drops what waits, at once
+        return
+    writer.write(frame)

@@ -49,7 +49,10 @@ async def logout(session: Session, cmd: c.Logout) -> AsyncIterator[Response | Do
 async def id_(session: Session, cmd: c.Id) -> AsyncIterator[Response | Done]:
     if cmd.params:
         session.client_id = dict(cmd.params)
-    yield IdResponse((("name", "Roost"), ("version", __version__)))
+    params = [("name", "Roost"), ("version", __version__)]
+    if session.context.worker is not None:  # README: several worker processes
+        params.append(("x-roost-worker", str(session.context.worker)))
+    yield IdResponse(tuple(params))
     yield Done("ID completed")
 
 

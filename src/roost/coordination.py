@@ -1,0 +1,91 @@
+"""What the sessions of every worker process must agree on, and where it is kept.
+
+With one process (``[server] workers = 1``) all of it is in memory. With several
+(``roost serve --workers N``) it lives in the run directory, ``data_dir/run`` (mode
+0700), made by the supervisor:
+
+    supervisor.lock     held (fcntl) by the running supervisor: one per data directory
+    worker-N.pid        the PID of worker N, written by the worker once it serves
+    events-<pid>.sock   the event bus (store/event_bus.py), mode 0600
+    ip-slots            connections per client address, IMAP and POP3 together
+    account-slots       sessions per account, IMAP and POP3 together
+    maildrop-locks      POP3 maildrop locks, one slot per account and mailbox
+    pop3-sign-ins.db    when each account last signed in over POP3 (LOGIN-DELAY)
+
+The three slot tables are ``slots.FileSlots``: the limits hold exactly across workers,
+and the kernel frees the slots of a worker that dies. The mail itself needs nothing
+here: SQLite (WAL, write transactions) is safe across processes, and change events
+cross between workers through the bus.
+
+The failed sign-in throttle (auth/throttle.py) stays per worker: a client whose
+connections land on several workers meets each worker's delays and refusals
+separately (README: "Several worker processes").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from roost.account_limits import AccountConnections
+from roost.config import LimitSettings, Settings
+from roost.pop3.locks import (
+    InProcessLocks,
+    InProcessSignInTimes,
+    MaildropLocks,
+    SharedLocks,
+    SharedSignInTimes,
+    SignInTimes,
+)
+from roost.slots import FileSlots, LocalSlots, SlotTable
+
+RUN_DIR = "run"
+SUPERVISOR_LOCK = "supervisor.lock"
+IP_SLOTS = "ip-slots"
+ACCOUNT_SLOTS = "account-slots"
+MAILDROP_LOCKS = "maildrop-locks"
+POP3_SIGN_INS = "pop3-sign-ins.db"
+
+
+def run_dir(settings: Settings) -> Path:
+    return settings.server.data_dir / RUN_DIR
+
+
+def worker_pid_file(index: int) -> str:
+    return f"worker-{index}.pid"
+
+
+@dataclass(frozen=True, slots=True)
+class Coordination:
+    ip_slots: SlotTable  # connections per client address (roost.auth.throttle.address_key)
+    account_connections: AccountConnections
+    maildrop_locks: MaildropLocks
+    sign_in_times: SignInTimes
+    worker: int | None = None  # this worker's number, 1 to N; None in a single process
+
+    @classmethod
+    def local(cls, limits: LimitSettings) -> Coordination:
+        """Everything in this process: ``workers = 1``."""
+        return cls(
+            ip_slots=LocalSlots(limits.max_connections_per_ip),
+            account_connections=AccountConnections(limits.max_connections_per_account),
+            maildrop_locks=InProcessLocks(),
+            sign_in_times=InProcessSignInTimes(),
+        )
+
+    @classmethod
+    def shared(cls, settings: Settings, worker: int) -> Coordination:
+        """Shared with the other workers through the run directory, which exists."""
+        directory = run_dir(settings)
+        limits = settings.limits
+        return cls(
+            ip_slots=FileSlots(directory / IP_SLOTS, limits.max_connections_per_ip),
+            account_connections=AccountConnections(
+                slots=FileSlots(directory / ACCOUNT_SLOTS, limits.max_connections_per_account)
+            ),
+            maildrop_locks=SharedLocks(FileSlots(directory / MAILDROP_LOCKS, 1)),
+            sign_in_times=SharedSignInTimes(
+                directory / POP3_SIGN_INS, keep=float(settings.pop3.login_delay)
+            ),
+            worker=worker,
+        )

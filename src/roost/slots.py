@@ -1,0 +1,145 @@
+"""Counted slots: "may one more be opened for this key, at most ``limit`` at once?"
+
+Connections per client address, sessions per account and the POP3 maildrop lock (a
+limit of one) are all slot tables. ``LocalSlots`` counts in this process: enough for
+one worker. ``FileSlots`` counts across every process that opens the same file, which is
+how the workers of one server (``roost serve --workers N``) share their limits exactly:
+
+* Slot ``n`` of a key is one byte of the file, at ``hash(key) * limit + n``, held with a
+  POSIX record lock (``fcntl`` F_SETLK, never waiting). A byte is locked by at most one
+  process at a time, so the slots held for a key, summed over every process, never
+  exceed the limit.
+* The kernel drops the locks of a process that ends, even by SIGKILL: a crashed worker
+  never leaks a slot, and there is nothing to clean up.
+* Nothing is ever written. The file stays empty; its byte ranges are sparse. A hash
+  collision of two keys (64-bit hashes) would make them share one budget, never exceed it.
+
+POSIX record locks belong to the process, not to the descriptor: a process may lock a
+byte it already holds again, and closing *any* descriptor of the file drops all its
+locks. So each process opens the file once and keeps that descriptor, and remembers
+which slots of each key it holds itself; those are skipped when acquiring. Every call
+is a few non-blocking system calls, made on the event loop thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+from pathlib import Path
+from typing import Protocol
+
+# Offsets stay below 2**62, well inside a 64-bit off_t.
+_OFFSET_SPACE = 1 << 62
+_BUSY = (errno.EACCES, errno.EAGAIN)
+
+
+class SlotTable(Protocol):
+    @property
+    def limit(self) -> int: ...
+
+    def acquire(self, key: str) -> bool:
+        """Take one slot of ``key``; False (and nothing taken) when all are taken."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Give back one slot of ``key`` that this process took; else do nothing."""
+        ...
+
+    def held(self, key: str) -> int:
+        """How many slots of ``key`` this process holds."""
+        ...
+
+
+class LocalSlots:
+    """Slots counted in this process only."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held: dict[str, int] = {}
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def acquire(self, key: str) -> bool:
+        count = self._held.get(key, 0)
+        if count >= self._limit:
+            return False
+        self._held[key] = count + 1
+        return True
+
+    def release(self, key: str) -> None:
+        count = self._held.get(key, 0) - 1
+        if count > 0:
+            self._held[key] = count
+        else:
+            self._held.pop(key, None)
+
+    def held(self, key: str) -> int:
+        return self._held.get(key, 0)
+
+
+class FileSlots:
+    """Slots shared by every process that uses the same ``path`` with the same
+    ``limit`` (see the module docstring). ``close`` drops every slot this process holds."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a slot table needs a limit of at least 1")
+        self.path = path
+        self._limit = limit
+        self._keys = _OFFSET_SPACE // limit
+        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._held: dict[str, list[int]] = {}
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def acquire(self, key: str) -> bool:
+        fd = self._descriptor()
+        mine = self._held.get(key, [])
+        if len(mine) >= self._limit:
+            return False
+        base = self._base(key)
+        for slot in range(self._limit):
+            if slot in mine:
+                continue
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, base + slot, os.SEEK_SET)
+            except OSError as error:
+                if error.errno in _BUSY:
+                    continue  # another process holds this one
+                raise
+            self._held.setdefault(key, []).append(slot)
+            return True
+        return False
+
+    def release(self, key: str) -> None:
+        mine = self._held.get(key)
+        if not mine:
+            return
+        slot = mine.pop()
+        if not mine:
+            del self._held[key]
+        fcntl.lockf(self._descriptor(), fcntl.LOCK_UN, 1, self._base(key) + slot, os.SEEK_SET)
+
+    def held(self, key: str) -> int:
+        return len(self._held.get(key, ()))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._held.clear()
+
+    def _descriptor(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"slot table {self.path} is closed")
+        return self._fd
+
+    def _base(self, key: str) -> int:
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        return (int.from_bytes(digest, "big") % self._keys) * self._limit

@@ -1,0 +1,305 @@
+"""The supervisor of ``roost serve --workers N`` (N > 1): one process that binds the
+listeners, relays change events, and keeps N worker processes serving.
+
+Life of a server:
+
+1. Take ``data_dir/run/supervisor.lock`` (one supervisor per data directory), clear
+   what belonged to an earlier run (the event socket, worker PID files, POP3 sign-in
+   times; coordination.py lists the run directory).
+2. Bind every listener once (``server.bind_listeners``): a port in use fails here,
+   before any worker starts. Start the event bus on a Unix socket in the run directory
+   (mode 0600; in a private temporary directory when that path is too long for a
+   socket address).
+3. Start workers 1 to N (worker.py), each inheriting every listening socket; the kernel
+   hands each new connection to one of the workers waiting on it. Wait until each says
+   it is ready; a worker that fails to start fails the server (exit 1).
+4. Supervise. A worker that exits unexpectedly (a crash, SIGKILL, the OOM killer) is
+   logged and replaced under the same number, after a delay that starts at
+   ``RESTART_DELAY`` and doubles while replacements keep dying young, up to
+   ``MAX_RESTART_DELAY``; the others go on serving, their connections untouched.
+5. On SIGTERM or SIGINT: close the supervisor's copies of the listening sockets,
+   forward SIGTERM to every worker (each stops accepting, says BYE, waits up to
+   ``server.shutdown_timeout``), wait for them, SIGKILL any still running after
+   ``shutdown_timeout + STOP_MARGIN`` seconds, close the bus, release the lock, and
+   return (``roost serve`` exits 0). A second signal sends SIGQUIT: every worker closes
+   its connections at once.
+
+Workers never outlive the supervisor: each asks for SIGTERM on its parent's death and
+watches its parent (worker.py). The supervisor itself touches no mail and no session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roost.config import Settings
+from roost.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
+from roost.server import BoundAddress, ListenSocket, ServerError, bind_listeners
+from roost.store.event_bus import EventBus
+from roost.worker import READY, InheritedListener, WorkerSpec
+
+log = logging.getLogger("roost.supervisor")
+
+READY_TIMEOUT = 60.0  # seconds a worker gets to open the store and start serving
+RESTART_DELAY = 0.1  # seconds before the first replacement of a worker
+MAX_RESTART_DELAY = 10.0
+STABLE_AFTER = 30.0  # a worker that served this long resets the restart delay
+STOP_MARGIN = 5.0  # seconds beyond shutdown_timeout before workers are killed
+_MAX_SOCKET_PATH = 100  # bytes; sun_path holds 104 (macOS) or 108 (Linux)
+
+
+class WorkerFailed(ServerError):
+    """A worker could not start."""
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int
+    process: asyncio.subprocess.Process
+    started: float  # loop time
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, serve_options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.count = settings.server.workers
+        self._serve_options = serve_options
+        self._run_dir = run_dir(settings)
+        self._listeners: list[ListenSocket] = []
+        self._bus: EventBus | None = None
+        self._bus_dir: Path | None = None  # a temporary directory of our own, if used
+        self._lock_fd: int | None = None
+        self._workers: dict[int, _Worker] = {}
+        self._keepers: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._signals = 0
+
+    @property
+    def worker_pids(self) -> dict[int, int]:
+        return {index: worker.process.pid for index, worker in self._workers.items()}
+
+    async def run(self, ready: Callable[[list[BoundAddress]], None] | None = None) -> None:
+        """Serve until SIGTERM or SIGINT; raise ServerError when the server cannot start."""
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        try:
+            self._prepare_run_dir()
+            self._listeners = bind_listeners(self.settings)
+            self._bus = EventBus(self._bus_path())
+            await self._bus.start()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.request_stop, signum.name)
+                installed.append(signum)
+            await self._start_all()
+            if ready is not None and not self._stopping.is_set():
+                ready(self._bound())
+            self._keepers = [
+                asyncio.create_task(self._keep(index), name=f"keep-worker-{index}")
+                for index in self._workers
+            ]
+            await self._stopping.wait()
+        finally:
+            await self._stop_all()
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            await self._release()
+        log.info("stopped")
+
+    def request_stop(self, reason: str = "requested") -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("shutting down (%s)", reason)
+            self._stopping.set()
+            self._close_listeners()
+            self._signal_workers(signal.SIGTERM)
+        else:
+            log.warning("shutdown %s again: workers close every connection now", reason)
+            self._signal_workers(signal.SIGQUIT)
+
+    # ---- starting ------------------------------------------------------------------
+
+    def _prepare_run_dir(self) -> None:
+        directory = self._run_dir
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.chmod(0o700)
+        fd = os.open(directory / SUPERVISOR_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            holder = (directory / SUPERVISOR_LOCK).read_text().strip() or "?"
+            raise ServerError(
+                f"another Roost (pid {holder}) is serving {self.settings.server.data_dir}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        stale = (
+            *directory.glob("events-*.sock"),
+            *directory.glob("worker-*.pid"),
+            *directory.glob(POP3_SIGN_INS + "*"),
+        )
+        for path in stale:
+            path.unlink(missing_ok=True)
+
+    def _bus_path(self) -> Path:
+        path = self._run_dir / f"events-{os.getpid()}.sock"
+        if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
+            return path
+        self._bus_dir = Path(tempfile.mkdtemp(prefix="roost-"))  # mode 0700
+        return self._bus_dir / "events.sock"
+
+    async def _start_all(self) -> None:
+        for index in range(1, self.count + 1):
+            self._workers[index] = await self._spawn(index)
+        for worker in list(self._workers.values()):
+            if not await self._wait_ready(worker) and not self._stopping.is_set():
+                raise WorkerFailed(
+                    f"worker {worker.index} did not start ({await self._describe_exit(worker)});"
+                    " see the log above"
+                )
+
+    async def _spawn(self, index: int) -> _Worker:
+        assert self._bus is not None
+        spec = WorkerSpec(
+            index=index,
+            supervisor_pid=os.getpid(),
+            bus_path=str(self._bus.path),
+            listeners=tuple(
+                InheritedListener(listen.sock.fileno(), listen.protocol, listen.implicit_tls)
+                for listen in self._listeners
+            ),
+            serve=self._serve_options,
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "roost",
+            "worker",
+            str(index),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            pass_fds=[listen.sock.fileno() for listen in self._listeners],
+        )
+        assert process.stdin is not None
+        with contextlib.suppress(ConnectionError):  # it died at once: _wait_ready tells
+            process.stdin.write(spec.to_json())
+            await process.stdin.drain()
+        process.stdin.close()
+        return _Worker(index, process, asyncio.get_running_loop().time())
+
+    async def _wait_ready(self, worker: _Worker) -> bool:
+        """True once the worker said it serves; False when it died or hung first (a hung
+        one is killed)."""
+        stdout = worker.process.stdout
+        assert stdout is not None
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                line = await stdout.readline()
+        except TimeoutError:
+            log.error("worker %d (pid %d) did not start in time", worker.index, worker.process.pid)
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+            return False
+        if line != READY:
+            return False
+        log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
+        return True
+
+    # ---- supervising ---------------------------------------------------------------
+
+    async def _keep(self, index: int) -> None:
+        """Replace worker ``index`` whenever it exits, until the server stops."""
+        loop = asyncio.get_running_loop()
+        delay = RESTART_DELAY
+        while True:
+            worker = self._workers[index]
+            await worker.process.wait()
+            if self._stopping.is_set():
+                return
+            if loop.time() - worker.started >= STABLE_AFTER:
+                delay = RESTART_DELAY
+            log.error(
+                "worker %d (pid %d) %s; starting another in %.1f s",
+                index,
+                worker.process.pid,
+                await self._describe_exit(worker),
+                delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+            if self._stopping.is_set():
+                return
+            delay = min(delay * 2, MAX_RESTART_DELAY)
+            self._workers[index] = replacement = await self._spawn(index)
+            await self._wait_ready(replacement)  # if not, its exit comes round again
+
+    async def _describe_exit(self, worker: _Worker) -> str:
+        code = await worker.process.wait()
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with status {code}"
+
+    # ---- stopping ------------------------------------------------------------------
+
+    def _signal_workers(self, signum: signal.Signals) -> None:
+        for worker in self._workers.values():
+            if worker.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.send_signal(signum)
+
+    def _close_listeners(self) -> None:
+        listeners, self._listeners = self._listeners, []
+        for listen in listeners:
+            listen.sock.close()
+
+    async def _stop_all(self) -> None:
+        self._stopping.set()
+        self._close_listeners()
+        for keeper in self._keepers:
+            keeper.cancel()
+        await asyncio.gather(*self._keepers, return_exceptions=True)
+        self._signal_workers(signal.SIGTERM)  # again for any started meanwhile: harmless
+        waits = [worker.process.wait() for worker in self._workers.values()]
+        if not waits:
+            return
+        limit = self.settings.server.shutdown_timeout + STOP_MARGIN
+        _, pending = await asyncio.wait(
+            [asyncio.ensure_future(wait) for wait in waits], timeout=limit
+        )
+        if pending:
+            log.warning("%d workers did not stop in time; killing them", len(pending))
+            self._signal_workers(signal.SIGKILL)
+            await asyncio.wait(pending)
+
+    async def _release(self) -> None:
+        if self._bus is not None:
+            await self._bus.close()
+            self._bus = None
+        if self._bus_dir is not None:
+            shutil.rmtree(self._bus_dir, ignore_errors=True)
+            self._bus_dir = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _bound(self) -> list[BoundAddress]:
+        bound = []
+        for listen in self._listeners:
+            host, port = listen.sock.getsockname()[:2]
+            bound.append(BoundAddress(host, port, listen.implicit_tls, listen.protocol))
+        return bound
