@@ -163,7 +163,10 @@ class Supervisor:
 
     async def _start_all(self) -> None:
         for index in range(1, self.count + 1):
-            self._workers[index] = await self._spawn(index)
+            try:
+                self._workers[index] = await self._spawn(index)
+            except OSError as error:
+                raise WorkerFailed(f"cannot start worker {index}: {error}") from None
         for worker in list(self._workers.values()):
             if not await self._wait_ready(worker) and not self._stopping.is_set():
                 raise WorkerFailed(
@@ -238,14 +241,26 @@ class Supervisor:
                 await self._describe_exit(worker),
                 delay,
             )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._stopping.wait()
-            if self._stopping.is_set():
-                return
-            delay = min(delay * 2, MAX_RESTART_DELAY)
-            self._workers[index] = replacement = await self._spawn(index)
+            while True:
+                if await self._stops_within(delay):
+                    return
+                delay = min(delay * 2, MAX_RESTART_DELAY)
+                try:
+                    replacement = await self._spawn(index)
+                except OSError as error:  # out of processes or memory, for now
+                    log.error(
+                        "cannot start worker %d: %s; trying again in %.1f s", index, error, delay
+                    )
+                    continue
+                break
+            self._workers[index] = replacement
             await self._wait_ready(replacement)  # if not, its exit comes round again
+
+    async def _stops_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        return self._stopping.is_set()
 
     async def _describe_exit(self, worker: _Worker) -> str:
         code = await worker.process.wait()

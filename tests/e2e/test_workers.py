@@ -26,6 +26,8 @@ import os
 import random
 import re
 import signal
+import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -364,3 +366,84 @@ async def test_connections_per_address_are_counted_across_workers(
     server.clients.extend(clients)
     assert [c.greeting.startswith(b"* OK") for c in clients] == [True] * 4 + [False]
     assert clients[4].greeting.startswith(b"* BYE [UNAVAILABLE] ")
+
+
+# ---- starting ------------------------------------------------------------------------
+
+
+async def test_one_supervisor_per_data_directory(start_workers: StartWorkers) -> None:
+    server = await start_workers()
+    second = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "roost",
+        "serve",
+        "--config",
+        str(server.process.config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await second.communicate()
+    assert second.returncode == 1, (out, err)
+    supervisor = server.process.pid
+    assert f"roost: another Roost (pid {supervisor}) is serving".encode() in err
+    client = await server.login()  # the first one is unharmed
+    await client.ok("NOOP")
+
+
+async def test_dev_server_with_two_workers_over_tls(tmp_path: Path) -> None:
+    """``roost serve --dev --workers 2``: the supervisor makes the certificate and the
+    demo account before any worker starts; both protocols over implicit TLS."""
+    data_dir = tmp_path / "data"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "roost",
+        "serve",
+        "--dev",
+        "--workers",
+        "2",
+        "--data-dir",
+        str(data_dir),
+        *("--imap-listen", "127.0.0.1:0", "--imaps-listen", "127.0.0.1:0"),
+        *("--pop3-listen", "none", "--pop3s-listen", "127.0.0.1:0"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    pids = []
+    try:
+        banner = b""
+        async with asyncio.timeout(60):
+            while b"Stop with Ctrl-C" not in banner:
+                line = await process.stdout.readline()
+                assert line, banner
+                banner += line
+        assert re.search(rb"worker processes\s+2\n", banner)
+        password = re.search(rb"with password (\S+);", banner).group(1).decode()  # type: ignore[union-attr]
+        imaps = re.search(rb"IMAP over TLS.*?:(\d+)\n", banner).group(1)  # type: ignore[union-attr]
+        pop3s = re.search(rb"POP3 over TLS.*?:(\d+)\n", banner).group(1)  # type: ignore[union-attr]
+        pids = [int((data_dir / "run" / f"worker-{n}.pid").read_text()) for n in (1, 2)]
+        tls = ssl.create_default_context(cafile=str(data_dir / "tls" / "cert.pem"))
+        client = await ImapClient.connect(HOST, int(imaps), tls=tls)
+        reply = await client.ok("ID NIL")
+        assert _WORKER_ID.search(reply.untagged[0])
+        await client.login("demo", password)
+        await client.ok("LOGOUT")
+        await client.close()
+        pop3 = await Pop3Client.connect(HOST, int(pop3s), tls=tls)
+        await pop3.ok("CAPA")
+        assert any(map(_POP3_WORKER.fullmatch, await pop3.read_multiline()))
+        await pop3.ok("QUIT")
+        await pop3.close()
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            assert await process.wait() == 0
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert not any(alive(pid) for pid in pids)
