@@ -52,7 +52,7 @@ from roost.imap.context import ImapContext
 from roost.pop3.context import Pop3Context
 from roost.store.base import Store, StoreError
 from roost.store.events import EventHub
-from roost.tls import TlsError, ensure_self_signed, server_context
+from roost.tls import TlsError, ensure_self_signed, reload_certificate, server_context
 
 log = logging.getLogger("roost.server")
 
@@ -265,6 +265,21 @@ class Server:
     @property
     def shutdown_requested(self) -> bool:
         return self._stop_requested.is_set()
+
+    def reload_tls(self, reason: str = "SIGHUP") -> None:
+        """Load the (renewed) certificate and key into the live context: handshakes
+        from now on use them, open connections keep theirs. A file that does not load
+        leaves the old certificate serving."""
+        tls = self.settings.tls
+        if self._tls_context is None or tls.cert is None or tls.key is None:
+            log.info("%s: no TLS certificate to reload", reason)
+            return
+        try:
+            reload_certificate(self._tls_context, tls.cert, tls.key)
+        except TlsError as error:
+            log.warning("%s: certificate not reloaded, the old one stays: %s", reason, error)
+            return
+        log.info("%s: certificate reloaded from %s", reason, tls.cert)
 
     def request_shutdown(self, reason: str = "requested") -> None:
         if self._stop_requested.is_set():
@@ -559,6 +574,7 @@ async def run_server(
         handlers = [
             (signal.SIGTERM, server.request_shutdown),
             (signal.SIGINT, server.request_shutdown),
+            (signal.SIGHUP, server.reload_tls),
         ]
     else:
 
@@ -571,7 +587,12 @@ async def run_server(
                 server.request_shutdown(reason)
             server.request_shutdown(reason)  # a repeated request closes every connection
 
-        handlers = [(signal.SIGTERM, graceful), (signal.SIGINT, graceful), (signal.SIGQUIT, abort)]
+        handlers = [
+            (signal.SIGTERM, graceful),
+            (signal.SIGINT, graceful),
+            (signal.SIGQUIT, abort),
+            (signal.SIGHUP, server.reload_tls),
+        ]
     for signum, callback in handlers:
         try:
             loop.add_signal_handler(signum, callback, signum.name)

@@ -86,22 +86,24 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._signals = 0
 
-    @property
-    def worker_pids(self) -> dict[int, int]:
-        return {index: worker.process.pid for index, worker in self._workers.items()}
-
     async def run(self, ready: Callable[[list[BoundAddress]], None] | None = None) -> None:
         """Serve until SIGTERM or SIGINT; raise ServerError when the server cannot start."""
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         try:
-            self._prepare_run_dir()
-            self._listeners = bind_listeners(self.settings)
-            self._bus = EventBus(self._bus_path())
-            await self._bus.start()
+            try:
+                self._prepare_run_dir()
+                self._listeners = bind_listeners(self.settings)
+                self._bus = EventBus(self._bus_path())
+                await self._bus.start()
+            except OSError as error:
+                raise ServerError(f"cannot prepare {self._run_dir}: {error}") from None
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop, signum.name)
                 installed.append(signum)
+            # Certificate renewal: every worker reloads its own TLS context.
+            loop.add_signal_handler(signal.SIGHUP, self._signal_workers, signal.SIGHUP)
+            installed.append(signal.SIGHUP)
             await self._start_all()
             if ready is not None and not self._stopping.is_set():
                 ready(self._bound())
