@@ -184,11 +184,7 @@ class ServeOptions:
         """These options with the configuration file's text read in."""
         if self.config_path is None or self.config_text is not None or self.dev:
             return self
-        return dataclasses.replace(
-            self,
-            config_path=self.config_path.absolute(),
-            config_text=read_config_text(self.config_path),
-        )
+        return dataclasses.replace(self, config_text=read_config_text(self.config_path))
 
     def settings(self) -> Settings:
         settings = _serve_settings(

@@ -164,10 +164,14 @@ async def create_account(data_dir: Path) -> None:
 
 
 def alive(pid: int) -> bool:
+    """Running (a zombie, exited but not yet reaped by its new parent, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    status = Path(f"/proc/{pid}/status")
+    with contextlib.suppress(OSError):
+        return "\nState:\tZ" not in status.read_text()
     return True
 
 
@@ -307,6 +311,21 @@ async def test_killed_worker_is_replaced_while_the_other_serves(
     assert not any(alive(pid) for pid in pids)
     errors = server.process.errors_logged()
     assert len(errors) == 1 and f"worker 1 (pid {victim}) was killed by SIGKILL" in errors[0]
+
+
+async def test_workers_follow_a_killed_supervisor(start_workers: StartWorkers) -> None:
+    """The supervisor killed outright: each worker gets SIGTERM (PR_SET_PDEATHSIG, or
+    its check of its parent) and shuts down gracefully, telling its clients."""
+    server = await start_workers()
+    client = await server.login()
+    pids = [server.worker_pid(1), server.worker_pid(2)]
+    server.process.kill()
+    assert await client.read_response() == b"* BYE Server shutting down"
+    async with asyncio.timeout(30):  # polled: these processes are not this test's children
+        while True:
+            if not any(alive(pid) for pid in pids):
+                break
+            await asyncio.sleep(0.05)
 
 
 # ---- limits across workers -----------------------------------------------------------
