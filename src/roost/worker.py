@@ -91,6 +91,10 @@ def run_worker(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLContext
     """Serve until told to stop (or the supervisor is gone). Raises ServerError or
     ConfigError when the worker cannot start."""
     _die_with_parent()
+    # A SIGHUP (certificate reload) that comes while this worker is still starting must
+    # not kill it: it is ignored until the server installs its handler. The worker's
+    # certificate is then the one read at its start.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if os.getppid() != spec.supervisor_pid:
         log.warning("the supervisor is gone before worker %d started", spec.index)
         return
