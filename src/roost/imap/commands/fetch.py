@@ -40,6 +40,10 @@ def _needs_model(attribute: c.FetchAttribute) -> bool:
     return attribute.binary or bool(attribute.section.part)
 
 
+def _needs_bytes(attribute: c.FetchAttribute) -> bool:
+    return not isinstance(attribute, c.FetchItem) or attribute in CONTENT_ITEMS
+
+
 def _needs_message(attribute: c.FetchAttribute) -> bool:
     return not isinstance(attribute, c.FetchItem) or attribute in MODEL_ITEMS | CONTENT_ITEMS
 
@@ -94,8 +98,9 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     )
     has_flags = c.FetchItem.FLAGS in attributes
     with_model = any(_needs_model(a) for a in attributes)
-    # Bodies come in the same store round trip as the metadata (small messages).
-    with_content = any(content)
+    # Bodies come in the same store round trip as the metadata (small messages); the
+    # model's items (ENVELOPE, BODYSTRUCTURE) need the model only, never the bytes.
+    with_content = any(_needs_bytes(a) for a in attributes)
 
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if cmd.vanished and cmd.changedsince is not None:

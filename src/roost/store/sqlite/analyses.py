@@ -167,8 +167,9 @@ def _thread_of(db: MailDB, row: AnalysisRow) -> int | None:
     for parent in ancestors:
         if parent and parent != message_id:
             found = db.conn.execute(
-                "SELECT thread_id FROM analyses WHERE message_id = ? AND thread_id IS NOT NULL"
-                " LIMIT 1",
+                # "!= ''" lets SQLite use the partial index analyses_by_message_id.
+                "SELECT thread_id FROM analyses WHERE message_id = ? AND message_id != ''"
+                " AND thread_id IS NOT NULL LIMIT 1",
                 (parent,),
             ).fetchone()
             if found is not None:
