@@ -164,3 +164,17 @@ async def test_snapshot(alice: Account, inbox_id: int) -> None:
 async def test_snapshot_of_empty_mailbox(alice: Account, inbox_id: int) -> None:
     snap = await alice.snapshot(inbox_id)
     assert (snap.uids, snap.flags, snap.keywords) == ([], [], frozenset())
+
+
+async def test_reading_an_expunged_message_says_it_is_gone(alice: Account) -> None:
+    """Metadata read, then the message expunged elsewhere: reading it is MessageGone,
+    which FETCH treats as an expunged message, not a server fault."""
+    from roost.store.base import DELETED, FlagOp, MessageGone
+
+    inbox = await alice.get_mailbox("INBOX")
+    result = await alice.append(inbox.id, [new(message(7))])
+    [meta] = await alice.fetch_meta(inbox.id, result.uids)
+    await alice.store_flags(inbox.id, result.uids, FlagOp.ADD, frozenset({DELETED}))
+    await alice.expunge(inbox.id)
+    with pytest.raises(MessageGone):
+        await alice.read_range(meta, 0, 10)

@@ -74,6 +74,10 @@ class QuotaExceeded(StoreError):
     pass
 
 
+class MessageGone(StoreError):
+    """The message was expunged (its file removed) after its metadata was read."""
+
+
 class StorageFull(StoreError):
     """The disk is full: nothing was changed."""
 

@@ -24,7 +24,7 @@ from roost.imap.wire.responses import (
     Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet
-from roost.store.base import SEEN, FlagOp, FlagState, MessageMeta
+from roost.store.base import SEEN, FlagOp, FlagState, MessageGone, MessageMeta
 
 # RFC 9051 §6.4.5: fetching these (not their .PEEK forms) sets \Seen.
 _SETS_SEEN_ITEMS = {c.FetchItem.RFC822, c.FetchItem.RFC822_TEXT}
@@ -137,13 +137,23 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
             modseq = meta.modseq if seen_state is None else seen_state.modseq
             reader = MessageReader(account, meta)
             items: list[tuple[str, FetchValue]] = []
+            gone = False
             for attribute, name, is_content in zip(attributes, labels, content, strict=True):
                 if is_content:
-                    items.append((name, await reader.value(attribute)))
+                    try:
+                        items.append((name, await reader.value(attribute)))
+                    except MessageGone:
+                        # Expunged by another session since its metadata was read: like
+                        # any expunged message, left out (RFC 9051 §7.5.1, EXPUNGEISSUED).
+                        gone = True
+                        break
                 else:
                     assert isinstance(attribute, c.FetchItem)
                     value = _simple_value(selected, meta, flags, modseq, attribute)
                     items.append((name, value))
+            if gone:
+                missing += 1
+                continue
             if seen_state is not None and not has_flags:
                 # RFC 9051 §6.4.5: a \Seen set as a side effect is reported with FLAGS.
                 items.append(("FLAGS", selected.flags_for_wire(meta.uid, flags)))

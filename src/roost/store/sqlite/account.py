@@ -27,6 +27,7 @@ from roost.store.base import (
     MailboxInfo,
     MailboxSnapshot,
     MailboxStatus,
+    MessageGone,
     MessageMeta,
     NewMessage,
     SearchQuery,
@@ -231,7 +232,7 @@ def _open_and_read(blobs: BlobStore, blob_id: str) -> tuple[BinaryIO | None, byt
     try:
         file = blobs.open(blob_id)
     except FileNotFoundError as exc:
-        raise StoreError(f"message file {blob_id} is gone") from exc
+        raise MessageGone(f"message file {blob_id} is gone") from exc
     chunk = file.read(READ_CHUNK)
     if len(chunk) < READ_CHUNK:
         file.close()
@@ -243,4 +244,4 @@ def _read_range(blobs: BlobStore, blob_id: str, start: int, length: int) -> byte
     try:
         return blobs.read_range(blob_id, start, length)
     except FileNotFoundError as exc:
-        raise StoreError(f"message file {blob_id} is gone") from exc
+        raise MessageGone(f"message file {blob_id} is gone") from exc
