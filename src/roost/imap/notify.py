@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from roost.imap.mailbox_names import is_inbox
+from roost.imap.mailbox_names import DELIMITER, is_inbox
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import ListResponse, Response, StatusResponse
 from roost.store.base import (
@@ -34,7 +34,6 @@ SUPPORTED_EVENTS = frozenset(
 # As they are spelled in BADEVENT (RFC 5465 §5.8 lists them in this case).
 EVENT_SPELLING = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange")
 MESSAGE_EVENTS = frozenset({MESSAGE_NEW, MESSAGE_EXPUNGE, FLAG_CHANGE})
-DELIMITER = "/"
 
 
 class NotifyError(Exception):

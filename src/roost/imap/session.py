@@ -265,15 +265,8 @@ class Session:
                     done = response
                 else:
                     yield response
-        except CommandError as error:
-            done = Done(error.text, error.code, error.status)
-        except StoreError as error:
-            log.info("store refused ip=%s: %s %s", self.remote_ip, type(error).__name__, error)
-            mapped = store_error_response(error)
-            done = Done(mapped.text, mapped.code, mapped.status)
-        except Exception:
-            log.exception("internal error ip=%s command=%s", self.remote_ip, spec.name)
-            done = Done("Internal server error, logged", Code("SERVERBUG"), Status.NO)
+        except Exception as error:
+            done = self._failed(error, spec.name)
 
         if self.awaiting is not Awaiting.NOTHING and done.status is Status.OK:
             # The command goes on (IDLE, AUTHENTICATE, STARTTLS): its completion comes later.
@@ -290,6 +283,18 @@ class Session:
         if self.state is State.LOGOUT and done.status is Status.OK:
             yield Untagged(Status.BYE, "Roost logging out")
         yield Tagged(command.tag, done.status, done.text, done.code)
+
+    def _failed(self, error: Exception, during: str) -> Done:
+        """The one choke point (STYLE.md §6): a client's mistake is its NO or BAD, a
+        store refusal its RFC 5530 code, anything else NO [SERVERBUG] and a traceback."""
+        if isinstance(error, CommandError):
+            return Done(error.text, error.code, error.status)
+        if isinstance(error, StoreError):
+            log.info("store refused ip=%s: %s %s", self.remote_ip, type(error).__name__, error)
+            mapped = store_error_response(error)
+            return Done(mapped.text, mapped.code, mapped.status)
+        log.error("internal error ip=%s during %s", self.remote_ip, during, exc_info=error)
+        return Done("Internal server error, logged", Code("SERVERBUG"), Status.NO)
 
     async def sync(self, *, expunge_allowed: bool) -> AsyncIterator[Response]:
         """A sync point: tell the client what changed in its selected mailbox."""
@@ -440,15 +445,8 @@ class Session:
                     done = response
                 else:
                     yield response
-        except CommandError as error:
-            done = Done(error.text, error.code, error.status)
-        except StoreError as error:
-            log.info("store refused ip=%s: %s %s", self.remote_ip, type(error).__name__, error)
-            mapped = store_error_response(error)
-            done = Done(mapped.text, mapped.code, mapped.status)
-        except Exception:
-            log.exception("internal error ip=%s during continuation", self.remote_ip)
-            done = Done("Internal server error, logged", Code("SERVERBUG"), Status.NO)
+        except Exception as error:
+            done = self._failed(error, "continuation")
         if done is not None:
             self.awaiting = Awaiting.NOTHING
             yield Tagged(tag, done.status, done.text, done.code)

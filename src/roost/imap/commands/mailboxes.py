@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from roost.imap.mailbox_names import compile_list_pattern, is_inbox, parent_names
+from roost.imap.mailbox_names import DELIMITER, compile_list_pattern, is_inbox, parent_names
 from roost.imap.selected import SelectedMailbox
 from roost.imap.session import Done, Response, Session, State, bad, no
 from roost.imap.wire import commands as c
@@ -31,8 +31,6 @@ from roost.imap.wire.responses import (
     Vanished,
 )
 from roost.store.base import SEEN, SPECIAL_USES, MailboxInfo, MailboxStatus, NoSuchMailbox
-
-DELIMITER = "/"
 
 
 async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Done]:
