@@ -5,6 +5,7 @@ locks and sign-in times that the workers share (roost/pop3/locks.py)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -131,6 +132,36 @@ def test_a_killed_process_leaks_no_slot(slots: FileSlots, holders: list[Holder])
     assert not slots.acquire("alice")
     holder.kill()
     assert take_all(slots, "alice") == 3
+
+
+def test_acquiring_does_not_probe_every_slot_another_process_holds(
+    tmp_path: Path, holders: list[Holder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a large limit (the benchmark's 1,000,000 connections per account) and many
+    slots held by another worker, a sign-in must not try each of them in turn."""
+    table = FileSlots(tmp_path / "accounts", 1_000_000)
+    try:
+        holders.append(holder := Holder(table.path, 1_000_000, *["alice"] * 2_000))
+        assert all(holder.results)
+        calls = 0
+        real_lockf = fcntl.lockf
+
+        def counting_lockf(*args: object) -> object:
+            nonlocal calls
+            calls += 1
+            return real_lockf(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(fcntl, "lockf", counting_lockf)
+        assert take_all_of(table, "alice", 500) == 500
+        # 2,000 of 1,000,000 slots are busy: a probe hits one of them 0.2% of the time.
+        assert calls < 520
+        assert table.held("alice") == 500
+    finally:
+        table.close()
+
+
+def take_all_of(table: SlotTable, key: str, count: int) -> int:
+    return sum(table.acquire(key) for _ in range(count))
 
 
 def test_account_connections_share_a_file(tmp_path: Path, holders: list[Holder]) -> None:
