@@ -3,6 +3,7 @@ sweep, durability across store instances, and a full disk."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import sqlite3
@@ -247,3 +248,112 @@ async def test_stores_sharing_a_hub_share_events(tmp_path: Path) -> None:
         await writer.close()
         await second.close()
         await first.close()
+
+
+# ---- accounts kept open between sessions ----------------------------------------------
+
+
+@pytest.fixture
+def opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The account directories opened (database opened) by this process, in order."""
+    from roost.store.sqlite import store as store_module
+
+    opened: list[str] = []
+    real = store_module._open_account_db
+
+    def counting(directory: Path, durable: bool, sweep: bool) -> object:
+        opened.append(directory.name.split("-")[0])
+        return real(directory, durable, sweep)
+
+    monkeypatch.setattr(store_module, "_open_account_db", counting)
+    return opened
+
+
+async def test_an_account_stays_open_between_sessions(tmp_path: Path, opens: list[str]) -> None:
+    store = await SqliteStore.open(tmp_path / "data")
+    try:
+        await store.create_account("alice", "h")
+        for n in range(3):
+            session = await store.open_account("alice")
+            inbox = await session.get_mailbox("INBOX")
+            await append(session, inbox.id, n)
+            await session.close()
+        assert opens == ["alice"]  # opened once, not once per session
+        session = await store.open_account("alice")
+        info = await session.get_mailbox("INBOX")
+        assert len((await session.snapshot(info.id)).uids) == 3
+        await session.close()
+    finally:
+        await store.close()
+
+
+async def test_least_recently_used_idle_accounts_are_closed(
+    tmp_path: Path, opens: list[str]
+) -> None:
+    store = await SqliteStore.open(tmp_path / "data", max_idle_open=2)
+    try:
+        for name in ("alice", "bob", "carol"):
+            await store.create_account(name, "h")
+            await (await store.open_account(name)).close()
+        # Three idle, two allowed: alice (released first) was closed.
+        for name in ("bob", "carol", "alice"):
+            await (await store.open_account(name)).close()
+        assert opens == ["alice", "bob", "carol", "alice"]
+    finally:
+        await store.close()
+
+
+async def test_keep_open_zero_closes_with_the_last_session(
+    tmp_path: Path, opens: list[str]
+) -> None:
+    store = await SqliteStore.open(tmp_path / "data", keep_open=0)
+    try:
+        await store.create_account("alice", "h")
+        await (await store.open_account("alice")).close()
+        await (await store.open_account("alice")).close()
+        assert opens == ["alice", "alice"]
+    finally:
+        await store.close()
+
+
+async def test_an_idle_account_is_closed_when_its_time_is_up(
+    tmp_path: Path, opens: list[str]
+) -> None:
+    store = await SqliteStore.open(tmp_path / "data", keep_open=3600)
+    try:
+        await store.create_account("alice", "h")
+        session = await store.open_account("alice")
+        shared = session._shared
+        await session.close()
+        assert shared.expiry is not None and not shared.closed
+        shared.expiry.cancel()
+        store._expire(shared)  # what the timer does when keep_open has passed
+        await asyncio.gather(*store._expiring)
+        assert shared.closed and shared.worker.closed
+        await (await store.open_account("alice")).close()
+        assert opens == ["alice", "alice"]
+    finally:
+        await store.close()
+
+
+async def test_an_account_recreated_elsewhere_is_not_served_from_the_old_one(
+    tmp_path: Path,
+) -> None:
+    """Another worker process (here: another store on the same directory) deletes and
+    creates the account again while this one keeps the old database open."""
+    here = await SqliteStore.open(tmp_path / "data")
+    there = await SqliteStore.open(tmp_path / "data", keep_open=0)
+    try:
+        await here.create_account("alice", "h")
+        session = await here.open_account("alice")
+        await append(session, (await session.get_mailbox("INBOX")).id, 1)
+        await session.close()
+        await there.delete_account("alice")
+        await there.create_account("alice", "h")
+        session = await here.open_account("alice")
+        info = await session.get_mailbox("INBOX")
+        assert (await session.snapshot(info.id)).uids == []
+        await session.close()
+    finally:
+        await there.close()
+        await here.close()

@@ -55,10 +55,12 @@ class OpenAccount:
     """What every handle of one account in this process shares."""
 
     key: str  # the case-folded account name: the event hub's key
+    dirname: str  # which directory: a re-created account has another
     worker: Worker
     db: MailDB
     handles: int = 0
     closed: bool = False
+    expiry: asyncio.TimerHandle | None = None  # set while kept open with no handle
 
 
 class SqliteAccount:
