@@ -357,3 +357,25 @@ async def test_an_account_recreated_elsewhere_is_not_served_from_the_old_one(
     finally:
         await there.close()
         await here.close()
+
+
+def test_an_unsynced_write_leaves_later_writes_synced(tmp_path: Path) -> None:
+    from roost.store.sqlite.db import MailDB
+
+    db = MailDB.open(tmp_path / "acct", durable=True, create=True)
+    try:
+
+        def synchronous() -> int:
+            return db.scalar("PRAGMA synchronous")
+
+        assert synchronous() == 2  # FULL
+        with db.write(sync=False):
+            assert synchronous() == 1  # NORMAL, for this commit only
+            db.next_modseq()
+        assert synchronous() == 2
+        with pytest.raises(RuntimeError), db.write(sync=False):
+            db.next_modseq()
+            raise RuntimeError("rolled back")
+        assert synchronous() == 2 and not db.conn.in_transaction
+    finally:
+        db.close()

@@ -94,15 +94,27 @@ class MailDB:
     # ---- transactions --------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
+    def write(self, *, sync: bool = True) -> Iterator[None]:
+        """A write transaction. ``sync=False`` commits without waiting for the disk, for
+        bookkeeping a power cut may undo harmlessly (\\Recent claims, forgetting what was
+        already unreferenced): the write-ahead log keeps commits in order, so a power cut
+        can undo it only together with every commit after it, and the next synced commit
+        makes it durable too."""
+        unsynced = not sync and self.blobs.durable
+        if unsynced:  # SQLite refuses to change this inside a transaction
+            self.conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            yield
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        finally:
+            if unsynced:
+                self.conn.execute("PRAGMA synchronous = FULL")
 
     @contextlib.contextmanager
     def read(self) -> Iterator[None]:
@@ -234,7 +246,9 @@ class MailDB:
         if not candidates:
             return
         try:
-            with self.write():
+            # Unsynced: the commits that dropped the last references were synced; if a
+            # power cut undoes this one, the sweep forgets the analyses again.
+            with self.write(sync=False):
                 unreferenced = self._unreferenced(candidates)
                 analyses.forget(self, unreferenced[: analyses.FORGET_BATCH])
                 for blob_id in unreferenced:
