@@ -176,6 +176,9 @@ class Profiler:
                 "raw",
                 "--threads",
                 "--subprocesses",
+                # e.g. BENCH_PYSPY_ARGS=--gil: only the thread holding the GIL, i.e.
+                # Python CPU time rather than wall-clock time of every busy thread.
+                *os.environ.get("BENCH_PYSPY_ARGS", "").split(),
                 "-o",
                 str(self.output),
             ],
