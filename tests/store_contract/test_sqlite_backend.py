@@ -379,3 +379,36 @@ def test_an_unsynced_write_leaves_later_writes_synced(tmp_path: Path) -> None:
         assert synchronous() == 2 and not db.conn.in_transaction
     finally:
         db.close()
+
+
+def test_writers_take_turns_on_the_account_lock(tmp_path: Path) -> None:
+    """A write holds writers.lock (what another worker process waits on) exactly for
+    its transaction, also when it fails."""
+    import fcntl
+
+    from roost.store.sqlite.db import WRITERS_LOCK, MailDB
+
+    db = MailDB.open(tmp_path / "acct", durable=True, create=True)
+    other = os.open(tmp_path / "acct" / WRITERS_LOCK, os.O_RDWR)  # another process's view
+    try:
+
+        def free() -> bool:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(other, fcntl.LOCK_UN)
+            return True
+
+        assert free()
+        with db.write():
+            assert not free()
+            db.next_modseq()
+        assert free()
+        with pytest.raises(RuntimeError), db.write():
+            assert not free()
+            raise RuntimeError("rolled back")
+        assert free()
+    finally:
+        os.close(other)
+        db.close()
