@@ -85,6 +85,7 @@ class MailDB:
         self._writers = writers  # descriptor of the writers' turn lock (see ``write``)
         self.codec = FlagCodec()
         self.analyzed = False  # backfill of analyses found nothing left to do
+        self.queued_texts = 0  # texts queued for the index here since it last indexed
         search.register_functions(conn)
 
     @classmethod

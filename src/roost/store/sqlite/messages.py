@@ -99,6 +99,7 @@ def append(
     except BaseException:
         db.release_blobs(blob.blob_id for blob in stored)
         raise
+    analyses.index_if_due(db)
     info = dataclasses.replace(row.info(), uidnext=uids[-1] + 1, highestmodseq=modseq)
     return AppendResult(row.uidvalidity, uids, info), [MailboxChanged(mailbox_id, modseq)]
 

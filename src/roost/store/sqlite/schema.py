@@ -119,6 +119,22 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         # seconds; NULL for messages stored before it was kept (SAVEDATE NIL).
         "ALTER TABLE messages ADD COLUMN savedate INTEGER",
     ),
+    (
+        # Decoded text of analyses not yet in message_text: same columns, id =
+        # analyses.id. FTS5 writes a new index segment per transaction (about 16 pages
+        # for one small message), so delivery queues the text here and it enters the
+        # index in batches, at the latest before a search (sqlite/analyses.py).
+        """CREATE TABLE text_pending (
+            id INTEGER PRIMARY KEY,
+            header TEXT NOT NULL,
+            body TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            addr_from TEXT NOT NULL,
+            addr_to TEXT NOT NULL,
+            addr_cc TEXT NOT NULL,
+            addr_bcc TEXT NOT NULL
+        )""",
+    ),
 )
 
 # users.db: the accounts directory.

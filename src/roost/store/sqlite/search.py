@@ -112,13 +112,12 @@ _INDEXED_HEADER = (
 
 
 def search(db: MailDB, mailbox_id: int, query: SearchQuery) -> SearchResult:
-    from roost.store.sqlite.analyses import backfill
+    from roost.store.sqlite.analyses import indexed_read
 
-    backfill(db)
     order = [_ORDER[o.field] + (" DESC" if o.reverse else "") for o in query.order]
     sorts_on_analysis = any(o.field not in _MESSAGE_SORTS for o in query.order)
     sql, params = _select(mailbox_id, query, "m.uid, m.modseq", order, sorts_on_analysis)
-    with db.read():
+    with indexed_read(db):
         db.mailbox(mailbox_id)
         rows = db.conn.execute(sql, params).fetchall()
     if not rows:
@@ -127,15 +126,14 @@ def search(db: MailDB, mailbox_id: int, query: SearchQuery) -> SearchResult:
 
 
 def thread_fields(db: MailDB, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
-    from roost.store.sqlite.analyses import backfill
+    from roost.store.sqlite.analyses import indexed_read
 
-    backfill(db)
     columns = (
         "m.uid, coalesce(a.sent_date, m.internaldate), coalesce(t.subject, ''),"
         " coalesce(a.message_id, ''), coalesce(a.in_reply_to, ''), coalesce(a.refs, '')"
     )
     sql, params = _select(mailbox_id, query, columns, [], True, text=True)
-    with db.read():
+    with indexed_read(db):
         db.mailbox(mailbox_id)
         rows = db.conn.execute(sql, params).fetchall()
     stamp = datetime.fromtimestamp
