@@ -8,14 +8,18 @@ Invariants:
 * Events are handed to the loop from the worker right after commit
   (``call_soon_threadsafe``), so listeners have them before the changing call returns —
   and even if its caller was cancelled meanwhile.
+* Group commit: APPENDs that queue up while the worker is busy (other sessions of the
+  account) are stored by one job in one transaction (``AppendQueue``); each caller is
+  answered only after that commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 
 from roost.store.base import (
@@ -51,6 +55,36 @@ READ_CHUNK = 256 * 1024
 
 
 @dataclass(eq=False)
+class QueuedAppend:
+    mailbox_id: int
+    messages: Sequence[NewMessage]
+    future: asyncio.Future[AppendResult]
+
+
+class AppendQueue:
+    """APPENDs of one account waiting for its worker.
+
+    The APPEND that finds the queue empty queues a job on the worker; every APPEND
+    queued by the time that job starts is stored with it (``messages.append_batch``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the loop adds, the worker takes
+        self._waiting: list[QueuedAppend] = []
+
+    def add(self, queued: QueuedAppend) -> bool:
+        """Queue ``queued``; True when the queue was empty: the caller queues a job."""
+        with self._lock:
+            self._waiting.append(queued)
+            return len(self._waiting) == 1
+
+    def take(self) -> list[QueuedAppend]:
+        with self._lock:
+            taken, self._waiting = self._waiting, []
+        return taken
+
+
+@dataclass(eq=False)
 class OpenAccount:
     """What every handle of one account in this process shares."""
 
@@ -61,6 +95,7 @@ class OpenAccount:
     handles: int = 0
     closed: bool = False
     expiry: asyncio.TimerHandle | None = None  # set while kept open with no handle
+    appends: AppendQueue = field(default_factory=AppendQueue)
 
 
 class SqliteAccount:
@@ -127,7 +162,39 @@ class SqliteAccount:
         return await self._run(message_ops.claim_recent, mailbox_id)
 
     async def append(self, mailbox_id: int, messages: Sequence[NewMessage]) -> AppendResult:
-        return await self._run_publishing(message_ops.append, mailbox_id, messages)
+        if not messages:
+            return await self._run_publishing(message_ops.append, mailbox_id, messages)
+        shared = self._usable()
+        loop = asyncio.get_running_loop()
+        queued = QueuedAppend(mailbox_id, messages, loop.create_future())
+        if shared.appends.add(queued):
+            try:
+                shared.worker.submit(lambda: self._store_queued(shared, loop))
+            except RuntimeError:
+                shared.appends.take()
+                raise StoreError(f"account {self.name} is closed") from None
+        return await queued.future
+
+    def _store_queued(self, shared: OpenAccount, loop: asyncio.AbstractEventLoop) -> None:
+        """On the worker: store every queued APPEND in one transaction, publish the
+        events, then answer each caller (in that order on the loop)."""
+        queued = shared.appends.take()
+        if not queued:
+            return
+        events: list[ChangeEvent] = []
+        outcomes: Sequence[AppendResult | BaseException]
+        try:
+            with storage_errors():
+                outcomes, events = message_ops.append_batch(
+                    shared.db, [(item.mailbox_id, item.messages) for item in queued]
+                )
+        except BaseException as error:  # as run_in_executor would hand it over
+            outcomes = [error] * len(queued)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            if events:
+                loop.call_soon_threadsafe(self._hub.publish, shared.key, events)
+            for item, outcome in zip(queued, outcomes, strict=True):
+                loop.call_soon_threadsafe(_settle, item.future, outcome)
 
     async def fetch_meta(
         self,
@@ -227,6 +294,15 @@ class SqliteAccount:
             return result
 
         return await shared.worker.run(job)
+
+
+def _settle(future: asyncio.Future[AppendResult], outcome: AppendResult | BaseException) -> None:
+    if future.done():  # its caller was cancelled; the APPEND happened all the same
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _open_and_read(blobs: BlobStore, blob_id: str) -> tuple[BinaryIO | None, bytes]:

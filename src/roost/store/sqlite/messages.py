@@ -32,6 +32,7 @@ from roost.store.base import (
     MailboxStatus,
     MessageMeta,
     NewMessage,
+    StoreError,
     StoreFlagsResult,
 )
 from roost.store.blobs import StoredBlob
@@ -61,47 +62,96 @@ def append(
         with db.read():
             row = db.mailbox(mailbox_id)
         return AppendResult(row.uidvalidity, [], row.info()), []
-    stored: list[StoredBlob] = []
+    [outcome], events = append_batch(db, [(mailbox_id, messages)])
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome, events
+
+
+def append_batch(
+    db: MailDB, batch: Sequence[tuple[int, Sequence[NewMessage]]]
+) -> tuple[list[AppendResult | StoreError], list[ChangeEvent]]:
+    """Several APPENDs, each with at least one message, in one transaction: one commit
+    (one WAL fsync) and one round of blob writes for all (group commit).
+
+    Each APPEND is still all-or-nothing: one refused by the store (its mailbox is gone,
+    a bad keyword) is rolled back to its savepoint and gets its StoreError; the others
+    are stored. Any other failure fails them all: nothing is stored, and it is raised.
+    """
+    messages = [message for _, group in batch for message in group]
     analysed = [analyses.compute(message.source) for message in messages]
+    stored: list[StoredBlob] = []
+    outcomes: list[AppendResult | StoreError] = []
+    events: list[ChangeEvent] = []
     try:
         stored = db.blobs.put_many([message.source for message in messages])
         with db.write():
-            row = db.mailbox(mailbox_id)
-            for message, blob, analysis in zip(messages, stored, analysed, strict=True):
-                db.ensure_blob(blob.blob_id, message.source)
-                analyses.insert(db, blob.blob_id, analysis)
-            keywords = db.keywords(mailbox_id)
-            modseq = db.next_modseq()
-            uids = list(range(row.uidnext, row.uidnext + len(messages)))
-            values = []
-            for uid, message, blob in zip(uids, messages, stored, strict=True):
-                bits, names = encode(message.flags, keywords, define=True)
-                seconds, offset = encode_date(message.internaldate)
-                text = keyword_text(names)
-                size, header_size, blob_id = blob.size, blob.header_size, blob.blob_id
-                values.append(
-                    (
-                        mailbox_id,
-                        uid,
-                        modseq,
-                        bits,
-                        text,
-                        seconds,
-                        offset,
-                        size,
-                        header_size,
-                        blob_id,
-                    )
-                )
-            db.conn.executemany(_INSERT, values)
-            db.save_keywords(mailbox_id, keywords)
-            db.set_mailbox_state(mailbox_id, highestmodseq=modseq, uidnext=uids[-1] + 1)
+            first = 0
+            for mailbox_id, group in batch:
+                end = first + len(group)
+                parts = (group, stored[first:end], analysed[first:end])
+                first = end
+                if len(batch) == 1:
+                    outcomes.append(_store(db, mailbox_id, *parts))
+                    continue
+                db.conn.execute("SAVEPOINT append")
+                try:
+                    outcomes.append(_store(db, mailbox_id, *parts))
+                except StoreError as error:
+                    db.conn.execute("ROLLBACK TO append")
+                    outcomes.append(error)
+                db.conn.execute("RELEASE append")
     except BaseException:
         db.release_blobs(blob.blob_id for blob in stored)
         raise
+    if refused := [
+        blob.blob_id
+        for blob, outcome in zip(stored, _per_message(batch, outcomes), strict=True)
+        if isinstance(outcome, StoreError)
+    ]:
+        db.release_blobs(refused)
+    for outcome in outcomes:
+        if isinstance(outcome, AppendResult):
+            events.append(MailboxChanged(outcome.mailbox.id, outcome.mailbox.highestmodseq))
     analyses.index_if_due(db)
+    return outcomes, events
+
+
+def _per_message(
+    batch: Sequence[tuple[int, Sequence[NewMessage]]], outcomes: list[AppendResult | StoreError]
+) -> list[AppendResult | StoreError]:
+    return [outcome for (_, group), outcome in zip(batch, outcomes, strict=True) for _ in group]
+
+
+def _store(
+    db: MailDB,
+    mailbox_id: int,
+    messages: Sequence[NewMessage],
+    stored: Sequence[StoredBlob],
+    analysed: Sequence[analyses.AnalysisRow],
+) -> AppendResult:
+    """Inside a write transaction: one APPEND, its blobs already written."""
+    row = db.mailbox(mailbox_id)
+    for message, blob, analysis in zip(messages, stored, analysed, strict=True):
+        db.ensure_blob(blob.blob_id, message.source)
+        analyses.insert(db, blob.blob_id, analysis)
+    keywords = db.keywords(mailbox_id)
+    modseq = db.next_modseq()
+    uids = list(range(row.uidnext, row.uidnext + len(messages)))
+    values = []
+    for uid, message, blob in zip(uids, messages, stored, strict=True):
+        bits, names = encode(message.flags, keywords, define=True)
+        seconds, offset = encode_date(message.internaldate)
+        text = keyword_text(names)
+        size, header_size, blob_id = blob.size, blob.header_size, blob.blob_id
+        values.append(
+            (mailbox_id, uid, modseq, bits, text, seconds, offset, size, header_size, blob_id)
+        )
+    db.conn.executemany(_INSERT, values)
+    db.save_keywords(mailbox_id, keywords)
+    db.set_mailbox_state(mailbox_id, highestmodseq=modseq, uidnext=uids[-1] + 1)
     info = dataclasses.replace(row.info(), uidnext=uids[-1] + 1, highestmodseq=modseq)
-    return AppendResult(row.uidvalidity, uids, info), [MailboxChanged(mailbox_id, modseq)]
+    return AppendResult(row.uidvalidity, uids, info)
 
 
 # with_content: messages up to this size come with their bytes, up to the budget per call.

@@ -51,6 +51,14 @@ class Worker:
         self._jobs.put((loop, future, fn, args, kwargs))
         return await future
 
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Queue ``fn`` behind the jobs already queued, without waiting for it: it
+        reports its own outcome (it must not raise)."""
+        if self.closed:
+            raise RuntimeError("worker is shut down")
+        loop = asyncio.get_running_loop()
+        self._jobs.put((loop, loop.create_future(), fn, (), {}))
+
     def shutdown(self) -> None:
         """Refuse new jobs; queued ones still run, and the thread then exits."""
         if not self.closed:
