@@ -69,7 +69,8 @@ class SelectedMailbox:
         self.condstore = False
         self.qresync = False
         self.rev2 = False  # IMAP4rev2: never \Recent nor RECENT (RFC 9051 Appendix E)
-        self.uids = array("I", snapshot.uids)
+        uids = snapshot.uids  # the snapshot's own copy: take it over when it is an array
+        self.uids = uids if isinstance(uids, array) and uids.typecode == "I" else array("I", uids)
         self.known_modseq = snapshot.info.highestmodseq
         self.uidnext = snapshot.info.uidnext
         self.keywords: set[str] = set(snapshot.keywords)

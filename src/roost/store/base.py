@@ -159,12 +159,20 @@ class FlagState:
 
 @dataclass(frozen=True, slots=True)
 class MailboxSnapshot:
-    """A mailbox as SELECT sees it: every UID in ascending order, and their flags."""
+    """A mailbox as SELECT sees it, all read at one instant. No flags: a mailbox of
+    100,000 messages is selected without reading them (``fetch_flags`` does)."""
 
     info: MailboxInfo
-    uids: list[int]
-    flags: list[frozenset[str]]  # parallel to uids
+    uids: Sequence[int]  # every UID, ascending; the caller's own copy
     keywords: frozenset[str]  # every keyword defined in the mailbox
+    first_unseen: int | None  # the lowest UID without \Seen (RFC 3501 [UNSEEN])
+    # With claim_recent: UIDs at or above this are \Recent for the caller (claimed).
+    recent_floor: int | None = None
+
+
+# A message's UID, flags and modseq, for FETCH of only those (a whole-mailbox sync):
+# plain tuples, as there may be 100,000 of them.
+FlagRow = tuple[int, frozenset[str], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,7 +493,11 @@ class Account(Protocol):
     async def status(self, mailbox_id: int) -> MailboxStatus: ...
 
     # messages
-    async def snapshot(self, mailbox_id: int) -> MailboxSnapshot: ...
+    async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
+        """The mailbox now; with ``claim_recent``, also claim \\Recent as ``claim_recent``
+        does, at the same instant (``recent_floor``), so SELECT is one round trip."""
+        ...
+
     async def claim_recent(self, mailbox_id: int) -> int:
         """Claim \\Recent for the caller: return the lowest UID that is recent for it and
         move the mailbox's recent floor to UIDNEXT, so no other session gets them."""
@@ -507,6 +519,12 @@ class Account(Protocol):
         unless ``with_model`` (it is the largest part, and FLAGS-only FETCH needs none).
         ``with_content`` fills ``content`` for small messages (a backend may leave any of
         them None: callers then read with ``read_range``)."""
+        ...
+
+    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> list[FlagRow]:
+        """(uid, flags, modseq) of those of ``uids`` that exist, ascending UID: what
+        ``fetch_meta`` gives, for a fraction of its cost. Equal flag sets may be one
+        object."""
         ...
 
     def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:

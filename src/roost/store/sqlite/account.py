@@ -23,6 +23,7 @@ from roost.store.base import (
     ChangeEvent,
     CopyResult,
     FlagOp,
+    FlagRow,
     MailboxChanges,
     MailboxInfo,
     MailboxSnapshot,
@@ -120,8 +121,8 @@ class SqliteAccount:
 
     # ---- messages ------------------------------------------------------------------
 
-    async def snapshot(self, mailbox_id: int) -> MailboxSnapshot:
-        return await self._run(message_ops.snapshot, mailbox_id)
+    async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
+        return await self._run(message_ops.snapshot, mailbox_id, claim_recent)
 
     async def claim_recent(self, mailbox_id: int) -> int:
         return await self._run(message_ops.claim_recent, mailbox_id)
@@ -138,6 +139,9 @@ class SqliteAccount:
         with_content: bool = False,
     ) -> list[MessageMeta]:
         return await self._run(message_ops.fetch_meta, mailbox_id, uids, with_model, with_content)
+
+    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> list[FlagRow]:
+        return await self._run(message_ops.fetch_flags, mailbox_id, uids)
 
     async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         shared = self._usable()

@@ -33,6 +33,7 @@ from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore
 from roost.store.sqlite import analyses, search
 from roost.store.sqlite.flags import FlagCodec, Keywords
 from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS, connect, migrate
+from roost.store.sqlite.uid_cache import UidCache
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class MailDB:
         self.conn = conn
         self.blobs = blobs
         self.codec = FlagCodec()
+        self.uid_cache = UidCache()
         self.analyzed = False  # backfill of analyses found nothing left to do
         search.register_functions(conn)
 

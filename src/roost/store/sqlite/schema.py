@@ -119,6 +119,11 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         # seconds; NULL for messages stored before it was kept (SAVEDATE NIL).
         "ALTER TABLE messages ADD COLUMN savedate INTEGER",
     ),
+    (
+        # SELECT's first unseen message (RFC 3501 [UNSEEN]) by one index probe instead of
+        # a scan of the mailbox; queries repeat the WHERE term exactly so SQLite uses it.
+        "CREATE INDEX messages_unseen ON messages (mailbox_id, uid) WHERE flags & 1 = 0",
+    ),
 )
 
 # users.db: the accounts directory.
