@@ -9,6 +9,7 @@ attribute reads from the message is in ``fetch_parts``.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import AsyncIterator
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
@@ -19,13 +20,17 @@ from roost.imap.wire.responses import (
     Code,
     FetchResponse,
     FetchValue,
+    FlagFetchBatch,
+    FlagList,
     ObjectId,
     Parenthesized,
     Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet
-from roost.store.base import SEEN, FlagOp, FlagState, MessageGone, MessageMeta
+from roost.store.base import SEEN, FlagOp, FlagRow, FlagState, MessageGone, MessageMeta
 
+# Asked for alone, these take the fast path (``_flag_batch``).
+_FLAG_ITEMS = frozenset({c.FetchItem.UID, c.FetchItem.FLAGS, c.FetchItem.MODSEQ})
 # RFC 9051 §6.4.5: fetching these (not their .PEEK forms) sets \Seen.
 _SETS_SEEN_ITEMS = {c.FetchItem.RFC822, c.FetchItem.RFC822_TEXT}
 
@@ -108,9 +113,17 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         if vanished:
             yield Vanished(tuple(vanished), earlier=True)
     batch_size = session.context.limits.fetch_batch_size
+    flags_only = all(a in _FLAG_ITEMS for a in attributes)
     missing = 0
     for start in range(0, len(uids), batch_size):
         batch = uids[start : start + batch_size]
+        if flags_only:
+            rows = await account.fetch_flags(selected.mailbox_id, batch)
+            missing += len(batch) - len(rows)
+            response = _flag_batch(selected, attributes, rows, cmd.changedsince)
+            if response.messages:
+                yield response
+            continue
         metas = await account.fetch_meta(
             selected.mailbox_id, batch, with_model=with_model, with_content=with_content
         )
@@ -164,6 +177,41 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         yield Done("FETCH completed; some messages were already expunged", Code("EXPUNGEISSUED"))
     else:
         yield Done("FETCH completed")
+
+
+def _flag_batch(
+    selected: SelectedMailbox,
+    attributes: list[c.FetchAttribute],
+    rows: list[FlagRow],
+    changedsince: int | None,
+) -> FlagFetchBatch:
+    """What the general path answers for these messages, when only UID, FLAGS and MODSEQ
+    are asked for (the common whole-mailbox sync), built in one tight loop: messages
+    unchanged since ``changedsince`` or unknown to this session are left out, and
+    \\Recent is added for this session's recent messages (``flags_for_wire``)."""
+    uids, recent, for_wire = selected.uids, selected.recent, selected.flags_for_wire
+    wire: dict[frozenset[str], FlagList] = {}  # the same set is mostly the same object
+    messages: list[tuple[int, int, FlagList, int]] = []
+    append = messages.append
+    flag_list: FlagList | None
+    count = len(uids)
+    # Both ascending: walk the session's UIDs alongside to find each message number.
+    i = bisect.bisect_left(uids, rows[0][0]) if rows else 0
+    for uid, flags, modseq in rows:
+        if changedsince is not None and modseq <= changedsince:
+            continue
+        while i < count and uids[i] < uid:
+            i += 1
+        if i == count or uids[i] != uid:
+            continue  # new since this session last synced: not in its numbering yet
+        if uid in recent:
+            append((i + 1, uid, for_wire(uid, flags), modseq))
+            continue
+        flag_list = wire.get(flags)
+        if flag_list is None:
+            flag_list = wire[flags] = for_wire(uid, flags)
+        append((i + 1, uid, flag_list, modseq))
+    return FlagFetchBatch(tuple(label(a) for a in attributes), messages)
 
 
 async def _vanished_since(session: Session, uids: SequenceSet, modseq: int) -> list[int]:

@@ -7,6 +7,7 @@ quoting, literals, NIL, and mailbox-name encoding (modified UTF-7 or UTF-8).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -255,6 +256,16 @@ class FetchResponse:
     items: tuple[tuple[str, FetchValue], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class FlagFetchBatch:
+    """Many ``* msn FETCH`` responses that hold only UID, FLAGS and MODSEQ: a client's
+    whole-mailbox flag sync, up to 100,000 of them, written in one loop. The bytes are
+    exactly those of one FetchResponse per message with the same items."""
+
+    items: tuple[str, ...]  # which of "UID", "FLAGS", "MODSEQ", in the order sent
+    messages: Sequence[tuple[int, int, FlagList, int]]  # (msn, uid, flags, modseq)
+
+
 Response = (
     Tagged
     | Untagged
@@ -275,4 +286,5 @@ Response = (
     | ThreadResponse
     | ESearchResponse
     | FetchResponse
+    | FlagFetchBatch
 )

@@ -18,6 +18,7 @@ Every result ends with CRLF; literal bodies are inline.
 from __future__ import annotations
 
 import binascii
+import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import assert_never
@@ -37,6 +38,7 @@ from roost.imap.wire.responses import (
     Expunged,
     FetchResponse,
     FetchValue,
+    FlagFetchBatch,
     FlagList,
     FlagsResponse,
     IdResponse,
@@ -321,6 +323,32 @@ def _fetch(response: FetchResponse, utf8: bool) -> bytes:
     return b"".join(parts)
 
 
+# Each item of a FlagFetchBatch: its format, and where its value is in (msn, uid, flags,
+# modseq), the flags then being their wire form.
+_FLAG_BATCH_ITEMS = {"UID": (b"UID %d", 1), "FLAGS": (b"FLAGS %s", 2), "MODSEQ": (b"MODSEQ (%d)", 3)}
+
+
+def _flag_batch(batch: FlagFetchBatch) -> bytes:
+    """The lines ``_fetch`` would write for each message, from one %-template."""
+    formats = [_FLAG_BATCH_ITEMS[item] for item in batch.items]
+    if not formats:
+        raise ValueError("FETCH needs at least one item")
+    template = b"* %d FETCH (" + b" ".join(f for f, _ in formats) + b")\r\n"
+    pick = operator.itemgetter(0, *(position for _, position in formats))
+    if "FLAGS" not in batch.items:
+        return b"".join([template % pick(message) for message in batch.messages])
+    # A mailbox has few distinct flag lists, and the same list is the same object.
+    wire: dict[int, bytes] = {}
+    lines: list[bytes] = []
+    append = lines.append
+    for msn, uid, flags, modseq in batch.messages:
+        data = wire.get(id(flags))
+        if data is None:
+            data = wire[id(flags)] = b"(" + " ".join(flags.flags).encode("utf-8") + b")"
+        append(template % pick((msn, uid, data, modseq)))
+    return b"".join(lines)
+
+
 # ---- responses ------------------------------------------------------------------------
 
 
@@ -430,6 +458,8 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
     match response:
         case FetchResponse():
             return _fetch(response, utf8)
+        case FlagFetchBatch():
+            return _flag_batch(response)
         case Exists(count=count):
             return b"* %d EXISTS\r\n" % count
         case Expunged(seq=seq):
