@@ -49,7 +49,7 @@ def flag_tuple(flags: Iterable[str], recent: bool = False) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _wire_flags(flags: frozenset[str], recent: bool) -> FlagList:
+def wire_flags(flags: frozenset[str], recent: bool) -> FlagList:
     """A mailbox has few distinct flag sets: build each wire form once (FETCH hot path)."""
     return FlagList(flag_tuple(flags, recent))
 
@@ -135,7 +135,7 @@ class SelectedMailbox:
         return uid in self.recent
 
     def flags_for_wire(self, uid: int, flags: frozenset[str]) -> FlagList:
-        return _wire_flags(flags, uid in self.recent)
+        return wire_flags(flags, uid in self.recent)
 
     def all_flags(self) -> tuple[str, ...]:
         return flag_tuple(SYSTEM_FLAGS | self.keywords)

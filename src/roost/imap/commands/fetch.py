@@ -9,11 +9,12 @@ attribute reads from the message is in ``fetch_parts``.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
-from roost.imap.selected import SelectedMailbox
+from roost.imap.selected import SelectedMailbox, wire_flags
 from roost.imap.session import Done, Response, Session, bad
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
@@ -112,18 +113,14 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         vanished = await _vanished_since(session, cmd.sequence, cmd.changedsince)
         if vanished:
             yield Vanished(tuple(vanished), earlier=True)
+    if all(a in _FLAG_ITEMS for a in attributes):
+        async for response in _fetch_flags(session, cmd, attributes, uids):
+            yield response
+        return
     batch_size = session.context.limits.fetch_batch_size
-    flags_only = all(a in _FLAG_ITEMS for a in attributes)
     missing = 0
     for start in range(0, len(uids), batch_size):
         batch = uids[start : start + batch_size]
-        if flags_only:
-            rows = await account.fetch_flags(selected.mailbox_id, batch)
-            missing += len(batch) - len(rows)
-            response = _flag_batch(selected, attributes, rows, cmd.changedsince)
-            if response.messages:
-                yield response
-            continue
         metas = await account.fetch_meta(
             selected.mailbox_id, batch, with_model=with_model, with_content=with_content
         )
@@ -173,10 +170,44 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                 if session.condstore and c.FetchItem.MODSEQ not in attributes:
                     items.append(("MODSEQ", Parenthesized(modseq)))
             yield FetchResponse(msn, tuple(items))
+    yield _done(cmd, missing)
+
+
+def _done(cmd: c.Fetch, missing: int) -> Done:
+    """RFC 9051 §7.5.1: FETCH by number of messages expunged meanwhile says so."""
     if missing and not cmd.uid:
-        yield Done("FETCH completed; some messages were already expunged", Code("EXPUNGEISSUED"))
-    else:
-        yield Done("FETCH completed")
+        return Done("FETCH completed; some messages were already expunged", Code("EXPUNGEISSUED"))
+    return Done("FETCH completed")
+
+
+async def _fetch_flags(
+    session: Session, cmd: c.Fetch, attributes: list[c.FetchAttribute], uids: list[int]
+) -> AsyncIterator[Response | Done]:
+    """FETCH of only UID, FLAGS and MODSEQ: bigger batches of light rows, each answered
+    as one FlagFetchBatch, while the store already reads the next batch on its thread."""
+    selected, account = session.require_selected(), session.require_account()
+    size = session.context.limits.flag_fetch_batch_size
+    batches = [uids[start : start + size] for start in range(0, len(uids), size)]
+    missing = 0
+    reading: asyncio.Future[list[FlagRow]] | None = None
+    try:
+        for k, batch in enumerate(batches):
+            if reading is None:
+                reading = asyncio.ensure_future(account.fetch_flags(selected.mailbox_id, batch))
+            rows = await reading
+            reading = None
+            if k + 1 < len(batches):
+                following = account.fetch_flags(selected.mailbox_id, batches[k + 1])
+                reading = asyncio.ensure_future(following)
+                await asyncio.sleep(0)  # it reaches the store's thread; other sessions run
+            missing += len(batch) - len(rows)
+            response = _flag_batch(selected, attributes, rows, cmd.changedsince)
+            if response.numbers:
+                yield response
+    finally:
+        if reading is not None and not reading.cancel() and not reading.cancelled():
+            reading.exception()  # it had ended: its outcome is seen, and dropped
+    yield _done(cmd, missing)
 
 
 def _flag_batch(
@@ -186,17 +217,26 @@ def _flag_batch(
     changedsince: int | None,
 ) -> FlagFetchBatch:
     """What the general path answers for these messages, when only UID, FLAGS and MODSEQ
-    are asked for (the common whole-mailbox sync), built in one tight loop: messages
-    unchanged since ``changedsince`` or unknown to this session are left out, and
-    \\Recent is added for this session's recent messages (``flags_for_wire``)."""
-    uids, recent, for_wire = selected.uids, selected.recent, selected.flags_for_wire
-    wire: dict[frozenset[str], FlagList] = {}  # the same set is mostly the same object
-    messages: list[tuple[int, int, FlagList, int]] = []
-    append = messages.append
-    flag_list: FlagList | None
+    are asked for (the common whole-mailbox sync): messages unchanged since
+    ``changedsince`` or unknown to this session are left out, and \\Recent is added for
+    this session's recent messages (``flags_for_wire``)."""
+    items = tuple(label(a) for a in attributes)
+    if not rows:
+        return FlagFetchBatch(items, [], [], {})
+    uids, recent = selected.uids, selected.recent
     count = len(uids)
-    # Both ascending: walk the session's UIDs alongside to find each message number.
-    i = bisect.bisect_left(uids, rows[0][0]) if rows else 0
+    first = bisect.bisect_left(uids, rows[0][0])
+    end = first + len(rows)
+    if changedsince is None and not recent and end <= count and uids[end - 1] == rows[-1][0]:
+        # The rows are exactly the session's UIDs first, first+1, ... (both ascending,
+        # no duplicates, same ends and count): the usual case. They go out as they are.
+        keys = {flags for _, flags, _ in rows}
+        wire: dict[Hashable, FlagList] = {f: wire_flags(f, recent=False) for f in keys}
+        return FlagFetchBatch(items, range(first + 1, end + 1), rows, wire)
+    # Otherwise walk the session's UIDs alongside to find each message number.
+    numbers: list[int] = []
+    messages: list[tuple[int, tuple[frozenset[str], bool], int]] = []
+    i = first
     for uid, flags, modseq in rows:
         if changedsince is not None and modseq <= changedsince:
             continue
@@ -204,14 +244,10 @@ def _flag_batch(
             i += 1
         if i == count or uids[i] != uid:
             continue  # new since this session last synced: not in its numbering yet
-        if uid in recent:
-            append((i + 1, uid, for_wire(uid, flags), modseq))
-            continue
-        flag_list = wire.get(flags)
-        if flag_list is None:
-            flag_list = wire[flags] = for_wire(uid, flags)
-        append((i + 1, uid, flag_list, modseq))
-    return FlagFetchBatch(tuple(label(a) for a in attributes), messages)
+        numbers.append(i + 1)
+        messages.append((uid, (flags, uid in recent), modseq))
+    keyed: dict[Hashable, FlagList] = {k: wire_flags(*k) for k in {k for _, k, _ in messages}}
+    return FlagFetchBatch(items, numbers, messages, keyed)
 
 
 async def _vanished_since(session: Session, uids: SequenceSet, modseq: int) -> list[int]:

@@ -18,7 +18,6 @@ Every result ends with CRLF; literal bodies are inline.
 from __future__ import annotations
 
 import binascii
-import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import assert_never
@@ -323,30 +322,47 @@ def _fetch(response: FetchResponse, utf8: bool) -> bytes:
     return b"".join(parts)
 
 
-# Each item of a FlagFetchBatch: its format, and where its value is in (msn, uid, flags,
-# modseq), the flags then being their wire form.
-_FLAG_BATCH_ITEMS = {"UID": (b"UID %d", 1), "FLAGS": (b"FLAGS %s", 2), "MODSEQ": (b"MODSEQ (%d)", 3)}
+# Each item of a FlagFetchBatch: its format, and which value it shows.
+_FLAG_BATCH_ITEMS = {
+    "UID": (b"UID %d", "uid"),
+    "FLAGS": (b"FLAGS %s", ""),
+    "MODSEQ": (b"MODSEQ (%d)", "modseq"),
+}
 
 
 def _flag_batch(batch: FlagFetchBatch) -> bytes:
-    """The lines ``_fetch`` would write for each message, from one %-template."""
+    """The lines ``_fetch`` would write for each message. The flag list is put into the
+    line's %-template once per key, leaving numbers only to format per message."""
     formats = [_FLAG_BATCH_ITEMS[item] for item in batch.items]
     if not formats:
         raise ValueError("FETCH needs at least one item")
-    template = b"* %d FETCH (" + b" ".join(f for f, _ in formats) + b")\r\n"
-    pick = operator.itemgetter(0, *(position for _, position in formats))
-    if "FLAGS" not in batch.items:
-        return b"".join([template % pick(message) for message in batch.messages])
-    # A mailbox has few distinct flag lists, and the same list is the same object.
-    wire: dict[int, bytes] = {}
-    lines: list[bytes] = []
-    append = lines.append
-    for msn, uid, flags, modseq in batch.messages:
-        data = wire.get(id(flags))
-        if data is None:
-            data = wire[id(flags)] = b"(" + " ".join(flags.flags).encode("utf-8") + b")"
-        append(template % pick((msn, uid, data, modseq)))
+    line = b"* %d FETCH (" + b" ".join(f for f, _ in formats) + b")\r\n"
+    if b"%s" in line:
+        before, after = line.split(b"%s", 1)
+        templates = {
+            key: before + _flag_list(flags).replace(b"%", b"%%") + after
+            for key, flags in batch.flags.items()
+        }
+    else:
+        templates = dict.fromkeys(batch.flags, line)
+    pairs = zip(batch.numbers, batch.messages, strict=True)
+    match tuple(value for _, value in formats if value):
+        case ():
+            lines = [templates[key] % n for n, (_, key, _) in pairs]
+        case ("uid",):
+            lines = [templates[key] % (n, uid) for n, (uid, key, _) in pairs]
+        case ("modseq",):
+            lines = [templates[key] % (n, modseq) for n, (_, key, modseq) in pairs]
+        case ("uid", "modseq"):
+            lines = [templates[key] % (n, uid, m) for n, (uid, key, m) in pairs]
+        case _:  # ("modseq", "uid")
+            lines = [templates[key] % (n, m, uid) for n, (uid, key, m) in pairs]
     return b"".join(lines)
+
+
+def _flag_list(flags: FlagList) -> bytes:
+    """As ``_fetch`` writes it."""
+    return b"(" + " ".join(flags.flags).encode("utf-8") + b")"
 
 
 # ---- responses ------------------------------------------------------------------------

@@ -209,7 +209,12 @@ def fetch_flags(db: MailDB, mailbox_id: int, uids: Sequence[int]) -> list[FlagRo
         db.mailbox(mailbox_id)
         rows = db.select_messages("uid, flags, keywords, modseq", mailbox_id, uids)
     decode = db.codec.decode
-    return [(uid, decode(bits, keywords), modseq) for uid, bits, keywords, modseq in rows]
+    # Most messages have no keyword: their flag sets by a list index, not a codec call.
+    plain = [decode(bits, "") for bits in range(32)]
+    return [
+        (uid, decode(bits, keywords) if keywords else plain[bits & 31], modseq)
+        for uid, bits, keywords, modseq in rows
+    ]
 
 
 def status(db: MailDB, mailbox_id: int) -> MailboxStatus:
