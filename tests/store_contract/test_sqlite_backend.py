@@ -364,11 +364,13 @@ async def test_an_account_recreated_elsewhere_is_not_served_from_the_old_one(
 
 @pytest.fixture
 def small_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cache every mailbox, and few of them, so small tests exercise the cache."""
+    """Keep every mailbox's list, few of them in memory, and store them often, so small
+    tests exercise the cache, its table and catching up from either."""
     from roost.store.sqlite import uid_cache
 
     monkeypatch.setattr(uid_cache, "CACHE_MIN_MESSAGES", 1)
     monkeypatch.setattr(uid_cache, "CACHE_MAILBOXES", 2)
+    monkeypatch.setattr(uid_cache, "STORE_AFTER_CHANGES", 3)
     monkeypatch.setattr(uid_cache, "_DELETE_ONE_BY_ONE", 3)
 
 
@@ -451,4 +453,41 @@ async def test_uid_cache_notices_a_placeholder_made_real(tmp_path: Path, small_c
         await reader.close()
         await writer.close()
         await second.close()
+        await first.close()
+
+
+async def test_a_new_process_starts_from_the_stored_uid_list(
+    tmp_path: Path, small_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process that never read a mailbox takes the list another one stored,
+    and catches up from there, without reading the messages table."""
+    from roost.store.sqlite import uid_cache
+
+    first = await SqliteStore.open(tmp_path / "data")
+    await first.create_account("alice", "h")
+    writer = await first.open_account("alice")
+    later: list[SqliteStore] = []
+    try:
+        inbox = await writer.get_mailbox("INBOX")
+        await append(writer, inbox.id, *range(1, 9))
+        assert list((await writer.snapshot(inbox.id)).uids) == list(range(1, 9))  # stored
+
+        def no_full_read(db: object, mailbox_id: int) -> None:
+            raise AssertionError("read every UID")
+
+        monkeypatch.setattr(uid_cache, "_read_all", no_full_read)
+        await writer.store_flags(inbox.id, [2, 3], FlagOp.ADD, frozenset({DELETED}))
+        await writer.expunge(inbox.id)
+        await append(writer, inbox.id, 9)
+        for _ in range(2):  # a fresh process each time: the stored list, caught up
+            later.append(await SqliteStore.open(tmp_path / "data"))
+            reader = await later[-1].open_account("alice")
+            try:
+                assert list((await reader.snapshot(inbox.id)).uids) == [1, 4, 5, 6, 7, 8, 9]
+            finally:
+                await reader.close()
+    finally:
+        await writer.close()
+        for store in later:
+            await store.close()
         await first.close()

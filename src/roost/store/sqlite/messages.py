@@ -178,15 +178,19 @@ def snapshot(db: MailDB, mailbox_id: int, claim_recent: bool) -> MailboxSnapshot
     claimed that the view does not hold."""
     with db.read():
         row = db.mailbox(mailbox_id)
-        if not (claim_recent and row.recent_floor < row.uidnext):
-            return _snapshot(db, row, row.recent_floor if claim_recent else None)
-    with db.write():
-        row = db.mailbox(mailbox_id)
-        if row.recent_floor < row.uidnext:
-            db.conn.execute(
-                "UPDATE mailboxes SET recent_floor = uidnext WHERE id = ?", (mailbox_id,)
-            )
-        return _snapshot(db, row, row.recent_floor)
+        claimed = claim_recent and row.recent_floor < row.uidnext
+        if not claimed:
+            result = _snapshot(db, row, row.recent_floor if claim_recent else None)
+    if claimed:
+        with db.write():
+            row = db.mailbox(mailbox_id)
+            if row.recent_floor < row.uidnext:
+                db.conn.execute(
+                    "UPDATE mailboxes SET recent_floor = uidnext WHERE id = ?", (mailbox_id,)
+                )
+            result = _snapshot(db, row, row.recent_floor)
+    db.uid_cache.store_pending(db)
+    return result
 
 
 def _snapshot(db: MailDB, row: MailboxRow, recent_floor: int | None) -> MailboxSnapshot:
