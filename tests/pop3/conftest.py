@@ -81,8 +81,8 @@ class Pop3Server:
         account = await self.store.open_account(user)
         try:
             info = await account.get_mailbox("INBOX")
-            rows = await account.fetch_flags(info.id, (await account.snapshot(info.id)).uids)
-            return {uid: flags for uid, flags, _ in rows}
+            found = await account.fetch_flags(info.id, (await account.snapshot(info.id)).uids)
+            return {uid: flags for uid, flags, _ in found.states()}
         finally:
             await account.close()
 

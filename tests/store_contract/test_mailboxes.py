@@ -224,8 +224,8 @@ async def test_rename_inbox_moves_its_messages(alice: Account, inbox_id: int) ->
     assert old.uidvalidity != inbox.uidvalidity
     snap = await alice.snapshot(old.id)
     assert list(snap.uids) == [1, 2, 3]
-    rows = await alice.fetch_flags(old.id, snap.uids)
-    assert [("\\Seen" in f) for _, f, _ in rows] == [False, True, False]
+    found = await alice.fetch_flags(old.id, snap.uids)
+    assert [("\\Seen" in f) for _, f, _ in found.states()] == [False, True, False]
     assert (await alice.append(inbox_id, [])).uids == []
     assert await append(alice, inbox_id, 4) == [4]
 

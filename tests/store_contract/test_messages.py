@@ -254,8 +254,12 @@ async def test_fetch_flags(alice: Account, inbox_id: int) -> None:
     await alice.expunge(inbox_id)
     for uids in ([1, 2, 3, 4, 5], range(1, 7), [5, 1, 4], [3], [1000]):
         expected = [(m.uid, m.flags, m.modseq) for m in await alice.fetch_meta(inbox_id, uids)]
-        assert await alice.fetch_flags(inbox_id, uids) == expected
-    assert [uid for uid, _, _ in await alice.fetch_flags(inbox_id, range(1, 6))] == [1, 2, 4, 5]
+        found = await alice.fetch_flags(inbox_id, uids)
+        assert found.states() == expected
+        assert set(found.flags) == {key for _, key, _ in found.rows}
+    found = await alice.fetch_flags(inbox_id, range(1, 6))
+    assert [uid for uid, _, _ in found.rows] == [1, 2, 4, 5]
+    assert len(found.flags) == 2  # messages with equal flags share a key
     with pytest.raises(NoSuchMailbox):
         await alice.fetch_flags(inbox_id + 1000, [1])
 

@@ -377,7 +377,7 @@ def small_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 async def _truth(account: SqliteAccount, mailbox_id: int) -> list[int]:
     """The UIDs as the database holds them, read without the cache."""
     uidnext = (await account.snapshot(mailbox_id)).info.uidnext
-    return [uid for uid, _, _ in await account.fetch_flags(mailbox_id, range(1, uidnext))]
+    return [uid for uid, _, _ in (await account.fetch_flags(mailbox_id, range(1, uidnext))).rows]
 
 
 async def test_uid_cache_follows_another_process(tmp_path: Path, small_cache: None) -> None:

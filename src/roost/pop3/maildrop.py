@@ -70,8 +70,8 @@ class Maildrop:
         mailbox = await account.get_mailbox(INBOX)
         snapshot = await account.snapshot(mailbox.id)
         # Expunged in between: absent here, so simply not in the maildrop.
-        rows = await account.fetch_flags(mailbox.id, snapshot.uids)
-        uids = [uid for uid, flags, _ in rows if DELETED not in flags]
+        found = await account.fetch_flags(mailbox.id, snapshot.uids)
+        uids = [uid for uid, flags, _ in found.states() if DELETED not in flags]
         return cls(account, snapshot.info, uids, sizes, batch_size)
 
     # ---- the view ----------------------------------------------------------------------

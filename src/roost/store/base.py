@@ -21,7 +21,7 @@ Invariants every backend keeps:
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -170,9 +170,19 @@ class MailboxSnapshot:
     recent_floor: int | None = None
 
 
-# A message's UID, flags and modseq, for FETCH of only those (a whole-mailbox sync):
-# plain tuples, as there may be 100,000 of them.
-FlagRow = tuple[int, frozenset[str], int]
+@dataclass(frozen=True, slots=True)
+class FlagRows:
+    """UID, flags and modseq of many messages, for FETCH of only those (a whole-mailbox
+    sync, 100,000 at a time). A mailbox has few distinct flag sets, so each message
+    names its set by a key, and a caller maps each key once, not each message."""
+
+    rows: list[tuple[int, Hashable, int]]  # (uid, flags key, modseq), ascending UID
+    flags: dict[Hashable, frozenset[str]]  # the flags of every key in ``rows``
+
+    def states(self) -> list[tuple[int, frozenset[str], int]]:
+        """(uid, flags, modseq) of each message."""
+        flags = self.flags
+        return [(uid, flags[key], modseq) for uid, key, modseq in self.rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,10 +531,9 @@ class Account(Protocol):
         them None: callers then read with ``read_range``)."""
         ...
 
-    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> list[FlagRow]:
-        """(uid, flags, modseq) of those of ``uids`` that exist, ascending UID: what
-        ``fetch_meta`` gives, for a fraction of its cost. Equal flag sets may be one
-        object."""
+    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> FlagRows:
+        """UID, flags and modseq of those of ``uids`` that exist, ascending UID: what
+        ``fetch_meta`` gives of them, for a fraction of its cost."""
         ...
 
     def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:

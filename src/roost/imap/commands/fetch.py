@@ -5,6 +5,11 @@ Messages are read from the store in batches (``fetch_batch_size`` per round trip
 each response is yielded as soon as it is built, so a FETCH of 100,000 messages never
 holds more than one batch of metadata and one message body in memory. What each
 attribute reads from the message is in ``fetch_parts``.
+
+A FETCH of only UID, FLAGS and MODSEQ — how clients sync a whole mailbox — has its own
+path (``_fetch_flags``): light rows from ``Account.fetch_flags`` in bigger batches
+(``flag_fetch_batch_size``), two batches in flight at most, each answered as one
+``FlagFetchBatch``. Its bytes are the general path's, which a transcript test checks.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from roost.imap.wire.responses import (
     Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet
-from roost.store.base import SEEN, FlagOp, FlagRow, FlagState, MessageGone, MessageMeta
+from roost.store.base import SEEN, FlagOp, FlagRows, FlagState, MessageGone, MessageMeta
 
 # Asked for alone, these take the fast path (``_flag_batch``).
 _FLAG_ITEMS = frozenset({c.FetchItem.UID, c.FetchItem.FLAGS, c.FetchItem.MODSEQ})
@@ -189,19 +194,19 @@ async def _fetch_flags(
     size = session.context.limits.flag_fetch_batch_size
     batches = [uids[start : start + size] for start in range(0, len(uids), size)]
     missing = 0
-    reading: asyncio.Future[list[FlagRow]] | None = None
+    reading: asyncio.Future[FlagRows] | None = None
     try:
         for k, batch in enumerate(batches):
             if reading is None:
                 reading = asyncio.ensure_future(account.fetch_flags(selected.mailbox_id, batch))
-            rows = await reading
+            found = await reading
             reading = None
             if k + 1 < len(batches):
                 following = account.fetch_flags(selected.mailbox_id, batches[k + 1])
                 reading = asyncio.ensure_future(following)
                 await asyncio.sleep(0)  # it reaches the store's thread; other sessions run
-            missing += len(batch) - len(rows)
-            response = _flag_batch(selected, attributes, rows, cmd.changedsince)
+            missing += len(batch) - len(found.rows)
+            response = _flag_batch(selected, attributes, found, cmd.changedsince)
             if response.numbers:
                 yield response
     finally:
@@ -213,7 +218,7 @@ async def _fetch_flags(
 def _flag_batch(
     selected: SelectedMailbox,
     attributes: list[c.FetchAttribute],
-    rows: list[FlagRow],
+    found: FlagRows,
     changedsince: int | None,
 ) -> FlagFetchBatch:
     """What the general path answers for these messages, when only UID, FLAGS and MODSEQ
@@ -221,6 +226,7 @@ def _flag_batch(
     ``changedsince`` or unknown to this session are left out, and \\Recent is added for
     this session's recent messages (``flags_for_wire``)."""
     items = tuple(label(a) for a in attributes)
+    rows = found.rows
     if not rows:
         return FlagFetchBatch(items, [], [], {})
     uids, recent = selected.uids, selected.recent
@@ -230,14 +236,13 @@ def _flag_batch(
     if changedsince is None and not recent and end <= count and uids[end - 1] == rows[-1][0]:
         # The rows are exactly the session's UIDs first, first+1, ... (both ascending,
         # no duplicates, same ends and count): the usual case. They go out as they are.
-        keys = {flags for _, flags, _ in rows}
-        wire: dict[Hashable, FlagList] = {f: wire_flags(f, recent=False) for f in keys}
+        wire = {key: wire_flags(flags, recent=False) for key, flags in found.flags.items()}
         return FlagFetchBatch(items, range(first + 1, end + 1), rows, wire)
     # Otherwise walk the session's UIDs alongside to find each message number.
     numbers: list[int] = []
-    messages: list[tuple[int, tuple[frozenset[str], bool], int]] = []
+    messages: list[tuple[int, tuple[Hashable, bool], int]] = []
     i = first
-    for uid, flags, modseq in rows:
+    for uid, key, modseq in rows:
         if changedsince is not None and modseq <= changedsince:
             continue
         while i < count and uids[i] < uid:
@@ -245,8 +250,11 @@ def _flag_batch(
         if i == count or uids[i] != uid:
             continue  # new since this session last synced: not in its numbering yet
         numbers.append(i + 1)
-        messages.append((uid, (flags, uid in recent), modseq))
-    keyed: dict[Hashable, FlagList] = {k: wire_flags(*k) for k in {k for _, k, _ in messages}}
+        messages.append((uid, (key, uid in recent), modseq))
+    keyed: dict[Hashable, FlagList] = {
+        (key, is_recent): wire_flags(found.flags[key], is_recent)
+        for key, is_recent in {k for _, k, _ in messages}
+    }
     return FlagFetchBatch(items, numbers, messages, keyed)
 
 

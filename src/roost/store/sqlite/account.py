@@ -23,7 +23,7 @@ from roost.store.base import (
     ChangeEvent,
     CopyResult,
     FlagOp,
-    FlagRow,
+    FlagRows,
     MailboxChanges,
     MailboxInfo,
     MailboxSnapshot,
@@ -140,7 +140,7 @@ class SqliteAccount:
     ) -> list[MessageMeta]:
         return await self._run(message_ops.fetch_meta, mailbox_id, uids, with_model, with_content)
 
-    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> list[FlagRow]:
+    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> FlagRows:
         return await self._run(message_ops.fetch_flags, mailbox_id, uids)
 
     async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 
 from roost.store.base import (
@@ -25,7 +25,7 @@ from roost.store.base import (
     ChangeEvent,
     CopyResult,
     FlagOp,
-    FlagRow,
+    FlagRows,
     FlagState,
     MailboxChanged,
     MailboxChanges,
@@ -208,17 +208,24 @@ def _snapshot(db: MailDB, row: MailboxRow, recent_floor: int | None) -> MailboxS
     )
 
 
-def fetch_flags(db: MailDB, mailbox_id: int, uids: Sequence[int]) -> list[FlagRow]:
+# A message's flags key: its flag bits alone (an int) when it has no keyword, which is
+# most; else bits and keywords as text. Computed by SQLite, so rows need no Python work.
+_FLAGS_KEY = "CASE keywords WHEN '' THEN flags ELSE flags || ' ' || keywords END"
+
+
+def fetch_flags(db: MailDB, mailbox_id: int, uids: Sequence[int]) -> FlagRows:
     with db.read():
         db.mailbox(mailbox_id)
-        rows = db.select_messages("uid, flags, keywords, modseq", mailbox_id, uids)
+        rows = db.select_messages(f"uid, {_FLAGS_KEY}, modseq", mailbox_id, uids)
     decode = db.codec.decode
-    # Most messages have no keyword: their flag sets by a list index, not a codec call.
-    plain = [decode(bits, "") for bits in range(32)]
-    return [
-        (uid, decode(bits, keywords) if keywords else plain[bits & 31], modseq)
-        for uid, bits, keywords, modseq in rows
-    ]
+    flags: dict[Hashable, frozenset[str]] = {}
+    for key in {key for _, key, _ in rows}:
+        if isinstance(key, int):
+            flags[key] = decode(key, "")
+        else:
+            bits, _, keywords = key.partition(" ")
+            flags[key] = decode(int(bits), keywords)
+    return FlagRows(rows, flags)
 
 
 def status(db: MailDB, mailbox_id: int) -> MailboxStatus:
