@@ -505,7 +505,7 @@ class Account(Protocol):
     # messages
     async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
         """The mailbox now; with ``claim_recent``, also claim \\Recent as ``claim_recent``
-        does, at the same instant (``recent_floor``), so SELECT is one round trip."""
+        does, at the same instant (``recent_floor``): SELECT needs no second call."""
         ...
 
     async def claim_recent(self, mailbox_id: int) -> int:
