@@ -491,3 +491,33 @@ async def test_a_new_process_starts_from_the_stored_uid_list(
         for store in later:
             await store.close()
         await first.close()
+
+
+async def test_storing_a_uid_list_never_waits_for_another_writer(
+    tmp_path: Path, small_cache: None
+) -> None:
+    """The list is stored after SELECT's answer, and only if the write lock is free at
+    once; otherwise a later SELECT stores it."""
+    store = await SqliteStore.open(tmp_path / "data")
+    await store.create_account("alice", "h")
+    account = await store.open_account("alice")
+    [db_path] = (tmp_path / "data").glob("accounts/*/mail.db")
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        inbox = await account.get_mailbox("INBOX")
+        await append(account, inbox.id, 1, 2, 3, 4)
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        started = time.monotonic()
+        assert list((await account.snapshot(inbox.id)).uids) == [1, 2, 3, 4]
+        await account.get_mailbox("INBOX")  # after the queued attempt to store
+        assert time.monotonic() - started < 5  # far below the 10 s busy timeout
+        other.execute("COMMIT")
+        assert other.execute("SELECT count(*) FROM uid_lists").fetchone() == (0,)
+        await account.snapshot(inbox.id)
+        await account.get_mailbox("INBOX")
+        [(blob,)] = other.execute("SELECT uids FROM uid_lists").fetchall()
+        assert len(blob) == 4 * 4
+    finally:
+        other.close()
+        await account.close()
+        await store.close()

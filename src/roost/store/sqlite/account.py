@@ -122,7 +122,11 @@ class SqliteAccount:
     # ---- messages ------------------------------------------------------------------
 
     async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
-        return await self._run(message_ops.snapshot, mailbox_id, claim_recent)
+        snapshot = await self._run(message_ops.snapshot, mailbox_id, claim_recent)
+        # A UID list this SELECT found missing or stale is stored after its answer.
+        shared = self._shared
+        shared.worker.run_soon(shared.db.uid_cache.store_pending, shared.db)
+        return snapshot
 
     async def claim_recent(self, mailbox_id: int) -> int:
         return await self._run(message_ops.claim_recent, mailbox_id)

@@ -189,7 +189,6 @@ def snapshot(db: MailDB, mailbox_id: int, claim_recent: bool) -> MailboxSnapshot
                     "UPDATE mailboxes SET recent_floor = uidnext WHERE id = ?", (mailbox_id,)
                 )
             result = _snapshot(db, row, row.recent_floor)
-    db.uid_cache.store_pending(db)
     return result
 
 

@@ -32,6 +32,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from roost.store.sqlite.schema import BUSY_TIMEOUT_MS
+
 if TYPE_CHECKING:
     from roost.store.sqlite.db import MailboxRow, MailDB
 
@@ -86,12 +88,14 @@ class UidCache:
 
     def store_pending(self, db: MailDB) -> None:
         """Write the lists ``uids`` found missing or far behind in ``uid_lists``, outside
-        any transaction. A failure only costs the next cold SELECT its time: logged."""
+        any transaction. Never waits for another process's write lock, and never fails:
+        a list not stored only costs the next cold SELECT its time."""
         pending = [self._entries[i] for i in self._to_store if i in self._entries]
         ids = [i for i in self._to_store if i in self._entries]
         self._to_store.clear()
         if not pending:
             return
+        db.conn.execute("PRAGMA busy_timeout = 0")
         try:
             with db.write():
                 db.conn.executemany(
@@ -107,9 +111,15 @@ class UidCache:
                         for i, e in zip(ids, pending, strict=True)
                     ],
                 )
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                log.warning("could not store UID lists", exc_info=True)
+            return  # busy: another SELECT will
         except (sqlite3.Error, OSError):
-            log.warning("could not store UID lists; the next cold SELECT reads them", exc_info=True)
+            log.warning("could not store UID lists", exc_info=True)
             return
+        finally:
+            db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         for entry in pending:
             entry.unsaved = 0
 

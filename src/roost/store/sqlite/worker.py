@@ -8,6 +8,7 @@ locks. Make each public store call one job: every job is a loop round trip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,13 @@ class Worker:
             raise RuntimeError("worker is shut down")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def run_soon(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Queue housekeeping that nobody waits for, after the jobs queued so far; ``fn``
+        must handle its own errors. Dropped once the worker is shut down."""
+        if not self.closed:
+            with contextlib.suppress(RuntimeError):  # shut down meanwhile
+                self._executor.submit(fn, *args, **kwargs)
 
     def shutdown(self) -> None:
         """Refuse new jobs; queued ones still run, and the thread then exits."""
