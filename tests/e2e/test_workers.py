@@ -110,7 +110,8 @@ class Workers:
             try:
                 info = await account.get_mailbox(mailbox)
                 snapshot = await account.snapshot(info.id)
-                return list(zip(snapshot.uids, snapshot.flags, strict=True))
+                found = await account.fetch_flags(info.id, snapshot.uids)
+                return [(uid, flags) for uid, flags, _ in found.states()]
             finally:
                 await account.close()
         finally:

@@ -80,8 +80,9 @@ class Pop3Server:
         """UID → flags of every message in INBOX, as the store holds them."""
         account = await self.store.open_account(user)
         try:
-            snapshot = await account.snapshot((await account.get_mailbox("INBOX")).id)
-            return dict(zip(snapshot.uids, snapshot.flags, strict=True))
+            info = await account.get_mailbox("INBOX")
+            found = await account.fetch_flags(info.id, (await account.snapshot(info.id)).uids)
+            return {uid: flags for uid, flags, _ in found.states()}
         finally:
             await account.close()
 

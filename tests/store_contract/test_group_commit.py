@@ -60,7 +60,7 @@ async def queued_behind_busy_worker(
 ) -> list[AppendResult | BaseException]:
     """Run ``appends`` while the account's worker is held busy, then release it."""
     release = threading.Event()
-    account._shared.worker.submit(lambda: release.wait(timeout=30))
+    account._shared.worker.run_soon(release.wait, 30)
     tasks = [asyncio.ensure_future(append) for append in appends]
     await asyncio.sleep(0)  # each task runs up to waiting for its answer: all queued
     release.set()
@@ -139,7 +139,7 @@ async def test_a_failed_batch_fails_every_append_and_stores_none(
         assert batches == [2]
         assert all(isinstance(result, StorageFull) for result in results)
         monkeypatch.undo()
-        assert (await account.snapshot(inbox.id)).uids == []
+        assert list((await account.snapshot(inbox.id)).uids) == []
         result = await account.append(inbox.id, [new(message(3))])
         assert result.uids == [1]  # no UID was used up by the failed batch
     finally:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableSequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from roost.store.base import (
+    DELETED,
     SEEN,
     Account,
+    FlagOp,
     MailboxChanged,
     MessageSource,
     NewMessage,
     NoSuchMailbox,
+    Store,
 )
+from tests.store_contract.conftest import open_store
 from tests.store_contract.helpers import append, message, new, read_all
 
 
@@ -156,14 +161,107 @@ async def test_snapshot(alice: Account, inbox_id: int) -> None:
     await alice.append(inbox_id, [new(message(3), frozenset({SEEN, "Work"}))])
     snap = await alice.snapshot(inbox_id)
     assert snap.info.uidnext == 4
-    assert snap.uids == [1, 2, 3]
-    assert snap.flags == [frozenset(), frozenset(), frozenset({SEEN, "Work"})]
+    assert list(snap.uids) == [1, 2, 3]
     assert snap.keywords == {"Work"}
+    assert snap.first_unseen == 1
+    assert snap.recent_floor is None  # not asked to claim
+    assert (await alice.status(inbox_id)).recent == 3  # so nothing was claimed
 
 
 async def test_snapshot_of_empty_mailbox(alice: Account, inbox_id: int) -> None:
     snap = await alice.snapshot(inbox_id)
-    assert (snap.uids, snap.flags, snap.keywords) == ([], [], frozenset())
+    assert (list(snap.uids), snap.keywords, snap.first_unseen) == ([], frozenset(), None)
+    assert (await alice.snapshot(inbox_id, claim_recent=True)).recent_floor == 1
+
+
+async def test_snapshot_uids_are_the_callers_own(alice: Account, inbox_id: int) -> None:
+    await append(alice, inbox_id, 1, 2)
+    first = await alice.snapshot(inbox_id)
+    assert isinstance(first.uids, MutableSequence)
+    first.uids[0] = 99
+    assert list((await alice.snapshot(inbox_id)).uids) == [1, 2]
+
+
+async def test_snapshot_first_unseen_follows_flags_and_expunges(
+    alice: Account, inbox_id: int
+) -> None:
+    uids = await append(alice, inbox_id, 1, 2, 3, 4)
+    await alice.store_flags(inbox_id, uids[:2], FlagOp.ADD, frozenset({SEEN}))
+    assert (await alice.snapshot(inbox_id)).first_unseen == 3
+    await alice.store_flags(inbox_id, [3], FlagOp.ADD, frozenset({SEEN, DELETED}))
+    await alice.store_flags(inbox_id, [1], FlagOp.REMOVE, frozenset({SEEN}))
+    assert (await alice.snapshot(inbox_id)).first_unseen == 1
+    await alice.store_flags(inbox_id, uids, FlagOp.ADD, frozenset({SEEN}))
+    assert (await alice.snapshot(inbox_id)).first_unseen is None
+    await alice.store_flags(inbox_id, [4], FlagOp.REPLACE, frozenset({"$Later"}))
+    assert (await alice.snapshot(inbox_id)).first_unseen == 4
+    await alice.store_flags(inbox_id, [4], FlagOp.ADD, frozenset({DELETED}))
+    await alice.expunge(inbox_id)
+    snap = await alice.snapshot(inbox_id)
+    assert (list(snap.uids), snap.first_unseen) == ([1, 2], None)
+
+
+async def test_snapshot_claims_recent_like_claim_recent(
+    store: Store, alice: Account, inbox_id: int
+) -> None:
+    """RFC 3501 §2.3.1.2: \\Recent belongs to the one session that first sees it."""
+    other = await store.open_account("alice")
+    try:
+        await append(alice, inbox_id, 1, 2)
+        snap = await alice.snapshot(inbox_id, claim_recent=True)
+        assert (list(snap.uids), snap.recent_floor) == ([1, 2], 1)
+        assert (await other.snapshot(inbox_id, claim_recent=True)).recent_floor == 3
+        assert (await alice.status(inbox_id)).recent == 0
+        await append(alice, inbox_id, 3)
+        assert (await other.snapshot(inbox_id)).recent_floor is None  # looking claims none
+        assert await alice.claim_recent(inbox_id) == 3
+        assert (await other.snapshot(inbox_id, claim_recent=True)).recent_floor == 4
+    finally:
+        await other.close()
+
+
+async def test_snapshot_sees_another_store_on_the_same_data(
+    backend: str, store_path: Path, alice: Account, inbox_id: int
+) -> None:
+    """Two stores on one path are two worker processes: each sees the other's changes."""
+    uids = await append(alice, inbox_id, *range(1, 11))
+    assert list((await alice.snapshot(inbox_id)).uids) == uids
+    second = await open_store(backend, store_path)
+    try:
+        bob = await second.open_account("alice")
+        try:
+            assert list((await bob.snapshot(inbox_id)).uids) == uids
+            await bob.store_flags(inbox_id, [2, 5, 9], FlagOp.ADD, frozenset({DELETED}))
+            await bob.expunge(inbox_id)
+            await append(bob, inbox_id, 11, 12)
+            expected = [1, 3, 4, 6, 7, 8, 10, 11, 12]
+            assert list((await alice.snapshot(inbox_id)).uids) == expected
+            trash = await alice.get_mailbox("Trash")
+            await alice.move(inbox_id, [1, 12], trash.id)
+            await append(alice, inbox_id, 13)
+            assert list((await bob.snapshot(inbox_id)).uids) == [3, 4, 6, 7, 8, 10, 11, 13]
+            assert list((await bob.snapshot(trash.id)).uids) == [1, 2]
+        finally:
+            await bob.close()
+    finally:
+        await second.close()
+
+
+async def test_fetch_flags(alice: Account, inbox_id: int) -> None:
+    await append(alice, inbox_id, 1, 2, 3, 4, 5)
+    await alice.store_flags(inbox_id, [2, 4], FlagOp.ADD, frozenset({SEEN, "Work"}))
+    await alice.store_flags(inbox_id, [3], FlagOp.ADD, frozenset({DELETED}))
+    await alice.expunge(inbox_id)
+    for uids in ([1, 2, 3, 4, 5], range(1, 7), [5, 1, 4], [3], [1000]):
+        expected = [(m.uid, m.flags, m.modseq) for m in await alice.fetch_meta(inbox_id, uids)]
+        found = await alice.fetch_flags(inbox_id, uids)
+        assert found.states() == expected
+        assert set(found.flags) == {key for _, key, _ in found.rows}
+    found = await alice.fetch_flags(inbox_id, range(1, 6))
+    assert [uid for uid, _, _ in found.rows] == [1, 2, 4, 5]
+    assert len(found.flags) == 2  # messages with equal flags share a key
+    with pytest.raises(NoSuchMailbox):
+        await alice.fetch_flags(inbox_id + 1000, [1])
 
 
 async def test_reading_an_expunged_message_says_it_is_gone(alice: Account) -> None:

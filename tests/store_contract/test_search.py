@@ -585,6 +585,8 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
     await store_.close()
     db = mail_db(tmp_path)
     with sqlite3.connect(db) as conn:  # back to schema version 1
+        conn.execute("DROP TABLE uid_lists")
+        conn.execute("DROP INDEX messages_unseen")
         conn.execute("DROP TABLE message_text")
         conn.execute("DROP TABLE text_pending")
         conn.execute("DROP TABLE analyses")

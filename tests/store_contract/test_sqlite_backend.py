@@ -224,7 +224,7 @@ async def test_full_database(tmp_path: Path, account: SqliteAccount) -> None:
         await account.append(inbox.id, many)
 
     conn.execute("PRAGMA max_page_count = 1073741823")
-    assert (await account.snapshot(inbox.id)).uids == [1]
+    assert list((await account.snapshot(inbox.id)).uids) == [1]
     assert len(blob_files(tmp_path / "data")) == 1  # the new blobs were released
     assert await append(account, inbox.id, 2) == [2]
 
@@ -241,7 +241,7 @@ async def test_stores_sharing_a_hub_share_events(tmp_path: Path) -> None:
         inbox = await writer.get_mailbox("INBOX")
         result = await writer.append(inbox.id, [new(message(1))])
         assert listener.pending() == [MailboxChanged(inbox.id, result.mailbox.highestmodseq)]
-        assert (await reader.snapshot(inbox.id)).uids == result.uids
+        assert list((await reader.snapshot(inbox.id)).uids) == result.uids
     finally:
         await reader.close()  # closes its listeners too
         assert listener.closed
@@ -352,7 +352,7 @@ async def test_an_account_recreated_elsewhere_is_not_served_from_the_old_one(
         await there.create_account("alice", "h")
         session = await here.open_account("alice")
         info = await session.get_mailbox("INBOX")
-        assert (await session.snapshot(info.id)).uids == []
+        assert list((await session.snapshot(info.id)).uids) == []
         await session.close()
     finally:
         await there.close()
@@ -412,3 +412,167 @@ def test_writers_take_turns_on_the_account_lock(tmp_path: Path) -> None:
     finally:
         os.close(other)
         db.close()
+
+
+# ---- the per-process UID cache (uid_cache.py) -------------------------------------------
+
+
+@pytest.fixture
+def small_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every mailbox's list, few of them in memory, and store them often, so small
+    tests exercise the cache, its table and catching up from either."""
+    from roost.store.sqlite import uid_cache
+
+    monkeypatch.setattr(uid_cache, "CACHE_MIN_MESSAGES", 1)
+    monkeypatch.setattr(uid_cache, "CACHE_MAILBOXES", 2)
+    monkeypatch.setattr(uid_cache, "STORE_AFTER_CHANGES", 3)
+    monkeypatch.setattr(uid_cache, "_DELETE_ONE_BY_ONE", 3)
+
+
+async def _truth(account: SqliteAccount, mailbox_id: int) -> list[int]:
+    """The UIDs as the database holds them, read without the cache."""
+    uidnext = (await account.snapshot(mailbox_id)).info.uidnext
+    return [uid for uid, _, _ in (await account.fetch_flags(mailbox_id, range(1, uidnext))).rows]
+
+
+async def test_uid_cache_follows_another_process(tmp_path: Path, small_cache: None) -> None:
+    """Two stores on one data directory are two worker processes, each with its own
+    cache: random appends, expunges, moves and renames through either, and every
+    SELECT snapshot equals the database."""
+    import random
+
+    rng = random.Random(5)
+    first = await SqliteStore.open(tmp_path / "data")
+    second = await SqliteStore.open(tmp_path / "data")
+    await first.create_account("alice", "h")
+    accounts = [await first.open_account("alice"), await second.open_account("alice")]
+    try:
+        for name in ("A", "B", "C"):
+            await accounts[0].create_mailbox(name)
+        names = ["INBOX", "A", "B", "C"]
+        n = 0
+        for _ in range(120):
+            actor = rng.choice(accounts)
+            info = await actor.get_mailbox(rng.choice(names))
+            uids = await _truth(actor, info.id)
+            op = rng.random()
+            if op < 0.4 or not uids:
+                n += 1
+                await append(actor, info.id, *range(n, n + rng.randint(1, 6)))
+            elif op < 0.75:
+                doomed = rng.sample(uids, rng.randint(1, min(len(uids), 6)))
+                await actor.store_flags(info.id, doomed, FlagOp.ADD, frozenset({DELETED}))
+                await actor.expunge(info.id)
+            elif op < 0.9:
+                dest = await actor.get_mailbox(rng.choice(names))
+                await actor.move(info.id, rng.sample(uids, min(len(uids), 2)), dest.id)
+            else:
+                await actor.store_flags(info.id, uids[:3], FlagOp.ADD, frozenset({"$x"}))
+            for account in accounts:
+                for name in names:
+                    mailbox = await account.get_mailbox(name)
+                    snap = await account.snapshot(mailbox.id)
+                    assert list(snap.uids) == await _truth(account, mailbox.id), name
+        await accounts[1].rename_mailbox("INBOX", "Old")  # INBOX's messages all leave
+        inbox = await accounts[0].get_mailbox("INBOX")
+        assert list((await accounts[0].snapshot(inbox.id)).uids) == []
+    finally:
+        for account in accounts:
+            await account.close()
+        await second.close()
+        await first.close()
+
+
+async def test_uid_cache_notices_a_placeholder_made_real(tmp_path: Path, small_cache: None) -> None:
+    """DELETE of a mailbox with inferiors keeps its id as a \\Noselect placeholder; made
+    real again it is a new mailbox (new UIDVALIDITY) whose UIDs start over."""
+    first = await SqliteStore.open(tmp_path / "data")
+    second = await SqliteStore.open(tmp_path / "data")
+    await first.create_account("alice", "h")
+    reader = await first.open_account("alice")
+    writer = await second.open_account("alice")
+    try:
+        parent = await writer.create_mailbox("P")
+        await writer.create_mailbox("P/child")
+        await append(writer, parent.id, 1, 2, 3)
+        await writer.store_flags(parent.id, [2], FlagOp.ADD, frozenset({DELETED}))
+        await writer.expunge(parent.id)
+        assert list((await reader.snapshot(parent.id)).uids) == [1, 3]
+        await writer.delete_mailbox("P")
+        again = await writer.create_mailbox("P")
+        assert again.id == parent.id and again.uidvalidity != parent.uidvalidity
+        await append(writer, again.id, 4, 5, 6, 7)
+        snap = await reader.snapshot(again.id)
+        assert (snap.info.uidvalidity, list(snap.uids)) == (again.uidvalidity, [1, 2, 3, 4])
+    finally:
+        await reader.close()
+        await writer.close()
+        await second.close()
+        await first.close()
+
+
+async def test_a_new_process_starts_from_the_stored_uid_list(
+    tmp_path: Path, small_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process that never read a mailbox takes the list another one stored,
+    and catches up from there, without reading the messages table."""
+    from roost.store.sqlite import uid_cache
+
+    first = await SqliteStore.open(tmp_path / "data")
+    await first.create_account("alice", "h")
+    writer = await first.open_account("alice")
+    later: list[SqliteStore] = []
+    try:
+        inbox = await writer.get_mailbox("INBOX")
+        await append(writer, inbox.id, *range(1, 9))
+        assert list((await writer.snapshot(inbox.id)).uids) == list(range(1, 9))  # stored
+
+        def no_full_read(db: object, mailbox_id: int) -> None:
+            raise AssertionError("read every UID")
+
+        monkeypatch.setattr(uid_cache, "_read_all", no_full_read)
+        await writer.store_flags(inbox.id, [2, 3], FlagOp.ADD, frozenset({DELETED}))
+        await writer.expunge(inbox.id)
+        await append(writer, inbox.id, 9)
+        for _ in range(2):  # a fresh process each time: the stored list, caught up
+            later.append(await SqliteStore.open(tmp_path / "data"))
+            reader = await later[-1].open_account("alice")
+            try:
+                assert list((await reader.snapshot(inbox.id)).uids) == [1, 4, 5, 6, 7, 8, 9]
+            finally:
+                await reader.close()
+    finally:
+        await writer.close()
+        for store in later:
+            await store.close()
+        await first.close()
+
+
+async def test_storing_a_uid_list_never_waits_for_another_writer(
+    tmp_path: Path, small_cache: None
+) -> None:
+    """The list is stored after SELECT's answer, and only if the write lock is free at
+    once; otherwise a later SELECT stores it."""
+    store = await SqliteStore.open(tmp_path / "data")
+    await store.create_account("alice", "h")
+    account = await store.open_account("alice")
+    [db_path] = (tmp_path / "data").glob("accounts/*/mail.db")
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        inbox = await account.get_mailbox("INBOX")
+        await append(account, inbox.id, 1, 2, 3, 4)
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        started = time.monotonic()
+        assert list((await account.snapshot(inbox.id)).uids) == [1, 2, 3, 4]
+        await account.get_mailbox("INBOX")  # after the queued attempt to store
+        assert time.monotonic() - started < 5  # far below the 10 s busy timeout
+        other.execute("COMMIT")
+        assert other.execute("SELECT count(*) FROM uid_lists").fetchone() == (0,)
+        await account.snapshot(inbox.id)
+        await account.get_mailbox("INBOX")
+        [(blob,)] = other.execute("SELECT uids FROM uid_lists").fetchall()
+        assert len(blob) == 4 * 4
+    finally:
+        other.close()
+        await account.close()
+        await store.close()

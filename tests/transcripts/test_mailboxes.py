@@ -107,6 +107,38 @@ async def test_select_response_rfc3501(imap: ImapServer) -> None:
     assert b"[READ-WRITE]" in reply.line
 
 
+async def test_select_again_after_another_session_changed_the_mailbox(
+    imap: ImapServer,
+) -> None:
+    """RFC 3501 §7.1 [UNSEEN n] is a message number, not a UID; each SELECT tells the
+    mailbox as it is now, whatever another connection did in between."""
+    client = await imap.login()
+    other = await imap.login()
+    for n in range(5):
+        await client.append("INBOX", message(f"m{n}"), flags="\\Seen")
+    reply = await client.ok("SELECT INBOX")
+    assert reply.untagged[1:3] == [b"* 5 EXISTS", b"* 5 RECENT"]
+    assert not reply.lines_starting(b"* OK [UNSEEN")
+
+    await other.ok("SELECT INBOX")
+    await other.ok("STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    await other.ok("STORE 4 -FLAGS.SILENT (\\Seen)")
+    await other.ok("CLOSE")  # expunged: UIDs 3, 4, 5 are now messages 1, 2, 3
+    await other.append("INBOX", message("new"))  # UID 6, message 4, recent for client
+    reply = await client.ok("SELECT INBOX")
+    assert reply.untagged[1:4] == [b"* 4 EXISTS", b"* 1 RECENT", b"* OK [UNSEEN 2] First unseen"]
+    assert reply.lines_starting(b"* OK [UIDNEXT 7]")
+    reply = await client.ok("UID FETCH 1:* (FLAGS)")
+    assert reply.untagged == [
+        b"* 1 FETCH (UID 3 FLAGS (\\Seen))",
+        b"* 2 FETCH (UID 4 FLAGS ())",
+        b"* 3 FETCH (UID 5 FLAGS (\\Seen))",
+        b"* 4 FETCH (UID 6 FLAGS (\\Recent))",
+    ]
+    reply = await other.ok("SELECT INBOX")  # the other session's claim came first
+    assert reply.untagged[1:4] == [b"* 4 EXISTS", b"* 0 RECENT", b"* OK [UNSEEN 2] First unseen"]
+
+
 async def test_examine_is_read_only_and_claims_no_recent(imap: ImapServer) -> None:
     client = await imap.login()
     await client.append("INBOX", message())

@@ -31,7 +31,8 @@ async def store_truth(imap: ImapServer, mailbox: str = "INBOX") -> list[tuple[in
     try:
         info = await account.get_mailbox(mailbox)
         snapshot: MailboxSnapshot = await account.snapshot(info.id)
-        return list(zip(snapshot.uids, snapshot.flags, strict=True))
+        found = await account.fetch_flags(info.id, snapshot.uids)
+        return [(uid, flags) for uid, flags, _ in found.states()]
     finally:
         await account.close()
 

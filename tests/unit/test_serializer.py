@@ -20,6 +20,7 @@ from roost.imap.wire.responses import (
     Expunged,
     FetchResponse,
     FetchValue,
+    FlagFetchBatch,
     FlagList,
     FlagsResponse,
     IdResponse,
@@ -425,3 +426,42 @@ def test_serialize_many_concatenates_in_order() -> None:
     responses: list[Response] = [Exists(4), Recent(1), Tagged("A1", Status.OK, "NOOP completed")]
     assert serialize_many(responses) == (b"* 4 EXISTS\r\n* 1 RECENT\r\nA1 OK NOOP completed\r\n")
     assert serialize_many([], utf8=True) == b""
+
+
+# ---- FlagFetchBatch: many FETCH responses of UID, FLAGS and MODSEQ in one loop -------
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        ("UID", "FLAGS"),
+        ("FLAGS",),
+        ("UID",),
+        ("MODSEQ",),
+        ("FLAGS", "UID", "MODSEQ"),
+        ("UID", "MODSEQ", "FLAGS"),
+        ("MODSEQ", "FLAGS", "UID"),
+        ("FLAGS", "MODSEQ"),
+    ],
+)
+def test_flag_fetch_batch_writes_what_fetch_responses_write(items: tuple[str, ...]) -> None:
+    seen, none = FlagList(("\\Seen",)), FlagList(())
+    odd = FlagList(("\\Flagged", "$100%", "Ünï"))  # "%" must not reach %-formatting raw
+    flags = {"seen": seen, "none": none, ("odd", True): odd}
+    messages = [(10, "seen", 7), (11, "none", 8), (15, ("odd", True), 12345678901), (16, "seen", 9)]
+    numbers = [1, 2, 5, 6]
+    batch = FlagFetchBatch(items, numbers, messages, flags)
+    expected = b"".join(
+        serialize(
+            FetchResponse(
+                n,
+                tuple(
+                    (item, {"UID": uid, "FLAGS": flags[key], "MODSEQ": Parenthesized(m)}[item])
+                    for item in items
+                ),
+            )
+        )
+        for n, (uid, key, m) in zip(numbers, messages, strict=True)
+    )
+    assert serialize(batch) == expected
+    assert serialize(FlagFetchBatch(items, [], [], {})) == b""

@@ -23,6 +23,8 @@ class ImapLimits:
     auth_timeout: float = 30 * 60.0 + 60.0  # RFC 9051 §5.4: at least 30 minutes
     idle_keepalive_interval: float = 120.0  # "* OK Still here" while idling (CLIENTS.md)
     fetch_batch_size: int = 500  # messages read from the store per round trip
+    # FETCH of only UID, FLAGS and MODSEQ: a message costs ~1 us on the loop, not ~10 us
+    flag_fetch_batch_size: int = 5000
     max_bad_commands: int = 20  # BYE after this many consecutive BAD replies
 
 

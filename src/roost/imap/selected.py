@@ -49,7 +49,7 @@ def flag_tuple(flags: Iterable[str], recent: bool = False) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _wire_flags(flags: frozenset[str], recent: bool) -> FlagList:
+def wire_flags(flags: frozenset[str], recent: bool) -> FlagList:
     """A mailbox has few distinct flag sets: build each wire form once (FETCH hot path)."""
     return FlagList(flag_tuple(flags, recent))
 
@@ -69,7 +69,8 @@ class SelectedMailbox:
         self.condstore = False
         self.qresync = False
         self.rev2 = False  # IMAP4rev2: never \Recent nor RECENT (RFC 9051 Appendix E)
-        self.uids = array("I", snapshot.uids)
+        uids = snapshot.uids  # the snapshot's own copy: take it over when it is an array
+        self.uids = uids if isinstance(uids, array) and uids.typecode == "I" else array("I", uids)
         self.known_modseq = snapshot.info.highestmodseq
         self.uidnext = snapshot.info.uidnext
         self.keywords: set[str] = set(snapshot.keywords)
@@ -134,7 +135,7 @@ class SelectedMailbox:
         return uid in self.recent
 
     def flags_for_wire(self, uid: int, flags: frozenset[str]) -> FlagList:
-        return _wire_flags(flags, uid in self.recent)
+        return wire_flags(flags, uid in self.recent)
 
     def all_flags(self) -> tuple[str, ...]:
         return flag_tuple(SYSTEM_FLAGS | self.keywords)

@@ -69,11 +69,9 @@ class Maildrop:
     async def open(cls, account: Account, sizes: SizeCache, batch_size: int) -> Maildrop:
         mailbox = await account.get_mailbox(INBOX)
         snapshot = await account.snapshot(mailbox.id)
-        uids = [
-            uid
-            for uid, flags in zip(snapshot.uids, snapshot.flags, strict=True)
-            if DELETED not in flags
-        ]
+        # Expunged in between: absent here, so simply not in the maildrop.
+        found = await account.fetch_flags(mailbox.id, snapshot.uids)
+        uids = [uid for uid, flags, _ in found.states() if DELETED not in flags]
         return cls(account, snapshot.info, uids, sizes, batch_size)
 
     # ---- the view ----------------------------------------------------------------------

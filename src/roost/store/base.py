@@ -21,7 +21,7 @@ Invariants every backend keeps:
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -159,12 +159,30 @@ class FlagState:
 
 @dataclass(frozen=True, slots=True)
 class MailboxSnapshot:
-    """A mailbox as SELECT sees it: every UID in ascending order, and their flags."""
+    """A mailbox as SELECT sees it, all read at one instant. No flags: a mailbox of
+    100,000 messages is selected without reading them (``fetch_flags`` does)."""
 
     info: MailboxInfo
-    uids: list[int]
-    flags: list[frozenset[str]]  # parallel to uids
+    uids: Sequence[int]  # every UID, ascending; the caller's own copy
     keywords: frozenset[str]  # every keyword defined in the mailbox
+    first_unseen: int | None  # the lowest UID without \Seen (RFC 3501 [UNSEEN])
+    # With claim_recent: UIDs at or above this are \Recent for the caller (claimed).
+    recent_floor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRows:
+    """UID, flags and modseq of many messages, for FETCH of only those (a whole-mailbox
+    sync, 100,000 at a time). A mailbox has few distinct flag sets, so each message
+    names its set by a key, and a caller maps each key once, not each message."""
+
+    rows: list[tuple[int, Hashable, int]]  # (uid, flags key, modseq), ascending UID
+    flags: dict[Hashable, frozenset[str]]  # the flags of every key in ``rows``
+
+    def states(self) -> list[tuple[int, frozenset[str], int]]:
+        """(uid, flags, modseq) of each message."""
+        flags = self.flags
+        return [(uid, flags[key], modseq) for uid, key, modseq in self.rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,7 +503,11 @@ class Account(Protocol):
     async def status(self, mailbox_id: int) -> MailboxStatus: ...
 
     # messages
-    async def snapshot(self, mailbox_id: int) -> MailboxSnapshot: ...
+    async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
+        """The mailbox now; with ``claim_recent``, also claim \\Recent as ``claim_recent``
+        does, at the same instant (``recent_floor``): SELECT needs no second call."""
+        ...
+
     async def claim_recent(self, mailbox_id: int) -> int:
         """Claim \\Recent for the caller: return the lowest UID that is recent for it and
         move the mailbox's recent floor to UIDNEXT, so no other session gets them."""
@@ -507,6 +529,11 @@ class Account(Protocol):
         unless ``with_model`` (it is the largest part, and FLAGS-only FETCH needs none).
         ``with_content`` fills ``content`` for small messages (a backend may leave any of
         them None: callers then read with ``read_range``)."""
+        ...
+
+    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> FlagRows:
+        """UID, flags and modseq of those of ``uids`` that exist, ascending UID: what
+        ``fetch_meta`` gives of them, for a fraction of its cost."""
         ...
 
     def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:

@@ -5,27 +5,38 @@ Messages are read from the store in batches (``fetch_batch_size`` per round trip
 each response is yielded as soon as it is built, so a FETCH of 100,000 messages never
 holds more than one batch of metadata and one message body in memory. What each
 attribute reads from the message is in ``fetch_parts``.
+
+A FETCH of only UID, FLAGS and MODSEQ — how clients sync a whole mailbox — has its own
+path (``_fetch_flags``): light rows from ``Account.fetch_flags`` in bigger batches
+(``flag_fetch_batch_size``), two batches in flight at most, each answered as one
+``FlagFetchBatch``. Its bytes are the general path's, which a transcript test checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import bisect
+from collections.abc import AsyncIterator, Hashable
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
-from roost.imap.selected import SelectedMailbox
+from roost.imap.selected import SelectedMailbox, wire_flags
 from roost.imap.session import Done, Response, Session, bad
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     Code,
     FetchResponse,
     FetchValue,
+    FlagFetchBatch,
+    FlagList,
     ObjectId,
     Parenthesized,
     Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet
-from roost.store.base import SEEN, FlagOp, FlagState, MessageGone, MessageMeta
+from roost.store.base import SEEN, FlagOp, FlagRows, FlagState, MessageGone, MessageMeta
 
+# Asked for alone, these take the fast path (``_flag_batch``).
+_FLAG_ITEMS = frozenset({c.FetchItem.UID, c.FetchItem.FLAGS, c.FetchItem.MODSEQ})
 # RFC 9051 §6.4.5: fetching these (not their .PEEK forms) sets \Seen.
 _SETS_SEEN_ITEMS = {c.FetchItem.RFC822, c.FetchItem.RFC822_TEXT}
 
@@ -107,6 +118,10 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         vanished = await _vanished_since(session, cmd.sequence, cmd.changedsince)
         if vanished:
             yield Vanished(tuple(vanished), earlier=True)
+    if all(a in _FLAG_ITEMS for a in attributes):
+        async for response in _fetch_flags(session, cmd, attributes, uids):
+            yield response
+        return
     batch_size = session.context.limits.fetch_batch_size
     missing = 0
     for start in range(0, len(uids), batch_size):
@@ -160,10 +175,87 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                 if session.condstore and c.FetchItem.MODSEQ not in attributes:
                     items.append(("MODSEQ", Parenthesized(modseq)))
             yield FetchResponse(msn, tuple(items))
+    yield _done(cmd, missing)
+
+
+def _done(cmd: c.Fetch, missing: int) -> Done:
+    """RFC 9051 §7.5.1: FETCH by number of messages expunged meanwhile says so."""
     if missing and not cmd.uid:
-        yield Done("FETCH completed; some messages were already expunged", Code("EXPUNGEISSUED"))
-    else:
-        yield Done("FETCH completed")
+        return Done("FETCH completed; some messages were already expunged", Code("EXPUNGEISSUED"))
+    return Done("FETCH completed")
+
+
+async def _fetch_flags(
+    session: Session, cmd: c.Fetch, attributes: list[c.FetchAttribute], uids: list[int]
+) -> AsyncIterator[Response | Done]:
+    """FETCH of only UID, FLAGS and MODSEQ: bigger batches of light rows, each answered
+    as one FlagFetchBatch, while the store already reads the next batch on its thread."""
+    selected, account = session.require_selected(), session.require_account()
+    size = session.context.limits.flag_fetch_batch_size
+    batches = [uids[start : start + size] for start in range(0, len(uids), size)]
+    missing = 0
+    reading: asyncio.Future[FlagRows] | None = None
+    try:
+        for k, batch in enumerate(batches):
+            if reading is None:
+                reading = asyncio.ensure_future(account.fetch_flags(selected.mailbox_id, batch))
+            found = await reading
+            reading = None
+            if k + 1 < len(batches):
+                following = account.fetch_flags(selected.mailbox_id, batches[k + 1])
+                reading = asyncio.ensure_future(following)
+                await asyncio.sleep(0)  # it reaches the store's thread; other sessions run
+            missing += len(batch) - len(found.rows)
+            response = _flag_batch(selected, attributes, found, cmd.changedsince)
+            if response.numbers:
+                yield response
+    finally:
+        if reading is not None and not reading.cancel() and not reading.cancelled():
+            reading.exception()  # it had ended: its outcome is seen, and dropped
+    yield _done(cmd, missing)
+
+
+def _flag_batch(
+    selected: SelectedMailbox,
+    attributes: list[c.FetchAttribute],
+    found: FlagRows,
+    changedsince: int | None,
+) -> FlagFetchBatch:
+    """What the general path answers for these messages, when only UID, FLAGS and MODSEQ
+    are asked for (the common whole-mailbox sync): messages unchanged since
+    ``changedsince`` or unknown to this session are left out, and \\Recent is added for
+    this session's recent messages (``flags_for_wire``)."""
+    items = tuple(label(a) for a in attributes)
+    rows = found.rows
+    if not rows:
+        return FlagFetchBatch(items, [], [], {})
+    uids, recent = selected.uids, selected.recent
+    count = len(uids)
+    first = bisect.bisect_left(uids, rows[0][0])
+    end = first + len(rows)
+    if changedsince is None and not recent and end <= count and uids[end - 1] == rows[-1][0]:
+        # The rows are exactly the session's UIDs first, first+1, ... (both ascending,
+        # no duplicates, same ends and count): the usual case. They go out as they are.
+        wire = {key: wire_flags(flags, recent=False) for key, flags in found.flags.items()}
+        return FlagFetchBatch(items, range(first + 1, end + 1), rows, wire)
+    # Otherwise walk the session's UIDs alongside to find each message number.
+    numbers: list[int] = []
+    messages: list[tuple[int, tuple[Hashable, bool], int]] = []
+    i = first
+    for uid, key, modseq in rows:
+        if changedsince is not None and modseq <= changedsince:
+            continue
+        while i < count and uids[i] < uid:
+            i += 1
+        if i == count or uids[i] != uid:
+            continue  # new since this session last synced: not in its numbering yet
+        numbers.append(i + 1)
+        messages.append((uid, (key, uid in recent), modseq))
+    keyed: dict[Hashable, FlagList] = {
+        (key, is_recent): wire_flags(found.flags[key], is_recent)
+        for key, is_recent in {k for _, k, _ in messages}
+    }
+    return FlagFetchBatch(items, numbers, messages, keyed)
 
 
 async def _vanished_since(session: Session, uids: SequenceSet, modseq: int) -> list[int]:

@@ -8,6 +8,7 @@ Outlook looks only at LSUB, and RFC 6154 §2 allows it (CLIENTS.md).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from roost.imap.mailbox_names import DELIMITER, compile_list_pattern, is_inbox, parent_names
@@ -30,7 +31,15 @@ from roost.imap.wire.responses import (
     Untagged,
     Vanished,
 )
-from roost.store.base import SEEN, SPECIAL_USES, MailboxInfo, MailboxStatus, NoSuchMailbox
+from roost.store.base import (
+    SPECIAL_USES,
+    MailboxInfo,
+    MailboxStatus,
+    NoSuchMailbox,
+    StorageFull,
+)
+
+log = logging.getLogger("roost.imap")
 
 
 async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Done]:
@@ -50,10 +59,16 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     info = await account.get_mailbox(name)
     if info.noselect:
         raise no(f"{name} is not selectable: it only holds other mailboxes", "CANNOT")
-    snapshot = await account.snapshot(info.id)
-    claims = not cmd.readonly and not session.rev2
-    floor = await session.claim_recent(info.id) if claims else None
-    view = SelectedMailbox(snapshot, readonly=cmd.readonly, recent_floor=floor)
+    claims = not cmd.readonly and not session.rev2  # RFC 9051 has no \Recent
+    try:
+        snapshot = await account.snapshot(info.id, claim_recent=claims)
+    except StorageFull:
+        if not claims:
+            raise
+        # \Recent is a courtesy, never a reason to refuse SELECT on a full disk.
+        log.warning("disk full: \\Recent not claimed ip=%s", session.remote_ip)
+        snapshot = await account.snapshot(info.id)
+    view = SelectedMailbox(snapshot, readonly=cmd.readonly, recent_floor=snapshot.recent_floor)
     view.condstore, view.qresync, view.rev2 = session.condstore, session.qresync, session.rev2
     if session.listener is not None:
         session.listener.pending()  # everything up to now is in the snapshot
@@ -64,7 +79,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     yield Exists(view.exists)
     if not session.rev2:  # RFC 9051 dropped RECENT and [UNSEEN] from SELECT
         yield Recent(len(view.recent))
-    first_unseen = next((i for i, f in enumerate(snapshot.flags, 1) if SEEN not in f), None)
+    first_unseen = None if snapshot.first_unseen is None else view.msn_of(snapshot.first_unseen)
     if first_unseen is not None and not session.rev2:
         yield Untagged(Status.OK, "First unseen", Code("UNSEEN", str(first_unseen)))
     yield Untagged(Status.OK, "UIDs valid", Code("UIDVALIDITY", str(info.uidvalidity)))

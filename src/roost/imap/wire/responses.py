@@ -7,6 +7,7 @@ quoting, literals, NIL, and mailbox-name encoding (modified UTF-7 or UTF-8).
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -255,6 +256,21 @@ class FetchResponse:
     items: tuple[tuple[str, FetchValue], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class FlagFetchBatch:
+    """Many ``* msn FETCH`` responses that hold only UID, FLAGS and MODSEQ: a client's
+    whole-mailbox flag sync, up to 100,000 of them, written in one loop. The bytes are
+    exactly those of one FetchResponse per message with the same items.
+
+    Shaped so that the store's rows pass through untouched: each message names its
+    flags by a key, and the few distinct keys map to their flag lists."""
+
+    items: tuple[str, ...]  # which of "UID", "FLAGS", "MODSEQ", in the order sent
+    numbers: Sequence[int]  # the message numbers, parallel to ``messages``
+    messages: Sequence[tuple[int, Hashable, int]]  # (uid, flags key, modseq)
+    flags: Mapping[Hashable, FlagList]  # the flag list of every key in ``messages``
+
+
 Response = (
     Tagged
     | Untagged
@@ -275,4 +291,5 @@ Response = (
     | ThreadResponse
     | ESearchResponse
     | FetchResponse
+    | FlagFetchBatch
 )

@@ -37,6 +37,7 @@ from roost.imap.wire.responses import (
     Expunged,
     FetchResponse,
     FetchValue,
+    FlagFetchBatch,
     FlagList,
     FlagsResponse,
     IdResponse,
@@ -321,6 +322,49 @@ def _fetch(response: FetchResponse, utf8: bool) -> bytes:
     return b"".join(parts)
 
 
+# Each item of a FlagFetchBatch: its format, and which value it shows.
+_FLAG_BATCH_ITEMS = {
+    "UID": (b"UID %d", "uid"),
+    "FLAGS": (b"FLAGS %s", ""),
+    "MODSEQ": (b"MODSEQ (%d)", "modseq"),
+}
+
+
+def _flag_batch(batch: FlagFetchBatch) -> bytes:
+    """The lines ``_fetch`` would write for each message. The flag list is put into the
+    line's %-template once per key, leaving numbers only to format per message."""
+    formats = [_FLAG_BATCH_ITEMS[item] for item in batch.items]
+    if not formats:
+        raise ValueError("FETCH needs at least one item")
+    line = b"* %d FETCH (" + b" ".join(f for f, _ in formats) + b")\r\n"
+    if b"%s" in line:
+        before, after = line.split(b"%s", 1)
+        templates = {
+            key: before + _flag_list(flags).replace(b"%", b"%%") + after
+            for key, flags in batch.flags.items()
+        }
+    else:
+        templates = dict.fromkeys(batch.flags, line)
+    pairs = zip(batch.numbers, batch.messages, strict=True)
+    match tuple(value for _, value in formats if value):
+        case ():
+            lines = [templates[key] % n for n, (_, key, _) in pairs]
+        case ("uid",):
+            lines = [templates[key] % (n, uid) for n, (uid, key, _) in pairs]
+        case ("modseq",):
+            lines = [templates[key] % (n, modseq) for n, (_, key, modseq) in pairs]
+        case ("uid", "modseq"):
+            lines = [templates[key] % (n, uid, m) for n, (uid, key, m) in pairs]
+        case _:  # ("modseq", "uid")
+            lines = [templates[key] % (n, m, uid) for n, (uid, key, m) in pairs]
+    return b"".join(lines)
+
+
+def _flag_list(flags: FlagList) -> bytes:
+    """As ``_fetch`` writes it."""
+    return b"(" + " ".join(flags.flags).encode("utf-8") + b")"
+
+
 # ---- responses ------------------------------------------------------------------------
 
 
@@ -430,6 +474,8 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
     match response:
         case FetchResponse():
             return _fetch(response, utf8)
+        case FlagFetchBatch():
+            return _flag_batch(response)
         case Exists(count=count):
             return b"* %d EXISTS\r\n" % count
         case Expunged(seq=seq):

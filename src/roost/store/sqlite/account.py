@@ -27,6 +27,7 @@ from roost.store.base import (
     ChangeEvent,
     CopyResult,
     FlagOp,
+    FlagRows,
     MailboxChanges,
     MailboxInfo,
     MailboxSnapshot,
@@ -155,8 +156,13 @@ class SqliteAccount:
 
     # ---- messages ------------------------------------------------------------------
 
-    async def snapshot(self, mailbox_id: int) -> MailboxSnapshot:
-        return await self._run(message_ops.snapshot, mailbox_id)
+    async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
+        snapshot = await self._run(message_ops.snapshot, mailbox_id, claim_recent)
+        # A UID list this SELECT found missing or stale is stored after its answer.
+        shared = self._shared
+        with contextlib.suppress(RuntimeError):  # closed meanwhile: the next SELECT will
+            shared.worker.run_soon(shared.db.uid_cache.store_pending, shared.db)
+        return snapshot
 
     async def claim_recent(self, mailbox_id: int) -> int:
         return await self._run(message_ops.claim_recent, mailbox_id)
@@ -169,7 +175,7 @@ class SqliteAccount:
         queued = QueuedAppend(mailbox_id, messages, loop.create_future())
         if shared.appends.add(queued):
             try:
-                shared.worker.submit(lambda: self._store_queued(shared, loop))
+                shared.worker.run_soon(self._store_queued, shared, loop)
             except RuntimeError:
                 shared.appends.take()
                 raise StoreError(f"account {self.name} is closed") from None
@@ -205,6 +211,9 @@ class SqliteAccount:
         with_content: bool = False,
     ) -> list[MessageMeta]:
         return await self._run(message_ops.fetch_meta, mailbox_id, uids, with_model, with_content)
+
+    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> FlagRows:
+        return await self._run(message_ops.fetch_flags, mailbox_id, uids)
 
     async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         shared = self._usable()

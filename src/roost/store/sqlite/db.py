@@ -42,6 +42,7 @@ from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore
 from roost.store.sqlite import analyses, search
 from roost.store.sqlite.flags import FlagCodec, Keywords
 from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS, connect, migrate
+from roost.store.sqlite.uid_cache import UidCache
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class MailDB:
         self.blobs = blobs
         self._writers = writers  # descriptor of the writers' turn lock (see ``write``)
         self.codec = FlagCodec()
+        self.uid_cache = UidCache()
         self.analyzed = False  # backfill of analyses found nothing left to do
         self.queued_texts = 0  # texts queued for the index here since it last indexed
         search.register_functions(conn)
@@ -116,19 +118,20 @@ class MailDB:
     # ---- transactions --------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self, *, sync: bool = True) -> Iterator[None]:
+    def write(self, *, sync: bool = True, wait: bool = True) -> Iterator[None]:
         """A write transaction. ``sync=False`` commits without waiting for the disk, for
         bookkeeping a power cut may undo harmlessly (\\Recent claims, forgetting what was
         already unreferenced): the write-ahead log keeps commits in order, so a power cut
         can undo it only together with every commit after it, and the next synced commit
-        makes it durable too."""
+        makes it durable too. ``wait=False``: BlockingIOError at once when another
+        process is writing, instead of waiting for its turn."""
         unsynced = not sync and self.blobs.durable
         if unsynced:  # SQLite refuses to change this inside a transaction
             self.conn.execute("PRAGMA synchronous = NORMAL")
         writers = self._writers
         try:
             if writers is not None:
-                fcntl.flock(writers, fcntl.LOCK_EX)
+                fcntl.flock(writers, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 
 from roost.store.base import (
@@ -25,6 +25,7 @@ from roost.store.base import (
     ChangeEvent,
     CopyResult,
     FlagOp,
+    FlagRows,
     FlagState,
     MailboxChanged,
     MailboxChanges,
@@ -37,7 +38,7 @@ from roost.store.base import (
 )
 from roost.store.blobs import StoredBlob
 from roost.store.sqlite import analyses
-from roost.store.sqlite.db import MailDB, encode_date, zone_of
+from roost.store.sqlite.db import MailboxRow, MailDB, encode_date, zone_of
 from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, keyword_text
 
 _INSERT = (
@@ -222,21 +223,59 @@ def _with_content(db: MailDB, metas: list[MessageMeta]) -> list[MessageMeta]:
     return result
 
 
-def snapshot(db: MailDB, mailbox_id: int) -> MailboxSnapshot:
+def snapshot(db: MailDB, mailbox_id: int, claim_recent: bool) -> MailboxSnapshot:
+    """SELECT's view. A write transaction only when there is \\Recent to claim (new mail
+    since the last claim): then the claim and the view are one instant, so no message is
+    claimed that the view does not hold."""
     with db.read():
         row = db.mailbox(mailbox_id)
-        rows = db.conn.execute(
-            "SELECT uid, flags, keywords FROM messages WHERE mailbox_id = ? ORDER BY uid",
-            (mailbox_id,),
-        ).fetchall()
-        keywords = db.keywords(mailbox_id).all()
-    decode = db.codec.decode
+        claimed = claim_recent and row.recent_floor < row.uidnext
+        if not claimed:
+            result = _snapshot(db, row, row.recent_floor if claim_recent else None)
+    if claimed:
+        with db.write(sync=False):  # see claim_recent: a claim needs no fsync
+            row = db.mailbox(mailbox_id)
+            if row.recent_floor < row.uidnext:
+                db.conn.execute(
+                    "UPDATE mailboxes SET recent_floor = uidnext WHERE id = ?", (mailbox_id,)
+                )
+            result = _snapshot(db, row, row.recent_floor)
+    return result
+
+
+def _snapshot(db: MailDB, row: MailboxRow, recent_floor: int | None) -> MailboxSnapshot:
+    first_unseen = db.conn.execute(
+        # "flags & 1 = 0" exactly as in the messages_unseen index (schema.py).
+        "SELECT uid FROM messages WHERE mailbox_id = ? AND flags & 1 = 0 ORDER BY uid LIMIT 1",
+        (row.id,),
+    ).fetchone()
     return MailboxSnapshot(
         info=row.info(),
-        uids=[uid for uid, _, _ in rows],
-        flags=[decode(bits, names) for _, bits, names in rows],
-        keywords=keywords,
+        uids=db.uid_cache.uids(db, row),
+        keywords=db.keywords(row.id).all(),
+        first_unseen=None if first_unseen is None else first_unseen[0],
+        recent_floor=recent_floor,
     )
+
+
+# A message's flags key: its flag bits alone (an int) when it has no keyword, which is
+# most; else bits and keywords as text. Computed by SQLite, so rows need no Python work.
+_FLAGS_KEY = "CASE keywords WHEN '' THEN flags ELSE flags || ' ' || keywords END"
+
+
+def fetch_flags(db: MailDB, mailbox_id: int, uids: Sequence[int]) -> FlagRows:
+    with db.read():
+        db.mailbox(mailbox_id)
+        rows = db.select_messages(f"uid, {_FLAGS_KEY}, modseq", mailbox_id, uids)
+    decode = db.codec.decode
+    flags: dict[Hashable, frozenset[str]] = {}
+    for key in {key for _, key, _ in rows}:
+        if isinstance(key, int):
+            flags[key] = decode(key, "")
+        else:
+            bits, _, keywords = key.partition(" ")
+            flags[key] = decode(int(bits), keywords)
+    return FlagRows(rows, flags)
 
 
 def status(db: MailDB, mailbox_id: int) -> MailboxStatus:

@@ -135,6 +135,23 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
             addr_bcc TEXT NOT NULL
         )""",
     ),
+    (
+        # SELECT's first unseen message (RFC 3501 [UNSEEN]) by one index probe instead of
+        # a scan of the mailbox; queries repeat the WHERE term exactly so SQLite uses it.
+        "CREATE INDEX messages_unseen ON messages (mailbox_id, uid) WHERE flags & 1 = 0",
+    ),
+    (
+        # A big mailbox's UIDs as some SELECT read them, and the mailbox state they were
+        # read at, so a worker process that has not read them yet catches up from there
+        # (sqlite/uid_cache.py). uids: 32-bit little-endian integers, ascending.
+        """CREATE TABLE uid_lists (
+            mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes (id) ON DELETE CASCADE,
+            uidvalidity INTEGER NOT NULL,
+            uidnext INTEGER NOT NULL,
+            highestmodseq INTEGER NOT NULL,
+            uids BLOB NOT NULL
+        )""",
+    ),
 )
 
 # users.db: the accounts directory.

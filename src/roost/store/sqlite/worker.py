@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -24,9 +25,11 @@ from typing import Any, ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 _Job = tuple[
     asyncio.AbstractEventLoop,
-    "asyncio.Future[Any]",
+    "asyncio.Future[Any] | None",
     Callable[..., Any],
     tuple[Any, ...],
     dict[str, Any],
@@ -51,13 +54,13 @@ class Worker:
         self._jobs.put((loop, future, fn, args, kwargs))
         return await future
 
-    def submit(self, fn: Callable[[], None]) -> None:
-        """Queue ``fn`` behind the jobs already queued, without waiting for it: it
-        reports its own outcome (it must not raise)."""
+    def run_soon(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Queue ``fn`` behind the jobs already queued, without waiting for it: nobody
+        hears its outcome, so it reports its own; an exception it lets out is logged.
+        RuntimeError once the worker is shut down."""
         if self.closed:
             raise RuntimeError("worker is shut down")
-        loop = asyncio.get_running_loop()
-        self._jobs.put((loop, loop.create_future(), fn, (), {}))
+        self._jobs.put((asyncio.get_running_loop(), None, fn, args, kwargs))
 
     def shutdown(self) -> None:
         """Refuse new jobs; queued ones still run, and the thread then exits."""
@@ -74,11 +77,17 @@ class Worker:
 
 def _run_one(
     loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
+    future: asyncio.Future[Any] | None,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> None:
+    if future is None:  # run_soon: nobody waits for it
+        try:
+            fn(*args, **kwargs)
+        except Exception:
+            log.exception("background store job %s failed", getattr(fn, "__qualname__", fn))
+        return
     if future.cancelled():  # its caller gave up before it started
         return
     try:
