@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import random
 import re
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,14 +412,18 @@ def check_move_atomic(model: ClientModel, actual: dict[str, dict[int, Message]])
 
 
 def check_blob_files(data_dir: Path, models: list[ClientModel]) -> None:
-    """After a restart (whose first sign-in sweeps orphans), the message files on disk
-    are exactly those of the messages there: none lost, none left over from a command
-    that was killed before it committed."""
+    """After a restart (whose first sign-in sweeps orphans), the blobs kept — message
+    files on disk and small messages in the database — are exactly those of the
+    messages there: none lost, none left over from a command that was killed before it
+    committed."""
     on_disk = {
         path.parent.name + path.name
         for path in data_dir.glob("accounts/*/blobs/??/*")
         if path.is_file()
     }
+    for database in data_dir.glob("accounts/*/mail.db"):
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            on_disk |= {blob_id for (blob_id,) in conn.execute("SELECT blob_id FROM blob_data")}
     referenced = {
         hashlib.sha256(message.body).hexdigest()
         for model in models

@@ -24,10 +24,10 @@ from roost.store.base import (
     NoSuchMailbox,
     StorageFull,
 )
-from roost.store.blobs import BlobStore
 from roost.store.sqlite import SqliteStore
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite.account import SqliteAccount
+from roost.store.sqlite.db import MailDB
 from tests.store_contract.helpers import message, new
 
 
@@ -129,10 +129,10 @@ async def test_a_failed_batch_fails_every_append_and_stores_none(
     try:
         inbox = await account.get_mailbox("INBOX")
 
-        def full(self: BlobStore, sources: object) -> object:
+        def full(self: MailDB, sources: object) -> object:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(BlobStore, "put_many", full)
+        monkeypatch.setattr(MailDB, "put_blobs", full)
         results = await queued_behind_busy_worker(
             account, [account.append(inbox.id, [new(message(n))]) for n in (1, 2)]
         )

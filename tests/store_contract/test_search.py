@@ -46,6 +46,7 @@ from roost.store.base import (
     SortOrder,
     TextField,
 )
+from roost.store.blobs import BlobStore
 from roost.store.sqlite import SqliteStore
 from roost.store.sqlite import analyses as analyses_module
 from roost.store.sqlite import search as search_module
@@ -584,7 +585,11 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
     await account.close()
     await store_.close()
     db = mail_db(tmp_path)
-    with sqlite3.connect(db) as conn:  # back to schema version 1
+    blobs = BlobStore(db.parent / "blobs", db.parent / "tmp", durable=False)
+    with sqlite3.connect(db) as conn:  # back to schema version 1: every message a file
+        for (content,) in conn.execute("SELECT data FROM blob_data"):
+            blobs.put(MessageSource(data=content))
+        conn.execute("DROP TABLE blob_data")
         conn.execute("DROP TABLE uid_lists")
         conn.execute("DROP INDEX messages_unseen")
         conn.execute("DROP TABLE message_text")

@@ -25,6 +25,7 @@ from roost.store.blobs import BlobStore
 from roost.store.events import EventHub
 from roost.store.sqlite import SqliteStore
 from roost.store.sqlite.account import SqliteAccount
+from roost.store.sqlite.db import INLINE_MAX
 from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS
 from tests.store_contract.helpers import append, message, new, read_all
 
@@ -56,6 +57,48 @@ def account_dir(data: Path) -> Path:
 def blob_files(data: Path) -> set[str]:
     blobs = account_dir(data) / "blobs"
     return {p.parent.name + p.name for p in blobs.glob("*/*")}
+
+
+def blob_rows(data: Path) -> set[str]:
+    with sqlite3.connect(account_dir(data) / "mail.db") as conn:
+        return {blob_id for (blob_id,) in conn.execute("SELECT blob_id FROM blob_data")}
+
+
+def stored_blobs(data: Path) -> set[str]:
+    """Every blob kept, as a file or in the database."""
+    return blob_files(data) | blob_rows(data)
+
+
+def sized(n: int, size: str) -> bytes:
+    """``message(n)``, small (kept in the database) or large (kept as a file)."""
+    if size == "small":
+        return message(n)
+    return message(n, body=b"a line of a long message\r\n" * (INLINE_MAX // 26 + 1))
+
+
+async def test_small_messages_are_kept_in_the_database_large_ones_as_files(
+    tmp_path: Path, account: SqliteAccount
+) -> None:
+    data = tmp_path / "data"
+    inbox = await account.get_mailbox("INBOX")
+    spooled = tmp_path / "spooled.eml"
+    spooled.write_bytes(message(3))
+    sources = [
+        MessageSource(data=message(1)),
+        MessageSource(data=sized(2, "large")),
+        MessageSource(path=spooled),  # arrived in a file: stays one
+    ]
+    await account.append(inbox.id, [NewMessage(source) for source in sources])
+    small, large, from_file = await account.fetch_meta(inbox.id, [1, 2, 3])
+    assert blob_rows(data) == {small.blob_id}
+    assert blob_files(data) == {large.blob_id, from_file.blob_id}
+    assert await read_all(account, small) == message(1)
+    assert await read_all(account, large) == sized(2, "large")
+    assert await read_all(account, from_file) == message(3)
+    assert await account.read_range(small, 6, 3) == message(1)[6:9]
+    assert await account.read_range(small, len(message(1)) - 2, 10) == b"\r\n"
+    [with_content] = await account.fetch_meta(inbox.id, [1], with_content=True)
+    assert with_content.content == message(1)
 
 
 async def test_layout(tmp_path: Path, account: SqliteAccount) -> None:
@@ -95,36 +138,45 @@ async def test_delete_account_removes_its_directory(
     assert list((tmp_path / "data" / "accounts").iterdir()) == []
 
 
-async def test_identical_content_is_stored_once(tmp_path: Path, account: SqliteAccount) -> None:
+@pytest.mark.parametrize("size", ["small", "large"])
+async def test_identical_content_is_stored_once(
+    tmp_path: Path, account: SqliteAccount, size: str
+) -> None:
     inbox = await account.get_mailbox("INBOX")
     trash = await account.get_mailbox("Trash")
-    await account.append(inbox.id, [new(message(1)), new(message(1)), new(message(2))])
+    one, two = sized(1, size), sized(2, size)
+    await account.append(inbox.id, [new(one), new(one), new(two)])
     await account.copy(inbox.id, [1], trash.id)
-    await account.append(trash.id, [new(message(1))])
+    await account.append(trash.id, [new(one)])
     metas = await account.fetch_meta(inbox.id, [1, 2, 3])
     assert metas[0].blob_id == metas[1].blob_id != metas[2].blob_id
-    assert blob_files(tmp_path / "data") == {metas[0].blob_id, metas[2].blob_id}
+    kept = blob_rows if size == "small" else blob_files
+    assert kept(tmp_path / "data") == {metas[0].blob_id, metas[2].blob_id}
+    assert stored_blobs(tmp_path / "data") == {metas[0].blob_id, metas[2].blob_id}
 
 
-async def test_a_blob_goes_with_its_last_reference(tmp_path: Path, account: SqliteAccount) -> None:
+@pytest.mark.parametrize("size", ["small", "large"])
+async def test_a_blob_goes_with_its_last_reference(
+    tmp_path: Path, account: SqliteAccount, size: str
+) -> None:
     data = tmp_path / "data"
     inbox = await account.get_mailbox("INBOX")
     trash = await account.get_mailbox("Trash")
-    await append(account, inbox.id, 1)
+    await account.append(inbox.id, [new(sized(1, size))])
     [meta] = await account.fetch_meta(inbox.id, [1])
     await account.copy(inbox.id, [1], trash.id)
 
     await account.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({DELETED}))
     await account.expunge(inbox.id)
-    assert blob_files(data) == {meta.blob_id}  # still in Trash
+    assert stored_blobs(data) == {meta.blob_id}  # still in Trash
 
     await account.move(trash.id, [1], inbox.id)
-    assert blob_files(data) == {meta.blob_id}  # moved, not dropped
+    assert stored_blobs(data) == {meta.blob_id}  # moved, not dropped
 
     work = await account.create_mailbox("Work")
     await account.move(inbox.id, [2], work.id)
     await account.delete_mailbox("Work")
-    assert blob_files(data) == set()
+    assert stored_blobs(data) == set()
 
 
 async def test_sweep_removes_orphans_and_stale_temporary_files(tmp_path: Path) -> None:
@@ -142,18 +194,21 @@ async def test_sweep_removes_orphans_and_stale_temporary_files(tmp_path: Path) -
     orphan = BlobStore(directory / "blobs", directory / "tmp", durable=False).put(
         MessageSource(data=b"nobody refers to me")
     )
+    with sqlite3.connect(directory / "mail.db") as conn:  # as a lost release leaves it
+        conn.execute("INSERT INTO blob_data VALUES ('ab' || hex(randomblob(31)), x'00')")
+    assert len(blob_rows(data)) == 2
     stale = directory / "tmp" / "blob-stale"
     fresh = directory / "tmp" / "blob-fresh"
     stale.write_bytes(b"half")
     fresh.write_bytes(b"being written")
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
-    assert blob_files(data) == {kept.blob_id, orphan.blob_id}
+    assert blob_files(data) == {orphan.blob_id}  # kept is in the database
 
     store = await SqliteStore.open(data)
     account = await store.open_account("alice")
     try:
-        assert blob_files(data) == {kept.blob_id}
+        assert stored_blobs(data) == {kept.blob_id}
         assert not stale.exists()
         assert fresh.exists()  # may belong to another process's APPEND
         assert await read_all(account, kept) == message(1)
@@ -202,12 +257,12 @@ async def test_full_disk_while_writing_a_message(
 
     monkeypatch.setattr(BlobStore, "_sync_file", fill_up)
     with pytest.raises(StorageFull):
-        await account.append(inbox.id, [new(message(1)), new(message(2))])
+        await account.append(inbox.id, [new(sized(1, "large")), new(sized(2, "large"))])
     monkeypatch.undo()
 
     directory = account_dir(tmp_path / "data")
     assert (await account.get_mailbox("INBOX")).uidnext == 1
-    assert blob_files(tmp_path / "data") == set()
+    assert stored_blobs(tmp_path / "data") == set()
     assert list((directory / "tmp").iterdir()) == []
     assert await append(account, inbox.id, 3) == [1]
 
@@ -225,7 +280,7 @@ async def test_full_database(tmp_path: Path, account: SqliteAccount) -> None:
 
     conn.execute("PRAGMA max_page_count = 1073741823")
     assert list((await account.snapshot(inbox.id)).uids) == [1]
-    assert len(blob_files(tmp_path / "data")) == 1  # the new blobs were released
+    assert len(stored_blobs(tmp_path / "data")) == 1  # nothing of the failed APPEND is kept
     assert await append(account, inbox.id, 2) == [2]
 
 

@@ -1,7 +1,8 @@
 """Content-addressed message files of one account.
 
 A message's bytes live in ``root/ab/cdef…``, named by the SHA-256 of the content, so
-identical content is stored once per account and COPY only adds a reference.
+identical content is stored once per account and COPY only adds a reference. (Small
+messages are kept in the account's database instead, under the same name: sqlite/db.py.)
 
 Invariants:
 
@@ -41,6 +42,11 @@ class StoredBlob:
     blob_id: str
     size: int
     header_size: int
+
+
+def describe(data: bytes) -> StoredBlob:
+    """The blob ``data`` would be: named by its SHA-256, with its size and header size."""
+    return StoredBlob(hashlib.sha256(data).hexdigest(), len(data), header_length(data))
 
 
 class BlobStore:
@@ -138,7 +144,7 @@ class BlobStore:
         temporary file."""
         if source.data is not None:
             data = source.data
-            blob = StoredBlob(hashlib.sha256(data).hexdigest(), len(data), header_length(data))
+            blob = describe(data)
             if blob.blob_id in skip or self.exists(blob.blob_id):
                 return blob, None
             fd, name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
@@ -186,22 +192,23 @@ class BlobStore:
     def _install(self, written: dict[str, Path]) -> None:
         """Rename synced temporary files into place, then sync their directories.
         Each one installed leaves ``written``."""
-        directories: set[Path] = set()
+        directories: set[str] = set()  # plain strings: pathlib cost more than the rename
         new_fan = False
         for blob_id in list(written):
-            final = self.path(blob_id)
-            if not final.parent.is_dir():
-                final.parent.mkdir(parents=True, exist_ok=True)
+            final = self._path(blob_id)
+            fan = os.path.dirname(final)
+            if fan not in directories and not os.path.isdir(fan):
+                os.makedirs(fan, exist_ok=True)
                 new_fan = True
             os.replace(written[blob_id], final)
             del written[blob_id]
-            directories.add(final.parent)
+            directories.add(fan)
         if new_fan:
-            directories.add(self.root)
+            directories.add(self._root)
         for directory in directories:
             self._sync_dir(directory)
 
-    def _sync_dir(self, directory: Path) -> None:
+    def _sync_dir(self, directory: str) -> None:
         if not self.durable:
             return
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

@@ -41,9 +41,8 @@ from roost.store.base import (
     StoreFlagsResult,
     ThreadFields,
 )
-from roost.store.blobs import BlobStore
 from roost.store.events import EventHub, Listener
-from roost.store.sqlite import mailboxes
+from roost.store.sqlite import analyses, mailboxes
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite import search as search_ops
 from roost.store.sqlite.db import MailDB, storage_errors
@@ -183,7 +182,8 @@ class SqliteAccount:
 
     def _store_queued(self, shared: OpenAccount, loop: asyncio.AbstractEventLoop) -> None:
         """On the worker: store every queued APPEND in one transaction, publish the
-        events, then answer each caller (in that order on the loop)."""
+        events, then answer each caller (in that order on the loop); then index the
+        queued texts if enough have gathered."""
         queued = shared.appends.take()
         if not queued:
             return
@@ -201,6 +201,8 @@ class SqliteAccount:
                 loop.call_soon_threadsafe(self._hub.publish, shared.key, events)
             for item, outcome in zip(queued, outcomes, strict=True):
                 loop.call_soon_threadsafe(_settle, item.future, outcome)
+        # After the answers: the delivery that fills a batch does not wait for it.
+        analyses.index_if_due(shared.db)
 
     async def fetch_meta(
         self,
@@ -217,7 +219,7 @@ class SqliteAccount:
 
     async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         shared = self._usable()
-        file, chunk = await shared.worker.run(_open_and_read, shared.db.blobs, meta.blob_id)
+        file, chunk = await shared.worker.run(_open_and_read, shared.db, meta.blob_id)
         if chunk:
             yield chunk
         if file is None:
@@ -230,7 +232,7 @@ class SqliteAccount:
 
     async def read_range(self, meta: MessageMeta, start: int, length: int) -> bytes:
         shared = self._usable()
-        return await shared.worker.run(_read_range, shared.db.blobs, meta.blob_id, start, length)
+        return await shared.worker.run(_read_range, shared.db, meta.blob_id, start, length)
 
     async def store_flags(
         self,
@@ -314,10 +316,10 @@ def _settle(future: asyncio.Future[AppendResult], outcome: AppendResult | BaseEx
         future.set_result(outcome)
 
 
-def _open_and_read(blobs: BlobStore, blob_id: str) -> tuple[BinaryIO | None, bytes]:
+def _open_and_read(db: MailDB, blob_id: str) -> tuple[BinaryIO | None, bytes]:
     """The first chunk, and the open file if there is more (most messages are one chunk)."""
     try:
-        file = blobs.open(blob_id)
+        file = db.open_blob(blob_id)
     except FileNotFoundError as exc:
         raise MessageGone(f"message file {blob_id} is gone") from exc
     chunk = file.read(READ_CHUNK)
@@ -327,8 +329,8 @@ def _open_and_read(blobs: BlobStore, blob_id: str) -> tuple[BinaryIO | None, byt
     return file, chunk
 
 
-def _read_range(blobs: BlobStore, blob_id: str, start: int, length: int) -> bytes:
+def _read_range(db: MailDB, blob_id: str, start: int, length: int) -> bytes:
     try:
-        return blobs.read_range(blob_id, start, length)
+        return db.read_blob(blob_id, start, length)
     except FileNotFoundError as exc:
         raise MessageGone(f"message file {blob_id} is gone") from exc

@@ -219,9 +219,10 @@ def forget_orphans(db: MailDB, limit: int = ORPHANS_PER_SWEEP) -> None:
 
 def index_queued(db: MailDB) -> None:
     """Move the texts waiting in ``text_pending`` into the FTS5 index, oldest first,
-    ``INDEX_CHUNK`` per write transaction."""
+    ``INDEX_CHUNK`` per write transaction. Unsynced: the texts were committed durably
+    to ``text_pending``, and a move lost to a power cut is undone whole and made again."""
     while True:
-        with db.write():
+        with db.write(sync=False):
             last = db.conn.execute(
                 "SELECT max(id) FROM (SELECT id FROM text_pending ORDER BY id LIMIT ?)",
                 (INDEX_CHUNK,),
@@ -295,7 +296,12 @@ def backfill(db: MailDB) -> None:
 def _analyse_stored(db: MailDB, blob_ids: Iterable[str]) -> Iterable[tuple[str, AnalysisRow]]:
     for blob_id in blob_ids:
         try:
-            yield blob_id, compute_file(db.blobs.path(blob_id))
+            source = db.blob_source(blob_id)
+            if source.data is not None:
+                yield blob_id, row_of(analyze(source.data))
+            else:
+                assert source.path is not None
+                yield blob_id, compute_file(source.path)
         except FileNotFoundError:
             log.warning("message file %s is gone; indexed without text", blob_id)
             yield blob_id, EMPTY_ROW

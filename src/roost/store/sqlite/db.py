@@ -4,10 +4,12 @@ Invariants:
 
 * Every change runs in ``write()``: BEGIN IMMEDIATE … COMMIT, rolled back on any error.
   Reads that need a consistent view across statements run in ``read()``.
-* Blob lifetime: a blob is written (durably) before the transaction that references it
-  and re-checked inside it; a blob is unlinked only inside a write transaction that
-  finds no message referring to it, after the commit that removed the last reference.
-  Holding the write lock for both makes that safe against other processes.
+* Blob lifetime: a message of up to ``INLINE_MAX`` bytes that arrived in memory is kept
+  in ``blob_data``, written in the transaction that references it. Any other blob is
+  a file, written (durably) before that transaction and re-checked inside it. A blob
+  is removed only inside a write transaction that finds no message referring to it,
+  after the commit that removed the last reference. Holding the write lock for both
+  makes that safe against other processes.
 * A full disk (ENOSPC, SQLITE_FULL) surfaces as StorageFull after rollback.
 * Writers of one account take turns on ``writers.lock`` (flock) before SQLite's own
   write lock. Only for speed: SQLite's busy handler retries after 1, 2, 5, 10 … 100 ms
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import logging
 import os
@@ -30,7 +33,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from roost.store.base import (
     MailboxInfo,
@@ -38,7 +41,7 @@ from roost.store.base import (
     NoSuchMailbox,
     StorageFull,
 )
-from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore
+from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore, StoredBlob, describe
 from roost.store.sqlite import analyses, search
 from roost.store.sqlite.flags import FlagCodec, Keywords
 from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS, connect, migrate
@@ -49,6 +52,10 @@ log = logging.getLogger(__name__)
 WRITERS_LOCK = "writers.lock"
 TMP_MAX_AGE = 3600.0  # seconds; younger temporary files may be writes in progress
 UIDVALIDITY_MAX = 0xFFFFFFFF
+# Messages up to this size that arrive in memory are stored in the database (blob_data):
+# most mail, durable with the one WAL fsync of its transaction instead of three (file,
+# directory, WAL). Larger ones arrive spooled to a file and are kept as files.
+INLINE_MAX = 64 * 1024
 
 MAILBOX_COLUMNS = (
     "id, name, uidvalidity, uidnext, highestmodseq, special_use, noselect, recent_floor"
@@ -263,11 +270,71 @@ class MailDB:
 
     # ---- blobs -------------------------------------------------------------------
 
-    def ensure_blob(self, blob_id: str, source: MessageSource) -> None:
-        """Inside a write transaction: make sure a blob written before it still exists
-        (another process may have collected it as an orphan in between)."""
-        if not self.blobs.exists(blob_id):
+    def put_blobs(self, sources: Sequence[MessageSource]) -> list[StoredBlob]:
+        """Before the transaction that refers to them: write the blobs that are files
+        (durably); the others are only described, and ``ensure_blob`` stores them."""
+        stored: list[StoredBlob | None] = [
+            describe(source.data)
+            if source.data is not None and len(source.data) <= INLINE_MAX
+            else None
+            for source in sources
+        ]
+        if files := [source for source, blob in zip(sources, stored, strict=True) if blob is None]:
+            written = iter(self.blobs.put_many(files))
+            stored = [next(written) if blob is None else blob for blob in stored]
+        return [blob for blob in stored if blob is not None]
+
+    def ensure_blob(self, blob: StoredBlob, source: MessageSource) -> None:
+        """Inside a write transaction: store a small blob, or make sure a blob file
+        written before it still exists (another process may have collected it as an
+        orphan in between)."""
+        if source.data is not None and blob.size <= INLINE_MAX:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO blob_data (blob_id, data) VALUES (?, ?)",
+                (blob.blob_id, source.data),
+            )
+        elif not self.blobs.exists(blob.blob_id):
             self.blobs.put(source)
+
+    def open_blob(self, blob_id: str) -> BinaryIO:
+        """A blob's bytes from the start; FileNotFoundError if it is in neither place."""
+        row = self.conn.execute(
+            "SELECT data FROM blob_data WHERE blob_id = ?", (blob_id,)
+        ).fetchone()
+        if row is not None:
+            return io.BytesIO(row[0])
+        return self.blobs.open(blob_id)
+
+    def read_blob(self, blob_id: str, start: int, length: int) -> bytes:
+        """``length`` bytes of a blob from ``start`` (fewer at its end)."""
+        if start < 0 or length < 0:
+            raise ValueError("negative offset or length")
+        row = self.conn.execute(
+            "SELECT substr(data, ?, ?) FROM blob_data WHERE blob_id = ?",
+            (start + 1, length, blob_id),
+        ).fetchone()
+        if row is not None:
+            return bytes(row[0])
+        return self.blobs.read_range(blob_id, start, length)
+
+    def small_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        """The bytes of those of ``blob_ids`` kept in the database, in one query."""
+        return dict(
+            self.conn.execute(
+                "SELECT blob_id, data FROM blob_data"
+                " WHERE blob_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(blob_ids)),),
+            ).fetchall()
+        )
+
+    def blob_source(self, blob_id: str) -> MessageSource:
+        """A stored blob to read again whole (analysis of messages stored before it)."""
+        row = self.conn.execute(
+            "SELECT data FROM blob_data WHERE blob_id = ?", (blob_id,)
+        ).fetchone()
+        if row is not None:
+            return MessageSource(data=row[0])
+        return MessageSource(path=self.blobs.path(blob_id))
 
     def release_blobs(self, blob_ids: Iterable[str]) -> None:
         """Unlink those of ``blob_ids`` no message refers to. Never raises: a blob left
@@ -282,7 +349,8 @@ class MailDB:
                 unreferenced = self._unreferenced(candidates)
                 analyses.forget(self, unreferenced[: analyses.FORGET_BATCH])
                 for blob_id in unreferenced:
-                    self.blobs.delete(blob_id)
+                    if not self._forget_small(blob_id):
+                        self.blobs.delete(blob_id)
         except Exception:
             log.warning("could not release blobs; the next sweep will", exc_info=True)
 
@@ -292,6 +360,10 @@ class MailDB:
         self.blobs.sweep_tmp(TMP_MAX_AGE)
         with self.write():
             analyses.forget_orphans(self)
+            self.conn.execute(
+                "DELETE FROM blob_data WHERE NOT EXISTS"
+                " (SELECT 1 FROM messages m WHERE m.blob_id = blob_data.blob_id)"
+            )
         present = set(self.blobs.blob_ids())
         if not present:
             return 0
@@ -306,6 +378,10 @@ class MailDB:
             for blob_id in unreferenced:
                 self.blobs.delete(blob_id)
         return len(unreferenced)
+
+    def _forget_small(self, blob_id: str) -> bool:
+        """Remove a blob kept in the database; False if it is not one (a file)."""
+        return self.conn.execute("DELETE FROM blob_data WHERE blob_id = ?", (blob_id,)).rowcount > 0
 
     def _unreferenced(self, blob_ids: list[str]) -> list[str]:
         return [

@@ -7,8 +7,9 @@ Invariants:
   nothing takes none and publishes nothing.
 * UIDs are given from UIDNEXT in order and never reused; every removed message is
   logged in ``expunged`` with the modseq that removed it.
-* APPEND writes its blobs durably before the transaction that references them; blobs
-  that end up unreferenced (failure, expunge) are released after the transaction.
+* APPEND writes its blob files durably before the transaction that references them,
+  and small messages' bytes in it (db.py, ``INLINE_MAX``); blobs that end up
+  unreferenced (failure, expunge) are released after the transaction.
 * APPEND analyses each message (sqlite/analyses.py) before its transaction, so parsing
   never holds the write lock; COPY, MOVE and RENAME share the source's analysis.
 """
@@ -38,7 +39,7 @@ from roost.store.base import (
 )
 from roost.store.blobs import StoredBlob
 from roost.store.sqlite import analyses
-from roost.store.sqlite.db import MailboxRow, MailDB, encode_date, zone_of
+from roost.store.sqlite.db import INLINE_MAX, MailboxRow, MailDB, encode_date, zone_of
 from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, keyword_text
 
 _INSERT = (
@@ -64,6 +65,7 @@ def append(
             row = db.mailbox(mailbox_id)
         return AppendResult(row.uidvalidity, [], row.info()), []
     [outcome], events = append_batch(db, [(mailbox_id, messages)])
+    analyses.index_if_due(db)
     if isinstance(outcome, BaseException):
         raise outcome
     return outcome, events
@@ -73,7 +75,8 @@ def append_batch(
     db: MailDB, batch: Sequence[tuple[int, Sequence[NewMessage]]]
 ) -> tuple[list[AppendResult | StoreError], list[ChangeEvent]]:
     """Several APPENDs, each with at least one message, in one transaction: one commit
-    (one WAL fsync) and one round of blob writes for all (group commit).
+    (one WAL fsync) and one round of blob writes for all (group commit). The caller
+    indexes the queued texts when due (``analyses.index_if_due``), after answering.
 
     Each APPEND is still all-or-nothing: one refused by the store (its mailbox is gone,
     a bad keyword) is rolled back to its savepoint and gets its StoreError; the others
@@ -85,7 +88,7 @@ def append_batch(
     outcomes: list[AppendResult | StoreError] = []
     events: list[ChangeEvent] = []
     try:
-        stored = db.blobs.put_many([message.source for message in messages])
+        stored = db.put_blobs([message.source for message in messages])
         with db.write():
             first = 0
             for mailbox_id, group in batch:
@@ -114,7 +117,6 @@ def append_batch(
     for outcome in outcomes:
         if isinstance(outcome, AppendResult):
             events.append(MailboxChanged(outcome.mailbox.id, outcome.mailbox.highestmodseq))
-    analyses.index_if_due(db)
     return outcomes, events
 
 
@@ -134,7 +136,7 @@ def _store(
     """Inside a write transaction: one APPEND, its blobs already written."""
     row = db.mailbox(mailbox_id)
     for message, blob, analysis in zip(messages, stored, analysed, strict=True):
-        db.ensure_blob(blob.blob_id, message.source)
+        db.ensure_blob(blob, message.source)
         analyses.insert(db, blob.blob_id, analysis)
     keywords = db.keywords(mailbox_id)
     modseq = db.next_modseq()
@@ -209,18 +211,27 @@ def fetch_meta(
 def _with_content(db: MailDB, metas: list[MessageMeta]) -> list[MessageMeta]:
     """The bytes of the small ones, read here on the worker in the same job."""
     budget = INLINE_CONTENT_BUDGET
-    result: list[MessageMeta] = []
+    wanted: list[MessageMeta] = []
     for meta in metas:
         if meta.size <= INLINE_CONTENT_MAX and meta.size <= budget:
+            budget -= meta.size
+            wanted.append(meta)
+    if not wanted:
+        return metas
+    small = db.small_blobs([meta.blob_id for meta in wanted if meta.size <= INLINE_MAX])
+    contents: dict[int, bytes] = {}
+    for meta in wanted:
+        content = small.get(meta.blob_id)
+        if content is None:
             try:
                 content = db.blobs.read_range(meta.blob_id, 0, meta.size)
             except FileNotFoundError:
-                pass  # the reader's own read reports it
-            else:
-                budget -= len(content)
-                meta = dataclasses.replace(meta, content=content)
-        result.append(meta)
-    return result
+                continue  # the reader's own read reports it
+        contents[meta.uid] = content
+    return [
+        dataclasses.replace(meta, content=contents[meta.uid]) if meta.uid in contents else meta
+        for meta in metas
+    ]
 
 
 def snapshot(db: MailDB, mailbox_id: int, claim_recent: bool) -> MailboxSnapshot:

@@ -152,6 +152,14 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
             uids BLOB NOT NULL
         )""",
     ),
+    (
+        # The bytes of small messages (up to db.INLINE_MAX), committed in the same
+        # transaction as the message rows that refer to them: one WAL fsync makes a
+        # delivery durable, where a file needs its own fsync and its directory's
+        # (ARCHITECTURE.md, decision 2). blob_id as in messages; larger messages, and
+        # those spooled to a file while they arrived, stay files under blobs/.
+        "CREATE TABLE blob_data (blob_id TEXT PRIMARY KEY, data BLOB NOT NULL)",
+    ),
 )
 
 # users.db: the accounts directory.

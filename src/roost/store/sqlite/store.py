@@ -3,8 +3,9 @@
 Layout under ``data_dir``::
 
     users.db                       accounts: name, credentials, directory (mode 0600)
-    accounts/<dirname>/mail.db     mailboxes, messages, flags, modseqs, subscriptions
-    accounts/<dirname>/blobs/      message files (store/blobs.py)
+    accounts/<dirname>/mail.db     mailboxes, messages, flags, modseqs, subscriptions,
+                                   and small messages' bytes (db.py, INLINE_MAX)
+    accounts/<dirname>/blobs/      larger message files (store/blobs.py)
     accounts/<dirname>/tmp/        message files being written
 
 Invariants:
