@@ -107,13 +107,15 @@ async def test_a_refused_append_fails_alone(store: SqliteStore, batches: list[in
             [
                 account.append(inbox.id, [new(message(1))]),
                 account.append(inbox.id + 999, [new(message(2))]),
+                account.append("Nowhere", [new(message(5))]),
                 account.append(inbox.id, [new(message(3)), new(message(4))]),
             ],
         )
-        assert batches == [3]
+        assert batches == [4]
         assert isinstance(results[0], AppendResult) and results[0].uids == [1]
         assert isinstance(results[1], NoSuchMailbox)
-        assert isinstance(results[2], AppendResult) and results[2].uids == [2, 3]
+        assert isinstance(results[2], NoSuchMailbox)
+        assert isinstance(results[3], AppendResult) and results[3].uids == [2, 3]
         metas = await account.fetch_meta(inbox.id, range(1, 4), with_content=True)
         assert [meta.content for meta in metas] == [message(1), message(3), message(4)]
         snapshot = await account.snapshot(inbox.id)

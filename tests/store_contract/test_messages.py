@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import MutableSequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,6 +14,7 @@ from roost.store.base import (
     DELETED,
     SEEN,
     Account,
+    CannotDoThat,
     FlagOp,
     MailboxChanged,
     MessageSource,
@@ -39,6 +41,21 @@ async def test_append_one(alice: Account, inbox_id: int) -> None:
     assert meta.flags == frozenset()
     assert meta.modseq == result.mailbox.highestmodseq
     assert (await alice.get_mailbox("INBOX")).uidnext == 2
+
+
+async def test_append_by_name(alice: Account, inbox_id: int) -> None:
+    """By name, the lookup and the store are one step: absent is NoSuchMailbox, a
+    \\Noselect placeholder is CannotDoThat, and nothing is stored for either."""
+    result = await alice.append("INBOX", [new(message(1))])
+    assert result.mailbox.id == inbox_id and result.uids == [1]
+    assert await alice.append("INBOX", []) == dataclasses.replace(result, uids=[])
+    with pytest.raises(NoSuchMailbox):
+        await alice.append("Nowhere", [new(message(2))])
+    await alice.create_mailbox("Parent/Child")
+    await alice.delete_mailbox("Parent")  # has a child: becomes a placeholder
+    with pytest.raises(CannotDoThat):
+        await alice.append("Parent", [new(message(3))])
+    assert list((await alice.snapshot(inbox_id)).uids) == [1]
 
 
 async def test_multiappend_gives_consecutive_uids_in_order(alice: Account, inbox_id: int) -> None:

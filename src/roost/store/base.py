@@ -513,8 +513,10 @@ class Account(Protocol):
         move the mailbox's recent floor to UIDNEXT, so no other session gets them."""
         ...
 
-    async def append(self, mailbox_id: int, messages: Sequence[NewMessage]) -> AppendResult:
-        """Store all of ``messages`` or none of them (MULTIAPPEND, RFC 3502)."""
+    async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
+        """Store all of ``messages`` or none of them (MULTIAPPEND, RFC 3502) in the
+        mailbox with that id, or that name. By name, it is looked up in the same step:
+        NoSuchMailbox where absent, CannotDoThat for a \\Noselect placeholder."""
         ...
 
     async def fetch_meta(

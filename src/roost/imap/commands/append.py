@@ -12,7 +12,7 @@ from roost.imap.commands.flags import normalize_flags
 from roost.imap.session import Done, Response, Session, no
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import AppendUidCode
-from roost.store.base import MessageSource, NewMessage, NoSuchMailbox
+from roost.store.base import CannotDoThat, MessageSource, NewMessage, NoSuchMailbox
 
 
 def _source(data: c.MessageData) -> tuple[MessageSource, int]:
@@ -24,13 +24,6 @@ def _source(data: c.MessageData) -> tuple[MessageSource, int]:
 async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Done]:
     account = session.require_account()
     name = session.mailbox_name(cmd.mailbox)
-    try:
-        info = await account.get_mailbox(name)
-    except NoSuchMailbox:
-        # RFC 9051 §6.3.12: TRYCREATE tells the client that CREATE would help.
-        raise no(f"Mailbox {name} does not exist", "TRYCREATE") from None
-    if info.noselect:
-        raise no(f"{name} cannot hold messages", "CANNOT")
     limit = session.context.limits.max_literal_size
     messages: list[NewMessage] = []
     for message in cmd.messages:
@@ -40,7 +33,14 @@ async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Do
         if size > limit:
             raise no(f"Message larger than {limit} bytes", "TOOBIG")
         messages.append(NewMessage(source, normalize_flags(message.flags), message.internaldate))
-    result = await account.append(info.id, messages)
-    if session.selected is not None and session.selected.mailbox_id == info.id:
+    try:
+        # By name: the store looks the mailbox up in the same job as it stores.
+        result = await account.append(name, messages)
+    except NoSuchMailbox:
+        # RFC 9051 §6.3.12: TRYCREATE tells the client that CREATE would help.
+        raise no(f"Mailbox {name} does not exist", "TRYCREATE") from None
+    except CannotDoThat:
+        raise no(f"{name} cannot hold messages", "CANNOT") from None
+    if session.selected is not None and session.selected.mailbox_id == result.mailbox.id:
         session.mark_dirty()
     yield Done("APPEND completed", AppendUidCode(result.uidvalidity, tuple(result.uids)))

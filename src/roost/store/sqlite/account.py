@@ -56,7 +56,7 @@ READ_CHUNK = 256 * 1024
 
 @dataclass(eq=False)
 class QueuedAppend:
-    mailbox_id: int
+    mailbox: int | str  # id or name
     messages: Sequence[NewMessage]
     future: asyncio.Future[AppendResult]
 
@@ -166,12 +166,12 @@ class SqliteAccount:
     async def claim_recent(self, mailbox_id: int) -> int:
         return await self._run(message_ops.claim_recent, mailbox_id)
 
-    async def append(self, mailbox_id: int, messages: Sequence[NewMessage]) -> AppendResult:
+    async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
         if not messages:
-            return await self._run_publishing(message_ops.append, mailbox_id, messages)
+            return await self._run_publishing(message_ops.append, mailbox, messages)
         shared = self._usable()
         loop = asyncio.get_running_loop()
-        queued = QueuedAppend(mailbox_id, messages, loop.create_future())
+        queued = QueuedAppend(mailbox, messages, loop.create_future())
         if shared.appends.add(queued):
             try:
                 shared.worker.run_soon(self._store_queued, shared, loop)
@@ -192,7 +192,7 @@ class SqliteAccount:
         try:
             with storage_errors():
                 outcomes, events = message_ops.append_batch(
-                    shared.db, [(item.mailbox_id, item.messages) for item in queued]
+                    shared.db, [(item.mailbox, item.messages) for item in queued]
                 )
         except BaseException as error:  # as run_in_executor would hand it over
             outcomes = [error] * len(queued)

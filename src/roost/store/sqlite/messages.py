@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from roost.store.base import (
     AppendResult,
+    CannotDoThat,
     ChangeEvent,
     CopyResult,
     FlagOp,
@@ -34,6 +35,7 @@ from roost.store.base import (
     MailboxStatus,
     MessageMeta,
     NewMessage,
+    NoSuchMailbox,
     StoreError,
     StoreFlagsResult,
 )
@@ -58,13 +60,13 @@ _COPY_COLUMNS = "uid, flags, keywords, internaldate, tzoffset, size, header_size
 
 
 def append(
-    db: MailDB, mailbox_id: int, messages: Sequence[NewMessage]
+    db: MailDB, mailbox: int | str, messages: Sequence[NewMessage]
 ) -> tuple[AppendResult, list[ChangeEvent]]:
     if not messages:
         with db.read():
-            row = db.mailbox(mailbox_id)
+            row = _target(db, mailbox)
         return AppendResult(row.uidvalidity, [], row.info()), []
-    [outcome], events = append_batch(db, [(mailbox_id, messages)])
+    [outcome], events = append_batch(db, [(mailbox, messages)])
     analyses.index_if_due(db)
     if isinstance(outcome, BaseException):
         raise outcome
@@ -72,7 +74,7 @@ def append(
 
 
 def append_batch(
-    db: MailDB, batch: Sequence[tuple[int, Sequence[NewMessage]]]
+    db: MailDB, batch: Sequence[tuple[int | str, Sequence[NewMessage]]]
 ) -> tuple[list[AppendResult | StoreError], list[ChangeEvent]]:
     """Several APPENDs, each with at least one message, in one transaction: one commit
     (one WAL fsync) and one round of blob writes for all (group commit). The caller
@@ -91,16 +93,16 @@ def append_batch(
         stored = db.put_blobs([message.source for message in messages])
         with db.write():
             first = 0
-            for mailbox_id, group in batch:
+            for mailbox, group in batch:
                 end = first + len(group)
                 parts = (group, stored[first:end], analysed[first:end])
                 first = end
                 if len(batch) == 1:
-                    outcomes.append(_store(db, mailbox_id, *parts))
+                    outcomes.append(_store(db, mailbox, *parts))
                     continue
                 db.conn.execute("SAVEPOINT append")
                 try:
-                    outcomes.append(_store(db, mailbox_id, *parts))
+                    outcomes.append(_store(db, mailbox, *parts))
                 except StoreError as error:
                     db.conn.execute("ROLLBACK TO append")
                     outcomes.append(error)
@@ -121,20 +123,34 @@ def append_batch(
 
 
 def _per_message(
-    batch: Sequence[tuple[int, Sequence[NewMessage]]], outcomes: list[AppendResult | StoreError]
+    batch: Sequence[tuple[int | str, Sequence[NewMessage]]],
+    outcomes: list[AppendResult | StoreError],
 ) -> list[AppendResult | StoreError]:
     return [outcome for (_, group), outcome in zip(batch, outcomes, strict=True) for _ in group]
 
 
+def _target(db: MailDB, mailbox: int | str) -> MailboxRow:
+    """The mailbox an APPEND goes to, by id or by name (see ``Account.append``)."""
+    if isinstance(mailbox, int):
+        return db.mailbox(mailbox)
+    row = db.mailbox_by_name(mailbox)
+    if row is None:
+        raise NoSuchMailbox(f"no mailbox named {mailbox}")
+    if row.noselect:
+        raise CannotDoThat(f"{mailbox} cannot hold messages")
+    return row
+
+
 def _store(
     db: MailDB,
-    mailbox_id: int,
+    mailbox: int | str,
     messages: Sequence[NewMessage],
     stored: Sequence[StoredBlob],
     analysed: Sequence[analyses.AnalysisRow],
 ) -> AppendResult:
     """Inside a write transaction: one APPEND, its blobs already written."""
-    row = db.mailbox(mailbox_id)
+    row = _target(db, mailbox)
+    mailbox_id = row.id
     for message, blob, analysis in zip(messages, stored, analysed, strict=True):
         db.ensure_blob(blob, message.source)
         analyses.insert(db, blob.blob_id, analysis)
