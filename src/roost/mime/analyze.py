@@ -22,7 +22,7 @@ from email.utils import parsedate_to_datetime
 
 from roost.mime.analysis import Analysis
 from roost.mime.decode import decode_words, to_text
-from roost.mime.envelope import Address, parse_addresses
+from roost.mime.envelope import Address, collect
 from roost.mime.model import MessageModel
 from roost.mime.parse import Field, parse_message
 from roost.mime.subject import base_subject
@@ -39,14 +39,6 @@ def _last(fields: list[Field], name: bytes) -> bytes | None:
         if item.name.lower() == name:
             value = item.value
     return value
-
-
-def _addresses(fields: list[Field], name: bytes) -> list[Address]:
-    result: list[Address] = []
-    for item in fields:
-        if item.name.lower() == name:
-            result += parse_addresses(item.value)
-    return result
 
 
 def _mailboxes(addresses: list[Address]) -> list[Address]:
@@ -111,13 +103,15 @@ def analyze(data: bytes | memoryview) -> Analysis:
     message = bytes(data)
     root = parse_message(message)
     fields = root.fields
-    model = MessageModel(MessageModel._pack(message, root))
+    # Address fields parsed once, for ENVELOPE and here: every occurrence, in order.
+    parsed = collect(fields)
+    model = MessageModel(MessageModel._pack(message, root, parsed))
     subject_raw = _last(fields, b"subject")
     subject = " ".join(decode_words(subject_raw).split()) if subject_raw is not None else ""
-    from_ = _addresses(fields, b"from")
-    to = _addresses(fields, b"to")
-    cc = _addresses(fields, b"cc")
-    bcc = _addresses(fields, b"bcc")
+    from_ = parsed.from_ or []
+    to = parsed.to or []
+    cc = parsed.cc or []
+    bcc = parsed.bcc or []
     message_ids = _ids(_last(fields, b"message-id"))
     in_reply_to = _ids(_last(fields, b"in-reply-to"))
     return Analysis(

@@ -22,7 +22,8 @@ import struct
 
 from roost.mime import bodystructure as structure
 from roost.mime.decode import decode_transfer
-from roost.mime.envelope import envelope as render_envelope
+from roost.mime.envelope import Envelope, collect
+from roost.mime.envelope import render as render_envelope
 from roost.mime.parse import KIND_RFC822, Node, parse_message
 from roost.mime.sections import KIND_MULTIPART, PartRange, resolve, section_range
 
@@ -75,8 +76,9 @@ class MessageModel:
         return cls(cls._pack(message, root))
 
     @staticmethod
-    def _pack(message: bytes, root: Node) -> bytes:
-        envelope = render_envelope(root.fields)
+    def _pack(message: bytes, root: Node, parsed: Envelope | None = None) -> bytes:
+        """``parsed``: the top header's envelope fields, when the caller has them."""
+        envelope = render_envelope(collect(root.fields) if parsed is None else parsed)
         bodystructure = structure.bodystructure(message, root)
         body = structure.body(message, root)
         parts: list[tuple[int, int, int, int, int, bytes]] = []
