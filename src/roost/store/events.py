@@ -8,7 +8,9 @@ listener coalesces them — one ``MailboxChanged`` per mailbox (the highest mods
 The hub's surface is ``subscribe`` and ``publish``. A cross-process transport
 (``event_bus.EventBusClient``) plugs in as the hub's ``relay``, which sees every event
 published here, and hands events from other processes to ``deliver``, which reaches the
-local listeners only (so nothing echoes back).
+local listeners only (so nothing echoes back). It also plugs in as ``interest``, told
+when an account gets its first listener here and when its last one goes, so that other
+processes send this one only the events of accounts it listens to.
 """
 
 from __future__ import annotations
@@ -71,10 +73,19 @@ class EventHub:
         self._listeners: dict[str, set[Listener]] = {}
         # Called with every locally published event (e.g. to send it to other workers).
         self.relay: Callable[[str, list[ChangeEvent]], None] | None = None
+        # Called with (account, True) when the account gets its first listener here and
+        # with (account, False) when its last one goes.
+        self.interest: Callable[[str, bool], None] | None = None
 
     def subscribe(self, account: str) -> Listener:
         listener = Listener(self, account)
-        self._listeners.setdefault(account, set()).add(listener)
+        listeners = self._listeners.get(account)
+        if listeners is None:
+            self._listeners[account] = {listener}
+            if self.interest is not None:
+                self.interest(account, True)
+        else:
+            listeners.add(listener)
         return listener
 
     def unsubscribe(self, account: str, listener: Listener) -> None:
@@ -83,6 +94,12 @@ class EventHub:
             listeners.discard(listener)
             if not listeners:
                 del self._listeners[account]
+                if self.interest is not None:
+                    self.interest(account, False)
+
+    def listened_accounts(self) -> list[str]:
+        """The accounts that have a listener in this process."""
+        return list(self._listeners)
 
     def publish(self, account: str, events: list[ChangeEvent]) -> None:
         self.deliver(account, events)
