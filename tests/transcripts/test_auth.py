@@ -278,6 +278,38 @@ async def test_compress_deflate(imap: ImapServer) -> None:
     assert lines[-1].startswith(b"c4 NO [COMPRESSIONACTIVE]")
 
 
+async def test_compress_keeps_large_output_whole_and_in_order(imap: ImapServer) -> None:
+    """Large compressed output is deflated off the loop while later pipelined commands
+    are answered: the client still reads every response whole and in order, and the
+    last of it before a LOGOUT closes the connection."""
+    client = await imap.login()
+    bodies = [
+        b"Subject: %d\r\n\r\n" % n + b"%d line of a long message\r\n" % n * lines
+        for n, lines in enumerate((9000, 3000, 2), start=1)
+    ]
+    for body in bodies:
+        await client.append("INBOX", body)
+    await client.ok("SELECT INBOX")
+    await client.ok("COMPRESS DEFLATE")
+    stream = _Deflated(client)
+    await stream.send(
+        b"f1 UID FETCH 1 (BODY.PEEK[])\r\nf2 UID FETCH 2 (BODY.PEEK[])\r\n"
+        b"f3 FETCH 1:3 (BODY.PEEK[])\r\nf4 NOOP\r\nf5 UID FETCH 1 (BODY.PEEK[])\r\n"
+        b"f6 LOGOUT\r\n"
+    )
+    received = b""
+    while chunk := await client.reader.read(65536):
+        received += stream.inflate.decompress(chunk)
+    literal = b"{%d}\r\n%s)\r\n"
+    one, two, three = (literal % (len(body), body) for body in bodies)
+    expected = [one, b"f1 OK", two, b"f2 OK", one, two, three, b"f3 OK", b"f4 OK", one]
+    expected += [b"f5 OK", b"* BYE", b"f6 OK"]
+    position = 0
+    for part in expected:
+        position = received.index(part, position) + len(part)
+    assert received.endswith(b"\r\n")
+
+
 async def test_compress_over_tls(tmp_path: Path) -> None:
     handle, server = await start_imap_server(tmp_path, implicit_tls=True)
     await handle.add_user("alice")
