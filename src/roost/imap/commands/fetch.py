@@ -193,19 +193,24 @@ async def _fetch_flags(
     selected, account = session.require_selected(), session.require_account()
     size = session.context.limits.flag_fetch_batch_size
     batches = [uids[start : start + size] for start in range(0, len(uids), size)]
+    with_modseq = c.FetchItem.MODSEQ in attributes or cmd.changedsince is not None
     missing = 0
     reading: asyncio.Future[FlagRows] | None = None
     try:
         for k, batch in enumerate(batches):
             if reading is None:
-                reading = asyncio.ensure_future(account.fetch_flags(selected.mailbox_id, batch))
+                reading = asyncio.ensure_future(
+                    account.fetch_flags(selected.mailbox_id, batch, with_modseq=with_modseq)
+                )
             found = await reading
             reading = None
             if k + 1 < len(batches):
-                following = account.fetch_flags(selected.mailbox_id, batches[k + 1])
+                following = account.fetch_flags(
+                    selected.mailbox_id, batches[k + 1], with_modseq=with_modseq
+                )
                 reading = asyncio.ensure_future(following)
                 await asyncio.sleep(0)  # it reaches the store's thread; other sessions run
-            missing += len(batch) - len(found.rows)
+            missing += len(batch) - len(found.uids)
             response = _flag_batch(selected, attributes, found, cmd.changedsince)
             if response.numbers:
                 yield response
@@ -226,36 +231,41 @@ def _flag_batch(
     ``changedsince`` or unknown to this session are left out, and \\Recent is added for
     this session's recent messages (``flags_for_wire``)."""
     items = tuple(label(a) for a in attributes)
-    rows = found.rows
-    if not rows:
-        return FlagFetchBatch(items, [], [], {})
+    found_uids, keys, modseqs = found.uids, found.keys, found.modseqs
+    if not found_uids:
+        return FlagFetchBatch(items, [], [], [], [] if modseqs is not None else None, {})
     uids, recent = selected.uids, selected.recent
     count = len(uids)
-    first = bisect.bisect_left(uids, rows[0][0])
-    end = first + len(rows)
-    if changedsince is None and not recent and end <= count and uids[end - 1] == rows[-1][0]:
+    first = bisect.bisect_left(uids, found_uids[0])
+    end = first + len(found_uids)
+    if changedsince is None and not recent and end <= count and uids[end - 1] == found_uids[-1]:
         # The rows are exactly the session's UIDs first, first+1, ... (both ascending,
         # no duplicates, same ends and count): the usual case. They go out as they are.
         wire = {key: wire_flags(flags, recent=False) for key, flags in found.flags.items()}
-        return FlagFetchBatch(items, range(first + 1, end + 1), rows, wire)
+        return FlagFetchBatch(items, range(first + 1, end + 1), found_uids, keys, modseqs, wire)
     # Otherwise walk the session's UIDs alongside to find each message number.
     numbers: list[int] = []
-    messages: list[tuple[int, tuple[Hashable, bool], int]] = []
+    shown_uids: list[int] = []
+    shown_keys: list[tuple[Hashable, bool]] = []
+    shown_modseqs: list[int] | None = None if modseqs is None else []
     i = first
-    for uid, key, modseq in rows:
-        if changedsince is not None and modseq <= changedsince:
+    for at, uid in enumerate(found_uids):
+        if changedsince is not None and modseqs is not None and modseqs[at] <= changedsince:
             continue
         while i < count and uids[i] < uid:
             i += 1
         if i == count or uids[i] != uid:
             continue  # new since this session last synced: not in its numbering yet
         numbers.append(i + 1)
-        messages.append((uid, (key, uid in recent), modseq))
+        shown_uids.append(uid)
+        shown_keys.append((keys[at], uid in recent))
+        if shown_modseqs is not None and modseqs is not None:
+            shown_modseqs.append(modseqs[at])
     keyed: dict[Hashable, FlagList] = {
         (key, is_recent): wire_flags(found.flags[key], is_recent)
-        for key, is_recent in {k for _, k, _ in messages}
+        for key, is_recent in set(shown_keys)
     }
-    return FlagFetchBatch(items, numbers, messages, keyed)
+    return FlagFetchBatch(items, numbers, shown_uids, shown_keys, shown_modseqs, keyed)
 
 
 async def _vanished_since(session: Session, uids: SequenceSet, modseq: int) -> list[int]:

@@ -345,18 +345,30 @@ def _flag_batch(batch: FlagFetchBatch) -> bytes:
         }
     else:
         templates = dict.fromkeys(batch.flags, line)
-    pairs = zip(batch.numbers, batch.messages, strict=True)
+    numbers, uids, keys = batch.numbers, batch.uids, batch.keys
+    modseqs = batch.modseqs
+    if "MODSEQ" in batch.items and modseqs is None:
+        raise ValueError("MODSEQ needs the modseqs")
     match tuple(value for _, value in formats if value):
         case ():
-            lines = [templates[key] % n for n, (_, key, _) in pairs]
+            lines = [templates[k] % n for n, k in zip(numbers, keys, strict=True)]
         case ("uid",):
-            lines = [templates[key] % (n, uid) for n, (uid, key, _) in pairs]
+            lines = [templates[k] % (n, u) for n, u, k in zip(numbers, uids, keys, strict=True)]
         case ("modseq",):
-            lines = [templates[key] % (n, modseq) for n, (_, key, modseq) in pairs]
+            assert modseqs is not None
+            lines = [templates[k] % (n, m) for n, k, m in zip(numbers, keys, modseqs, strict=True)]
         case ("uid", "modseq"):
-            lines = [templates[key] % (n, uid, m) for n, (uid, key, m) in pairs]
+            assert modseqs is not None
+            lines = [
+                templates[k] % (n, u, m)
+                for n, u, k, m in zip(numbers, uids, keys, modseqs, strict=True)
+            ]
         case _:  # ("modseq", "uid")
-            lines = [templates[key] % (n, m, uid) for n, (uid, key, m) in pairs]
+            assert modseqs is not None
+            lines = [
+                templates[k] % (n, m, u)
+                for n, u, k, m in zip(numbers, uids, keys, modseqs, strict=True)
+            ]
     return b"".join(lines)
 
 
