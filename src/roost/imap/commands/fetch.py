@@ -7,16 +7,17 @@ holds more than one batch of metadata and one message body in memory. What each
 attribute reads from the message is in ``fetch_parts``.
 
 A FETCH of only UID, FLAGS and MODSEQ — how clients sync a whole mailbox — has its own
-path (``_fetch_flags``): light rows from ``Account.fetch_flags`` in bigger batches
-(``flag_fetch_batch_size``), two batches in flight at most, each answered as one
-``FlagFetchBatch``. Its bytes are the general path's, which a transcript test checks.
+path (``_fetch_flags``): columns of UIDs, flag keys and (only when asked for) modseqs
+from ``Account.fetch_flags`` in bigger batches (``flag_fetch_batch_size``), two batches
+in flight at most, each answered as one ``FlagFetchBatch`` that passes the columns on.
+Its bytes are the general path's, which a transcript test checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Sequence
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
 from roost.imap.selected import SelectedMailbox, wire_flags
@@ -248,9 +249,12 @@ def _flag_batch(
     shown_uids: list[int] = []
     shown_keys: list[tuple[Hashable, bool]] = []
     shown_modseqs: list[int] | None = None if modseqs is None else []
+    if changedsince is not None and modseqs is None:
+        raise ValueError("CHANGEDSINCE needs the modseqs")
+    modseq_of: Sequence[int] = () if modseqs is None else modseqs
     i = first
     for at, uid in enumerate(found_uids):
-        if changedsince is not None and modseqs is not None and modseqs[at] <= changedsince:
+        if changedsince is not None and modseq_of[at] <= changedsince:
             continue
         while i < count and uids[i] < uid:
             i += 1
@@ -259,8 +263,8 @@ def _flag_batch(
         numbers.append(i + 1)
         shown_uids.append(uid)
         shown_keys.append((keys[at], uid in recent))
-        if shown_modseqs is not None and modseqs is not None:
-            shown_modseqs.append(modseqs[at])
+        if shown_modseqs is not None:
+            shown_modseqs.append(modseq_of[at])
     keyed: dict[Hashable, FlagList] = {
         (key, is_recent): wire_flags(found.flags[key], is_recent)
         for key, is_recent in set(shown_keys)

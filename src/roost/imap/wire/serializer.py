@@ -332,7 +332,9 @@ _FLAG_BATCH_ITEMS = {
 
 def _flag_batch(batch: FlagFetchBatch) -> bytes:
     """The lines ``_fetch`` would write for each message. The flag list is put into the
-    line's %-template once per key, leaving numbers only to format per message."""
+    line's %-template once per key; the batch's lines are then one format, the templates
+    of its messages joined, applied once to all their numbers: no Python code runs per
+    message."""
     formats = [_FLAG_BATCH_ITEMS[item] for item in batch.items]
     if not formats:
         raise ValueError("FETCH needs at least one item")
@@ -345,31 +347,22 @@ def _flag_batch(batch: FlagFetchBatch) -> bytes:
         }
     else:
         templates = dict.fromkeys(batch.flags, line)
-    numbers, uids, keys = batch.numbers, batch.uids, batch.keys
-    modseqs = batch.modseqs
-    if "MODSEQ" in batch.items and modseqs is None:
-        raise ValueError("MODSEQ needs the modseqs")
-    match tuple(value for _, value in formats if value):
-        case ():
-            lines = [templates[k] % n for n, k in zip(numbers, keys, strict=True)]
-        case ("uid",):
-            lines = [templates[k] % (n, u) for n, u, k in zip(numbers, uids, keys, strict=True)]
-        case ("modseq",):
-            assert modseqs is not None
-            lines = [templates[k] % (n, m) for n, k, m in zip(numbers, keys, modseqs, strict=True)]
-        case ("uid", "modseq"):
-            assert modseqs is not None
-            lines = [
-                templates[k] % (n, u, m)
-                for n, u, k, m in zip(numbers, uids, keys, modseqs, strict=True)
-            ]
-        case _:  # ("modseq", "uid")
-            assert modseqs is not None
-            lines = [
-                templates[k] % (n, m, u)
-                for n, u, k, m in zip(numbers, uids, keys, modseqs, strict=True)
-            ]
-    return b"".join(lines)
+    if len(batch.keys) != len(batch.numbers):
+        raise ValueError("FlagFetchBatch columns differ in length")
+    columns: list[Sequence[int]] = [batch.numbers]
+    for _, value in formats:
+        if value == "uid":
+            columns.append(batch.uids)
+        elif value == "modseq":
+            if batch.modseqs is None:
+                raise ValueError("MODSEQ needs the modseqs")
+            columns.append(batch.modseqs)
+    # The values interleaved, column by column (a ValueError if a column's length differs).
+    width = len(columns)
+    values: list[int] = [0] * (len(batch.numbers) * width)
+    for at, column in enumerate(columns):
+        values[at::width] = column
+    return b"".join(map(templates.__getitem__, batch.keys)) % tuple(values)
 
 
 def _flag_list(flags: FlagList) -> bytes:
