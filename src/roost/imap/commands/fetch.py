@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 from collections.abc import AsyncIterator, Hashable, Sequence
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
@@ -38,6 +39,8 @@ from roost.store.base import SEEN, FlagOp, FlagRows, FlagState, MessageGone, Mes
 
 # Asked for alone, these take the fast path (``_flag_batch``).
 _FLAG_ITEMS = frozenset({c.FetchItem.UID, c.FetchItem.FLAGS, c.FetchItem.MODSEQ})
+# Batches of a flags-only FETCH queued on the store's thread at any time.
+_FLAG_READ_AHEAD = 2
 # RFC 9051 §6.4.5: fetching these (not their .PEEK forms) sets \Seen.
 _SETS_SEEN_ITEMS = {c.FetchItem.RFC822, c.FetchItem.RFC822_TEXT}
 
@@ -189,35 +192,35 @@ def _done(cmd: c.Fetch, missing: int) -> Done:
 async def _fetch_flags(
     session: Session, cmd: c.Fetch, attributes: list[c.FetchAttribute], uids: list[int]
 ) -> AsyncIterator[Response | Done]:
-    """FETCH of only UID, FLAGS and MODSEQ: bigger batches of light rows, each answered
-    as one FlagFetchBatch, while the store already reads the next batch on its thread."""
+    """FETCH of only UID, FLAGS and MODSEQ: bigger batches of light columns, each
+    answered as one FlagFetchBatch, while the store reads the next ones on its thread.
+    ``_FLAG_READ_AHEAD`` batches are queued there at any time, so that its thread goes
+    from one to the next without waiting for this loop to ask (a round trip per batch
+    cost more than the batch's own read); at most that many more batches are held."""
     selected, account = session.require_selected(), session.require_account()
     size = session.context.limits.flag_fetch_batch_size
     batches = [uids[start : start + size] for start in range(0, len(uids), size)]
     with_modseq = c.FetchItem.MODSEQ in attributes or cmd.changedsince is not None
     missing = 0
-    reading: asyncio.Future[FlagRows] | None = None
+    reading: collections.deque[asyncio.Future[FlagRows]] = collections.deque()
+    queued = 0
     try:
-        for k, batch in enumerate(batches):
-            if reading is None:
-                reading = asyncio.ensure_future(
-                    account.fetch_flags(selected.mailbox_id, batch, with_modseq=with_modseq)
-                )
-            found = await reading
-            reading = None
-            if k + 1 < len(batches):
+        for batch in batches:
+            while queued < len(batches) and len(reading) < _FLAG_READ_AHEAD:
                 following = account.fetch_flags(
-                    selected.mailbox_id, batches[k + 1], with_modseq=with_modseq
+                    selected.mailbox_id, batches[queued], with_modseq=with_modseq
                 )
-                reading = asyncio.ensure_future(following)
-                await asyncio.sleep(0)  # it reaches the store's thread; other sessions run
+                reading.append(asyncio.ensure_future(following))
+                queued += 1
+            found = await reading.popleft()
             missing += len(batch) - len(found.uids)
             response = _flag_batch(selected, attributes, found, cmd.changedsince)
             if response.numbers:
                 yield response
     finally:
-        if reading is not None and not reading.cancel() and not reading.cancelled():
-            reading.exception()  # it had ended: its outcome is seen, and dropped
+        for future in reading:
+            if not future.cancel() and not future.cancelled():
+                future.exception()  # it had ended: its outcome is seen, and dropped
     yield _done(cmd, missing)
 
 
