@@ -293,13 +293,18 @@ def _snapshot(db: MailDB, row: MailboxRow, recent_floor: int | None) -> MailboxS
 # every row) while the event loop serializes the batch before. A message's flags key is
 # its flag bits as text ("1") or, with keywords, bits and keywords ("1 $Junk"); the
 # keywords are read by a second query only when the batch has any, and the UIDs only
-# when not every UID of the range exists. Without ORDER BY: the range scan of the
-# primary key (mailbox_id, uid) is in UID order, and so are the joined columns.
+# when not every UID of the range exists. The joined columns are in UID order because
+# the rows are read in the order of the primary key (mailbox_id, uid): NOT INDEXED keeps
+# SQLite to its range scan (an aggregate has no ORDER BY in SQLite before 3.44, and
+# messages_by_modseq alone covers a query of UIDs, in modseq order).
 _FLAG_COLUMNS = (
     "SELECT count(*), group_concat(flags), count(nullif(keywords, '')){modseqs}"
-    " FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
+    " FROM messages NOT INDEXED WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
 )
-_FLAG_UIDS = "SELECT group_concat(uid) FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
+_FLAG_UIDS = (
+    "SELECT group_concat(uid) FROM messages NOT INDEXED"
+    " WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
+)
 _FLAG_KEYWORDS = (
     "SELECT uid, keywords FROM messages"
     " WHERE mailbox_id = ? AND uid BETWEEN ? AND ? AND keywords != '' ORDER BY uid"
