@@ -212,6 +212,9 @@ async def _fetch_flags(
                 )
                 reading.append(asyncio.ensure_future(following))
                 queued += 1
+            # The new reads reach the store's thread, and other sessions run (a read
+            # already done is awaited without yielding to the loop).
+            await asyncio.sleep(0)
             found = await reading.popleft()
             missing += len(batch) - len(found.uids)
             response = _flag_batch(selected, attributes, found, cmd.changedsince)
