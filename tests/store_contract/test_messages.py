@@ -269,11 +269,19 @@ async def test_fetch_flags(alice: Account, inbox_id: int) -> None:
     await alice.store_flags(inbox_id, [2, 4], FlagOp.ADD, frozenset({SEEN, "Work"}))
     await alice.store_flags(inbox_id, [3], FlagOp.ADD, frozenset({DELETED}))
     await alice.expunge(inbox_id)
-    for uids in ([1, 2, 3, 4, 5], range(1, 7), [5, 1, 4], [3], [1000]):
+    # Every UID of a range present or not, wanted UIDs with others between them, keywords
+    # at either, a sparse set, duplicates, nothing found.
+    cases = ([1, 2, 3, 4, 5], range(1, 7), [5, 1, 4], [1, 4], [1, 2], range(1, 3), [4, 5, 4])
+    for uids in (*cases, [1, 200], [3], [1000], []):
         expected = [(m.uid, m.flags, m.modseq) for m in await alice.fetch_meta(inbox_id, uids)]
         found = await alice.fetch_flags(inbox_id, uids)
         assert found.states() == expected
         assert set(found.flags) == {key for _, key, _ in found.rows}
+        # A FETCH of only UID and FLAGS reads no modseqs; the rest is the same.
+        light = await alice.fetch_flags(inbox_id, uids, with_modseq=False)
+        assert light.modseqs is None
+        assert list(light.uids) == [uid for uid, _, _ in expected]
+        assert [light.flags[key] for key in light.keys] == [flags for _, flags, _ in expected]
     found = await alice.fetch_flags(inbox_id, range(1, 6))
     assert [uid for uid, _, _ in found.rows] == [1, 2, 4, 5]
     assert len(found.flags) == 2  # messages with equal flags share a key

@@ -29,6 +29,9 @@ COMMANDS = [
     "UID FETCH 3:* (FLAGS) (CHANGEDSINCE {base})",
     "FETCH 1:* (UID FLAGS MODSEQ) (CHANGEDSINCE {changed})",
     "UID FETCH 4:6 (FLAGS)",
+    "UID FETCH 1:* (FLAGS)",  # UID added by the server; no modseqs read
+    "FETCH 1:* (UID FLAGS MODSEQ)",
+    "UID FETCH 2,4:5,8 (UID FLAGS)",  # gaps inside a batch: the store filters its scan
 ]
 
 

@@ -450,7 +450,8 @@ def test_flag_fetch_batch_writes_what_fetch_responses_write(items: tuple[str, ..
     flags = {"seen": seen, "none": none, ("odd", True): odd}
     messages = [(10, "seen", 7), (11, "none", 8), (15, ("odd", True), 12345678901), (16, "seen", 9)]
     numbers = [1, 2, 5, 6]
-    batch = FlagFetchBatch(items, numbers, messages, flags)
+    uids, keys, modseqs = ([m[i] for m in messages] for i in range(3))
+    batch = FlagFetchBatch(items, numbers, uids, keys, modseqs, flags)
     expected = b"".join(
         serialize(
             FetchResponse(
@@ -464,4 +465,11 @@ def test_flag_fetch_batch_writes_what_fetch_responses_write(items: tuple[str, ..
         for n, (uid, key, m) in zip(numbers, messages, strict=True)
     )
     assert serialize(batch) == expected
-    assert serialize(FlagFetchBatch(items, [], [], {})) == b""
+    if "MODSEQ" not in items:  # the store reads no modseqs then
+        assert serialize(FlagFetchBatch(items, numbers, uids, keys, None, flags)) == expected
+    else:
+        with pytest.raises(ValueError):
+            serialize(FlagFetchBatch(items, numbers, uids, keys, None, flags))
+    with pytest.raises(ValueError):  # columns of different lengths
+        serialize(FlagFetchBatch(items, numbers, uids, keys[:-1], modseqs, flags))
+    assert serialize(FlagFetchBatch(items, [], [], [], [], {})) == b""

@@ -21,7 +21,7 @@ Invariants every backend keeps:
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -173,11 +173,21 @@ class MailboxSnapshot:
 @dataclass(frozen=True, slots=True)
 class FlagRows:
     """UID, flags and modseq of many messages, for FETCH of only those (a whole-mailbox
-    sync, 100,000 at a time). A mailbox has few distinct flag sets, so each message
-    names its set by a key, and a caller maps each key once, not each message."""
+    sync, 100,000 at a time), as parallel columns. A mailbox has few distinct flag sets,
+    so each message names its set by a key, and a caller maps each key once, not each
+    message."""
 
-    rows: list[tuple[int, Hashable, int]]  # (uid, flags key, modseq), ascending UID
-    flags: dict[Hashable, frozenset[str]]  # the flags of every key in ``rows``
+    uids: Sequence[int]  # ascending
+    keys: Sequence[Hashable]  # each message's flags key
+    modseqs: Sequence[int] | None  # each message's modseq; None when not asked for
+    flags: Mapping[Hashable, frozenset[str]]  # the flags of every key in ``keys``
+
+    @property
+    def rows(self) -> list[tuple[int, Hashable, int]]:
+        """(uid, flags key, modseq) of each message."""
+        if self.modseqs is None:
+            raise ValueError("read without modseqs")
+        return list(zip(self.uids, self.keys, self.modseqs, strict=True))
 
     def states(self) -> list[tuple[int, frozenset[str], int]]:
         """(uid, flags, modseq) of each message."""
@@ -533,9 +543,12 @@ class Account(Protocol):
         them None: callers then read with ``read_range``)."""
         ...
 
-    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> FlagRows:
+    async def fetch_flags(
+        self, mailbox_id: int, uids: Sequence[int], *, with_modseq: bool = True
+    ) -> FlagRows:
         """UID, flags and modseq of those of ``uids`` that exist, ascending UID: what
-        ``fetch_meta`` gives of them, for a fraction of its cost."""
+        ``fetch_meta`` gives of them, for a fraction of its cost. Without
+        ``with_modseq``, ``modseqs`` is None (a FETCH of only UID and FLAGS)."""
         ...
 
     def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:

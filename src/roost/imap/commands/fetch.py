@@ -7,16 +7,18 @@ holds more than one batch of metadata and one message body in memory. What each
 attribute reads from the message is in ``fetch_parts``.
 
 A FETCH of only UID, FLAGS and MODSEQ — how clients sync a whole mailbox — has its own
-path (``_fetch_flags``): light rows from ``Account.fetch_flags`` in bigger batches
-(``flag_fetch_batch_size``), two batches in flight at most, each answered as one
-``FlagFetchBatch``. Its bytes are the general path's, which a transcript test checks.
+path (``_fetch_flags``): columns of UIDs, flag keys and (only when asked for) modseqs
+from ``Account.fetch_flags`` in bigger batches (``flag_fetch_batch_size``), two batches
+in flight at most, each answered as one ``FlagFetchBatch`` that passes the columns on.
+Its bytes are the general path's, which a transcript test checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import AsyncIterator, Hashable
+import collections
+from collections.abc import AsyncIterator, Hashable, Sequence
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
 from roost.imap.selected import SelectedMailbox, wire_flags
@@ -37,6 +39,8 @@ from roost.store.base import SEEN, FlagOp, FlagRows, FlagState, MessageGone, Mes
 
 # Asked for alone, these take the fast path (``_flag_batch``).
 _FLAG_ITEMS = frozenset({c.FetchItem.UID, c.FetchItem.FLAGS, c.FetchItem.MODSEQ})
+# Batches of a flags-only FETCH queued on the store's thread at any time.
+_FLAG_READ_AHEAD = 2
 # RFC 9051 §6.4.5: fetching these (not their .PEEK forms) sets \Seen.
 _SETS_SEEN_ITEMS = {c.FetchItem.RFC822, c.FetchItem.RFC822_TEXT}
 
@@ -188,30 +192,38 @@ def _done(cmd: c.Fetch, missing: int) -> Done:
 async def _fetch_flags(
     session: Session, cmd: c.Fetch, attributes: list[c.FetchAttribute], uids: list[int]
 ) -> AsyncIterator[Response | Done]:
-    """FETCH of only UID, FLAGS and MODSEQ: bigger batches of light rows, each answered
-    as one FlagFetchBatch, while the store already reads the next batch on its thread."""
+    """FETCH of only UID, FLAGS and MODSEQ: bigger batches of light columns, each
+    answered as one FlagFetchBatch, while the store reads the next ones on its thread.
+    ``_FLAG_READ_AHEAD`` batches are queued there at any time, so that its thread goes
+    from one to the next without waiting for this loop to ask (a round trip per batch
+    cost more than the batch's own read); at most that many more batches are held."""
     selected, account = session.require_selected(), session.require_account()
     size = session.context.limits.flag_fetch_batch_size
     batches = [uids[start : start + size] for start in range(0, len(uids), size)]
+    with_modseq = c.FetchItem.MODSEQ in attributes or cmd.changedsince is not None
     missing = 0
-    reading: asyncio.Future[FlagRows] | None = None
+    reading: collections.deque[asyncio.Future[FlagRows]] = collections.deque()
+    queued = 0
     try:
-        for k, batch in enumerate(batches):
-            if reading is None:
-                reading = asyncio.ensure_future(account.fetch_flags(selected.mailbox_id, batch))
-            found = await reading
-            reading = None
-            if k + 1 < len(batches):
-                following = account.fetch_flags(selected.mailbox_id, batches[k + 1])
-                reading = asyncio.ensure_future(following)
-                await asyncio.sleep(0)  # it reaches the store's thread; other sessions run
-            missing += len(batch) - len(found.rows)
+        for batch in batches:
+            while queued < len(batches) and len(reading) < _FLAG_READ_AHEAD:
+                following = account.fetch_flags(
+                    selected.mailbox_id, batches[queued], with_modseq=with_modseq
+                )
+                reading.append(asyncio.ensure_future(following))
+                queued += 1
+            # The new reads reach the store's thread, and other sessions run (a read
+            # already done is awaited without yielding to the loop).
+            await asyncio.sleep(0)
+            found = await reading.popleft()
+            missing += len(batch) - len(found.uids)
             response = _flag_batch(selected, attributes, found, cmd.changedsince)
             if response.numbers:
                 yield response
     finally:
-        if reading is not None and not reading.cancel() and not reading.cancelled():
-            reading.exception()  # it had ended: its outcome is seen, and dropped
+        for future in reading:
+            if not future.cancel() and not future.cancelled():
+                future.exception()  # it had ended: its outcome is seen, and dropped
     yield _done(cmd, missing)
 
 
@@ -226,36 +238,44 @@ def _flag_batch(
     ``changedsince`` or unknown to this session are left out, and \\Recent is added for
     this session's recent messages (``flags_for_wire``)."""
     items = tuple(label(a) for a in attributes)
-    rows = found.rows
-    if not rows:
-        return FlagFetchBatch(items, [], [], {})
+    found_uids, keys, modseqs = found.uids, found.keys, found.modseqs
+    if not found_uids:
+        return FlagFetchBatch(items, [], [], [], [] if modseqs is not None else None, {})
     uids, recent = selected.uids, selected.recent
     count = len(uids)
-    first = bisect.bisect_left(uids, rows[0][0])
-    end = first + len(rows)
-    if changedsince is None and not recent and end <= count and uids[end - 1] == rows[-1][0]:
+    first = bisect.bisect_left(uids, found_uids[0])
+    end = first + len(found_uids)
+    if changedsince is None and not recent and end <= count and uids[end - 1] == found_uids[-1]:
         # The rows are exactly the session's UIDs first, first+1, ... (both ascending,
         # no duplicates, same ends and count): the usual case. They go out as they are.
         wire = {key: wire_flags(flags, recent=False) for key, flags in found.flags.items()}
-        return FlagFetchBatch(items, range(first + 1, end + 1), rows, wire)
+        return FlagFetchBatch(items, range(first + 1, end + 1), found_uids, keys, modseqs, wire)
     # Otherwise walk the session's UIDs alongside to find each message number.
     numbers: list[int] = []
-    messages: list[tuple[int, tuple[Hashable, bool], int]] = []
+    shown_uids: list[int] = []
+    shown_keys: list[tuple[Hashable, bool]] = []
+    shown_modseqs: list[int] | None = None if modseqs is None else []
+    if changedsince is not None and modseqs is None:
+        raise ValueError("CHANGEDSINCE needs the modseqs")
+    modseq_of: Sequence[int] = () if modseqs is None else modseqs
     i = first
-    for uid, key, modseq in rows:
-        if changedsince is not None and modseq <= changedsince:
+    for at, uid in enumerate(found_uids):
+        if changedsince is not None and modseq_of[at] <= changedsince:
             continue
         while i < count and uids[i] < uid:
             i += 1
         if i == count or uids[i] != uid:
             continue  # new since this session last synced: not in its numbering yet
         numbers.append(i + 1)
-        messages.append((uid, (key, uid in recent), modseq))
+        shown_uids.append(uid)
+        shown_keys.append((keys[at], uid in recent))
+        if shown_modseqs is not None:
+            shown_modseqs.append(modseq_of[at])
     keyed: dict[Hashable, FlagList] = {
         (key, is_recent): wire_flags(found.flags[key], is_recent)
-        for key, is_recent in {k for _, k, _ in messages}
+        for key, is_recent in set(shown_keys)
     }
-    return FlagFetchBatch(items, numbers, messages, keyed)
+    return FlagFetchBatch(items, numbers, shown_uids, shown_keys, shown_modseqs, keyed)
 
 
 async def _vanished_since(session: Session, uids: SequenceSet, modseq: int) -> list[int]:

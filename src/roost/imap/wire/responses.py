@@ -262,13 +262,15 @@ class FlagFetchBatch:
     whole-mailbox flag sync, up to 100,000 of them, written in one loop. The bytes are
     exactly those of one FetchResponse per message with the same items.
 
-    Shaped so that the store's rows pass through untouched: each message names its
+    Shaped so that the store's columns pass through untouched: each message names its
     flags by a key, and the few distinct keys map to their flag lists."""
 
     items: tuple[str, ...]  # which of "UID", "FLAGS", "MODSEQ", in the order sent
-    numbers: Sequence[int]  # the message numbers, parallel to ``messages``
-    messages: Sequence[tuple[int, Hashable, int]]  # (uid, flags key, modseq)
-    flags: Mapping[Hashable, FlagList]  # the flag list of every key in ``messages``
+    numbers: Sequence[int]  # the message numbers; the columns below are parallel
+    uids: Sequence[int]
+    keys: Sequence[Hashable]  # each message's flags key
+    modseqs: Sequence[int] | None  # None when MODSEQ is not among ``items``
+    flags: Mapping[Hashable, FlagList]  # the flag list of every key in ``keys``
 
 
 Response = (

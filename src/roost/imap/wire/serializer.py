@@ -332,7 +332,9 @@ _FLAG_BATCH_ITEMS = {
 
 def _flag_batch(batch: FlagFetchBatch) -> bytes:
     """The lines ``_fetch`` would write for each message. The flag list is put into the
-    line's %-template once per key, leaving numbers only to format per message."""
+    line's %-template once per key; the batch's lines are then one format, the templates
+    of its messages joined, applied once to all their numbers: no Python code runs per
+    message."""
     formats = [_FLAG_BATCH_ITEMS[item] for item in batch.items]
     if not formats:
         raise ValueError("FETCH needs at least one item")
@@ -345,19 +347,22 @@ def _flag_batch(batch: FlagFetchBatch) -> bytes:
         }
     else:
         templates = dict.fromkeys(batch.flags, line)
-    pairs = zip(batch.numbers, batch.messages, strict=True)
-    match tuple(value for _, value in formats if value):
-        case ():
-            lines = [templates[key] % n for n, (_, key, _) in pairs]
-        case ("uid",):
-            lines = [templates[key] % (n, uid) for n, (uid, key, _) in pairs]
-        case ("modseq",):
-            lines = [templates[key] % (n, modseq) for n, (_, key, modseq) in pairs]
-        case ("uid", "modseq"):
-            lines = [templates[key] % (n, uid, m) for n, (uid, key, m) in pairs]
-        case _:  # ("modseq", "uid")
-            lines = [templates[key] % (n, m, uid) for n, (uid, key, m) in pairs]
-    return b"".join(lines)
+    if len(batch.keys) != len(batch.numbers):
+        raise ValueError("FlagFetchBatch columns differ in length")
+    columns: list[Sequence[int]] = [batch.numbers]
+    for _, value in formats:
+        if value == "uid":
+            columns.append(batch.uids)
+        elif value == "modseq":
+            if batch.modseqs is None:
+                raise ValueError("MODSEQ needs the modseqs")
+            columns.append(batch.modseqs)
+    # The values interleaved, column by column (a ValueError if a column's length differs).
+    width = len(columns)
+    values: list[int] = [0] * (len(batch.numbers) * width)
+    for at, column in enumerate(columns):
+        values[at::width] = column
+    return b"".join(map(templates.__getitem__, batch.keys)) % tuple(values)
 
 
 def _flag_list(flags: FlagList) -> bytes:

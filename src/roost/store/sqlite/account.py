@@ -214,8 +214,10 @@ class SqliteAccount:
     ) -> list[MessageMeta]:
         return await self._run(message_ops.fetch_meta, mailbox_id, uids, with_model, with_content)
 
-    async def fetch_flags(self, mailbox_id: int, uids: Sequence[int]) -> FlagRows:
-        return await self._run(message_ops.fetch_flags, mailbox_id, uids)
+    async def fetch_flags(
+        self, mailbox_id: int, uids: Sequence[int], *, with_modseq: bool = True
+    ) -> FlagRows:
+        return await self._run(message_ops.fetch_flags, mailbox_id, uids, with_modseq)
 
     async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         shared = self._usable()
