@@ -194,10 +194,13 @@ async def mixed(
                 exists = _exists(selected)
                 found = _UIDNEXT.search(b"\n".join(selected.untagged))
                 uidnext = int(found.group(1)) if found else exists + 1
-                await timed(
+                headers = await timed(
                     "FETCH headers", connection.command(_HEADER_FETCH % max(1, uidnext - 20))
                 )
-                if exists:
+                # Other clients' EXPUNGEs may be reported after a UID FETCH (RFC 9051
+                # §7.5.1): the number chosen must be one the session still has.
+                exists -= sum(1 for line in headers.untagged if line.endswith(b" EXPUNGE"))
+                if exists > 0:
                     number = rng.randint(1, exists)
                     await timed(
                         "FETCH body", connection.command(b"FETCH %d (BODY.PEEK[])" % number)
