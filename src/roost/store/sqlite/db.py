@@ -274,10 +274,7 @@ class MailDB:
         """Before the transaction that refers to them: write the blobs that are files
         (durably); the others are only described, and ``ensure_blob`` stores them."""
         stored: list[StoredBlob | None] = [
-            describe(source.data)
-            if source.data is not None and len(source.data) <= INLINE_MAX
-            else None
-            for source in sources
+            None if (data := _inline_data(source)) is None else describe(data) for source in sources
         ]
         if files := [source for source, blob in zip(sources, stored, strict=True) if blob is None]:
             written = iter(self.blobs.put_many(files))
@@ -288,22 +285,18 @@ class MailDB:
         """Inside a write transaction: store a small blob, or make sure a blob file
         written before it still exists (another process may have collected it as an
         orphan in between)."""
-        if source.data is not None and blob.size <= INLINE_MAX:
+        if (data := _inline_data(source)) is not None:
             self.conn.execute(
                 "INSERT OR IGNORE INTO blob_data (blob_id, data) VALUES (?, ?)",
-                (blob.blob_id, source.data),
+                (blob.blob_id, data),
             )
         elif not self.blobs.exists(blob.blob_id):
             self.blobs.put(source)
 
     def open_blob(self, blob_id: str) -> BinaryIO:
         """A blob's bytes from the start; FileNotFoundError if it is in neither place."""
-        row = self.conn.execute(
-            "SELECT data FROM blob_data WHERE blob_id = ?", (blob_id,)
-        ).fetchone()
-        if row is not None:
-            return io.BytesIO(row[0])
-        return self.blobs.open(blob_id)
+        data = self._small_blob(blob_id)
+        return self.blobs.open(blob_id) if data is None else io.BytesIO(data)
 
     def read_blob(self, blob_id: str, start: int, length: int) -> bytes:
         """``length`` bytes of a blob from ``start`` (fewer at its end)."""
@@ -329,12 +322,16 @@ class MailDB:
 
     def blob_source(self, blob_id: str) -> MessageSource:
         """A stored blob to read again whole (analysis of messages stored before it)."""
+        data = self._small_blob(blob_id)
+        if data is None:
+            return MessageSource(path=self.blobs.path(blob_id))
+        return MessageSource(data=data)
+
+    def _small_blob(self, blob_id: str) -> bytes | None:
         row = self.conn.execute(
             "SELECT data FROM blob_data WHERE blob_id = ?", (blob_id,)
         ).fetchone()
-        if row is not None:
-            return MessageSource(data=row[0])
-        return MessageSource(path=self.blobs.path(blob_id))
+        return None if row is None else bytes(row[0])
 
     def release_blobs(self, blob_ids: Iterable[str]) -> None:
         """Unlink those of ``blob_ids`` no message refers to. Never raises: a blob left
@@ -392,6 +389,13 @@ class MailDB:
                 (json.dumps(blob_ids),),
             )
         ]
+
+
+def _inline_data(source: MessageSource) -> bytes | None:
+    """A message's bytes if they are kept in ``blob_data``; None if they go to a file."""
+    if source.data is not None and len(source.data) <= INLINE_MAX:
+        return source.data
+    return None
 
 
 @contextlib.contextmanager
