@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from hypothesis import settings
 
 from roost.auth import scram
 from roost.auth.authenticator import StoreAuthenticator
@@ -27,6 +29,13 @@ from tests.support.imap_client import ImapClient
 # Cheap hashing for tests: the real parameters are exercised in tests/unit.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORD = "secret pass"
+
+# Every Hypothesis test draws the same examples on every run (derandomized, no example
+# database), so a run on a fresh clone cannot fail by chance; a failure prints the
+# blob that replays it. `make fuzz` (ROOST_FUZZ_SECONDS) draws fresh random examples.
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+if not os.environ.get("ROOST_FUZZ_SECONDS"):
+    settings.load_profile("deterministic")
 
 
 class _ErrorCollector(logging.Handler):

@@ -46,6 +46,7 @@ from roost.imap.wire.receiver import (
 from roost.imap.wire.responses import (
     Code,
     Continuation,
+    FlagFetchBatch,
     Response,
     Status,
     Tagged,
@@ -87,7 +88,20 @@ class Transcript:
 def check_one_line(data: bytes) -> None:
     """``data`` is one response line: CRLF at its end, and elsewhere only right after a
     literal marker, followed by exactly that many bytes."""
+    if check_line(data, 0) != len(data):
+        raise ProtocolViolation(f"response with more than one line: {data[:200]!r}")
+
+
+def check_lines(data: bytes) -> None:
+    """``data`` is whole response lines, each as ``check_one_line`` requires: what one
+    ``FlagFetchBatch`` (one ``* n FETCH`` line per message) serializes to."""
     position = 0
+    while position < len(data):
+        position = check_line(data, position)
+
+
+def check_line(data: bytes, position: int) -> int:
+    """Check the response line that starts at ``position``; return where it ends."""
     while True:
         end = data.find(b"\r\n", position)
         bare_lf = data.find(b"\n", position)
@@ -95,9 +109,7 @@ def check_one_line(data: bytes) -> None:
             raise ProtocolViolation(f"response line with a bare CR or LF: {data[:200]!r}")
         marker = _LITERAL_MARKER.search(data, position, end + 2)
         if marker is None or marker.end() != end + 2:
-            if end + 2 != len(data):
-                raise ProtocolViolation(f"response with more than one line: {data[:200]!r}")
-            return
+            return end + 2
         position = end + 2 + int(marker.group(1))
         if position > len(data):
             raise ProtocolViolation(f"literal runs past the response: {data[:200]!r}")
@@ -222,7 +234,10 @@ class SessionDriver:
 
     def _emit(self, response: Response) -> None:
         data = serialize(response, utf8=self.session.utf8)
-        check_one_line(data)
+        if isinstance(response, FlagFetchBatch):
+            check_lines(data)  # one line per message, by design
+        else:
+            check_one_line(data)
         transcript = self.transcript
         transcript.responses.append(response)
         transcript.wire += data
