@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv run test lint format bench clean
+.PHONY: all venv run test lint check-imports format bench clean
 
 all: test
 
@@ -22,10 +22,15 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/roost serve --dev
 
-lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: $(STAMP) check-imports
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
 	$(BIN)/mypy src
+	$(BIN)/mypy --strict tools
+
+# No import cycle inside src/roost, no import against the layering (docs/ARCHITECTURE.md).
+check-imports:
+	$(PYTHON) tools/check_imports.py src
 
 test: lint
 	$(BIN)/pytest
