@@ -127,7 +127,7 @@ def import_graph(root: Path, package: str) -> tuple[dict[str, set[str]], list[Im
             # ``from pkg import sub`` names the submodule; the bare prefix ``pkg`` is
             # only an edge when nothing more specific was imported from it.
             narrower = any(_under(other, name) and other != name for other in seen)
-            if target == name or not narrower:
+            if not narrower:
                 edges[module].add(target)
     return edges, imports
 
