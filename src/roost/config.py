@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from roost.auth import cache as auth_cache
 from roost.auth.oauth import (
     DEFAULT_ALGORITHMS,
     DEFAULT_USERNAME_CLAIM,
@@ -166,6 +167,10 @@ class AuthSettings:
     scram: bool = True  # offer AUTHENTICATE SCRAM-SHA-256
     # [[auth.oauth]]: JWT issuers whose tokens OAUTHBEARER and XOAUTH2 accept.
     oauth: tuple[OAuthIssuer, ...] = ()
+    # A successful sign-in's secret is recognised for cache_ttl seconds without argon2id,
+    # at most cache_size of them (auth/cache.py); 0 disables.
+    cache_ttl: float = auth_cache.DEFAULT_TTL
+    cache_size: int = auth_cache.DEFAULT_SIZE
 
     @classmethod
     def without_delays(cls) -> AuthSettings:
@@ -174,6 +179,9 @@ class AuthSettings:
 
     def token_validator(self) -> TokenValidator | None:
         return TokenValidator(self.oauth) if self.oauth else None
+
+    def sign_in_cache(self) -> auth_cache.AuthCache:
+        return auth_cache.AuthCache(self.cache_ttl, self.cache_size)
 
     def throttle_policy(self) -> ThrottlePolicy:
         return ThrottlePolicy(
@@ -619,6 +627,8 @@ def _read_auth(reader: _Reader, table: _Table) -> AuthSettings:
         trust_period=table.number("trust_period", defaults.trust_period),
         scram=table.boolean("scram", defaults.scram),
         oauth=_read_oauth_issuers(reader, table),
+        cache_ttl=table.number("cache_ttl", defaults.cache_ttl),
+        cache_size=table.integer("cache_size", defaults.cache_size),
     )
     table.finish()
     return settings

@@ -389,6 +389,7 @@ class Server:
             LoginThrottle(settings.auth.throttle_policy()),
             tokens=settings.auth.token_validator(),
             scram=settings.auth.scram,
+            cache=settings.auth.sign_in_cache(),
         )
         spool_dir = settings.server.data_dir / "spool"
         spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

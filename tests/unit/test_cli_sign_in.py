@@ -74,7 +74,7 @@ def test_app_password_add_list_revoke(tmp_path: Path) -> None:
     result = invoke("user", "app-password", "add", "ALICE", "Phone", *dir_args)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    match = re.fullmatch(r"App password 'Phone' of alice: ((?:[a-z]{4}-){3}[a-z]{4})", lines[0])
+    match = re.fullmatch(r"App password 'Phone' of alice: ((?:[a-z]{4}-){6}[a-z]{4})", lines[0])
     assert match is not None, lines
     assert "it is not shown again" in lines[1]
     assert invoke("user", "app-password", "add", "alice", "Laptop", *dir_args).exit_code == 0

@@ -30,6 +30,16 @@ def test_defaults_offer_scram_and_no_tokens(tmp_path: Path) -> None:
     assert not load("[auth]\nscram = false\n", tmp_path).auth.scram
 
 
+def test_the_sign_in_cache_settings(tmp_path: Path) -> None:
+    cache = load("", tmp_path).auth.sign_in_cache()
+    assert (cache.ttl, cache.size, cache.enabled) == (3600.0, 10_000, True)
+    auth = load("[auth]\ncache_ttl = 60\ncache_size = 5\n", tmp_path).auth
+    assert (auth.cache_ttl, auth.cache_size) == (60.0, 5)
+    assert not load("[auth]\ncache_size = 0\n", tmp_path).auth.sign_in_cache().enabled
+    with pytest.raises(ConfigError, match="cache_size"):
+        load("[auth]\ncache_size = -1\n", tmp_path)
+
+
 def test_oauth_issuers_with_a_jwks_file_and_inline_pem(tmp_path: Path, maker: TokenMaker) -> None:
     (tmp_path / "jwks.json").write_text(jwks_text((maker.rsa_key, "rsa-1")))
     pem = public_pem(maker.ed_key)

@@ -60,10 +60,12 @@ async def test_password_saslprep_refuses_has_no_scram_keys(store: SqliteStore) -
 
 async def test_app_passwords_add_list_revoke(store: SqliteStore) -> None:
     await manage.create_account(store, "alice", "pencil", hasher=FAST)
-    phone = await manage.add_app_password(store, "alice", "Phone", hasher=FAST, now=1000)
-    laptop = await manage.add_app_password(store, "alice", "Laptop", hasher=FAST, now=2000)
-    assert re.fullmatch(r"([a-z]{4}-){3}[a-z]{4}", phone) and phone != laptop
+    phone = await manage.add_app_password(store, "alice", "Phone", now=1000)
+    laptop = await manage.add_app_password(store, "alice", "Laptop", now=2000)
+    assert re.fullmatch(r"([a-z]{4}-){6}[a-z]{4}", phone) and phone != laptop
     listed = await manage.list_app_passwords(store, "alice")
+    # 131 bits: stored as a fast hash, not argon2id (auth/app_passwords.py).
+    assert all(app_passwords.is_fast_hash(a.password_hash) for a in listed)
     assert [(a.label, a.created, a.last_used) for a in listed] == [
         ("Phone", 1000, None),
         ("Laptop", 2000, None),
@@ -74,14 +76,14 @@ async def test_app_passwords_add_list_revoke(store: SqliteStore) -> None:
     listed = await manage.list_app_passwords(store, "alice")
     assert listed[0].last_used == 5000 and listed[1].last_used is None
     with pytest.raises(manage.CredentialError, match="already has"):
-        await manage.add_app_password(store, "alice", "PHONE", hasher=FAST)
+        await manage.add_app_password(store, "alice", "PHONE")
     with pytest.raises(manage.CredentialError, match="invalid label"):
-        await manage.add_app_password(store, "alice", "", hasher=FAST)
+        await manage.add_app_password(store, "alice", "")
     assert await store.delete_app_password("alice", "phone")
     assert not (await auth.authenticate("alice", phone, remote_ip="::1", protocol="test")).ok
     assert (await auth.authenticate("alice", laptop, remote_ip="::1", protocol="test")).ok
     with pytest.raises(NoSuchAccount):
-        await manage.add_app_password(store, "nobody", "Phone", hasher=FAST)
+        await manage.add_app_password(store, "nobody", "Phone")
 
 
 async def test_app_passwords_are_bounded_per_account(
@@ -89,10 +91,10 @@ async def test_app_passwords_are_bounded_per_account(
 ) -> None:
     monkeypatch.setattr(app_passwords, "MAX_PER_ACCOUNT", 2)
     await manage.create_account(store, "alice", "pencil", hasher=FAST)
-    await manage.add_app_password(store, "alice", "a", hasher=FAST)
-    await manage.add_app_password(store, "alice", "b", hasher=FAST)
+    await manage.add_app_password(store, "alice", "a")
+    await manage.add_app_password(store, "alice", "b")
     with pytest.raises(manage.CredentialError, match="the most allowed"):
-        await manage.add_app_password(store, "alice", "c", hasher=FAST)
+        await manage.add_app_password(store, "alice", "c")
 
 
 async def test_totp_enable_and_disable(store: SqliteStore) -> None:

@@ -85,7 +85,7 @@ def test_new_secrets_are_160_bits_of_base32() -> None:
 
 def test_generated_app_passwords_have_the_display_shape() -> None:
     password = app_passwords.generate()
-    assert re.fullmatch(r"[a-z]{4}-[a-z]{4}-[a-z]{4}-[a-z]{4}", password)
+    assert re.fullmatch(r"[a-z]{4}(-[a-z]{4}){6}", password)
     assert password != app_passwords.generate()
     normalised = app_passwords.normalise(password)
     assert normalised == password.replace("-", "")
@@ -98,6 +98,8 @@ def test_generated_app_passwords_have_the_display_shape() -> None:
         ("abcd-efgh-ijkl-mnop", "abcdefghijklmnop"),
         ("abcd efgh ijkl mnop", "abcdefghijklmnop"),
         ("ABCDEFGHIJKLMNOP", "abcdefghijklmnop"),
+        ("abcd-efgh-ijkl-mnop-qrst-uvwx-yzab", "abcdefghijklmnopqrstuvwxyzab"),
+        ("abcd-efgh-ijkl-mnop-qrst-uvwx-yza", None),
         ("abcd-efgh-ijkl-mno", None),
         ("abcd-efgh-ijkl-mnop1", None),
         ("abcd_efgh_ijkl_mnop", None),

@@ -12,10 +12,17 @@ Order of a password attempt, the same whether or not the account exists:
    such account, so the time taken does not tell an attacker which accounts exist. (An
    app-password-shaped password whose selector matches but whose hash does not is
    then also checked as the account password: two verifications, for a password that
-   already names a secret selector.)
+   already names a secret selector.) An app password with a fast hash is checked in
+   microseconds (``app_passwords.py`` says why that is safe).
+   The authentication cache (``cache.py``) may stand in for the argon2id check of a
+   secret that passed it lately — but only for the same credential record, read in step
+   3 at every sign-in, and only on the way to a success: a failure always costs one
+   argon2id verification (a dummy one when the cache vouched for a password whose
+   two-factor code then failed), so failures take as long as without the cache.
 4. Success clears that account's failures from that address; a failure is recorded and
    logged at WARNING as ``auth failure ip=... user=... protocol=... reason=...``.
-5. On success with a hash made under older parameters, the hash is upgraded.
+5. On success with a hash made under older parameters, the hash is upgraded (an
+   argon2id hash of a strong app password to the fast form).
 
 SCRAM (``scram_parameters`` then ``verify_scram``) and bearer tokens
 (``authenticate_token``) follow the same steps: throttle first, one lookup, made-up
@@ -28,6 +35,7 @@ The result names the account in its canonical spelling, as first stored.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +45,7 @@ from argon2 import PasswordHasher
 
 from roost.auth import app_passwords, scram, totp
 from roost.auth.base import AuthResult, ScramParameters, ScramVerdict
+from roost.auth.cache import AuthCache
 from roost.auth.oauth import TokenError, TokenValidator
 from roost.auth.passwords import (
     DEFAULT_HASHER,
@@ -101,6 +110,7 @@ class StoreAuthenticator:
         tokens: TokenValidator | None = None,
         scram: bool = True,
         clock: Callable[[], float] = time.time,
+        cache: AuthCache | None = None,
     ) -> None:
         self.store = store
         self.throttle = throttle or LoginThrottle()
@@ -109,6 +119,8 @@ class StoreAuthenticator:
         self.tokens = tokens
         self.scram_enabled = scram
         self.clock = clock  # wall-clock seconds: TOTP steps, "last used"
+        # None unless given (many tests count hashes); it is empty, hence falsy, at first.
+        self.cache = cache if cache is not None else AuthCache(size=0)
         self._secret: bytes | None = None
 
     @property
@@ -129,8 +141,7 @@ class StoreAuthenticator:
         record = await self._record(username)
         if record is None:
             # Spend the same time as for a real account, then fail.
-            hash_to_check = await dummy_hash_async(self.hasher)
-            await verify_password_async(hash_to_check, password, hasher=self.hasher)
+            await self._spend_a_verification(password)
             return self._failure(username, remote_ip, protocol, "no such account")
 
         app_password = await self._matching_app_password(record, password)
@@ -140,25 +151,52 @@ class StoreAuthenticator:
             return self._success(record.name, username, remote_ip, protocol, method)
 
         if record.totp_secret is None:
-            if not await self._verify(record.password_hash, password):
+            cached = self.cache.contains(self.cache.password_tag(record, password))
+            if not cached and not await self._verify(record.password_hash, password):
                 return self._failure(username, remote_ip, protocol, "wrong password")
-            await self._upgrade(record, password)
+            await self._succeeded_with_password(record, password, cached)
             return self._success(record.name, username, remote_ip, protocol, "password")
 
         # Two-factor: "password" + "123456". One hash check whatever the shape.
         split = totp.split_code(password)
         account_password, code = split if split is not None else (password, None)
-        if not await self._verify(record.password_hash, account_password):
+        cached = self.cache.contains(self.cache.password_tag(record, account_password))
+        if not cached and not await self._verify(record.password_hash, account_password):
             return self._failure(username, remote_ip, protocol, "wrong password")
+        problem = await self._totp_problem(record, code)
+        if problem is not None:
+            if cached:  # the slow check the cache saved: a failure costs what it did
+                await self._spend_a_verification(password)
+            return self._failure(username, remote_ip, protocol, problem)
+        await self._succeeded_with_password(record, account_password, cached)
+        return self._success(record.name, username, remote_ip, protocol, "password+totp")
+
+    async def _totp_problem(self, record: SignInRecord, code: str | None) -> str | None:
+        """Why ``code`` does not complete a two-factor sign-in, or None when it does
+        (then its step is recorded as used: RFC 6238 §5.2, no replays)."""
+        assert record.totp_secret is not None
         if code is None:
-            return self._failure(username, remote_ip, protocol, "two-factor code missing")
+            return "two-factor code missing"
         step = totp.matching_step(record.totp_secret, code, self.clock(), record.totp_last_step)
         if step is None:
-            return self._failure(username, remote_ip, protocol, "wrong or reused two-factor code")
+            return "wrong or reused two-factor code"
         if not await self.store.accept_totp_step(record.name, step):
-            return self._failure(username, remote_ip, protocol, "reused two-factor code")
-        await self._upgrade(record, account_password)
-        return self._success(record.name, username, remote_ip, protocol, "password+totp")
+            return "reused two-factor code"
+        return None
+
+    async def _succeeded_with_password(
+        self, record: SignInRecord, password: str, cached: bool
+    ) -> None:
+        """Upgrade what needs it, then cache the password under the record as it now
+        is, so that an upgrade does not make the next sign-in miss."""
+        stored_hash = await self._upgrade(record, password)
+        if not cached:
+            current = dataclasses.replace(record, password_hash=stored_hash)
+            self.cache.add(self.cache.password_tag(current, password))
+
+    async def _spend_a_verification(self, password: str) -> None:
+        hash_to_check = await dummy_hash_async(self.hasher)
+        await verify_password_async(hash_to_check, password, hasher=self.hasher)
 
     async def _matching_app_password(
         self, record: SignInRecord, password: str
@@ -167,12 +205,39 @@ class StoreAuthenticator:
         if candidate is None:
             return None
         wanted = app_passwords.selector(candidate)
-        for app_password in record.app_passwords:
-            if app_password.selector == wanted:
-                if await self._verify(app_password.password_hash, candidate):
-                    return app_password
-                return None
-        return None
+        app_password = next((a for a in record.app_passwords if a.selector == wanted), None)
+        if app_password is None:
+            return None
+        tag = self.cache.app_password_tag(record, app_password, candidate)
+        if self.cache.contains(tag):
+            return app_password
+        stored = app_password.password_hash
+        if app_passwords.is_fast_hash(stored):
+            matches = app_passwords.verify_fast(stored, candidate)
+        else:
+            matches = await self._verify(stored, candidate)
+        if not matches:
+            return None
+        # An app password opens the account on its own (no two-factor code): a success.
+        if not app_passwords.is_fast_hash(stored) and app_passwords.is_strong(candidate):
+            await self._upgrade_app_password(record, app_password, candidate)
+        else:
+            self.cache.add(tag)
+        return app_password
+
+    async def _upgrade_app_password(
+        self, record: SignInRecord, app_password: AppPasswordRecord, candidate: str
+    ) -> None:
+        """Replace the argon2id hash of a strong app password by its fast form."""
+        try:
+            await self.store.replace_app_password_hash(
+                record.name,
+                app_password.selector,
+                app_password.password_hash,
+                app_passwords.fast_hash(candidate),
+            )
+        except (StoreError, OSError):
+            log.warning("could not upgrade an app password hash of %s", record.name)
 
     async def _note_use(self, record: SignInRecord, app_password: AppPasswordRecord) -> None:
         now = int(self.clock())
@@ -187,18 +252,21 @@ class StoreAuthenticator:
     async def _verify(self, password_hash: str, password: str) -> bool:
         return await verify_password_async(password_hash, password, hasher=self.hasher)
 
-    async def _upgrade(self, record: SignInRecord, password: str) -> None:
+    async def _upgrade(self, record: SignInRecord, password: str) -> str:
         """After a correct account password: make the SCRAM keys it lacks (a password
-        set before Roost kept them), and rehash it under newer parameters."""
+        set before Roost kept them), and rehash it under newer parameters. Returns the
+        account's password hash as now stored."""
         if record.scram_keys is None and self.scram_enabled:
             await self._add_scram_keys(record, password)
         if not self.rehash or not needs_rehash(record.password_hash, hasher=self.hasher):
-            return
+            return record.password_hash
         try:
             new_hash = await hash_password_async(password, hasher=self.hasher)
             await self.store.set_password_hash(record.name, new_hash)
         except (StoreError, OSError):
             log.warning("could not upgrade the password hash of %s", record.name, exc_info=True)
+            return record.password_hash
+        return new_hash
 
     async def _add_scram_keys(self, record: SignInRecord, password: str) -> None:
         try:

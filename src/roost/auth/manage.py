@@ -61,11 +61,11 @@ async def add_app_password(
     account: str,
     label: str,
     *,
-    hasher: PasswordHasher = DEFAULT_HASHER,
     now: float | None = None,
 ) -> str:
     """A new app password for ``account``, in its display form; shown once, stored
-    hashed. CredentialError for a bad or taken label, or too many app passwords."""
+    hashed (a fast hash: it has 131 bits, ``app_passwords.py``). CredentialError for
+    a bad or taken label, or too many app passwords."""
     problem = app_passwords.label_problem(label)
     if problem is not None:
         raise CredentialError(f"invalid label {label!r}: {problem}")
@@ -88,7 +88,7 @@ async def add_app_password(
         if selector not in taken:
             break
     created = int(time.time() if now is None else now)
-    password_hash = await hash_password_async(normalised, hasher=hasher)
+    password_hash = app_passwords.fast_hash(normalised)
     try:
         await store.add_app_password(
             account, AppPasswordRecord(label, selector, password_hash, created)

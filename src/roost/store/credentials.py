@@ -57,6 +57,13 @@ class SignInStore(Protocol):
         """Note that the app password with ``selector`` signed in at ``when``."""
         ...
 
+    async def replace_app_password_hash(
+        self, name: str, selector: str, old_hash: str, new_hash: str
+    ) -> None:
+        """Store the same app password hashed another way (``auth/app_passwords.py``),
+        if the one with ``selector`` still has ``old_hash``."""
+        ...
+
     async def instance_secret(self) -> bytes:
         """A random secret made once per store and never shown (for SCRAM mock salts)."""
         ...

@@ -171,6 +171,13 @@ class SqliteStore:
     async def app_password_used(self, name: str, selector: str, when: int) -> None:
         await self._users.run(self._directory.app_password_used, _fold(name), selector, when)
 
+    async def replace_app_password_hash(
+        self, name: str, selector: str, old_hash: str, new_hash: str
+    ) -> None:
+        await self._users.run(
+            self._directory.replace_app_password_hash, _fold(name), selector, old_hash, new_hash
+        )
+
     async def instance_secret(self) -> bytes:
         return await self._users.run(self._directory.instance_secret)
 
@@ -465,6 +472,15 @@ class _Directory:
             "UPDATE app_passwords SET last_used = max(coalesce(last_used, 0), ?)"
             " WHERE name_key = ? AND selector = ?",
             (when, key, selector),
+        )
+
+    def replace_app_password_hash(
+        self, key: str, selector: str, old_hash: str, new_hash: str
+    ) -> None:
+        self._conn.execute(
+            "UPDATE app_passwords SET password_hash = ?"
+            " WHERE name_key = ? AND selector = ? AND password_hash = ?",
+            (new_hash, key, selector, old_hash),
         )
 
     def instance_secret(self) -> bytes:
