@@ -38,7 +38,7 @@ from roost.config import (
     read_config_text,
 )
 from roost.observability.logs import setup_logging
-from roost.server import (
+from roost.runtime.server import (
     POP3,
     BoundAddress,
     ServerError,
@@ -308,7 +308,7 @@ async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None
 async def _supervise(settings: Settings, options: ServeOptions, *, starttls: bool) -> None:
     """``serve`` with several workers: the store is opened here only to prepare it (its
     schema, the --dev demo account); the workers open their own."""
-    from roost.supervisor import Supervisor
+    from roost.runtime.supervisor import Supervisor
 
     store = await open_store(settings.server.data_dir)
     try:
@@ -328,7 +328,7 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
 def worker_command(index: int) -> None:
     """One worker process of ``serve --workers N``: started by the supervisor, which
     writes the worker's spec (worker.WorkerSpec) on standard input."""
-    from roost.worker import WorkerSpec, run_worker
+    from roost.runtime.worker import WorkerSpec, run_worker
 
     try:
         spec = WorkerSpec.from_json(sys.stdin.buffer.read())

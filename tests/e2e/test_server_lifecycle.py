@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from roost import server as server_module
 from roost.config import AuthSettings, ConfigError, LimitSettings, Settings
 from roost.imap.context import ImapContext
-from roost.server import POP3, ListenError, Server, run_server
+from roost.runtime import server as server_module
+from roost.runtime.server import POP3, ListenError, Server, run_server
 
 
 class FakeStore:
@@ -336,7 +336,7 @@ async def test_tls11_is_refused(server: Server, tmp_path: Path) -> None:
 def test_self_signed_certificate_and_key_mode(tmp_path: Path) -> None:
     from cryptography import x509
 
-    from roost.tls import ensure_self_signed
+    from roost.runtime.tls import ensure_self_signed
 
     cert, key = ensure_self_signed(tmp_path / "tls")
     assert (key.stat().st_mode & 0o777) == 0o600
@@ -354,7 +354,7 @@ def test_self_signed_certificate_and_key_mode(tmp_path: Path) -> None:
 
 
 def test_server_context_policy(tmp_path: Path) -> None:
-    from roost.tls import TlsError, ensure_self_signed, server_context
+    from roost.runtime.tls import TlsError, ensure_self_signed, server_context
 
     cert, key = ensure_self_signed(tmp_path)
     context = server_context(cert, key, "1.3")

@@ -19,7 +19,7 @@ from roost.auth.passwords import hash_password
 from roost.auth.throttle import LoginThrottle, ThrottlePolicy
 from roost.config import AuthSettings, LimitSettings, Settings
 from roost.pop3.context import Pop3Limits
-from roost.server import POP3, Server
+from roost.runtime.server import POP3, Server
 from roost.store.base import FlagOp, MessageSource, NewMessage
 from roost.store.sqlite import SqliteStore
 from tests.conftest import FAST_HASHER, PASSWORD

@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from roost.config import Settings
-from roost.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
-from roost.server import BoundAddress, ListenSocket, ServerError, bind_listeners
-from roost.store.event_bus import EventBus
-from roost.worker import READY, InheritedListener, WorkerSpec
+from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
+from roost.runtime.event_bus import EventBus
+from roost.runtime.server import BoundAddress, ListenSocket, ServerError, bind_listeners
+from roost.runtime.worker import READY, InheritedListener, WorkerSpec
 
 log = logging.getLogger("roost.supervisor")
 

@@ -47,12 +47,12 @@ from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
 from roost.auth.throttle import LoginThrottle, address_key
 from roost.config import ConfigError, ListenAddress, Settings
-from roost.coordination import Coordination
 from roost.imap.context import ImapContext
 from roost.pop3.context import Pop3Context
+from roost.runtime.coordination import Coordination
+from roost.runtime.tls import TlsError, ensure_self_signed, reload_certificate, server_context
 from roost.store.base import Store, StoreError
 from roost.store.events import EventHub
-from roost.tls import TlsError, ensure_self_signed, reload_certificate, server_context
 
 log = logging.getLogger("roost.server")
 
