@@ -38,15 +38,8 @@ from roost.config import (
     read_config_text,
 )
 from roost.observability.logs import setup_logging
-from roost.runtime.server import (
-    POP3,
-    BoundAddress,
-    ServerError,
-    build_tls_context,
-    open_store,
-    run,
-    run_server,
-)
+from roost.runtime.app import build_tls_context, open_store, run, run_server
+from roost.runtime.listeners import POP3, BoundAddress, ServerError
 from roost.store.base import AccountExists, NoSuchAccount, Store, StoreError
 from roost.store.credentials import AppPasswordRecord
 

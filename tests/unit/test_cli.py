@@ -188,7 +188,7 @@ def test_serve_pop3_listen_options_override_the_config(tmp_path: Path) -> None:
 
 
 def test_banner_lists_every_listener(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from roost.runtime.server import BoundAddress
+    from roost.runtime.listeners import BoundAddress
 
     settings = cli.Settings.for_dev(tmp_path)
     addresses = [

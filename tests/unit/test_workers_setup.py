@@ -19,7 +19,7 @@ from roost import cli
 from roost.cli import ServeOptions
 from roost.config import ListenAddress, Settings
 from roost.observability.logs import setup_logging
-from roost.runtime.server import IMAP, POP3, ListenError, bind_listeners
+from roost.runtime.listeners import IMAP, POP3, ListenError, bind_listeners
 from roost.runtime.worker import InheritedListener, WorkerSpec
 
 CONFIG = """
