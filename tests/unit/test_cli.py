@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from roost import cli
 from roost.cli import main
+from roost.cli import serve as cli
 from roost.runtime.tls import ensure_self_signed
 
 
