@@ -22,8 +22,8 @@ from roost.auth.passwords import hash_password
 from roost.auth.throttle import LoginThrottle, ThrottlePolicy
 from roost.imap.connection import serve_imap_connection
 from roost.imap.context import ImapContext, ImapLimits
+from roost.runtime.tls import ensure_self_signed, server_context
 from roost.store.sqlite import SqliteStore
-from roost.tls import ensure_self_signed, server_context
 from tests.support.imap_client import ImapClient
 
 # Cheap hashing for tests: the real parameters are exercised in tests/unit.

@@ -28,10 +28,12 @@ from typing import Any
 
 import pytest
 
-from roost import server as server_module
 from roost.config import AuthSettings, ConfigError, LimitSettings, Settings
 from roost.imap.context import ImapContext
-from roost.server import POP3, ListenError, Server, run_server
+from roost.runtime import app as app_module
+from roost.runtime import listeners as listeners_module
+from roost.runtime.app import Server, run_server
+from roost.runtime.listeners import POP3, ListenError
 
 
 class FakeStore:
@@ -220,7 +222,7 @@ async def test_accepted_sockets_have_tcp_keepalive(server: Server, handler: Hand
     _, writer, _ = await connect(server.address())
     assert handler.calls[0]["keepalive"] == 1
     if handler.calls[0]["keepidle"] is not None:
-        assert handler.calls[0]["keepidle"] == server_module.KEEPALIVE_IDLE
+        assert handler.calls[0]["keepidle"] == listeners_module.KEEPALIVE_IDLE
     writer.close()
 
 
@@ -248,7 +250,7 @@ async def test_failed_start_closes_what_it_opened(
     async def open_store(data_dir: Path) -> FakeStore:
         return store
 
-    monkeypatch.setattr(server_module, "open_store", open_store)
+    monkeypatch.setattr(app_module, "open_store", open_store)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -336,7 +338,7 @@ async def test_tls11_is_refused(server: Server, tmp_path: Path) -> None:
 def test_self_signed_certificate_and_key_mode(tmp_path: Path) -> None:
     from cryptography import x509
 
-    from roost.tls import ensure_self_signed
+    from roost.runtime.tls import ensure_self_signed
 
     cert, key = ensure_self_signed(tmp_path / "tls")
     assert (key.stat().st_mode & 0o777) == 0o600
@@ -354,7 +356,7 @@ def test_self_signed_certificate_and_key_mode(tmp_path: Path) -> None:
 
 
 def test_server_context_policy(tmp_path: Path) -> None:
-    from roost.tls import TlsError, ensure_self_signed, server_context
+    from roost.runtime.tls import TlsError, ensure_self_signed, server_context
 
     cert, key = ensure_self_signed(tmp_path)
     context = server_context(cert, key, "1.3")
@@ -407,7 +409,7 @@ async def test_shutdown_says_bye_and_stops_listening(
     async def open_store(data_dir: Path) -> FakeStore:
         return store
 
-    monkeypatch.setattr(server_module, "open_store", open_store)
+    monkeypatch.setattr(app_module, "open_store", open_store)
     instance = Server(dev_settings(tmp_path), handler=handler)
     await instance.start()
     plain = await connect(instance.address())

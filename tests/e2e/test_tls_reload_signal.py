@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.tls import ensure_self_signed
+from roost.runtime.tls import ensure_self_signed
 from tests.support.server_process import RoostProcess
 
 pytestmark = pytest.mark.timeout(120)

@@ -19,8 +19,8 @@ from roost.auth.passwords import hash_password
 from roost.imap.wire import commands as c
 from roost.imap.wire.receiver import NeedData, Receiver
 from roost.imap.wire.responses import Status, Tagged
+from roost.runtime.tls import ensure_self_signed, server_context
 from roost.store.base import Account, MessageSource, NewMessage
-from roost.tls import ensure_self_signed, server_context
 from tests.support.session_driver import (
     FAST_HASHER,
     FUZZ_LIMITS,

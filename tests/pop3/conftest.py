@@ -1,4 +1,4 @@
-"""A real Roost — ``roost.server.Server`` with IMAP and POP3 listeners on port 0 of
+"""A real Roost — ``roost.runtime.app.Server`` with IMAP and POP3 listeners on port 0 of
 127.0.0.1 — on a fresh store in a temporary directory, so that POP3 tests can watch
 the same INBOX over IMAP. Each test starts from nothing; nothing waits on a clock."""
 
@@ -19,7 +19,8 @@ from roost.auth.passwords import hash_password
 from roost.auth.throttle import LoginThrottle, ThrottlePolicy
 from roost.config import AuthSettings, LimitSettings, Settings
 from roost.pop3.context import Pop3Limits
-from roost.server import POP3, Server
+from roost.runtime.app import Server
+from roost.runtime.listeners import POP3
 from roost.store.base import FlagOp, MessageSource, NewMessage
 from roost.store.sqlite import SqliteStore
 from tests.conftest import FAST_HASHER, PASSWORD

@@ -113,7 +113,7 @@ async def test_garbage_without_tag(tmp_path: Path) -> None:
 
 
 async def test_connections_per_account_limit(tmp_path: Path) -> None:
-    from roost.account_limits import AccountConnections
+    from roost.runtime.account_limits import AccountConnections
 
     handle, server = await start_imap_server(tmp_path)
     handle.context.account_connections = AccountConnections(limit=2)

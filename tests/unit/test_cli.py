@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from roost import cli
 from roost.cli import main
-from roost.tls import ensure_self_signed
+from roost.cli import serve as cli
+from roost.runtime.tls import ensure_self_signed
 
 
 @pytest.fixture(autouse=True)
@@ -188,7 +188,7 @@ def test_serve_pop3_listen_options_override_the_config(tmp_path: Path) -> None:
 
 
 def test_banner_lists_every_listener(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from roost.server import BoundAddress
+    from roost.runtime.listeners import BoundAddress
 
     settings = cli.Settings.for_dev(tmp_path)
     addresses = [

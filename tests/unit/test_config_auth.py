@@ -114,7 +114,7 @@ async def test_the_server_builds_its_authenticator_from_the_settings(
     tmp_path: Path, maker: TokenMaker
 ) -> None:
     from roost.auth.sasl import available_mechanisms
-    from roost.server import Server
+    from roost.runtime.app import Server
     from roost.store.sqlite import SqliteStore
 
     (tmp_path / "jwks.json").write_text(jwks_text((maker.rsa_key, "rsa-1")))

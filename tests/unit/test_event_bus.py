@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from roost.store import event_bus
-from roost.store.base import ChangeEvent, MailboxChanged, MailboxListChanged
-from roost.store.event_bus import (
+from roost.runtime import event_bus
+from roost.runtime.event_bus import (
     MAX_ACCOUNT,
     MAX_BACKLOG,
     EventBus,
@@ -29,6 +28,7 @@ from roost.store.event_bus import (
     encode,
     encode_notice,
 )
+from roost.store.base import ChangeEvent, MailboxChanged, MailboxListChanged
 from roost.store.events import EventHub, Listener
 
 

@@ -1,4 +1,4 @@
-"""Slot tables (roost/slots.py) and what is built on them: the counts hold in one
+"""Slot tables (roost/runtime/slots.py) and what is built on them: the counts hold in one
 process, across processes (a second Python process holds slots of the same file), and
 the kernel frees the slots of a process that dies, even by SIGKILL. Also the POP3
 locks and sign-in times that the workers share (roost/pop3/locks.py)."""
@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from roost.account_limits import AccountConnections
 from roost.pop3.locks import SharedLocks, SharedSignInTimes
-from roost.slots import FileSlots, LocalSlots, SlotTable
+from roost.runtime.account_limits import AccountConnections
+from roost.runtime.slots import FileSlots, LocalSlots, SlotTable
 
 # Takes a slot of each key named on the command line, prints True/False for each, and
 # holds them until its standard input closes (or it is killed).
 HOLDER = """
 import json, sys
 from pathlib import Path
-from roost.slots import FileSlots
+from roost.runtime.slots import FileSlots
 slots = FileSlots(Path(sys.argv[1]), int(sys.argv[2]))
 for key in json.loads(sys.argv[3]):
     print(slots.acquire(key), flush=True)

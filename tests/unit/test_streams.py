@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from roost.streams import drop_buffered_input
+from roost.runtime.streams import drop_buffered_input
 
 
 async def test_drops_what_the_stream_buffered() -> None:

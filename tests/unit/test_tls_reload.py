@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from roost.tls import TlsError, ensure_self_signed, reload_certificate, server_context
+from roost.runtime.tls import TlsError, ensure_self_signed, reload_certificate, server_context
 
 
 def der_of(cert: Path) -> bytes:

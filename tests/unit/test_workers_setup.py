@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from roost import cli
 from roost.cli import ServeOptions
+from roost.cli import serve as cli
 from roost.config import ListenAddress, Settings
 from roost.observability.logs import setup_logging
-from roost.server import IMAP, POP3, ListenError, bind_listeners
-from roost.worker import InheritedListener, WorkerSpec
+from roost.runtime.listeners import IMAP, POP3, ListenError, bind_listeners
+from roost.runtime.worker import InheritedListener, WorkerSpec
 
 CONFIG = """
 [server]

@@ -39,8 +39,8 @@ from roost.imap.wire.responses import (
     Untagged,
 )
 from roost.imap.wire.serializer import serialize
+from roost.runtime.streams import drop_buffered_input
 from roost.store.base import ChangeEvent, StorageFull
-from roost.streams import drop_buffered_input
 
 log = logging.getLogger("roost.imap")
 

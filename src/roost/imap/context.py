@@ -6,8 +6,8 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roost.account_limits import AccountConnections
 from roost.auth.base import Authenticator
+from roost.runtime.account_limits import AccountConnections
 from roost.store.base import Store
 
 

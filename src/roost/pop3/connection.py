@@ -22,7 +22,7 @@ from roost.pop3.context import Pop3Context
 from roost.pop3.session import Session, State
 from roost.pop3.wire.receiver import Line, LineReceiver, LineTooLong, NeedData
 from roost.pop3.wire.responses import SYS_TEMP, Err, Response, serialize
-from roost.streams import drop_buffered_input
+from roost.runtime.streams import drop_buffered_input
 
 log = logging.getLogger("roost.pop3")
 

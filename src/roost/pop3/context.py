@@ -9,9 +9,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from roost.account_limits import AccountConnections
 from roost.auth.base import Authenticator
 from roost.pop3.locks import InProcessLocks, InProcessSignInTimes, MaildropLocks, SignInTimes
+from roost.runtime.account_limits import AccountConnections
 from roost.store.base import Store
 
 

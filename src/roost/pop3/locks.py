@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 from typing import Protocol
 
-from roost.slots import SlotTable
+from roost.runtime.slots import SlotTable
 
 
 class MaildropLease(Protocol):

@@ -6,7 +6,7 @@ listener coalesces them — one ``MailboxChanged`` per mailbox (the highest mods
 ``MailboxListChanged`` — and no burst of changes can make its queue grow without bound.
 
 The hub's surface is ``subscribe`` and ``publish``. A cross-process transport
-(``event_bus.EventBusClient``) plugs in as the hub's ``relay``, which sees every event
+(``runtime.event_bus.EventBusClient``) plugs in as the hub's ``relay``, which sees every event
 published here, and hands events from other processes to ``deliver``, which reaches the
 local listeners only (so nothing echoes back). It also plugs in as ``interest``, told
 when an account gets its first listener here and when its last one goes, so that other

@@ -7,7 +7,7 @@ the listening sockets open at the descriptors the spec names (``pass_fds``) and 
 
 1. asks the kernel to send it SIGTERM when the supervisor dies (Linux, PR_SET_PDEATHSIG)
    and, everywhere, checks every second that its parent is still the supervisor;
-2. links its event hub to the supervisor's bus (store/event_bus.py) before it opens
+2. links its event hub to the supervisor's bus (runtime/event_bus.py) before it opens
    the store, so that no change it commits is missed by the others;
 3. serves from the inherited sockets with a shared ``Coordination`` (limits and POP3
    locks agree across workers), writes its PID to ``run/worker-N.pid`` (for operators
@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from roost.config import Settings
-from roost.coordination import Coordination, run_dir, worker_pid_file
-from roost.server import BoundAddress, ListenSocket, open_store, run, run_server
-from roost.store.event_bus import EventBusClient
+from roost.runtime.app import open_store, run, run_server
+from roost.runtime.coordination import Coordination, run_dir, worker_pid_file
+from roost.runtime.event_bus import EventBusClient
+from roost.runtime.listeners import BoundAddress, ListenSocket
 from roost.store.events import EventHub
 
 log = logging.getLogger("roost.worker")

@@ -6,7 +6,7 @@ Life of a server:
 1. Take ``data_dir/run/supervisor.lock`` (one supervisor per data directory), clear
    what belonged to an earlier run (the event socket, worker PID files, POP3 sign-in
    times; coordination.py lists the run directory).
-2. Bind every listener once (``server.bind_listeners``): a port in use fails here,
+2. Bind every listener once (``listeners.bind_listeners``): a port in use fails here,
    before any worker starts. Start the event bus on a Unix socket in the run directory
    (mode 0600; in a private temporary directory when that path is too long for a
    socket address).
@@ -45,10 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from roost.config import Settings
-from roost.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
-from roost.server import BoundAddress, ListenSocket, ServerError, bind_listeners
-from roost.store.event_bus import EventBus
-from roost.worker import READY, InheritedListener, WorkerSpec
+from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
+from roost.runtime.event_bus import EventBus
+from roost.runtime.listeners import BoundAddress, ListenSocket, ServerError, bind_listeners
+from roost.runtime.worker import READY, InheritedListener, WorkerSpec
 
 log = logging.getLogger("roost.supervisor")
 

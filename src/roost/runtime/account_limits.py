@@ -8,7 +8,7 @@ the server for everyone.
 
 from __future__ import annotations
 
-from roost.slots import LocalSlots, SlotTable
+from roost.runtime.slots import LocalSlots, SlotTable
 
 
 class AccountConnections:

@@ -6,7 +6,7 @@ With one process (``[server] workers = 1``) all of it is in memory. With several
 
     supervisor.lock     held (fcntl) by the running supervisor: one per data directory
     worker-N.pid        the PID of worker N, written by the worker once it serves
-    events-<pid>.sock   the event bus (store/event_bus.py), mode 0600
+    events-<pid>.sock   the event bus (runtime/event_bus.py), mode 0600
     ip-slots            connections per client address, IMAP and POP3 together
     account-slots       sessions per account, IMAP and POP3 together
     maildrop-locks      POP3 maildrop locks, one slot per account and mailbox
@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from roost.account_limits import AccountConnections
 from roost.config import LimitSettings, Settings
 from roost.pop3.locks import (
     InProcessLocks,
@@ -37,7 +36,8 @@ from roost.pop3.locks import (
     SharedSignInTimes,
     SignInTimes,
 )
-from roost.slots import FileSlots, LocalSlots, SlotTable
+from roost.runtime.account_limits import AccountConnections
+from roost.runtime.slots import FileSlots, LocalSlots, SlotTable
 
 RUN_DIR = "run"
 SUPERVISOR_LOCK = "supervisor.lock"

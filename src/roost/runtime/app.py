@@ -1,10 +1,10 @@
-"""Listeners, connection bookkeeping and graceful shutdown: the server around sessions.
+"""The server around sessions, wired from settings: store, TLS, contexts, signals.
 
 ``Server`` owns everything a running Roost has: the store (unless given one), the
 ``ImapContext`` and ``Pop3Context`` shared by every connection of their protocol (and
-one ``AccountConnections`` shared by both), one asyncio server per listen address, and
-a task per connection. It does no protocol work: each accepted connection is handed to
-the connection handler of its listener's protocol
+one ``AccountConnections`` shared by both), its ``Listeners`` (``listeners.py``: the
+sockets and a task per connection), and the shutdown. It does no protocol work: each
+accepted connection is handed to the connection handler of its listener's protocol
 (``roost.imap.connection.serve_imap_connection`` and
 ``roost.pop3.connection.serve_pop3_connection`` by default).
 
@@ -12,69 +12,50 @@ Invariants:
 
 * All listeners are bound before any accepts a connection; if one cannot be bound,
   none is left open and ``start`` raises ``ListenError`` naming the address.
-* A client address (IPv6 by /64) never holds more than ``max_connections_per_ip``
-  connections, IMAP and POP3 together (and, as a worker of several, across every
-  worker: ``coordination.Coordination``): the next one is told ``* BYE [UNAVAILABLE]
-  ...`` (POP3: ``-ERR [SYS/TEMP] ...``) and closed, and that is logged.
-* Every accepted socket has TCP keepalive on (CLIENTS.md: idling clients behind NAT).
 * ``shutdown`` stops accepting, cancels every connection task (the handler answers
   cancellation with ``* BYE Server shutting down``, POP3 with ``-ERR``), waits
   ``server.shutdown_timeout`` seconds, aborts what is left, then closes the store it
   opened. It is idempotent.
 
 As one worker of several (``supervisor.py``), a ``Server`` is given listening sockets
-that the supervisor bound (``bind_listeners``) instead of binding its own, and a shared
-``Coordination``; everything else is the same.
+that the supervisor bound (``listeners.bind_listeners``) instead of binding its own, and
+a shared ``Coordination``; everything else is the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import ipaddress
 import logging
 import signal
-import socket
 import sqlite3
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
-from roost.auth.throttle import LoginThrottle, address_key
-from roost.config import ConfigError, ListenAddress, Settings
-from roost.coordination import Coordination
+from roost.auth.throttle import LoginThrottle
+from roost.config import ConfigError, Settings
 from roost.imap.context import ImapContext
 from roost.pop3.context import Pop3Context
+from roost.runtime.coordination import Coordination
+from roost.runtime.listeners import (
+    IMAP,
+    POP3,
+    BoundAddress,
+    Listeners,
+    ListenSocket,
+    ServerError,
+)
+from roost.runtime.tls import TlsError, ensure_self_signed, reload_certificate, server_context
 from roost.store.base import Store, StoreError
 from roost.store.events import EventHub
-from roost.tls import TlsError, ensure_self_signed, reload_certificate, server_context
 
 log = logging.getLogger("roost.server")
 
 _T = TypeVar("_T")
-
-TOO_MANY_CONNECTIONS = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
-POP3_TOO_MANY_CONNECTIONS = b"-ERR [SYS/TEMP] Too many connections from your address\r\n"
-
-IMAP = "imap"
-POP3 = "pop3"
-
-# TCP keepalive on accepted sockets: first probe after a minute of silence, then every
-# 15 s, give up after 4 — well inside the 5-15 minutes after which NATs forget a flow.
-KEEPALIVE_IDLE = 60
-KEEPALIVE_INTERVAL = 15
-KEEPALIVE_COUNT = 4
-
-# Seconds a refused client gets to receive its BYE before the socket is dropped.
-_REFUSAL_WRITE_TIMEOUT = 5.0
-
-# Pending connections per listening socket (the kernel caps it at somaxconn).
-LISTEN_BACKLOG = 511
 
 
 class ConnectionHandler(Protocol):
@@ -99,33 +80,6 @@ class Pop3ConnectionHandler(Protocol):
         tls_active: bool,
         remote_ip: str,
     ) -> Awaitable[None]: ...
-
-
-class ServerError(Exception):
-    """The server cannot start; the message is one line naming the cause."""
-
-
-class ListenError(ServerError):
-    """A listen address cannot be bound (in use, not permitted, not local)."""
-
-
-class BoundAddress(NamedTuple):
-    host: str
-    port: int  # the real port, also when 0 was configured
-    implicit_tls: bool  # True: TLS from the first byte (993, 995); False: plain + STARTTLS
-    protocol: str = IMAP  # IMAP or POP3
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-class ListenSocket(NamedTuple):
-    """A bound, listening, non-blocking socket and what it serves."""
-
-    sock: socket.socket
-    protocol: str  # IMAP or POP3
-    implicit_tls: bool
 
 
 async def open_store(data_dir: Path, *, hub: EventHub | None = None) -> Store:
@@ -184,11 +138,8 @@ class Server:
         self._tls_context = tls_context
         self._context: ImapContext | None = None
         self._pop3_context: Pop3Context | None = None
-        self._listen_sockets = list(listen_sockets) if listen_sockets is not None else None
         self.coordination = coordination or Coordination.local(settings.limits)
-        self._servers: list[asyncio.Server] = []
-        self._bound: list[BoundAddress] = []
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._listeners = Listeners(settings, self.coordination, self._serve, listen_sockets)
         self._stop_requested = asyncio.Event()
         self._shutdown_started = False
         self._shutdown_done = asyncio.Event()
@@ -215,11 +166,11 @@ class Server:
 
     @property
     def bound_addresses(self) -> list[BoundAddress]:
-        return list(self._bound)
+        return self._listeners.bound_addresses
 
     def address(self, *, implicit_tls: bool = False, protocol: str = IMAP) -> tuple[str, int]:
         """(host, port) of the first listener of that kind: handy for tests."""
-        for bound in self._bound:
+        for bound in self._listeners.bound_addresses:
             if bound.implicit_tls == implicit_tls and bound.protocol == protocol:
                 return bound.host, bound.port
         kind = "implicit TLS" if implicit_tls else "plain"
@@ -227,7 +178,7 @@ class Server:
 
     @property
     def connection_count(self) -> int:
-        return len(self._connections)
+        return self._listeners.connection_count
 
     # ---- life cycle ------------------------------------------------------------------
 
@@ -245,15 +196,14 @@ class Server:
         try:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)
-            await self._bind_all()
+            await self._listeners.bind(self._tls_context)
         except BaseException:
-            await self._close_listeners()
+            await self._listeners.close()
             if self._owns_store:
                 await self._store.close()
             raise
-        for server in self._servers:
-            await server.start_serving()
-        for bound in self._bound:
+        await self._listeners.start_serving()
+        for bound in self._listeners.bound_addresses:
             log.info("listening on %s (%s)", bound, self._kind(bound))
         self._warn_about_sign_in()
 
@@ -284,7 +234,7 @@ class Server:
     def request_shutdown(self, reason: str = "requested") -> None:
         if self._stop_requested.is_set():
             log.warning("shutdown %s again: closing every connection now", reason)
-            self._abort_connections()
+            self._listeners.abort_connections()
             return
         log.info("shutting down (%s)", reason)
         self._stop_requested.set()
@@ -296,18 +246,8 @@ class Server:
         self._shutdown_started = True
         self._stop_requested.set()
         try:
-            await self._close_listeners()
-            tasks = list(self._connections)
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                _, pending = await asyncio.wait(
-                    tasks, timeout=self.settings.server.shutdown_timeout
-                )
-                if pending:
-                    log.warning("%d connections did not close in time; dropping them", len(pending))
-                    self._abort_connections()
-                    await asyncio.wait(pending, timeout=1.0)
+            await self._listeners.close()
+            await self._listeners.end_connections(self.settings.server.shutdown_timeout)
             if self._owns_store and self._store is not None:
                 await self._store.close()
         finally:
@@ -404,140 +344,25 @@ class Server:
             worker=self.coordination.worker,
         )
 
-    async def _bind_all(self) -> None:
-        if self._listen_sockets is not None:
-            await self._serve_sockets(self._listen_sockets)
-            return
-        handshake_timeout = self._handshake_timeout()
-        for key, address in self.settings.listeners():
-            protocol, _, kind = key.partition(".")
-            implicit_tls = kind == "tls_listen"
-            if implicit_tls and self._tls_context is None:
-                raise ConfigError(f"no TLS certificate for {address} ('{key}')")
-            try:
-                server = await asyncio.start_server(
-                    self._on_accept(implicit_tls, protocol),
-                    host=address.host,
-                    port=address.port,
-                    ssl=self._tls_context if implicit_tls else None,
-                    ssl_handshake_timeout=handshake_timeout if implicit_tls else None,
-                    reuse_address=True,
-                    start_serving=False,
-                )
-            except OSError as error:
-                raise ListenError(_bind_failure(address, error)) from None
-            self._servers.append(server)
-            for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
-                self._bound.append(BoundAddress(host, port, implicit_tls, protocol))
-
-    async def _serve_sockets(self, listen_sockets: Sequence[ListenSocket]) -> None:
-        """Serve sockets bound elsewhere (by the supervisor, shared with other workers)."""
-        handshake_timeout = self._handshake_timeout()
-        for listen in listen_sockets:
-            if listen.implicit_tls and self._tls_context is None:
-                raise ConfigError(f"no TLS certificate for {_sock_address(listen.sock)}")
-            server = await asyncio.start_server(
-                self._on_accept(listen.implicit_tls, listen.protocol),
-                sock=listen.sock,
-                ssl=self._tls_context if listen.implicit_tls else None,
-                ssl_handshake_timeout=handshake_timeout if listen.implicit_tls else None,
-                start_serving=False,
-            )
-            self._servers.append(server)
-            host, port = listen.sock.getsockname()[:2]
-            self._bound.append(BoundAddress(host, port, listen.implicit_tls, listen.protocol))
-
-    def _handshake_timeout(self) -> float:
-        return max(10.0, min(60.0, self.settings.limits.imap.preauth_timeout))
-
-    async def _close_listeners(self) -> None:
-        servers, self._servers = self._servers, []
-        for server in servers:
-            server.close()
-        for server in servers:
-            # From Python 3.12 this also waits for open connections; they are
-            # cancelled separately, so do not wait long here.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
-
-    def _on_accept(
-        self, implicit_tls: bool, protocol: str
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
-        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if self._shutdown_started:
-                writer.transport.abort()
-                return
-            _enable_keepalive(writer)
-            remote_ip = _remote_ip(writer)
-            key = address_key(remote_ip)
-            if not self.coordination.ip_slots.acquire(key):
-                limit = self.coordination.ip_slots.limit
-                log.warning(
-                    "connection refused ip=%s reason=too_many_connections limit=%d",
-                    remote_ip,
-                    limit,
-                    extra={"event": "connection_refused", "ip": remote_ip, "limit": limit},
-                )
-                self._track(self._refuse(writer, protocol), writer)
-                return
-            coroutine = self._serve(reader, writer, key, remote_ip, implicit_tls, protocol)
-            self._track(coroutine, writer)
-
-        return accepted
-
-    def _track(self, coroutine: Coroutine[Any, Any, None], writer: asyncio.StreamWriter) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._connections[task] = writer
-        task.add_done_callback(self._forget)
-
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        self._connections.pop(task, None)
-
     async def _serve(
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        key: str,
-        remote_ip: str,
-        implicit_tls: bool,
         protocol: str,
+        implicit_tls: bool,
+        remote_ip: str,
     ) -> None:
-        log.debug("%s connection from %s (tls=%s)", protocol, remote_ip, implicit_tls)
-        try:
-            if protocol == POP3:
-                assert self._pop3_handler is not None and self._pop3_context is not None
-                await self._pop3_handler(
-                    reader, writer, self._pop3_context, tls_active=implicit_tls, remote_ip=remote_ip
-                )
-            else:
-                assert self._handler is not None and self._context is not None
-                await self._handler(
-                    reader, writer, self._context, tls_active=implicit_tls, remote_ip=remote_ip
-                )
-        except asyncio.CancelledError:
-            pass  # shutdown: the handler has said BYE where it could
-        except (ConnectionError, ssl.SSLError, TimeoutError) as error:
-            log.debug("connection from %s ended: %r", remote_ip, error)
-        except Exception:
-            log.exception("unhandled error in the connection from %s", remote_ip)
-        finally:
-            self.coordination.ip_slots.release(key)
-            if not writer.is_closing():
-                writer.close()
-
-    async def _refuse(self, writer: asyncio.StreamWriter, protocol: str) -> None:
-        try:
-            writer.write(POP3_TOO_MANY_CONNECTIONS if protocol == POP3 else TOO_MANY_CONNECTIONS)
-            await asyncio.wait_for(writer.drain(), _REFUSAL_WRITE_TIMEOUT)
-        except (OSError, TimeoutError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    def _abort_connections(self) -> None:
-        for writer in list(self._connections.values()):
-            writer.transport.abort()
+        """Hand one accepted connection to its protocol's handler (``Listeners`` calls it)."""
+        if protocol == POP3:
+            assert self._pop3_handler is not None and self._pop3_context is not None
+            await self._pop3_handler(
+                reader, writer, self._pop3_context, tls_active=implicit_tls, remote_ip=remote_ip
+            )
+        else:
+            assert self._handler is not None and self._context is not None
+            await self._handler(
+                reader, writer, self._context, tls_active=implicit_tls, remote_ip=remote_ip
+            )
 
 
 async def run_server(
@@ -620,53 +445,6 @@ def run(main: Coroutine[Any, Any, _T]) -> _T:
         return runner.run(main)
 
 
-def bind_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> list[ListenSocket]:
-    """Bind and listen on every configured address, as ``Server.start`` does (address
-    reuse, IPv6 sockets IPv6 only, every address a name resolves to); for the supervisor,
-    whose workers share the sockets. All or none: raises ListenError naming the address."""
-    bound: list[ListenSocket] = []
-    try:
-        for key, address in settings.listeners():
-            protocol, _, kind = key.partition(".")
-            for sock in _bind_address(address, backlog):
-                bound.append(ListenSocket(sock, protocol, kind == "tls_listen"))
-    except BaseException:
-        for listen in bound:
-            listen.sock.close()
-        raise
-    return bound
-
-
-def _bind_address(address: ListenAddress, backlog: int) -> list[socket.socket]:
-    try:
-        infos = socket.getaddrinfo(
-            address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except socket.gaierror as error:
-        raise ListenError(f"cannot listen on {address}: {error.strerror}") from None
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, sockaddr in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(sockaddr)
-            sock.listen(backlog)
-            sock.setblocking(False)
-    except OSError as error:
-        for sock in sockets:
-            sock.close()
-        raise ListenError(_bind_failure(address, error)) from None
-    return sockets
-
-
-def _sock_address(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return str(BoundAddress(host, port, implicit_tls=False))
-
-
 def _make_private_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -681,41 +459,3 @@ def _default_pop3_handler() -> Pop3ConnectionHandler:
     from roost.pop3.connection import serve_pop3_connection
 
     return serve_pop3_connection
-
-
-def _enable_keepalive(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is None:
-        return
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; macOS has TCP_KEEPALIVE instead
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
-        if hasattr(socket, "TCP_KEEPINTVL"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
-        if hasattr(socket, "TCP_KEEPCNT"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_COUNT)
-    except OSError as error:
-        log.debug("cannot set TCP keepalive: %s", error)
-
-
-def _remote_ip(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
-    if not peer:
-        return "unknown"
-    host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-    with contextlib.suppress(ValueError):
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-    return host
-
-
-def _bind_failure(address: ListenAddress, error: OSError) -> str:
-    reasons = {
-        errno.EADDRINUSE: "the address is already in use",
-        errno.EACCES: "permission denied (ports below 1024 need privileges)",
-        errno.EADDRNOTAVAIL: "the address is not available on this host",
-    }
-    reason = reasons.get(error.errno or 0) or error.strerror or str(error)
-    return f"cannot listen on {address}: {reason}"

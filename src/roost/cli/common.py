@@ -1,0 +1,122 @@
+"""What every ``roost`` command shares: the ``main`` group, the --config and --data-dir
+options, the one-line failure (``roost: ...``, exit code) and opening the store.
+
+Errors the operator can fix (a bad configuration, a missing certificate, a port in use,
+an unknown account) are one line on stderr, ``roost: ...``, never a traceback. Exit
+codes: 0 success, 1 a runtime failure, 2 a configuration or usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import click
+
+from roost.auth.authenticator import find_account
+from roost.config import (
+    DEV_DATA_DIR,
+    ConfigError,
+    Settings,
+)
+from roost.runtime.app import open_store
+from roost.runtime.listeners import ServerError
+from roost.store.base import Store, StoreError
+
+_T = TypeVar("_T")
+
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+
+
+def fail(message: str, code: int = EXIT_RUNTIME) -> NoReturn:
+    click.echo(f"roost: {message}", err=True)
+    raise click.exceptions.Exit(code)
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="ROOST_CONFIG",
+    metavar="FILE",
+    help="Configuration file (TOML). Default: $ROOST_CONFIG.",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help=f"Data directory; overrides the configuration. Default: ./{DEV_DATA_DIR}.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="roost", prog_name="roost")
+def main() -> None:
+    """Roost: an IMAP and POP3 mail store server."""
+
+
+def existing_account(directory: Path, name: str) -> str:
+    """The canonical name of account ``name``; fails with a message when absent."""
+
+    async def lookup(store: Store) -> str:
+        account = await find_account(store, name)
+        if account is None:
+            fail(f"no account {name!r}")
+        return account
+
+    return with_store(directory, lookup)
+
+
+def utc(epoch_seconds: int) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch_seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def data_dir_for(config_path: Path | None, data_dir: Path | None, *, must_exist: bool) -> Path:
+    if data_dir is not None:
+        directory = data_dir
+    elif config_path is not None:
+        try:
+            directory = Settings.load(config_path).server.data_dir
+        except ConfigError as error:
+            fail(str(error), EXIT_CONFIG)
+    else:
+        directory = DEV_DATA_DIR
+    directory = directory.absolute()
+    if must_exist and not directory.is_dir():
+        fail(f"data directory {directory} does not exist")
+    return directory
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            fail("no password on standard input", EXIT_CONFIG)
+        return password
+    entered: str = click.prompt(
+        "Password", hide_input=True, confirmation_prompt="Repeat the password"
+    )
+    return entered
+
+
+def with_store(directory: Path, action: Callable[[Store], Awaitable[_T]]) -> _T:
+    async def go() -> _T:
+        store = await open_store(directory)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(go())
+    except ServerError as error:
+        fail(str(error))
+    except StoreError as error:
+        fail(f"store error: {error}")

@@ -1,0 +1,69 @@
+"""Configuration: a TOML file turned into frozen, validated settings.
+
+Every key is known: an unknown one anywhere is an error naming it
+(``unknown key 'imap.lisen' in roost.toml``), so a typo never silently falls back to a
+default. Values are checked for type and range as they are read; relative paths are
+taken relative to the directory of the configuration file.
+
+Every limit a client meets lives in ``[limits]``; its IMAP part is exactly the fields of
+``roost.imap.context.ImapLimits``, and ``[limits.pop3]`` exactly those of
+``roost.pop3.context.Pop3Limits``, read by introspection so that a new limit there is
+configurable here at once.
+
+Loading checks the file's structure only. ``Settings.check_files`` checks that the
+certificate and key exist; ``serve`` and ``check-config`` call it, the ``user``
+commands do not need to.
+
+The package: ``sections.py`` (each section's settings and ``ConfigError``),
+``loading.py`` (TOML tables → sections, every key checked) and ``settings.py``
+(``Settings``: all sections together, and the checks across them). Import from
+``roost.config``.
+"""
+
+from roost.config.loading import read_config_text
+from roost.config.sections import (
+    DELETE_MODES,
+    DEV_DATA_DIR,
+    DEV_IMAP_LISTEN,
+    DEV_IMAPS_LISTEN,
+    DEV_POP3_LISTEN,
+    DEV_POP3S_LISTEN,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    MAX_WORKERS,
+    TLS_MIN_VERSIONS,
+    AuthSettings,
+    ConfigError,
+    ImapSettings,
+    LimitSettings,
+    ListenAddress,
+    LogSettings,
+    Pop3Settings,
+    ServerSettings,
+    TlsSettings,
+)
+from roost.config.settings import Settings
+
+__all__ = [
+    "DELETE_MODES",
+    "DEV_DATA_DIR",
+    "DEV_IMAPS_LISTEN",
+    "DEV_IMAP_LISTEN",
+    "DEV_POP3S_LISTEN",
+    "DEV_POP3_LISTEN",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "MAX_WORKERS",
+    "TLS_MIN_VERSIONS",
+    "AuthSettings",
+    "ConfigError",
+    "ImapSettings",
+    "LimitSettings",
+    "ListenAddress",
+    "LogSettings",
+    "Pop3Settings",
+    "ServerSettings",
+    "Settings",
+    "TlsSettings",
+    "read_config_text",
+]

@@ -1,0 +1,398 @@
+"""Reading a configuration file: every section's table turned into its settings, each
+value checked for type and range as it is read, every unknown key an error naming it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+from roost.auth.oauth import (
+    DEFAULT_ALGORITHMS,
+    DEFAULT_USERNAME_CLAIM,
+    OAuthConfigError,
+    OAuthIssuer,
+    make_issuer,
+)
+from roost.config.sections import (
+    DELETE_MODES,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    MAX_WORKERS,
+    TLS_MIN_VERSIONS,
+    AuthSettings,
+    ConfigError,
+    ImapSettings,
+    LimitSettings,
+    ListenAddress,
+    LogSettings,
+    Pop3Settings,
+    ServerSettings,
+    TlsSettings,
+)
+from roost.imap.context import ImapLimits
+from roost.pop3.context import DeleteMode, Pop3Limits
+
+_T = TypeVar("_T")
+
+
+def read_config_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"configuration file {path} is not UTF-8") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration file {path}: {error.strerror}") from None
+
+
+class Sections(NamedTuple):
+    """Every section of a configuration file, read and checked one by one."""
+
+    server: ServerSettings
+    imap: ImapSettings
+    pop3: Pop3Settings
+    tls: TlsSettings
+    limits: LimitSettings
+    auth: AuthSettings
+    log: LogSettings
+
+
+def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
+    """The sections of the parsed TOML ``data``; relative paths are taken relative to
+    ``base_dir``. Raises ConfigError naming the first unknown or invalid key."""
+    reader = _Reader(source, base_dir)
+    sections = reader.sections(data, ("server", "imap", "pop3", "tls", "limits", "auth", "log"))
+    return Sections(
+        server=_read_server(reader, sections["server"]),
+        imap=_read_imap(reader, sections["imap"]),
+        pop3=_read_pop3(reader, sections["pop3"]),
+        tls=_read_tls(reader, sections["tls"]),
+        limits=_read_limits(reader, sections["limits"]),
+        auth=_read_auth(reader, sections["auth"]),
+        log=_read_log(reader, sections["log"]),
+    )
+
+
+# ---- reading sections ----------------------------------------------------------------
+
+
+class _Reader:
+    """Reads values from one table, remembering which keys were used."""
+
+    def __init__(self, source: str, base_dir: Path) -> None:
+        self.source = source
+        self.base_dir = base_dir
+
+    def sections(self, data: Mapping[str, Any], names: Iterable[str]) -> dict[str, _Table]:
+        known = tuple(names)
+        for key, value in data.items():
+            if key not in known:
+                raise self.unknown(key)
+            if not isinstance(value, dict):
+                raise self.invalid(key, "must be a table ([" + key + "])")
+        return {name: _Table(self, name, data.get(name, {})) for name in known}
+
+    def unknown(self, key: str) -> ConfigError:
+        return ConfigError(f"unknown key '{key}' in {self.source}")
+
+    def invalid(self, key: str, why: str) -> ConfigError:
+        return ConfigError(f"invalid value for '{key}' in {self.source}: {why}")
+
+
+class _Table:
+    def __init__(self, reader: _Reader, name: str, data: Mapping[str, Any]) -> None:
+        self.reader = reader
+        self.name = name
+        self.data = data
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.name}.{name}"
+
+    def get(self, name: str, default: _T) -> Any:
+        self.used.add(name)
+        return self.data.get(name, default)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def finish(self, known: Iterable[str] | None = None) -> None:
+        allowed = set(known) if known is not None else self.used
+        for key in self.data:
+            if key not in allowed:
+                raise self.reader.unknown(self.key(key))
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.reader.invalid(self.key(name), "must be an integer")
+        if value < minimum:
+            raise self.reader.invalid(self.key(name), f"must be at least {minimum}")
+        return value
+
+    def number(
+        self, name: str, default: float, *, minimum: float = 0.0, positive: bool = False
+    ) -> float:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.reader.invalid(self.key(name), "must be a number (seconds)")
+        if value < minimum or (positive and value <= 0):
+            why = "must be greater than 0" if positive else f"must be at least {minimum:g}"
+            raise self.reader.invalid(self.key(name), why)
+        return float(value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            raise self.reader.invalid(self.key(name), "must be true or false")
+        return value
+
+    def string(self, name: str, default: str, *, choices: Sequence[str] | None = None) -> str:
+        value = self.get(name, default)
+        if not isinstance(value, str):
+            raise self.reader.invalid(self.key(name), "must be a string")
+        if choices is not None and value not in choices:
+            options = ", ".join(f'"{choice}"' for choice in choices)
+            raise self.reader.invalid(self.key(name), f"must be one of {options}")
+        return value
+
+    def path(self, name: str, default: Path | None) -> Path | None:
+        value = self.get(name, default)
+        if value is None or isinstance(value, Path):
+            return value
+        if not isinstance(value, str) or not value:
+            raise self.reader.invalid(self.key(name), "must be a non-empty path string")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.reader.base_dir / path
+
+    def addresses(self, name: str, default: tuple[ListenAddress, ...]) -> tuple[ListenAddress, ...]:
+        value = self.get(name, None)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self.reader.invalid(self.key(name), 'must be a list of "HOST:PORT" strings')
+        addresses = []
+        for item in value:
+            try:
+                addresses.append(ListenAddress.parse(item))
+            except ValueError as error:
+                raise self.reader.invalid(self.key(name), str(error)) from None
+        fixed = [address for address in addresses if address.port != 0]  # 0: any free port
+        if len(set(fixed)) != len(fixed):
+            raise self.reader.invalid(self.key(name), "lists an address twice")
+        return tuple(addresses)
+
+
+def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
+    defaults = ServerSettings()
+    data_dir = table.path("data_dir", defaults.data_dir)
+    assert data_dir is not None
+    hostname = table.string("hostname", defaults.hostname)
+    if not hostname:
+        raise reader.invalid(table.key("hostname"), "must not be empty")
+    workers = table.integer("workers", defaults.workers, minimum=1)
+    if workers > MAX_WORKERS:
+        raise reader.invalid(table.key("workers"), f"must be at most {MAX_WORKERS}")
+    settings = ServerSettings(
+        data_dir=data_dir,
+        hostname=hostname,
+        workers=workers,
+        shutdown_timeout=table.number("shutdown_timeout", defaults.shutdown_timeout),
+    )
+    table.finish()
+    return settings
+
+
+def _read_imap(reader: _Reader, table: _Table) -> ImapSettings:
+    defaults = ImapSettings()
+    settings = ImapSettings(
+        listen=table.addresses("listen", defaults.listen),
+        tls_listen=table.addresses("tls_listen", defaults.tls_listen),
+        starttls=table.boolean("starttls", defaults.starttls),
+        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+    )
+    both = {a for a in set(settings.listen) & set(settings.tls_listen) if a.port != 0}
+    if both:
+        raise reader.invalid(
+            table.key("tls_listen"), f"{min(map(str, both))} is also in 'imap.listen'"
+        )
+    table.finish()
+    return settings
+
+
+def _read_pop3(reader: _Reader, table: _Table) -> Pop3Settings:
+    defaults = Pop3Settings()
+    mode = table.string("delete_mode", defaults.delete_mode.value, choices=DELETE_MODES)
+    move_to = table.string("move_to", defaults.move_to)
+    if not move_to.strip("/ ") or not move_to.isprintable():
+        raise reader.invalid(table.key("move_to"), "must be a folder name")
+    if move_to.casefold() == "inbox":
+        raise reader.invalid(table.key("move_to"), "must not be INBOX, which POP3 serves")
+    expire = table.get("expire", "never")
+    if expire == "never":
+        expire_days = None
+    elif isinstance(expire, int) and not isinstance(expire, bool) and expire >= 0:
+        expire_days = expire
+    else:
+        raise reader.invalid(table.key("expire"), 'must be "never" or a number of days (0 or more)')
+    settings = Pop3Settings(
+        listen=table.addresses("listen", defaults.listen),
+        tls_listen=table.addresses("tls_listen", defaults.tls_listen),
+        starttls=table.boolean("starttls", defaults.starttls),
+        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+        delete_mode=DeleteMode(mode),
+        move_to=move_to,
+        mark_seen=table.boolean("mark_seen", defaults.mark_seen),
+        expire_days=expire_days,
+        login_delay=table.integer("login_delay", defaults.login_delay),
+    )
+    table.finish()
+    return settings
+
+
+def _read_tls(reader: _Reader, table: _Table) -> TlsSettings:
+    defaults = TlsSettings()
+    settings = TlsSettings(
+        cert=table.path("cert", defaults.cert),
+        key=table.path("key", defaults.key),
+        min_version=table.string("min_version", defaults.min_version, choices=TLS_MIN_VERSIONS),
+    )
+    table.finish()
+    return settings
+
+
+def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
+    defaults = LimitSettings()
+    imap_values: dict[str, Any] = {}
+    for limit in dataclasses.fields(ImapLimits):
+        default = getattr(defaults.imap, limit.name)
+        if isinstance(default, float):
+            imap_values[limit.name] = table.number(limit.name, default, positive=True)
+        else:
+            imap_values[limit.name] = table.integer(limit.name, default, minimum=1)
+    imap = ImapLimits(**imap_values)
+    if imap.max_line_length < 1024:
+        raise reader.invalid(table.key("max_line_length"), "must be at least 1024")
+    pop3_data = table.get("pop3", {})
+    if not isinstance(pop3_data, dict):
+        raise reader.invalid(table.key("pop3"), "must be a table ([limits.pop3])")
+    pop3 = _read_pop3_limits(reader, _Table(reader, table.key("pop3"), pop3_data))
+    settings = LimitSettings(
+        imap=imap,
+        pop3=pop3,
+        max_connections_per_ip=table.integer(
+            "max_connections_per_ip", defaults.max_connections_per_ip, minimum=1
+        ),
+        max_connections_per_account=table.integer(
+            "max_connections_per_account", defaults.max_connections_per_account, minimum=1
+        ),
+    )
+    table.finish()
+    return settings
+
+
+def _read_pop3_limits(reader: _Reader, table: _Table) -> Pop3Limits:
+    defaults = Pop3Limits()
+    values: dict[str, Any] = {}
+    for limit in dataclasses.fields(Pop3Limits):
+        default = getattr(defaults, limit.name)
+        if isinstance(default, float):
+            values[limit.name] = table.number(limit.name, default, positive=True)
+        else:
+            values[limit.name] = table.integer(limit.name, default, minimum=1)
+    limits = Pop3Limits(**values)
+    if limits.max_line_length < 512:  # RFC 2449 §4: commands of 255 octets, with room
+        raise reader.invalid(table.key("max_line_length"), "must be at least 512")
+    table.finish()
+    return limits
+
+
+def _read_auth(reader: _Reader, table: _Table) -> AuthSettings:
+    defaults = AuthSettings()
+    settings = AuthSettings(
+        failure_delay=table.number("failure_delay", defaults.failure_delay),
+        max_failure_delay=table.number("max_failure_delay", defaults.max_failure_delay),
+        max_account_delay=table.number("max_account_delay", defaults.max_account_delay),
+        max_failures_per_ip=table.integer("max_failures_per_ip", defaults.max_failures_per_ip),
+        failure_window=table.number("failure_window", defaults.failure_window, positive=True),
+        max_failures_per_account=table.integer(
+            "max_failures_per_account", defaults.max_failures_per_account
+        ),
+        trust_period=table.number("trust_period", defaults.trust_period),
+        scram=table.boolean("scram", defaults.scram),
+        oauth=_read_oauth_issuers(reader, table),
+        cache_ttl=table.number("cache_ttl", defaults.cache_ttl),
+        cache_size=table.integer("cache_size", defaults.cache_size),
+    )
+    table.finish()
+    return settings
+
+
+def _read_oauth_issuers(reader: _Reader, auth: _Table) -> tuple[OAuthIssuer, ...]:
+    """``[[auth.oauth]]``: issuer, audience, jwks (a file) and/or public_keys (PEM
+    strings), username_claim, algorithms. The keys are read now, so a bad one is a
+    configuration error at start-up."""
+    value = auth.get("oauth", [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise reader.invalid(auth.key("oauth"), "must be an array of tables ([[auth.oauth]])")
+    issuers = []
+    for number, item in enumerate(value, 1):
+        table = _Table(reader, f"auth.oauth[{number}]", item)
+        jwks_path = table.path("jwks", None)
+        public_keys = table.get("public_keys", [])
+        if not isinstance(public_keys, list) or not all(isinstance(k, str) for k in public_keys):
+            raise reader.invalid(table.key("public_keys"), "must be a list of PEM strings")
+        algorithms = table.get("algorithms", list(DEFAULT_ALGORITHMS))
+        if not isinstance(algorithms, list) or not all(isinstance(a, str) for a in algorithms):
+            raise reader.invalid(table.key("algorithms"), "must be a list of strings")
+        issuer = table.string("issuer", "")
+        audience = table.string("audience", "")
+        username_claim = table.string("username_claim", DEFAULT_USERNAME_CLAIM)
+        table.finish()
+        jwks = None
+        if jwks_path is not None:
+            try:
+                jwks = jwks_path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                why = f"cannot read {jwks_path}: {error}"
+                raise reader.invalid(table.key("jwks"), why) from None
+        try:
+            issuers.append(
+                make_issuer(
+                    issuer,
+                    audience,
+                    jwks=jwks,
+                    public_keys=public_keys,
+                    username_claim=username_claim,
+                    algorithms=algorithms,
+                )
+            )
+        except OAuthConfigError as error:
+            where = f"[[auth.oauth]] number {number} in {reader.source}"
+            raise ConfigError(f"invalid {where}: {error}") from None
+    if len({issuer.issuer for issuer in issuers}) != len(issuers):
+        raise reader.invalid(auth.key("oauth"), "an issuer is listed twice")
+    return tuple(issuers)
+
+
+def _read_log(reader: _Reader, table: _Table) -> LogSettings:
+    defaults = LogSettings()
+    level = table.get("level", defaults.level)
+    if isinstance(level, str):
+        level = level.lower()
+    settings = LogSettings(
+        level=_choice(reader, table.key("level"), level, LOG_LEVELS),
+        format=table.string("format", defaults.format, choices=LOG_FORMATS),
+    )
+    table.finish()
+    return settings
+
+
+def _choice(reader: _Reader, key: str, value: object, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(f'"{choice}"' for choice in choices)
+        raise reader.invalid(key, f"must be one of {options}")
+    return value
