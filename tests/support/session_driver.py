@@ -33,7 +33,8 @@ from argon2 import PasswordHasher
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.throttle import LoginThrottle, ThrottlePolicy
 from roost.imap.context import ImapContext, ImapLimits
-from roost.imap.session import Awaiting, Session, State
+from roost.imap.handler_types import Awaiting, State
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.receiver import (
     LiteralTooLarge,

@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from roost.imap.context import ImapContext
-from roost.imap.session import Awaiting, Session, State, store_error_response
+from roost.imap.handler_types import Awaiting, State, store_error_response
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.receiver import (
     LiteralTooLarge,

@@ -27,8 +27,9 @@ from roost.imap.commands import (
     search,
     store,
 )
-from roost.imap.session import Done, Response, State
+from roost.imap.handler_types import Done, State
 from roost.imap.wire import commands as c
+from roost.imap.wire.responses import Response
 
 Handler = Callable[[Any, Any], AsyncIterator[Response | Done]]
 

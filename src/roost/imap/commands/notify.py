@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from roost.imap.handler_types import Done, bad, no
 from roost.imap.notify import EVENT_SPELLING, Notifier, NotifyError, build_spec
-from roost.imap.session import Done, Response, Session, bad, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
-from roost.imap.wire.responses import Code
+from roost.imap.wire.responses import Code, Response
 
 
 async def notify(session: Session, cmd: c.Notify) -> AsyncIterator[Response | Done]:
