@@ -40,6 +40,7 @@ from roost.imap.wire.responses import (
     Tagged,
     Untagged,
 )
+from roost.imap.wire.sequence import SequenceSet
 from roost.store.base import (
     Account,
     ChangeEvent,
@@ -259,7 +260,7 @@ class Session:
             async for response in self.sync(expunge_allowed=not notifier.spec.selected_delayed):
                 yield response
             if self.last_new_uids and notifier.spec.selected_fetch:
-                async for response in self._fetch_new(notifier.spec.selected_fetch):
+                async for response in self._fetch_new(notifier):
                     yield response
         async for response in self._notify_others():
             yield response
@@ -275,16 +276,15 @@ class Session:
         async for response in self.notifier.updates(self.account, events, selected, self.condstore):
             yield response
 
-    async def _fetch_new(self, attributes: tuple[c.FetchAttribute, ...]) -> AsyncIterator[Response]:
-        """MessageNew with fetch attributes: the new messages, as a UID FETCH would."""
-        from roost.imap.commands.fetch import fetch
-        from roost.imap.wire.sequence import SequenceSet
-
+    async def _fetch_new(self, notifier: Notifier) -> AsyncIterator[Response]:
+        """MessageNew with fetch attributes: the new messages, as a UID FETCH would
+        (through the FETCH handler the NOTIFY command handed the notifier)."""
         new = self.last_new_uids
         self.last_new_uids = []
+        attributes = notifier.spec.selected_fetch
         command = c.Fetch("*", SequenceSet.of(*new), attributes, uid=True)
         try:
-            async for response in fetch(self, command):
+            async for response in notifier.fetch_new(command):
                 if not isinstance(response, Done):
                     yield response
         except CommandError as error:
