@@ -20,9 +20,9 @@ forms may (the session allows it when the command has ``uid``).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from roost.imap.commands import (
     append,
@@ -45,7 +45,10 @@ from roost.store.base import StoreError
 
 log = logging.getLogger("roost.imap")
 
-Handler = Callable[[Any, Any], AsyncIterator[Response | Done]]
+C = TypeVar("C", bound=c.Command)
+
+# A handler for commands of type C: it yields responses and, last, perhaps a ``Done``.
+Handler = Callable[[Session, C], AsyncIterator[Response | Done]]
 
 ANY = frozenset(State) - {State.LOGOUT}
 NOT_AUTH = frozenset({State.NOT_AUTHENTICATED})
@@ -54,57 +57,69 @@ SELECTED = frozenset({State.SELECTED})
 
 
 @dataclass(frozen=True, slots=True)
-class CommandSpec:
+class CommandSpec(Generic[C]):
+    """One row of the table; ``command`` and ``handler`` are checked to agree."""
+
+    command: type[C]
     name: str
-    handler: Handler
+    handler: Handler[C]
     states: frozenset[State]
     sync: bool = True
     expunge_allowed: bool = True
 
-
-def _spec(name: str, handler: Handler, states: frozenset[State], **kw: bool) -> CommandSpec:
-    return CommandSpec(name, handler, states, **kw)
-
-
-DISPATCH: dict[type[c.Command], CommandSpec] = {
-    c.Capability: _spec("CAPABILITY", auth.capability, ANY),
-    c.Noop: _spec("NOOP", auth.noop, ANY),
-    c.Logout: _spec("LOGOUT", auth.logout, ANY, sync=False),
-    c.Id: _spec("ID", auth.id_, ANY),
-    c.StartTls: _spec("STARTTLS", auth.starttls, NOT_AUTH),
-    c.Login: _spec("LOGIN", auth.login, NOT_AUTH),
-    c.Authenticate: _spec("AUTHENTICATE", auth.authenticate, NOT_AUTH),
-    c.Enable: _spec("ENABLE", auth.enable, AUTH),
-    c.Select: _spec("SELECT", mailboxes.select, AUTH, sync=False),
-    c.Create: _spec("CREATE", mailboxes.create, AUTH),
-    c.Delete: _spec("DELETE", mailboxes.delete, AUTH),
-    c.Rename: _spec("RENAME", mailboxes.rename, AUTH),
-    c.Subscribe: _spec("SUBSCRIBE", mailboxes.subscribe, AUTH),
-    c.Unsubscribe: _spec("UNSUBSCRIBE", mailboxes.unsubscribe, AUTH),
-    c.List: _spec("LIST", mailboxes.list_, AUTH),
-    c.Lsub: _spec("LSUB", mailboxes.lsub, AUTH),
-    c.Namespace: _spec("NAMESPACE", mailboxes.namespace, AUTH),
-    c.Status: _spec("STATUS", mailboxes.status, AUTH),
-    c.Append: _spec("APPEND", append.append, AUTH),
-    c.Idle: _spec("IDLE", idle.idle, AUTH),
-    c.Compress: _spec("COMPRESS", extensions.compress, AUTH, sync=False),
-    c.Notify: _spec("NOTIFY", notify.notify, AUTH),
-    c.Unauthenticate: _spec("UNAUTHENTICATE", auth.unauthenticate, AUTH, sync=False),
-    c.Check: _spec("CHECK", expunge.check, SELECTED),
-    c.Close: _spec("CLOSE", expunge.close, SELECTED, sync=False),
-    c.Unselect: _spec("UNSELECT", expunge.unselect, SELECTED, sync=False),
-    c.Expunge: _spec("EXPUNGE", expunge.expunge, SELECTED),
-    c.Fetch: _spec("FETCH", fetch.fetch, SELECTED, expunge_allowed=False),
-    c.Store: _spec("STORE", store.store, SELECTED, expunge_allowed=False),
-    c.Copy: _spec("COPY", copy_move.copy, SELECTED),
-    c.Move: _spec("MOVE", copy_move.move, SELECTED),
-    c.Search: _spec("SEARCH", search.search, SELECTED, expunge_allowed=False),
-    c.Sort: _spec("SORT", search.sort, SELECTED, expunge_allowed=False),
-    c.Thread: _spec("THREAD", search.thread, SELECTED, expunge_allowed=False),
-}
+    def run(self, session: Session, command: c.Command) -> AsyncIterator[Response | Done]:
+        assert isinstance(command, self.command)  # the table is keyed by command type
+        return self.handler(session, command)
 
 
-def spec_for(command: c.Command, table: dict[type[c.Command], CommandSpec]) -> CommandSpec | None:
+def _table(specs: Iterable[CommandSpec[Any]]) -> dict[type[c.Command], CommandSpec[Any]]:
+    return {spec.command: spec for spec in specs}
+
+
+# Built without a type context, so that mypy checks each row's handler against its
+# command type (inside ``_table(...)`` it would infer ``CommandSpec[Any]`` and not).
+_SPECS = (
+    CommandSpec(c.Capability, "CAPABILITY", auth.capability, ANY),
+    CommandSpec(c.Noop, "NOOP", auth.noop, ANY),
+    CommandSpec(c.Logout, "LOGOUT", auth.logout, ANY, sync=False),
+    CommandSpec(c.Id, "ID", auth.id_, ANY),
+    CommandSpec(c.StartTls, "STARTTLS", auth.starttls, NOT_AUTH),
+    CommandSpec(c.Login, "LOGIN", auth.login, NOT_AUTH),
+    CommandSpec(c.Authenticate, "AUTHENTICATE", auth.authenticate, NOT_AUTH),
+    CommandSpec(c.Enable, "ENABLE", auth.enable, AUTH),
+    CommandSpec(c.Select, "SELECT", mailboxes.select, AUTH, sync=False),
+    CommandSpec(c.Create, "CREATE", mailboxes.create, AUTH),
+    CommandSpec(c.Delete, "DELETE", mailboxes.delete, AUTH),
+    CommandSpec(c.Rename, "RENAME", mailboxes.rename, AUTH),
+    CommandSpec(c.Subscribe, "SUBSCRIBE", mailboxes.subscribe, AUTH),
+    CommandSpec(c.Unsubscribe, "UNSUBSCRIBE", mailboxes.unsubscribe, AUTH),
+    CommandSpec(c.List, "LIST", mailboxes.list_, AUTH),
+    CommandSpec(c.Lsub, "LSUB", mailboxes.lsub, AUTH),
+    CommandSpec(c.Namespace, "NAMESPACE", mailboxes.namespace, AUTH),
+    CommandSpec(c.Status, "STATUS", mailboxes.status, AUTH),
+    CommandSpec(c.Append, "APPEND", append.append, AUTH),
+    CommandSpec(c.Idle, "IDLE", idle.idle, AUTH),
+    CommandSpec(c.Compress, "COMPRESS", extensions.compress, AUTH, sync=False),
+    CommandSpec(c.Notify, "NOTIFY", notify.notify, AUTH),
+    CommandSpec(c.Unauthenticate, "UNAUTHENTICATE", auth.unauthenticate, AUTH, sync=False),
+    CommandSpec(c.Check, "CHECK", expunge.check, SELECTED),
+    CommandSpec(c.Close, "CLOSE", expunge.close, SELECTED, sync=False),
+    CommandSpec(c.Unselect, "UNSELECT", expunge.unselect, SELECTED, sync=False),
+    CommandSpec(c.Expunge, "EXPUNGE", expunge.expunge, SELECTED),
+    CommandSpec(c.Fetch, "FETCH", fetch.fetch, SELECTED, expunge_allowed=False),
+    CommandSpec(c.Store, "STORE", store.store, SELECTED, expunge_allowed=False),
+    CommandSpec(c.Copy, "COPY", copy_move.copy, SELECTED),
+    CommandSpec(c.Move, "MOVE", copy_move.move, SELECTED),
+    CommandSpec(c.Search, "SEARCH", search.search, SELECTED, expunge_allowed=False),
+    CommandSpec(c.Sort, "SORT", search.sort, SELECTED, expunge_allowed=False),
+    CommandSpec(c.Thread, "THREAD", search.thread, SELECTED, expunge_allowed=False),
+)
+DISPATCH = _table(_SPECS)
+
+
+def spec_for(
+    command: c.Command, table: dict[type[c.Command], CommandSpec[Any]]
+) -> CommandSpec[Any] | None:
     return table.get(type(command))
 
 
@@ -124,7 +139,7 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
 
     done = Done(f"{spec.name} completed")
     try:
-        async for response in spec.handler(session, command):
+        async for response in spec.run(session, command):
             if isinstance(response, Done):
                 done = response
             else:
@@ -187,7 +202,7 @@ def _failed(session: Session, error: Exception, during: str) -> Done:
     return Done("Internal server error, logged", Code("SERVERBUG"), Status.NO)
 
 
-def wrong_state_text(state: State, spec: CommandSpec) -> str:
+def wrong_state_text(state: State, spec: CommandSpec[Any]) -> str:
     if state is State.NOT_AUTHENTICATED:
         return f"{spec.name} needs you to sign in first"
     if State.NOT_AUTHENTICATED in spec.states:
