@@ -22,8 +22,9 @@ from typing import Any
 
 from roost.auth import sasl
 from roost.auth.base import AuthResult
+from roost.pop3.handler_types import CommandError, State
 from roost.pop3.maildrop import INBOX, Maildrop
-from roost.pop3.session import CommandError, Session, State
+from roost.pop3.session import Session
 from roost.pop3.wire import commands as c
 from roost.pop3.wire.message import MessageEncoder
 from roost.pop3.wire.responses import (

@@ -19,7 +19,8 @@ import contextlib
 import logging
 
 from roost.pop3.context import Pop3Context
-from roost.pop3.session import Session, State
+from roost.pop3.handler_types import State
+from roost.pop3.session import Session
 from roost.pop3.wire.receiver import Line, LineReceiver, LineTooLong, NeedData
 from roost.pop3.wire.responses import SYS_TEMP, Err, Response, serialize
 from roost.streams import drop_buffered_input

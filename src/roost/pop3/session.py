@@ -21,12 +21,12 @@ handshake must come before anything else is read (RFC 2595 §4).
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING
 
 from roost.pop3.context import Pop3Context
+from roost.pop3.handler_types import CommandError, State
 from roost.pop3.maildrop import Maildrop, MessageUnavailable
 from roost.pop3.wire import commands as c
 from roost.pop3.wire.responses import SYS_TEMP, Challenge, Err, Ok, Response
@@ -37,23 +37,6 @@ if TYPE_CHECKING:
     from roost.pop3.locks import MaildropLease
 
 log = logging.getLogger("roost.pop3")
-
-
-class State(enum.Enum):
-    AUTHORIZATION = "AUTHORIZATION"
-    TRANSACTION = "TRANSACTION"
-    UPDATE = "UPDATE"
-
-
-class CommandError(Exception):
-    """A client's mistake: becomes ``-ERR [code] text``. ``invalid`` counts it towards
-    ``max_bad_commands``."""
-
-    def __init__(self, text: str, code: str | None = None, *, invalid: bool = False) -> None:
-        super().__init__(text)
-        self.text = text
-        self.code = code
-        self.invalid = invalid
 
 
 class Session:
