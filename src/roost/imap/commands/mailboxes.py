@@ -23,6 +23,7 @@ from roost.imap.wire.responses import (
     FetchResponse,
     FlagsResponse,
     ListResponse,
+    NamespaceResponse,
     ObjectId,
     Parenthesized,
     PermanentFlagsCode,
@@ -182,8 +183,6 @@ async def unsubscribe(session: Session, cmd: c.Unsubscribe) -> AsyncIterator[Res
 
 
 async def namespace(session: Session, cmd: c.Namespace) -> AsyncIterator[Response | Done]:
-    from roost.imap.wire.responses import NamespaceResponse
-
     yield NamespaceResponse(personal=(("", DELIMITER),), other_users=None, shared=None)
     yield Done("NAMESPACE completed")
 
