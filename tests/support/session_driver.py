@@ -33,7 +33,9 @@ from argon2 import PasswordHasher
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.throttle import LoginThrottle, ThrottlePolicy
 from roost.imap.context import ImapContext, ImapLimits
-from roost.imap.session import Awaiting, Session, State
+from roost.imap.dispatch import continue_sasl, run_command
+from roost.imap.handler_types import Awaiting, State
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.receiver import (
     LiteralTooLarge,
@@ -197,7 +199,7 @@ class SessionDriver:
             return
         self.transcript.commands.append(command)
         self._unanswered.append(command.tag)
-        await self._collect(self.session.handle(command))
+        await self._collect(run_command(self.session, command))
         self.receiver.discard_spools()
         await self._after_command()
 
@@ -221,7 +223,7 @@ class SessionDriver:
     async def _continue(self, line: bytes) -> None:
         awaiting, self._raw_line_for = self._raw_line_for, None
         if awaiting is Awaiting.SASL_RESPONSE:
-            await self._collect(self.session.continue_sasl(line))
+            await self._collect(continue_sasl(self.session, line))
         elif awaiting is Awaiting.IDLE_DONE:
             await self._collect(self.session.idle_done(line))
         else:

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from roost.imap.handler_types import CommandError
 from roost.imap.search_eval import sequence_ranges, to_criterion, uid_ranges, uses_modseq
 from roost.imap.selected import SelectedMailbox
-from roost.imap.session import CommandError
 from roost.imap.wire import search_keys as k
 from roost.imap.wire.sequence import STAR, SequenceSet
 from roost.store import base as s

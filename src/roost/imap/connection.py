@@ -1,7 +1,9 @@
 """The asyncio glue of one IMAP connection: bytes in, bytes out, time-outs, TLS.
 
-It reads from the socket into the sans-IO ``Receiver``, hands each command to the
-``Session`` and writes what the session yields, serialized in the one serializer.
+It reads from the socket into the sans-IO ``Receiver``, runs each command through
+``dispatch.run_command`` on its ``Session`` and writes what that yields, serialized in
+the one serializer.
+
 Output is buffered and flushed when the input runs dry (so pipelined commands are
 answered in one write), when the buffer grows large, and before any wait.
 
@@ -19,7 +21,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from roost.imap.context import ImapContext
-from roost.imap.session import Awaiting, Session, State, store_error_response
+from roost.imap.dispatch import continue_sasl, run_command
+from roost.imap.handler_types import Awaiting, State, store_error_response
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.receiver import (
     LiteralTooLarge,
@@ -320,7 +324,7 @@ class ImapConnection:
                 self.writer.close()
 
     async def run_command(self, command: c.Command) -> None:
-        await self.write_all(self.session.handle(command))
+        await self.write_all(run_command(self.session, command))
         self.receiver.discard_spools()
         session = self.session
         while session.awaiting is not Awaiting.NOTHING:
@@ -339,7 +343,7 @@ class ImapConnection:
                 case Awaiting.SASL_RESPONSE:
                     await self.flush()
                     line = await self._raw_line()
-                    await self.write_all(session.continue_sasl(line))
+                    await self.write_all(continue_sasl(session, line))
                 case Awaiting.IDLE_DONE:
                     await self._idle()
 

@@ -5,6 +5,10 @@ events into responses: for the selected mailbox, the usual EXISTS/FETCH/EXPUNGE 
 also between commands); for other mailboxes, STATUS (§5.1 to §5.3); for mailbox and
 subscription changes, LIST (§5.4 and §5.5), with OLDNAME for a rename. It keeps what it last
 told the client so that an event changing nothing visible says nothing.
+
+MessageNew with fetch attributes (§5.2) is answered as a UID FETCH would be; the NOTIFY
+command hands its notifier that FETCH (``fetch_new``), so neither this module nor the
+session imports a command handler.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from roost.imap.handler_types import Done
 from roost.imap.mailbox_names import DELIMITER, is_inbox
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import ListResponse, Response, StatusResponse
@@ -118,11 +123,15 @@ def build_spec(command: c.Notify, decode_name: Callable[[bytes], str]) -> Notify
     return NotifySpec(selected_events, delayed, fetch, tuple(others))
 
 
+FetchNew = Callable[[c.Fetch], AsyncIterator[Response | Done]]
+
+
 @dataclass
 class Notifier:
     """What one session has told its client about mailboxes other than the selected."""
 
     spec: NotifySpec
+    fetch_new: FetchNew  # runs a UID FETCH for this session (MessageNew, §5.2)
     names: dict[int, str] = field(default_factory=dict)  # mailbox id → name
     subscribed: set[str] = field(default_factory=set)
     last_status: dict[int, tuple[tuple[str, int], ...]] = field(default_factory=dict)

@@ -15,8 +15,8 @@ import bisect
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from roost.imap.handler_types import bad
 from roost.imap.selected import SelectedMailbox
-from roost.imap.session import bad
 from roost.imap.wire import search_keys as k
 from roost.imap.wire.sequence import SequenceSet
 from roost.store import base as s

@@ -1,127 +1,60 @@
 """The state machine of one IMAP connection, with no sockets.
 
-``Session.handle(command)`` yields the responses for one command, ending with its tagged
-completion. It is the one choke point for errors (STYLE.md §6): a handler raises
-``CommandError`` for a client mistake (NO/BAD with a code), store errors map to codes,
-and anything else becomes ``NO [SERVERBUG]`` with the traceback logged.
+The session holds what one connection knows — its state, account, selected mailbox,
+enabled extensions — and the facts handlers ask for. It runs no command itself:
+``dispatch.run_command(session, command)`` does, and is the one choke point for errors
+(STYLE.md §6). This module imports no handler.
 
-Before every tagged completion in the selected state the session runs a *sync point*:
-it asks the store what changed since the modseq its view knows and lets the view
-(``SelectedMailbox``) decide what may be said now (RFC 9051 §7.5.1).
+Before every tagged completion in the selected state the runner has the session run a
+*sync point*: it asks the store what changed since the modseq its view knows and lets
+the view (``SelectedMailbox``) decide what may be said now (RFC 9051 §7.5.1).
 
 The connection (the asyncio glue) reads ``awaiting`` after each command: a handler
 that needs more from the client — a SASL response, IDLE's DONE, a TLS handshake —
-says so there, and the connection calls back ``continue_sasl``, ``idle_updates`` or
-``idle_done``.
+says so there, and the connection calls back ``dispatch.continue_sasl``,
+``idle_updates`` or ``idle_done``.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from roost.auth.sasl import available_mechanisms
 from roost.imap.context import ImapContext
+from roost.imap.handler_types import (
+    Awaiting,
+    CommandError,
+    Done,
+    State,
+    bad,
+    no,
+)
 from roost.imap.mailbox_names import InvalidMailboxName, decode_mailbox_name
 from roost.imap.selected import SelectedMailbox
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
-    Code,
-    ResponseCode,
+    Response,
     Status,
     Tagged,
     Untagged,
 )
-from roost.imap.wire.responses import Response as Response
+from roost.imap.wire.sequence import SequenceSet
 from roost.store.base import (
     Account,
-    AccountExists,
-    CannotDoThat,
     ChangeEvent,
     ChangeListener,
-    MailboxExists,
-    MailboxHasChildren,
     MailboxListChanged,
     NoSuchMailbox,
-    QuotaExceeded,
     StorageFull,
-    StoreError,
 )
 
 if TYPE_CHECKING:
     from roost.auth.sasl import SaslSignIn
-    from roost.imap.dispatch import CommandSpec
     from roost.imap.notify import Notifier
 
 log = logging.getLogger("roost.imap")
-
-
-class State(enum.Enum):
-    NOT_AUTHENTICATED = "not authenticated"
-    AUTHENTICATED = "authenticated"
-    SELECTED = "selected"
-    LOGOUT = "logout"
-
-
-class Awaiting(enum.Enum):
-    """What the connection must do after the current command's responses."""
-
-    NOTHING = enum.auto()
-    SASL_RESPONSE = enum.auto()  # read one raw line, pass it to continue_sasl
-    IDLE_DONE = enum.auto()  # idle until DONE; call idle_updates on change events
-    TLS_HANDSHAKE = enum.auto()  # start TLS, drop buffered input, then tls_started()
-    COMPRESSION = enum.auto()  # deflate both directions from the next byte (RFC 4978)
-
-
-class CommandError(Exception):
-    """A client's mistake: becomes a tagged NO or BAD with an optional code."""
-
-    def __init__(self, status: Status, text: str, code: ResponseCode | None = None) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-        self.code = code
-
-
-def no(text: str, code: str | ResponseCode | None = None) -> CommandError:
-    return CommandError(Status.NO, text, Code(code) if isinstance(code, str) else code)
-
-
-def bad(text: str, code: str | ResponseCode | None = None) -> CommandError:
-    return CommandError(Status.BAD, text, Code(code) if isinstance(code, str) else code)
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    """Yielded last by a handler to set its tagged completion (default: OK)."""
-
-    text: str
-    code: ResponseCode | None = None
-    status: Status = Status.OK
-
-
-def store_error_response(error: StoreError) -> CommandError:
-    """Map the store's errors to RFC 5530 response codes."""
-    match error:
-        case NoSuchMailbox():
-            return no("No such mailbox", "NONEXISTENT")
-        case MailboxExists():
-            return no("Mailbox already exists", "ALREADYEXISTS")
-        case MailboxHasChildren():
-            return no("Mailbox has inferior names", "HASCHILDREN")
-        case CannotDoThat():
-            return no(str(error) or "Not possible", "CANNOT")
-        case QuotaExceeded():
-            return no("Quota exceeded", "OVERQUOTA")
-        case StorageFull():
-            return no("Server storage is full; nothing was changed", "LIMIT")
-        case AccountExists():
-            return no("Account exists", "ALREADYEXISTS")
-        case _:
-            return no(str(error) or "Store error", "SERVERBUG")
 
 
 class Session:
@@ -241,60 +174,7 @@ class Session:
         """This session changed its selected mailbox: sync at the next point."""
         self._dirty = True
 
-    # ---- the choke point --------------------------------------------------------------
-
-    async def handle(self, command: c.Command) -> AsyncIterator[Response]:
-        from roost.imap.dispatch import DISPATCH, spec_for
-
-        if isinstance(command, c.BadCommand):
-            log.info("bad command ip=%s tag=%s: %s", self.remote_ip, command.tag, command.message)
-            yield Tagged(command.tag, Status.BAD, command.message)
-            return
-        spec = spec_for(command, DISPATCH)
-        if spec is None:
-            yield Tagged(command.tag, Status.BAD, "Command not supported")
-            return
-        if self.state not in spec.states:
-            yield Tagged(command.tag, Status.BAD, wrong_state_text(self.state, spec))
-            return
-
-        done = Done(f"{spec.name} completed")
-        try:
-            async for response in spec.handler(self, command):
-                if isinstance(response, Done):
-                    done = response
-                else:
-                    yield response
-        except Exception as error:
-            done = self._failed(error, spec.name)
-
-        if self.awaiting is not Awaiting.NOTHING and done.status is Status.OK:
-            # The command goes on (IDLE, AUTHENTICATE, STARTTLS): its completion comes later.
-            self.pending_tag = command.tag
-            if self.awaiting in (Awaiting.TLS_HANDSHAKE, Awaiting.COMPRESSION):
-                # The reply goes out in the old layer; the new one starts after it.
-                yield Tagged(command.tag, done.status, done.text, done.code)
-            return
-        self.awaiting = Awaiting.NOTHING
-        if self.state is State.SELECTED and spec.sync:
-            uid = bool(getattr(command, "uid", False))
-            async for response in self.sync(expunge_allowed=spec.expunge_allowed or uid):
-                yield response
-        if self.state is State.LOGOUT and done.status is Status.OK:
-            yield Untagged(Status.BYE, "Roost logging out")
-        yield Tagged(command.tag, done.status, done.text, done.code)
-
-    def _failed(self, error: Exception, during: str) -> Done:
-        """The one choke point (STYLE.md §6): a client's mistake is its NO or BAD, a
-        store refusal its RFC 5530 code, anything else NO [SERVERBUG] and a traceback."""
-        if isinstance(error, CommandError):
-            return Done(error.text, error.code, error.status)
-        if isinstance(error, StoreError):
-            log.info("store refused ip=%s: %s %s", self.remote_ip, type(error).__name__, error)
-            mapped = store_error_response(error)
-            return Done(mapped.text, mapped.code, mapped.status)
-        log.error("internal error ip=%s during %s", self.remote_ip, during, exc_info=error)
-        return Done("Internal server error, logged", Code("SERVERBUG"), Status.NO)
+    # ---- sync points ----------------------------------------------------------------
 
     async def sync(self, *, expunge_allowed: bool) -> AsyncIterator[Response]:
         """A sync point: tell the client what changed in its selected mailbox."""
@@ -361,12 +241,6 @@ class Session:
 
     # ---- continuations ---------------------------------------------------------------
 
-    async def continue_sasl(self, line: bytes) -> AsyncIterator[Response]:
-        from roost.imap.commands.auth import sasl_step
-
-        async for response in self._continued(sasl_step(self, line)):
-            yield response
-
     async def idle_updates(self) -> AsyncIterator[Response]:
         """Changes to announce while idling (RFC 2177): everything, expunges included,
         and with NOTIFY what it asks about other mailboxes."""
@@ -386,7 +260,7 @@ class Session:
             async for response in self.sync(expunge_allowed=not notifier.spec.selected_delayed):
                 yield response
             if self.last_new_uids and notifier.spec.selected_fetch:
-                async for response in self._fetch_new(notifier.spec.selected_fetch):
+                async for response in self._fetch_new(notifier):
                     yield response
         async for response in self._notify_others():
             yield response
@@ -402,16 +276,15 @@ class Session:
         async for response in self.notifier.updates(self.account, events, selected, self.condstore):
             yield response
 
-    async def _fetch_new(self, attributes: tuple[c.FetchAttribute, ...]) -> AsyncIterator[Response]:
-        """MessageNew with fetch attributes: the new messages, as a UID FETCH would."""
-        from roost.imap.commands.fetch import fetch
-        from roost.imap.wire.sequence import SequenceSet
-
+    async def _fetch_new(self, notifier: Notifier) -> AsyncIterator[Response]:
+        """MessageNew with fetch attributes: the new messages, as a UID FETCH would
+        (through the FETCH handler the NOTIFY command handed the notifier)."""
         new = self.last_new_uids
         self.last_new_uids = []
+        attributes = notifier.spec.selected_fetch
         command = c.Fetch("*", SequenceSet.of(*new), attributes, uid=True)
         try:
-            async for response in fetch(self, command):
+            async for response in notifier.fetch_new(command):
                 if not isinstance(response, Done):
                     yield response
         except CommandError as error:
@@ -435,22 +308,6 @@ class Session:
         self.compressed = True
         self.awaiting = Awaiting.NOTHING
 
-    async def _continued(self, steps: AsyncIterator[Response | Done]) -> AsyncIterator[Response]:
-        """Run the rest of a multi-step command through the same error handling."""
-        tag = self.pending_tag
-        done: Done | None = None
-        try:
-            async for response in steps:
-                if isinstance(response, Done):
-                    done = response
-                else:
-                    yield response
-        except Exception as error:
-            done = self._failed(error, "continuation")
-        if done is not None:
-            self.awaiting = Awaiting.NOTHING
-            yield Tagged(tag, done.status, done.text, done.code)
-
     # ---- end -------------------------------------------------------------------------
 
     async def sign_out(self) -> None:
@@ -473,13 +330,3 @@ class Session:
         if self.account is not None:
             account, self.account = self.account, None
             await account.close()
-
-
-def wrong_state_text(state: State, spec: CommandSpec) -> str:
-    if state is State.NOT_AUTHENTICATED:
-        return f"{spec.name} needs you to sign in first"
-    if State.NOT_AUTHENTICATED in spec.states:
-        return f"{spec.name}: already signed in"
-    if state is State.AUTHENTICATED:
-        return f"{spec.name}: no mailbox selected"
-    return f"{spec.name} is not allowed now"

@@ -1,4 +1,4 @@
-"""The POP3 commands: the dispatch table and one handler per command, in RFC order.
+"""The POP3 commands: one handler per command, in RFC order (the table is dispatch.py).
 
 AUTHORIZATION (RFC 1939 §4, RFC 2449, RFC 2595, RFC 5034): CAPA, STLS, USER, PASS,
 AUTH, QUIT. TRANSACTION (RFC 1939 §5, §7): STAT, LIST, RETR, DELE, NOOP, RSET, TOP,
@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
 from roost.auth import sasl
 from roost.auth.base import AuthResult
+from roost.pop3.handler_types import CommandError, State
 from roost.pop3.maildrop import INBOX, Maildrop
-from roost.pop3.session import CommandError, Session, State
+from roost.pop3.session import Session
 from roost.pop3.wire import commands as c
 from roost.pop3.wire.message import MessageEncoder
 from roost.pop3.wire.responses import (
@@ -41,16 +40,6 @@ from roost.pop3.wire.responses import (
 from roost.store.base import MessageMeta, StoreError
 
 log = logging.getLogger("roost.pop3")
-
-Handler = Callable[[Session, Any], AsyncIterator[Response]]
-
-
-@dataclass(frozen=True, slots=True)
-class CommandSpec:
-    name: str
-    handler: Handler
-    states: frozenset[State]
-
 
 # ---- AUTHORIZATION -------------------------------------------------------------------
 
@@ -334,27 +323,3 @@ async def rset(session: Session, cmd: c.Rset) -> AsyncIterator[Response]:
     maildrop = session.require_maildrop()
     maildrop.reset()
     yield Ok(f"{maildrop.count} messages")
-
-
-# ---- the table -----------------------------------------------------------------------
-
-_AUTHORIZATION = frozenset({State.AUTHORIZATION})
-_TRANSACTION = frozenset({State.TRANSACTION})
-_BOTH = _AUTHORIZATION | _TRANSACTION
-
-DISPATCH: dict[type[c.Command], CommandSpec] = {
-    c.Capa: CommandSpec("CAPA", capa, _BOTH),
-    c.Quit: CommandSpec("QUIT", quit_, _BOTH),
-    c.Stls: CommandSpec("STLS", stls, _AUTHORIZATION),
-    c.User: CommandSpec("USER", user, _AUTHORIZATION),
-    c.Pass: CommandSpec("PASS", pass_, _AUTHORIZATION),
-    c.Auth: CommandSpec("AUTH", auth, _AUTHORIZATION),
-    c.Stat: CommandSpec("STAT", stat, _TRANSACTION),
-    c.List: CommandSpec("LIST", list_, _TRANSACTION),
-    c.Retr: CommandSpec("RETR", retr, _TRANSACTION),
-    c.Dele: CommandSpec("DELE", dele, _TRANSACTION),
-    c.Noop: CommandSpec("NOOP", noop, _TRANSACTION),
-    c.Rset: CommandSpec("RSET", rset, _TRANSACTION),
-    c.Top: CommandSpec("TOP", top, _TRANSACTION),
-    c.Uidl: CommandSpec("UIDL", uidl, _TRANSACTION),
-}

@@ -19,7 +19,9 @@ import contextlib
 import logging
 
 from roost.pop3.context import Pop3Context
-from roost.pop3.session import Session, State
+from roost.pop3.dispatch import handle_line, line_too_long
+from roost.pop3.handler_types import State
+from roost.pop3.session import Session
 from roost.pop3.wire.receiver import Line, LineReceiver, LineTooLong, NeedData
 from roost.pop3.wire.responses import SYS_TEMP, Err, Response, serialize
 from roost.runtime.streams import drop_buffered_input
@@ -107,7 +109,7 @@ class Pop3Connection:
                     case NeedData():
                         await self._read()
                     case LineTooLong(length=length):
-                        self.write(session.line_too_long(length))
+                        self.write(line_too_long(session, length))
                     case Line(data=line):
                         await self._handle(line)
             await self.flush()
@@ -132,7 +134,7 @@ class Pop3Connection:
                 self.writer.close()
 
     async def _handle(self, line: bytes) -> None:
-        async with contextlib.aclosing(self.session.handle_line(line)) as responses:
+        async with contextlib.aclosing(handle_line(self.session, line)) as responses:
             async for response in responses:
                 self.write(response)
                 if len(self.out) >= FLUSH_AT:

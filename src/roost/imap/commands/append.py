@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from roost.imap.commands.flags import normalize_flags
-from roost.imap.session import Done, Response, Session, no
+from roost.imap.handler_types import Done, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
-from roost.imap.wire.responses import AppendUidCode
+from roost.imap.wire.responses import AppendUidCode, Response
 from roost.store.base import CannotDoThat, MessageSource, NewMessage, NoSuchMailbox
 
 

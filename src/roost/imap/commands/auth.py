@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from roost import __version__
 from roost.auth import sasl
 from roost.auth.base import AuthResult
-from roost.imap.session import Awaiting, Done, Response, Session, State, bad, no
+from roost.imap.handler_types import Awaiting, Done, State, bad, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     CapabilityCode,
@@ -22,6 +23,7 @@ from roost.imap.wire.responses import (
     Continuation,
     Enabled,
     IdResponse,
+    Response,
 )
 
 log = logging.getLogger("roost.auth")

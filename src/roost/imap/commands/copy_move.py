@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from roost.imap.session import Done, Response, Session, bad, no
+from roost.imap.handler_types import Done, bad, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
-from roost.imap.wire.responses import CopyUidCode, Status, Untagged
+from roost.imap.wire.responses import CopyUidCode, Response, Status, Untagged
 from roost.store.base import CopyResult, MailboxInfo, NoSuchMailbox
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from roost.imap.session import Done, Response, Session, State, no
+from roost.imap.handler_types import Done, State, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
+from roost.imap.wire.responses import Response
 
 
 async def expunge(session: Session, cmd: c.Expunge) -> AsyncIterator[Response | Done]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from roost.imap.session import Awaiting, Done, Response, Session, bad, no
+from roost.imap.handler_types import Awaiting, Done, bad, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
+from roost.imap.wire.responses import Response
 
 
 async def compress(session: Session, cmd: c.Compress) -> AsyncIterator[Response | Done]:

@@ -21,8 +21,9 @@ import collections
 from collections.abc import AsyncIterator, Hashable, Sequence
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
+from roost.imap.handler_types import Done, bad
 from roost.imap.selected import SelectedMailbox, wire_flags
-from roost.imap.session import Done, Response, Session, bad
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     Code,
@@ -32,6 +33,7 @@ from roost.imap.wire.responses import (
     FlagList,
     ObjectId,
     Parenthesized,
+    Response,
     Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet

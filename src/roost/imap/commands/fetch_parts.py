@@ -12,7 +12,7 @@ literal8 instead, where NUL is allowed).
 
 from __future__ import annotations
 
-from roost.imap.session import bad, no
+from roost.imap.handler_types import bad, no
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import Code, FetchValue, NString, RawValue
 from roost.mime.decode import decode_transfer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from roost.imap.session import bad
+from roost.imap.handler_types import bad
 from roost.store.base import SYSTEM_FLAGS
 
 _CANONICAL = {flag.lower(): flag for flag in SYSTEM_FLAGS}

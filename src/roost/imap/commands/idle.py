@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from roost.imap.session import Awaiting, Done, Response, Session
+from roost.imap.handler_types import Awaiting, Done
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
-from roost.imap.wire.responses import Continuation
+from roost.imap.wire.responses import Continuation, Response
 
 
 async def idle(session: Session, cmd: c.Idle) -> AsyncIterator[Response | Done]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+from roost.imap.handler_types import Done, State, bad, no
 from roost.imap.mailbox_names import DELIMITER, compile_list_pattern, is_inbox, parent_names
 from roost.imap.selected import SelectedMailbox
-from roost.imap.session import Done, Response, Session, State, bad, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.mutf7 import decode_mutf7
 from roost.imap.wire.responses import (
@@ -22,10 +23,12 @@ from roost.imap.wire.responses import (
     FetchResponse,
     FlagsResponse,
     ListResponse,
+    NamespaceResponse,
     ObjectId,
     Parenthesized,
     PermanentFlagsCode,
     Recent,
+    Response,
     Status,
     StatusResponse,
     Untagged,
@@ -180,8 +183,6 @@ async def unsubscribe(session: Session, cmd: c.Unsubscribe) -> AsyncIterator[Res
 
 
 async def namespace(session: Session, cmd: c.Namespace) -> AsyncIterator[Response | Done]:
-    from roost.imap.wire.responses import NamespaceResponse
-
     yield NamespaceResponse(personal=(("", DELIMITER),), other_users=None, shared=None)
     yield Done("NAMESPACE completed")
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from roost.imap.commands.fetch import fetch
+from roost.imap.handler_types import Done, bad, no
 from roost.imap.notify import EVENT_SPELLING, Notifier, NotifyError, build_spec
-from roost.imap.session import Done, Response, Session, bad, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
-from roost.imap.wire.responses import Code
+from roost.imap.wire.responses import Code, Response
 
 
 async def notify(session: Session, cmd: c.Notify) -> AsyncIterator[Response | Done]:
@@ -23,7 +25,7 @@ async def notify(session: Session, cmd: c.Notify) -> AsyncIterator[Response | Do
         if error.bad_event:
             raise no(str(error), Code("BADEVENT", f"({' '.join(EVENT_SPELLING)})")) from None
         raise bad(str(error)) from None
-    notifier = Notifier(spec)
+    notifier = Notifier(spec, lambda command: fetch(session, command))
     await notifier.load(account)
     session.notifier = notifier
     if cmd.status:

@@ -17,13 +17,15 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 from roost.imap import thread as threading
+from roost.imap.handler_types import Done, bad, no
 from roost.imap.search_eval import CHARSETS, to_criterion, uses_modseq
 from roost.imap.selected import SelectedMailbox
-from roost.imap.session import Done, Response, Session, bad, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     BadCharsetCode,
     ESearchResponse,
+    Response,
     SearchResponse,
     SortResponse,
     ThreadResponse,

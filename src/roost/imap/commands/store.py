@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from roost.imap.commands.flags import normalize_flags
-from roost.imap.session import Done, Response, Session, bad, no
+from roost.imap.handler_types import Done, bad, no
+from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     Code,
@@ -18,6 +19,7 @@ from roost.imap.wire.responses import (
     FetchValue,
     FlagsResponse,
     Parenthesized,
+    Response,
 )
 from roost.imap.wire.sequence import compress_uids
 from roost.store.base import FlagOp
