@@ -45,7 +45,8 @@ from roost.store.events import EventHub, Listener
 from roost.store.sqlite import analyses, mailboxes
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite import search as search_ops
-from roost.store.sqlite.db import MailDB, storage_errors
+from roost.store.sqlite.db import storage_errors
+from roost.store.sqlite.mail_db import MailDB
 from roost.store.sqlite.worker import Worker
 
 P = ParamSpec("P")

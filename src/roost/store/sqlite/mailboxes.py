@@ -25,7 +25,8 @@ from roost.store.base import (
     MailboxListChanged,
     NoSuchMailbox,
 )
-from roost.store.sqlite.db import MAILBOX_COLUMNS, MailboxRow, MailDB
+from roost.store.sqlite.db import MAILBOX_COLUMNS, MailboxRow
+from roost.store.sqlite.mail_db import MailDB
 
 INBOX = "INBOX"
 SEPARATOR = "/"

@@ -43,8 +43,9 @@ from roost.store.base import (
 )
 from roost.store.blobs import StoredBlob
 from roost.store.sqlite import analyses
-from roost.store.sqlite.db import INLINE_MAX, MailboxRow, MailDB, encode_date, zone_of
+from roost.store.sqlite.db import INLINE_MAX, MailboxRow, encode_date, zone_of
 from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, keyword_text
+from roost.store.sqlite.mail_db import MailDB
 
 _INSERT = (
     "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internaldate, tzoffset,"

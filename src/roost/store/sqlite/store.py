@@ -43,7 +43,7 @@ from roost.store.credentials import AppPasswordRecord, SignInRecord
 from roost.store.events import EventHub
 from roost.store.sqlite import mailboxes
 from roost.store.sqlite.account import OpenAccount, SqliteAccount
-from roost.store.sqlite.db import MailDB
+from roost.store.sqlite.mail_db import MailDB
 from roost.store.sqlite.schema import USERS_MIGRATIONS, connect, migrate
 from roost.store.sqlite.worker import Worker
 
