@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from roost.mime.analysis import Analysis
 from roost.mime.analyze import analyze
-from roost.store.base import MessageSource
+from roost.store.values import MessageSource
 
 if TYPE_CHECKING:
     from roost.store.sqlite.db import Database

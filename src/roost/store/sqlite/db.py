@@ -37,15 +37,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, Self
 
-from roost.store.base import (
-    MailboxInfo,
-    MessageSource,
-    NoSuchMailbox,
-    StorageFull,
-)
 from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore, StoredBlob, describe
+from roost.store.errors import NoSuchMailbox, StorageFull
 from roost.store.sqlite.flags import FlagCodec, Keywords
 from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS, connect, migrate
+from roost.store.values import MailboxInfo, MessageSource
 
 WRITERS_LOCK = "writers.lock"
 UIDVALIDITY_MAX = 0xFFFFFFFF

@@ -26,12 +26,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from roost.store.base import (
-    ANSWERED,
-    DELETED,
-    DRAFT,
-    FLAGGED,
-    SEEN,
+from roost.store.query import (
     Criterion,
     DateComparison,
     MatchAll,
@@ -57,6 +52,7 @@ from roost.store.base import (
 )
 from roost.store.sqlite.analyses import indexed_read
 from roost.store.sqlite.flags import ANSWERED_BIT, DELETED_BIT, DRAFT_BIT, FLAGGED_BIT, SEEN_BIT
+from roost.store.values import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN
 
 if TYPE_CHECKING:
     from roost.store.sqlite.db import Database

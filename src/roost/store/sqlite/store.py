@@ -38,8 +38,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from roost.store.base import AccountExists, CannotDoThat, NoSuchAccount
 from roost.store.credentials import AppPasswordRecord, SignInRecord
+from roost.store.errors import AccountExists, CannotDoThat, NoSuchAccount
 from roost.store.events import EventHub
 from roost.store.sqlite import mailboxes
 from roost.store.sqlite.account import OpenAccount, SqliteAccount
