@@ -27,7 +27,7 @@ from roost.store.base import (
 from roost.store.sqlite import SqliteStore
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite.account import SqliteAccount
-from roost.store.sqlite.db import MailDB
+from roost.store.sqlite.mail_db import MailDB
 from tests.store_contract.helpers import message, new
 
 

@@ -415,7 +415,7 @@ async def test_an_account_recreated_elsewhere_is_not_served_from_the_old_one(
 
 
 def test_an_unsynced_write_leaves_later_writes_synced(tmp_path: Path) -> None:
-    from roost.store.sqlite.db import MailDB
+    from roost.store.sqlite.mail_db import MailDB
 
     db = MailDB.open(tmp_path / "acct", durable=True, create=True)
     try:
@@ -441,7 +441,8 @@ def test_writers_take_turns_on_the_account_lock(tmp_path: Path) -> None:
     its transaction, also when it fails."""
     import fcntl
 
-    from roost.store.sqlite.db import WRITERS_LOCK, MailDB
+    from roost.store.sqlite.db import WRITERS_LOCK
+    from roost.store.sqlite.mail_db import MailDB
 
     db = MailDB.open(tmp_path / "acct", durable=True, create=True)
     other = os.open(tmp_path / "acct" / WRITERS_LOCK, os.O_RDWR)  # another process's view

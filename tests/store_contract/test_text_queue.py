@@ -14,7 +14,7 @@ from roost.store.base import MatchText, SearchQuery, TextField
 from roost.store.sqlite import SqliteStore
 from roost.store.sqlite import analyses as analyses_module
 from roost.store.sqlite.account import SqliteAccount
-from roost.store.sqlite.db import MailDB
+from roost.store.sqlite.mail_db import MailDB
 from tests.store_contract.helpers import new
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 from roost.mime import imap_form
 from roost.mime.envelope import envelope as render_envelope
-from roost.mime.parse import KIND_MULTIPART, KIND_RFC822, Lexer, Node, content_params
+from roost.mime.lexer import Lexer, content_params
+from roost.mime.parse import KIND_MULTIPART, KIND_RFC822, Node
 
 _DEFAULT_CHARSET = (b"charset", b"us-ascii")
 _EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0'

@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roost.mime import imap_form
-from roost.mime.parse import NUL_REPLACEMENT, Field, Lexer
+from roost.mime.lexer import NUL_REPLACEMENT, Lexer
+from roost.mime.parse import Field
 
 MAX_ADDRESSES = 10_000
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from roost.mime.layout import HeaderScanner, header_length
-from roost.store.base import MessageSource, StorageFull
+from roost.store.errors import StorageFull
+from roost.store.values import MessageSource
 
 COPY_CHUNK = 1 << 20
 _BLOB_ID = re.compile(r"[0-9a-f]{64}")

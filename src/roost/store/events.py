@@ -17,12 +17,47 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
 
-from roost.store.base import ChangeEvent, MailboxChanged, MailboxListChanged
+# ---- the events ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxChanged:
+    """Messages in a mailbox changed; ask ``changes_since`` what exactly."""
+
+    mailbox_id: int
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxListChanged:
+    """A mailbox was created, deleted, renamed, or a subscription changed."""
+
+
+ChangeEvent = MailboxChanged | MailboxListChanged
+
+
+class ChangeListener(Protocol):
+    """One session's subscription to an account's change events."""
+
+    async def wait(self) -> list[ChangeEvent]:
+        """Return pending events, waiting for the first one (wrap in asyncio.timeout)."""
+        ...
+
+    def pending(self) -> list[ChangeEvent]:
+        """Return and clear pending events without waiting."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# ---- the hub ------------------------------------------------------------------------
 
 
 class Listener:
-    """One session's queue of an account's events (implements base.ChangeListener)."""
+    """One session's queue of an account's events (implements ChangeListener)."""
 
     def __init__(self, hub: EventHub, account: str) -> None:
         self._hub = hub

@@ -22,9 +22,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 
-from roost.store.base import (
+from roost.store.errors import MessageGone, StoreError
+from roost.store.events import ChangeEvent, EventHub, Listener
+from roost.store.query import SearchQuery, SearchResult, ThreadFields
+from roost.store.sqlite import analyses, mailboxes
+from roost.store.sqlite import messages as message_ops
+from roost.store.sqlite import search as search_ops
+from roost.store.sqlite.db import storage_errors
+from roost.store.sqlite.mail_db import MailDB
+from roost.store.sqlite.worker import Worker
+from roost.store.values import (
     AppendResult,
-    ChangeEvent,
     CopyResult,
     FlagOp,
     FlagRows,
@@ -32,21 +40,10 @@ from roost.store.base import (
     MailboxInfo,
     MailboxSnapshot,
     MailboxStatus,
-    MessageGone,
     MessageMeta,
     NewMessage,
-    SearchQuery,
-    SearchResult,
-    StoreError,
     StoreFlagsResult,
-    ThreadFields,
 )
-from roost.store.events import EventHub, Listener
-from roost.store.sqlite import analyses, mailboxes
-from roost.store.sqlite import messages as message_ops
-from roost.store.sqlite import search as search_ops
-from roost.store.sqlite.db import MailDB, storage_errors
-from roost.store.sqlite.worker import Worker
 
 P = ParamSpec("P")
 T = TypeVar("T")

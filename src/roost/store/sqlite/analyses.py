@@ -14,12 +14,13 @@ Invariants:
   and always before a search reads (``indexed_read``), so no search misses one.
 * An analysis and its text are written and removed together, inside write
   transactions.
-* A blob's rows are removed where the blob file is (``MailDB.release_blobs``), under
-  the same write lock, but at most ``FORGET_BATCH`` at a time: taking a document out
-  of the trigram index costs about half a millisecond, and emptying a 100,000-message
-  Trash must not hold up its EXPUNGE for a minute. The rest stay behind unreachable
-  (search starts from messages, so they never match; an APPEND of the same content
-  reuses them) until the sweep at the next open, ``ORPHANS_PER_SWEEP`` at a time.
+* A blob's rows are removed where the blob file is (``MailDB.release_blobs``,
+  mail_db.py), under the same write lock, but at most ``FORGET_BATCH`` at a time:
+  taking a document out of the trigram index costs about half a millisecond, and
+  emptying a 100,000-message Trash must not hold up its EXPUNGE for a minute. The
+  rest stay behind unreachable (search starts from messages, so they never match; an
+  APPEND of the same content reuses them) until the sweep at the next open,
+  ``ORPHANS_PER_SWEEP`` at a time.
 * Messages stored before analyses existed are analysed from their files by
   ``backfill`` before the first search; ``counters.unanalyzed`` says one is due.
 * The indexed text of one message is bounded (``MAX_*_CHARS``): a huge text part
@@ -41,10 +42,10 @@ from typing import TYPE_CHECKING
 
 from roost.mime.analysis import Analysis
 from roost.mime.analyze import analyze
-from roost.store.base import MessageSource
+from roost.store.values import MessageSource
 
 if TYPE_CHECKING:
-    from roost.store.sqlite.db import MailDB
+    from roost.store.sqlite.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def compute_file(path: Path) -> AnalysisRow:
                 mapped.close()
 
 
-def insert(db: MailDB, blob_id: str, row: AnalysisRow) -> None:
+def insert(db: Database, blob_id: str, row: AnalysisRow) -> None:
     """Inside a write transaction: record ``row`` for ``blob_id`` unless it has one;
     its text waits in ``text_pending`` (see ``index_queued``)."""
     inserted = db.conn.execute(_INSERT_ANALYSIS, (blob_id, *row.columns)).fetchall()
@@ -169,7 +170,7 @@ def insert(db: MailDB, blob_id: str, row: AnalysisRow) -> None:
         )
 
 
-def _thread_of(db: MailDB, row: AnalysisRow) -> int | None:
+def _thread_of(db: Database, row: AnalysisRow) -> int | None:
     """The thread of the nearest ancestor already stored (RFC 8474 THREADID): the
     In-Reply-To parent first, then References from the newest back to the root."""
     message_id, in_reply_to, refs = row.columns[3], row.columns[4], row.columns[5]
@@ -188,7 +189,7 @@ def _thread_of(db: MailDB, row: AnalysisRow) -> int | None:
     return None
 
 
-def forget(db: MailDB, blob_ids: Sequence[str]) -> None:
+def forget(db: Database, blob_ids: Sequence[str]) -> None:
     """Inside a write transaction: remove the rows of ``blob_ids``."""
     if not blob_ids:
         return
@@ -204,7 +205,7 @@ def forget(db: MailDB, blob_ids: Sequence[str]) -> None:
     )
 
 
-def forget_orphans(db: MailDB, limit: int = ORPHANS_PER_SWEEP) -> None:
+def forget_orphans(db: Database, limit: int = ORPHANS_PER_SWEEP) -> None:
     """Inside a write transaction: remove up to ``limit`` rows no message refers to."""
     orphans = [
         blob_id
@@ -217,7 +218,7 @@ def forget_orphans(db: MailDB, limit: int = ORPHANS_PER_SWEEP) -> None:
     forget(db, orphans)
 
 
-def index_queued(db: MailDB) -> None:
+def index_queued(db: Database) -> None:
     """Move the texts waiting in ``text_pending`` into the FTS5 index, oldest first,
     ``INDEX_CHUNK`` per write transaction. Unsynced: the texts were committed durably
     to ``text_pending``, and a move lost to a power cut is undone whole and made again."""
@@ -235,7 +236,7 @@ def index_queued(db: MailDB) -> None:
     db.queued_texts = 0
 
 
-def index_if_due(db: MailDB) -> None:
+def index_if_due(db: Database) -> None:
     """After a delivery's commit: index the queued texts once ``INDEX_BATCH`` have
     gathered. Never raises — the delivery is already acknowledged; a failure is logged
     and the texts wait for the next attempt (a search makes one)."""
@@ -248,7 +249,7 @@ def index_if_due(db: MailDB) -> None:
 
 
 @contextlib.contextmanager
-def indexed_read(db: MailDB) -> Iterator[None]:
+def indexed_read(db: Database) -> Iterator[None]:
     """A read transaction in which every stored analysis is in the FTS5 index.
 
     Texts queued by this or another process are indexed first; if another process
@@ -263,7 +264,7 @@ def indexed_read(db: MailDB) -> Iterator[None]:
         index_queued(db)
 
 
-def backfill(db: MailDB) -> None:
+def backfill(db: Database) -> None:
     """Analyse messages stored before analyses existed, in batches; then clear
     ``counters.unanalyzed``. Cheap when there is nothing to do (remembered per
     connection)."""
@@ -293,7 +294,7 @@ def backfill(db: MailDB) -> None:
     db.analyzed = True
 
 
-def _analyse_stored(db: MailDB, blob_ids: Iterable[str]) -> Iterable[tuple[str, AnalysisRow]]:
+def _analyse_stored(db: Database, blob_ids: Iterable[str]) -> Iterable[tuple[str, AnalysisRow]]:
     for blob_id in blob_ids:
         try:
             source = db.blob_source(blob_id)

@@ -1,5 +1,8 @@
 """One account's open database and message files, used only on its worker thread.
 
+The low level: connection, transactions, counters, rows and blob bytes. It knows nothing
+of analyses, search or the UID cache; ``mail_db.MailDB`` adds those on top.
+
 Invariants:
 
 * Every change runs in ``write()``: BEGIN IMMEDIATE … COMMIT, rolled back on any error.
@@ -7,8 +10,8 @@ Invariants:
 * Blob lifetime: a message of up to ``INLINE_MAX`` bytes that arrived in memory is kept
   in ``blob_data``, written in the transaction that references it. Any other blob is
   a file, written (durably) before that transaction and re-checked inside it. A blob
-  is removed only inside a write transaction that finds no message referring to it,
-  after the commit that removed the last reference. Holding the write lock for both
+  is removed (mail_db.py) only inside a write transaction that finds no message
+  referring to it, after the commit that removed the last reference. Holding the write lock for both
   makes that safe against other processes.
 * A full disk (ENOSPC, SQLITE_FULL) surfaces as StorageFull after rollback.
 * Writers of one account take turns on ``writers.lock`` (flock) before SQLite's own
@@ -26,31 +29,21 @@ import contextlib
 import fcntl
 import io
 import json
-import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, Self
 
-from roost.store.base import (
-    MailboxInfo,
-    MessageSource,
-    NoSuchMailbox,
-    StorageFull,
-)
 from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore, StoredBlob, describe
-from roost.store.sqlite import analyses, search
+from roost.store.errors import NoSuchMailbox, StorageFull
 from roost.store.sqlite.flags import FlagCodec, Keywords
 from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS, connect, migrate
-from roost.store.sqlite.uid_cache import UidCache
-
-log = logging.getLogger(__name__)
+from roost.store.values import MailboxInfo, MessageSource
 
 WRITERS_LOCK = "writers.lock"
-TMP_MAX_AGE = 3600.0  # seconds; younger temporary files may be writes in progress
 UIDVALIDITY_MAX = 0xFFFFFFFF
 # Messages up to this size that arrive in memory are stored in the database (blob_data):
 # most mail, durable with the one WAL fsync of its transaction instead of three (file,
@@ -84,7 +77,7 @@ class MailboxRow(NamedTuple):
         )
 
 
-class MailDB:
+class Database:
     def __init__(
         self, conn: sqlite3.Connection, blobs: BlobStore, writers: int | None = None
     ) -> None:
@@ -92,13 +85,11 @@ class MailDB:
         self.blobs = blobs
         self._writers = writers  # descriptor of the writers' turn lock (see ``write``)
         self.codec = FlagCodec()
-        self.uid_cache = UidCache()
         self.analyzed = False  # backfill of analyses found nothing left to do
         self.queued_texts = 0  # texts queued for the index here since it last indexed
-        search.register_functions(conn)
 
     @classmethod
-    def open(cls, directory: Path, *, durable: bool, create: bool = False) -> MailDB:
+    def open(cls, directory: Path, *, durable: bool, create: bool = False) -> Self:
         """Open (or with ``create``, create) the account stored in ``directory``."""
         if create:
             for sub in ("blobs", "tmp"):
@@ -332,63 +323,6 @@ class MailDB:
             "SELECT data FROM blob_data WHERE blob_id = ?", (blob_id,)
         ).fetchone()
         return None if row is None else bytes(row[0])
-
-    def release_blobs(self, blob_ids: Iterable[str]) -> None:
-        """Unlink those of ``blob_ids`` no message refers to. Never raises: a blob left
-        behind is collected by the next sweep."""
-        candidates = sorted(set(blob_ids))
-        if not candidates:
-            return
-        try:
-            # Unsynced: the commits that dropped the last references were synced; if a
-            # power cut undoes this one, the sweep forgets the analyses again.
-            with self.write(sync=False):
-                unreferenced = self._unreferenced(candidates)
-                analyses.forget(self, unreferenced[: analyses.FORGET_BATCH])
-                for blob_id in unreferenced:
-                    if not self._forget_small(blob_id):
-                        self.blobs.delete(blob_id)
-        except Exception:
-            log.warning("could not release blobs; the next sweep will", exc_info=True)
-
-    def sweep_orphans(self) -> int:
-        """Remove blobs no message refers to (and their analyses) and stale temporary
-        files; return the number of blobs removed."""
-        self.blobs.sweep_tmp(TMP_MAX_AGE)
-        with self.write():
-            analyses.forget_orphans(self)
-            self.conn.execute(
-                "DELETE FROM blob_data WHERE NOT EXISTS"
-                " (SELECT 1 FROM messages m WHERE m.blob_id = blob_data.blob_id)"
-            )
-        present = set(self.blobs.blob_ids())
-        if not present:
-            return 0
-        referenced = {
-            blob_id for (blob_id,) in self.conn.execute("SELECT DISTINCT blob_id FROM messages")
-        }
-        orphans = sorted(present - referenced)
-        if not orphans:
-            return 0
-        with self.write():  # under the write lock: see the module docstring
-            unreferenced = self._unreferenced(orphans)
-            for blob_id in unreferenced:
-                self.blobs.delete(blob_id)
-        return len(unreferenced)
-
-    def _forget_small(self, blob_id: str) -> bool:
-        """Remove a blob kept in the database; False if it is not one (a file)."""
-        return self.conn.execute("DELETE FROM blob_data WHERE blob_id = ?", (blob_id,)).rowcount > 0
-
-    def _unreferenced(self, blob_ids: list[str]) -> list[str]:
-        return [
-            blob_id
-            for (blob_id,) in self.conn.execute(
-                "SELECT value FROM json_each(?) WHERE NOT EXISTS"
-                " (SELECT 1 FROM messages WHERE blob_id = value)",
-                (json.dumps(blob_ids),),
-            )
-        ]
 
 
 def _inline_data(source: MessageSource) -> bytes | None:

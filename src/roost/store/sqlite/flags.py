@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from roost.store.base import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, CannotDoThat
+from roost.store.errors import CannotDoThat
+from roost.store.values import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN
 
 SEEN_BIT = 1
 ANSWERED_BIT = 2

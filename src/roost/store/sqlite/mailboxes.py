@@ -14,18 +14,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from roost.store.base import (
-    SPECIAL_USES,
-    CannotDoThat,
-    ChangeEvent,
-    MailboxChanged,
-    MailboxExists,
-    MailboxHasChildren,
-    MailboxInfo,
-    MailboxListChanged,
-    NoSuchMailbox,
-)
-from roost.store.sqlite.db import MAILBOX_COLUMNS, MailboxRow, MailDB
+from roost.store.errors import CannotDoThat, MailboxExists, MailboxHasChildren, NoSuchMailbox
+from roost.store.events import ChangeEvent, MailboxChanged, MailboxListChanged
+from roost.store.sqlite.db import MAILBOX_COLUMNS, MailboxRow
+from roost.store.sqlite.mail_db import MailDB
+from roost.store.values import SPECIAL_USES, MailboxInfo
 
 INBOX = "INBOX"
 SEPARATOR = "/"

@@ -23,28 +23,26 @@ import json
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 
-from roost.store.base import (
+from roost.store.blobs import StoredBlob
+from roost.store.errors import CannotDoThat, NoSuchMailbox, StoreError
+from roost.store.events import ChangeEvent, MailboxChanged
+from roost.store.sqlite import analyses
+from roost.store.sqlite.db import INLINE_MAX, MailboxRow, encode_date, zone_of
+from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, keyword_text
+from roost.store.sqlite.mail_db import MailDB
+from roost.store.values import (
     AppendResult,
-    CannotDoThat,
-    ChangeEvent,
     CopyResult,
     FlagOp,
     FlagRows,
     FlagState,
-    MailboxChanged,
     MailboxChanges,
     MailboxSnapshot,
     MailboxStatus,
     MessageMeta,
     NewMessage,
-    NoSuchMailbox,
-    StoreError,
     StoreFlagsResult,
 )
-from roost.store.blobs import StoredBlob
-from roost.store.sqlite import analyses
-from roost.store.sqlite.db import INLINE_MAX, MailboxRow, MailDB, encode_date, zone_of
-from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, keyword_text
 
 _INSERT = (
     "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internaldate, tzoffset,"

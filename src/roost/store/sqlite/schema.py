@@ -76,7 +76,7 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
     (
         # What delivery computed about each stored message file (mime/analysis.py),
         # shared by every message with that content, so COPY and MOVE reuse it and never
-        # parse again; removed with the file (db.py, release_blobs). model: the MIME
+        # parse again; removed with the file (mail_db.py, release_blobs). model: the MIME
         # model for FETCH (NULL if analysis failed). sent_date: the Date header in epoch
         # seconds, sent_day its calendar day in its own zone (days since 1970-01-01);
         # both NULL without a usable Date. refs: References, one message-id per line.

@@ -26,12 +26,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from roost.store.base import (
-    ANSWERED,
-    DELETED,
-    DRAFT,
-    FLAGGED,
-    SEEN,
+from roost.store.query import (
     Criterion,
     DateComparison,
     MatchAll,
@@ -55,10 +50,12 @@ from roost.store.base import (
     TextField,
     ThreadFields,
 )
+from roost.store.sqlite.analyses import indexed_read
 from roost.store.sqlite.flags import ANSWERED_BIT, DELETED_BIT, DRAFT_BIT, FLAGGED_BIT, SEEN_BIT
+from roost.store.values import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN
 
 if TYPE_CHECKING:
-    from roost.store.sqlite.db import MailDB
+    from roost.store.sqlite.db import Database
 
 MAX_BETWEEN_RANGES = 16  # more UID ranges than this go through one JSON list
 _EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
@@ -111,9 +108,7 @@ _INDEXED_HEADER = (
 )
 
 
-def search(db: MailDB, mailbox_id: int, query: SearchQuery) -> SearchResult:
-    from roost.store.sqlite.analyses import indexed_read
-
+def search(db: Database, mailbox_id: int, query: SearchQuery) -> SearchResult:
     order = [_ORDER[o.field] + (" DESC" if o.reverse else "") for o in query.order]
     sorts_on_analysis = any(o.field not in _MESSAGE_SORTS for o in query.order)
     sql, params = _select(mailbox_id, query, "m.uid, m.modseq", order, sorts_on_analysis)
@@ -125,9 +120,7 @@ def search(db: MailDB, mailbox_id: int, query: SearchQuery) -> SearchResult:
     return SearchResult([uid for uid, _ in rows], max(modseq for _, modseq in rows))
 
 
-def thread_fields(db: MailDB, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
-    from roost.store.sqlite.analyses import indexed_read
-
+def thread_fields(db: Database, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
     columns = (
         "m.uid, coalesce(a.sent_date, m.internaldate), coalesce(t.subject, ''),"
         " coalesce(a.message_id, ''), coalesce(a.in_reply_to, ''), coalesce(a.refs, '')"

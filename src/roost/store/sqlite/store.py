@@ -10,13 +10,9 @@ Layout under ``data_dir``::
 
 Invariants:
 
-* Account names are unique case-insensitively (case-folded key) and returned as first
-  stored. ``dirname`` is a sanitised prefix of the name plus a random suffix, recorded
-  in users.db: never a path built from untrusted text, never reused by a re-created
-  account.
-* An account exists once its users.db row is committed; its directory is complete
-  before that. Deleting commits the row's removal first, then removes the directory, so
-  a crash leaves at most an unreferenced directory.
+* users.db and the account directories are kept by ``directory.Directory`` (see its
+  invariants: unique case-folded names, directory names never built from them, an
+  account existing once its row is committed).
 * users.db has its own worker thread; each open account its own (account.py).
 * An account whose last session ended stays open for ``keep_open`` seconds, at most
   ``max_idle_open`` of them (least recently used closed first): a client that logs in,
@@ -29,22 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
-import secrets
-import shutil
 import sqlite3
-import time
 from collections import OrderedDict
 from pathlib import Path
 
-from roost.store.base import AccountExists, CannotDoThat, NoSuchAccount
 from roost.store.credentials import AppPasswordRecord, SignInRecord
+from roost.store.errors import NoSuchAccount
 from roost.store.events import EventHub
-from roost.store.sqlite import mailboxes
 from roost.store.sqlite.account import OpenAccount, SqliteAccount
-from roost.store.sqlite.db import MailDB
-from roost.store.sqlite.schema import USERS_MIGRATIONS, connect, migrate
+from roost.store.sqlite.directory import Directory, fold_name
+from roost.store.sqlite.mail_db import MailDB
 from roost.store.sqlite.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -59,7 +49,7 @@ class SqliteStore:
     def __init__(
         self,
         data_dir: Path,
-        directory: _Directory,
+        directory: Directory,
         users: Worker,
         hub: EventHub,
         *,
@@ -95,7 +85,7 @@ class SqliteStore:
         (0 closes an account with its last session)."""
         users = Worker("roost-users")
         try:
-            directory = await users.run(_Directory, data_dir, durable)
+            directory = await users.run(Directory, data_dir, durable)
         except BaseException:
             users.shutdown()
             raise
@@ -127,7 +117,7 @@ class SqliteStore:
         await self._users.run(self._directory.create, name, password_hash)
 
     async def delete_account(self, name: str) -> None:
-        key = _fold(name)
+        key = fold_name(name)
         async with self._lock(key):
             shared = self._open.get(key)
             if shared is not None:
@@ -138,51 +128,53 @@ class SqliteStore:
         return await self._users.run(self._directory.names)
 
     async def get_password_hash(self, name: str) -> str | None:
-        return await self._users.run(self._directory.password_hash, _fold(name))
+        return await self._users.run(self._directory.password_hash, fold_name(name))
 
     async def set_password_hash(self, name: str, password_hash: str) -> None:
-        await self._users.run(self._directory.set_password_hash, _fold(name), password_hash)
+        await self._users.run(self._directory.set_password_hash, fold_name(name), password_hash)
 
     # ---- credentials (store/credentials.py) ----------------------------------------
 
     async def get_sign_in_record(self, name: str) -> SignInRecord | None:
-        return await self._users.run(self._directory.sign_in_record, _fold(name))
+        return await self._users.run(self._directory.sign_in_record, fold_name(name))
 
     async def set_password(self, name: str, password_hash: str, scram_keys: str | None) -> None:
-        await self._users.run(self._directory.set_password, _fold(name), password_hash, scram_keys)
+        await self._users.run(
+            self._directory.set_password, fold_name(name), password_hash, scram_keys
+        )
 
     async def set_totp_secret(self, name: str, secret: str | None) -> None:
-        await self._users.run(self._directory.set_totp_secret, _fold(name), secret)
+        await self._users.run(self._directory.set_totp_secret, fold_name(name), secret)
 
     async def accept_totp_step(self, name: str, step: int) -> bool:
-        return await self._users.run(self._directory.accept_totp_step, _fold(name), step)
+        return await self._users.run(self._directory.accept_totp_step, fold_name(name), step)
 
     async def add_scram_keys(self, name: str, password_hash: str, scram_keys: str) -> bool:
         return await self._users.run(
-            self._directory.add_scram_keys, _fold(name), password_hash, scram_keys
+            self._directory.add_scram_keys, fold_name(name), password_hash, scram_keys
         )
 
     async def add_app_password(self, name: str, app_password: AppPasswordRecord) -> None:
-        await self._users.run(self._directory.add_app_password, _fold(name), app_password)
+        await self._users.run(self._directory.add_app_password, fold_name(name), app_password)
 
     async def delete_app_password(self, name: str, label: str) -> bool:
-        return await self._users.run(self._directory.delete_app_password, _fold(name), label)
+        return await self._users.run(self._directory.delete_app_password, fold_name(name), label)
 
     async def app_password_used(self, name: str, selector: str, when: int) -> None:
-        await self._users.run(self._directory.app_password_used, _fold(name), selector, when)
+        await self._users.run(self._directory.app_password_used, fold_name(name), selector, when)
 
     async def replace_app_password_hash(
         self, name: str, selector: str, old_hash: str, new_hash: str
     ) -> None:
         await self._users.run(
-            self._directory.replace_app_password_hash, _fold(name), selector, old_hash, new_hash
+            self._directory.replace_app_password_hash, fold_name(name), selector, old_hash, new_hash
         )
 
     async def instance_secret(self) -> bytes:
         return await self._users.run(self._directory.instance_secret)
 
     async def open_account(self, name: str) -> SqliteAccount:
-        key = _fold(name)
+        key = fold_name(name)
         async with self._lock(key):
             stored_name, dirname = await self._users.run(self._directory.lookup, key)
             shared = self._open.get(key)
@@ -261,10 +253,6 @@ class SqliteStore:
             shared.worker.shutdown()
 
 
-def _fold(name: str) -> str:
-    return name.casefold()
-
-
 def _open_account_db(directory: Path, durable: bool, sweep: bool) -> MailDB:
     try:
         db = MailDB.open(directory, durable=durable)
@@ -279,259 +267,3 @@ def _open_account_db(directory: Path, durable: bool, sweep: bool) -> MailDB:
             if removed:
                 log.info("removed %d orphan message files in %s", removed, directory.name)
     return db
-
-
-class _Directory:
-    """users.db, used only on the users worker thread."""
-
-    def __init__(self, data_dir: Path, durable: bool) -> None:
-        self.durable = durable
-        self._accounts = data_dir / "accounts"
-        self._accounts.mkdir(parents=True, exist_ok=True)
-        path = data_dir / "users.db"
-        _make_private(path)  # it holds password hashes, SCRAM keys and TOTP secrets
-        self._conn = connect(path, durable=durable, create=True)
-        migrate(self._conn, USERS_MIGRATIONS)
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def account_dir(self, dirname: str) -> Path:
-        return self._accounts / dirname
-
-    def create(self, name: str, password_hash: str) -> None:
-        key = _fold(name)
-        if not key:
-            raise CannotDoThat("an account needs a name")
-        if self._row(key) is not None:
-            raise AccountExists(name)
-        floor: int = self._conn.execute(
-            "SELECT uidvalidity_floor FROM counters WHERE id = 0"
-        ).fetchone()[0]
-        dirname = self._new_dirname(key)
-        directory = self.account_dir(dirname)
-        try:
-            db = MailDB.open(directory, durable=self.durable, create=True)
-            try:
-                mailboxes.initialize(db, floor)
-            finally:
-                db.close()
-            self._sync_dir(directory)
-            self._sync_dir(self._accounts)
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(
-                    "INSERT INTO accounts (name_key, name, dirname, password_hash, created)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (key, name, dirname, password_hash, int(time.time())),
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        except sqlite3.IntegrityError as exc:  # created meanwhile by another process
-            shutil.rmtree(directory, ignore_errors=True)
-            raise AccountExists(name) from exc
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-
-    def delete(self, key: str) -> None:
-        """The account must not be open in this process."""
-        _, dirname = self.lookup(key)
-        directory = self.account_dir(dirname)
-        last_uidvalidity = _last_uidvalidity(directory)
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.execute("DELETE FROM accounts WHERE name_key = ?", (key,))
-            self._conn.execute(
-                "UPDATE counters SET uidvalidity_floor = max(uidvalidity_floor, ?) WHERE id = 0",
-                (last_uidvalidity,),
-            )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        shutil.rmtree(directory, ignore_errors=True)
-
-    def lookup(self, key: str) -> tuple[str, str]:
-        """(stored name, dirname); NoSuchAccount where absent."""
-        row = self._row(key)
-        if row is None:
-            raise NoSuchAccount(key)
-        return row
-
-    def names(self) -> list[str]:
-        return [name for (name,) in self._conn.execute("SELECT name FROM accounts ORDER BY 1")]
-
-    def password_hash(self, key: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT password_hash FROM accounts WHERE name_key = ?", (key,)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_password_hash(self, key: str, password_hash: str) -> None:
-        cursor = self._conn.execute(
-            "UPDATE accounts SET password_hash = ? WHERE name_key = ?", (password_hash, key)
-        )
-        if cursor.rowcount == 0:
-            raise NoSuchAccount(key)
-
-    def sign_in_record(self, key: str) -> SignInRecord | None:
-        row = self._conn.execute(
-            "SELECT name, password_hash, scram_keys, totp_secret, totp_last_step"
-            " FROM accounts WHERE name_key = ?",
-            (key,),
-        ).fetchone()
-        if row is None:
-            return None
-        app_passwords = tuple(
-            AppPasswordRecord(str(label), str(selector), str(hash_), int(created), last_used)
-            for label, selector, hash_, created, last_used in self._conn.execute(
-                "SELECT label, selector, password_hash, created, last_used"
-                " FROM app_passwords WHERE name_key = ? ORDER BY created, label",
-                (key,),
-            )
-        )
-        name, password_hash, scram_keys, totp_secret, totp_last_step = row
-        return SignInRecord(
-            name=str(name),
-            password_hash=str(password_hash),
-            scram_keys=scram_keys,
-            totp_secret=totp_secret,
-            totp_last_step=int(totp_last_step),
-            app_passwords=app_passwords,
-        )
-
-    def set_password(self, key: str, password_hash: str, scram_keys: str | None) -> None:
-        cursor = self._conn.execute(
-            "UPDATE accounts SET password_hash = ?, scram_keys = ? WHERE name_key = ?",
-            (password_hash, scram_keys, key),
-        )
-        if cursor.rowcount == 0:
-            raise NoSuchAccount(key)
-
-    def add_scram_keys(self, key: str, password_hash: str, scram_keys: str) -> bool:
-        # Conditional, so a password changed meanwhile never gets the old one's keys.
-        cursor = self._conn.execute(
-            "UPDATE accounts SET scram_keys = ?"
-            " WHERE name_key = ? AND password_hash = ? AND scram_keys IS NULL",
-            (scram_keys, key, password_hash),
-        )
-        return cursor.rowcount == 1
-
-    def set_totp_secret(self, key: str, secret: str | None) -> None:
-        cursor = self._conn.execute(
-            "UPDATE accounts SET totp_secret = ?, totp_last_step = 0 WHERE name_key = ?",
-            (secret, key),
-        )
-        if cursor.rowcount == 0:
-            raise NoSuchAccount(key)
-
-    def accept_totp_step(self, key: str, step: int) -> bool:
-        # One statement: of two sign-ins racing with the same code, one wins.
-        cursor = self._conn.execute(
-            "UPDATE accounts SET totp_last_step = ?"
-            " WHERE name_key = ? AND totp_secret IS NOT NULL AND totp_last_step < ?",
-            (step, key, step),
-        )
-        return cursor.rowcount == 1
-
-    def add_app_password(self, key: str, app_password: AppPasswordRecord) -> None:
-        if self._row(key) is None:
-            raise NoSuchAccount(key)
-        try:
-            self._conn.execute(
-                "INSERT INTO app_passwords (name_key, label_key, label, selector,"
-                " password_hash, created, last_used) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    _fold(app_password.label),
-                    app_password.label,
-                    app_password.selector,
-                    app_password.password_hash,
-                    app_password.created,
-                    app_password.last_used,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise CannotDoThat(
-                f"an app password labelled {app_password.label!r} or with that selector exists"
-            ) from exc
-
-    def delete_app_password(self, key: str, label: str) -> bool:
-        if self._row(key) is None:
-            raise NoSuchAccount(key)
-        cursor = self._conn.execute(
-            "DELETE FROM app_passwords WHERE name_key = ? AND label_key = ?", (key, _fold(label))
-        )
-        return cursor.rowcount > 0
-
-    def app_password_used(self, key: str, selector: str, when: int) -> None:
-        self._conn.execute(
-            "UPDATE app_passwords SET last_used = max(coalesce(last_used, 0), ?)"
-            " WHERE name_key = ? AND selector = ?",
-            (when, key, selector),
-        )
-
-    def replace_app_password_hash(
-        self, key: str, selector: str, old_hash: str, new_hash: str
-    ) -> None:
-        self._conn.execute(
-            "UPDATE app_passwords SET password_hash = ?"
-            " WHERE name_key = ? AND selector = ? AND password_hash = ?",
-            (new_hash, key, selector, old_hash),
-        )
-
-    def instance_secret(self) -> bytes:
-        secret: bytes = self._conn.execute("SELECT secret FROM counters WHERE id = 0").fetchone()[0]
-        return secret
-
-    def _row(self, key: str) -> tuple[str, str] | None:
-        row = self._conn.execute(
-            "SELECT name, dirname FROM accounts WHERE name_key = ?", (key,)
-        ).fetchone()
-        return None if row is None else (str(row[0]), str(row[1]))
-
-    def _new_dirname(self, key: str) -> str:
-        prefix = re.sub(r"[^a-z0-9_-]+", "_", key)[:32] or "account"
-        while True:
-            dirname = f"{prefix}-{secrets.token_hex(4)}"
-            if not self.account_dir(dirname).exists():
-                return dirname
-
-    def _sync_dir(self, directory: Path) -> None:
-        if self.durable:
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-
-def _make_private(path: Path) -> None:
-    """Create ``path`` (if absent) readable by its owner only, and make it so if it
-    exists; its WAL and shared-memory files, created by SQLite, take the same mode."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            os.chmod(file, 0o600)
-        except FileNotFoundError:
-            pass
-        except PermissionError:
-            log.warning("cannot make %s private (mode 0600)", file)
-
-
-def _last_uidvalidity(directory: Path) -> int:
-    """The account's last UIDVALIDITY, or 0 if its database cannot be read."""
-    try:
-        db = MailDB.open(directory, durable=False)
-    except (sqlite3.Error, OSError):
-        return 0
-    try:
-        return db.last_uidvalidity()
-    except sqlite3.Error:
-        return 0
-    finally:
-        db.close()

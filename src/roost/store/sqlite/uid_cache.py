@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from roost.store.sqlite.schema import BUSY_TIMEOUT_MS
 
 if TYPE_CHECKING:
-    from roost.store.sqlite.db import MailboxRow, MailDB
+    from roost.store.sqlite.db import Database, MailboxRow
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class UidCache:
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._to_store: set[int] = set()
 
-    def uids(self, db: MailDB, row: MailboxRow) -> array[int]:
+    def uids(self, db: Database, row: MailboxRow) -> array[int]:
         """The mailbox's UIDs, ascending, as a new array. Call inside the read (or
         write) transaction that read ``row``; then ``store_pending`` after it."""
         entry = self._entries.get(row.id)
@@ -86,7 +86,7 @@ class UidCache:
             self._to_store.add(row.id)
         return array("I", entry.uids)
 
-    def store_pending(self, db: MailDB) -> None:
+    def store_pending(self, db: Database) -> None:
         """Write the lists ``uids`` found missing or far behind in ``uid_lists``, outside
         any transaction. Never waits for another process's write lock, and never fails:
         a list not stored only costs the next cold SELECT its time."""
@@ -135,7 +135,7 @@ def _usable(entry: _Entry, row: MailboxRow) -> bool:
     )
 
 
-def _load(db: MailDB, row: MailboxRow) -> _Entry | None:
+def _load(db: Database, row: MailboxRow) -> _Entry | None:
     """The stored list, caught up to ``row``; None if there is none that can be."""
     stored = db.conn.execute(
         "SELECT uidvalidity, uidnext, highestmodseq, uids FROM uid_lists WHERE mailbox_id = ?",
@@ -150,14 +150,14 @@ def _load(db: MailDB, row: MailboxRow) -> _Entry | None:
     return entry
 
 
-def _read_all(db: MailDB, mailbox_id: int) -> array[int]:
+def _read_all(db: Database, mailbox_id: int) -> array[int]:
     rows = db.conn.execute(
         "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
     )
     return array("I", [uid for (uid,) in rows])
 
 
-def _catch_up(db: MailDB, row: MailboxRow, entry: _Entry) -> None:
+def _catch_up(db: Database, row: MailboxRow, entry: _Entry) -> None:
     """Apply the appends and expunges since ``entry`` was read (module docstring)."""
     uids = entry.uids
     gone = [

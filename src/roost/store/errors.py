@@ -1,0 +1,43 @@
+"""The errors the store raises on purpose; the protocols map each to a response code."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of every error the store raises on purpose; the protocol maps them to codes."""
+
+
+class NoSuchAccount(StoreError):
+    pass
+
+
+class AccountExists(StoreError):
+    pass
+
+
+class NoSuchMailbox(StoreError):
+    pass
+
+
+class MailboxExists(StoreError):
+    pass
+
+
+class MailboxHasChildren(StoreError):
+    """Raised where an operation is refused because the mailbox has inferiors."""
+
+
+class CannotDoThat(StoreError):
+    """The request is well formed but impossible (e.g. deleting INBOX)."""
+
+
+class QuotaExceeded(StoreError):
+    pass
+
+
+class MessageGone(StoreError):
+    """The message was expunged (its file removed) after its metadata was read."""
+
+
+class StorageFull(StoreError):
+    """The disk is full: nothing was changed."""

@@ -1,0 +1,178 @@
+"""The Store interface: what the protocols may ask of storage, and nothing more.
+
+The store speaks mail — accounts, mailboxes, UIDs, flags, modseqs — never SQL rows and
+never protocol syntax. Every backend (the embedded SQLite one now, PostgreSQL later)
+implements these Protocols and passes the one contract suite in tests/store_contract/.
+
+Invariants every backend keeps:
+
+* Mailbox names are full UTF-8 names with "/" as the hierarchy separator. "INBOX" is
+  stored and returned in exactly that spelling; callers normalise any-case "inbox" to it.
+* UIDs within a mailbox only grow; UIDVALIDITY never changes for a mailbox's lifetime
+  (RENAME keeps it). A mailbox deleted and created again gets a new UIDVALIDITY.
+* MODSEQs come from one counter per account, so they grow across every mailbox of the
+  account; every flag change, append and expunge takes a new one (RFC 7162 §3).
+* Every expunge is logged with its modseq, so ``changes_since`` can report it.
+* A method that changes data returns only after the change is durable (message file
+  fsynced and renamed, then the transaction committed), and publishes a change event
+  after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from roost.store.credentials import CredentialStore
+from roost.store.events import ChangeListener
+from roost.store.query import SearchQuery, SearchResult, ThreadFields
+from roost.store.values import (
+    AppendResult,
+    CopyResult,
+    FlagOp,
+    FlagRows,
+    MailboxChanges,
+    MailboxInfo,
+    MailboxSnapshot,
+    MailboxStatus,
+    MessageMeta,
+    NewMessage,
+    StoreFlagsResult,
+)
+
+
+class Account(Protocol):
+    """One account's mail. Obtained from Store.open_account; release with close()."""
+
+    name: str
+
+    async def close(self) -> None: ...
+
+    def listen(self) -> ChangeListener: ...
+
+    # mailboxes
+    async def list_mailboxes(self) -> list[MailboxInfo]: ...
+    async def get_mailbox(self, name: str) -> MailboxInfo:
+        """Raise NoSuchMailbox where absent."""
+        ...
+
+    async def create_mailbox(self, name: str, special_use: str | None = None) -> MailboxInfo:
+        """Create ``name`` and any missing parents (RFC 3501 §6.3.3). MailboxExists if
+        present (a \\Noselect placeholder of that name becomes a real mailbox instead)."""
+        ...
+
+    async def delete_mailbox(self, name: str) -> None:
+        """Delete a mailbox. With inferiors, it becomes a \\Noselect placeholder and its
+        messages are removed (RFC 3501 §6.3.4). CannotDoThat for INBOX."""
+        ...
+
+    async def rename_mailbox(self, old: str, new: str) -> None:
+        """Rename with all inferiors, keeping UIDVALIDITY. Renaming INBOX moves its
+        messages into a new mailbox and leaves INBOX empty (RFC 9051 §6.3.6)."""
+        ...
+
+    async def list_subscriptions(self) -> list[str]: ...
+    async def set_subscribed(self, name: str, subscribed: bool) -> None: ...
+
+    async def status(self, mailbox_id: int) -> MailboxStatus: ...
+
+    # messages
+    async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
+        """The mailbox now; with ``claim_recent``, also claim \\Recent as ``claim_recent``
+        does, at the same instant (``recent_floor``): SELECT needs no second call."""
+        ...
+
+    async def claim_recent(self, mailbox_id: int) -> int:
+        """Claim \\Recent for the caller: return the lowest UID that is recent for it and
+        move the mailbox's recent floor to UIDNEXT, so no other session gets them."""
+        ...
+
+    async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
+        """Store all of ``messages`` or none of them (MULTIAPPEND, RFC 3502) in the
+        mailbox with that id, or that name. By name, it is looked up in the same step:
+        NoSuchMailbox where absent, CannotDoThat for a \\Noselect placeholder."""
+        ...
+
+    async def fetch_meta(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        *,
+        with_model: bool = True,
+        with_content: bool = False,
+    ) -> list[MessageMeta]:
+        """Metadata for those of ``uids`` that exist, ascending UID; ``model`` stays None
+        unless ``with_model`` (it is the largest part, and FLAGS-only FETCH needs none).
+        ``with_content`` fills ``content`` for small messages (a backend may leave any of
+        them None: callers then read with ``read_range``)."""
+        ...
+
+    async def fetch_flags(
+        self, mailbox_id: int, uids: Sequence[int], *, with_modseq: bool = True
+    ) -> FlagRows:
+        """UID, flags and modseq of those of ``uids`` that exist, ascending UID: what
+        ``fetch_meta`` gives of them, for a fraction of its cost. Without
+        ``with_modseq``, ``modseqs`` is None (a FETCH of only UID and FLAGS)."""
+        ...
+
+    def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
+        """The stored bytes of a message, in chunks."""
+        ...
+
+    async def read_range(self, meta: MessageMeta, start: int, length: int) -> bytes:
+        """``length`` bytes of the stored message from offset ``start`` (fewer at the end)."""
+        ...
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        op: FlagOp,
+        flags: frozenset[str],
+        unchangedsince: int | None = None,
+    ) -> StoreFlagsResult: ...
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        """Remove messages flagged \\Deleted (only among ``uids`` if given); return their
+        UIDs, ascending."""
+        ...
+
+    async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult: ...
+    async def move(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
+        """Copy then expunge from the source, in one transaction (RFC 6851)."""
+        ...
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges: ...
+
+    # search
+    async def search(self, mailbox_id: int, query: SearchQuery) -> SearchResult:
+        """The messages matching ``query.criterion``, in its order."""
+        ...
+
+    async def thread_fields(self, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
+        """Threading fields of the messages matching ``query.criterion``, ascending UID."""
+        ...
+
+
+class Store(CredentialStore, Protocol):
+    """The whole store: accounts and their credentials (sign-in records, SCRAM keys,
+    two-factor, app passwords: ``credentials.CredentialStore``)."""
+
+    async def close(self) -> None: ...
+
+    async def create_account(self, name: str, password_hash: str) -> None:
+        """Create an account with INBOX, Drafts, Sent, Trash, Junk and Archive, each with
+        its special-use attribute and subscribed. AccountExists if present."""
+        ...
+
+    async def delete_account(self, name: str) -> None: ...
+    async def list_accounts(self) -> list[str]: ...
+    async def get_password_hash(self, name: str) -> str | None:
+        """None where the account does not exist."""
+        ...
+
+    async def set_password_hash(self, name: str, password_hash: str) -> None: ...
+
+    async def open_account(self, name: str) -> Account:
+        """NoSuchAccount where absent. Each call returns a handle; close it when done."""
+        ...
