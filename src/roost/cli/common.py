@@ -38,20 +38,37 @@ def fail(message: str, code: int = EXIT_RUNTIME) -> NoReturn:
     raise click.exceptions.Exit(code)
 
 
+# The one configuration every command reads when neither --config nor $ROOST_CONFIG
+# names another: `roost serve` and `roost user add` must agree on the data directory.
+DEFAULT_CONFIG = Path("/etc/roost/roost.toml")
+
 config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     envvar="ROOST_CONFIG",
     metavar="FILE",
-    help="Configuration file (TOML). Default: $ROOST_CONFIG.",
+    help=f"Configuration file (TOML). Default: $ROOST_CONFIG, else {DEFAULT_CONFIG}.",
 )
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
     metavar="DIR",
-    help=f"Data directory; overrides the configuration. Default: ./{DEV_DATA_DIR}.",
+    help="Data directory; overrides the configuration's. Without a configuration: "
+    f"./{DEV_DATA_DIR}, the --dev server's, when it exists.",
 )
+
+
+def default_config(config_path: Path | None) -> Path | None:
+    """``config_path`` when given (--config, $ROOST_CONFIG), else the default file
+    when it exists."""
+    if config_path is not None:
+        return config_path
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def no_config() -> str:
+    return f"give --config FILE (or set ROOST_CONFIG, or create {DEFAULT_CONFIG})"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,6 +95,14 @@ def utc(epoch_seconds: int) -> str:
 
 
 def data_dir_for(config_path: Path | None, data_dir: Path | None, *, must_exist: bool) -> Path:
+    """The data directory an admin command works on: the one the server uses.
+
+    --data-dir wins, then the configuration's (--config, $ROOST_CONFIG, else
+    /etc/roost/roost.toml). With neither, only ./roost-data of a --dev server that
+    exists is taken: a command run from the wrong directory must not create a data
+    directory and an account that no server reads. ``must_exist`` is False only for
+    commands that may create the directory they were told of explicitly."""
+    config_path = default_config(config_path)
     if data_dir is not None:
         directory = data_dir
     elif config_path is not None:
@@ -86,7 +111,14 @@ def data_dir_for(config_path: Path | None, data_dir: Path | None, *, must_exist:
         except ConfigError as error:
             fail(str(error), EXIT_CONFIG)
     else:
-        directory = DEV_DATA_DIR
+        directory = DEV_DATA_DIR.absolute()
+        if not directory.is_dir():
+            fail(
+                f"no data directory: {directory} (the --dev server's) does not exist, and "
+                f"there is no configuration ({DEFAULT_CONFIG} is absent and neither "
+                "--config nor ROOST_CONFIG is given); give --config FILE or --data-dir DIR",
+                EXIT_CONFIG,
+            )
     directory = directory.absolute()
     if must_exist and not directory.is_dir():
         fail(f"data directory {directory} does not exist")

@@ -20,8 +20,10 @@ from roost.cli.common import (
     EXIT_RUNTIME,
     config_option,
     data_dir_option,
+    default_config,
     fail,
     main,
+    no_config,
 )
 from roost.config import (
     DEV_DATA_DIR,
@@ -205,8 +207,9 @@ def _serve_settings(
             _without_none(pop3_listen) if pop3_listen else (DEV_POP3_LISTEN,),
             _without_none(pop3s_listen) if pop3s_listen else (DEV_POP3S_LISTEN,),
         )
+    config_path = default_config(config_path)
     if config_path is None:
-        raise click.UsageError("give --config FILE (or set ROOST_CONFIG), or --dev")
+        raise click.UsageError(f"{no_config()}, or --dev")
     if config_text is not None:
         settings = Settings.from_file_text(config_path, config_text)
     else:
@@ -354,8 +357,9 @@ def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, star
 @config_option
 def check_config(config_path: Path | None) -> None:
     """Validate a configuration file: print OK, or the first problem."""
+    config_path = default_config(config_path)
     if config_path is None:
-        raise click.UsageError("give --config FILE (or set ROOST_CONFIG)")
+        raise click.UsageError(no_config())
     try:
         settings = Settings.load(config_path)
         build_tls_context(settings)
