@@ -64,14 +64,14 @@ async def test_health_and_readiness(http: tuple[int, Ready]) -> None:
 
 
 async def test_metrics_are_in_prometheus_text_format(http: tuple[int, Ready]) -> None:
-    metrics.declare("imap", ["NOOP"], ["PLAIN"])
+    metrics.declare("imap", ["NOOP"])
     metrics.COMMANDS.labels("imap", "NOOP", "ok").inc()
     status, body = await fetch(http[0], get("/metrics"))
     assert status == 200
     text = body.decode()
     assert "# TYPE roost_commands_total counter" in text
     assert 'roost_commands_total{command="NOOP",protocol="imap",result="ok"}' in text
-    assert 'roost_sign_ins_total{mechanism="PLAIN",protocol="imap",result="failed"} 0.0' in text
+    assert 'roost_sign_ins_total{method="any",protocol="imap",result="throttled"}' in text
 
 
 def test_unknown_command_names_share_one_label() -> None:

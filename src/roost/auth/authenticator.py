@@ -56,6 +56,7 @@ from roost.auth.passwords import (
     verify_password_async,
 )
 from roost.auth.throttle import LoginThrottle, address_key
+from roost.observability import metrics
 from roost.store.base import Store, StoreError
 from roost.store.credentials import AppPasswordRecord, SignInRecord, SignInStore
 
@@ -366,6 +367,7 @@ class StoreAuthenticator:
             method,
             extra={"event": "auth_success", "ip": ip, "user": account, "method": method},
         )
+        metrics.SIGN_INS.labels(protocol, method.partition(":")[0], "ok").inc()
         return AuthResult(account=account)
 
     def _failure(self, username: str, ip: str, protocol: str, reason: str) -> AuthResult:
@@ -390,6 +392,8 @@ class StoreAuthenticator:
                 "reason": reason,
             },
         )
+        result = "throttled" if throttled else "failed"
+        metrics.SIGN_INS.labels(protocol, "any", result).inc()
         return AuthResult(account=None, reason=reason, throttled=throttled)
 
 

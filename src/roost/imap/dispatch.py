@@ -20,6 +20,7 @@ forms may (the session allows it when the command has ``uid``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -41,6 +42,7 @@ from roost.imap.handler_types import Awaiting, CommandError, Done, State, store_
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import Code, Response, Status, Tagged, Untagged
+from roost.observability import metrics
 from roost.store.base import StoreError
 
 log = logging.getLogger("roost.imap")
@@ -123,17 +125,35 @@ def spec_for(
     return table.get(type(command))
 
 
+def _count(name: str, done: Done, started: float) -> None:
+    """The command's metrics: its result class and how long it took."""
+    if done.code is not None and getattr(done.code, "name", "") == "SERVERBUG":
+        result = "error"
+    else:
+        result = _RESULT_CLASS[done.status]
+    metrics.COMMANDS.labels("imap", name, result).inc()
+    metrics.COMMAND_SECONDS.labels("imap", name).observe(time.perf_counter() - started)
+
+
+_RESULT_CLASS = {Status.OK: "ok", Status.NO: "no", Status.BAD: "bad"}
+metrics.declare("imap", sorted({spec.name for spec in DISPATCH.values()}))
+
+
 async def run_command(session: Session, command: c.Command) -> AsyncIterator[Response]:
     """The responses for one command, its tagged completion last (unless it goes on)."""
+    started = time.perf_counter()
     if isinstance(command, c.BadCommand):
         log.info("bad command ip=%s tag=%s: %s", session.remote_ip, command.tag, command.message)
+        metrics.COMMANDS.labels("imap", "other", "bad").inc()
         yield Tagged(command.tag, Status.BAD, command.message)
         return
     spec = spec_for(command, DISPATCH)
     if spec is None:
+        metrics.COMMANDS.labels("imap", "other", "bad").inc()
         yield Tagged(command.tag, Status.BAD, "Command not supported")
         return
     if session.state not in spec.states:
+        metrics.COMMANDS.labels("imap", spec.name, "bad").inc()
         yield Tagged(command.tag, Status.BAD, wrong_state_text(session.state, spec))
         return
 
@@ -150,6 +170,7 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
     if session.awaiting is not Awaiting.NOTHING and done.status is Status.OK:
         # The command goes on (IDLE, AUTHENTICATE, STARTTLS): its completion comes later.
         session.pending_tag = command.tag
+        _count(spec.name, done, started)
         if session.awaiting in (Awaiting.TLS_HANDSHAKE, Awaiting.COMPRESSION):
             # The reply goes out in the old layer; the new one starts after it.
             yield Tagged(command.tag, done.status, done.text, done.code)
@@ -161,6 +182,7 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
             yield response
     if session.state is State.LOGOUT and done.status is Status.OK:
         yield Untagged(Status.BYE, "Roost logging out")
+    _count(spec.name, done, started)
     yield Tagged(command.tag, done.status, done.text, done.code)
 
 

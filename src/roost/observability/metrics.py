@@ -50,9 +50,11 @@ CONNECTIONS_TOTAL = Counter(
 )
 SIGN_INS = Counter(
     "roost_sign_ins_total",
-    "Sign-in attempts by protocol, mechanism and result",
-    ["protocol", "mechanism", "result"],
+    "Sign-ins by protocol, method (password, app_password, scram, token; any for a"
+    " failure) and result (ok, failed, throttled)",
+    ["protocol", "method", "result"],
 )
+SIGN_IN_METHODS = ("password", "password+totp", "app_password", "scram", "token")
 COMMANDS = Counter(
     "roost_commands_total",
     "Commands answered, by protocol, name and result class",
@@ -87,16 +89,17 @@ EVENT_BUS_LAG = Histogram(
 )
 
 
-def declare(protocol: str, commands: Iterable[str], mechanisms: Iterable[str] = ()) -> None:
-    """Make a protocol's series at zero: its commands with every result, its sign-in
-    mechanisms, its bytes and connections."""
+def declare(protocol: str, commands: Iterable[str]) -> None:
+    """Make a protocol's series at zero: its commands with every result, its sign-ins,
+    its bytes and connections."""
     for command in (*commands, "other"):
         for result in RESULTS:
             COMMANDS.labels(protocol, command, result)
         COMMAND_SECONDS.labels(protocol, command)
-    for mechanism in mechanisms:
-        for result in ("ok", "failed"):
-            SIGN_INS.labels(protocol, mechanism, result)
+    for method in SIGN_IN_METHODS:
+        SIGN_INS.labels(protocol, method, "ok")
+    for result in ("failed", "throttled"):
+        SIGN_INS.labels(protocol, "any", result)
     for direction in ("in", "out"):
         BYTES.labels(protocol, direction)
     for outcome in ("accepted", "refused"):

@@ -17,10 +17,12 @@ The session imports no handler: this module is the only one that knows them all.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from roost.observability import metrics
 from roost.pop3 import commands as h
 from roost.pop3.handler_types import CommandError, State
 from roost.pop3.maildrop import MessageUnavailable
@@ -78,6 +80,8 @@ _SPECS = (
     CommandSpec(c.Uidl, "UIDL", h.uidl, _TRANSACTION),
 )
 DISPATCH = _table(_SPECS)
+_KNOWN = frozenset({spec.name for spec in DISPATCH.values()} | {"AUTH"})
+metrics.declare("pop3", sorted(_KNOWN))
 
 
 async def handle_line(session: Session, line: bytes) -> AsyncGenerator[Response, None]:
@@ -110,6 +114,22 @@ def line_too_long(session: Session, length: int) -> Err:
 
 
 async def _run(
+    session: Session, name: str, steps: AsyncIterator[Response]
+) -> AsyncIterator[Response]:
+    began = time.perf_counter()
+    result = "ok"
+    try:
+        async for response in _answer(session, name, steps):
+            if isinstance(response, Err):
+                result = "error" if response.code == SYS_TEMP else "no"
+            yield response
+    finally:
+        label = metrics.command_label(name, _KNOWN)
+        metrics.COMMANDS.labels("pop3", label, result).inc()
+        metrics.COMMAND_SECONDS.labels("pop3", label).observe(time.perf_counter() - began)
+
+
+async def _answer(
     session: Session, name: str, steps: AsyncIterator[Response]
 ) -> AsyncIterator[Response]:
     started = False
