@@ -222,3 +222,25 @@ def test_usage_fits() -> None:
     assert not usage.fits(11)
     assert not usage.fits(1, count=2)
     assert QuotaUsage(10**12, 10**9, None, None).fits(10**12)
+
+
+async def test_a_refused_large_message_leaves_no_file(tmp_path: Path) -> None:
+    """A message kept as a file (above INLINE_MAX) is written before the transaction;
+    refused there, its file goes with the rollback."""
+    store = await SqliteStore.open(tmp_path, durable=True, quota=QuotaLimits(storage=1000))
+    try:
+        await store.create_account("alice", "h")
+        alice = await store.open_account("alice")
+        try:
+            with pytest.raises(QuotaExceeded):
+                await alice.append("INBOX", [new(message(1, body=b"x" * 200_000 + b"\r\n"))])
+            assert await alice.quota() == QuotaUsage(0, 0, 1000, None)
+        finally:
+            await alice.close()
+    finally:
+        await store.close()
+    assert blob_files(tmp_path) == []
+
+
+def blob_files(data_dir: Path) -> list[Path]:
+    return [path for path in data_dir.glob("accounts/*/blobs/**/*") if path.is_file()]
