@@ -244,3 +244,30 @@ async def test_a_refused_large_message_leaves_no_file(tmp_path: Path) -> None:
 
 def blob_files(data_dir: Path) -> list[Path]:
     return [path for path in data_dir.glob("accounts/*/blobs/**/*") if path.is_file()]
+
+
+async def test_a_limit_set_by_another_process_applies_once_read_again(tmp_path: Path) -> None:
+    """Each store stands for a process: the admin's change is read before the next
+    APPEND when the last read is ``quota_refresh`` old, and at once by quota()."""
+    admin = await SqliteStore.open(tmp_path, durable=False)
+    eager = await SqliteStore.open(tmp_path, durable=False, quota_refresh=0)
+    lazy = await SqliteStore.open(tmp_path, durable=False, quota_refresh=3600)
+    try:
+        await admin.create_account("alice", "h")
+        in_eager = await eager.open_account("alice")
+        in_lazy = await lazy.open_account("alice")
+        try:
+            await admin.set_quota_override("alice", QuotaOverride(storage=1))
+            with pytest.raises(QuotaExceeded):
+                await append(in_eager, (await in_eager.get_mailbox("INBOX")).id, 1)
+            inbox = (await in_lazy.get_mailbox("INBOX")).id
+            assert await append(in_lazy, inbox, 2) == [1]  # still its last read
+            assert (await in_lazy.quota()).storage_limit == 1
+            with pytest.raises(QuotaExceeded):
+                await append(in_lazy, inbox, 3)
+        finally:
+            await in_eager.close()
+            await in_lazy.close()
+    finally:
+        for store in (admin, eager, lazy):
+            await store.close()

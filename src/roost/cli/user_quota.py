@@ -2,8 +2,8 @@
 
 An account's own limits are kept in the users directory and override the ``[quota]``
 default of the configuration; ``none`` goes back to the default, ``unlimited`` (or 0)
-lifts the limit for this account alone. A running server applies a change from the
-account's next session or delivery.
+lifts the limit for this account alone. A running server applies a change within
+30 seconds (``SqliteStore`` quota_refresh), at once to new sessions and deliveries.
 """
 
 from __future__ import annotations

@@ -12,9 +12,12 @@ Invariants:
   account) are stored by one job in one transaction (``AppendQueue``); each caller is
   answered only after that commit.
 * Quota limits: the default is the store's; the account's own (``OpenAccount.quota``)
-  is read from the users directory when the account is opened and by ``quota()``
-  (store.py), so a change by ``roost user quota set`` in another process applies from
-  the next session or delivery. Usage is checked inside the write (sqlite/quota.py).
+  is read from the users directory when the account is opened, by ``quota()``, and
+  before an APPEND or COPY once the last read is ``quota_refresh`` seconds old
+  (store.py): a change by ``roost user quota set`` in another process applies within
+  that time, without a round trip to users.db per APPEND (which would also keep
+  concurrent APPENDs from queueing together). Usage is checked inside the write
+  (sqlite/quota.py).
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ class OpenAccount:
     closed: bool = False
     expiry: asyncio.TimerHandle | None = None  # set while kept open with no handle
     quota: QuotaOverride = field(default_factory=QuotaOverride)  # its own limits, last read
+    quota_fresh_until: float = 0.0  # loop time after which ``quota`` is read again
     appends: AppendQueue = field(default_factory=AppendQueue)
 
 
@@ -179,8 +183,8 @@ class SqliteAccount:
     async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
         if not messages:
             return await self._run_publishing(message_ops.append, mailbox, messages)
+        limits = await self._limits()
         shared = self._usable()
-        limits = shared.quota.apply(self._default_quota)
         loop = asyncio.get_running_loop()
         queued = QueuedAppend(mailbox, messages, limits, loop.create_future())
         if shared.appends.add(queued):
@@ -265,7 +269,7 @@ class SqliteAccount:
         return await self._run_publishing(message_ops.expunge, mailbox_id, uids)
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
-        limits = self._usable().quota.apply(self._default_quota)
+        limits = await self._limits()
         return await self._run_publishing(
             message_ops.transfer, source_id, uids, dest_id, move=False, limits=limits
         )
@@ -285,6 +289,13 @@ class SqliteAccount:
     async def recalculate_quota(self) -> tuple[QuotaUsage, QuotaUsage]:
         override = await self._refresh_quota(self._usable())
         return await self._run(quota.recalculate, override.apply(self._default_quota))
+
+    async def _limits(self) -> QuotaLimits:
+        """The effective limits, read again first when the last read is too old."""
+        shared = self._usable()
+        if asyncio.get_running_loop().time() >= shared.quota_fresh_until:
+            await self._refresh_quota(shared)
+        return shared.quota.apply(self._default_quota)
 
     # ---- search --------------------------------------------------------------------
 

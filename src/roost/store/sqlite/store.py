@@ -16,9 +16,10 @@ Invariants:
 * users.db has its own worker thread; each open account its own (account.py).
 * Quota: the default limits come from the constructor (``[quota]`` in the settings),
   an account's own from users.db (``QuotaOverride``), read again at every
-  ``open_account`` (each session and delivery opens it) and every ``Account.quota()``,
-  and set at once in this process by ``set_quota_override``; usage lives in the
-  account's mail.db (sqlite/quota.py).
+  ``open_account`` (each session and delivery opens it), every ``Account.quota()``,
+  and before an APPEND or COPY when ``quota_refresh`` seconds old; set at once in this
+  process by ``set_quota_override``. Usage lives in the account's mail.db
+  (sqlite/quota.py).
 * An account whose last session ended stays open for ``keep_open`` seconds, at most
   ``max_idle_open`` of them (least recently used closed first): a client that logs in,
   does one thing and logs out (mobile clients, POP3 pollers, the mixed benchmark) would
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 KEEP_OPEN_SECONDS = 120.0
 MAX_IDLE_OPEN = 128
+QUOTA_REFRESH_SECONDS = 30.0
 
 
 class SqliteStore:
@@ -63,9 +65,11 @@ class SqliteStore:
         keep_open: float = KEEP_OPEN_SECONDS,
         max_idle_open: int = MAX_IDLE_OPEN,
         quota: QuotaLimits = UNLIMITED,
+        quota_refresh: float = QUOTA_REFRESH_SECONDS,
     ) -> None:
         self._data_dir = data_dir
         self._quota = quota
+        self._quota_refresh = quota_refresh
         self._directory = directory
         self._users = users
         self._hub = hub
@@ -88,12 +92,14 @@ class SqliteStore:
         keep_open: float = KEEP_OPEN_SECONDS,
         max_idle_open: int = MAX_IDLE_OPEN,
         quota: QuotaLimits = UNLIMITED,
+        quota_refresh: float = QUOTA_REFRESH_SECONDS,
     ) -> SqliteStore:
         """Open (creating if needed) the store in ``data_dir``. ``durable=False`` skips
         fsyncs (tests only); ``hub`` lets several stores share change events;
         ``keep_open`` and ``max_idle_open`` bound accounts kept open between sessions
         (0 closes an account with its last session); ``quota`` is the default limits
-        of every account without its own (``set_quota_override``)."""
+        of every account without its own (``set_quota_override``), ``quota_refresh``
+        the most seconds an account's own limits are used before being read again."""
         users = Worker("roost-users")
         try:
             directory = await users.run(Directory, data_dir, durable)
@@ -108,6 +114,7 @@ class SqliteStore:
             keep_open=keep_open,
             max_idle_open=max_idle_open,
             quota=quota,
+            quota_refresh=quota_refresh,
         )
 
     @property
@@ -199,11 +206,16 @@ class SqliteStore:
         await self._users.run(self._directory.set_quota_override, key, override)
         shared = self._open.get(key)
         if shared is not None:
-            shared.quota = override
+            self._set_quota(shared, override)
 
     async def _refresh_quota(self, shared: OpenAccount) -> QuotaOverride:
-        shared.quota = await self._users.run(self._directory.quota_override, shared.key)
-        return shared.quota
+        override = await self._users.run(self._directory.quota_override, shared.key)
+        self._set_quota(shared, override)
+        return override
+
+    def _set_quota(self, shared: OpenAccount, override: QuotaOverride) -> None:
+        shared.quota = override
+        shared.quota_fresh_until = asyncio.get_running_loop().time() + self._quota_refresh
 
     async def open_account(self, name: str) -> SqliteAccount:
         key = fold_name(name)
@@ -219,7 +231,7 @@ class SqliteStore:
                 self._open[key] = shared
             self._unidle(shared)
             shared.handles += 1
-            shared.quota = override
+            self._set_quota(shared, override)
         return SqliteAccount(
             stored_name, shared, self._hub, self._release, self._quota, self._refresh_quota
         )
