@@ -247,7 +247,7 @@ async def test_failed_start_closes_what_it_opened(
 ) -> None:
     store = FakeStore()
 
-    async def open_store(data_dir: Path) -> FakeStore:
+    async def open_store(data_dir: Path, **options: object) -> FakeStore:
         return store
 
     monkeypatch.setattr(app_module, "open_store", open_store)
@@ -406,7 +406,7 @@ async def test_shutdown_says_bye_and_stops_listening(
 ) -> None:
     store = FakeStore()
 
-    async def open_store(data_dir: Path) -> FakeStore:
+    async def open_store(data_dir: Path, **options: object) -> FakeStore:
         return store
 
     monkeypatch.setattr(app_module, "open_store", open_store)

@@ -47,9 +47,9 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = message_ops.append_batch
 
-    def recording(db: Any, batch: Sequence[tuple[int, Sequence[NewMessage]]]) -> Any:
+    def recording(db: Any, batch: Sequence[tuple[int, Sequence[NewMessage]]], **kw: Any) -> Any:
         sizes.append(len(batch))
-        return real(db, batch)
+        return real(db, batch, **kw)
 
     monkeypatch.setattr(message_ops, "append_batch", recording)
     return sizes

@@ -589,6 +589,10 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
     with sqlite3.connect(db) as conn:  # back to schema version 1: every message a file
         for (content,) in conn.execute("SELECT data FROM blob_data"):
             blobs.put(MessageSource(data=content))
+        conn.execute("DROP TRIGGER usage_on_insert")  # quota usage, schema version 9
+        conn.execute("DROP TRIGGER usage_on_delete")
+        conn.execute("ALTER TABLE counters DROP COLUMN storage")
+        conn.execute("ALTER TABLE counters DROP COLUMN messages")
         conn.execute("DROP TABLE blob_data")
         conn.execute("DROP TABLE uid_lists")
         conn.execute("DROP INDEX messages_unseen")
@@ -604,6 +608,10 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
     try:
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT unanalyzed FROM counters").fetchone() == (1,)
+        # The migration counted the quota usage of the messages already there.
+        usage = await account.quota()
+        assert usage.messages == 2 and usage.storage > 0
+        assert await account.recalculate_quota() == (usage, usage)
         assert await found(account, inbox.id, MatchText(TextField.BODY, "archive")) == [1]
         assert await found(account, inbox.id, MatchText(TextField.SUBJECT, "other")) == [2]
         [meta] = await account.fetch_meta(inbox.id, [1])

@@ -159,13 +159,22 @@ class RoostProcess:
 
 
 def integrity_check(data_dir: Path) -> int:
-    """``PRAGMA integrity_check`` on every SQLite file, read-only; how many."""
+    """``PRAGMA integrity_check`` on every SQLite file, read-only; how many. In each
+    mail.db, the quota usage kept by the store must equal the one recalculated from
+    the messages (ARCHITECTURE.md decision 10: counters exact after any crash)."""
     databases = sorted(data_dir.rglob("*.db"))
     assert databases, f"no SQLite files in {data_dir}"
     for path in databases:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             result = connection.execute("PRAGMA integrity_check").fetchall()
+            if path.name == "mail.db":
+                kept = connection.execute("SELECT storage, messages FROM counters").fetchone()
+                counted = connection.execute(
+                    "SELECT coalesce(sum(size), 0), count(*) FROM messages"
+                ).fetchone()
+                if kept != counted:
+                    raise AssertionError(f"{path}: quota usage {kept}, recounted {counted}")
         finally:
             connection.close()
         if result != [("ok",)]:

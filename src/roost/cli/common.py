@@ -25,7 +25,7 @@ from roost.config import (
 )
 from roost.runtime.app import open_store
 from roost.runtime.listeners import ServerError
-from roost.store.base import Store, StoreError
+from roost.store.base import QuotaLimits, Store, StoreError
 
 _T = TypeVar("_T")
 
@@ -138,9 +138,16 @@ def read_password(from_stdin: bool) -> str:
     return entered
 
 
-def with_store(directory: Path, action: Callable[[Store], Awaitable[_T]]) -> _T:
+def with_store(
+    directory: Path,
+    action: Callable[[Store], Awaitable[_T]],
+    *,
+    quota: QuotaLimits | None = None,
+) -> _T:
+    """Run ``action`` on the store in ``directory`` (``quota``: the default limits)."""
+
     async def go() -> _T:
-        store = await open_store(directory)
+        store = await open_store(directory, quota=quota)
         try:
             return await action(store)
         finally:

@@ -255,7 +255,7 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
 
 
 async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
-    store = await open_store(settings.server.data_dir)
+    store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
     try:
         if settings.dev:
             await _ensure_demo_account(store)
@@ -273,7 +273,7 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
     schema, the --dev demo account); the workers open their own."""
     from roost.runtime.supervisor import Supervisor
 
-    store = await open_store(settings.server.data_dir)
+    store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
     try:
         if settings.dev:
             await _ensure_demo_account(store)

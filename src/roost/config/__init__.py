@@ -39,10 +39,12 @@ from roost.config.sections import (
     ListenAddress,
     LogSettings,
     Pop3Settings,
+    QuotaSettings,
     ServerSettings,
     TlsSettings,
 )
 from roost.config.settings import Settings
+from roost.config.sizes import format_size, parse_size
 
 __all__ = [
     "DELETE_MODES",
@@ -62,8 +64,11 @@ __all__ = [
     "ListenAddress",
     "LogSettings",
     "Pop3Settings",
+    "QuotaSettings",
     "ServerSettings",
     "Settings",
     "TlsSettings",
+    "format_size",
+    "parse_size",
     "read_config_text",
 ]

@@ -28,9 +28,11 @@ from roost.config.sections import (
     ListenAddress,
     LogSettings,
     Pop3Settings,
+    QuotaSettings,
     ServerSettings,
     TlsSettings,
 )
+from roost.config.sizes import parse_size
 from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits
 
@@ -58,13 +60,16 @@ class Sections(NamedTuple):
     limits: LimitSettings
     auth: AuthSettings
     log: LogSettings
+    quota: QuotaSettings
 
 
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
     """The sections of the parsed TOML ``data``; relative paths are taken relative to
     ``base_dir``. Raises ConfigError naming the first unknown or invalid key."""
     reader = _Reader(source, base_dir)
-    sections = reader.sections(data, ("server", "imap", "pop3", "tls", "limits", "auth", "log"))
+    sections = reader.sections(
+        data, ("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota")
+    )
     return Sections(
         server=_read_server(reader, sections["server"]),
         imap=_read_imap(reader, sections["imap"]),
@@ -73,6 +78,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         limits=_read_limits(reader, sections["limits"]),
         auth=_read_auth(reader, sections["auth"]),
         log=_read_log(reader, sections["log"]),
+        quota=_read_quota(reader, sections["quota"]),
     )
 
 
@@ -386,6 +392,22 @@ def _read_log(reader: _Reader, table: _Table) -> LogSettings:
     settings = LogSettings(
         level=_choice(reader, table.key("level"), level, LOG_LEVELS),
         format=table.string("format", defaults.format, choices=LOG_FORMATS),
+    )
+    table.finish()
+    return settings
+
+
+def _read_quota(reader: _Reader, table: _Table) -> QuotaSettings:
+    defaults = QuotaSettings()
+    storage = table.get("storage", defaults.storage)
+    try:
+        storage = parse_size(storage)
+    except (TypeError, ValueError) as error:
+        raise reader.invalid(table.key("storage"), str(error)) from None
+    settings = QuotaSettings(
+        storage=storage,
+        messages=table.integer("messages", defaults.messages),
+        over_quota_tempfail=table.boolean("over_quota_tempfail", defaults.over_quota_tempfail),
     )
     table.finish()
     return settings

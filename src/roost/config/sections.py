@@ -18,6 +18,7 @@ from roost.auth.oauth import (
 from roost.auth.throttle import ThrottlePolicy
 from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits, Pop3Policy
+from roost.store.values import QuotaLimits
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -176,3 +177,19 @@ class AuthSettings:
 class LogSettings:
     level: str = "info"
     format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSettings:
+    """[quota]: every account's default limits (``roost user quota set`` overrides them
+    per account); 0 is unlimited. ``over_quota_tempfail``: LMTP and ``roost deliver``
+    answer an over-quota recipient with a temporary failure (452 4.2.2, exit 75) so the
+    MTA retries, instead of a permanent one (552 5.2.2, exit 73)."""
+
+    storage: int = 0  # octets, the sum of the message sizes in every mailbox
+    messages: int = 0
+    over_quota_tempfail: bool = False
+
+    @property
+    def limits(self) -> QuotaLimits:
+        return QuotaLimits(self.storage or None, self.messages or None)

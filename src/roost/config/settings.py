@@ -24,6 +24,7 @@ from roost.config.sections import (
     ListenAddress,
     LogSettings,
     Pop3Settings,
+    QuotaSettings,
     ServerSettings,
     TlsSettings,
 )
@@ -39,6 +40,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
     source: str = "<defaults>"  # where the settings came from, for messages
 
@@ -75,6 +77,7 @@ class Settings:
             limits=sections.limits,
             auth=sections.auth,
             log=sections.log,
+            quota=sections.quota,
             source=source,
         )
         settings.validate()

@@ -35,6 +35,7 @@ from roost.imap.commands import (
     idle,
     mailboxes,
     notify,
+    quota,
     search,
     store,
 )
@@ -99,6 +100,9 @@ _SPECS = (
     CommandSpec(c.Lsub, "LSUB", mailboxes.lsub, AUTH),
     CommandSpec(c.Namespace, "NAMESPACE", mailboxes.namespace, AUTH),
     CommandSpec(c.Status, "STATUS", mailboxes.status, AUTH),
+    CommandSpec(c.GetQuota, "GETQUOTA", quota.getquota, AUTH),
+    CommandSpec(c.GetQuotaRoot, "GETQUOTAROOT", quota.getquotaroot, AUTH),
+    CommandSpec(c.SetQuota, "SETQUOTA", quota.setquota, AUTH),
     CommandSpec(c.Append, "APPEND", append.append, AUTH),
     CommandSpec(c.Idle, "IDLE", idle.idle, AUTH),
     CommandSpec(c.Compress, "COMPRESS", extensions.compress, AUTH, sync=False),

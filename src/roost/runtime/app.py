@@ -50,7 +50,7 @@ from roost.runtime.listeners import (
     ServerError,
 )
 from roost.runtime.tls import TlsError, ensure_self_signed, reload_certificate, server_context
-from roost.store.base import Store, StoreError
+from roost.store.base import QuotaLimits, Store, StoreError
 from roost.store.events import EventHub
 
 log = logging.getLogger("roost.server")
@@ -82,14 +82,17 @@ class Pop3ConnectionHandler(Protocol):
     ) -> Awaitable[None]: ...
 
 
-async def open_store(data_dir: Path, *, hub: EventHub | None = None) -> Store:
+async def open_store(
+    data_dir: Path, *, hub: EventHub | None = None, quota: QuotaLimits | None = None
+) -> Store:
     """Open the store in ``data_dir``, creating the directory (mode 0700) if needed;
-    its change events go through ``hub`` when given (a worker's, linked to the others)."""
+    its change events go through ``hub`` when given (a worker's, linked to the others);
+    ``quota`` is every account's default limits (``[quota]``; None: unlimited)."""
     from roost.store.sqlite import SqliteStore
 
     try:
         _make_private_dir(data_dir)
-        return await SqliteStore.open(data_dir, hub=hub)
+        return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
     except (OSError, sqlite3.Error, StoreError) as error:
         raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
 
@@ -192,7 +195,7 @@ class Server:
         if self._pop3_handler is None:
             self._pop3_handler = _default_pop3_handler()
         if self._store is None:
-            self._store = await open_store(settings.server.data_dir)
+            self._store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
         try:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)

@@ -75,6 +75,9 @@ from roost.store.values import (
     MessageMeta,
     MessageSource,
     NewMessage,
+    QuotaLimits,
+    QuotaOverride,
+    QuotaUsage,
     StoreFlagsResult,
 )
 
@@ -128,6 +131,9 @@ __all__ = [
     "NoSuchAccount",
     "NoSuchMailbox",
     "QuotaExceeded",
+    "QuotaLimits",
+    "QuotaOverride",
+    "QuotaUsage",
     "SearchQuery",
     "SearchResult",
     "SortField",

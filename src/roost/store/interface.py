@@ -16,6 +16,11 @@ Invariants every backend keeps:
 * A method that changes data returns only after the change is durable (message file
   fsynced and renamed, then the transaction committed), and publishes a change event
   after commit.
+* Quota usage (the sum of message sizes and their count over every mailbox of the
+  account, its one quota root) changes in the same transaction as the messages. An
+  operation that raises usage past a limit (APPEND, COPY) raises QuotaExceeded with
+  nothing changed; the check is inside the write, so concurrent writers cannot both
+  pass it. MOVE, EXPUNGE and DELETE are never refused for quota.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from roost.store.values import (
     MailboxStatus,
     MessageMeta,
     NewMessage,
+    QuotaOverride,
+    QuotaUsage,
     StoreFlagsResult,
 )
 
@@ -153,6 +160,16 @@ class Account(Protocol):
         """Threading fields of the messages matching ``query.criterion``, ascending UID."""
         ...
 
+    # quota (RFC 9208; ARCHITECTURE.md decision 10)
+    async def quota(self) -> QuotaUsage:
+        """Usage now and the effective limits (the account's own, else the default):
+        what LMTP asks at RCPT time and GETQUOTA reports."""
+        ...
+
+    async def recalculate_quota(self) -> tuple[QuotaUsage, QuotaUsage]:
+        """Rebuild usage from the messages; (before, after). Nothing depends on it."""
+        ...
+
 
 class Store(CredentialStore, Protocol):
     """The whole store: accounts and their credentials (sign-in records, SCRAM keys,
@@ -175,4 +192,12 @@ class Store(CredentialStore, Protocol):
 
     async def open_account(self, name: str) -> Account:
         """NoSuchAccount where absent. Each call returns a handle; close it when done."""
+        ...
+
+    async def quota_override(self, name: str) -> QuotaOverride:
+        """The account's own quota limits; NoSuchAccount where absent."""
+        ...
+
+    async def set_quota_override(self, name: str, override: QuotaOverride) -> None:
+        """Set the account's own limits (None: the default; 0: unlimited)."""
         ...

@@ -59,6 +59,50 @@ class MailboxStatus:
     deleted: int
     size: int
     highestmodseq: int
+    deleted_size: int = 0  # octets flagged \Deleted: RFC 9208 DELETED-STORAGE
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaLimits:
+    """An account's limits (ARCHITECTURE.md decision 10); None is unlimited.
+    ``storage`` in octets (the sum of RFC822.SIZE), ``messages`` a count."""
+
+    storage: int | None = None
+    messages: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaOverride:
+    """One account's own limits, kept in the users directory: None for a resource
+    means the default applies, 0 means unlimited for this account."""
+
+    storage: int | None = None
+    messages: int | None = None
+
+    def apply(self, default: QuotaLimits) -> QuotaLimits:
+        """The effective limits over ``default``."""
+        return QuotaLimits(
+            default.storage if self.storage is None else self.storage or None,
+            default.messages if self.messages is None else self.messages or None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    """What an account uses of its quota, counted exactly in the store's transactions,
+    and its effective limits (None: unlimited)."""
+
+    storage: int  # octets: the sum of the sizes of every message in every mailbox
+    messages: int
+    storage_limit: int | None
+    message_limit: int | None
+
+    def fits(self, size: int, count: int = 1) -> bool:
+        """Whether ``count`` more messages of ``size`` octets in all stay within both
+        limits (what an append of them will be checked against)."""
+        storage_ok = self.storage_limit is None or self.storage + size <= self.storage_limit
+        count_ok = self.message_limit is None or self.messages + count <= self.message_limit
+        return storage_ok and count_ok
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+from roost.imap.commands.quota import storage_units
 from roost.imap.handler_types import Done, State, bad, no
 from roost.imap.mailbox_names import DELIMITER, compile_list_pattern, is_inbox, parent_names
 from roost.imap.selected import SelectedMailbox
@@ -328,6 +329,7 @@ def _status_items(
         "UNSEEN": status.unseen,
         "DELETED": status.deleted,
         "SIZE": status.size,
+        "DELETED-STORAGE": storage_units(status.deleted_size),  # RFC 9208 §4.2.2
         "HIGHESTMODSEQ": status.highestmodseq,
         "APPENDLIMIT": session.context.limits.max_literal_size,
         "MAILBOXID": ObjectId(info.object_id),  # RFC 8474 §4.2

@@ -174,6 +174,22 @@ class Namespace(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class GetQuota(Command):
+    root: str  # quota-root-name (RFC 9208 §4.1.1)
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot(Command):
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota(Command):
+    root: str
+    limits: tuple[tuple[str, int], ...]  # (resource name upper-cased, limit)
+
+
+@dataclass(frozen=True, slots=True)
 class Status(Command):
     mailbox: bytes
     items: tuple[str, ...]  # upper-cased: MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE ...
@@ -418,6 +434,9 @@ COMMAND_NAMES: dict[type[Command], str] = {
     List: "LIST",
     Lsub: "LSUB",
     Namespace: "NAMESPACE",
+    GetQuota: "GETQUOTA",
+    GetQuotaRoot: "GETQUOTAROOT",
+    SetQuota: "SETQUOTA",
     Status: "STATUS",
     Append: "APPEND",
     Idle: "IDLE",

@@ -118,6 +118,32 @@ class NamespaceResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaResource:
+    """One resource of a QUOTA response (RFC 9208 §5.1): ``name`` (STORAGE in units
+    of 1024 octets, MESSAGE a count), its usage and its limit."""
+
+    name: str
+    usage: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaResponse:
+    """``* QUOTA root (resource usage limit ...)`` (RFC 9208 §5.1): at least one."""
+
+    root: str
+    resources: tuple[QuotaResource, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRootResponse:
+    """``* QUOTAROOT mailbox root ...`` (RFC 9208 §5.2): the roots of a mailbox."""
+
+    mailbox: str
+    roots: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Exists:
     count: int
 
@@ -281,6 +307,8 @@ Response = (
     | Enabled
     | IdResponse
     | NamespaceResponse
+    | QuotaResponse
+    | QuotaRootResponse
     | Exists
     | Recent
     | Expunged

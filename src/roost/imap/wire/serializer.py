@@ -47,6 +47,8 @@ from roost.imap.wire.responses import (
     ObjectId,
     Parenthesized,
     PermanentFlagsCode,
+    QuotaResponse,
+    QuotaRootResponse,
     RawValue,
     Recent,
     Response,
@@ -540,6 +542,18 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
         case NamespaceResponse(personal=personal, other_users=other, shared=shared):
             spaces = (_namespace(n, utf8) for n in (personal, other, shared))
             return b"* NAMESPACE " + b" ".join(spaces) + CRLF
+        case QuotaResponse(root=root, resources=resources):
+            if not resources:  # RFC 9208 §9: quota-list has at least one resource
+                raise ValueError("QUOTA needs at least one resource")
+            listed = b" ".join(
+                b"%s %d %d" % (r.name.encode("ascii"), r.usage, r.limit) for r in resources
+            )
+            return b"* QUOTA " + _astring_bytes(_to_bytes(root), utf8) + b" (" + listed + b")\r\n"
+        case QuotaRootResponse(mailbox=mailbox, roots=roots):
+            line = b"* QUOTAROOT " + _mailbox(mailbox, utf8)
+            for root in roots:
+                line += b" " + _astring_bytes(_to_bytes(root), utf8)
+            return line + CRLF
         case _:
             assert_never(response)
 

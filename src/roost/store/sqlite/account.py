@@ -11,6 +11,13 @@ Invariants:
 * Group commit: APPENDs that queue up while the worker is busy (other sessions of the
   account) are stored by one job in one transaction (``AppendQueue``); each caller is
   answered only after that commit.
+* Quota limits: the default is the store's; the account's own (``OpenAccount.quota``)
+  is read from the users directory when the account is opened, by ``quota()``, and
+  before an APPEND or COPY once the last read is ``quota_refresh`` seconds old
+  (store.py): a change by ``roost user quota set`` in another process applies within
+  that time, without a round trip to users.db per APPEND (which would also keep
+  concurrent APPENDs from queueing together). Usage is checked inside the write
+  (sqlite/quota.py).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 from roost.store.errors import MessageGone, StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
 from roost.store.query import SearchQuery, SearchResult, ThreadFields
-from roost.store.sqlite import analyses, mailboxes
+from roost.store.sqlite import analyses, mailboxes, quota
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite import search as search_ops
 from roost.store.sqlite.db import storage_errors
@@ -42,6 +49,9 @@ from roost.store.values import (
     MailboxStatus,
     MessageMeta,
     NewMessage,
+    QuotaLimits,
+    QuotaOverride,
+    QuotaUsage,
     StoreFlagsResult,
 )
 
@@ -55,6 +65,7 @@ READ_CHUNK = 256 * 1024
 class QueuedAppend:
     mailbox: int | str  # id or name
     messages: Sequence[NewMessage]
+    limits: QuotaLimits
     future: asyncio.Future[AppendResult]
 
 
@@ -92,6 +103,8 @@ class OpenAccount:
     handles: int = 0
     closed: bool = False
     expiry: asyncio.TimerHandle | None = None  # set while kept open with no handle
+    quota: QuotaOverride = field(default_factory=QuotaOverride)  # its own limits, last read
+    quota_fresh_until: float = 0.0  # loop time after which ``quota`` is read again
     appends: AppendQueue = field(default_factory=AppendQueue)
 
 
@@ -102,11 +115,15 @@ class SqliteAccount:
         shared: OpenAccount,
         hub: EventHub,
         release: Callable[[OpenAccount], Awaitable[None]],
+        default_quota: QuotaLimits,
+        refresh_quota: Callable[[OpenAccount], Awaitable[QuotaOverride]],
     ) -> None:
         self.name = name
         self._shared = shared
         self._hub = hub
         self._release = release
+        self._default_quota = default_quota
+        self._refresh_quota = refresh_quota
         self._listeners: list[Listener] = []
         self._closed = False
 
@@ -166,9 +183,10 @@ class SqliteAccount:
     async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
         if not messages:
             return await self._run_publishing(message_ops.append, mailbox, messages)
+        limits = await self._limits()
         shared = self._usable()
         loop = asyncio.get_running_loop()
-        queued = QueuedAppend(mailbox, messages, loop.create_future())
+        queued = QueuedAppend(mailbox, messages, limits, loop.create_future())
         if shared.appends.add(queued):
             try:
                 shared.worker.run_soon(self._store_queued, shared, loop)
@@ -189,7 +207,9 @@ class SqliteAccount:
         try:
             with storage_errors():
                 outcomes, events = message_ops.append_batch(
-                    shared.db, [(item.mailbox, item.messages) for item in queued]
+                    shared.db,
+                    [(item.mailbox, item.messages) for item in queued],
+                    limits=queued[-1].limits,  # the latest read: all are one account's
                 )
         except BaseException as error:  # as run_in_executor would hand it over
             outcomes = [error] * len(queued)
@@ -249,8 +269,9 @@ class SqliteAccount:
         return await self._run_publishing(message_ops.expunge, mailbox_id, uids)
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
+        limits = await self._limits()
         return await self._run_publishing(
-            message_ops.transfer, source_id, uids, dest_id, move=False
+            message_ops.transfer, source_id, uids, dest_id, move=False, limits=limits
         )
 
     async def move(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
@@ -258,6 +279,23 @@ class SqliteAccount:
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
         return await self._run(message_ops.changes_since, mailbox_id, modseq)
+
+    # ---- quota ---------------------------------------------------------------------
+
+    async def quota(self) -> QuotaUsage:
+        override = await self._refresh_quota(self._usable())
+        return await self._run(quota.usage, override.apply(self._default_quota))
+
+    async def recalculate_quota(self) -> tuple[QuotaUsage, QuotaUsage]:
+        override = await self._refresh_quota(self._usable())
+        return await self._run(quota.recalculate, override.apply(self._default_quota))
+
+    async def _limits(self) -> QuotaLimits:
+        """The effective limits, read again first when the last read is too old."""
+        shared = self._usable()
+        if asyncio.get_running_loop().time() >= shared.quota_fresh_until:
+            await self._refresh_quota(shared)
+        return shared.quota.apply(self._default_quota)
 
     # ---- search --------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from roost.store.errors import AccountExists, CannotDoThat, NoSuchAccount
 from roost.store.sqlite import mailboxes
 from roost.store.sqlite.mail_db import MailDB
 from roost.store.sqlite.schema import USERS_MIGRATIONS, connect, migrate
+from roost.store.values import QuotaOverride
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +241,25 @@ class Directory:
             " WHERE name_key = ? AND selector = ? AND password_hash = ?",
             (new_hash, key, selector, old_hash),
         )
+
+    def quota_override(self, key: str) -> QuotaOverride:
+        row = self._conn.execute(
+            "SELECT quota_storage, quota_messages FROM accounts WHERE name_key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            raise NoSuchAccount(key)
+        return QuotaOverride(row[0], row[1])
+
+    def set_quota_override(self, key: str, override: QuotaOverride) -> None:
+        for value in (override.storage, override.messages):
+            if value is not None and value < 0:
+                raise CannotDoThat("a quota limit cannot be negative")
+        cursor = self._conn.execute(
+            "UPDATE accounts SET quota_storage = ?, quota_messages = ? WHERE name_key = ?",
+            (override.storage, override.messages, key),
+        )
+        if cursor.rowcount == 0:
+            raise NoSuchAccount(key)
 
     def instance_secret(self) -> bytes:
         secret: bytes = self._conn.execute("SELECT secret FROM counters WHERE id = 0").fetchone()[0]

@@ -12,6 +12,9 @@ Invariants:
   unreferenced (failure, expunge) are released after the transaction.
 * APPEND analyses each message (sqlite/analyses.py) before its transaction, so parsing
   never holds the write lock; COPY, MOVE and RENAME share the source's analysis.
+* APPEND and COPY check the quota (sqlite/quota.py) in their write transaction, after
+  the insert. MOVE is never refused: usage counts every mailbox of the quota root
+  (RFC 9208 §5), here the whole account, so moving within it changes no usage.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from datetime import UTC, datetime
 from roost.store.blobs import StoredBlob
 from roost.store.errors import CannotDoThat, NoSuchMailbox, StoreError
 from roost.store.events import ChangeEvent, MailboxChanged
-from roost.store.sqlite import analyses
+from roost.store.sqlite import analyses, quota
 from roost.store.sqlite.db import INLINE_MAX, MailboxRow, encode_date, zone_of
 from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, keyword_text
 from roost.store.sqlite.mail_db import MailDB
@@ -41,6 +44,7 @@ from roost.store.values import (
     MailboxStatus,
     MessageMeta,
     NewMessage,
+    QuotaLimits,
     StoreFlagsResult,
 )
 
@@ -60,13 +64,16 @@ _COPY_COLUMNS = "uid, flags, keywords, internaldate, tzoffset, size, header_size
 
 
 def append(
-    db: MailDB, mailbox: int | str, messages: Sequence[NewMessage]
+    db: MailDB,
+    mailbox: int | str,
+    messages: Sequence[NewMessage],
+    limits: QuotaLimits = quota.UNLIMITED,
 ) -> tuple[AppendResult, list[ChangeEvent]]:
     if not messages:
         with db.read():
             row = _target(db, mailbox)
         return AppendResult(row.uidvalidity, [], row.info()), []
-    [outcome], events = append_batch(db, [(mailbox, messages)])
+    [outcome], events = append_batch(db, [(mailbox, messages)], limits=limits)
     analyses.index_if_due(db)
     if isinstance(outcome, BaseException):
         raise outcome
@@ -74,15 +81,20 @@ def append(
 
 
 def append_batch(
-    db: MailDB, batch: Sequence[tuple[int | str, Sequence[NewMessage]]]
+    db: MailDB,
+    batch: Sequence[tuple[int | str, Sequence[NewMessage]]],
+    *,
+    limits: QuotaLimits = quota.UNLIMITED,
 ) -> tuple[list[AppendResult | StoreError], list[ChangeEvent]]:
     """Several APPENDs, each with at least one message, in one transaction: one commit
     (one WAL fsync) and one round of blob writes for all (group commit). The caller
     indexes the queued texts when due (``analyses.index_if_due``), after answering.
 
     Each APPEND is still all-or-nothing: one refused by the store (its mailbox is gone,
-    a bad keyword) is rolled back to its savepoint and gets its StoreError; the others
-    are stored. Any other failure fails them all: nothing is stored, and it is raised.
+    a bad keyword, over ``limits``) is rolled back to its savepoint and gets its
+    StoreError; the others are stored. Each is checked against the quota with the ones
+    before it in the batch counted, as if they had come one by one. Any other failure
+    fails them all: nothing is stored, and it is raised.
     """
     messages = [message for _, group in batch for message in group]
     analysed = [analyses.compute(message.source) for message in messages]
@@ -98,11 +110,11 @@ def append_batch(
                 parts = (group, stored[first:end], analysed[first:end])
                 first = end
                 if len(batch) == 1:
-                    outcomes.append(_store(db, mailbox, *parts))
+                    outcomes.append(_store(db, mailbox, *parts, limits))
                     continue
                 db.conn.execute("SAVEPOINT append")
                 try:
-                    outcomes.append(_store(db, mailbox, *parts))
+                    outcomes.append(_store(db, mailbox, *parts, limits))
                 except StoreError as error:
                     db.conn.execute("ROLLBACK TO append")
                     outcomes.append(error)
@@ -147,6 +159,7 @@ def _store(
     messages: Sequence[NewMessage],
     stored: Sequence[StoredBlob],
     analysed: Sequence[analyses.AnalysisRow],
+    limits: QuotaLimits,
 ) -> AppendResult:
     """Inside a write transaction: one APPEND, its blobs already written."""
     row = _target(db, mailbox)
@@ -167,6 +180,7 @@ def _store(
             (mailbox_id, uid, modseq, bits, text, seconds, offset, size, header_size, blob_id)
         )
     db.conn.executemany(_INSERT, values)
+    quota.check(db, limits)
     db.save_keywords(mailbox_id, keywords)
     db.set_mailbox_state(mailbox_id, highestmodseq=modseq, uidnext=uids[-1] + 1)
     info = dataclasses.replace(row.info(), uidnext=uids[-1] + 1, highestmodseq=modseq)
@@ -370,11 +384,12 @@ def _flag_columns(
 def status(db: MailDB, mailbox_id: int) -> MailboxStatus:
     with db.read():
         row = db.mailbox(mailbox_id)
-        messages, size, recent, unseen, deleted = db.conn.execute(
+        messages, size, recent, unseen, deleted, deleted_size = db.conn.execute(
             "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(uid >= ?), 0),"
-            " coalesce(sum(flags & ? = 0), 0), coalesce(sum(flags & ? != 0), 0)"
+            " coalesce(sum(flags & ? = 0), 0), coalesce(sum(flags & ? != 0), 0),"
+            " coalesce(sum(CASE WHEN flags & ? != 0 THEN size END), 0)"
             " FROM messages WHERE mailbox_id = ?",
-            (row.recent_floor, SEEN_BIT, DELETED_BIT, mailbox_id),
+            (row.recent_floor, SEEN_BIT, DELETED_BIT, DELETED_BIT, mailbox_id),
         ).fetchone()
     return MailboxStatus(
         messages=messages,
@@ -385,6 +400,7 @@ def status(db: MailDB, mailbox_id: int) -> MailboxStatus:
         deleted=deleted,
         size=size,
         highestmodseq=row.highestmodseq,
+        deleted_size=deleted_size,
     )
 
 
@@ -481,11 +497,18 @@ def expunge(
 
 
 def transfer(
-    db: MailDB, source_id: int, uids: Sequence[int], dest_id: int, *, move: bool
+    db: MailDB,
+    source_id: int,
+    uids: Sequence[int],
+    dest_id: int,
+    *,
+    move: bool,
+    limits: QuotaLimits = quota.UNLIMITED,
 ) -> tuple[CopyResult, list[ChangeEvent]]:
     """COPY (RFC 9051 §6.4.7) or MOVE (RFC 6851): flags and INTERNALDATE travel; UIDs
     vanished from the source are skipped; in the destination the copies are new, and
-    so recent for whoever claims them."""
+    so recent for whoever claims them. A COPY over ``limits`` is QuotaExceeded, with
+    nothing copied; a MOVE is never checked (see the module docstring)."""
     with db.write():
         db.mailbox(source_id)
         dest = db.mailbox(dest_id)
@@ -504,6 +527,8 @@ def transfer(
                 spelling = respelled[text] = _respell(text, keywords)
             values.append((dest_id, new_uid, modseq, bits, spelling, *rest))
         db.conn.executemany(_INSERT, values)
+        if not move:
+            quota.check(db, limits)
         db.save_keywords(dest_id, keywords)
         db.set_mailbox_state(dest_id, highestmodseq=modseq, uidnext=dest_uids[-1] + 1)
         events: list[ChangeEvent] = [MailboxChanged(dest_id, modseq)]

@@ -160,6 +160,26 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         # those spooled to a file while they arrived, stay files under blobs/.
         "CREATE TABLE blob_data (blob_id TEXT PRIMARY KEY, data BLOB NOT NULL)",
     ),
+    (
+        # Quota usage (RFC 9208 STORAGE and MESSAGE over every mailbox): the sum of the
+        # messages' sizes and their count, kept by triggers in the very statement that
+        # adds or removes a message (APPEND, COPY, MOVE, EXPUNGE, DELETE, RENAME INBOX,
+        # and the cascade of a mailbox's deletion), so they are exact after any crash
+        # (ARCHITECTURE.md decision 10). Recalculated from the rows by sqlite/quota.py.
+        "ALTER TABLE counters ADD COLUMN storage INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE counters ADD COLUMN messages INTEGER NOT NULL DEFAULT 0",
+        """UPDATE counters SET
+            storage = (SELECT coalesce(sum(size), 0) FROM messages),
+            messages = (SELECT count(*) FROM messages)""",
+        """CREATE TRIGGER usage_on_insert AFTER INSERT ON messages BEGIN
+            UPDATE counters SET storage = storage + NEW.size, messages = messages + 1
+            WHERE id = 0;
+        END""",
+        """CREATE TRIGGER usage_on_delete AFTER DELETE ON messages BEGIN
+            UPDATE counters SET storage = storage - OLD.size, messages = messages - 1
+            WHERE id = 0;
+        END""",
+    ),
 )
 
 # users.db: the accounts directory.
@@ -206,6 +226,12 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
         # A random secret made once, never shown: SCRAM's made-up salts for unknown names.
         "ALTER TABLE counters ADD COLUMN secret BLOB",
         "UPDATE counters SET secret = randomblob(32) WHERE id = 0",
+    ),
+    (
+        # An account's own quota limits (store/values.py, QuotaOverride): NULL where the
+        # [quota] default applies, 0 for unlimited; storage in octets.
+        "ALTER TABLE accounts ADD COLUMN quota_storage INTEGER",
+        "ALTER TABLE accounts ADD COLUMN quota_messages INTEGER",
     ),
 )
 

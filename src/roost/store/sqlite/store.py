@@ -14,6 +14,12 @@ Invariants:
   invariants: unique case-folded names, directory names never built from them, an
   account existing once its row is committed).
 * users.db has its own worker thread; each open account its own (account.py).
+* Quota: the default limits come from the constructor (``[quota]`` in the settings),
+  an account's own from users.db (``QuotaOverride``), read again at every
+  ``open_account`` (each session and delivery opens it), every ``Account.quota()``,
+  and before an APPEND or COPY when ``quota_refresh`` seconds old; set at once in this
+  process by ``set_quota_override``. Usage lives in the account's mail.db
+  (sqlite/quota.py).
 * An account whose last session ended stays open for ``keep_open`` seconds, at most
   ``max_idle_open`` of them (least recently used closed first): a client that logs in,
   does one thing and logs out (mobile clients, POP3 pollers, the mixed benchmark) would
@@ -35,12 +41,15 @@ from roost.store.events import EventHub
 from roost.store.sqlite.account import OpenAccount, SqliteAccount
 from roost.store.sqlite.directory import Directory, fold_name
 from roost.store.sqlite.mail_db import MailDB
+from roost.store.sqlite.quota import UNLIMITED
 from roost.store.sqlite.worker import Worker
+from roost.store.values import QuotaLimits, QuotaOverride
 
 log = logging.getLogger(__name__)
 
 KEEP_OPEN_SECONDS = 120.0
 MAX_IDLE_OPEN = 128
+QUOTA_REFRESH_SECONDS = 30.0
 
 
 class SqliteStore:
@@ -55,8 +64,12 @@ class SqliteStore:
         *,
         keep_open: float = KEEP_OPEN_SECONDS,
         max_idle_open: int = MAX_IDLE_OPEN,
+        quota: QuotaLimits = UNLIMITED,
+        quota_refresh: float = QUOTA_REFRESH_SECONDS,
     ) -> None:
         self._data_dir = data_dir
+        self._quota = quota
+        self._quota_refresh = quota_refresh
         self._directory = directory
         self._users = users
         self._hub = hub
@@ -78,11 +91,15 @@ class SqliteStore:
         hub: EventHub | None = None,
         keep_open: float = KEEP_OPEN_SECONDS,
         max_idle_open: int = MAX_IDLE_OPEN,
+        quota: QuotaLimits = UNLIMITED,
+        quota_refresh: float = QUOTA_REFRESH_SECONDS,
     ) -> SqliteStore:
         """Open (creating if needed) the store in ``data_dir``. ``durable=False`` skips
         fsyncs (tests only); ``hub`` lets several stores share change events;
         ``keep_open`` and ``max_idle_open`` bound accounts kept open between sessions
-        (0 closes an account with its last session)."""
+        (0 closes an account with its last session); ``quota`` is the default limits
+        of every account without its own (``set_quota_override``), ``quota_refresh``
+        the most seconds an account's own limits are used before being read again."""
         users = Worker("roost-users")
         try:
             directory = await users.run(Directory, data_dir, durable)
@@ -96,6 +113,8 @@ class SqliteStore:
             hub or EventHub(),
             keep_open=keep_open,
             max_idle_open=max_idle_open,
+            quota=quota,
+            quota_refresh=quota_refresh,
         )
 
     @property
@@ -173,10 +192,35 @@ class SqliteStore:
     async def instance_secret(self) -> bytes:
         return await self._users.run(self._directory.instance_secret)
 
+    # ---- quota ---------------------------------------------------------------------
+
+    @property
+    def default_quota(self) -> QuotaLimits:
+        return self._quota
+
+    async def quota_override(self, name: str) -> QuotaOverride:
+        return await self._users.run(self._directory.quota_override, fold_name(name))
+
+    async def set_quota_override(self, name: str, override: QuotaOverride) -> None:
+        key = fold_name(name)
+        await self._users.run(self._directory.set_quota_override, key, override)
+        shared = self._open.get(key)
+        if shared is not None:
+            self._set_quota(shared, override)
+
+    async def _refresh_quota(self, shared: OpenAccount) -> QuotaOverride:
+        override = await self._users.run(self._directory.quota_override, shared.key)
+        self._set_quota(shared, override)
+        return override
+
+    def _set_quota(self, shared: OpenAccount, override: QuotaOverride) -> None:
+        shared.quota = override
+        shared.quota_fresh_until = asyncio.get_running_loop().time() + self._quota_refresh
+
     async def open_account(self, name: str) -> SqliteAccount:
         key = fold_name(name)
         async with self._lock(key):
-            stored_name, dirname = await self._users.run(self._directory.lookup, key)
+            stored_name, dirname, override = await self._users.run(self._lookup, key)
             shared = self._open.get(key)
             if shared is not None and shared.dirname != dirname:
                 # Deleted and created again by another process while kept open here.
@@ -187,7 +231,15 @@ class SqliteStore:
                 self._open[key] = shared
             self._unidle(shared)
             shared.handles += 1
-        return SqliteAccount(stored_name, shared, self._hub, self._release)
+            self._set_quota(shared, override)
+        return SqliteAccount(
+            stored_name, shared, self._hub, self._release, self._quota, self._refresh_quota
+        )
+
+    def _lookup(self, key: str) -> tuple[str, str, QuotaOverride]:
+        """On the users worker: what opening an account needs, in one job."""
+        name, dirname = self._directory.lookup(key)
+        return name, dirname, self._directory.quota_override(key)
 
     # ---- open accounts -------------------------------------------------------------
 

@@ -40,6 +40,7 @@ STATUS_ITEMS = frozenset(
         "UNSEEN",
         "DELETED",  # RFC 9051
         "SIZE",  # RFC 8438
+        "DELETED-STORAGE",  # RFC 9208 §4.2.2
         "HIGHESTMODSEQ",  # RFC 7162 §3.1.6
         "APPENDLIMIT",  # RFC 7889
         "MAILBOXID",  # RFC 8474
