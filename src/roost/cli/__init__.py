@@ -6,8 +6,8 @@ worker process of ``serve --workers N``, started by the supervisor).
 ``common.py``; importing ``serve`` and ``user`` registers their commands on it.
 """
 
-from roost.cli import serve, user
+from roost.cli import mail_io, serve, user
 from roost.cli.common import main
 from roost.cli.serve import ServeOptions
 
-__all__ = ["ServeOptions", "main", "serve", "user"]
+__all__ = ["ServeOptions", "mail_io", "main", "serve", "user"]
