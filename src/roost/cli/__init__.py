@@ -1,14 +1,14 @@
-"""The ``roost`` command: serve, import, export, user add|passwd|del|list|import-passwd,
-user app-password add|list|revoke, user totp enable|disable, check-config (and
-``worker``, hidden: one worker process of ``serve --workers N``, started by the
-supervisor).
+"""The ``roost`` command: serve, import, export, backup, restore, verify, user
+add|passwd|del|list|import-passwd, user app-password add|list|revoke, user totp
+enable|disable, check-config (and ``worker``, hidden: one worker process of ``serve
+--workers N``, started by the supervisor).
 
 ``main`` (the console entry point, ``roost.cli:main``) is the click group of
 ``common.py``; importing ``serve``, ``user`` and the others registers their commands on it.
 """
 
-from roost.cli import mail_io, passwd_import, serve, user
+from roost.cli import data_ops, mail_io, passwd_import, serve, user
 from roost.cli.common import main
 from roost.cli.serve import ServeOptions
 
-__all__ = ["ServeOptions", "mail_io", "main", "passwd_import", "serve", "user"]
+__all__ = ["ServeOptions", "data_ops", "mail_io", "main", "passwd_import", "serve", "user"]
