@@ -284,3 +284,11 @@ def test_a_file_expunged_after_the_snapshot_means_another_snapshot(
     [hank] = report.accounts
     assert (hank.rounds, hank.messages, hank.files_linked) == (2, 2, 1)
     assert verifying.verify(tmp_path / "b").problems == []
+
+
+def test_backup_and_restore_of_a_store_without_accounts(tmp_path: Path) -> None:
+    make_accounts(tmp_path / "data", [])
+    report = backups.backup(tmp_path / "data", tmp_path / "b")
+    assert report.complete and report.accounts == []
+    backups.restore(tmp_path / "b", tmp_path / "r")
+    assert verifying.verify(tmp_path / "r").accounts == 0

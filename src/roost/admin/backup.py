@@ -353,7 +353,8 @@ def restore(source: Path, data_dir: Path, *, force: bool = False) -> dict[str, o
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     accounts = data_dir / "accounts"
     # Accounts first, users.db last: an account exists once users.db names it.
-    for entry in sorted(os.scandir(source / "accounts"), key=lambda e: e.name):
+    backed_up = list(os.scandir(source / "accounts")) if (source / "accounts").is_dir() else []
+    for entry in sorted(backed_up, key=lambda e: e.name):
         target = accounts / entry.name
         (target / "tmp").mkdir(parents=True, exist_ok=True)
         (target / "blobs").mkdir(exist_ok=True)

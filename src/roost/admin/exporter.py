@@ -91,6 +91,8 @@ class _Writer(Protocol):
 def _writer(dest: Path, info: MailboxInfo, fmt: str) -> _Writer | None:
     """The writer of one folder; None when the format cannot name it."""
     if fmt == "mbox":
+        if any(part in ("", ".", "..") for part in info.name.split("/")):
+            return None  # no file of that name inside DEST
         return mbox.MboxWriter(mbox_path(dest, info.name))
     try:
         place = dest if info.name == "INBOX" else dest / maildir.directory_name(info.name)

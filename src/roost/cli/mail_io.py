@@ -179,7 +179,8 @@ def export_command(
         f"{len(report.folders)} folders of {name} to {dest} as {fmt}."
     )
     if report.skipped_folders:
-        click.echo(f"Skipped (a '.' in the name): {', '.join(report.skipped_folders)}")
+        skipped = ", ".join(report.skipped_folders)
+        click.echo(f"Skipped, as the format cannot name them: {skipped}")
     if report.dropped_keywords:
         dropped = ", ".join(sorted(report.dropped_keywords))
         click.echo(f"Keywords past the 26 a Maildir folder holds, not kept: {dropped}")
