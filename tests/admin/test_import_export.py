@@ -3,6 +3,7 @@ keywords and internal dates survive, and import(export(x)) == x."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from roost.admin import exporter, importer
 from roost.cli import main
+from roost.cli.mail_io import ProgressLine
 from roost.store.interface import Account
 from roost.store.sqlite import SqliteStore
 from roost.store.values import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, MessageSource, NewMessage
@@ -151,3 +153,18 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     missing = runner.invoke(main, ["import", "nobody", str(path), "--data-dir", str(data)])
     assert missing.exit_code == 1
     assert "no account 'nobody'" in missing.stderr
+
+
+def test_progress_on_a_terminal_redraws_one_line() -> None:
+    stream = io.StringIO()
+    line = ProgressLine(stream, "imported", terminal=True)
+    line(500, 1000, 2_000_000)
+    line(1000, 1000, 4_000_000)
+    line.finish()
+    text = stream.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n")
+    assert "imported 1,000/1,000 messages  4.0 MB" in text
+    assert "ETA --:--" in text
+    plain = io.StringIO()
+    ProgressLine(plain, "imported", terminal=False)(500, 1000, 1)
+    assert plain.getvalue() == "progress 500/1000\n"
