@@ -43,7 +43,7 @@ from functools import partial
 
 from argon2 import PasswordHasher
 
-from roost.auth import app_passwords, scram, totp
+from roost.auth import app_passwords, legacy_hashes, scram, totp
 from roost.auth.base import AuthResult, ScramParameters, ScramVerdict
 from roost.auth.cache import AuthCache
 from roost.auth.oauth import TokenError, TokenValidator
@@ -259,7 +259,10 @@ class StoreAuthenticator:
         account's password hash as now stored."""
         if record.scram_keys is None and self.scram_enabled:
             await self._add_scram_keys(record, password)
-        if not self.rehash or not needs_rehash(record.password_hash, hasher=self.hasher):
+        # An imported Dovecot hash is replaced even where rehashing is off: it is the
+        # one chance to, and its scheme may be far weaker than argon2id.
+        upgrade = self.rehash or legacy_hashes.is_legacy(record.password_hash)
+        if not upgrade or not needs_rehash(record.password_hash, hasher=self.hasher):
             return record.password_hash
         try:
             new_hash = await hash_password_async(password, hasher=self.hasher)

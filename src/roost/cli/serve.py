@@ -39,6 +39,7 @@ from roost.config import (
     Settings,
     read_config_text,
 )
+from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
 from roost.runtime.listeners import POP3, BoundAddress, ServerError
@@ -262,8 +263,12 @@ async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None
 
         def banner(addresses: list[BoundAddress]) -> None:
             _print_banner(settings, addresses, starttls=tls_context is not None)
+            sd_notify.ready()
 
-        await run_server(settings, store=store, tls_context=tls_context, ready=banner)
+        try:
+            await run_server(settings, store=store, tls_context=tls_context, ready=banner)
+        finally:
+            sd_notify.stopping()
     finally:
         await store.close()
 
@@ -282,8 +287,12 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
 
     def banner(addresses: list[BoundAddress]) -> None:
         _print_banner(settings, addresses, starttls=starttls)
+        sd_notify.ready()
 
-    await Supervisor(settings, options.to_json()).run(ready=banner)
+    try:
+        await Supervisor(settings, options.to_json()).run(ready=banner)
+    finally:
+        sd_notify.stopping()
 
 
 @main.command("worker", hidden=True)
