@@ -71,6 +71,9 @@ class Session:
         self.compressed = False  # COMPRESS=DEFLATE active (RFC 4978)
         self.enabled: set[str] = set()
         self.condstore = False  # RFC 7162 §3.1: a CONDSTORE-enabling command was seen
+        # RFC 7162 §3.1: the first CONDSTORE-enabling command while a mailbox is
+        # selected reports its HIGHESTMODSEQ (dispatch adds it to the completion).
+        self.announce_highestmodseq = False
         self.qresync = False  # RFC 7162 §3.2.3: ENABLE QRESYNC
         # ENABLE IMAP4rev2 (RFC 9051 §6.3.1): UTF-8 names, ESEARCH for SEARCH, and no
         # \Recent, RECENT or [UNSEEN] any more.
@@ -159,7 +162,10 @@ class Session:
             raise no(f"Invalid mailbox name: {error}", "CANNOT") from None
 
     def enable_condstore(self) -> None:
-        """RFC 7162 §3.1: from now on, flag updates carry MODSEQ."""
+        """RFC 7162 §3.1: from now on, flag updates carry MODSEQ; enabled implicitly
+        while a mailbox is selected, the command also reports its HIGHESTMODSEQ."""
+        if not self.condstore and self.selected is not None:
+            self.announce_highestmodseq = True
         self.condstore = True
         if self.selected is not None:
             self.selected.condstore = True

@@ -52,6 +52,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
         raise bad("QRESYNC must be enabled first")  # RFC 7162 §3.2.5
     if cmd.condstore:
         session.enable_condstore()
+        session.announce_highestmodseq = False  # the new mailbox's comes untagged below
     # RFC 9051 §6.3.2: SELECT first leaves any selected mailbox, even if it then fails;
     # with QRESYNC the client is told where the old mailbox's responses end (§3.2.11).
     if session.selected is not None and (session.qresync or session.rev2):
