@@ -64,3 +64,33 @@ async def test_store_unchangedsince_enabling_condstore_reports_highestmodseq(
     client = await _selected(imap)
     reply = await client.ok("STORE 1 (UNCHANGEDSINCE 100) +FLAGS (\\Seen)")
     assert _highest(reply.line) == await _highest_now(imap)
+
+
+# ---- 7. RFC 6851: MOVE into the selected mailbox itself ------------------------------
+
+
+async def test_move_into_the_selected_mailbox_refiles(imap: ImapServer) -> None:
+    """RFC 6851 §3.3 does not forbid the destination being the selected mailbox: the
+    message is copied with a new UID (COPYUID, untagged first, §4.3) and the original
+    expunged. Dovecot 2.3 does the same."""
+    client = await _selected(imap)
+    reply = await client.ok("MOVE 1 INBOX")
+    assert re.fullmatch(rb"\* OK \[COPYUID \d+ 1 3\] .*", reply.untagged[0]), reply.untagged
+    # Roost reports the expunge first and then the new count (2); Dovecot announces
+    # 3 EXISTS before the EXPUNGE. Both are valid orders of the same state change.
+    assert reply.untagged[1:3] == [b"* 1 EXPUNGE", b"* 2 EXISTS"]
+    uids = await client.ok("FETCH 1:* (UID)")
+    assert uids.untagged == [b"* 1 FETCH (UID 2)", b"* 2 FETCH (UID 3)"]
+    subject = await client.ok("FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: m0" in subject.untagged[0]
+
+
+async def test_uid_move_into_the_selected_mailbox_with_qresync(imap: ImapServer) -> None:
+    """RFC 6851 §4.3 with QRESYNC (RFC 7162 §3.2.10): the old UID is reported VANISHED."""
+    client = await imap.login()
+    await client.append("INBOX", message("m0"))
+    await client.ok("ENABLE QRESYNC")
+    await client.ok("SELECT INBOX")
+    reply = await client.ok("UID MOVE 1 INBOX")
+    assert re.fullmatch(rb"\* OK \[COPYUID \d+ 1 2\] .*", reply.untagged[0]), reply.untagged
+    assert b"* VANISHED 1" in reply.untagged
