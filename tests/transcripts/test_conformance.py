@@ -94,3 +94,31 @@ async def test_uid_move_into_the_selected_mailbox_with_qresync(imap: ImapServer)
     reply = await client.ok("UID MOVE 1 INBOX")
     assert re.fullmatch(rb"\* OK \[COPYUID \d+ 1 2\] .*", reply.untagged[0]), reply.untagged
     assert b"* VANISHED 1" in reply.untagged
+
+
+# ---- 4. RFC 9051 §6.3.9: a pattern that is not modified UTF-7 matches literally ------
+
+
+async def test_list_pattern_of_atom_specials_and_ampersand_is_not_refused(
+    imap: ImapServer,
+) -> None:
+    """RFC 9051 §6.3.9 and §5.1.3: list-char allows these characters unquoted; "&'+,-."
+    is not valid modified UTF-7, so the pattern is matched literally and matches no
+    mailbox. Dovecot 2.3 also answers OK with no LIST responses."""
+    client = await imap.login()
+    reply = await client.ok('LIST "" !#$&\'+,-.0123456789:;<=>?@^_`|[}%*')
+    assert reply.untagged == []
+    reply = await client.ok('LIST "" "&Jjo"')  # base64 of an unfinished character
+    assert reply.untagged == []
+
+
+async def test_list_pattern_with_invalid_utf7_matches_literally(imap: ImapServer) -> None:
+    """RFC 9051 §6.3.9: with UTF8=ACCEPT (RFC 6855 §3) "&" is an ordinary character, so
+    a mailbox named "&Jjo" exists; without it the same pattern, invalid as modified
+    UTF-7, still finds it by its literal text."""
+    client = await imap.login()
+    await client.ok("ENABLE UTF8=ACCEPT")
+    await client.ok('CREATE "&Jjo"')
+    other = await imap.login()
+    reply = await other.ok('LIST "" "&Jjo*"')
+    assert reply.untagged == [b'* LIST (\\HasNoChildren) "/" &-Jjo']

@@ -193,11 +193,16 @@ async def namespace(session: Session, cmd: c.Namespace) -> AsyncIterator[Respons
 
 def _decode_pattern(session: Session, raw: bytes) -> str:
     """Reference and pattern text: decoded like names, but without name validation
-    (they may be empty, end with "/", or hold wildcards)."""
+    (they may be empty, end with "/", or hold wildcards).
+
+    A pattern that is not valid modified UTF-7 (or UTF-8) is matched literally, never
+    refused (RFC 9051 §6.3.9: a pattern is a mailbox name with wildcards; a name that
+    cannot exist simply matches nothing). Dovecot 2.3 answers such a LIST with OK too.
+    """
     try:
         return raw.decode("utf-8") if session.utf8 else decode_mutf7(raw)
     except (UnicodeDecodeError, ValueError):
-        raise bad("Invalid mailbox pattern encoding") from None
+        return raw.decode("utf-8", "replace")
 
 
 def _children_index(names: set[str]) -> set[str]:
