@@ -122,3 +122,50 @@ async def test_list_pattern_with_invalid_utf7_matches_literally(imap: ImapServer
     other = await imap.login()
     reply = await other.ok('LIST "" "&Jjo*"')
     assert reply.untagged == [b'* LIST (\\HasNoChildren) "/" &-Jjo']
+
+
+# ---- 6. RFC 5258 §3.4, §3.5: LIST-EXTENDED SUBSCRIBED and RECURSIVEMATCH ------------
+
+
+async def _fruit_tree(imap: ImapServer) -> ImapClient:
+    """RFC 5258 §5's kind of tree: Fruit exists with a subscribed child, Fruit/Peach
+    is subscribed but gone, Tofu does not exist but has a subscribed child,
+    Vegetable and Vegetable/Corn are both subscribed."""
+    client = await imap.login()
+    for name in ("Fruit", "Fruit/Banana", "Vegetable", "Vegetable/Corn"):
+        await client.ok(f"CREATE {name}")
+    for name in ("Fruit/Banana", "Fruit/Peach", "Tofu/Sub", "Vegetable", "Vegetable/Corn"):
+        await client.ok(f"SUBSCRIBE {name}")
+    return client
+
+
+async def test_list_subscribed_nonexistent_is_nonexistent_and_subscribed(
+    imap: ImapServer,
+) -> None:
+    """RFC 5258 §3.4 (and the §5 examples): a subscribed name that does not exist is
+    ``(\\NonExistent \\Subscribed)``; \\NonExistent already implies \\Noselect (RFC 9051
+    §7.3.1). Dovecot 2.3 refuses to SUBSCRIBE a missing name by default, so it never
+    has such a name to list; RFC 9051 §6.3.7 lets a server accept it, as Roost does."""
+    client = await _fruit_tree(imap)
+    reply = await client.ok('LIST (SUBSCRIBED) "" "Fruit/*"')
+    assert reply.untagged == [
+        b'* LIST (\\HasNoChildren \\Subscribed) "/" Fruit/Banana',
+        b'* LIST (\\NonExistent \\Subscribed) "/" Fruit/Peach',
+    ]
+
+
+async def test_list_recursivematch_childinfo_only_for_names_not_matching(
+    imap: ImapServer,
+) -> None:
+    """RFC 5258 §3.5: with RECURSIVEMATCH, CHILDINFO marks a name that does not itself
+    satisfy the selection but has children that do — including a parent that does
+    not exist (Tofu, \\NonExistent). Vegetable is itself subscribed, so it gets no
+    CHILDINFO. Dovecot 2.3 also adds CHILDINFO to Vegetable; the RFC's examples do
+    not, and Roost follows them."""
+    client = await _fruit_tree(imap)
+    reply = await client.ok('LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    listed = [line for line in reply.untagged if b'"/" INBOX' not in line]
+    assert b'* LIST (\\HasChildren) "/" Fruit ("CHILDINFO" ("SUBSCRIBED"))' in listed
+    assert b'* LIST (\\NonExistent) "/" Tofu ("CHILDINFO" ("SUBSCRIBED"))' in listed
+    assert b'* LIST (\\HasChildren \\Subscribed) "/" Vegetable' in listed
+    assert not [line for line in listed if b"Fruit/" in line or b"Tofu/" in line]

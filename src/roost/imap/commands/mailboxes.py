@@ -243,6 +243,10 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
     results: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
 
     candidates = set(mailboxes) | (subscribed if want_subscribed else set())
+    if want_subscribed and "RECURSIVEMATCH" in selection:
+        # RFC 5258 §3.5: a parent with subscribed children is listed (with CHILDINFO)
+        # even when it neither exists nor is subscribed itself.
+        candidates |= _children_index(subscribed)
     for name in _ordered(candidates):
         info = mailboxes.get(name)
         child_info: tuple[str, ...] = ()
@@ -274,8 +278,9 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
 
 def _attributes(info: MailboxInfo | None, has_children: bool) -> tuple[str, ...]:
     if info is None:
-        # RFC 5258 §3.4: subscribed but gone.
-        return ("\\NonExistent", "\\Noselect")
+        # RFC 5258 §3.4 and §5 examples: subscribed (or a parent) but gone. \NonExistent
+        # implies \Noselect (RFC 9051 §7.3.1), so it comes alone, as in the RFC.
+        return ("\\NonExistent",)
     attributes: list[str] = ["\\HasChildren" if has_children else "\\HasNoChildren"]
     if info.noselect:
         attributes.append("\\Noselect")
