@@ -5,8 +5,10 @@ RFC allows both, the test says which Roost chose and why."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from tests.conftest import ImapServer
+from roost.imap.context import ImapLimits
+from tests.conftest import ImapServer, start_imap_server, stop_imap_server
 from tests.support.imap_client import ImapClient, message
 
 
@@ -169,3 +171,81 @@ async def test_list_recursivematch_childinfo_only_for_names_not_matching(
     assert b'* LIST (\\NonExistent) "/" Tofu ("CHILDINFO" ("SUBSCRIBED"))' in listed
     assert b'* LIST (\\HasChildren \\Subscribed) "/" Vegetable' in listed
     assert not [line for line in listed if b"Fruit/" in line or b"Tofu/" in line]
+
+
+# ---- 1. RFC 9051 §2.3.1, §6.3.12: bare LF is stored as CRLF --------------------------
+
+LF_MESSAGE = (
+    b"From: alice@example.org\nTo: bob@example.org\nSubject: bare LF\n"
+    b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n"
+    b"--b\nContent-Type: text/plain\n\nfirst line\nsecond line\r\nthird\n"
+    b"--b--\n"
+)
+
+
+def _crlf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def _literal(line: bytes) -> bytes:
+    """The literal's bytes in a one-item FETCH response line."""
+    match = re.search(rb"\{(\d+)\}\r\n", line)
+    assert match, line
+    start = match.end()
+    return line[start : start + int(match.group(1))]
+
+
+async def _check_lf_message_served_as_crlf(client: ImapClient) -> None:
+    expected = _crlf(LF_MESSAGE)
+    await client.ok("SELECT INBOX")
+    size = await client.ok("FETCH 1 (RFC822.SIZE)")
+    assert size.untagged == [f"* 1 FETCH (RFC822.SIZE {len(expected)})".encode()]
+    whole = await client.ok("FETCH 1 (BODY.PEEK[])")
+    assert _literal(whole.untagged[0]) == expected
+    header_end = expected.index(b"\r\n\r\n") + 4
+    text = await client.ok("FETCH 1 (BODY.PEEK[TEXT])")
+    assert _literal(text.untagged[0]) == expected[header_end:]
+    part = await client.ok("FETCH 1 (BODY.PEEK[1])")
+    assert _literal(part.untagged[0]) == b"first line\r\nsecond line\r\nthird"
+    fields = await client.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT TO)])")
+    assert _literal(fields.untagged[0]) == b"To: bob@example.org\r\nSubject: bare LF\r\n\r\n"
+
+
+async def test_bare_lf_message_is_stored_and_served_as_crlf(imap: ImapServer) -> None:
+    """RFC 9051 §2.3.1 and §6.3.12: messages are CRLF. A message APPENDed with bare LF
+    (and one stray CRLF) is normalised on the way in, as Dovecot does, so RFC822.SIZE,
+    BODY[], BODY[TEXT], BODY[1] and HEADER.FIELDS all agree on CRLF bytes."""
+    client = await imap.login()
+    await client.append("INBOX", LF_MESSAGE)
+    await _check_lf_message_served_as_crlf(client)
+
+
+async def test_bare_lf_spooled_message_is_normalised_too(tmp_path: Path) -> None:
+    """The same for a literal big enough to be spooled to a file on its way in."""
+    handle, server = await start_imap_server(tmp_path, limits=ImapLimits(spool_threshold=64))
+    try:
+        await handle.add_user("alice")
+        client = await handle.login()
+        await client.append("INBOX", LF_MESSAGE)
+        await _check_lf_message_served_as_crlf(client)
+    finally:
+        await stop_imap_server(handle, server)
+
+
+async def test_binary_literal8_message_is_kept_byte_exact(imap: ImapServer) -> None:
+    """RFC 3516 §4.4: a literal8 APPEND carries binary content, where 0x0A is data, not
+    a line end; Roost stores it exactly as sent, and BINARY[1] returns the part's bytes.
+    Dovecot 2.3 also returns such a part byte-exact from BINARY[1] (it serves BODY[]
+    re-encoded as base64, which Roost does not)."""
+    body = b"ab\ncd\r\n"
+    binary = (
+        b"From: a@example.org\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: binary\r\n\r\n" + body
+    )
+    client = await imap.login()
+    await client.ok(f"APPEND INBOX ~{{{len(binary)}+}}\r\n".encode() + binary)
+    await client.ok("SELECT INBOX")
+    size = await client.ok("FETCH 1 (RFC822.SIZE BINARY.SIZE[1])")
+    assert size.untagged == [f"* 1 FETCH (RFC822.SIZE {len(binary)} BINARY.SIZE[1] 7)".encode()]
+    part = await client.ok("FETCH 1 (BINARY.PEEK[1])")
+    assert _literal(part.untagged[0].replace(b"~{", b"{")) == body

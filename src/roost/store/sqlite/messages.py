@@ -23,6 +23,7 @@ import json
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 
+from roost.store import line_endings
 from roost.store.blobs import StoredBlob
 from roost.store.errors import CannotDoThat, NoSuchMailbox, StoreError
 from roost.store.events import ChangeEvent, MailboxChanged
@@ -83,7 +84,17 @@ def append_batch(
     Each APPEND is still all-or-nothing: one refused by the store (its mailbox is gone,
     a bad keyword) is rolled back to its savepoint and gets its StoreError; the others
     are stored. Any other failure fails them all: nothing is stored, and it is raised.
+
+    Every message is stored with CRLF line endings (``line_endings``), so that sizes,
+    sections and analysis all see the bytes that FETCH serves.
     """
+    with line_endings.normalized_batch(batch, db.blobs.tmp) as normalized:
+        return _append_batch(db, normalized)
+
+
+def _append_batch(
+    db: MailDB, batch: Sequence[tuple[int | str, Sequence[NewMessage]]]
+) -> tuple[list[AppendResult | StoreError], list[ChangeEvent]]:
     messages = [message for _, group in batch for message in group]
     analysed = [analyses.compute(message.source) for message in messages]
     stored: list[StoredBlob] = []
