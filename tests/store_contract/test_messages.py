@@ -190,6 +190,18 @@ async def test_read_message_and_ranges_are_byte_identical(alice: Account, inbox_
     assert await alice.read_range(big_meta, len(data) + 10, 100) == b""
 
 
+async def test_snapshot_peeking_at_recent_claims_nothing(alice: Account, inbox_id: int) -> None:
+    """RFC 3501 §6.3.2: EXAMINE sees \\Recent without taking it away."""
+    await append(alice, inbox_id, 1, 2)
+    peeked = await alice.snapshot(inbox_id, peek_recent=True)
+    assert peeked.recent_floor == 1
+    assert await alice.recent_floor(inbox_id) == 1
+    assert (await alice.status(inbox_id)).recent == 2
+    assert (await alice.snapshot(inbox_id, claim_recent=True)).recent_floor == 1
+    assert await alice.recent_floor(inbox_id) == 3
+    assert (await alice.status(inbox_id)).recent == 0
+
+
 async def test_snapshot(alice: Account, inbox_id: int) -> None:
     await append(alice, inbox_id, 1, 2)
     await alice.append(inbox_id, [new(message(3), frozenset({SEEN, "Work"}))])

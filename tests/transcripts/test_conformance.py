@@ -249,3 +249,41 @@ async def test_binary_literal8_message_is_kept_byte_exact(imap: ImapServer) -> N
     assert size.untagged == [f"* 1 FETCH (RFC822.SIZE {len(binary)} BINARY.SIZE[1] 7)".encode()]
     part = await client.ok("FETCH 1 (BINARY.PEEK[1])")
     assert _literal(part.untagged[0].replace(b"~{", b"{")) == body
+
+
+# ---- 8. RFC 3501 §2.3.2, §6.3.2, §7.3.2: \Recent for IMAP4rev1 sessions -------------
+
+
+async def test_examine_sees_recent_without_claiming_it(imap: ImapServer) -> None:
+    """RFC 3501 §2.3.2: \\Recent means this session is the first to be told of the
+    message; §6.3.2: EXAMINE must not make a message lose \\Recent. So an EXAMINE before
+    any SELECT reports them (``* 2 RECENT``, §7.3.2), and the SELECT after it still gets
+    them; an EXAMINE after that SELECT gets none. Dovecot 2.3 answers exactly so."""
+    writer = await imap.login()
+    for i in range(2):
+        await writer.append("INBOX", message(f"m{i}"))
+    examiner = await imap.login()
+    assert b"* 2 RECENT" in (await examiner.ok("EXAMINE INBOX")).untagged
+    flags = await examiner.ok("FETCH 1:* (FLAGS)")
+    assert flags.untagged == [b"* 1 FETCH (FLAGS (\\Recent))", b"* 2 FETCH (FLAGS (\\Recent))"]
+    selector = await imap.login()
+    assert b"* 2 RECENT" in (await selector.ok("SELECT INBOX")).untagged
+    late = await imap.login()
+    assert b"* 0 RECENT" in (await late.ok("EXAMINE INBOX")).untagged
+
+
+async def test_new_mail_is_recent_to_an_examining_session_until_claimed(
+    imap: ImapServer,
+) -> None:
+    """RFC 3501 §7.3.2: a read-only session told of new mail first sees it as recent,
+    without claiming it; a read-write session that then selects still claims it."""
+    examiner = await imap.login()
+    await examiner.ok("EXAMINE INBOX")
+    writer = await imap.login()
+    await writer.append("INBOX", message("new"))
+    noop = await examiner.ok("NOOP")
+    assert noop.untagged == [b"* 1 EXISTS", b"* 1 RECENT"]
+    selector = await imap.login()
+    assert b"* 1 RECENT" in (await selector.ok("SELECT INBOX")).untagged
+    status = await writer.ok("STATUS INBOX (RECENT)")
+    assert status.untagged == [b"* STATUS INBOX (RECENT 0)"]

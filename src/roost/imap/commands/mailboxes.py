@@ -64,8 +64,11 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     if info.noselect:
         raise no(f"{name} is not selectable: it only holds other mailboxes", "CANNOT")
     claims = not cmd.readonly and not session.rev2  # RFC 9051 has no \Recent
+    # RFC 3501 §6.3.2: EXAMINE must not take \Recent away, but a rev1 session that is
+    # the first to hear of a message still sees it as recent (Dovecot does the same).
+    peeks = cmd.readonly and not session.rev2
     try:
-        snapshot = await account.snapshot(info.id, claim_recent=claims)
+        snapshot = await account.snapshot(info.id, claim_recent=claims, peek_recent=peeks)
     except StorageFull:
         if not claims:
             raise

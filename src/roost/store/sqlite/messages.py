@@ -261,15 +261,18 @@ def _with_content(db: MailDB, metas: list[MessageMeta]) -> list[MessageMeta]:
     ]
 
 
-def snapshot(db: MailDB, mailbox_id: int, claim_recent: bool) -> MailboxSnapshot:
+def snapshot(
+    db: MailDB, mailbox_id: int, claim_recent: bool, peek_recent: bool = False
+) -> MailboxSnapshot:
     """SELECT's view. A write transaction only when there is \\Recent to claim (new mail
     since the last claim): then the claim and the view are one instant, so no message is
-    claimed that the view does not hold."""
+    claimed that the view does not hold. ``peek_recent`` reports the floor unclaimed."""
     with db.read():
         row = db.mailbox(mailbox_id)
         claimed = claim_recent and row.recent_floor < row.uidnext
         if not claimed:
-            result = _snapshot(db, row, row.recent_floor if claim_recent else None)
+            floor = row.recent_floor if claim_recent or peek_recent else None
+            result = _snapshot(db, row, floor)
     if claimed:
         with db.write(sync=False):  # see claim_recent: a claim needs no fsync
             row = db.mailbox(mailbox_id)
@@ -410,6 +413,11 @@ def claim_recent(db: MailDB, mailbox_id: int) -> int:
                 "UPDATE mailboxes SET recent_floor = uidnext WHERE id = ?", (mailbox_id,)
             )
     return row.recent_floor
+
+
+def recent_floor(db: MailDB, mailbox_id: int) -> int:
+    with db.read():
+        return db.mailbox(mailbox_id).recent_floor
 
 
 def store_flags(
