@@ -287,3 +287,33 @@ async def test_new_mail_is_recent_to_an_examining_session_until_claimed(
     assert b"* 1 RECENT" in (await selector.ok("SELECT INBOX")).untagged
     status = await writer.ok("STATUS INBOX (RECENT)")
     assert status.untagged == [b"* STATUS INBOX (RECENT 0)"]
+
+
+# ---- 9. RFC 5465 §5: MessageNew and MessageExpunge only together ---------------------
+
+
+async def test_notify_message_new_or_expunge_alone_is_bad_in_every_filter(
+    imap: ImapServer,
+) -> None:
+    """RFC 5465 §5: "If one of MessageNew or MessageExpunge is specified, then both
+    events MUST be specified. Otherwise, the server MUST respond with the tagged BAD
+    response" (and the §8 ABNF comment: they "MUST always be specified together"); the
+    same for FlagChange without both. The rule names no filter, so it holds for a
+    STATUS-only or a mailboxes filter as much as for SELECTED. Roost answers exactly
+    so. Dovecot 2.3 enforces it only for SELECTED and accepts the others with OK; the
+    RFC does not allow that, so Roost does not follow it. A refused NOTIFY sends no
+    STATUS, and a correct one afterwards still works."""
+    client = await imap.login()
+    for command in (
+        "NOTIFY SET STATUS (personal (MessageNew))",
+        "NOTIFY SET STATUS (personal (MessageExpunge))",
+        "NOTIFY SET (mailboxes INBOX (MessageNew))",
+        "NOTIFY SET STATUS (mailboxes INBOX (MessageExpunge))",
+        "NOTIFY SET (mailboxes INBOX (FlagChange))",
+        "NOTIFY SET (subtree INBOX (MessageNew FlagChange))",
+        "NOTIFY SET (selected (MessageNew))",
+    ):
+        reply = await client.bad(command)
+        assert reply.untagged == [], command
+    reply = await client.ok("NOTIFY SET STATUS (mailboxes INBOX (MessageNew MessageExpunge))")
+    assert [line[:16] for line in reply.untagged] == [b"* STATUS INBOX ("]
