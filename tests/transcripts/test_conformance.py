@@ -317,3 +317,35 @@ async def test_notify_message_new_or_expunge_alone_is_bad_in_every_filter(
         assert reply.untagged == [], command
     reply = await client.ok("NOTIFY SET STATUS (mailboxes INBOX (MessageNew MessageExpunge))")
     assert [line[:16] for line in reply.untagged] == [b"* STATUS INBOX ("]
+
+
+# ---- 2. RFC 9051 §6.4.4: TEXT covers the headers of body parts -----------------------
+
+WITH_ATTACHMENT = (
+    b"From: a@example.org\r\nTo: b@example.org\r\nSubject: report\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=x\r\n\r\n"
+    b"--x\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+    b'--x\r\nContent-Type: application/pdf; name="budget-2026.pdf"\r\n'
+    b'Content-Disposition: attachment; filename="budget-2026.pdf"\r\n'
+    b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+    b"--x\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Disposition: attachment; filename*=utf-8''%C3%9Cbersicht.xlsx\r\n\r\nxx\r\n"
+    b"--x--\r\n"
+)
+
+
+async def test_search_text_finds_words_only_in_a_part_header(imap: ImapServer) -> None:
+    """RFC 9051 §6.4.4: TEXT matches "the header or body of the message", and the body
+    of a multipart message holds its parts' headers — so an attachment's file name,
+    also an RFC 2231 encoded one, is found. Dovecot 2.3 finds it with TEXT too.
+    Dovecot's BODY leaves part headers out; Roost's BODY finds them, since the body
+    (BODY[TEXT]) literally contains them and RFC 9051 defines no narrower body."""
+    client = await imap.login()
+    await client.append("INBOX", WITH_ATTACHMENT)
+    await client.append("INBOX", message("plain", body="nothing attached\r\n"))
+    await client.ok("SELECT INBOX")
+    for key in ("TEXT budget-2026", "TEXT application/pdf", 'TEXT "übersicht"'):
+        command = f"SEARCH CHARSET UTF-8 {key}" if not key.isascii() else f"SEARCH {key}"
+        assert (await client.ok(command)).untagged == [b"* SEARCH 1"], key
+    assert (await client.ok("SEARCH BODY budget-2026")).untagged == [b"* SEARCH 1"]
+    assert (await client.ok("SEARCH TEXT nothing")).untagged == [b"* SEARCH 2"]

@@ -160,6 +160,13 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         # those spooled to a file while they arrived, stay files under blobs/.
         "CREATE TABLE blob_data (blob_id TEXT PRIMARY KEY, data BLOB NOT NULL)",
     ),
+    (
+        # The search text now holds every body part's header (RFC 9051 §6.4.4: SEARCH
+        # TEXT finds an attachment's file name): the text of every message analysed
+        # before is remade from its file before the next search (analyses.reindex_text).
+        "ALTER TABLE counters ADD COLUMN reindex_below INTEGER NOT NULL DEFAULT 0",
+        "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
+    ),
 )
 
 # users.db: the accounts directory.
