@@ -349,3 +349,69 @@ async def test_search_text_finds_words_only_in_a_part_header(imap: ImapServer) -
         assert (await client.ok(command)).untagged == [b"* SEARCH 1"], key
     assert (await client.ok("SEARCH BODY budget-2026")).untagged == [b"* SEARCH 1"]
     assert (await client.ok("SEARCH TEXT nothing")).untagged == [b"* SEARCH 2"]
+
+
+# ---- 3. RFC 9051 §6.4.4, RFC 5256 §3, RFC 5957: groups in address search and sort ----
+
+# (Cc, To) of messages 1-8; None: no such field.
+GROUPS: list[tuple[str | None, str | None]] = [
+    ("Team: zed@x.org, amy@y.org;", "undisclosed-recipients:;"),
+    ("bob@b.org", '"Carl" <carl@c.org>'),
+    (None, "Zoe"),
+    ('"Anna" <anna@a.org>', "Group2:;"),
+    ("mike", 'Alpha Team: "Yves" <yves@y.org>;'),
+    ("Beta: ;", "<x@x.org>"),
+    ("aaron@z.org", '"" <quinn@q.org>'),
+    (None, None),
+]
+
+
+async def _group_mailbox(imap: ImapServer) -> ImapClient:
+    client = await imap.login()
+    for number, (cc, to) in enumerate(GROUPS, start=1):
+        header = f"From: s{number}@example.org\r\nSubject: m{number}\r\n"
+        header += f"To: {to}\r\n" if to is not None else ""
+        header += f"Cc: {cc}\r\n" if cc is not None else ""
+        await client.append("INBOX", (header + "\r\nbody\r\n").encode())
+    await client.ok("SELECT INBOX")
+    return client
+
+
+async def test_address_search_matches_group_names(imap: ImapServer) -> None:
+    """RFC 9051 §6.4.4: TO/CC/BCC/FROM match "the specified string in the envelope
+    structure's ... field"; a group's display name is part of that field (ENVELOPE
+    lists it as ``(NIL NIL "undisclosed-recipients" NIL)``), so it is matched as text
+    like any name. Dovecot 2.3 gives exactly these answers."""
+    client = await _group_mailbox(imap)
+    for key, expected in (
+        ("TO undisclosed", b"* SEARCH 1"),
+        ("CC Team", b"* SEARCH 1"),
+        ("TO Group2", b"* SEARCH 4"),
+        ('TO "Alpha Team"', b"* SEARCH 5"),
+        ("CC Beta", b"* SEARCH 6"),
+        ("CC zed", b"* SEARCH 1"),
+        ("TO Yves", b"* SEARCH 5"),
+        ("TO Zoe", b"* SEARCH 3"),
+        ("CC mike", b"* SEARCH 5"),
+    ):
+        assert (await client.ok(f"SEARCH {key}")).untagged == [expected], key
+
+
+async def test_sort_cc_and_displayto_with_groups_and_missing_addresses(
+    imap: ImapServer,
+) -> None:
+    """RFC 5256 §3: CC/TO sort by the addr-mailbox of the first address, which for a
+    group is its name (the ENVELOPE's first entry); a missing field is the empty
+    string and sorts first; ties keep sequence order, also under REVERSE. RFC 5957 §2:
+    DISPLAYTO uses the first address's display name — a group's name — or, with none
+    or an empty one, the address. Dovecot 2.3 sorts these eight exactly so."""
+    client = await _group_mailbox(imap)
+    answers = {
+        "SORT (CC) UTF-8 ALL": b"* SORT 3 8 7 4 6 2 5 1",
+        "SORT (REVERSE CC) UTF-8 ALL": b"* SORT 1 5 2 6 4 7 3 8",
+        "SORT (TO) UTF-8 ALL": b"* SORT 8 5 2 4 7 1 6 3",
+        "SORT (DISPLAYTO) UTF-8 ALL": b"* SORT 8 5 2 4 7 1 6 3",
+        "SORT (REVERSE DISPLAYTO) UTF-8 ALL": b"* SORT 3 6 1 7 4 2 5 8",
+    }
+    for command, expected in answers.items():
+        assert (await client.ok(command)).untagged == [expected], command

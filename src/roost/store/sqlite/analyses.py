@@ -23,11 +23,11 @@ Invariants:
   ``ORPHANS_PER_SWEEP`` at a time.
 * Messages stored before analyses existed are analysed from their files by
   ``backfill`` before the first search; ``counters.unanalyzed`` says one is due.
-* When what goes into the search text changes, a migration sets
-  ``counters.reindex_below`` to just past the newest analysis; ``reindex_text``
-  remakes the text of every older one from its file (keeping its id, so thread ids
-  and the index stay consistent) before the next search, newest first, and lowers the
-  mark as it goes; 0 means every text is current.
+* When what goes into the search text or the address sort keys changes, a migration
+  sets ``counters.reindex_below`` to just past the newest analysis; ``reindex_text``
+  remakes the text and those keys of every older one from its file (keeping its id,
+  so thread ids and the index stay consistent) before the next search, newest first,
+  and lowers the mark as it goes; 0 means every analysis is current.
 * The indexed text of one message is bounded (``MAX_*_CHARS``): a huge text part
   cannot stall the account's worker, at the price of not finding words past the bound.
 """
@@ -68,6 +68,10 @@ _INSERT_ANALYSIS = (
     " refs, sort_subject, sort_from, sort_to, sort_cc, display_from, display_to)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (blob_id) DO NOTHING RETURNING id"
+)
+_UPDATE_SORT_KEYS = (
+    "UPDATE analyses SET sort_from = ?, sort_to = ?, sort_cc = ?, display_from = ?,"
+    " display_to = ? WHERE id = ?"
 )
 _TEXT_COLUMNS = "header, body, subject, addr_from, addr_to, addr_cc, addr_bcc"
 _QUEUE_TEXT = f"INSERT INTO text_pending (id, {_TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -301,10 +305,11 @@ def backfill(db: Database) -> None:
 
 
 def reindex_text(db: Database) -> None:
-    """Remake the search text of analyses made before the text last changed (below
-    ``counters.reindex_below``), ``BACKFILL_BATCH`` per write transaction: the new text
-    is queued in ``text_pending`` under the same id and indexed like a delivery's.
-    Cheap when there is nothing to do (remembered per connection)."""
+    """Remake the search text and address sort keys of analyses made before they last
+    changed (below ``counters.reindex_below``), ``BACKFILL_BATCH`` per write
+    transaction: the new text is queued in ``text_pending`` under the same id and
+    indexed like a delivery's. Cheap when there is nothing to do (remembered per
+    connection)."""
     if db.reindexed:
         return
     while below := db.scalar("SELECT reindex_below FROM counters WHERE id = 0"):
@@ -320,6 +325,8 @@ def reindex_text(db: Database) -> None:
         with db.write():
             for blob_id, row in rows:
                 analysis_id = ids[blob_id]
+                if row is not EMPTY_ROW:
+                    db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[7:12], analysis_id))
                 db.conn.execute("DELETE FROM message_text WHERE rowid = ?", (analysis_id,))
                 db.conn.execute(
                     f"INSERT OR REPLACE INTO text_pending (id, {_TEXT_COLUMNS})"
