@@ -69,6 +69,7 @@ _INSERT_ANALYSIS = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (blob_id) DO NOTHING RETURNING id"
 )
+_STILL_THERE = "SELECT 1 FROM analyses WHERE id = ? AND blob_id = ?"
 _UPDATE_SORT_KEYS = (
     "UPDATE analyses SET sort_from = ?, sort_to = ?, sort_cc = ?, display_from = ?,"
     " display_to = ? WHERE id = ?"
@@ -325,6 +326,8 @@ def reindex_text(db: Database) -> None:
         with db.write():
             for blob_id, row in rows:
                 analysis_id = ids[blob_id]
+                if db.conn.execute(_STILL_THERE, (analysis_id, blob_id)).fetchone() is None:
+                    continue  # forgotten with its last message meanwhile
                 if row is not EMPTY_ROW:
                     db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[7:12], analysis_id))
                 db.conn.execute("DELETE FROM message_text WHERE rowid = ?", (analysis_id,))
