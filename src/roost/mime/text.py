@@ -4,7 +4,10 @@
 ``body_text`` walks the MIME tree and takes every text/* leaf (and the text parts of
 attached messages), undoes the transfer encoding and the charset, strips HTML to its
 text (tags, comments, script and style removed; entities resolved), and stops at
-``MAX_BODY_TEXT`` characters so that one huge message cannot bloat the index.
+``MAX_BODY_TEXT`` characters so that one huge message cannot bloat the index. The
+header of every body part is body text too (RFC 9051 §6.4.4: TEXT covers header and
+body, and a multipart's body holds its parts' headers), so an attachment's file name
+is found, with RFC 2231 parameters decoded.
 """
 
 from __future__ import annotations
@@ -67,16 +70,29 @@ def _leaf_text(data: bytes, node: Node) -> str | None:
     return text
 
 
+def part_header_text(node: Node) -> str:
+    """A body part's own header, and its Content-Type and Content-Disposition parameters
+    decoded (``filename*=utf-8''...``, RFC 2231), which the raw field text hides."""
+    text = header_text(node.fields)
+    info = part_data(node)
+    params = [*info.params, *(info.disposition_params or ())]
+    decoded = [decode_parameter(key, value)[1] for key, value in params]
+    extra = [value for value in decoded if value and value not in text]
+    return "\n".join([text, *extra])
+
+
 def body_text(data: bytes, root: Node) -> str:
     pieces: list[str] = []
     size = 0
-    stack = [root]
+    stack = [(root, False)]  # (part, whether its header is body text)
     while stack and size < MAX_BODY_TEXT:
-        node = stack.pop()
+        node, with_header = stack.pop()
+        if with_header and node.fields:
+            header = part_header_text(node)
+            pieces.append(header)
+            size += len(header)
         if node.kind == KIND_MULTIPART or node.kind == KIND_RFC822:
-            if node.kind == KIND_RFC822 and node.children:
-                pieces.append(header_text(node.children[0].fields))
-            stack.extend(reversed(node.children))
+            stack.extend((child, True) for child in reversed(node.children))
             continue
         text = _leaf_text(data, node)
         if text:

@@ -1,7 +1,8 @@
 """APPEND, with MULTIAPPEND (RFC 3502) and UIDPLUS's APPENDUID (RFC 4315 §3).
 
-The message bytes are kept exactly as received; big literals arrive already spooled to
-a file by the receiver, so nothing here holds a large message in memory.
+The store makes bare LF CRLF (RFC 9051 §6.3.12) unless the message came as literal8
+(then it is kept byte-exact); big literals arrive already spooled to a file by the
+receiver, so nothing here holds a large message in memory.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Do
             raise no("An empty message cannot be stored", "CANNOT")
         if size > limit:
             raise no(f"Message larger than {limit} bytes", "TOOBIG")
-        messages.append(NewMessage(source, normalize_flags(message.flags), message.internaldate))
+        flags = normalize_flags(message.flags)
+        messages.append(NewMessage(source, flags, message.internaldate, binary=message.binary))
     try:
         # By name: the store looks the mailbox up in the same job as it stores.
         result = await account.append(name, messages)

@@ -53,6 +53,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
         raise bad("QRESYNC must be enabled first")  # RFC 7162 §3.2.5
     if cmd.condstore:
         session.enable_condstore()
+        session.announce_highestmodseq = False  # the new mailbox's comes untagged below
     # RFC 9051 §6.3.2: SELECT first leaves any selected mailbox, even if it then fails;
     # with QRESYNC the client is told where the old mailbox's responses end (§3.2.11).
     if session.selected is not None and (session.qresync or session.rev2):
@@ -64,8 +65,11 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     if info.noselect:
         raise no(f"{name} is not selectable: it only holds other mailboxes", "CANNOT")
     claims = not cmd.readonly and not session.rev2  # RFC 9051 has no \Recent
+    # RFC 3501 §6.3.2: EXAMINE must not take \Recent away, but a rev1 session that is
+    # the first to hear of a message still sees it as recent (Dovecot does the same).
+    peeks = cmd.readonly and not session.rev2
     try:
-        snapshot = await account.snapshot(info.id, claim_recent=claims)
+        snapshot = await account.snapshot(info.id, claim_recent=claims, peek_recent=peeks)
     except StorageFull:
         if not claims:
             raise
@@ -193,11 +197,16 @@ async def namespace(session: Session, cmd: c.Namespace) -> AsyncIterator[Respons
 
 def _decode_pattern(session: Session, raw: bytes) -> str:
     """Reference and pattern text: decoded like names, but without name validation
-    (they may be empty, end with "/", or hold wildcards)."""
+    (they may be empty, end with "/", or hold wildcards).
+
+    A pattern that is not valid modified UTF-7 (or UTF-8) is matched literally, never
+    refused (RFC 9051 §6.3.9: a pattern is a mailbox name with wildcards; a name that
+    cannot exist simply matches nothing). Dovecot 2.3 answers such a LIST with OK too.
+    """
     try:
         return raw.decode("utf-8") if session.utf8 else decode_mutf7(raw)
     except (UnicodeDecodeError, ValueError):
-        raise bad("Invalid mailbox pattern encoding") from None
+        return raw.decode("utf-8", "replace")
 
 
 def _children_index(names: set[str]) -> set[str]:
@@ -238,6 +247,10 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
     results: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
 
     candidates = set(mailboxes) | (subscribed if want_subscribed else set())
+    if want_subscribed and "RECURSIVEMATCH" in selection:
+        # RFC 5258 §3.5: a parent with subscribed children is listed (with CHILDINFO)
+        # even when it neither exists nor is subscribed itself.
+        candidates |= _children_index(subscribed)
     for name in _ordered(candidates):
         info = mailboxes.get(name)
         child_info: tuple[str, ...] = ()
@@ -269,8 +282,9 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
 
 def _attributes(info: MailboxInfo | None, has_children: bool) -> tuple[str, ...]:
     if info is None:
-        # RFC 5258 §3.4: subscribed but gone.
-        return ("\\NonExistent", "\\Noselect")
+        # RFC 5258 §3.4 and §5 examples: subscribed (or a parent) but gone. \NonExistent
+        # implies \Noselect (RFC 9051 §7.3.1), so it comes alone, as in the RFC.
+        return ("\\NonExistent",)
     attributes: list[str] = ["\\HasChildren" if has_children else "\\HasNoChildren"]
     if info.noselect:
         attributes.append("\\Noselect")

@@ -23,6 +23,11 @@ Invariants:
   ``ORPHANS_PER_SWEEP`` at a time.
 * Messages stored before analyses existed are analysed from their files by
   ``backfill`` before the first search; ``counters.unanalyzed`` says one is due.
+* When what goes into the search text or the address sort keys changes, a migration
+  sets ``counters.reindex_below`` to just past the newest analysis; ``reindex_text``
+  remakes the text and those keys of every older one from its file (keeping its id,
+  so thread ids and the index stay consistent) before the next search, newest first,
+  and lowers the mark as it goes; 0 means every analysis is current.
 * The indexed text of one message is bounded (``MAX_*_CHARS``): a huge text part
   cannot stall the account's worker, at the price of not finding words past the bound.
 """
@@ -63,6 +68,11 @@ _INSERT_ANALYSIS = (
     " refs, sort_subject, sort_from, sort_to, sort_cc, display_from, display_to)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (blob_id) DO NOTHING RETURNING id"
+)
+_STILL_THERE = "SELECT 1 FROM analyses WHERE id = ? AND blob_id = ?"
+_UPDATE_SORT_KEYS = (
+    "UPDATE analyses SET sort_from = ?, sort_to = ?, sort_cc = ?, display_from = ?,"
+    " display_to = ? WHERE id = ?"
 )
 _TEXT_COLUMNS = "header, body, subject, addr_from, addr_to, addr_cc, addr_bcc"
 _QUEUE_TEXT = f"INSERT INTO text_pending (id, {_TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -256,6 +266,7 @@ def indexed_read(db: Database) -> Iterator[None]:
     queues more before the read begins, index and look again.
     """
     backfill(db)
+    reindex_text(db)
     while True:
         with db.read():
             if db.conn.execute("SELECT 1 FROM text_pending LIMIT 1").fetchone() is None:
@@ -292,6 +303,45 @@ def backfill(db: Database) -> None:
     with db.write():
         db.conn.execute("UPDATE counters SET unanalyzed = 0 WHERE id = 0")
     db.analyzed = True
+
+
+def reindex_text(db: Database) -> None:
+    """Remake the search text and address sort keys of analyses made before they last
+    changed (below ``counters.reindex_below``), ``BACKFILL_BATCH`` per write
+    transaction: the new text is queued in ``text_pending`` under the same id and
+    indexed like a delivery's. Cheap when there is nothing to do (remembered per
+    connection)."""
+    if db.reindexed:
+        return
+    while below := db.scalar("SELECT reindex_below FROM counters WHERE id = 0"):
+        with db.read():
+            batch = db.conn.execute(
+                "SELECT id, blob_id FROM analyses a WHERE id < ? AND EXISTS"
+                " (SELECT 1 FROM messages m WHERE m.blob_id = a.blob_id)"
+                " ORDER BY id DESC LIMIT ?",
+                (below, BACKFILL_BATCH),
+            ).fetchall()
+        ids = dict((blob_id, analysis_id) for analysis_id, blob_id in batch)
+        rows = list(_analyse_stored(db, ids))
+        with db.write():
+            for blob_id, row in rows:
+                analysis_id = ids[blob_id]
+                if db.conn.execute(_STILL_THERE, (analysis_id, blob_id)).fetchone() is None:
+                    continue  # forgotten with its last message meanwhile
+                if row is not EMPTY_ROW:
+                    db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[7:12], analysis_id))
+                db.conn.execute("DELETE FROM message_text WHERE rowid = ?", (analysis_id,))
+                db.conn.execute(
+                    f"INSERT OR REPLACE INTO text_pending (id, {_TEXT_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (analysis_id, *row.texts),
+                )
+            lowest = min(ids.values(), default=0)
+            db.conn.execute(
+                "UPDATE counters SET reindex_below = min(reindex_below, ?) WHERE id = 0",
+                (lowest,),
+            )
+    db.reindexed = True
 
 
 def _analyse_stored(db: Database, blob_ids: Iterable[str]) -> Iterable[tuple[str, AnalysisRow]]:

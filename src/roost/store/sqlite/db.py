@@ -86,6 +86,7 @@ class Database:
         self._writers = writers  # descriptor of the writers' turn lock (see ``write``)
         self.codec = FlagCodec()
         self.analyzed = False  # backfill of analyses found nothing left to do
+        self.reindexed = False  # reindex_text of search texts found nothing left to do
         self.queued_texts = 0  # texts queued for the index here since it last indexed
 
     @classmethod

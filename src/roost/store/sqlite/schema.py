@@ -180,6 +180,15 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
             WHERE id = 0;
         END""",
     ),
+    (
+        # The search text now holds every body part's header (RFC 9051 §6.4.4: SEARCH
+        # TEXT finds an attachment's file name) and groups' names, and the address sort
+        # keys follow RFC 5256/5957 for groups: the text and keys of every message
+        # analysed before are remade from its file before the next search
+        # (analyses.reindex_text).
+        "ALTER TABLE counters ADD COLUMN reindex_below INTEGER NOT NULL DEFAULT 0",
+        "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
+    ),
 )
 
 # users.db: the accounts directory.
