@@ -336,7 +336,8 @@ def collect(fields: list[Field]) -> Envelope:
             addresses = parse_addresses(item.value)
             previous: list[Address] | None = getattr(result, attribute)
             if previous:
-                addresses = previous + addresses
+                # joined, but no longer than one field may be (MAX_ADDRESSES)
+                addresses = (previous + addresses)[:MAX_ADDRESSES]
             setattr(result, attribute, addresses or previous)
     return result
 
