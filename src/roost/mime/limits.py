@@ -23,7 +23,7 @@ MAX_FIELD_VALUE = 64 * 1024
 """Bytes of one header field's unfolded value kept for ENVELOPE, BODYSTRUCTURE and
 SEARCH. A longer field is cut here (an encoded word cut in two stays as written)."""
 
-MAX_HEADER_LINES = 100_000
+MAX_HEADER_LINES = 50_000
 """Header lines (fields and their continuation lines) examined in the whole message,
 all parts together. Lines beyond are not read: their fields do not exist for the
 model or SEARCH (a part whose Content-Type lies beyond is text/plain)."""
