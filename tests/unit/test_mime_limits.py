@@ -169,3 +169,9 @@ def test_a_mapped_file_is_analysed_as_its_bytes_are(tmp_path: Path) -> None:
     big = tmp_path / "big"
     big.write_bytes(b"Content-Type: text/plain\r\n\r\n" + b"line\n" * (1 << 19) + b"x\r\n" * 9)
     assert compute_file(big) == row_of(analyze(big.read_bytes()))
+
+
+def test_a_line_without_a_colon_keeps_its_continuation_lines() -> None:
+    """As before the limits: the continuation belongs to the colon-less field."""
+    [field] = parse_message(b"--c cont\r\n\tMIME-Version: 1.0").fields
+    assert (field.name, field.value) == (b"--c cont", b"\tMIME-Version: 1.0")

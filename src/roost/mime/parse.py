@@ -56,7 +56,7 @@ class HeaderBudget:
     """What is left of the message-wide header limits (roost.mime.limits)."""
 
     lines: int = MAX_HEADER_LINES
-    bytes: int = MAX_HEADER_BYTES
+    size: int = MAX_HEADER_BYTES
 
 
 # Bytes of one line copied out of the message at most: a longer line is cut, never
@@ -81,7 +81,7 @@ def parse_fields(
     current: Field | None = None
     pieces: list[bytes] = []
     room = 0  # value bytes the current field may still keep
-    while position < end and budget.lines > 0 and budget.bytes > 0:
+    while position < end and budget.lines > 0 and budget.size > 0:
         newline = data.find(b"\n", position, end)
         line_end = end if newline < 0 else newline
         window_end = min(line_end, position + _LINE_WINDOW)
@@ -103,12 +103,13 @@ def parse_fields(
         if colon < 0:
             current = Field(line[:MAX_FIELD_NAME].rstrip(b" \t"), b"")
             pieces = []
+            room = MAX_FIELD_VALUE
         else:
             value = line[colon + 1 :].lstrip(b" \t")[:MAX_FIELD_VALUE]
             current = Field(line[:colon][:MAX_FIELD_NAME].rstrip(b" \t"), b"")
             pieces = [value]
             room = MAX_FIELD_VALUE - len(value)
-        budget.bytes -= len(current.name)
+        budget.size -= len(current.name)
         fields.append(current)
     if current is not None:
         current.value = _charge(budget, pieces)
@@ -118,9 +119,9 @@ def parse_fields(
 def _charge(budget: HeaderBudget, pieces: list[bytes]) -> bytes:
     """The value of a field, cut to what the budget has left, and charged to it."""
     value = b"".join(pieces)
-    if len(value) > budget.bytes:
-        value = value[: max(budget.bytes, 0)]
-    budget.bytes -= len(value)
+    if len(value) > budget.size:
+        value = value[: max(budget.size, 0)]
+    budget.size -= len(value)
     return value
 
 

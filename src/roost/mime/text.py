@@ -130,7 +130,9 @@ def body_text(data: MessageBytes, root: Node) -> str:
         node = stack.pop()
         if node.kind == KIND_MULTIPART or node.kind == KIND_RFC822:
             if node.kind == KIND_RFC822 and node.children:
-                pieces.append(header_text(node.children[0].fields))
+                fields = header_text(node.children[0].fields)
+                pieces.append(fields)
+                size += len(fields)
             stack.extend(reversed(node.children))
             continue
         text = _leaf_text(data, node, MAX_BODY_TEXT - size)
