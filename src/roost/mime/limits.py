@@ -21,7 +21,9 @@ MAX_FIELD_NAME = 998
 
 MAX_FIELD_VALUE = 64 * 1024
 """Bytes of one header field's unfolded value kept for ENVELOPE, BODYSTRUCTURE and
-SEARCH. A longer field is cut here (an encoded word cut in two stays as written)."""
+SEARCH. A longer field is cut here (an encoded word cut in two stays as written). It
+also bounds decoding: RFC 2047 words never decode to more characters than they have
+bytes, so a field's decoded text is at most this long."""
 
 MAX_HEADER_LINES = 50_000
 """Header lines (fields and their continuation lines) examined in the whole message,
