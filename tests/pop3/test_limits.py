@@ -189,7 +189,7 @@ async def test_store_failure_before_a_response_is_sys_temp(
     await pop3.deliver(message("a"))
     client = await pop3.login()
 
-    async def failing(self: SqliteAccount, *args: object) -> list[object]:
+    async def failing(self: SqliteAccount, *args: object, **options: object) -> list[object]:
         raise StorageFull("disk full")
 
     monkeypatch.setattr(SqliteAccount, "fetch_meta", failing)

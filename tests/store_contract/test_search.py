@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from roost.mime.model import MessageModel
 from roost.store.base import (
     DELETED,
     FLAGGED,
@@ -697,7 +698,12 @@ async def test_failed_analysis_still_stores_the_message(
     with caplog.at_level("ERROR", logger="roost"):
         await store(sqlite_account, inbox.id, mail("unparsed"))
     assert "message analysis failed" in caplog.text
+    # FETCH still gets a model: parsed from the file on the account's worker, not on
+    # the event loop (issue 13, item 8)
     [meta] = await sqlite_account.fetch_meta(inbox.id, [1])
+    assert meta.model is not None
+    assert b'"unparsed"' in MessageModel.from_blob(meta.model).envelope
+    [meta] = await sqlite_account.fetch_meta(inbox.id, [1], with_model=False)
     assert meta.model is None
     assert await found(sqlite_account, inbox.id, MatchAll()) == [1]
     assert await found(sqlite_account, inbox.id, MatchText(TextField.SUBJECT, "unparsed")) == []

@@ -24,6 +24,7 @@ from roost.mime import bodystructure as structure
 from roost.mime.decode import decode_transfer
 from roost.mime.envelope import Envelope, collect
 from roost.mime.envelope import render as render_envelope
+from roost.mime.limits import MessageBytes
 from roost.mime.parse import KIND_RFC822, Node, parse_message
 from roost.mime.sections import KIND_MULTIPART, PartRange, resolve, section_range
 
@@ -69,14 +70,14 @@ class MessageModel:
     # ---- construction -----------------------------------------------------------------
 
     @classmethod
-    def from_message(cls, data: bytes | memoryview) -> MessageModel:
-        """Parses ``data`` (the message exactly as stored)."""
-        message = bytes(data)
+    def from_message(cls, data: MessageBytes | memoryview) -> MessageModel:
+        """Parses ``data`` (the message exactly as stored, or a mapping of its file)."""
+        message = bytes(data) if isinstance(data, memoryview) else data
         root = parse_message(message)
         return cls(cls._pack(message, root))
 
     @staticmethod
-    def _pack(message: bytes, root: Node, parsed: Envelope | None = None) -> bytes:
+    def _pack(message: MessageBytes, root: Node, parsed: Envelope | None = None) -> bytes:
         """``parsed``: the top header's envelope fields, when the caller has them."""
         envelope = render_envelope(collect(root.fields) if parsed is None else parsed)
         bodystructure = structure.bodystructure(message, root)
