@@ -177,8 +177,8 @@ class Settings:
         return tuple(a for a in self.lmtp.listen if isinstance(a, ListenAddress))
 
     def unix_listeners(self) -> list[tuple[UnixAddress, int, str | None]]:
-        """The LMTP Unix sockets to create, each with its mode and group: the
-        configured ones, then the private one for ``roost deliver`` (mode 0600)."""
+        """The Unix sockets to create, each with its mode and group: the configured
+        LMTP ones, then the private one of ``roost deliver`` (mode 0600, lmtp/local.py)."""
         lmtp = self.lmtp
         sockets = [
             (address, lmtp.socket_mode, lmtp.socket_group)

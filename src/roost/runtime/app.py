@@ -45,6 +45,7 @@ from roost.runtime.coordination import Coordination
 from roost.runtime.listeners import (
     IMAP,
     LMTP,
+    LOCAL_DELIVERY,
     POP3,
     BoundAddress,
     Listeners,
@@ -275,6 +276,8 @@ class Server:
     def _kind(self, bound: BoundAddress) -> str:
         if bound.protocol == LMTP:
             return "LMTP"
+        if bound.protocol == LOCAL_DELIVERY:
+            return "roost deliver"
         if bound.protocol == POP3:
             if bound.implicit_tls:
                 return "POP3 over TLS"
@@ -373,6 +376,11 @@ class Server:
         if protocol == LMTP:
             assert self._lmtp_context is not None
             await serve_lmtp_connection(reader, writer, self._lmtp_context, remote_ip=remote_ip)
+        elif protocol == LOCAL_DELIVERY:
+            assert self._lmtp_context is not None
+            from roost.lmtp.local import serve_local_delivery
+
+            await serve_local_delivery(reader, writer, self._lmtp_context)
         elif protocol == POP3:
             assert self._pop3_handler is not None and self._pop3_context is not None
             await self._pop3_handler(

@@ -45,6 +45,7 @@ LMTP_TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections from your address\r
 IMAP = "imap"
 POP3 = "pop3"
 LMTP = "lmtp"
+LOCAL_DELIVERY = "deliver"  # the private socket of ``roost deliver`` (lmtp/local.py)
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every
 # 15 s, give up after 4 — well inside the 5-15 minutes after which NATs forget a flow.
@@ -312,7 +313,9 @@ def bind_unix_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> li
                 # sessions hear of its messages at their next command, not at once.
                 log.warning("no private LMTP socket for roost deliver: %s", error)
                 continue
-            bound.append(ListenSocket(sock, LMTP, False, str(address.path)))
+            private = address.path == settings.private_lmtp_socket
+            protocol = LOCAL_DELIVERY if private else LMTP
+            bound.append(ListenSocket(sock, protocol, False, str(address.path)))
     except BaseException:
         for listen in bound:
             listen.sock.close()
