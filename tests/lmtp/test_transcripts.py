@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+import pytest
+
+from roost.store.errors import QuotaExceeded, StorageFull
+from roost.store.sqlite.account import SqliteAccount
 from tests.lmtp.conftest import LmtpServer
 
 MESSAGE = b"From: sender@example.net\r\nSubject: hi\r\n\r\nHello.\r\n"
@@ -166,3 +171,27 @@ async def test_big_message(lmtp: LmtpServer) -> None:
     (stored,) = await lmtp.messages()
     assert stored.endswith(body)
     assert not list((lmtp.data_dir / "spool").iterdir())  # the spool file is gone
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(QuotaExceeded("over quota"), "552 5.2.2"), (StorageFull("disk full"), "451 4.3.0")],
+)
+async def test_full_mailbox_among_others(
+    lmtp: LmtpServer, monkeypatch: pytest.MonkeyPatch, error: Exception, expected: str
+) -> None:
+    """The issue's example: alice, bob and a full mailbox get 250, 250, 552 in that
+    order; a full disk is 451 (try later), never a 5xx."""
+    original = SqliteAccount.append
+
+    async def append(self: SqliteAccount, mailbox: int | str, messages: Any) -> Any:
+        if self.name == "carol":
+            raise error
+        return await original(self, mailbox, messages)
+
+    monkeypatch.setattr(SqliteAccount, "append", append)
+    client = await lmtp.connect()
+    _, final = await client.send_message(
+        "s@example.net", ["alice@example.org", "bob@example.org", "carol@example.org"], MESSAGE
+    )
+    assert [r[:9] for r in final] == ["250 2.0.0", "250 2.0.0", expected]
