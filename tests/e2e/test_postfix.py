@@ -41,6 +41,12 @@ POLL = 0.05
 POLL_ROUNDS = 1200  # 60 s at most for any one arrival
 
 
+def make_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="pf-", dir="/tmp"))
+    root.chmod(0o755)  # Postfix's daemons run as "postfix" and must reach their queue
+    return root
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -139,8 +145,7 @@ def check_delivered(stored: bytes, sent: bytes, *, sender: str, recipient: str |
 
 
 async def test_postfix_delivers_through_lmtp() -> None:
-    root = Path(tempfile.mkdtemp(prefix="pf-", dir="/tmp"))
-    root.chmod(0o755)  # Postfix's daemons run as "postfix" and must reach their queue
+    root = make_root()
     smtp_port, lmtp_port = free_port(), free_port()
     store = await SqliteStore.open(root / "store", durable=False)
     for user in ("alice", "bob", "carol"):
