@@ -41,7 +41,7 @@ from roost.config import (
 )
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
-from roost.runtime.listeners import LMTP, LOCAL_DELIVERY, POP3, BoundAddress, ServerError
+from roost.runtime.listeners import LMTP, POP3, BoundAddress, ServerError
 from roost.store.base import Store
 
 DEMO_ACCOUNT = "demo"
@@ -337,8 +337,6 @@ def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, star
     for bound in addresses:
         if bound.protocol == LMTP:
             kind = "LMTP"
-        elif bound.protocol == LOCAL_DELIVERY:
-            kind = "roost deliver socket"
         elif bound.protocol == POP3:
             if bound.implicit_tls:
                 kind = "POP3 over TLS (SSL/TLS)"

@@ -276,8 +276,6 @@ class Server:
     def _kind(self, bound: BoundAddress) -> str:
         if bound.protocol == LMTP:
             return "LMTP"
-        if bound.protocol == LOCAL_DELIVERY:
-            return "roost deliver"
         if bound.protocol == POP3:
             if bound.implicit_tls:
                 return "POP3 over TLS"

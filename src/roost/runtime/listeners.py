@@ -209,7 +209,10 @@ class Listeners:
                 start_serving=False,
             )
             self._servers.append(server)
-            self._bound.append(bound_address(listen))
+            if listen.protocol == LOCAL_DELIVERY:  # internal: not a listener to report
+                log.debug("roost deliver socket at %s", bound_address(listen))
+            else:
+                self._bound.append(bound_address(listen))
 
     def _handshake_timeout(self) -> float:
         return max(10.0, min(60.0, self.settings.limits.imap.preauth_timeout))

@@ -48,6 +48,7 @@ from roost.config import Settings
 from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
 from roost.runtime.event_bus import EventBus
 from roost.runtime.listeners import (
+    LOCAL_DELIVERY,
     BoundAddress,
     ListenSocket,
     ServerError,
@@ -326,5 +327,6 @@ class Supervisor:
     def _bound(self) -> list[BoundAddress]:
         bound = []
         for listen in self._listeners:
-            bound.append(bound_address(listen))
+            if listen.protocol != LOCAL_DELIVERY:  # internal: not a listener to report
+                bound.append(bound_address(listen))
         return bound
