@@ -248,9 +248,9 @@ class LmtpConnection:
             log.error("cannot spool a message from %s: %s", sender, error)
             self._write(self.core.answer_message([TEMPORARY] * len(indices)))
             return
+        tasks: dict[int, asyncio.Task[DeliveryStatus]] = {}
         try:
             first_index: dict[Target, int] = {}
-            tasks: dict[int, asyncio.Task[DeliveryStatus]] = {}
             for index in indices:
                 target = targets[index]
                 if target in first_index:
@@ -280,7 +280,12 @@ class LmtpConnection:
                             self._write(self.core.answer_recipient(other, reply))
                     await self._flush()
         finally:
-            spool.discard()
+            running = [task for task in tasks.values() if not task.done()]
+            if running:  # cancelled (shutdown): the stores still read the spool
+                finished = asyncio.gather(*running, return_exceptions=True)
+                finished.add_done_callback(lambda _: spool.discard())
+            else:
+                spool.discard()
 
 
 async def serve_lmtp_connection(
