@@ -3,16 +3,19 @@ the spool's line endings, and how outcomes map to LMTP replies and exit codes.""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
 
 from roost.cli.deliver import EX_CANTCREAT, EX_NOUSER, EX_OK, EX_TEMPFAIL, exit_code
+from roost.cli.serve import _serve_settings
 from roost.config import ConfigError, ListenAddress, Settings, UnixAddress
 from roost.config.sections import DeliverySettings
 from roost.delivery import DeliveryStatus, MessageSpool, Outcome, Target, resolve
 from roost.lmtp.connection import status_reply
 from roost.lmtp.context import over_quota_tempfail
+from roost.runtime.unix_sockets import UnixSocketError, bind_unix_socket
 from roost.store.sqlite import SqliteStore
 
 BASE = "[imap]\ntls_listen = []\nstarttls = false\n[pop3]\ntls_listen = []\nstarttls = false\n"
@@ -107,3 +110,35 @@ def test_outcomes() -> None:
     nouser = DeliveryStatus(Outcome.NO_SUCH_USER, "")
     assert exit_code(nouser, over_quota_tempfail=False) == EX_NOUSER
     assert not over_quota_tempfail(Settings())
+
+
+def test_lmtp_listen_option(tmp_path: Path) -> None:
+    dev = _serve_settings(None, True, tmp_path, (), ())
+    assert dev.lmtp.listen == (ListenAddress("127.0.0.1", 1024),)
+    assert _serve_settings(None, True, tmp_path, (), (), lmtp_listen=("none",)).lmtp.listen == ()
+    config = tmp_path / "roost.toml"
+    config.write_text(BASE)
+    given = _serve_settings(config, False, None, (), (), lmtp_listen=("unix:/run/x", "[::1]:24"))
+    assert given.lmtp.listen == (UnixAddress(Path("/run/x")), ListenAddress("::1", 24))
+    with pytest.raises(ConfigError, match="not a loopback"):
+        _serve_settings(config, False, None, (), (), lmtp_listen=("192.0.2.1:24",))
+
+
+def test_unix_socket_mode_and_stale_file(tmp_path: Path) -> None:
+    path = tmp_path / "lmtp"
+    first = bind_unix_socket(path, 0o620, None, 5)
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o620
+        with pytest.raises(UnixSocketError, match="another server"):
+            bind_unix_socket(path, 0o600, None, 5)
+    finally:
+        first.close()
+    second = bind_unix_socket(path, 0o600, None, 5)  # the dead one's file is replaced
+    second.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.unlink()
+    path.write_text("not a socket")
+    with pytest.raises(UnixSocketError, match="not a socket"):
+        bind_unix_socket(path, 0o600, None, 5)
+    with pytest.raises(ConfigError, match="socket_group"):
+        bind_unix_socket(tmp_path / "other", 0o600, "no-such-group-here", 5)
