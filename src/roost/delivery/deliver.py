@@ -3,7 +3,11 @@
 The outcome is one of five (as Dovecot's mail-deliver): ``ok``; ``temporary`` (try
 again later: disk full, store trouble, any unexpected error — never a bounce for
 something transient); ``quota``; ``permanent``; ``no_such_user``. LMTP maps them to
-replies, ``roost deliver`` to sysexits codes.
+replies, ``roost deliver`` to sysexits codes. A store that stays busy is not waited on
+forever here: SQLite's busy timeout (store/sqlite/schema.py) raises, and that becomes
+``temporary`` like any other unexpected error — well inside an MTA's own time-outs
+(Postfix waits 10 minutes for the reply after the data), so its retry never races a
+delivery still in progress.
 
 The message given to ``deliver`` already carries its trace fields (``trace_fields``,
 written first into the spool, then the content: prepending by concatenation, as
