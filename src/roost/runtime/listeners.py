@@ -14,6 +14,9 @@ Invariants:
   ...`` (POP3: ``-ERR [SYS/TEMP] ...``) and closed, and that is logged.
 * Every accepted socket has TCP keepalive on (CLIENTS.md: idling clients behind NAT).
 * Once ``close`` has begun, a connection still accepted is aborted at once.
+* LMTP listeners may be Unix sockets (``unix_sockets.py``), bound with the rest and
+  removed by whoever created them; the private socket of ``roost deliver``
+  (``LOCAL_DELIVERY``) is bound alongside but not reported as a listener.
 """
 
 from __future__ import annotations
