@@ -253,6 +253,8 @@ def test_serve_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             "127.0.0.1:0",
             "--pop3s-listen",
             "none",
+            "--lmtp-listen",
+            "none",
         )
     assert result.exit_code == 1
     assert one_error_line(result) == (

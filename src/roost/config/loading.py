@@ -23,14 +23,19 @@ from roost.config.sections import (
     TLS_MIN_VERSIONS,
     AuthSettings,
     ConfigError,
+    DeliverySettings,
     ImapSettings,
     LimitSettings,
     ListenAddress,
+    LmtpAddress,
+    LmtpSettings,
     LogSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
     TlsSettings,
+    UnixAddress,
+    parse_lmtp_address,
 )
 from roost.config.sizes import parse_size
 from roost.imap.context import ImapLimits
@@ -61,6 +66,8 @@ class Sections(NamedTuple):
     auth: AuthSettings
     log: LogSettings
     quota: QuotaSettings
+    lmtp: LmtpSettings
+    delivery: DeliverySettings
 
 
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
@@ -68,7 +75,8 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
     ``base_dir``. Raises ConfigError naming the first unknown or invalid key."""
     reader = _Reader(source, base_dir)
     sections = reader.sections(
-        data, ("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota")
+        data,
+        ("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota", "lmtp", "delivery"),
     )
     return Sections(
         server=_read_server(reader, sections["server"]),
@@ -79,6 +87,8 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         auth=_read_auth(reader, sections["auth"]),
         log=_read_log(reader, sections["log"]),
         quota=_read_quota(reader, sections["quota"]),
+        lmtp=_read_lmtp(reader, sections["lmtp"]),
+        delivery=_read_delivery(reader, sections["delivery"]),
     )
 
 
@@ -418,3 +428,55 @@ def _choice(reader: _Reader, key: str, value: object, choices: Sequence[str]) ->
         options = ", ".join(f'"{choice}"' for choice in choices)
         raise reader.invalid(key, f"must be one of {options}")
     return value
+
+
+def _read_lmtp(reader: _Reader, table: _Table) -> LmtpSettings:
+    defaults = LmtpSettings()
+    value = table.get("listen", [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise reader.invalid(table.key("listen"), 'must be a list of "unix:PATH" or "HOST:PORT"')
+    listen: list[LmtpAddress] = []
+    for item in value:
+        try:
+            listen.append(parse_lmtp_address(item, reader.base_dir))
+        except ValueError as error:
+            raise reader.invalid(table.key("listen"), str(error)) from None
+    fixed = [a for a in listen if isinstance(a, UnixAddress) or a.port != 0]
+    if len(set(fixed)) != len(fixed):
+        raise reader.invalid(table.key("listen"), "lists an address twice")
+    mode = table.integer("socket_mode", defaults.socket_mode)
+    if mode > 0o777:
+        raise reader.invalid(table.key("socket_mode"), "must be a mode such as 0o660")
+    group = table.string("socket_group", "")
+    settings = LmtpSettings(
+        listen=tuple(listen),
+        socket_mode=mode,
+        socket_group=group or None,
+        allow_remote=table.boolean("allow_remote", defaults.allow_remote),
+        private_socket=table.boolean("private_socket", defaults.private_socket),
+        max_message_size=table.integer("max_message_size", defaults.max_message_size, minimum=1024),
+        max_recipients=table.integer("max_recipients", defaults.max_recipients, minimum=1),
+        spool_threshold=table.integer("spool_threshold", defaults.spool_threshold, minimum=1),
+        timeout=table.number("timeout", defaults.timeout, positive=True),
+    )
+    table.finish()
+    return settings
+
+
+def _read_delivery(reader: _Reader, table: _Table) -> DeliverySettings:
+    defaults = DeliverySettings()
+    domains = table.get("domains", [])
+    if not isinstance(domains, list) or not all(isinstance(item, str) and item for item in domains):
+        raise reader.invalid(table.key("domains"), 'must be a list of domains ("example.org")')
+    separator = table.string("subaddress_separator", defaults.subaddress_separator)
+    if len(separator) > 1 or (separator and separator in '@"\\ '):
+        why = 'must be one character, as "+" (or "" for none)'
+        raise reader.invalid(table.key("subaddress_separator"), why)
+    settings = DeliverySettings(
+        domains=tuple(domain.lower().rstrip(".") for domain in domains),
+        strip_domain=table.boolean("strip_domain", defaults.strip_domain),
+        detail_folders=table.boolean("detail_folders", defaults.detail_folders),
+        subaddress_separator=separator,
+    )
+    table.finish()
+    return settings

@@ -29,6 +29,7 @@ DEV_IMAP_LISTEN = "127.0.0.1:1143"
 DEV_IMAPS_LISTEN = "127.0.0.1:1993"
 DEV_POP3_LISTEN = "127.0.0.1:1110"
 DEV_POP3S_LISTEN = "127.0.0.1:1995"
+DEV_LMTP_LISTEN = "127.0.0.1:1024"
 DELETE_MODES = tuple(mode.value for mode in DeleteMode)
 MAX_WORKERS = 1024
 
@@ -193,3 +194,57 @@ class QuotaSettings:
     @property
     def limits(self) -> QuotaLimits:
         return QuotaLimits(self.storage or None, self.messages or None)
+
+
+@dataclass(frozen=True, slots=True)
+class UnixAddress:
+    """A Unix-domain socket path to listen on (``unix:/run/roost/lmtp``)."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+LmtpAddress = ListenAddress | UnixAddress
+
+
+def parse_lmtp_address(text: str, base_dir: Path | None = None) -> LmtpAddress:
+    """``unix:PATH`` or ``HOST:PORT``; a relative path is taken relative to ``base_dir``."""
+    if text.startswith("unix:"):
+        path = Path(text[5:]).expanduser()
+        if not text[5:]:
+            raise ValueError(f"{text!r}: no path after 'unix:'")
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        return UnixAddress(path)
+    return ListenAddress.parse(text)
+
+
+@dataclass(frozen=True, slots=True)
+class LmtpSettings:
+    """[lmtp]: mail handed in by a trusted MTA (RFC 2033). No AUTH: who may connect is
+    decided by the listeners (a Unix socket's mode and group, loopback addresses)."""
+
+    listen: tuple[LmtpAddress, ...] = ()
+    socket_mode: int = 0o660  # of the Unix sockets in ``listen``
+    socket_group: str | None = None  # their group (Postfix's lmtp runs as "postfix")
+    allow_remote: bool = False  # a TCP listener on a non-loopback address
+    # data_dir/run/lmtp (mode 0600): where ``roost deliver`` hands a message to the
+    # running server, so that its sessions are told at once.
+    private_socket: bool = True
+    max_message_size: int = 64 * 1024 * 1024  # advertised as SIZE; beyond: 552 5.3.4
+    max_recipients: int = 1000  # per transaction; beyond: 452 4.5.3
+    spool_threshold: int = 1024 * 1024  # a message over this is spooled to a file
+    timeout: float = 300.0  # seconds of client silence before 421 (RFC 5321 §4.5.3.2)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """[delivery]: which recipients are ours and where their mail goes (LMTP and
+    ``roost deliver`` alike)."""
+
+    domains: tuple[str, ...] = ()  # empty: any domain (the MTA decided it is ours)
+    strip_domain: bool = False  # alice@example.org is the account "alice"
+    detail_folders: bool = True  # alice+lists@ into the folder "lists" when it exists
+    subaddress_separator: str = "+"

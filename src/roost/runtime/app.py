@@ -39,10 +39,13 @@ from roost.auth.base import Authenticator
 from roost.auth.throttle import LoginThrottle
 from roost.config import ConfigError, Settings
 from roost.imap.context import ImapContext
+from roost.lmtp.context import LmtpContext
 from roost.pop3.context import Pop3Context
 from roost.runtime.coordination import Coordination
 from roost.runtime.listeners import (
     IMAP,
+    LMTP,
+    LOCAL_DELIVERY,
     POP3,
     BoundAddress,
     Listeners,
@@ -141,6 +144,7 @@ class Server:
         self._tls_context = tls_context
         self._context: ImapContext | None = None
         self._pop3_context: Pop3Context | None = None
+        self._lmtp_context: LmtpContext | None = None
         self.coordination = coordination or Coordination.local(settings.limits)
         self._listeners = Listeners(settings, self.coordination, self._serve, listen_sockets)
         self._stop_requested = asyncio.Event()
@@ -199,6 +203,7 @@ class Server:
         try:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)
+            self._lmtp_context = self._build_lmtp_context(self._context)
             await self._listeners.bind(self._tls_context)
         except BaseException:
             await self._listeners.close()
@@ -272,6 +277,8 @@ class Server:
     # ---- internals -------------------------------------------------------------------
 
     def _kind(self, bound: BoundAddress) -> str:
+        if bound.protocol == LMTP:
+            return "LMTP"
         if bound.protocol == POP3:
             if bound.implicit_tls:
                 return "POP3 over TLS"
@@ -325,6 +332,17 @@ class Server:
             worker=self.coordination.worker,
         )
 
+    def _build_lmtp_context(self, imap: ImapContext) -> LmtpContext:
+        settings = self.settings
+        return LmtpContext(
+            store=imap.store,
+            lmtp=settings.lmtp,
+            delivery=settings.delivery,
+            server_name=settings.server.hostname,
+            spool_dir=settings.server.data_dir / "spool",
+            over_quota_tempfail=settings.quota.over_quota_tempfail,
+        )
+
     def _build_context(self, store: Store) -> ImapContext:
         settings = self.settings
         authenticator = self._authenticator or StoreAuthenticator(
@@ -356,7 +374,15 @@ class Server:
         remote_ip: str,
     ) -> None:
         """Hand one accepted connection to its protocol's handler (``Listeners`` calls it)."""
-        if protocol == POP3:
+        if protocol == LMTP:
+            assert self._lmtp_context is not None
+            await serve_lmtp_connection(reader, writer, self._lmtp_context, remote_ip=remote_ip)
+        elif protocol == LOCAL_DELIVERY:
+            assert self._lmtp_context is not None
+            from roost.lmtp.local import serve_local_delivery
+
+            await serve_local_delivery(reader, writer, self._lmtp_context)
+        elif protocol == POP3:
             assert self._pop3_handler is not None and self._pop3_context is not None
             await self._pop3_handler(
                 reader, writer, self._pop3_context, tls_active=implicit_tls, remote_ip=remote_ip
@@ -456,6 +482,18 @@ def _default_handler() -> ConnectionHandler:
     from roost.imap.connection import serve_imap_connection
 
     return serve_imap_connection
+
+
+async def serve_lmtp_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    context: LmtpContext,
+    *,
+    remote_ip: str,
+) -> None:
+    from roost.lmtp.connection import serve_lmtp_connection as serve
+
+    await serve(reader, writer, context, remote_ip=remote_ip)
 
 
 def _default_pop3_handler() -> Pop3ConnectionHandler:

@@ -14,6 +14,9 @@ Invariants:
   ...`` (POP3: ``-ERR [SYS/TEMP] ...``) and closed, and that is logged.
 * Every accepted socket has TCP keepalive on (CLIENTS.md: idling clients behind NAT).
 * Once ``close`` has begun, a connection still accepted is aborted at once.
+* LMTP listeners may be Unix sockets (``unix_sockets.py``), bound with the rest and
+  removed by whoever created them; the private socket of ``roost deliver``
+  (``LOCAL_DELIVERY``) is bound alongside but not reported as a listener.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -31,6 +35,7 @@ from typing import Any, NamedTuple
 from roost.auth.throttle import address_key
 from roost.config import ConfigError, ListenAddress, Settings
 from roost.runtime.coordination import Coordination
+from roost.runtime.unix_sockets import UnixSocketError, bind_unix_socket
 
 # The logger keeps the name it had before app.py and listeners.py were one module,
 # so log lines (and the filters people wrote for them) stay the same.
@@ -38,9 +43,12 @@ log = logging.getLogger("roost.server")
 
 TOO_MANY_CONNECTIONS = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
 POP3_TOO_MANY_CONNECTIONS = b"-ERR [SYS/TEMP] Too many connections from your address\r\n"
+LMTP_TOO_MANY_CONNECTIONS = b"421 4.7.0 Too many connections from your address\r\n"
 
 IMAP = "imap"
 POP3 = "pop3"
+LMTP = "lmtp"
+LOCAL_DELIVERY = "deliver"  # the private socket of ``roost deliver`` (lmtp/local.py)
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every
 # 15 s, give up after 4 — well inside the 5-15 minutes after which NATs forget a flow.
@@ -70,9 +78,11 @@ class BoundAddress(NamedTuple):
     host: str
     port: int  # the real port, also when 0 was configured
     implicit_tls: bool  # True: TLS from the first byte (993, 995); False: plain + STARTTLS
-    protocol: str = IMAP  # IMAP or POP3
+    protocol: str = IMAP  # IMAP, POP3 or LMTP
 
     def __str__(self) -> str:
+        if self.host.startswith("unix:"):  # a Unix socket: host is "unix:PATH", port 0
+            return self.host
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
@@ -81,8 +91,9 @@ class ListenSocket(NamedTuple):
     """A bound, listening, non-blocking socket and what it serves."""
 
     sock: socket.socket
-    protocol: str  # IMAP or POP3
+    protocol: str  # IMAP, POP3 or LMTP
     implicit_tls: bool
+    path: str = ""  # a Unix socket's file, where it was created
 
 
 class Listeners:
@@ -103,6 +114,7 @@ class Listeners:
         self._bound: list[BoundAddress] = []
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._closing = False
+        self._unix_paths: list[str] = []  # socket files this process made (not a worker)
 
     @property
     def bound_addresses(self) -> list[BoundAddress]:
@@ -139,6 +151,14 @@ class Listeners:
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
                 self._bound.append(BoundAddress(host, port, implicit_tls, protocol))
+        try:
+            unix_sockets = bind_unix_listeners(self.settings)
+        except BaseException:
+            await self.close()
+            raise
+        for listen in unix_sockets:
+            await self._serve_sockets([listen], tls_context)
+            self._unix_paths.append(listen.path)
 
     async def start_serving(self) -> None:
         for server in self._servers:
@@ -155,6 +175,10 @@ class Listeners:
             # cancelled separately, so do not wait long here.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+        paths, self._unix_paths = self._unix_paths, []
+        for path in paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     async def end_connections(self, grace: float) -> None:
         """Cancel every connection task, give them ``grace`` seconds, abort the rest."""
@@ -188,8 +212,10 @@ class Listeners:
                 start_serving=False,
             )
             self._servers.append(server)
-            host, port = listen.sock.getsockname()[:2]
-            self._bound.append(BoundAddress(host, port, listen.implicit_tls, listen.protocol))
+            if listen.protocol == LOCAL_DELIVERY:  # internal: not a listener to report
+                log.debug("roost deliver socket at %s", bound_address(listen))
+            else:
+                self._bound.append(bound_address(listen))
 
     def _handshake_timeout(self) -> float:
         return max(10.0, min(60.0, self.settings.limits.imap.preauth_timeout))
@@ -252,7 +278,8 @@ class Listeners:
 
     async def _refuse(self, writer: asyncio.StreamWriter, protocol: str) -> None:
         try:
-            writer.write(POP3_TOO_MANY_CONNECTIONS if protocol == POP3 else TOO_MANY_CONNECTIONS)
+            refusals = {POP3: POP3_TOO_MANY_CONNECTIONS, LMTP: LMTP_TOO_MANY_CONNECTIONS}
+            writer.write(refusals.get(protocol, TOO_MANY_CONNECTIONS))
             await asyncio.wait_for(writer.drain(), _REFUSAL_WRITE_TIMEOUT)
         except (OSError, TimeoutError, asyncio.CancelledError):
             pass
@@ -270,11 +297,47 @@ def bind_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> list[Li
             protocol, _, kind = key.partition(".")
             for sock in _bind_address(address, backlog):
                 bound.append(ListenSocket(sock, protocol, kind == "tls_listen"))
+        bound.extend(bind_unix_listeners(settings, backlog))
     except BaseException:
         for listen in bound:
             listen.sock.close()
         raise
     return bound
+
+
+def bind_unix_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> list[ListenSocket]:
+    """The LMTP Unix sockets (``Settings.unix_listeners``); all or none."""
+    bound: list[ListenSocket] = []
+    try:
+        for address, mode, group in settings.unix_listeners():
+            try:
+                sock = bind_unix_socket(address.path, mode, group, backlog)
+            except UnixSocketError as error:
+                if address.path != settings.private_lmtp_socket:
+                    raise ListenError(str(error)) from None
+                # Not fatal: ``roost deliver`` then writes to the store itself, and
+                # sessions hear of its messages at their next command, not at once.
+                log.warning("no private LMTP socket for roost deliver: %s", error)
+                continue
+            private = address.path == settings.private_lmtp_socket
+            protocol = LOCAL_DELIVERY if private else LMTP
+            bound.append(ListenSocket(sock, protocol, False, str(address.path)))
+    except BaseException:
+        for listen in bound:
+            listen.sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(listen.path)
+        raise
+    return bound
+
+
+def bound_address(listen: ListenSocket) -> BoundAddress:
+    """What a listening socket is bound to (a Unix socket: ``unix:PATH``, port 0)."""
+    name = listen.sock.getsockname()
+    if isinstance(name, str | bytes):
+        path = listen.path or os.fsdecode(name)
+        return BoundAddress(f"unix:{path}", 0, listen.implicit_tls, listen.protocol)
+    return BoundAddress(name[0], name[1], listen.implicit_tls, listen.protocol)
 
 
 def _bind_address(address: ListenAddress, backlog: int) -> list[socket.socket]:

@@ -47,7 +47,14 @@ from typing import Any
 from roost.config import Settings
 from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
 from roost.runtime.event_bus import EventBus
-from roost.runtime.listeners import BoundAddress, ListenSocket, ServerError, bind_listeners
+from roost.runtime.listeners import (
+    LOCAL_DELIVERY,
+    BoundAddress,
+    ListenSocket,
+    ServerError,
+    bind_listeners,
+    bound_address,
+)
 from roost.runtime.worker import READY, InheritedListener, WorkerSpec
 
 log = logging.getLogger("roost.supervisor")
@@ -283,6 +290,9 @@ class Supervisor:
         listeners, self._listeners = self._listeners, []
         for listen in listeners:
             listen.sock.close()
+            if listen.path:  # a Unix socket's file: the workers' copies close with them
+                with contextlib.suppress(OSError):
+                    os.unlink(listen.path)
 
     async def _stop_all(self) -> None:
         self._stopping.set()
@@ -317,6 +327,6 @@ class Supervisor:
     def _bound(self) -> list[BoundAddress]:
         bound = []
         for listen in self._listeners:
-            host, port = listen.sock.getsockname()[:2]
-            bound.append(BoundAddress(host, port, listen.implicit_tls, listen.protocol))
+            if listen.protocol != LOCAL_DELIVERY:  # internal: not a listener to report
+                bound.append(bound_address(listen))
         return bound
