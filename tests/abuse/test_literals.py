@@ -241,3 +241,16 @@ async def test_nul_in_a_plain_literal_is_refused_and_literal8_keeps_it(
         # BODY[] cannot carry NUL in its {n} literal: shown as 0x80, stored unchanged.
         fetched = await client.ok(f"FETCH {number} (BODY.PEEK[])")
         assert fetched.untagged[0].endswith(body.replace(b"\x00", b"\x80") + b")")
+
+
+async def test_an_absurd_literal_size_is_reported_as_too_large_with_the_limit(
+    start_server: StartServer,
+) -> None:
+    """A 400-digit size is not repeated back (it once came out as 10^30 bytes): the
+    reply says "too large" and names the limit (issue 13, item 15)."""
+    handle = await start_server(max_literal_size=LIMIT)
+    client = await handle.login()
+    await client.send(b"t1 APPEND INBOX {" + b"9" * 400 + b"}\r\n")
+    reply = await client.read_until_tagged("t1")
+    assert reply.line == b"t1 NO [TOOBIG] Literal too large: the limit is %d bytes" % LIMIT
+    await client.ok("NOOP")
