@@ -77,7 +77,7 @@ async def test_spooled_literals_share_one_cap(start_server: StartServer) -> None
     await first.send(body[:100])  # in progress: its 8,000 bytes are reserved
     await second.send(b"b1 APPEND INBOX {%d}\r\n" % len(body))
     line = await second.read_response()  # no "+ Ready"
-    assert line.startswith(b"b1 NO [LIMIT]"), line
+    assert line == b"b1 NO [LIMIT] Too much is being uploaded at once; try again later", line
     await second.send(b"b2 APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n")
     reply = await second.read_until_tagged("b2")
     assert reply.status == "NO" and b"[LIMIT]" in reply.line, reply.line

@@ -281,7 +281,7 @@ def test_spool_budget_refuses_before_writing(tmp_path: Path) -> None:
     assert budget.used == 8 and len(list(tmp_path.iterdir())) == 1
     second.feed(b"b APPEND x {8}\r\n")
     refused = second.next_event()
-    assert isinstance(refused, SpoolFailed) and refused.tag == "b" and refused.no_space
+    assert isinstance(refused, SpoolFailed) and refused.tag == "b" and refused.over_budget
     second.feed(b"c APPEND x {8+}\r\n12345678\r\nd NOOP\r\n")
     refused = second.next_event()
     assert isinstance(refused, SpoolFailed) and refused.tag == "c" and refused.no_space

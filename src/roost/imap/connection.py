@@ -338,6 +338,10 @@ class ImapConnection:
                             self.write(Untagged(Status.BYE, text, Code("TOOBIG")))
                             break
                         self.write(Tagged(tag, Status.NO, text, Code("TOOBIG")))
+                    case SpoolFailed(tag=tag, reason=reason, over_budget=True):
+                        log.warning("literal not stored ip=%s: %s", self.remote_ip, reason)
+                        text = "Too much is being uploaded at once; try again later"
+                        self.write(Tagged(tag, Status.NO, text, Code("LIMIT")))
                     case SpoolFailed(tag=tag, reason=reason, no_space=no_space):
                         # A literal could not be spooled; the command was read and dropped.
                         if no_space:

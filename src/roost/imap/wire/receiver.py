@@ -88,11 +88,13 @@ class LiteralTooLarge:
 class SpoolFailed:
     """A literal could not be written to its spool file; the command it belonged to
     was read to its end and dropped. ``no_space``: the disk is full (answer
-    ``tag NO [LIMIT]``); otherwise another I/O error (``reason`` is its text)."""
+    ``tag NO [LIMIT]``); otherwise another I/O error (``reason`` is its text).
+    ``over_budget``: not the disk but the ``SpoolBudget`` is full (``no_space`` too)."""
 
     tag: str
     reason: str
     no_space: bool
+    over_budget: bool = False
 
 
 class SpoolBudget:
@@ -113,6 +115,10 @@ class SpoolBudget:
 
     def release(self, size: int) -> None:
         self.used -= size
+
+
+class _OverBudget(OSError):
+    """The spool budget has no room for a literal (a policy, not the disk)."""
 
 
 Event = Command | NeedData | NeedLiteral | RawLine | LiteralTooLarge | SpoolFailed
@@ -336,7 +342,8 @@ class Receiver:
             tag = read_tag_prefix(self._pieces[0])
             self._abandon_command()
             no_space = error.errno in (errno.ENOSPC, errno.EDQUOT)
-            return SpoolFailed(tag, error.strerror or str(error), no_space)
+            over_budget = isinstance(error, _OverBudget)
+            return SpoolFailed(tag, error.strerror or str(error), no_space, over_budget)
         pieces, literals = self._pieces, self._literals
         self._returned_spools.extend(self._command_spools)
         self._command_spools = []
@@ -383,7 +390,7 @@ class Receiver:
         ):
             self._literal_memory += size
         elif self._spool_budget is not None and not self._spool_budget.reserve(size):
-            self._spool_failed(OSError(errno.ENOSPC, "too much being uploaded at once"))
+            self._spool_failed(_OverBudget(errno.ENOSPC, "too much is being uploaded at once"))
         else:
             try:
                 fd, name = tempfile.mkstemp(prefix="roost-literal-", dir=self._spool_dir)
