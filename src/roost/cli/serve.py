@@ -276,11 +276,10 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
 async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
     store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
     try:
-        if settings.dev:
-            await _ensure_demo_account(store)
+        demo = await _ensure_demo_account(store) if settings.dev else None
 
         def banner(addresses: list[BoundAddress]) -> None:
-            _print_banner(settings, addresses, starttls=tls_context is not None)
+            _print_banner(settings, addresses, starttls=tls_context is not None, demo=demo)
             sd_notify.ready()
 
         try:
@@ -298,13 +297,12 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
 
     store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
     try:
-        if settings.dev:
-            await _ensure_demo_account(store)
+        demo = await _ensure_demo_account(store) if settings.dev else None
     finally:
         await store.close()
 
     def banner(addresses: list[BoundAddress]) -> None:
-        _print_banner(settings, addresses, starttls=starttls)
+        _print_banner(settings, addresses, starttls=starttls, demo=demo)
         sd_notify.ready()
 
     try:
@@ -336,15 +334,26 @@ def worker_command(index: int) -> None:
         fail(f"worker {index}: interrupted", EXIT_RUNTIME)
 
 
-async def _ensure_demo_account(store: Store) -> None:
-    if await store.list_accounts():
-        return
+async def _ensure_demo_account(store: Store) -> str | None:
+    """Make the demo account in an empty store. Return its name if it exists (made now
+    or before), None when the store had other accounts and no demo: then the banner
+    must not offer it."""
+    accounts = await store.list_accounts()
+    if accounts:
+        return DEMO_ACCOUNT if DEMO_ACCOUNT in accounts else None
     password = generate_password()
     await manage.create_account(store, DEMO_ACCOUNT, password)
     click.echo(f"Created account {DEMO_ACCOUNT} with password {password}; it is not shown again.")
+    return DEMO_ACCOUNT
 
 
-def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, starttls: bool) -> None:
+def _print_banner(
+    settings: Settings,
+    addresses: Sequence[BoundAddress],
+    *,
+    starttls: bool,
+    demo: str | None = None,
+) -> None:
     lines = ["Roost is running."]
     for bound in addresses:
         if bound.protocol == LMTP:
@@ -366,9 +375,12 @@ def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, star
         lines.append(f"  {'worker processes':<26} {settings.server.workers}")
     if settings.dev:
         lines.append(f"  {'self-signed certificate':<26} {settings.tls.cert}")
-        lines.append(
-            f"Sign in as {DEMO_ACCOUNT!r}; your client must accept the self-signed certificate."
-        )
+        if demo is not None:
+            lines.append(
+                f"Sign in as {demo!r}; your client must accept the self-signed certificate."
+            )
+        else:
+            lines.append("Your client must accept the self-signed certificate.")
         if settings.imap.allow_plaintext_auth or settings.pop3.allow_plaintext_auth:
             lines.append("Passwords are accepted before STARTTLS/STLS on these loopback listeners.")
     lines.append("Stop with Ctrl-C.")
