@@ -14,7 +14,6 @@ from roost.config import ConfigError, ListenAddress, Settings, UnixAddress
 from roost.config.sections import DeliverySettings
 from roost.delivery import DeliveryStatus, MessageSpool, Outcome, Target, resolve
 from roost.lmtp.connection import status_reply
-from roost.lmtp.context import over_quota_tempfail
 from roost.runtime.unix_sockets import UnixSocketError, bind_unix_socket
 from roost.store.sqlite import SqliteStore
 
@@ -109,7 +108,7 @@ def test_outcomes() -> None:
     assert exit_code(DeliveryStatus(Outcome.OK, ""), over_quota_tempfail=False) == EX_OK
     nouser = DeliveryStatus(Outcome.NO_SUCH_USER, "")
     assert exit_code(nouser, over_quota_tempfail=False) == EX_NOUSER
-    assert not over_quota_tempfail(Settings())
+    assert not Settings().quota.over_quota_tempfail
 
 
 def test_lmtp_listen_option(tmp_path: Path) -> None:
