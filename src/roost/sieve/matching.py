@@ -1,0 +1,124 @@
+"""Comparators (RFC 4790) and match types (RFC 5228 §2.7.1, RFC 5231 relational).
+
+``matches`` returns whether any value matches any key and, for ``:matches``, the match
+variables of the first successful match (RFC 5229 §3.2: ``${0}`` is the whole value,
+``${1}``… one per wildcard, each ``*`` as short as possible from the left).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import string
+from collections.abc import Callable, Sequence
+from typing import Any
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_LEADING_DIGITS = re.compile(r"[0-9]+")
+_RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+    "eq": operator.eq,
+    "ne": operator.ne,
+}
+_GLOBS: dict[tuple[str, bool], re.Pattern[str]] = {}
+
+
+def fold(text: str) -> str:
+    """i;ascii-casemap: only ASCII letters fold (RFC 4790 §9.2)."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+
+
+def numeric(text: str) -> float:
+    """i;ascii-numeric: the leading digits, or +infinity without any (RFC 4790 §9.1)."""
+    digits = _LEADING_DIGITS.match(text)
+    return float("inf") if digits is None else int(digits.group())
+
+
+def glob(pattern: str, casefold: bool) -> re.Pattern[str]:
+    """The regex of a ``:matches`` pattern: ``*`` and ``?`` capture, ``\\`` escapes."""
+    cached = _GLOBS.get((pattern, casefold))
+    if cached is not None:
+        return cached
+    parts: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            parts.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "*":
+            parts.append("(.*?)")
+        elif char == "?":
+            parts.append("(.)")
+        else:
+            parts.append(re.escape(char))
+    flags = re.DOTALL | (re.IGNORECASE | re.ASCII if casefold else 0)
+    compiled = re.compile("".join(parts), flags)
+    if len(_GLOBS) > 4096:
+        _GLOBS.clear()
+    _GLOBS[(pattern, casefold)] = compiled
+    return compiled
+
+
+def matches(
+    values: Sequence[str],
+    keys: Sequence[str],
+    match: str,
+    comparator: str,
+    relation: str | None = None,
+) -> tuple[bool, list[str] | None]:
+    """Whether a value matches a key; with ``:matches``, the match variables too."""
+    if match == "count":
+        assert relation is not None
+        count = str(len(values))
+        compare = _RELATIONS[relation]
+        return any(_relate(count, key, comparator, compare) for key in keys), None
+    if match == "value":
+        assert relation is not None
+        compare = _RELATIONS[relation]
+        for value in values:
+            for key in keys:
+                if _relate(value, key, comparator, compare):
+                    return True, None
+        return False, None
+    if match == "matches":
+        casefold = comparator == "i;ascii-casemap"
+        for key in keys:
+            regex = glob(key, casefold)
+            for value in values:
+                found = regex.fullmatch(value)
+                if found is not None:
+                    return True, [value, *found.groups()]
+        return False, None
+    if comparator == "i;ascii-numeric":
+        # RFC 4790 §9.1: only equality; the validator refuses :contains with it.
+        for value in values:
+            number = numeric(value)
+            if any(numeric(key) == number for key in keys):
+                return True, None
+        return False, None
+    if comparator == "i;ascii-casemap":
+        values = [fold(value) for value in values]
+        keys = [fold(key) for key in keys]
+    if match == "is":
+        key_set = set(keys)
+        return any(value in key_set for value in values), None
+    # :contains
+    return any(key in value for value in values for key in keys), None
+
+
+def _relate(value: str, key: str, comparator: str, compare: Callable[[Any, Any], bool]) -> bool:
+    if comparator == "i;ascii-numeric":
+        return compare(numeric(value), numeric(key))
+    if comparator == "i;ascii-casemap":
+        return compare(fold(value), fold(key))
+    return compare(value, key)
+
+
+def quote_wildcards(text: str) -> str:
+    """RFC 5229 §4.1.3 ``:quotewildcard``: escape ``*``, ``?`` and ``\\``."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
