@@ -9,11 +9,18 @@ from typing import Literal
 
 from roost.sieve import (
     CompiledScript,
+    Discard,
     Envelope,
+    FileInto,
+    Keep,
     Limits,
     ParsedMessage,
+    Redirect,
+    Reject,
     Result,
     ScoreSource,
+    TrackDuplicate,
+    Vacation,
     compile_script,
     run,
 )
@@ -97,3 +104,26 @@ def sieve(
         host or FakeHost(),
         limits,
     )
+
+
+def summary(result: Result) -> list[str]:
+    """Compact action words: "keep", "fileinto Lists", "redirect a@b", "error", ..."""
+    words: list[str] = ["error"] if result.status == "error" else []
+    for action in result.actions:
+        match action:
+            case Keep(flags=flags):
+                words.append("keep" + (f" [{' '.join(flags)}]" if flags else ""))
+            case FileInto(mailbox=mailbox, flags=flags, copy=copy):
+                extra = (" :copy" if copy else "") + (f" [{' '.join(flags)}]" if flags else "")
+                words.append(f"fileinto {mailbox}{extra}")
+            case Redirect(address=address, copy=copy):
+                words.append(f"redirect {address}" + (" :copy" if copy else ""))
+            case Reject(extended=extended):
+                words.append("ereject" if extended else "reject")
+            case Discard():
+                words.append("discard")
+            case Vacation(recipient=recipient):
+                words.append(f"vacation {recipient}")
+            case TrackDuplicate():
+                words.append("track")
+    return words
