@@ -8,13 +8,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from roost.sieve.actions import SieveRuntimeError, TrackDuplicate
+from roost.sieve.addresses import address_part, parts
 from roost.sieve.compiled import Node
 from roost.sieve.dates import date_part, header_date, parse_zone
 from roost.sieve.message import html_to_text
 from roost.sieve.state import FLAGS_VARIABLE, Frame, State, select_index
 
 _NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
-SUBADDRESS_SEPARATOR = "+"
 
 
 def evaluate(state: State, node: Node, frame: Frame) -> bool:
@@ -76,38 +76,18 @@ def _header(state: State, node: Node, frame: Frame) -> bool:
     return state.match(node, values, _strings(node, 1), frame)
 
 
-def address_part(address: str, part: str) -> str | None:
-    """One part of an address (RFC 5228 §2.7.4, RFC 5233 §4); None when it has none."""
-    local, at, domain = address.rpartition("@")
-    if not at:
-        local, domain = address, ""
-    match part:
-        case "localpart":
-            return local
-        case "domain":
-            return domain
-        case "user":
-            return local.partition(SUBADDRESS_SEPARATOR)[0]
-        case "detail":
-            _user, separator, detail = local.partition(SUBADDRESS_SEPARATOR)
-            # RFC 5233 §4: without a separator there is no detail, and nothing matches.
-            return detail if separator else None
-    return address
-
-
-def _parts(addresses: list[str], part: str) -> list[str]:
-    selected = (address_part(address, part) for address in addresses)
-    return [value for value in selected if value is not None]
-
-
 def _address(state: State, node: Node, frame: Frame) -> bool:
     names = state.expand_all(_strings(node, 0), frame)
     part = str(node.tags.get("part", "all"))
-    addresses: list[str] = []
+    values: list[str] = []
     for name in names:
-        for value in select_index(state.headers(name), node):
-            addresses.extend(state.addresses(value))
-    values = _parts(addresses, part)
+        if "index" in node.tags:
+            addresses: list[str] = []
+            for value in select_index(state.headers(name), node):
+                addresses.extend(state.addresses(value))
+            values.extend(parts(addresses, part))
+        else:
+            values.extend(state.address_parts(name, part))
     if not values and node.tags.get("match") != "count":
         return False
     return state.match(node, values, _strings(node, 1), frame)

@@ -24,6 +24,7 @@ _RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
     "ne": operator.ne,
 }
 _GLOBS: dict[tuple[str, bool], re.Pattern[str]] = {}
+_FOLDED: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def fold(text: str) -> str:
@@ -103,12 +104,24 @@ def matches(
         return False, None
     if comparator == "i;ascii-casemap":
         values = [fold(value) for value in values]
-        keys = [fold(key) for key in keys]
+        keys = _folded_keys(keys)
     if match == "is":
         key_set = set(keys)
         return any(value in key_set for value in values), None
     # :contains
     return any(key in value for value in values for key in keys), None
+
+
+def _folded_keys(keys: Sequence[str]) -> Sequence[str]:
+    """Keys folded once per script, not once per message: compiled keys are tuples."""
+    if not isinstance(keys, tuple):
+        return [fold(key) for key in keys]
+    cached = _FOLDED.get(keys)
+    if cached is None:
+        if len(_FOLDED) > 4096:
+            _FOLDED.clear()
+        cached = _FOLDED[keys] = tuple(fold(key) for key in keys)
+    return cached
 
 
 def _relate(value: str, key: str, comparator: str, compare: Callable[[Any, Any], bool]) -> bool:

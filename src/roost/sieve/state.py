@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from email.utils import getaddresses
 
 from roost.sieve.actions import HeaderEdit, ResultBuilder, SieveRuntimeError
+from roost.sieve.addresses import parts
 from roost.sieve.compiled import CompiledScript, Node
 from roost.sieve.host import Host, Limits
 from roost.sieve.matching import matches
@@ -29,10 +30,10 @@ class Frame:
     script: CompiledScript
     variables: dict[str, str] = field(default_factory=dict)
     global_names: set[str] = field(default_factory=set)
+    uses_variables: bool = False
 
-    @property
-    def uses_variables(self) -> bool:
-        return "variables" in self.script.requires
+    def __post_init__(self) -> None:
+        self.uses_variables = "variables" in self.script.requires
 
 
 @dataclass(slots=True)
@@ -51,6 +52,7 @@ class State:
     instructions: int = 0
     _decoded: dict[str, list[str]] = field(default_factory=dict)
     _addresses: dict[str, list[str]] = field(default_factory=dict)
+    _address_parts: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def tick(self, node: Node) -> None:
         self.instructions += 1
@@ -70,6 +72,7 @@ class State:
             self.fields = list(self.message.header_fields())
         self._decoded.clear()
         self._addresses.clear()
+        self._address_parts.clear()
         return self.fields
 
     def headers(self, name: str) -> list[str]:
@@ -97,6 +100,18 @@ class State:
             self._addresses[value] = cached
         return cached
 
+    def address_parts(self, name: str, part: str) -> list[str]:
+        """The ``part`` of every address in the fields called ``name``."""
+        key = (name.lower(), part)
+        cached = self._address_parts.get(key)
+        if cached is None:
+            addresses = [
+                address for value in self.headers(name) for address in self.addresses(value)
+            ]
+            cached = parts(addresses, part)
+            self._address_parts[key] = cached
+        return cached
+
     # Variables -------------------------------------------------------------------------------
 
     def expand(self, text: str, frame: Frame) -> str:
@@ -104,10 +119,12 @@ class State:
             return text
         return _REFERENCE.sub(lambda found: self.lookup(found.group(1), frame), text)
 
-    def expand_all(self, texts: Sequence[str], frame: Frame) -> list[str]:
-        if not frame.uses_variables:
-            return list(texts)
-        return [self.expand(text, frame) for text in texts]
+    def expand_all(self, texts: Sequence[str], frame: Frame) -> Sequence[str]:
+        if frame.uses_variables:
+            for text in texts:
+                if "${" in text:
+                    return [self.expand(text, frame) for text in texts]
+        return texts
 
     def lookup(self, name: str, frame: Frame) -> str:
         if name.isdigit():
@@ -141,11 +158,12 @@ class State:
     def match(self, node: Node, values: Sequence[str], keys: Sequence[str], frame: Frame) -> bool:
         """The match of a test, per its tags, setting match variables on a ``:matches`` hit."""
         tags = node.tags
-        match = str(tags.get("match", "is"))
-        comparator = str(tags.get("comparator", "i;ascii-casemap"))
-        relation = tags.get(match) if match in ("value", "count") else None
+        match = tags.get("match", "is")
+        comparator = tags.get("comparator", "i;ascii-casemap")
+        relation = tags.get(match) if match == "value" or match == "count" else None
         if frame.uses_variables:
             keys = self.expand_all(keys, frame)
+        assert isinstance(match, str) and isinstance(comparator, str)
         found, captured = matches(
             values, keys, match, comparator, relation if isinstance(relation, str) else None
         )

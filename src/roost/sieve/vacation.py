@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 
 from roost.sieve.actions import SieveRuntimeError, Vacation
+from roost.sieve.addresses import address_part
 from roost.sieve.compiled import Node
-from roost.sieve.conditions import address_part
 from roost.sieve.state import Frame, State
 
 _ROBOT_LOCALPARTS = ("mailer-daemon", "listserv", "majordomo", "postmaster")
