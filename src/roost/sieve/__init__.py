@@ -7,7 +7,7 @@ Pure: no I/O, no store, no clock.  The delivery code calls::
     script = CompiledScript.from_json(stored)  # CompiledVersionError -> compile again
     result = run(script, ParsedMessage(data), Envelope(mail_from, rcpt_to), host)
 
-and then carries out ``result.actions`` (after applying ``result.header_edits``).
+and then carries out ``result.actions`` on ``apply_header_edits(data, result.header_edits)``.
 """
 
 from roost.sieve.actions import (
@@ -27,6 +27,7 @@ from roost.sieve.actions import (
 )
 from roost.sieve.compiled import FORMAT_VERSION, CompiledScript, CompiledVersionError
 from roost.sieve.describe import describe
+from roost.sieve.edits import apply_header_edits
 from roost.sieve.host import Host, Limits, ScoreSource
 from roost.sieve.interpreter import run
 from roost.sieve.lexer import SieveSyntaxError
@@ -60,6 +61,7 @@ __all__ = [
     "SieveSyntaxError",
     "TrackDuplicate",
     "Vacation",
+    "apply_header_edits",
     "compile_script",
     "describe",
     "run",

@@ -71,6 +71,11 @@ def run(
         return Result("error", [Keep((), True)], [], str(error), True, state.warnings)
     except RecursionError:
         return Result("error", [Keep((), True)], [], "script nested too deeply", True)
+    except Exception as error:
+        # A bug in the interpreter must not lose the mail either: keep it, and the host logs
+        # the reason (naming the exception) as for any failed run.
+        reason = f"internal error: {type(error).__name__}: {error}"
+        return Result("error", [Keep((), True)], [], reason, True, state.warnings)
 
 
 class _Interpreter:

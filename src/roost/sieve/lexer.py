@@ -103,7 +103,7 @@ def tokenize(source: str) -> list[Token]:
                 raise fail("a tag needs a name after ':'", pos)
             tokens.append(Token(Kind.TAG, match.group().lower(), line, column))
             pos = match.end()
-        elif char.isdigit():
+        elif "0" <= char <= "9":
             match = _NUMBER.match(source, pos)
             assert match is not None
             digits = match.group()
