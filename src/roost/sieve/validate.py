@@ -238,8 +238,14 @@ class _Validator:
         if node.name == "set":
             name = args[0]
             assert isinstance(name, str)
+            # RFC 6609 §3.5: "global." names the global namespace once include is required.
+            if "include" in self.requires and name.lower().startswith("global."):
+                name = name[7:]
             if not _VARIABLE_NAME.match(name):
                 raise self.fail(f"invalid variable name {name!r}", line, column)
+        elif node.name in ("setflag", "addflag", "removeflag") and args[0] is not None:
+            # RFC 5232 §3: the variable-name form exists only with the variables extension.
+            self.need("variables", f"'{node.name}' with a variable name", line, column)
         elif node.name == "global":
             assert isinstance(args[0], tuple)
             self.need("variables", "command 'global'", line, column)
@@ -285,6 +291,8 @@ class _Validator:
             for part in parts:
                 if "${" not in part and part.lower() not in ("from", "to", "auth"):
                     raise self.fail(f"unknown envelope part {part!r}", line, column)
+        if node.name == "hasflag" and args[0] is not None:
+            self.need("variables", "'hasflag' with variable names", line, column)
         self.check_matching(tags, line, column)
 
     def check_matching(self, tags: dict[str, Value], line: int, column: int) -> None:

@@ -114,3 +114,21 @@ def test_nesting_limit() -> None:
     with pytest.raises(SieveSyntaxError, match="nested deeper"):
         compile_script(deep)
     compile_script("if true {" * 10 + "}" * 10)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'require "imap4flags"; setflag "name" "\\\\Seen";',
+        'require "imap4flags"; if hasflag "name" "\\\\Seen" { keep; }',
+        'require "variables"; set "global.x" "1";',
+        'require "variables"; set "a-b" "1";',
+    ],
+)
+def test_variable_forms_need_their_extensions(source: str) -> None:
+    with pytest.raises(SieveSyntaxError):
+        compile_script(source)
+
+
+def test_global_namespace_with_include() -> None:
+    compile_script('require ["variables", "include"]; set "global.x" "1";')
