@@ -143,6 +143,76 @@ CASES: list[tuple[str, str, str]] = [
         PLAIN,
     ),
     (
+        "detail absent",
+        'require ["subaddress", "fileinto"];'
+        'if address :detail :matches "from" "*" { fileinto "d"; }',
+        PLAIN,
+    ),
+    ("missing header", 'if header :contains "x-missing" "" { discard; }', PLAIN),
+    (
+        "octet",
+        'require "fileinto"; if header :is :comparator "i;octet" "cc" "TEAM@example.org"'
+        '{ fileinto "octet"; } if header :contains :comparator "i;octet" "cc" "team@"'
+        '{ fileinto "octet2"; }',
+        PLAIN,
+    ),
+    (
+        "string count",
+        'require ["variables", "relational", "fileinto"]; set "a" "x"; set "b" "";'
+        'if string :count "eq" ["${a}", "${b}", "y"] "2" { fileinto "two"; }',
+        PLAIN,
+    ),
+    (
+        "body raw and content",
+        'require ["body", "fileinto"]; if body :raw :contains "Hello there" { fileinto "raw"; }'
+        'if body :content "text" :contains "quarterly" { fileinto "content"; }',
+        PLAIN,
+    ),
+    (
+        "copy mixes",
+        'require ["copy", "fileinto"]; fileinto :copy "Archive"; redirect :copy "b@c.test";keep;',
+        PLAIN,
+    ),
+    (
+        "header count",
+        'require ["relational", "comparator-i;ascii-numeric", "fileinto"];'
+        'if header :count "eq" :comparator "i;ascii-numeric" ["to", "cc", "x-none"] "2"'
+        '{ fileinto "two"; }',
+        PLAIN,
+    ),
+    (
+        "match variables",
+        'require ["variables", "fileinto"];'
+        'if address :matches "to" "*@*.*" { fileinto "${1}.${2}.${3}"; }',
+        PLAIN,
+    ),
+    (
+        "fileinto twice with flags",
+        'require ["fileinto", "imap4flags"]; fileinto :flags "$a" "x"; fileinto :flags "$b" "x";',
+        PLAIN,
+    ),
+    (
+        "keep flags then implicit",
+        'require ["imap4flags"]; addflag "$a"; keep; addflag "$b";',
+        PLAIN,
+    ),
+    ("discard then keep", "discard; keep;", PLAIN),
+    (
+        "redirect after reject",
+        'require "reject"; reject "no"; redirect "b@c.test";',
+        PLAIN,
+    ),
+    (
+        "vacation and reject",
+        'require ["vacation", "reject"]; vacation "x"; reject "no";',
+        PERSONAL,
+    ),
+    (
+        "discard and vacation",
+        'require ["vacation"]; vacation "away"; discard;',
+        PERSONAL,
+    ),
+    (
         "anyof not",
         'require "fileinto"; if anyof (not exists "from", header :contains "to" "OTHER+")'
         '{ fileinto "x"; } elsif true { fileinto "y"; } else { discard; }',
