@@ -54,14 +54,21 @@ class CompiledScript:
 
     @classmethod
     def from_json(cls, text: str) -> CompiledScript:
-        data = json.loads(text)
+        """The stored form; anything unreadable is a ``CompiledVersionError`` too."""
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise CompiledVersionError(f"unreadable compiled form: {error}") from None
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             found = data.get("version") if isinstance(data, dict) else None
             raise CompiledVersionError(f"compiled format {found!r}, expected {FORMAT_VERSION}")
-        return cls(
-            frozenset(data["requires"]),
-            tuple(_load(node) for node in data["commands"]),
-        )
+        try:
+            return cls(
+                frozenset(data["requires"]),
+                tuple(_load(node) for node in data["commands"]),
+            )
+        except (KeyError, TypeError, ValueError, AssertionError) as error:
+            raise CompiledVersionError(f"unreadable compiled form: {error!r}") from None
 
 
 def _dump_value(value: Value) -> Any:

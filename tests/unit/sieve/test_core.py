@@ -208,3 +208,12 @@ def test_message_without_body_separator() -> None:
         "discard"
     ]
     assert MESSAGE  # the shared message is used by other tests
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["not json", "[]", '{"version": 1}', '{"version": 1, "requires": [], "commands": [1]}'],
+)
+def test_unreadable_compiled_form_asks_for_recompilation(stored: str) -> None:
+    with pytest.raises(CompiledVersionError):
+        CompiledScript.from_json(stored)
