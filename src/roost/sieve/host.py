@@ -14,6 +14,12 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from roost.sieve.compiled import CompiledScript
+from roost.sieve.message import MessageView
+
+# Fields naming addresses a message already went through: Delivered-To (added at final
+# delivery, Postfix and Dovecot alike) and X-Sieve-Redirected-By (added by a host when it
+# sends a redirect, as Pigeonhole does).
+LOOP_FIELDS = ("delivered-to", "x-sieve-redirected-by")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +78,12 @@ class Limits:
     # RFC 5230 §4.1 lets a site bound :days; RFC 6131 allows 0 seconds (reply every time).
     min_vacation_seconds: int = 86400
     max_vacation_seconds: int = 90 * 86400
+
+
+def passed_through(message: MessageView) -> frozenset[str]:
+    """Addresses (lower case) the message already went through; for ``redirect_loops``."""
+    seen: set[str] = set()
+    for name, value in message.header_fields():
+        if name.lower() in LOOP_FIELDS:
+            seen.add(value.strip().strip("<>").lower())
+    return frozenset(seen)

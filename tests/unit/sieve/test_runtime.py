@@ -181,4 +181,10 @@ def test_any_message_bytes_run(data: bytes) -> None:
     )
     result = sieve(script, ParsedMessage(data))
     assert result.status == "ok", result.error
-    assert message  # helper kept for symmetry with other modules
+
+
+def test_passed_through_reads_loop_fields() -> None:
+    from roost.sieve.host import passed_through
+
+    mail = message("Delivered-To: Me@Example.org", "X-Sieve-Redirected-By: <b@c.test>", "To: x@y")
+    assert passed_through(mail) == {"me@example.org", "b@c.test"}
