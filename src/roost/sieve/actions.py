@@ -58,8 +58,11 @@ class Discard:
 class Vacation:
     """A reply to send (RFC 5230 §5), already decided; the host sends it through the relay.
 
-    After sending, the host records (``sender``, ``handle``) for ``period_seconds`` so the
-    next ``vacation_responded`` says yes.
+    The host builds the message: ``From: from_address``, ``To: recipient``, the subject,
+    ``In-Reply-To``/``References`` as given, ``Auto-Submitted: auto-replied`` (RFC 3834),
+    ``reason`` as a text/plain body (or as the MIME entity itself when ``mime``), sent
+    with the null reverse-path ``MAIL FROM:<>`` (RFC 5230 §5.1).  After sending it records
+    (``sender``, ``handle``) for ``period_seconds`` so ``vacation_responded`` says yes.
     """
 
     recipient: str
