@@ -12,6 +12,7 @@ from roost.sieve.addresses import address_part, parts
 from roost.sieve.compiled import Node
 from roost.sieve.dates import date_part, header_date, parse_zone
 from roost.sieve.message import html_to_text
+from roost.sieve.spec import ADDRESS_FIELDS
 from roost.sieve.state import FLAGS_VARIABLE, Frame, State, select_index
 
 _NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]+)?")
@@ -81,6 +82,8 @@ def _address(state: State, node: Node, frame: Frame) -> bool:
     part = str(node.tags.get("part", "all"))
     values: list[str] = []
     for name in names:
+        if name.lower() not in ADDRESS_FIELDS:
+            raise SieveRuntimeError(f"field {name!r} holds no addresses", node.line)
         if "index" in node.tags:
             addresses: list[str] = []
             for value in select_index(state.headers(name), node):

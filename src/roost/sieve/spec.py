@@ -47,6 +47,28 @@ COMPARATORS = {
     "i;ascii-casemap": None,
     "i;ascii-numeric": "comparator-i;ascii-numeric",
 }
+# RFC 5228 §5.1: the address test is restricted to fields that hold addresses; this is the
+# set Pigeonhole accepts, so scripts move between the two unchanged.
+ADDRESS_FIELDS = frozenset(
+    {
+        "from",
+        "sender",
+        "reply-to",
+        "to",
+        "cc",
+        "bcc",
+        "resent-from",
+        "resent-sender",
+        "resent-to",
+        "resent-cc",
+        "resent-bcc",
+        "delivered-to",
+        "x-original-to",
+        "errors-to",
+        "mail-followup-to",
+        "mail-reply-to",
+    }
+)
 RELATIONS = frozenset({"gt", "ge", "lt", "le", "eq", "ne"})
 DATE_PARTS = frozenset(
     {

@@ -15,6 +15,7 @@ from roost.sieve.compiled import CompiledScript, Node, Value
 from roost.sieve.lexer import SieveSyntaxError
 from roost.sieve.parser import CommandNode, Number, Strings, Tag, TestNode, parse
 from roost.sieve.spec import (
+    ADDRESS_FIELDS,
     COMMANDS,
     COMPARATORS,
     DATE_PARTS,
@@ -285,6 +286,12 @@ class _Validator:
             literal = isinstance(zone, str) and zone != "originalzone" and "${" not in zone
             if literal and not _ZONE.match(str(zone)):
                 raise self.fail(f"invalid zone {zone!r}", line, column)
+        if node.name == "address":
+            names = args[0]
+            assert isinstance(names, tuple)
+            for name in names:
+                if "${" not in name and name.lower() not in ADDRESS_FIELDS:
+                    raise self.fail(f"field {name!r} holds no addresses", line, column)
         if node.name == "envelope":
             parts = args[0]
             assert isinstance(parts, tuple)

@@ -132,3 +132,11 @@ def test_variable_forms_need_their_extensions(source: str) -> None:
 
 def test_global_namespace_with_include() -> None:
     compile_script('require ["variables", "include"]; set "global.x" "1";')
+
+
+@pytest.mark.parametrize("field", ["subject", "x-foo", "return-path", "list-id"])
+def test_address_test_only_on_address_fields(field: str) -> None:
+    # RFC 5228 §5.1; the same fields as Pigeonhole.
+    with pytest.raises(SieveSyntaxError, match="holds no addresses"):
+        compile_script(f'if address :is "{field}" "x" {{ keep; }}')
+    compile_script('if address :is ["Resent-To", "Delivered-To", "Reply-To"] "x" { keep; }')
