@@ -65,6 +65,70 @@ def glob(pattern: str, casefold: bool) -> re.Pattern[str]:
     return compiled
 
 
+_STAR = object()
+_ANY = object()
+
+
+def _tokens(pattern: str, casefold: bool) -> list[object]:
+    """A ``:matches`` pattern as wildcards and literal characters (escapes resolved)."""
+    tokens: list[object] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            tokens.append(fold(char) if casefold else char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "*":
+            tokens.append(_STAR)
+        elif char == "?":
+            tokens.append(_ANY)
+        else:
+            tokens.append(fold(char) if casefold else char)
+    return tokens
+
+
+def _glob_match(tokens: list[object], text: str, original: str) -> list[str] | None:
+    """Wildcard match in O(len(text) x len(tokens)), with the wildcards' captures.
+
+    A regex with several lazy ``.*?`` backtracks exponentially on hostile input; here only
+    the most recent ``*`` is ever extended, which finds a match whenever one exists and
+    the same captures as the regex: each ``*`` as short as possible from the left.
+    """
+    wildcards = [index for index, token in enumerate(tokens) if token is _STAR or token is _ANY]
+    number = {index: position for position, index in enumerate(wildcards)}
+    spans: list[tuple[int, int]] = [(0, 0)] * len(wildcards)
+    p = t = 0
+    star = -1
+    star_text = 0
+    length = len(text)
+    while t < length:
+        token = tokens[p] if p < len(tokens) else None
+        if token is _ANY:
+            spans[number[p]] = (t, t + 1)
+            p += 1
+            t += 1
+        elif token is _STAR:
+            star, star_text = p, t
+            spans[number[p]] = (t, t)
+            p += 1
+        elif token is not None and token == text[t]:
+            p += 1
+            t += 1
+        elif star >= 0:
+            star_text += 1
+            spans[number[star]] = (spans[number[star]][0], star_text)
+            p, t = star + 1, star_text
+        else:
+            return None
+    while p < len(tokens) and tokens[p] is _STAR:
+        spans[number[p]] = (t, t)
+        p += 1
+    if p != len(tokens):
+        return None
+    return [original[start:end] for start, end in spans]
+
+
 def matches(
     values: Sequence[str],
     keys: Sequence[str],
@@ -89,11 +153,18 @@ def matches(
     if match == "matches":
         casefold = comparator == "i;ascii-casemap"
         for key in keys:
-            regex = glob(key, casefold)
+            if key.count("*") < 2:
+                regex = glob(key, casefold)
+                for value in values:
+                    found = regex.fullmatch(value)
+                    if found is not None:
+                        return True, [value, *found.groups()]
+                continue
+            tokens = _tokens(key, casefold)
             for value in values:
-                found = regex.fullmatch(value)
-                if found is not None:
-                    return True, [value, *found.groups()]
+                groups = _glob_match(tokens, fold(value) if casefold else value, value)
+                if groups is not None:
+                    return True, [value, *groups]
         return False, None
     if comparator == "i;ascii-numeric":
         # RFC 4790 §9.1: only equality; the validator refuses :contains with it.
