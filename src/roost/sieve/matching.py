@@ -25,6 +25,7 @@ _RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
 }
 _GLOBS: dict[tuple[str, bool], re.Pattern[str]] = {}
 _FOLDED: dict[tuple[str, ...], tuple[str, ...]] = {}
+_PATTERNS: dict[tuple[str, bool], tuple[list[object], list[str]]] = {}
 
 
 def fold(text: str) -> str:
@@ -86,6 +87,25 @@ def _tokens(pattern: str, casefold: bool) -> list[object]:
         else:
             tokens.append(fold(char) if casefold else char)
     return tokens
+
+
+def _compiled_pattern(pattern: str, casefold: bool) -> tuple[list[object], list[str]]:
+    """Tokens and literal runs of a pattern, cached like the regexes."""
+    cached = _PATTERNS.get((pattern, casefold))
+    if cached is None:
+        tokens = _tokens(pattern, casefold)
+        literals: list[str] = []
+        run: list[str] = []
+        for token in [*tokens, _STAR]:
+            if isinstance(token, str):
+                run.append(token)
+            elif run:
+                literals.append("".join(run))
+                run = []
+        if len(_PATTERNS) > 4096:
+            _PATTERNS.clear()
+        cached = _PATTERNS[(pattern, casefold)] = (tokens, literals)
+    return cached
 
 
 def _glob_match(tokens: list[object], text: str, original: str) -> list[str] | None:
@@ -160,9 +180,13 @@ def matches(
                     if found is not None:
                         return True, [value, *found.groups()]
                 continue
-            tokens = _tokens(key, casefold)
+            tokens, literals = _compiled_pattern(key, casefold)
             for value in values:
-                groups = _glob_match(tokens, fold(value) if casefold else value, value)
+                text = fold(value) if casefold else value
+                # Cheap rejection first: every literal run of the pattern must occur.
+                if not all(literal in text for literal in literals):
+                    continue
+                groups = _glob_match(tokens, text, value)
                 if groups is not None:
                     return True, [value, *groups]
         return False, None
