@@ -4,6 +4,7 @@ value checked for type and range as it is read, every unknown key an error namin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -24,6 +25,7 @@ from roost.config.sections import (
     AuthSettings,
     ConfigError,
     ImapSettings,
+    IPNetwork,
     LimitSettings,
     ListenAddress,
     LogSettings,
@@ -289,9 +291,31 @@ def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
         max_connections_per_account=table.integer(
             "max_connections_per_account", defaults.max_connections_per_account, minimum=1
         ),
+        max_connections_per_user_ip=table.integer(
+            "max_connections_per_user_ip", defaults.max_connections_per_user_ip, minimum=1
+        ),
+        max_connections=table.integer("max_connections", defaults.max_connections),
+        trusted_networks=_read_networks(reader, table, "trusted_networks"),
+        tls_handshake_timeout=table.number(
+            "tls_handshake_timeout", defaults.tls_handshake_timeout, positive=True
+        ),
     )
     table.finish()
     return settings
+
+
+def _read_networks(reader: _Reader, table: _Table, name: str) -> tuple[IPNetwork, ...]:
+    """A list of CIDR strings ("10.0.0.0/8", "2001:db8::/32", or one address)."""
+    value = table.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise reader.invalid(table.key(name), 'must be a list of "ADDRESS/PREFIX" strings')
+    networks: list[IPNetwork] = []
+    for item in value:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as error:
+            raise reader.invalid(table.key(name), str(error)) from None
+    return tuple(networks)
 
 
 def _read_pop3_limits(reader: _Reader, table: _Table) -> Pop3Limits:

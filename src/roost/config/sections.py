@@ -31,6 +31,8 @@ DEV_POP3S_LISTEN = "127.0.0.1:1995"
 DELETE_MODES = tuple(mode.value for mode in DeleteMode)
 MAX_WORKERS = 1024
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 class ConfigError(Exception):
     """A configuration problem, stated in one line that names the key or file."""
@@ -127,8 +129,31 @@ class TlsSettings:
 class LimitSettings:
     imap: ImapLimits = field(default_factory=ImapLimits)
     pop3: Pop3Limits = field(default_factory=Pop3Limits)  # [limits.pop3]
-    max_connections_per_ip: int = 50
+    # Connections per client address (IPv6: per /64), IMAP and POP3 together: high
+    # enough for an office behind one NAT address, still a bound on one attacker.
+    max_connections_per_ip: int = 1000
     max_connections_per_account: int = 100  # sessions of one account, all protocols
+    # Sessions of one account from one address (Dovecot's mail_max_userip_connections),
+    # checked at sign-in.
+    max_connections_per_user_ip: int = 20
+    # Connections one process serves at once; 0: the descriptor limit minus a reserve
+    # (runtime/descriptors.py), so that accept and the store never run out of descriptors.
+    max_connections: int = 0
+    # Client networks exempt from max_connections_per_ip (webmail, proxies).
+    trusted_networks: tuple[IPNetwork, ...] = ()
+    tls_handshake_timeout: float = 10.0  # seconds an implicit-TLS client has to finish it
+
+    def is_trusted(self, ip: str) -> bool:
+        """Whether ``ip`` lies in one of ``trusted_networks``."""
+        if not self.trusted_networks:
+            return False
+        try:
+            address = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.trusted_networks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -322,7 +322,7 @@ class Session:
 
     async def close(self) -> None:
         if self.counted_account is not None:
-            self.context.account_connections.release(self.counted_account)
+            self.context.account_connections.release(self.counted_account, self.remote_ip)
             self.counted_account = None
         if self.listener is not None:
             self.listener.close()

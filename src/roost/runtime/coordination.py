@@ -9,6 +9,7 @@ With one process (``[server] workers = 1``) all of it is in memory. With several
     events-<pid>.sock   the event bus (runtime/event_bus.py), mode 0600
     ip-slots            connections per client address, IMAP and POP3 together
     account-slots       sessions per account, IMAP and POP3 together
+    user-ip-slots       sessions per account and client address
     maildrop-locks      POP3 maildrop locks, one slot per account and mailbox
     pop3-sign-ins.db    when each account last signed in over POP3 (LOGIN-DELAY)
 
@@ -43,6 +44,7 @@ RUN_DIR = "run"
 SUPERVISOR_LOCK = "supervisor.lock"
 IP_SLOTS = "ip-slots"
 ACCOUNT_SLOTS = "account-slots"
+USER_IP_SLOTS = "user-ip-slots"
 MAILDROP_LOCKS = "maildrop-locks"
 POP3_SIGN_INS = "pop3-sign-ins.db"
 
@@ -68,7 +70,10 @@ class Coordination:
         """Everything in this process: ``workers = 1``."""
         return cls(
             ip_slots=LocalSlots(limits.max_connections_per_ip),
-            account_connections=AccountConnections(limits.max_connections_per_account),
+            account_connections=AccountConnections(
+                limits.max_connections_per_account,
+                per_user_ip=limits.max_connections_per_user_ip,
+            ),
             maildrop_locks=InProcessLocks(),
             sign_in_times=InProcessSignInTimes(),
         )
@@ -81,7 +86,10 @@ class Coordination:
         return cls(
             ip_slots=FileSlots(directory / IP_SLOTS, limits.max_connections_per_ip),
             account_connections=AccountConnections(
-                slots=FileSlots(directory / ACCOUNT_SLOTS, limits.max_connections_per_account)
+                slots=FileSlots(directory / ACCOUNT_SLOTS, limits.max_connections_per_account),
+                user_ip_slots=FileSlots(
+                    directory / USER_IP_SLOTS, limits.max_connections_per_user_ip
+                ),
             ),
             maildrop_locks=SharedLocks(FileSlots(directory / MAILDROP_LOCKS, 1)),
             sign_in_times=SharedSignInTimes(
