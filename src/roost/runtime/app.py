@@ -41,6 +41,7 @@ from roost.config import ConfigError, Settings
 from roost.imap.context import ImapContext
 from roost.pop3.context import Pop3Context
 from roost.runtime.coordination import Coordination
+from roost.runtime.data_dir import DataDirError, secure_data_dir, sweep_spool
 from roost.runtime.listeners import (
     IMAP,
     POP3,
@@ -83,13 +84,17 @@ class Pop3ConnectionHandler(Protocol):
 
 
 async def open_store(data_dir: Path, *, hub: EventHub | None = None) -> Store:
-    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed;
-    its change events go through ``hub`` when given (a worker's, linked to the others)."""
+    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
+    making an existing one private (``data_dir.secure_data_dir``); its change events go
+    through ``hub`` when given (a worker's, linked to the others)."""
     from roost.store.sqlite import SqliteStore
 
     try:
         _make_private_dir(data_dir)
+        secure_data_dir(data_dir)
         return await SqliteStore.open(data_dir, hub=hub)
+    except DataDirError as error:
+        raise ServerError(str(error)) from None
     except (OSError, sqlite3.Error, StoreError) as error:
         raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
 
@@ -333,6 +338,8 @@ class Server:
         )
         spool_dir = settings.server.data_dir / "spool"
         spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.coordination.worker is None:
+            sweep_spool(spool_dir)  # alone: nothing is using them (workers: supervisor.py)
         return ImapContext(
             store=store,
             authenticator=authenticator,

@@ -46,6 +46,7 @@ from typing import Any
 
 from roost.config import Settings
 from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
+from roost.runtime.data_dir import sweep_spool
 from roost.runtime.event_bus import EventBus
 from roost.runtime.listeners import BoundAddress, ListenSocket, ServerError, bind_listeners
 from roost.runtime.worker import READY, InheritedListener, WorkerSpec
@@ -155,6 +156,8 @@ class Supervisor:
         )
         for path in stale:
             path.unlink(missing_ok=True)
+        # No worker runs yet: literals in the spool are left by a killed one.
+        sweep_spool(self.settings.server.data_dir / "spool")
 
     def _bus_path(self) -> Path:
         path = self._run_dir / f"events-{os.getpid()}.sock"

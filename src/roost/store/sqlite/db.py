@@ -92,8 +92,9 @@ class Database:
     def open(cls, directory: Path, *, durable: bool, create: bool = False) -> Self:
         """Open (or with ``create``, create) the account stored in ``directory``."""
         if create:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             for sub in ("blobs", "tmp"):
-                (directory / sub).mkdir(parents=True, exist_ok=True)
+                (directory / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         conn = connect(directory / "mail.db", durable=durable, create=create)
         writers: int | None = None
         try:

@@ -44,7 +44,8 @@ class Directory:
     def __init__(self, data_dir: Path, durable: bool) -> None:
         self.durable = durable
         self._accounts = data_dir / "accounts"
-        self._accounts.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._accounts.mkdir(exist_ok=True, mode=0o700)
         path = data_dir / "users.db"
         _make_private(path)  # it holds password hashes, SCRAM keys and TOTP secrets
         self._conn = connect(path, durable=durable, create=True)

@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -216,6 +217,10 @@ def connect(path: Path, *, durable: bool, create: bool) -> sqlite3.Connection:
     Without ``create``, a missing file raises sqlite3.OperationalError.
     """
     mode = "rwc" if create else "rw"
+    if create:
+        # Mode 0600 whatever the umask: SQLite gives the -wal and -shm files it makes
+        # later the database file's mode (it holds small messages and search text).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
     conn = sqlite3.connect(
         f"{path.resolve().as_uri()}?mode={mode}",
         uri=True,
