@@ -36,6 +36,7 @@ from typing import Any, Protocol, TypeVar
 
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
+from roost.auth.known_addresses import StoreKnownAddresses
 from roost.auth.throttle import LoginThrottle
 from roost.config import ConfigError, Settings
 from roost.imap.context import ImapContext
@@ -331,7 +332,11 @@ class Server:
         settings = self.settings
         authenticator = self._authenticator or StoreAuthenticator(
             store,
-            LoginThrottle(settings.auth.throttle_policy()),
+            LoginThrottle(
+                settings.auth.throttle_policy(),
+                known=StoreKnownAddresses(store),
+                shared=self.coordination.sign_in_failures,
+            ),
             tokens=settings.auth.token_validator(),
             scram=settings.auth.scram,
             cache=settings.auth.sign_in_cache(),

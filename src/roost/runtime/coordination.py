@@ -12,15 +12,15 @@ With one process (``[server] workers = 1``) all of it is in memory. With several
     user-ip-slots       sessions per account and client address
     maildrop-locks      POP3 maildrop locks, one slot per account and mailbox
     pop3-sign-ins.db    when each account last signed in over POP3 (LOGIN-DELAY)
+    sign-in-failures.db failed sign-ins, for the throttle (shared_failures.py)
 
 The three slot tables are ``slots.FileSlots``: the limits hold exactly across workers,
 and the kernel frees the slots of a worker that dies. The mail itself needs nothing
 here: SQLite (WAL, write transactions) is safe across processes, and change events
 cross between workers through the bus.
 
-The failed sign-in throttle (auth/throttle.py) stays per worker: a client whose
-connections land on several workers meets each worker's delays and refusals
-separately (README: "Several worker processes").
+The failed sign-in throttle (auth/throttle.py) counts failures in
+``sign-in-failures.db``, so its delays and refusals hold over all workers.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.auth.throttle import SharedFailures
 from roost.config import LimitSettings, Settings
 from roost.pop3.locks import (
     InProcessLocks,
@@ -38,6 +39,7 @@ from roost.pop3.locks import (
     SignInTimes,
 )
 from roost.runtime.account_limits import AccountConnections
+from roost.runtime.shared_failures import SqliteSharedFailures
 from roost.runtime.slots import FileSlots, LocalSlots, SlotTable
 
 RUN_DIR = "run"
@@ -47,6 +49,7 @@ ACCOUNT_SLOTS = "account-slots"
 USER_IP_SLOTS = "user-ip-slots"
 MAILDROP_LOCKS = "maildrop-locks"
 POP3_SIGN_INS = "pop3-sign-ins.db"
+SIGN_IN_FAILURES = "sign-in-failures.db"
 
 
 def run_dir(settings: Settings) -> Path:
@@ -63,7 +66,11 @@ class Coordination:
     account_connections: AccountConnections
     maildrop_locks: MaildropLocks
     sign_in_times: SignInTimes
-    worker: int | None = None  # this worker's number, 1 to N; None in a single process
+    worker: int | None = None
+    # Failed sign-ins shared with the other workers; None: the throttle's own memory.
+    sign_in_failures: SharedFailures | None = (
+        None  # this worker's number, 1 to N; None in a single process
+    )
 
     @classmethod
     def local(cls, limits: LimitSettings) -> Coordination:
@@ -96,4 +103,5 @@ class Coordination:
                 directory / POP3_SIGN_INS, keep=float(settings.pop3.login_delay)
             ),
             worker=worker,
+            sign_in_failures=SqliteSharedFailures(directory / SIGN_IN_FAILURES),
         )

@@ -208,6 +208,17 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
         "ALTER TABLE counters ADD COLUMN secret BLOB",
         "UPDATE counters SET secret = randomblob(32) WHERE id = 0",
     ),
+    (
+        # The client addresses (auth/throttle.address_key) that signed in to an account
+        # and when (epoch seconds): the sign-in throttle keeps trusting the owner's
+        # usual devices across restarts. Keyed by the name tried, case-folded.
+        """CREATE TABLE known_addresses (
+            name_key TEXT NOT NULL,
+            address TEXT NOT NULL,
+            last_success INTEGER NOT NULL,
+            PRIMARY KEY (name_key, address)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 

@@ -170,6 +170,12 @@ class SqliteStore:
             self._directory.replace_app_password_hash, fold_name(name), selector, old_hash, new_hash
         )
 
+    async def remember_sign_in_address(self, name: str, address: str, when: int) -> None:
+        await self._users.run(self._directory.remember_address, fold_name(name), address, when)
+
+    async def last_sign_in_from(self, name: str, address: str) -> int | None:
+        return await self._users.run(self._directory.address_last_success, fold_name(name), address)
+
     async def instance_secret(self) -> bytes:
         return await self._users.run(self._directory.instance_secret)
 
