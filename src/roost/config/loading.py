@@ -203,6 +203,9 @@ def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
         hostname=hostname,
         workers=workers,
         shutdown_timeout=table.number("shutdown_timeout", defaults.shutdown_timeout),
+        worker_heartbeat_timeout=table.number(
+            "worker_heartbeat_timeout", defaults.worker_heartbeat_timeout, positive=True
+        ),
     )
     table.finish()
     return settings
@@ -298,6 +301,9 @@ def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
         trusted_networks=_read_networks(reader, table, "trusted_networks"),
         tls_handshake_timeout=table.number(
             "tls_handshake_timeout", defaults.tls_handshake_timeout, positive=True
+        ),
+        store_busy_timeout=table.number(
+            "store_busy_timeout", defaults.store_busy_timeout, positive=True
         ),
     )
     table.finish()

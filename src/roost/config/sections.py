@@ -84,6 +84,14 @@ class ServerSettings:
     # "Several worker processes").
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     shutdown_timeout: float = 10.0  # seconds connections get to finish on SIGTERM
+    # A worker whose event loop sends no heartbeat for this long (stopped, stuck) is
+    # killed and replaced by the supervisor.
+    worker_heartbeat_timeout: float = 20.0
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between a worker's heartbeats: several per timeout."""
+        return min(1.0, self.worker_heartbeat_timeout / 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +150,9 @@ class LimitSettings:
     # Client networks exempt from max_connections_per_ip (webmail, proxies).
     trusted_networks: tuple[IPNetwork, ...] = ()
     tls_handshake_timeout: float = 10.0  # seconds an implicit-TLS client has to finish it
+    # Seconds a write waits for another process holding the account's write lock (one
+    # stopped or stuck) before NO [UNAVAILABLE] with nothing changed.
+    store_busy_timeout: float = 10.0
 
     def is_trusted(self, ip: str) -> bool:
         """Whether ``ip`` lies in one of ``trusted_networks``."""

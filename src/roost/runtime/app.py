@@ -84,16 +84,21 @@ class Pop3ConnectionHandler(Protocol):
     ) -> Awaitable[None]: ...
 
 
-async def open_store(data_dir: Path, *, hub: EventHub | None = None) -> Store:
+async def open_store(
+    data_dir: Path, *, hub: EventHub | None = None, busy_timeout: float | None = None
+) -> Store:
     """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
     making an existing one private (``data_dir.secure_data_dir``); its change events go
-    through ``hub`` when given (a worker's, linked to the others)."""
+    through ``hub`` when given (a worker's, linked to the others); a write waits
+    ``busy_timeout`` seconds for another process's (``[limits] store_busy_timeout``)."""
     from roost.store.sqlite import SqliteStore
 
     try:
         _make_private_dir(data_dir)
         secure_data_dir(data_dir)
-        return await SqliteStore.open(data_dir, hub=hub)
+        if busy_timeout is None:
+            return await SqliteStore.open(data_dir, hub=hub)
+        return await SqliteStore.open(data_dir, hub=hub, busy_timeout=busy_timeout)
     except DataDirError as error:
         raise ServerError(str(error)) from None
     except (OSError, sqlite3.Error, StoreError) as error:
@@ -198,7 +203,9 @@ class Server:
         if self._pop3_handler is None:
             self._pop3_handler = _default_pop3_handler()
         if self._store is None:
-            self._store = await open_store(settings.server.data_dir)
+            self._store = await open_store(
+                settings.server.data_dir, busy_timeout=settings.limits.store_busy_timeout
+            )
         try:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from roost.store.blobs import BlobStore
 from roost.store.sqlite import analyses, search
 from roost.store.sqlite.db import Database
+from roost.store.sqlite.schema import DEFAULT_BUSY_TIMEOUT
 from roost.store.sqlite.uid_cache import UidCache
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,13 @@ class MailDB(Database):
     """The database every mail operation (messages.py, mailboxes.py, search) is given."""
 
     def __init__(
-        self, conn: sqlite3.Connection, blobs: BlobStore, writers: int | None = None
+        self,
+        conn: sqlite3.Connection,
+        blobs: BlobStore,
+        writers: int | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> None:
-        super().__init__(conn, blobs, writers)
+        super().__init__(conn, blobs, writers, busy_timeout)
         self.uid_cache = UidCache()
         search.register_functions(conn)
 

@@ -19,7 +19,11 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-BUSY_TIMEOUT_MS = 10_000
+# Seconds a writer waits for another process's write lock before giving up
+# (errors.StoreBusy): shorter than a client's patience, so it hears NO [UNAVAILABLE]
+# rather than nothing. [limits] store_busy_timeout.
+DEFAULT_BUSY_TIMEOUT = 10.0
+BUSY_TIMEOUT_MS = int(DEFAULT_BUSY_TIMEOUT * 1000)
 
 # mail.db: one account's mailboxes, messages and subscriptions.
 ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
@@ -222,7 +226,9 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
 )
 
 
-def connect(path: Path, *, durable: bool, create: bool) -> sqlite3.Connection:
+def connect(
+    path: Path, *, durable: bool, create: bool, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> sqlite3.Connection:
     """Open ``path`` in autocommit mode (transactions are explicit: BEGIN IMMEDIATE).
 
     Without ``create``, a missing file raises sqlite3.OperationalError.
@@ -237,10 +243,10 @@ def connect(path: Path, *, durable: bool, create: bool) -> sqlite3.Connection:
         uri=True,
         isolation_level=None,
         check_same_thread=False,  # one Worker thread uses it; see worker.py
-        timeout=BUSY_TIMEOUT_MS / 1000,
+        timeout=busy_timeout,
     )
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         conn.execute("PRAGMA foreign_keys = ON")

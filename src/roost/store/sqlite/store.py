@@ -35,6 +35,7 @@ from roost.store.events import EventHub
 from roost.store.sqlite.account import OpenAccount, SqliteAccount
 from roost.store.sqlite.directory import Directory, fold_name
 from roost.store.sqlite.mail_db import MailDB
+from roost.store.sqlite.schema import DEFAULT_BUSY_TIMEOUT
 from roost.store.sqlite.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,10 @@ class SqliteStore:
         *,
         keep_open: float = KEEP_OPEN_SECONDS,
         max_idle_open: int = MAX_IDLE_OPEN,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> None:
         self._data_dir = data_dir
+        self._busy_timeout = busy_timeout
         self._directory = directory
         self._users = users
         self._hub = hub
@@ -78,11 +81,13 @@ class SqliteStore:
         hub: EventHub | None = None,
         keep_open: float = KEEP_OPEN_SECONDS,
         max_idle_open: int = MAX_IDLE_OPEN,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     ) -> SqliteStore:
         """Open (creating if needed) the store in ``data_dir``. ``durable=False`` skips
         fsyncs (tests only); ``hub`` lets several stores share change events;
         ``keep_open`` and ``max_idle_open`` bound accounts kept open between sessions
-        (0 closes an account with its last session)."""
+        (0 closes an account with its last session); ``busy_timeout``: seconds a write
+        waits for another process's before StoreBusy."""
         users = Worker("roost-users")
         try:
             directory = await users.run(Directory, data_dir, durable)
@@ -96,6 +101,7 @@ class SqliteStore:
             hub or EventHub(),
             keep_open=keep_open,
             max_idle_open=max_idle_open,
+            busy_timeout=busy_timeout,
         )
 
     @property
@@ -205,7 +211,9 @@ class SqliteStore:
         sweep = dirname not in self._swept
         directory = self._directory.account_dir(dirname)
         try:
-            db = await worker.run(_open_account_db, directory, self._directory.durable, sweep)
+            db = await worker.run(
+                _open_account_db, directory, self._directory.durable, sweep, self._busy_timeout
+            )
         except BaseException:
             worker.shutdown()
             raise
@@ -259,9 +267,11 @@ class SqliteStore:
             shared.worker.shutdown()
 
 
-def _open_account_db(directory: Path, durable: bool, sweep: bool) -> MailDB:
+def _open_account_db(
+    directory: Path, durable: bool, sweep: bool, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> MailDB:
     try:
-        db = MailDB.open(directory, durable=durable)
+        db = MailDB.open(directory, durable=durable, busy_timeout=busy_timeout)
     except sqlite3.OperationalError as exc:
         raise NoSuchAccount(f"account directory {directory.name} is unusable: {exc}") from exc
     if sweep:
