@@ -252,9 +252,7 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
 
 
 async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
-    store = await open_store(
-        settings.server.data_dir, busy_timeout=settings.limits.store_busy_timeout
-    )
+    store = await open_store(settings.server.data_dir, limits=settings.limits)
     try:
         if settings.dev:
             await _ensure_demo_account(store)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from roost.auth.bearer import MAX_MESSAGE_OCTETS
 from roost.auth.oauth import (
     DEFAULT_ALGORITHMS,
     DEFAULT_USERNAME_CLAIM,
@@ -37,6 +38,10 @@ from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits
 
 _T = TypeVar("_T")
+
+# A token must fit the SASL message that carries it (auth/bearer.py), with room for
+# the rest of the message.
+MAX_TOKEN_SIZE = MAX_MESSAGE_OCTETS - 4096
 
 
 def read_config_text(path: Path) -> str:
@@ -305,6 +310,8 @@ def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
         store_busy_timeout=table.number(
             "store_busy_timeout", defaults.store_busy_timeout, positive=True
         ),
+        max_mime_depth=table.integer("max_mime_depth", defaults.max_mime_depth, minimum=1),
+        max_mime_parts=table.integer("max_mime_parts", defaults.max_mime_parts, minimum=1),
     )
     table.finish()
     return settings
@@ -356,7 +363,10 @@ def _read_auth(reader: _Reader, table: _Table) -> AuthSettings:
         oauth=_read_oauth_issuers(reader, table),
         cache_ttl=table.number("cache_ttl", defaults.cache_ttl),
         cache_size=table.integer("cache_size", defaults.cache_size),
+        max_token_size=table.integer("max_token_size", defaults.max_token_size, minimum=1024),
     )
+    if settings.max_token_size > MAX_TOKEN_SIZE:
+        raise reader.invalid(table.key("max_token_size"), f"must be at most {MAX_TOKEN_SIZE}")
     table.finish()
     return settings
 

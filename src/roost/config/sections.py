@@ -12,11 +12,15 @@ from pathlib import Path
 
 from roost.auth import cache as auth_cache
 from roost.auth.oauth import (
+    MAX_TOKEN_LENGTH,
     OAuthIssuer,
     TokenValidator,
 )
 from roost.auth.throttle import ThrottlePolicy
 from roost.imap.context import ImapLimits
+from roost.mime.parse import MAX_DEPTH as MAX_MIME_DEPTH
+from roost.mime.parse import MAX_PARTS as MAX_MIME_PARTS
+from roost.mime.parse import MimeLimits
 from roost.pop3.context import DeleteMode, Pop3Limits, Pop3Policy
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -153,6 +157,13 @@ class LimitSettings:
     # Seconds a write waits for another process holding the account's write lock (one
     # stopped or stuck) before NO [UNAVAILABLE] with nothing changed.
     store_busy_timeout: float = 10.0
+    # How deep and how wide message analysis parses MIME (mime/parse.py): parts beyond
+    # either bound are kept as leaves, their content unanalysed.
+    max_mime_depth: int = MAX_MIME_DEPTH
+    max_mime_parts: int = MAX_MIME_PARTS
+
+    def mime_limits(self) -> MimeLimits:
+        return MimeLimits(max_depth=self.max_mime_depth, max_parts=self.max_mime_parts)
 
     def is_trusted(self, ip: str) -> bool:
         """Whether ``ip`` lies in one of ``trusted_networks``."""
@@ -184,6 +195,8 @@ class AuthSettings:
     # at most cache_size of them (auth/cache.py); 0 disables.
     cache_ttl: float = auth_cache.DEFAULT_TTL
     cache_size: int = auth_cache.DEFAULT_SIZE
+    # Longest OAuth token (JWT) accepted by OAUTHBEARER and XOAUTH2, in bytes.
+    max_token_size: int = MAX_TOKEN_LENGTH
 
     @classmethod
     def without_delays(cls) -> AuthSettings:
@@ -191,7 +204,9 @@ class AuthSettings:
         return cls(0.0, 0.0, 0.0, 0, 900.0, max_failures_per_account=0)
 
     def token_validator(self) -> TokenValidator | None:
-        return TokenValidator(self.oauth) if self.oauth else None
+        if not self.oauth:
+            return None
+        return TokenValidator(self.oauth, max_token_size=self.max_token_size)
 
     def sign_in_cache(self) -> auth_cache.AuthCache:
         return auth_cache.AuthCache(self.cache_ttl, self.cache_size)

@@ -26,6 +26,9 @@ class ImapLimits:
     # FETCH of only UID, FLAGS and MODSEQ: a message costs ~1 us on the loop, not ~10 us
     flag_fetch_batch_size: int = 5000
     max_bad_commands: int = 20  # BYE after this many consecutive BAD replies
+    max_mailbox_name_bytes: int = 1024  # a longer mailbox name is refused (NO/BAD)
+    max_mailbox_levels: int = 32  # hierarchy levels of a mailbox name
+    max_mailboxes: int = 10_000  # per account; CREATE beyond it is NO [LIMIT]
 
 
 @dataclass(slots=True)

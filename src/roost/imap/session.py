@@ -154,7 +154,13 @@ class Session:
         """A mailbox argument as a store name: decoded (modified UTF-7, or UTF-8 after
         UTF8=ACCEPT), INBOX normalised, validated."""
         try:
-            return decode_mailbox_name(raw, utf8=self.utf8)
+            limits = self.context.limits
+            return decode_mailbox_name(
+                raw,
+                utf8=self.utf8,
+                max_bytes=limits.max_mailbox_name_bytes,
+                max_depth=limits.max_mailbox_levels,
+            )
         except InvalidMailboxName as error:
             raise no(f"Invalid mailbox name: {error}", "CANNOT") from None
 

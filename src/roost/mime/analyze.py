@@ -24,7 +24,7 @@ from roost.mime.analysis import Analysis
 from roost.mime.decode import decode_words, to_text
 from roost.mime.envelope import Address, collect
 from roost.mime.model import MessageModel
-from roost.mime.parse import Field, parse_message
+from roost.mime.parse import DEFAULT_LIMITS, Field, MimeLimits, parse_message
 from roost.mime.subject import base_subject
 from roost.mime.text import body_text, header_text
 
@@ -98,10 +98,10 @@ def _ids(value: bytes | None) -> list[str]:
     return [m.decode("latin-1") for m in _MESSAGE_ID.findall(value)]
 
 
-def analyze(data: bytes | memoryview) -> Analysis:
+def analyze(data: bytes | memoryview, limits: MimeLimits = DEFAULT_LIMITS) -> Analysis:
     """Parses the message once; never fails on malformed input."""
     message = bytes(data)
-    root = parse_message(message)
+    root = parse_message(message, limits)
     fields = root.fields
     # Address fields parsed once, for ENVELOPE and here: every occurrence, in order.
     parsed = collect(fields)

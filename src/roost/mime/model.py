@@ -24,7 +24,7 @@ from roost.mime import bodystructure as structure
 from roost.mime.decode import decode_transfer
 from roost.mime.envelope import Envelope, collect
 from roost.mime.envelope import render as render_envelope
-from roost.mime.parse import KIND_RFC822, Node, parse_message
+from roost.mime.parse import DEFAULT_LIMITS, KIND_RFC822, MimeLimits, Node, parse_message
 from roost.mime.sections import KIND_MULTIPART, PartRange, resolve, section_range
 
 __all__ = ["MessageModel", "Part", "decode_transfer"]
@@ -69,10 +69,12 @@ class MessageModel:
     # ---- construction -----------------------------------------------------------------
 
     @classmethod
-    def from_message(cls, data: bytes | memoryview) -> MessageModel:
+    def from_message(
+        cls, data: bytes | memoryview, limits: MimeLimits = DEFAULT_LIMITS
+    ) -> MessageModel:
         """Parses ``data`` (the message exactly as stored)."""
         message = bytes(data)
-        root = parse_message(message)
+        root = parse_message(message, limits)
         return cls(cls._pack(message, root))
 
     @staticmethod

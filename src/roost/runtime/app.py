@@ -38,7 +38,7 @@ from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
 from roost.auth.known_addresses import StoreKnownAddresses
 from roost.auth.throttle import LoginThrottle
-from roost.config import ConfigError, Settings
+from roost.config import ConfigError, LimitSettings, Settings
 from roost.imap.context import ImapContext
 from roost.pop3.context import Pop3Context
 from roost.runtime.coordination import Coordination
@@ -85,20 +85,25 @@ class Pop3ConnectionHandler(Protocol):
 
 
 async def open_store(
-    data_dir: Path, *, hub: EventHub | None = None, busy_timeout: float | None = None
+    data_dir: Path, *, hub: EventHub | None = None, limits: LimitSettings | None = None
 ) -> Store:
     """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
     making an existing one private (``data_dir.secure_data_dir``); its change events go
-    through ``hub`` when given (a worker's, linked to the others); a write waits
-    ``busy_timeout`` seconds for another process's (``[limits] store_busy_timeout``)."""
+    through ``hub`` when given (a worker's, linked to the others). From ``limits``: how
+    long a write waits for another process's, how deep messages are analysed."""
     from roost.store.sqlite import SqliteStore
 
     try:
         _make_private_dir(data_dir)
         secure_data_dir(data_dir)
-        if busy_timeout is None:
+        if limits is None:
             return await SqliteStore.open(data_dir, hub=hub)
-        return await SqliteStore.open(data_dir, hub=hub, busy_timeout=busy_timeout)
+        return await SqliteStore.open(
+            data_dir,
+            hub=hub,
+            busy_timeout=limits.store_busy_timeout,
+            mime_limits=limits.mime_limits(),
+        )
     except DataDirError as error:
         raise ServerError(str(error)) from None
     except (OSError, sqlite3.Error, StoreError) as error:
@@ -203,9 +208,7 @@ class Server:
         if self._pop3_handler is None:
             self._pop3_handler = _default_pop3_handler()
         if self._store is None:
-            self._store = await open_store(
-                settings.server.data_dir, busy_timeout=settings.limits.store_busy_timeout
-            )
+            self._store = await open_store(settings.server.data_dir, limits=settings.limits)
         try:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)

@@ -115,9 +115,7 @@ async def _serve(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLConte
     watchdog = asyncio.create_task(_watch_parent(spec.supervisor_pid))
     heartbeats: list[asyncio.Task[None]] = []
     try:
-        store = await open_store(
-            settings.server.data_dir, hub=hub, busy_timeout=settings.limits.store_busy_timeout
-        )
+        store = await open_store(settings.server.data_dir, hub=hub, limits=settings.limits)
         try:
 
             def ready(addresses: list[BoundAddress]) -> None:

@@ -42,6 +42,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, Self
 
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore, StoredBlob, describe
 from roost.store.errors import NoSuchMailbox, StorageFull, StoreBusy
 from roost.store.sqlite.flags import FlagCodec, Keywords
@@ -94,9 +96,11 @@ class Database:
         blobs: BlobStore,
         writers: int | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> None:
         self.conn = conn
         self.busy_timeout = busy_timeout
+        self.mime_limits = mime_limits  # how deep analysis parses a message
         self.blobs = blobs
         self._writers = writers  # descriptor of the writers' turn lock (see ``write``)
         self.codec = FlagCodec()
@@ -111,6 +115,7 @@ class Database:
         durable: bool,
         create: bool = False,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> Self:
         """Open (or with ``create``, create) the account stored in ``directory``."""
         if create:
@@ -130,7 +135,7 @@ class Database:
             conn.close()
             raise
         blobs = BlobStore(directory / "blobs", directory / "tmp", durable=durable)
-        return cls(conn, blobs, writers, busy_timeout)
+        return cls(conn, blobs, writers, busy_timeout, mime_limits)
 
     def close(self) -> None:
         self.conn.close()

@@ -13,6 +13,8 @@ import logging
 import sqlite3
 from collections.abc import Iterable
 
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.blobs import BlobStore
 from roost.store.sqlite import analyses, search
 from roost.store.sqlite.db import Database
@@ -33,8 +35,9 @@ class MailDB(Database):
         blobs: BlobStore,
         writers: int | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> None:
-        super().__init__(conn, blobs, writers, busy_timeout)
+        super().__init__(conn, blobs, writers, busy_timeout, mime_limits)
         self.uid_cache = UidCache()
         search.register_functions(conn)
 

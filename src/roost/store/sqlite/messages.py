@@ -85,7 +85,7 @@ def append_batch(
     are stored. Any other failure fails them all: nothing is stored, and it is raised.
     """
     messages = [message for _, group in batch for message in group]
-    analysed = [analyses.compute(message.source) for message in messages]
+    analysed = [analyses.compute(message.source, db.mime_limits) for message in messages]
     stored: list[StoredBlob] = []
     outcomes: list[AppendResult | StoreError] = []
     events: list[ChangeEvent] = []

@@ -29,6 +29,8 @@ import sqlite3
 from collections import OrderedDict
 from pathlib import Path
 
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.credentials import AppPasswordRecord, SignInRecord
 from roost.store.errors import NoSuchAccount
 from roost.store.events import EventHub
@@ -57,9 +59,11 @@ class SqliteStore:
         keep_open: float = KEEP_OPEN_SECONDS,
         max_idle_open: int = MAX_IDLE_OPEN,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> None:
         self._data_dir = data_dir
         self._busy_timeout = busy_timeout
+        self._mime_limits = mime_limits
         self._directory = directory
         self._users = users
         self._hub = hub
@@ -82,12 +86,14 @@ class SqliteStore:
         keep_open: float = KEEP_OPEN_SECONDS,
         max_idle_open: int = MAX_IDLE_OPEN,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> SqliteStore:
         """Open (creating if needed) the store in ``data_dir``. ``durable=False`` skips
         fsyncs (tests only); ``hub`` lets several stores share change events;
         ``keep_open`` and ``max_idle_open`` bound accounts kept open between sessions
         (0 closes an account with its last session); ``busy_timeout``: seconds a write
-        waits for another process's before StoreBusy."""
+        waits for another process's before StoreBusy; ``mime_limits``: how deep a
+        message is analysed at delivery."""
         users = Worker("roost-users")
         try:
             directory = await users.run(Directory, data_dir, durable)
@@ -102,6 +108,7 @@ class SqliteStore:
             keep_open=keep_open,
             max_idle_open=max_idle_open,
             busy_timeout=busy_timeout,
+            mime_limits=mime_limits,
         )
 
     @property
@@ -212,7 +219,12 @@ class SqliteStore:
         directory = self._directory.account_dir(dirname)
         try:
             db = await worker.run(
-                _open_account_db, directory, self._directory.durable, sweep, self._busy_timeout
+                _open_account_db,
+                directory,
+                self._directory.durable,
+                sweep,
+                self._busy_timeout,
+                self._mime_limits,
             )
         except BaseException:
             worker.shutdown()
@@ -268,10 +280,16 @@ class SqliteStore:
 
 
 def _open_account_db(
-    directory: Path, durable: bool, sweep: bool, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    directory: Path,
+    durable: bool,
+    sweep: bool,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
 ) -> MailDB:
     try:
-        db = MailDB.open(directory, durable=durable, busy_timeout=busy_timeout)
+        db = MailDB.open(
+            directory, durable=durable, busy_timeout=busy_timeout, mime_limits=mime_limits
+        )
     except sqlite3.OperationalError as exc:
         raise NoSuchAccount(f"account directory {directory.name} is unusable: {exc}") from exc
     if sweep:
