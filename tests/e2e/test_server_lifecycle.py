@@ -250,7 +250,7 @@ async def test_failed_start_closes_what_it_opened(
 ) -> None:
     store = FakeStore()
 
-    async def open_store(data_dir: Path) -> FakeStore:
+    async def open_store(data_dir: Path, **options: object) -> FakeStore:
         return store
 
     monkeypatch.setattr(app_module, "open_store", open_store)
@@ -412,7 +412,7 @@ async def test_shutdown_says_bye_and_stops_listening(
 ) -> None:
     store = FakeStore()
 
-    async def open_store(data_dir: Path) -> FakeStore:
+    async def open_store(data_dir: Path, **options: object) -> FakeStore:
         return store
 
     monkeypatch.setattr(app_module, "open_store", open_store)

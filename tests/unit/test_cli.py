@@ -232,7 +232,7 @@ class FakeStore:
 def test_serve_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = FakeStore()
 
-    async def open_store(data_dir: Path) -> FakeStore:
+    async def open_store(data_dir: Path, **options: object) -> FakeStore:
         return store
 
     monkeypatch.setattr(cli, "open_store", open_store)
