@@ -112,3 +112,26 @@ async def test_two_workers_share_one_failure_budget(tmp_path: Path) -> None:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     assert server.process.errors_logged() == []
+
+
+class CountingKnown:
+    def __init__(self) -> None:
+        self.remembered: list[tuple[str, str]] = []
+
+    async def remember(self, account_key: str, ip_key: str) -> None:
+        self.remembered.append((account_key, ip_key))
+
+    async def known_within(self, account_key: str, ip_key: str, period: float) -> bool:
+        return (account_key, ip_key) in self.remembered
+
+
+async def test_a_known_address_is_written_once_an_hour_not_per_sign_in() -> None:
+    now = [0.0]
+    known = CountingKnown()
+    throttle = LoginThrottle(lock_policy(), clock=lambda: now[0], known=known)
+    for _ in range(3):
+        await throttle.succeeded(OWNER, "alice")
+    assert known.remembered == [("alice", OWNER)]
+    now[0] += 3601
+    await throttle.succeeded(OWNER, "alice")
+    assert len(known.remembered) == 2

@@ -53,6 +53,8 @@ from typing import Protocol
 _MAX_EVENTS_PER_ACCOUNT = 64
 # Addresses remembered per account as having signed in to it.
 _MAX_TRUSTED_PER_ACCOUNT = 16
+# Seconds after which a known address's sign-in is written to the store again.
+_KNOWN_REFRESH = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,12 +295,15 @@ class LoginThrottle:
             await self._shared.add(*pair)
 
     async def succeeded(self, ip: str, account: str) -> None:
-        """``record_success``, also in the shared state and the known addresses."""
-        self.record_success(ip, account)
+        """``record_success``, also in the shared state and the known addresses (those
+        at most once per ``_KNOWN_REFRESH`` per address and account in this process: a
+        sign-in that the cache makes cheap should not cost a users.db write)."""
         ip_key, account_key = address_key(ip), _account_key(account)
+        fresh = self._trusted.trusted(account_key, ip_key, self._clock(), _KNOWN_REFRESH)
+        self.record_success(ip, account)
         if self._shared is not None:
             await self._shared.forget(ip_key, account_key)
-        if self._known is not None:
+        if self._known is not None and not fresh:
             await self._known.remember(account_key, ip_key)
 
     def record_failure(self, ip: str, account: str) -> None:
