@@ -63,7 +63,10 @@ def secure_data_dir(data_dir: Path) -> int:
             )
         wanted = PRIVATE_DIR if stat.S_ISDIR(info.st_mode) else PRIVATE_FILE
         if info.st_mode & 0o077:
-            os.chmod(path, stat.S_IMODE(info.st_mode) & wanted)
+            try:
+                os.chmod(path, stat.S_IMODE(info.st_mode) & wanted)
+            except FileNotFoundError:
+                continue  # removed meanwhile (another worker serves already)
             fixed += 1
     if fixed:
         log.warning(

@@ -14,6 +14,7 @@ The queries run in a thread: the event loop never waits on the file's lock.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -28,6 +29,8 @@ class SqliteSharedFailures:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
+        # 0600 whatever the umask; SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
         conn = self._connect()
         try:
             conn.execute(
