@@ -153,7 +153,7 @@ async def test_too_many_connections_from_one_address(tmp_path: Path) -> None:
         await server.connect()
         reader, writer = await asyncio.open_connection(server.host, server.pop3_port)
         assert await reader.readline() == (
-            b"-ERR [SYS/TEMP] Too many connections from your address\r\n"
+            b"-ERR [SYS/TEMP] Too many connections from your address (max_connections_per_ip)\r\n"
         )
         assert await reader.read() == b""
         writer.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from roost.mime.model import MessageModel
+from roost.mime.parse import MimeLimits
 from roost.store.base import (
     DELETED,
     FLAGGED,
@@ -499,9 +500,9 @@ async def test_copies_share_one_analysis(
     calls: list[int] = []
     real = analyses_module.analyze
 
-    def counting(data: bytes | memoryview) -> object:
+    def counting(data: bytes | memoryview, *limits: MimeLimits) -> object:
         calls.append(len(data))
-        return real(data)
+        return real(data, *limits)
 
     monkeypatch.setattr(analyses_module, "analyze", counting)
     inbox = await sqlite_account.get_mailbox("INBOX")

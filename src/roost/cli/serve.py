@@ -274,7 +274,9 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
 
 
 async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
-    store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+    store = await open_store(
+        settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
+    )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None
 

@@ -4,10 +4,12 @@ value checked for type and range as it is read, every unknown key an error namin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from roost.auth.bearer import MAX_MESSAGE_OCTETS
 from roost.auth.oauth import (
     DEFAULT_ALGORITHMS,
     DEFAULT_USERNAME_CLAIM,
@@ -25,6 +27,7 @@ from roost.config.sections import (
     ConfigError,
     DeliverySettings,
     ImapSettings,
+    IPNetwork,
     LimitSettings,
     ListenAddress,
     LmtpAddress,
@@ -42,6 +45,10 @@ from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits
 
 _T = TypeVar("_T")
+
+# A token must fit the SASL message that carries it (auth/bearer.py), with room for
+# the rest of the message.
+MAX_TOKEN_SIZE = MAX_MESSAGE_OCTETS - 4096
 
 
 def read_config_text(path: Path) -> str:
@@ -217,6 +224,9 @@ def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
         hostname=hostname,
         workers=workers,
         shutdown_timeout=table.number("shutdown_timeout", defaults.shutdown_timeout),
+        worker_heartbeat_timeout=table.number(
+            "worker_heartbeat_timeout", defaults.worker_heartbeat_timeout, positive=True
+        ),
     )
     table.finish()
     return settings
@@ -305,9 +315,36 @@ def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
         max_connections_per_account=table.integer(
             "max_connections_per_account", defaults.max_connections_per_account, minimum=1
         ),
+        max_connections_per_user_ip=table.integer(
+            "max_connections_per_user_ip", defaults.max_connections_per_user_ip, minimum=1
+        ),
+        max_connections=table.integer("max_connections", defaults.max_connections),
+        trusted_networks=_read_networks(reader, table, "trusted_networks"),
+        tls_handshake_timeout=table.number(
+            "tls_handshake_timeout", defaults.tls_handshake_timeout, positive=True
+        ),
+        store_busy_timeout=table.number(
+            "store_busy_timeout", defaults.store_busy_timeout, positive=True
+        ),
+        max_mime_depth=table.integer("max_mime_depth", defaults.max_mime_depth, minimum=1),
+        max_mime_parts=table.integer("max_mime_parts", defaults.max_mime_parts, minimum=1),
     )
     table.finish()
     return settings
+
+
+def _read_networks(reader: _Reader, table: _Table, name: str) -> tuple[IPNetwork, ...]:
+    """A list of CIDR strings ("10.0.0.0/8", "2001:db8::/32", or one address)."""
+    value = table.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise reader.invalid(table.key(name), 'must be a list of "ADDRESS/PREFIX" strings')
+    networks: list[IPNetwork] = []
+    for item in value:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as error:
+            raise reader.invalid(table.key(name), str(error)) from None
+    return tuple(networks)
 
 
 def _read_pop3_limits(reader: _Reader, table: _Table) -> Pop3Limits:
@@ -342,7 +379,10 @@ def _read_auth(reader: _Reader, table: _Table) -> AuthSettings:
         oauth=_read_oauth_issuers(reader, table),
         cache_ttl=table.number("cache_ttl", defaults.cache_ttl),
         cache_size=table.integer("cache_size", defaults.cache_size),
+        max_token_size=table.integer("max_token_size", defaults.max_token_size, minimum=1024),
     )
+    if settings.max_token_size > MAX_TOKEN_SIZE:
+        raise reader.invalid(table.key("max_token_size"), f"must be at most {MAX_TOKEN_SIZE}")
     table.finish()
     return settings
 

@@ -38,6 +38,9 @@ class ImapLimits:
     min_literal_rate: int = 4096
     # Per connection; beyond it (after a burst of as many) its commands wait their turn.
     max_commands_per_second: int = 10_000
+    max_mailbox_name_bytes: int = 1024  # a longer mailbox name is refused (NO/BAD)
+    max_mailbox_levels: int = 32  # hierarchy levels of a mailbox name
+    max_mailboxes: int = 10_000  # per account; CREATE beyond it is NO [LIMIT]
 
 
 @dataclass(slots=True)

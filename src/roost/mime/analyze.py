@@ -33,7 +33,7 @@ from roost.mime.decode import decode_words, to_text
 from roost.mime.envelope import Address, collect
 from roost.mime.limits import MAX_SORT_SUBJECT, MessageBytes
 from roost.mime.model import MessageModel
-from roost.mime.parse import Field, parse_message
+from roost.mime.parse import DEFAULT_LIMITS, Field, MimeLimits, parse_message
 from roost.mime.subject import base_subject
 from roost.mime.text import body_text, header_text
 
@@ -111,11 +111,11 @@ def _ids(value: bytes | None) -> list[str]:
     return [m.decode("latin-1") for m in _MESSAGE_ID.findall(value)]
 
 
-def analyze(data: MessageBytes | memoryview) -> Analysis:
+def analyze(data: MessageBytes | memoryview, limits: MimeLimits = DEFAULT_LIMITS) -> Analysis:
     """Parses the message once; never fails on malformed input. ``data`` may be a
     read-only ``mmap`` of the message file, which is read where needed, not copied."""
     message = bytes(data) if isinstance(data, memoryview) else data
-    root = parse_message(message)
+    root = parse_message(message, limits)
     fields = root.fields
     # Address fields parsed once, for ENVELOPE and here: every occurrence, in order.
     parsed = collect(fields)

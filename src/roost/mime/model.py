@@ -25,7 +25,7 @@ from roost.mime.decode import decode_transfer
 from roost.mime.envelope import Envelope, collect
 from roost.mime.envelope import render as render_envelope
 from roost.mime.limits import MessageBytes
-from roost.mime.parse import KIND_RFC822, Node, parse_message
+from roost.mime.parse import DEFAULT_LIMITS, KIND_RFC822, MimeLimits, Node, parse_message
 from roost.mime.sections import KIND_MULTIPART, PartRange, resolve, section_range
 
 __all__ = ["MessageModel", "Part", "decode_transfer"]
@@ -70,10 +70,12 @@ class MessageModel:
     # ---- construction -----------------------------------------------------------------
 
     @classmethod
-    def from_message(cls, data: MessageBytes | memoryview) -> MessageModel:
+    def from_message(
+        cls, data: MessageBytes | memoryview, limits: MimeLimits = DEFAULT_LIMITS
+    ) -> MessageModel:
         """Parses ``data`` (the message exactly as stored, or a mapping of its file)."""
         message = bytes(data) if isinstance(data, memoryview) else data
-        root = parse_message(message)
+        root = parse_message(message, limits)
         return cls(cls._pack(message, root))
 
     @staticmethod

@@ -36,6 +36,17 @@ from roost.mime.limits import (
 
 MAX_DEPTH = 100
 MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class MimeLimits:
+    """How far the parser descends: ``[limits] max_mime_depth`` and ``max_mime_parts``."""
+
+    max_depth: int = MAX_DEPTH
+    max_parts: int = MAX_PARTS
+
+
+DEFAULT_LIMITS = MimeLimits()
 MAX_BOUNDARY = 70
 
 KIND_LEAF = 0
@@ -215,9 +226,11 @@ def count_bytes(data: MessageBytes, needle: bytes, start: int, end: int) -> int:
 
 
 class _Parser:
-    __slots__ = ("boundaries", "budget", "data", "length", "parts")
+    __slots__ = ("boundaries", "budget", "data", "length", "max_depth", "max_parts", "parts")
 
-    def __init__(self, data: MessageBytes) -> None:
+    def __init__(self, data: MessageBytes, limits: MimeLimits = DEFAULT_LIMITS) -> None:
+        self.max_depth = limits.max_depth
+        self.max_parts = limits.max_parts
         self.data = data
         self.length = len(data)
         self.boundaries: list[bytes] = []  # outermost first
@@ -337,7 +350,7 @@ class _Parser:
             info.kind = KIND_RFC822
         node.text = info.text
         node.kind = info.kind
-        too_deep = depth >= MAX_DEPTH or self.parts >= MAX_PARTS
+        too_deep = depth >= self.max_depth or self.parts >= self.max_parts
         if hit is not None:
             node.end = node.body_start
             if node.kind == KIND_RFC822 and not too_deep:
@@ -364,7 +377,7 @@ class _Parser:
         own = len(self.boundaries) - 1
         hit = self.find_boundary(node.body_start)
         while hit is not None and hit.level == own and not hit.closing:
-            if self.parts >= MAX_PARTS:
+            if self.parts >= self.max_parts:
                 break
             child = Node(start=hit.next_line, mime=True)
             node.children.append(child)
@@ -380,10 +393,10 @@ class _Parser:
         return hit
 
 
-def parse_message(data: MessageBytes) -> Node:
+def parse_message(data: MessageBytes, limits: MimeLimits = DEFAULT_LIMITS) -> Node:
     """The MIME tree of a whole message, its header fields bounded by the limits of
-    roost.mime.limits."""
+    roost.mime.limits and its nesting by ``limits``."""
     root = Node(start=0)
-    parser = _Parser(data)
+    parser = _Parser(data, limits)
     parser.part(root, 0, False)
     return root

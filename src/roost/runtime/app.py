@@ -36,12 +36,14 @@ from typing import Any, Protocol, TypeVar
 
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
+from roost.auth.known_addresses import StoreKnownAddresses
 from roost.auth.throttle import LoginThrottle
-from roost.config import ConfigError, Settings
+from roost.config import ConfigError, LimitSettings, Settings
 from roost.imap.context import ImapContext
 from roost.lmtp.context import LmtpContext
 from roost.pop3.context import Pop3Context
 from roost.runtime.coordination import Coordination
+from roost.runtime.data_dir import DataDirError, secure_data_dir, sweep_spool
 from roost.runtime.listeners import (
     IMAP,
     LMTP,
@@ -86,16 +88,33 @@ class Pop3ConnectionHandler(Protocol):
 
 
 async def open_store(
-    data_dir: Path, *, hub: EventHub | None = None, quota: QuotaLimits | None = None
+    data_dir: Path,
+    *,
+    hub: EventHub | None = None,
+    quota: QuotaLimits | None = None,
+    limits: LimitSettings | None = None,
 ) -> Store:
-    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed;
-    its change events go through ``hub`` when given (a worker's, linked to the others);
-    ``quota`` is every account's default limits (``[quota]``; None: unlimited)."""
+    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
+    making an existing one private (``data_dir.secure_data_dir``); its change events go
+    through ``hub`` when given (a worker's, linked to the others). ``quota`` is every
+    account's default limits (``[quota]``; None: unlimited). From ``limits``: how long a
+    write waits for another process's, how deep messages are analysed."""
     from roost.store.sqlite import SqliteStore
 
     try:
         _make_private_dir(data_dir)
-        return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
+        secure_data_dir(data_dir)
+        if limits is None:
+            return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
+        return await SqliteStore.open(
+            data_dir,
+            hub=hub,
+            quota=quota or QuotaLimits(),
+            busy_timeout=limits.store_busy_timeout,
+            mime_limits=limits.mime_limits(),
+        )
+    except DataDirError as error:
+        raise ServerError(str(error)) from None
     except (OSError, sqlite3.Error, StoreError) as error:
         raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
 
@@ -199,7 +218,9 @@ class Server:
         if self._pop3_handler is None:
             self._pop3_handler = _default_pop3_handler()
         if self._store is None:
-            self._store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+            self._store = await open_store(
+                settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
+            )
         try:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)
@@ -347,13 +368,19 @@ class Server:
         settings = self.settings
         authenticator = self._authenticator or StoreAuthenticator(
             store,
-            LoginThrottle(settings.auth.throttle_policy()),
+            LoginThrottle(
+                settings.auth.throttle_policy(),
+                known=StoreKnownAddresses(store),
+                shared=self.coordination.sign_in_failures,
+            ),
             tokens=settings.auth.token_validator(),
             scram=settings.auth.scram,
             cache=settings.auth.sign_in_cache(),
         )
         spool_dir = settings.server.data_dir / "spool"
         spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.coordination.worker is None:
+            sweep_spool(spool_dir)  # alone: nothing is using them (workers: supervisor.py)
         return ImapContext(
             store=store,
             authenticator=authenticator,

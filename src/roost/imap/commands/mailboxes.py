@@ -162,9 +162,22 @@ async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Do
         if special_use is not None:
             raise no("Only one special use per mailbox", "USEATTR")
         special_use = canonical
+    await _check_mailbox_count(session, name)
     created = await account.create_mailbox(name, special_use)
     # RFC 8474 §4.1: the new mailbox's id comes with the OK.
     yield Done("CREATE completed", Code("MAILBOXID", f"({created.object_id})"))
+
+
+async def _check_mailbox_count(session: Session, name: str) -> None:
+    """``max_mailboxes``: counting what CREATE would add, the name and any missing
+    parent. Checked before the store call, so two CREATEs at once may pass it by one."""
+    limit = session.context.limits.max_mailboxes
+    existing = {info.name for info in await session.require_account().list_mailboxes()}
+    levels = name.split("/")
+    wanted = {"/".join(levels[:depth]) for depth in range(1, len(levels) + 1)}
+    if len(existing) + len(wanted - existing) > limit:
+        log.warning("mailbox limit ip=%s limit=%d", session.remote_ip, limit)
+        raise no(f"Too many mailboxes (max_mailboxes = {limit})", "LIMIT")
 
 
 async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Done]:

@@ -49,6 +49,8 @@ from roost.mime.analysis import Analysis
 from roost.mime.analyze import analyze
 from roost.mime.limits import MessageBytes
 from roost.mime.model import MessageModel
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.values import MessageSource
 
 if TYPE_CHECKING:
@@ -143,22 +145,22 @@ def _clean(text: str, limit: int = MAX_HEADER_CHARS) -> str:
     return text
 
 
-def compute(source: MessageSource) -> AnalysisRow:
+def compute(source: MessageSource, limits: MimeLimits = DEFAULT_MIME_LIMITS) -> AnalysisRow:
     """Analyse a message about to be stored. Never raises for the message's content:
     a failure is logged (it is a bug) and the message is stored without analysis."""
     try:
         if source.data is not None:
-            return row_of(analyze(source.data))
+            return row_of(analyze(source.data, limits))
         assert source.path is not None
-        return compute_file(source.path)
+        return compute_file(source.path, limits)
     except Exception:
         log.exception("message analysis failed; stored without it")
         return EMPTY_ROW
 
 
-def compute_file(path: Path) -> AnalysisRow:
+def compute_file(path: Path, limits: MimeLimits = DEFAULT_MIME_LIMITS) -> AnalysisRow:
     """Analyse a message file through a read-only mapping (never read whole into memory)."""
-    return _with_mapping(path, lambda data: row_of(analyze(data)))
+    return _with_mapping(path, lambda data: row_of(analyze(data, limits)))
 
 
 def _with_mapping(path: Path, use: Callable[[MessageBytes], _T]) -> _T:
@@ -376,10 +378,10 @@ def _analyse_stored(db: Database, blob_ids: Iterable[str]) -> Iterable[tuple[str
         try:
             source = db.blob_source(blob_id)
             if source.data is not None:
-                yield blob_id, row_of(analyze(source.data))
+                yield blob_id, row_of(analyze(source.data, db.mime_limits))
             else:
                 assert source.path is not None
-                yield blob_id, compute_file(source.path)
+                yield blob_id, compute_file(source.path, db.mime_limits)
         except FileNotFoundError:
             log.warning("message file %s is gone; indexed without text", blob_id)
             yield blob_id, EMPTY_ROW

@@ -108,7 +108,7 @@ def _append_batch(
     db: MailDB, batch: Sequence[tuple[int | str, Sequence[NewMessage]]], limits: QuotaLimits
 ) -> tuple[list[AppendResult | StoreError], list[ChangeEvent]]:
     messages = [message for _, group in batch for message in group]
-    analysed = [analyses.compute(message.source) for message in messages]
+    analysed = [analyses.compute(message.source, db.mime_limits) for message in messages]
     stored: list[StoredBlob] = []
     outcomes: list[AppendResult | StoreError] = []
     events: list[ChangeEvent] = []
