@@ -44,7 +44,7 @@ from roost.config import (
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
-from roost.runtime.listeners import LMTP, POP3, BoundAddress, ServerError
+from roost.runtime.listeners import HTTP, LMTP, POP3, BoundAddress, ServerError
 from roost.store.base import Store
 
 DEMO_ACCOUNT = "demo"
@@ -358,7 +358,9 @@ def _print_banner(
 ) -> None:
     lines = ["Roost is running."]
     for bound in addresses:
-        if bound.protocol == LMTP:
+        if bound.protocol == HTTP:
+            kind = "HTTP (metrics, autoconfig)"
+        elif bound.protocol == LMTP:
             kind = "LMTP"
         elif bound.protocol == POP3:
             if bound.implicit_tls:

@@ -26,6 +26,7 @@ from roost.config.sections import (
     AuthSettings,
     ConfigError,
     DeliverySettings,
+    HttpSettings,
     ImapSettings,
     IPNetwork,
     LimitSettings,
@@ -75,6 +76,7 @@ class Sections(NamedTuple):
     quota: QuotaSettings
     lmtp: LmtpSettings
     delivery: DeliverySettings
+    http: HttpSettings
 
 
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
@@ -83,7 +85,10 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
     reader = _Reader(source, base_dir)
     sections = reader.sections(
         data,
-        ("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota", "lmtp", "delivery"),
+        (
+            *("server", "imap", "pop3", "tls", "limits", "auth", "log"),
+            *("quota", "lmtp", "delivery", "http"),
+        ),
     )
     return Sections(
         server=_read_server(reader, sections["server"]),
@@ -96,6 +101,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         quota=_read_quota(reader, sections["quota"]),
         lmtp=_read_lmtp(reader, sections["lmtp"]),
         delivery=_read_delivery(reader, sections["delivery"]),
+        http=_read_http(reader, sections["http"]),
     )
 
 
@@ -432,6 +438,12 @@ def _read_oauth_issuers(reader: _Reader, auth: _Table) -> tuple[OAuthIssuer, ...
     if len({issuer.issuer for issuer in issuers}) != len(issuers):
         raise reader.invalid(auth.key("oauth"), "an issuer is listed twice")
     return tuple(issuers)
+
+
+def _read_http(reader: _Reader, table: _Table) -> HttpSettings:
+    settings = HttpSettings(listen=table.addresses("listen", HttpSettings().listen))
+    table.finish()
+    return settings
 
 
 def _read_log(reader: _Reader, table: _Table) -> LogSettings:

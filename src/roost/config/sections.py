@@ -226,6 +226,16 @@ class AuthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """[http]: the small HTTP listener for /metrics, /healthz, /readyz and mail
+    clients' autoconfiguration (runtime/http.py). Off unless an address is given: it
+    tells anyone who can reach it how busy the server is, so keep it on loopback or
+    behind a proxy that allows only the autoconfig paths from outside."""
+
+    listen: tuple[ListenAddress, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "info"
     format: str = "text"

@@ -20,6 +20,7 @@ from roost.config.sections import (
     AuthSettings,
     ConfigError,
     DeliverySettings,
+    HttpSettings,
     ImapSettings,
     LimitSettings,
     ListenAddress,
@@ -46,6 +47,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     log: LogSettings = field(default_factory=LogSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     lmtp: LmtpSettings = field(default_factory=LmtpSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
@@ -85,6 +87,7 @@ class Settings:
             auth=sections.auth,
             log=sections.log,
             quota=sections.quota,
+            http=sections.http,
             lmtp=sections.lmtp,
             delivery=sections.delivery,
             source=source,

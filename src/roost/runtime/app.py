@@ -41,10 +41,13 @@ from roost.auth.throttle import LoginThrottle
 from roost.config import ConfigError, LimitSettings, Settings
 from roost.imap.context import ImapContext
 from roost.lmtp.context import LmtpContext
+from roost.observability import metrics
 from roost.pop3.context import Pop3Context
 from roost.runtime.coordination import Coordination
 from roost.runtime.data_dir import DataDirError, secure_data_dir, sweep_spool
+from roost.runtime.http import HttpApp, HttpListener, client_settings
 from roost.runtime.listeners import (
+    HTTP,
     IMAP,
     LMTP,
     LOCAL_DELIVERY,
@@ -61,6 +64,8 @@ from roost.store.events import EventHub
 log = logging.getLogger("roost.server")
 
 _T = TypeVar("_T")
+
+READY_TIMEOUT = 2.0  # seconds the store has to answer /readyz
 
 
 class ConnectionHandler(Protocol):
@@ -166,6 +171,7 @@ class Server:
         self._lmtp_context: LmtpContext | None = None
         self.coordination = coordination or Coordination.local(settings.limits)
         self._listeners = Listeners(settings, self.coordination, self._serve, listen_sockets)
+        self._http: HttpListener | None = None
         self._stop_requested = asyncio.Event()
         self._shutdown_started = False
         self._shutdown_done = asyncio.Event()
@@ -192,7 +198,10 @@ class Server:
 
     @property
     def bound_addresses(self) -> list[BoundAddress]:
-        return self._listeners.bound_addresses
+        http = [] if self._http is None else self._http.bound
+        return self._listeners.bound_addresses + [
+            BoundAddress(host, port, False, HTTP) for host, port in http
+        ]
 
     def address(self, *, implicit_tls: bool = False, protocol: str = IMAP) -> tuple[str, int]:
         """(host, port) of the first listener of that kind: handy for tests."""
@@ -235,6 +244,26 @@ class Server:
         for bound in self._listeners.bound_addresses:
             log.info("listening on %s (%s)", bound, self._kind(bound))
         self._warn_about_sign_in()
+        if settings.http.listen and self.coordination.worker is None:
+            # With several workers the supervisor serves HTTP, merging their metrics.
+            app = HttpApp(metrics.exposition, self.ready, client_settings(settings))
+            self._http = HttpListener(app)
+            try:
+                await self._http.start(settings.http.listen)
+            except BaseException:
+                await self.shutdown()
+                raise
+
+    async def ready(self) -> bool:
+        """/readyz: listening, not shutting down, and the store answers promptly."""
+        if self._stop_requested.is_set() or self._store is None:
+            return False
+        try:
+            await asyncio.wait_for(self._store.instance_secret(), READY_TIMEOUT)
+        except Exception:
+            log.warning("readiness check: the store did not answer", exc_info=True)
+            return False
+        return True
 
     async def serve_forever(self) -> None:
         """Run until ``request_shutdown`` (e.g. from a signal), then shut down."""
@@ -275,6 +304,8 @@ class Server:
         self._shutdown_started = True
         self._stop_requested.set()
         try:
+            if self._http is not None:
+                await self._http.close()
             await self._listeners.close()
             await self._listeners.end_connections(self.settings.server.shutdown_timeout)
             if self._owns_store and self._store is not None:
@@ -298,6 +329,8 @@ class Server:
     # ---- internals -------------------------------------------------------------------
 
     def _kind(self, bound: BoundAddress) -> str:
+        if bound.protocol == HTTP:
+            return "HTTP"
         if bound.protocol == LMTP:
             return "LMTP"
         if bound.protocol == POP3:

@@ -64,6 +64,7 @@ LMTP_SERVER_FULL = b"421 4.3.2 Server connection limit reached (max_connections)
 IMAP = "imap"
 POP3 = "pop3"
 LMTP = "lmtp"
+HTTP = "http"  # the metrics/autoconfig listener (runtime/http.py), not a mail protocol
 LOCAL_DELIVERY = "deliver"  # the private socket of ``roost deliver`` (lmtp/local.py)
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every

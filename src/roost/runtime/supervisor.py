@@ -49,10 +49,13 @@ from pathlib import Path
 from typing import Any
 
 from roost.config import Settings
+from roost.observability import metrics
 from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
 from roost.runtime.data_dir import sweep_spool
 from roost.runtime.event_bus import EventBus
+from roost.runtime.http import HttpApp, HttpListener, client_settings
 from roost.runtime.listeners import (
+    HTTP,
     LOCAL_DELIVERY,
     BoundAddress,
     ListenSocket,
@@ -98,6 +101,8 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._signals = 0
         self._watchers: set[asyncio.Task[None]] = set()
+        self._http: HttpListener | None = None
+        self._metrics_dir: Path | None = None
 
     async def run(self, ready: Callable[[list[BoundAddress]], None] | None = None) -> None:
         """Serve until SIGTERM or SIGINT; raise ServerError when the server cannot start."""
@@ -117,7 +122,9 @@ class Supervisor:
             # Certificate renewal: every worker reloads its own TLS context.
             loop.add_signal_handler(signal.SIGHUP, self._signal_workers, signal.SIGHUP)
             installed.append(signal.SIGHUP)
+            self._prepare_metrics()
             await self._start_all()
+            await self._start_http()
             if ready is not None and not self._stopping.is_set():
                 ready(self._bound())
             self._keepers = [
@@ -126,6 +133,8 @@ class Supervisor:
             ]
             await self._stopping.wait()
         finally:
+            if self._http is not None:
+                await self._http.close()
             await self._stop_all()
             for signum in installed:
                 loop.remove_signal_handler(signum)
@@ -171,6 +180,38 @@ class Supervisor:
         # No worker runs yet: literals in the spool are left by a killed one.
         sweep_spool(self.settings.server.data_dir / "spool")
 
+    def _prepare_metrics(self) -> None:
+        """With an HTTP listener, the workers keep their metrics in files under
+        run/metrics (prometheus-client's multiprocess mode, chosen by the environment
+        they inherit) and the supervisor serves the sums."""
+        if not self.settings.http.listen:
+            return
+        self._metrics_dir = self._run_dir / "metrics"
+        metrics.prepare_multiprocess_directory(self._metrics_dir)
+
+    def _worker_environment(self) -> dict[str, str]:
+        environment = dict(os.environ)
+        environment.pop(metrics.MULTIPROCESS_ENV, None)
+        if self._metrics_dir is not None:
+            environment[metrics.MULTIPROCESS_ENV] = str(self._metrics_dir)
+        return environment
+
+    async def _start_http(self) -> None:
+        if not self.settings.http.listen or self._stopping.is_set():
+            return
+        directory = self._metrics_dir
+        app = HttpApp(
+            lambda: metrics.exposition(directory), self._ready, client_settings(self.settings)
+        )
+        self._http = HttpListener(app)
+        await self._http.start(self.settings.http.listen)
+
+    async def _ready(self) -> bool:
+        """/readyz: not stopping, and every worker has started and still runs."""
+        if self._stopping.is_set() or len(self._workers) < self.count:
+            return False
+        return all(worker.process.returncode is None for worker in self._workers.values())
+
     def _bus_path(self) -> Path:
         path = self._run_dir / f"events-{os.getpid()}.sock"
         if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
@@ -212,6 +253,7 @@ class Supervisor:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             pass_fds=[listen.sock.fileno() for listen in self._listeners],
+            env=self._worker_environment(),
         )
         assert process.stdin is not None
         with contextlib.suppress(ConnectionError):  # it died at once: _wait_ready tells
@@ -275,6 +317,8 @@ class Supervisor:
         while True:
             worker = self._workers[index]
             await worker.process.wait()
+            if self._metrics_dir is not None:
+                metrics.worker_exited(worker.process.pid, self._metrics_dir)
             if self._stopping.is_set():
                 return
             if loop.time() - worker.started >= STABLE_AFTER:
@@ -365,4 +409,6 @@ class Supervisor:
         for listen in self._listeners:
             if listen.protocol != LOCAL_DELIVERY:  # internal: not a listener to report
                 bound.append(bound_address(listen))
+        if self._http is not None:
+            bound += [BoundAddress(host, port, False, HTTP) for host, port in self._http.bound]
         return bound
