@@ -75,6 +75,9 @@ async def test_one_process_serves_its_own_metrics(start: Start) -> None:
     assert status == 200
     assert value(text, "roost_commands_total", command="NOOP", result="ok") == 3
     assert value(text, "roost_sign_ins_total", method="password", result="ok") == 1
+    assert value(text, "roost_connections_total", protocol="imap", outcome="accepted") == 1
+    assert value(text, "roost_open_connections", protocol="imap") == 1
+    assert value(text, "roost_store_operation_duration_seconds_count") > 0
     assert await get(server.process.http_port, "/readyz") == (200, "ready\n")
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
+from roost.observability import metrics
 from roost.smtp import trace
 from roost.smtp.paths import Mailbox
 from roost.store.base import (
@@ -48,6 +49,10 @@ class Outcome(Enum):
     QUOTA = "quota"
     PERMANENT = "permanent"
     NO_SUCH_USER = "no_such_user"
+
+
+for _outcome in Outcome:  # every result's series exists from the start, at zero
+    metrics.DELIVERIES.labels(_outcome.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,7 @@ async def deliver(
     outcome, and a log line says which."""
     started = time.monotonic()
     status = await _deliver(store, account_name, source, folder)
+    metrics.DELIVERIES.labels(status.outcome.value).inc()
     log.info(
         "delivery from=<%s> to=<%s> account=%s folder=%s size=%d ms=%d result=%s %s",
         sender,

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 from roost.auth.throttle import address_key
 from roost.config import ConfigError, ListenAddress, Settings
+from roost.observability import metrics
 from roost.runtime.coordination import Coordination
 from roost.runtime.descriptors import connection_cap
 from roost.runtime.unix_sockets import UnixSocketError, bind_unix_socket
@@ -287,7 +288,7 @@ class Listeners:
             remote_ip = _remote_ip(writer.get_extra_info("peername"))
             admitted, key, refused_by = self._admit(remote_ip)
             if not admitted:
-                self._log_refusal(remote_ip, refused_by)
+                self._log_refusal(remote_ip, refused_by, protocol)
                 writer.write(_refusal(protocol, refused_by))
                 writer.close()  # the line fits a fresh socket's buffer: freed at once
                 return
@@ -317,7 +318,7 @@ class Listeners:
             admitted, key, refused_by = self._admit(remote_ip)
             if not admitted:
                 # No TLS session to say it in: closed without a word, and logged.
-                self._log_refusal(remote_ip, refused_by)
+                self._log_refusal(remote_ip, refused_by, listen.protocol)
                 conn.close()
                 continue
             _enable_keepalive(conn)
@@ -375,6 +376,9 @@ class Listeners:
         protocol: str,
     ) -> None:
         log.debug("%s connection from %s (tls=%s)", protocol, remote_ip, implicit_tls)
+        metrics.CONNECTIONS_TOTAL.labels(protocol, "accepted").inc()
+        open_now = metrics.CONNECTIONS.labels(protocol)
+        open_now.inc()
         try:
             await self._serve_connection(reader, writer, protocol, implicit_tls, remote_ip)
         except asyncio.CancelledError:
@@ -384,13 +388,15 @@ class Listeners:
         except Exception:
             log.exception("unhandled error in the connection from %s", remote_ip)
         finally:
+            open_now.dec()
             self._open -= 1
             if key is not None:
                 self.coordination.ip_slots.release(key)
             if not writer.is_closing():
                 writer.close()
 
-    def _log_refusal(self, remote_ip: str, refused_by: str) -> None:
+    def _log_refusal(self, remote_ip: str, refused_by: str, protocol: str) -> None:
+        metrics.CONNECTIONS_TOTAL.labels(protocol, "refused").inc()
         limit = (
             self.max_connections
             if refused_by == "max_connections"
