@@ -209,8 +209,28 @@ class LmtpConnection:
             return TEMPORARY
         if target is None:
             return NO_SUCH_USER
+        if not await self._has_room(target.account, txn.mail.params.size or 0):
+            # Refused now, as Dovecot does, so the MTA bounces (or retries, with
+            # over_quota_tempfail) without sending the message; DATA checks again.
+            status = DeliveryStatus(Outcome.QUOTA, "Mailbox is full")
+            return status_reply(status, over_quota_tempfail=self.context.over_quota_tempfail)
         self._targets[len(txn.recipients)] = target  # the index this RCPT will get
         return replies.RECIPIENT_OK
+
+    async def _has_room(self, account_name: str, size: int) -> bool:
+        """Whether the account's quota leaves room for one message of the declared SIZE
+        (RFC 1870; 0 when not declared). A failure to tell is no refusal: the append
+        checks the quota again, atomically."""
+        try:
+            account = await self.context.store.open_account(account_name)
+            try:
+                usage = await account.quota()
+            finally:
+                await account.close()
+        except Exception:
+            log.warning("cannot read the quota of %s", account_name, exc_info=True)
+            return True
+        return usage.fits(size)
 
     def _start_message(self) -> None:
         txn = self.core.transaction
