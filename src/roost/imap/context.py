@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roost.auth.base import Authenticator
+from roost.observability.sessions import SessionRegistry
 from roost.runtime.account_limits import AccountConnections
 from roost.store.base import Store
 
@@ -44,3 +45,5 @@ class ImapContext:
     # This process's worker number when the server runs several; the ID response
     # names it ("x-roost-worker"). None in a single process.
     worker: int | None = None
+    # The live sessions of the process (``roost who`` and ``kick``), shared with POP3.
+    sessions: SessionRegistry = field(default_factory=SessionRegistry)

@@ -34,13 +34,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
+from roost.admin import mailboxes
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
 from roost.auth.throttle import LoginThrottle
 from roost.config import ConfigError, Settings
 from roost.imap.context import ImapContext
+from roost.observability.sessions import SessionRegistry
 from roost.pop3.context import Pop3Context
-from roost.runtime.coordination import Coordination
+from roost.runtime.control import ControlError, ControlServer, socket_name
+from roost.runtime.coordination import RUN_DIR, Coordination
 from roost.runtime.listeners import (
     IMAP,
     POP3,
@@ -146,6 +149,9 @@ class Server:
         self._stop_requested = asyncio.Event()
         self._shutdown_started = False
         self._shutdown_done = asyncio.Event()
+        # Live sessions of this process, for `roost who` and `kick` (control socket).
+        self.sessions = SessionRegistry(self.coordination.worker)
+        self._control: ControlServer | None = None
 
     # ---- facts -----------------------------------------------------------------------
 
@@ -208,6 +214,7 @@ class Server:
         await self._listeners.start_serving()
         for bound in self._listeners.bound_addresses:
             log.info("listening on %s (%s)", bound, self._kind(bound))
+        await self._start_control()
         self._warn_about_sign_in()
 
     async def serve_forever(self) -> None:
@@ -249,6 +256,8 @@ class Server:
         self._shutdown_started = True
         self._stop_requested.set()
         try:
+            if self._control is not None:
+                await self._control.close()
             await self._listeners.close()
             await self._listeners.end_connections(self.settings.server.shutdown_timeout)
             if self._owns_store and self._store is not None:
@@ -270,6 +279,34 @@ class Server:
         await self.shutdown()
 
     # ---- internals -------------------------------------------------------------------
+
+    async def _start_control(self) -> None:
+        """The control socket (runtime/control.py); without it the server still serves."""
+        worker = self.coordination.worker
+        path = self.settings.server.data_dir / RUN_DIR / socket_name(worker)
+        control = ControlServer(
+            path,
+            {"who": self._who, "kick": self._kick, "mailbox": self._mailbox},
+            worker=worker,
+        )
+        try:
+            await control.start()
+        except OSError as error:
+            log.warning("no control socket (roost who, kick, mailbox): %s: %s", path, error)
+            return
+        self._control = control
+
+    async def _who(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.sessions.describe()
+
+    async def _kick(self, request: dict[str, Any]) -> dict[str, int]:
+        return {"kicked": self.sessions.kick(str(request.get("user", "")))}
+
+    async def _mailbox(self, request: dict[str, Any]) -> Any:
+        try:
+            return await mailboxes.perform(self.store, request)
+        except (mailboxes.RequestError, StoreError) as error:
+            raise ControlError(str(error)) from None
 
     def _kind(self, bound: BoundAddress) -> str:
         if bound.protocol == POP3:
@@ -323,6 +360,7 @@ class Server:
             locks=self.coordination.maildrop_locks,
             sign_in_times=self.coordination.sign_in_times,
             worker=self.coordination.worker,
+            sessions=self.sessions,
         )
 
     def _build_context(self, store: Store) -> ImapContext:
@@ -345,6 +383,7 @@ class Server:
             spool_dir=spool_dir,
             account_connections=self.coordination.account_connections,
             worker=self.coordination.worker,
+            sessions=self.sessions,
         )
 
     async def _serve(

@@ -151,6 +151,7 @@ class Supervisor:
         stale = (
             *directory.glob("events-*.sock"),
             *directory.glob("worker-*.pid"),
+            *directory.glob("control-*.sock"),
             *directory.glob(POP3_SIGN_INS + "*"),
         )
         for path in stale:
