@@ -1,4 +1,4 @@
-"""The ``roost`` command: serve, who, kick, mailbox, index, import, export, backup,
+"""The ``roost`` command: serve, who, kick, mailbox, index, migrate, import, export, backup,
 restore, verify, user
 add|passwd|del|list|import-passwd, user app-password add|list|revoke, user totp
 enable|disable, user quota set|show|recalc, check-config (and ``worker``, hidden: one
@@ -8,7 +8,7 @@ worker process of ``serve --workers N``, started by the supervisor).
 ``common.py``; importing ``serve``, ``user`` and the others registers their commands on it.
 """
 
-from roost.cli import admin_ops, data_ops, mail_io, passwd_import, serve, user, user_quota
+from roost.cli import admin_ops, data_ops, mail_io, migrate, passwd_import, serve, user, user_quota
 from roost.cli.common import main
 from roost.cli.serve import ServeOptions
 
@@ -18,6 +18,7 @@ __all__ = [
     "data_ops",
     "mail_io",
     "main",
+    "migrate",
     "passwd_import",
     "serve",
     "user",
