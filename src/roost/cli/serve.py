@@ -42,7 +42,8 @@ from roost.config import (
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
-from roost.runtime.listeners import POP3, BoundAddress, ServerError
+from roost.runtime.listeners import POP3, BoundAddress, ListenSocket, ServerError, bind_listeners
+from roost.runtime.privileges import PrivilegeError, drop_configured
 from roost.store.base import Store
 
 DEMO_ACCOUNT = "demo"
@@ -255,7 +256,25 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
     return tuple(addresses)
 
 
+def _bind_and_drop(settings: Settings) -> list[ListenSocket] | None:
+    """``[server] user``: bind every listener now, as root, then become that user —
+    before the store is opened, so that everything the server writes is the user's.
+    None (nothing bound) without it."""
+    server = settings.server
+    if server.user is None:
+        return None
+    sockets = bind_listeners(settings)
+    try:
+        drop_configured(server.user, server.group, server.data_dir)
+    except (PrivilegeError, OSError) as error:
+        for listen in sockets:
+            listen.sock.close()
+        raise ServerError(str(error)) from None
+    return sockets
+
+
 async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
+    listen_sockets = _bind_and_drop(settings)
     store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
     try:
         if settings.dev:
@@ -266,11 +285,19 @@ async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None
             sd_notify.ready()
 
         try:
-            await run_server(settings, store=store, tls_context=tls_context, ready=banner)
+            await run_server(
+                settings,
+                store=store,
+                tls_context=tls_context,
+                ready=banner,
+                listen_sockets=listen_sockets,
+            )
         finally:
             sd_notify.stopping()
     finally:
         await store.close()
+        for listen in listen_sockets or ():
+            listen.sock.close()
 
 
 async def _supervise(settings: Settings, options: ServeOptions, *, starttls: bool) -> None:
@@ -278,6 +305,7 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
     schema, the --dev demo account); the workers open their own."""
     from roost.runtime.supervisor import Supervisor
 
+    listen_sockets = _bind_and_drop(settings)  # the workers inherit the identity
     store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
     try:
         if settings.dev:
@@ -290,7 +318,7 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
         sd_notify.ready()
 
     try:
-        await Supervisor(settings, options.to_json()).run(ready=banner)
+        await Supervisor(settings, options.to_json(), listen_sockets).run(ready=banner)
     finally:
         sd_notify.stopping()
 

@@ -207,7 +207,11 @@ def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
         hostname=hostname,
         workers=workers,
         shutdown_timeout=table.number("shutdown_timeout", defaults.shutdown_timeout),
+        user=table.string("user", "") or None,
+        group=table.string("group", "") or None,
     )
+    if settings.group is not None and settings.user is None:
+        raise reader.invalid(table.key("group"), "needs [server] user as well")
     table.finish()
     return settings
 

@@ -72,8 +72,15 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, serve_options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        serve_options: dict[str, Any],
+        listen_sockets: list[ListenSocket] | None = None,
+    ) -> None:
         self.settings = settings
+        # Bound by the caller already (as root, before dropping privileges), or here.
+        self._given_listeners = listen_sockets
         self.count = settings.server.workers
         self._serve_options = serve_options
         self._run_dir = run_dir(settings)
@@ -93,7 +100,7 @@ class Supervisor:
         try:
             try:
                 self._prepare_run_dir()
-                self._listeners = bind_listeners(self.settings)
+                self._listeners = self._given_listeners or bind_listeners(self.settings)
                 self._bus = EventBus(self._bus_path())
                 await self._bus.start()
             except OSError as error:
