@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import ssl
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ def serve(
         setup_logging(settings.log.level, settings.log.format)
         tls_context = build_tls_context(settings)
         if settings.server.workers == 1:
-            run(_serve(settings, tls_context))
+            run(_serve(settings, tls_context, options))
         else:
             asyncio.run(_supervise(settings, options, starttls=tls_context is not None))
     except ConfigError as error:
@@ -273,7 +273,14 @@ def _bind_and_drop(settings: Settings) -> list[ListenSocket] | None:
     return sockets
 
 
-async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
+def _reader(options: ServeOptions) -> Callable[[], Settings]:
+    """Reads the configuration file again, with the same command-line overrides."""
+    return lambda: dataclasses.replace(options, config_text=None).read_config().settings()
+
+
+async def _serve(
+    settings: Settings, tls_context: ssl.SSLContext | None, options: ServeOptions
+) -> None:
     listen_sockets = _bind_and_drop(settings)
     store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
     try:
@@ -291,6 +298,7 @@ async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None
                 tls_context=tls_context,
                 ready=banner,
                 listen_sockets=listen_sockets,
+                reload_settings=_reader(options),
             )
         finally:
             sd_notify.stopping()
@@ -335,9 +343,10 @@ def worker_command(index: int) -> None:
     except (ValueError, KeyError, TypeError) as error:
         fail(f"worker {index}: no valid worker spec on standard input ({error})", EXIT_CONFIG)
     try:
-        settings = ServeOptions.from_json(spec.serve).settings()
+        options = ServeOptions.from_json(spec.serve)
+        settings = options.settings()
         setup_logging(settings.log.level, settings.log.format, worker=spec.index)
-        run_worker(settings, spec, build_tls_context(settings))
+        run_worker(settings, spec, build_tls_context(settings), _reader(options))
     except ConfigError as error:
         fail(f"worker {index}: {error}", EXIT_CONFIG)
     except ServerError as error:

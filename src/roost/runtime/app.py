@@ -29,6 +29,7 @@ import logging
 import signal
 import sqlite3
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -40,8 +41,10 @@ from roost.auth.base import Authenticator
 from roost.auth.throttle import LoginThrottle
 from roost.config import ConfigError, Settings
 from roost.imap.context import ImapContext
+from roost.observability import sd_notify
 from roost.observability.sessions import SessionRegistry
 from roost.pop3.context import Pop3Context
+from roost.runtime import reload as config_reload
 from roost.runtime.control import ControlError, ControlServer, socket_name
 from roost.runtime.coordination import RUN_DIR, Coordination
 from roost.runtime.listeners import (
@@ -134,8 +137,10 @@ class Server:
         pop3_handler: Pop3ConnectionHandler | None = None,
         listen_sockets: Sequence[ListenSocket] | None = None,
         coordination: Coordination | None = None,
+        reload_settings: Callable[[], Settings] | None = None,
     ) -> None:
         self.settings = settings
+        self._reload_settings = reload_settings  # reads the configuration again (SIGHUP)
         self._store = store
         self._owns_store = store is None
         self._handler = handler
@@ -240,6 +245,38 @@ class Server:
             log.warning("%s: certificate not reloaded, the old one stays: %s", reason, error)
             return
         log.info("%s: certificate reloaded from %s", reason, tls.cert)
+
+    def reload(self, reason: str = "SIGHUP") -> None:
+        """Read the configuration again and apply what can change without dropping a
+        session (runtime/reload.py); without a way to read it, reload the certificate."""
+        if self.coordination.worker is None:
+            sd_notify.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            if self._reload_settings is None:
+                self.reload_tls(reason)
+                return
+            try:
+                new = self._reload_settings()
+            except ConfigError as error:
+                log.warning("%s: configuration not reloaded, the old one stays: %s", reason, error)
+                return
+            config_reload.apply(self, new, reason)
+        finally:
+            if self.coordination.worker is None:
+                sd_notify.notify("READY=1")
+
+    @property
+    def worker(self) -> int | None:
+        return self.coordination.worker
+
+    def apply_limits(self, settings: Settings) -> None:
+        """New protocol limits for connections accepted from now on."""
+        self.context.limits = settings.imap_limits()
+        self.pop3_context.limits = settings.limits.pop3
+
+    def default_quota_store(self) -> config_reload.DefaultQuotaStore | None:
+        store = self._store
+        return store if isinstance(store, config_reload.DefaultQuotaStore) else None
 
     def request_shutdown(self, reason: str = "requested") -> None:
         if self._stop_requested.is_set():
@@ -416,6 +453,7 @@ async def run_server(
     ready: Callable[[list[BoundAddress]], None] | None = None,
     listen_sockets: Sequence[ListenSocket] | None = None,
     coordination: Coordination | None = None,
+    reload_settings: Callable[[], Settings] | None = None,
 ) -> None:
     """Start a server, call ``ready`` with the bound addresses, run until SIGTERM or
     SIGINT, and shut down gracefully. Raises ServerError/ConfigError when it cannot
@@ -433,6 +471,7 @@ async def run_server(
         tls_context=tls_context,
         listen_sockets=listen_sockets,
         coordination=coordination,
+        reload_settings=reload_settings,
     )
     await server.start()
     loop = asyncio.get_running_loop()
@@ -442,7 +481,7 @@ async def run_server(
         handlers = [
             (signal.SIGTERM, server.request_shutdown),
             (signal.SIGINT, server.request_shutdown),
-            (signal.SIGHUP, server.reload_tls),
+            (signal.SIGHUP, server.reload),
         ]
     else:
 
@@ -459,7 +498,7 @@ async def run_server(
             (signal.SIGTERM, graceful),
             (signal.SIGINT, graceful),
             (signal.SIGQUIT, abort),
-            (signal.SIGHUP, server.reload_tls),
+            (signal.SIGHUP, server.reload),
         ]
     for signum, callback in handlers:
         try:

@@ -39,12 +39,14 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from roost.config import Settings
+from roost.observability import sd_notify
 from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
 from roost.runtime.event_bus import EventBus
 from roost.runtime.listeners import BoundAddress, ListenSocket, ServerError, bind_listeners
@@ -109,7 +111,7 @@ class Supervisor:
                 loop.add_signal_handler(signum, self.request_stop, signum.name)
                 installed.append(signum)
             # Certificate renewal: every worker reloads its own TLS context.
-            loop.add_signal_handler(signal.SIGHUP, self._signal_workers, signal.SIGHUP)
+            loop.add_signal_handler(signal.SIGHUP, self._reload)
             installed.append(signal.SIGHUP)
             await self._start_all()
             if ready is not None and not self._stopping.is_set():
@@ -125,6 +127,13 @@ class Supervisor:
                 loop.remove_signal_handler(signum)
             await self._release()
         log.info("stopped")
+
+    def _reload(self) -> None:
+        """SIGHUP: every worker reads the configuration again (runtime/reload.py)."""
+        sd_notify.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        log.info("reloading: SIGHUP sent to every worker")
+        self._signal_workers(signal.SIGHUP)
+        sd_notify.notify("READY=1")
 
     def request_stop(self, reason: str = "requested") -> None:
         self._signals += 1
