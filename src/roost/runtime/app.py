@@ -35,7 +35,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from roost.admin import mailboxes
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
 from roost.auth.throttle import LoginThrottle
@@ -45,7 +44,7 @@ from roost.observability import sd_notify
 from roost.observability.sessions import SessionRegistry
 from roost.pop3.context import Pop3Context
 from roost.runtime import reload as config_reload
-from roost.runtime.control import ControlError, ControlServer, socket_name
+from roost.runtime.control import ControlServer, server_handlers, socket_name
 from roost.runtime.coordination import RUN_DIR, Coordination
 from roost.runtime.listeners import (
     IMAP,
@@ -321,29 +320,13 @@ class Server:
         """The control socket (runtime/control.py); without it the server still serves."""
         worker = self.coordination.worker
         path = self.settings.server.data_dir / RUN_DIR / socket_name(worker)
-        control = ControlServer(
-            path,
-            {"who": self._who, "kick": self._kick, "mailbox": self._mailbox},
-            worker=worker,
-        )
+        control = ControlServer(path, server_handlers(self.sessions, self.store), worker=worker)
         try:
             await control.start()
         except OSError as error:
             log.warning("no control socket (roost who, kick, mailbox): %s: %s", path, error)
             return
         self._control = control
-
-    async def _who(self, request: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.sessions.describe()
-
-    async def _kick(self, request: dict[str, Any]) -> dict[str, int]:
-        return {"kicked": self.sessions.kick(str(request.get("user", "")))}
-
-    async def _mailbox(self, request: dict[str, Any]) -> Any:
-        try:
-            return await mailboxes.perform(self.store, request)
-        except (mailboxes.RequestError, StoreError) as error:
-            raise ControlError(str(error)) from None
 
     def _kind(self, bound: BoundAddress) -> str:
         if bound.protocol == POP3:

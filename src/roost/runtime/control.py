@@ -32,6 +32,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from roost.admin import mailboxes
+from roost.observability.sessions import SessionRegistry
+from roost.store.base import Store, StoreError
+
 log = logging.getLogger("roost.control")
 
 VERSION = 1
@@ -140,6 +144,25 @@ class ControlServer:
         except Exception as error:
             log.exception("control request %s failed", request.get("op"))
             return {"ok": False, "error": f"failed: {error}"}
+
+
+def server_handlers(sessions: SessionRegistry, store: Store) -> dict[str, Handler]:
+    """The requests a serving process answers: ``who``, ``kick`` (its own sessions)
+    and ``mailbox`` (admin/mailboxes.py, on its store)."""
+
+    async def who(request: dict[str, Any]) -> list[dict[str, Any]]:
+        return sessions.describe()
+
+    async def kick(request: dict[str, Any]) -> dict[str, int]:
+        return {"kicked": sessions.kick(str(request.get("user", "")))}
+
+    async def mailbox(request: dict[str, Any]) -> Any:
+        try:
+            return await mailboxes.perform(store, request)
+        except (mailboxes.RequestError, StoreError) as error:
+            raise ControlError(str(error)) from None
+
+    return {"who": who, "kick": kick, "mailbox": mailbox}
 
 
 def _line(value: object) -> bytes:
