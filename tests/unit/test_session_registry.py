@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,20 @@ def test_end_fields_in_text_quote_spaces() -> None:
         logger.setLevel(logging.NOTSET)
     assert "user=- address=::1" in stream.getvalue()
     assert stream.getvalue().rstrip().endswith('reason="closed by client"')
+
+
+def test_a_socket_of_another_user_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not "no server": the socket is there but refused (its mode is 0600; the kernel
+    answers EACCES to another user — simulated, as the tests may run as root)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "control.sock").touch()
+
+    def refuse(self: socket.socket, address: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    with pytest.raises(ControlError, match=r"permission denied.*run this as that user or root"):
+        request_all(run, {"op": "who"})

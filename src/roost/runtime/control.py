@@ -188,6 +188,11 @@ def _exchange(path: Path, request: Mapping[str, Any], timeout: float) -> Any:
         try:
             with _ShortPath(path) as name:
                 sock.connect(name)
+        except PermissionError:
+            raise ControlError(
+                f"{path}: permission denied (the socket is the server's user's, mode 0600:"
+                " run this as that user or root)"
+            ) from None
         except OSError as error:
             raise _Unreachable(str(error)) from None
         try:
