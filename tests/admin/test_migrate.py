@@ -326,3 +326,31 @@ def test_an_interrupted_migration_continues_without_duplicates(
     report = _migrate(dovecot, data, batch_messages=1)
     assert report.skipped == 4 + 1 + 1  # the pending batch was found stored
     assert contents(data) == expected()
+
+
+def test_a_broken_connection_fails_cleanly_and_the_rerun_completes(
+    dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(dovecot)
+    data = tmp_path / "data"
+    create_account(data)
+    password_file = tmp_path / "password"
+    password_file.write_text(SOURCE_PASSWORD + "\n")
+    real_fetch = migrate.fetch_batch
+    calls = 0
+
+    def dropping(client: imaplib.IMAP4, uids: list[int]) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise imaplib.IMAP4.abort("socket error: EOF")
+        return real_fetch(client, uids)
+
+    monkeypatch.setattr(migrate, "fetch_batch", dropping)
+    code, out, err = run_cli(dovecot, data, password_file)
+    assert code == 1
+    assert "EOF (run the command again to continue)" in err
+    monkeypatch.setattr(migrate, "fetch_batch", real_fetch)
+    code, out, err = run_cli(dovecot, data, password_file)
+    assert code == 0, out + err
+    assert contents(data) == expected()

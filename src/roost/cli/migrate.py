@@ -7,6 +7,7 @@ server does; run it again after an interruption and it continues where it stoppe
 
 from __future__ import annotations
 
+import imaplib
 import sys
 from pathlib import Path
 
@@ -86,6 +87,8 @@ def migrate_command(
         report = with_store(directory, run)
     except migrate.MigrationError as error:
         fail(f"{error} (run the command again to continue)")
+    except (OSError, imaplib.IMAP4.error) as error:  # the connection broke midway
+        fail(f"{source.host}:{source.port}: {error} (run the command again to continue)")
     finally:
         migrate.close(client)
     copied = sum(report.folders.values())
