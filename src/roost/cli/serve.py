@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import ssl
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,16 @@ from roost.config import (
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
-from roost.runtime.listeners import HTTP, LMTP, POP3, BoundAddress, ServerError
+from roost.runtime.listeners import (
+    HTTP,
+    LMTP,
+    POP3,
+    BoundAddress,
+    ListenSocket,
+    ServerError,
+    bind_listeners,
+)
+from roost.runtime.privileges import PrivilegeError, drop_configured
 from roost.store.base import Store
 
 DEMO_ACCOUNT = "demo"
@@ -126,7 +135,7 @@ def serve(
         setup_logging(settings.log.level, settings.log.format)
         tls_context = build_tls_context(settings)
         if settings.server.workers == 1:
-            run(_serve(settings, tls_context))
+            run(_serve(settings, tls_context, options))
         else:
             asyncio.run(_supervise(settings, options, starttls=tls_context is not None))
     except ConfigError as error:
@@ -273,7 +282,32 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
     return tuple(addresses)
 
 
-async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
+def _bind_and_drop(settings: Settings) -> list[ListenSocket] | None:
+    """``[server] user``: bind every listener now, as root, then become that user —
+    before the store is opened, so that everything the server writes is the user's.
+    None (nothing bound) without it."""
+    server = settings.server
+    if server.user is None:
+        return None
+    sockets = bind_listeners(settings)
+    try:
+        drop_configured(server.user, server.group, server.data_dir)
+    except (PrivilegeError, OSError) as error:
+        for listen in sockets:
+            listen.sock.close()
+        raise ServerError(str(error)) from None
+    return sockets
+
+
+def _reader(options: ServeOptions) -> Callable[[], Settings]:
+    """Reads the configuration file again, with the same command-line overrides."""
+    return lambda: dataclasses.replace(options, config_text=None).read_config().settings()
+
+
+async def _serve(
+    settings: Settings, tls_context: ssl.SSLContext | None, options: ServeOptions
+) -> None:
+    listen_sockets = _bind_and_drop(settings)
     store = await open_store(
         settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
     )
@@ -285,11 +319,20 @@ async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None
             sd_notify.ready()
 
         try:
-            await run_server(settings, store=store, tls_context=tls_context, ready=banner)
+            await run_server(
+                settings,
+                store=store,
+                tls_context=tls_context,
+                ready=banner,
+                listen_sockets=listen_sockets,
+                reload_settings=_reader(options),
+            )
         finally:
             sd_notify.stopping()
     finally:
         await store.close()
+        for listen in listen_sockets or ():
+            listen.sock.close()
 
 
 async def _supervise(settings: Settings, options: ServeOptions, *, starttls: bool) -> None:
@@ -297,7 +340,10 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
     schema, the --dev demo account); the workers open their own."""
     from roost.runtime.supervisor import Supervisor
 
-    store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+    listen_sockets = _bind_and_drop(settings)  # the workers inherit the identity
+    store = await open_store(
+        settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
+    )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None
     finally:
@@ -308,7 +354,7 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
         sd_notify.ready()
 
     try:
-        await Supervisor(settings, options.to_json()).run(ready=banner)
+        await Supervisor(settings, options.to_json(), listen_sockets).run(ready=banner)
     finally:
         sd_notify.stopping()
 
@@ -325,9 +371,10 @@ def worker_command(index: int) -> None:
     except (ValueError, KeyError, TypeError) as error:
         fail(f"worker {index}: no valid worker spec on standard input ({error})", EXIT_CONFIG)
     try:
-        settings = ServeOptions.from_json(spec.serve).settings()
+        options = ServeOptions.from_json(spec.serve)
+        settings = options.settings()
         setup_logging(settings.log.level, settings.log.format, worker=spec.index)
-        run_worker(settings, spec, build_tls_context(settings))
+        run_worker(settings, spec, build_tls_context(settings), _reader(options))
     except ConfigError as error:
         fail(f"worker {index}: {error}", EXIT_CONFIG)
     except ServerError as error:

@@ -233,7 +233,11 @@ def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
         worker_heartbeat_timeout=table.number(
             "worker_heartbeat_timeout", defaults.worker_heartbeat_timeout, positive=True
         ),
+        user=table.string("user", "") or None,
+        group=table.string("group", "") or None,
     )
+    if settings.group is not None and settings.user is None:
+        raise reader.invalid(table.key("group"), "needs [server] user as well")
     table.finish()
     return settings
 

@@ -90,6 +90,10 @@ class ServerSettings:
     # "Several worker processes").
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     shutdown_timeout: float = 10.0  # seconds connections get to finish on SIGTERM
+    # Started as root: bind the listeners, then serve as this user (and group; default
+    # the user's own). None: keep the identity it was started with.
+    user: str | None = None
+    group: str | None = None
     # A worker whose event loop sends no heartbeat for this long (stopped, stuck) is
     # killed and replaced by the supervisor.
     worker_heartbeat_timeout: float = 20.0

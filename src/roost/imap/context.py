@@ -8,6 +8,7 @@ from pathlib import Path
 
 from roost.auth.base import Authenticator
 from roost.imap.wire.receiver import SpoolBudget
+from roost.observability.sessions import SessionRegistry
 from roost.runtime.account_limits import AccountConnections
 from roost.store.base import Store
 
@@ -62,6 +63,8 @@ class ImapContext:
     # Shared by every connection of this context: bytes of spooled literals on disk.
     # None: made from ``limits.max_spool_bytes``.
     spool_budget: SpoolBudget | None = None
+    # The live sessions of the process (``roost who`` and ``kick``), shared with POP3.
+    sessions: SessionRegistry = field(default_factory=SessionRegistry)
 
     def __post_init__(self) -> None:
         if self.spool_budget is None:

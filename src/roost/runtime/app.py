@@ -29,6 +29,7 @@ import logging
 import signal
 import sqlite3
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -41,9 +42,12 @@ from roost.auth.throttle import LoginThrottle
 from roost.config import ConfigError, LimitSettings, Settings
 from roost.imap.context import ImapContext
 from roost.lmtp.context import LmtpContext
-from roost.observability import metrics
+from roost.observability import metrics, sd_notify
+from roost.observability.sessions import SessionRegistry
 from roost.pop3.context import Pop3Context
-from roost.runtime.coordination import Coordination
+from roost.runtime import reload as config_reload
+from roost.runtime.control import ControlServer, server_handlers, socket_name
+from roost.runtime.coordination import RUN_DIR, Coordination
 from roost.runtime.data_dir import DataDirError, secure_data_dir, sweep_spool
 from roost.runtime.http import HttpApp, HttpListener, client_settings
 from roost.runtime.listeners import (
@@ -158,8 +162,10 @@ class Server:
         pop3_handler: Pop3ConnectionHandler | None = None,
         listen_sockets: Sequence[ListenSocket] | None = None,
         coordination: Coordination | None = None,
+        reload_settings: Callable[[], Settings] | None = None,
     ) -> None:
         self.settings = settings
+        self._reload_settings = reload_settings  # reads the configuration again (SIGHUP)
         self._store = store
         self._owns_store = store is None
         self._handler = handler
@@ -175,6 +181,9 @@ class Server:
         self._stop_requested = asyncio.Event()
         self._shutdown_started = False
         self._shutdown_done = asyncio.Event()
+        # Live sessions of this process, for `roost who` and `kick` (control socket).
+        self.sessions = SessionRegistry(self.coordination.worker)
+        self._control: ControlServer | None = None
 
     # ---- facts -----------------------------------------------------------------------
 
@@ -243,6 +252,7 @@ class Server:
         await self._listeners.start_serving()
         for bound in self._listeners.bound_addresses:
             log.info("listening on %s (%s)", bound, self._kind(bound))
+        await self._start_control()
         self._warn_about_sign_in()
         if settings.http.listen and self.coordination.worker is None:
             # With several workers the supervisor serves HTTP, merging their metrics.
@@ -289,6 +299,38 @@ class Server:
             return
         log.info("%s: certificate reloaded from %s", reason, tls.cert)
 
+    def reload(self, reason: str = "SIGHUP") -> None:
+        """Read the configuration again and apply what can change without dropping a
+        session (runtime/reload.py); without a way to read it, reload the certificate."""
+        if self.coordination.worker is None:
+            sd_notify.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            if self._reload_settings is None:
+                self.reload_tls(reason)
+                return
+            try:
+                new = self._reload_settings()
+            except ConfigError as error:
+                log.warning("%s: configuration not reloaded, the old one stays: %s", reason, error)
+                return
+            config_reload.apply(self, new, reason)
+        finally:
+            if self.coordination.worker is None:
+                sd_notify.notify("READY=1")
+
+    @property
+    def worker(self) -> int | None:
+        return self.coordination.worker
+
+    def apply_limits(self, settings: Settings) -> None:
+        """New protocol limits for connections accepted from now on."""
+        self.context.limits = settings.imap_limits()
+        self.pop3_context.limits = settings.limits.pop3
+
+    def default_quota_store(self) -> config_reload.DefaultQuotaStore | None:
+        store = self._store
+        return store if isinstance(store, config_reload.DefaultQuotaStore) else None
+
     def request_shutdown(self, reason: str = "requested") -> None:
         if self._stop_requested.is_set():
             log.warning("shutdown %s again: closing every connection now", reason)
@@ -306,6 +348,8 @@ class Server:
         try:
             if self._http is not None:
                 await self._http.close()
+            if self._control is not None:
+                await self._control.close()
             await self._listeners.close()
             await self._listeners.end_connections(self.settings.server.shutdown_timeout)
             if self._owns_store and self._store is not None:
@@ -327,6 +371,18 @@ class Server:
         await self.shutdown()
 
     # ---- internals -------------------------------------------------------------------
+
+    async def _start_control(self) -> None:
+        """The control socket (runtime/control.py); without it the server still serves."""
+        worker = self.coordination.worker
+        path = self.settings.server.data_dir / RUN_DIR / socket_name(worker)
+        control = ControlServer(path, server_handlers(self.sessions, self.store), worker=worker)
+        try:
+            await control.start()
+        except OSError as error:
+            log.warning("no control socket (roost who, kick, mailbox): %s: %s", path, error)
+            return
+        self._control = control
 
     def _kind(self, bound: BoundAddress) -> str:
         if bound.protocol == HTTP:
@@ -384,6 +440,7 @@ class Server:
             locks=self.coordination.maildrop_locks,
             sign_in_times=self.coordination.sign_in_times,
             worker=self.coordination.worker,
+            sessions=self.sessions,
         )
 
     def _build_lmtp_context(self, imap: ImapContext) -> LmtpContext:
@@ -423,6 +480,7 @@ class Server:
             spool_dir=spool_dir,
             account_connections=self.coordination.account_connections,
             worker=self.coordination.worker,
+            sessions=self.sessions,
         )
 
     async def _serve(
@@ -463,6 +521,7 @@ async def run_server(
     ready: Callable[[list[BoundAddress]], None] | None = None,
     listen_sockets: Sequence[ListenSocket] | None = None,
     coordination: Coordination | None = None,
+    reload_settings: Callable[[], Settings] | None = None,
 ) -> None:
     """Start a server, call ``ready`` with the bound addresses, run until SIGTERM or
     SIGINT, and shut down gracefully. Raises ServerError/ConfigError when it cannot
@@ -480,6 +539,7 @@ async def run_server(
         tls_context=tls_context,
         listen_sockets=listen_sockets,
         coordination=coordination,
+        reload_settings=reload_settings,
     )
     await server.start()
     loop = asyncio.get_running_loop()
@@ -489,7 +549,7 @@ async def run_server(
         handlers = [
             (signal.SIGTERM, server.request_shutdown),
             (signal.SIGINT, server.request_shutdown),
-            (signal.SIGHUP, server.reload_tls),
+            (signal.SIGHUP, server.reload),
         ]
     else:
 
@@ -506,7 +566,7 @@ async def run_server(
             (signal.SIGTERM, graceful),
             (signal.SIGINT, graceful),
             (signal.SIGQUIT, abort),
-            (signal.SIGHUP, server.reload_tls),
+            (signal.SIGHUP, server.reload),
         ]
     for signum, callback in handlers:
         try:

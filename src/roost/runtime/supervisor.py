@@ -43,13 +43,14 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from roost.config import Settings
-from roost.observability import metrics
+from roost.observability import metrics, sd_notify
 from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
 from roost.runtime.data_dir import sweep_spool
 from roost.runtime.event_bus import EventBus
@@ -87,8 +88,15 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, serve_options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        serve_options: dict[str, Any],
+        listen_sockets: list[ListenSocket] | None = None,
+    ) -> None:
         self.settings = settings
+        # Bound by the caller already (as root, before dropping privileges), or here.
+        self._given_listeners = listen_sockets
         self.count = settings.server.workers
         self._serve_options = serve_options
         self._run_dir = run_dir(settings)
@@ -111,7 +119,7 @@ class Supervisor:
         try:
             try:
                 self._prepare_run_dir()
-                self._listeners = bind_listeners(self.settings)
+                self._listeners = self._given_listeners or bind_listeners(self.settings)
                 self._bus = EventBus(self._bus_path())
                 await self._bus.start()
             except OSError as error:
@@ -120,7 +128,7 @@ class Supervisor:
                 loop.add_signal_handler(signum, self.request_stop, signum.name)
                 installed.append(signum)
             # Certificate renewal: every worker reloads its own TLS context.
-            loop.add_signal_handler(signal.SIGHUP, self._signal_workers, signal.SIGHUP)
+            loop.add_signal_handler(signal.SIGHUP, self._reload)
             installed.append(signal.SIGHUP)
             self._prepare_metrics()
             await self._start_all()
@@ -140,6 +148,13 @@ class Supervisor:
                 loop.remove_signal_handler(signum)
             await self._release()
         log.info("stopped")
+
+    def _reload(self) -> None:
+        """SIGHUP: every worker reads the configuration again (runtime/reload.py)."""
+        sd_notify.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        log.info("reloading: SIGHUP sent to every worker")
+        self._signal_workers(signal.SIGHUP)
+        sd_notify.notify("READY=1")
 
     def request_stop(self, reason: str = "requested") -> None:
         self._signals += 1
@@ -173,6 +188,7 @@ class Supervisor:
         stale = (
             *directory.glob("events-*.sock"),
             *directory.glob("worker-*.pid"),
+            *directory.glob("control-*.sock"),
             *directory.glob(POP3_SIGN_INS + "*"),
         )
         for path in stale:

@@ -310,6 +310,11 @@ class SqliteAccount:
     async def thread_fields(self, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
         return await self._run(search_ops.thread_fields, mailbox_id, query)
 
+    async def rebuild_index(self) -> int:
+        """Analyse every message again and rebuild the search index (``roost index
+        rebuild``); the number of analyses stored."""
+        return await self._run(analyses.rebuild)
+
     # ---- running jobs --------------------------------------------------------------
 
     def _usable(self) -> OpenAccount:

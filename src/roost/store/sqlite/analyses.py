@@ -373,6 +373,47 @@ def reindex_text(db: Database) -> None:
     db.reindexed = True
 
 
+_UPDATE_ANALYSIS = (
+    "UPDATE analyses SET model = ?, sent_date = ?, sent_day = ?, message_id = ?,"
+    " in_reply_to = ?, refs = ?, sort_subject = ?, sort_from = ?, sort_to = ?, sort_cc = ?,"
+    " display_from = ?, display_to = ? WHERE id = ?"
+)
+
+
+def rebuild(db: Database) -> int:
+    """``roost index rebuild``: analyse every stored message again from its file and
+    put its text in the index afresh; then analyse any message that has none. Ids and
+    thread ids stay (RFC 8474: a THREADID does not change). Batches of
+    ``BACKFILL_BATCH``, each its own write transaction with the text queued, so a
+    search meanwhile finds each message either as before or as rebuilt. Returns the
+    number of analyses now stored."""
+    last = 0
+    while True:
+        with db.read():
+            batch = db.conn.execute(
+                "SELECT id, blob_id FROM analyses WHERE id > ? ORDER BY id LIMIT ?",
+                (last, BACKFILL_BATCH),
+            ).fetchall()
+        if not batch:
+            break
+        rows = dict(_analyse_stored(db, [blob_id for _, blob_id in batch]))
+        with db.write():
+            for analysis_id, blob_id in batch:
+                row = rows[blob_id]
+                db.conn.execute(_UPDATE_ANALYSIS, (*row.columns, analysis_id))
+                db.conn.execute("DELETE FROM message_text WHERE rowid = ?", (analysis_id,))
+                db.conn.execute("DELETE FROM text_pending WHERE id = ?", (analysis_id,))
+                db.conn.execute(_QUEUE_TEXT, (analysis_id, *row.texts))
+        last = batch[-1][0]
+        index_queued(db)
+    with db.write():
+        db.conn.execute("UPDATE counters SET unanalyzed = 1 WHERE id = 0")
+    db.analyzed = False
+    backfill(db)
+    index_queued(db)
+    return int(db.scalar("SELECT count(*) FROM analyses"))
+
+
 def _analyse_stored(db: Database, blob_ids: Iterable[str]) -> Iterable[tuple[str, AnalysisRow]]:
     for blob_id in blob_ids:
         try:
