@@ -52,6 +52,7 @@ from roost.runtime.listeners import (
     ListenSocket,
     ServerError,
     bind_listeners,
+    bind_unix_listeners,
 )
 from roost.runtime.privileges import PrivilegeError, drop_configured
 from roost.store.base import Store
@@ -289,10 +290,12 @@ def _bind_and_drop(settings: Settings) -> list[ListenSocket] | None:
     server = settings.server
     if server.user is None:
         return None
-    sockets = bind_listeners(settings)
+    sockets = bind_listeners(settings, unix=False)  # ports below 1024 need root
     try:
         drop_configured(server.user, server.group, server.data_dir)
-    except (PrivilegeError, OSError) as error:
+        # Unix sockets (LMTP, roost deliver's in run/) are files: made as the user.
+        sockets += bind_unix_listeners(settings)
+    except (PrivilegeError, OSError, ServerError) as error:
         for listen in sockets:
             listen.sock.close()
         raise ServerError(str(error)) from None

@@ -425,17 +425,22 @@ def _refusal(protocol: str, refused_by: str) -> bytes:
     return SERVER_FULL if full else TOO_MANY_CONNECTIONS
 
 
-def bind_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> list[ListenSocket]:
+def bind_listeners(
+    settings: Settings, backlog: int = LISTEN_BACKLOG, *, unix: bool = True
+) -> list[ListenSocket]:
     """Bind and listen on every configured address, as ``Server.start`` does (address
     reuse, IPv6 sockets IPv6 only, every address a name resolves to); for the supervisor,
-    whose workers share the sockets. All or none: raises ListenError naming the address."""
+    whose workers share the sockets. All or none: raises ListenError naming the address.
+    ``unix=False`` leaves out the Unix sockets (bound after dropping root, so that the
+    files are the serving user's)."""
     bound: list[ListenSocket] = []
     try:
         for key, address in settings.listeners():
             protocol, _, kind = key.partition(".")
             for sock in _bind_address(address, backlog):
                 bound.append(ListenSocket(sock, protocol, kind == "tls_listen"))
-        bound.extend(bind_unix_listeners(settings, backlog))
+        if unix:
+            bound.extend(bind_unix_listeners(settings, backlog))
     except BaseException:
         for listen in bound:
             listen.sock.close()
