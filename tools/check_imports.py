@@ -36,7 +36,13 @@ _SANS_IO = "is sans-IO: bytes in, events out"
 RULES: tuple[Rule, ...] = (
     *(
         Rule(wire, target, _SANS_IO)
-        for wire in ("roost.imap.wire", "roost.pop3.wire", "roost.smtp", "roost.auth.sasl")
+        for wire in (
+            "roost.imap.wire",
+            "roost.pop3.wire",
+            "roost.smtp",
+            "roost.auth.sasl",
+            "roost.sieve",
+        )
         for target in ("asyncio", "socket", "ssl", "roost.store", "roost.runtime")
     ),
     *(
