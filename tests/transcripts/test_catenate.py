@@ -282,3 +282,25 @@ async def test_too_big_and_big_results_spool(tmp_path: Path) -> None:
         assert imap.context.spool_budget is not None and imap.context.spool_budget.used == 0
     finally:
         await stop_imap_server(imap, server)
+
+
+async def test_multiappend_refusing_a_later_message_stores_none(imap: ImapServer) -> None:
+    """RFC 3502 §6.3.11: "If the server returns NO for any message, then none of the
+    messages is appended" — here the third message carries a NUL in a {n} literal
+    (RFC 9051 §4.3), then an empty one; the first two are not stored either. (Over
+    quota, all or none is pinned in test_quota.py.)"""
+    client = await imap.login()
+    first, second = message("first"), message("second")
+    head = (
+        f"APPEND INBOX {{{len(first)}+}}\r\n".encode()
+        + first
+        + f" (\\Seen) {{{len(second)}+}}\r\n".encode()
+        + second
+    )
+    reply = await client.no(head + b" {3+}\r\na\x00b")
+    assert b"[CANNOT]" in reply.line
+    reply = await client.no(head + b" {0+}\r\n")
+    assert b"[CANNOT]" in reply.line
+    assert await messages_in(client, "INBOX") == 0
+    reply = await client.ok(head)
+    assert appenduid(reply.line)[1] == [1, 2]
