@@ -33,7 +33,7 @@ from roost.imap.wire import commands as c
 from roost.imap.wire.grammar.fetch import read_section
 from roost.imap.wire.responses import Code
 from roost.imap.wire.tokenizer import ParseError, Tokenizer
-from roost.store.base import MessageSource, StoreError
+from roost.store.base import CannotDoThat, MessageSource, NoSuchMailbox
 
 _CHUNK = 1024 * 1024  # bytes copied per read from the store or a spooled literal
 
@@ -121,6 +121,9 @@ async def build(
 ) -> tuple[MessageSource, int]:
     """The message the parts make, and its size; NO [BADURL], [TOOBIG] or [CANNOT]."""
     pieces: list[_Piece] = []
+    # One reader per message, however many parts of it the URLs name: the model is
+    # loaded once, and a long list of URLs holds one copy of it.
+    readers: dict[tuple[int, int], MessageReader] = {}
     for part in catenate.parts:
         if isinstance(part, c.CatText):
             # RFC 9051 §4.3: a literal never carries NUL; refused as a plain APPEND is.
@@ -128,7 +131,7 @@ async def build(
                 raise no("A NUL byte in a CATENATE TEXT literal", "CANNOT")
             pieces.append(_Text(part.data))
         else:
-            pieces.append(await _resolve(session, part.url))
+            pieces.append(await _resolve(session, part.url, readers))
     size = sum(piece.size for piece in pieces)
     limit = session.context.limits.max_literal_size
     if size > limit:
@@ -186,7 +189,9 @@ def _bad_url(raw: bytes, why: str) -> CommandError:
     return no(f"Bad URL: {why}", Code("BADURL", raw.decode("utf-8", "replace")))
 
 
-async def _resolve(session: Session, raw: bytes) -> _Piece:
+async def _resolve(
+    session: Session, raw: bytes, readers: dict[tuple[int, int], MessageReader]
+) -> _Piece:
     """The piece a URL part stands for, checked against this user's store only."""
     account = session.require_account()
     try:
@@ -212,12 +217,14 @@ async def _resolve(session: Session, raw: bytes) -> _Piece:
         mailbox = await account.get_mailbox(name)
         if url.uidvalidity is not None and url.uidvalidity != mailbox.uidvalidity:
             raise _bad_url(raw, "UIDVALIDITY has changed")
-        metas = await account.fetch_meta(mailbox.id, [url.uid])
-    except (InvalidMailboxName, StoreError):
+    except (InvalidMailboxName, NoSuchMailbox, CannotDoThat):
         raise _bad_url(raw, "no such mailbox") from None
-    if not metas:
-        raise _bad_url(raw, "no such message")
-    reader = MessageReader(account, metas[0])
+    reader = readers.get((mailbox.id, url.uid))
+    if reader is None:
+        metas = await account.fetch_meta(mailbox.id, [url.uid])
+        if not metas:
+            raise _bad_url(raw, "no such message")
+        reader = readers[(mailbox.id, url.uid)] = MessageReader(account, metas[0])
     section = c.Section()
     if url.section is not None:
         try:
