@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from roost.imap.context import ImapLimits
+from roost.store.base import QuotaOverride
 from tests.conftest import ImapServer, start_imap_server, stop_imap_server
 from tests.support.imap_client import ImapClient, message
 
@@ -304,3 +305,25 @@ async def test_multiappend_refusing_a_later_message_stores_none(imap: ImapServer
     assert await messages_in(client, "INBOX") == 0
     reply = await client.ok(head)
     assert appenduid(reply.line)[1] == [1, 2]
+
+
+async def test_store_rules_apply_to_the_result(imap: ImapServer) -> None:
+    """A catenated message is stored as any APPEND is: bare LF in a TEXT part becomes
+    CRLF (RFC 9051 §6.3.12), and the quota is checked (RFC 9208 §4.3, OVERQUOTA)."""
+    client = await imap.login()
+    _, (uid,) = appenduid((await client.append("INBOX", message("Source"))).line)
+    reply = await client.ok(
+        f'APPEND INBOX CATENATE (URL "/INBOX/;UID={uid}" TEXT {{6}}\r\nab\ncd\n)'
+    )
+    _, (new,) = appenduid(reply.line)
+    await client.ok("SELECT INBOX")
+    assert await body(client, new) == message("Source") + b"ab\r\ncd\r\n"
+    await imap.store.set_quota_override("alice", QuotaOverride(1, None))  # 1 KiB
+    filler = b"x" * 900
+    reply = await client.no(
+        f'APPEND INBOX CATENATE (URL "/INBOX/;UID={uid}" TEXT {{{len(filler)}}}\r\n'.encode()
+        + filler
+        + b")"
+    )
+    assert b"[OVERQUOTA]" in reply.line
+    assert await messages_in(client, "INBOX") == 2
