@@ -327,3 +327,25 @@ async def test_store_rules_apply_to_the_result(imap: ImapServer) -> None:
     )
     assert b"[OVERQUOTA]" in reply.line
     assert await messages_in(client, "INBOX") == 2
+
+
+async def test_spool_budget_bounds_catenation(tmp_path: Path) -> None:
+    """A result to be spooled counts against max_spool_bytes like a big literal: when
+    it does not fit, NO [LIMIT] and no file is written."""
+    limits = ImapLimits(spool_threshold=1024, max_spool_bytes=3000)
+    imap, server = await start_imap_server(tmp_path, limits=limits)
+    try:
+        await imap.add_user("alice")
+        client = await imap.login()
+        source = message("Source", "y" * 1800 + "\r\n")
+        _, (uid,) = appenduid((await client.append("INBOX", source)).line)
+        reply = await client.no(f'APPEND INBOX CATENATE (URL "/INBOX/;UID={uid}" URL ;UID={uid})')
+        assert b"[BADURL ;UID=" in reply.line  # nothing selected: relative URL is bad
+        await client.ok("SELECT INBOX")
+        reply = await client.no(f'APPEND INBOX CATENATE (URL "/INBOX/;UID={uid}" URL ;UID={uid})')
+        assert b"[LIMIT]" in reply.line
+        assert not leftover_spools(tmp_path)
+        reply = await client.ok(f"APPEND INBOX CATENATE (URL ;UID={uid}/;PARTIAL=0.2900)")
+        assert await body(client, appenduid(reply.line)[1][0]) == source[:2900]
+    finally:
+        await stop_imap_server(imap, server)
