@@ -349,3 +349,25 @@ async def test_spool_budget_bounds_catenation(tmp_path: Path) -> None:
         assert await body(client, appenduid(reply.line)[1][0]) == source[:2900]
     finally:
         await stop_imap_server(imap, server)
+
+
+async def test_many_small_catenations_do_not_pile_up_in_memory(tmp_path: Path) -> None:
+    """A MULTIAPPEND of small catenations keeps at most 4 x spool_threshold of them in
+    memory, as the receiver does for literals; the rest must be spooled, here into a
+    budget too small for them: NO [LIMIT]."""
+    limits = ImapLimits(spool_threshold=1024, max_spool_bytes=500)
+    imap, server = await start_imap_server(tmp_path, limits=limits)
+    try:
+        await imap.add_user("alice")
+        client = await imap.login()
+        source = message("Source", "z" * 700 + "\r\n")
+        assert 820 < len(source) <= 1024
+        _, (uid,) = appenduid((await client.append("INBOX", source)).line)
+        one = f' CATENATE (URL "/INBOX/;UID={uid}")'
+        reply = await client.ok("APPEND INBOX" + one * 4)
+        assert appenduid(reply.line)[1] == [2, 3, 4, 5]
+        reply = await client.no("APPEND INBOX" + one * 5)
+        assert b"[LIMIT]" in reply.line
+        assert await messages_in(client, "INBOX") == 5
+    finally:
+        await stop_imap_server(imap, server)

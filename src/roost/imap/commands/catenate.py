@@ -9,10 +9,10 @@ that does not exist, a wrong UIDVALIDITY or a section the message lacks is
 copied.
 
 Every part is resolved first, so the size is known; the result is then joined in memory
-when it is small, and otherwise copied chunk by chunk into a spool file in the
-connection's spool directory, counted against the process's spool budget like a big
-literal. The store's append then does for it what it does for any APPEND: line endings,
-quota, durability.
+when it is small (and the command's results so far leave room, see ``SpoolFiles``), and
+otherwise copied chunk by chunk into a spool file in the connection's spool directory,
+counted against the process's spool budget like a big literal. The store's append then
+does for it what it does for any APPEND: line endings, quota, durability.
 """
 
 from __future__ import annotations
@@ -80,12 +80,16 @@ def contains_nul(data: c.MessageData) -> bool:
 
 
 class SpoolFiles:
-    """The spool files of catenated messages of one APPEND, deleted by ``close``."""
+    """The spool files of catenated messages of one APPEND, deleted by ``close``, and
+    how much of them may still be held in memory: as the receiver does for literals,
+    4 x ``spool_threshold`` per command, so that a MULTIAPPEND of many small
+    catenations (each a few URL bytes on the wire) cannot multiply into memory."""
 
     def __init__(self, session: Session) -> None:
         self._dir = session.context.spool_dir
         self._budget = session.context.spool_budget
         self._files: list[tuple[Path, int]] = []
+        self.memory_left = 4 * session.context.limits.spool_threshold
 
     def create(self, size: int) -> tuple[int, Path]:
         if self._budget is not None and not self._budget.reserve(size):
@@ -138,7 +142,8 @@ async def build(
         raise no(f"Catenated message larger than {limit} bytes", "TOOBIG")
     if size == 0:
         raise no("An empty message cannot be stored", "CANNOT")
-    if size <= session.context.limits.spool_threshold:
+    if size <= session.context.limits.spool_threshold and size <= spools.memory_left:
+        spools.memory_left -= size
         return MessageSource(data=b"".join([data async for data in _chunks(pieces)])), size
     fd, path = spools.create(size)
     try:
