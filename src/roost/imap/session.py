@@ -120,6 +120,7 @@ class Session:
             "SPECIAL-USE",
             "CREATE-SPECIAL-USE",
             "MULTIAPPEND",
+            "CATENATE",
             f"APPENDLIMIT={self.context.limits.max_literal_size}",
             "STATUS=SIZE",
             "QUOTA",

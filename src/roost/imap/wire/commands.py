@@ -197,10 +197,32 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatText:
+    """A ``TEXT literal`` part of CATENATE (RFC 4469 §5)."""
+
+    data: MessageData
+
+
+@dataclass(frozen=True, slots=True)
+class CatUrl:
+    """A ``URL astring`` part of CATENATE: the IMAP URL as sent, parsed by the handler
+    (a bad URL is ``NO [BADURL]``, not a syntax error: RFC 4469 §3)."""
+
+    url: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Catenate:
+    """``CATENATE (cat-part *(SP cat-part))``: the message is these parts in order."""
+
+    parts: tuple[CatText | CatUrl, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     flags: tuple[str, ...]
     internaldate: datetime | None
-    data: MessageData
+    data: MessageData | Catenate
     binary: bool = False  # sent as literal8
 
 

@@ -1,11 +1,12 @@
-"""APPEND, with MULTIAPPEND (RFC 3502) and literal8 messages (RFC 3516 §4.4)."""
+"""APPEND, with MULTIAPPEND (RFC 3502), literal8 messages (RFC 3516 §4.4) and
+CATENATE (RFC 4469), whose parenthesised list carries literals of its own."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
 
-from roost.imap.wire.commands import Append, AppendMessage
+from roost.imap.wire.commands import Append, AppendMessage, Catenate, CatText, CatUrl
 from roost.imap.wire.tokenizer import ParseError, Tokenizer
 
 MONTHS = {
@@ -24,10 +25,12 @@ _DATE_TIME = re.compile(
 
 
 def parse_append(tokens: Tokenizer, tag: str) -> Append:
-    """``APPEND SP mailbox 1*(SP [flag-list SP] [date-time SP] (literal / literal8))``.
+    """``APPEND SP mailbox 1*(SP [flag-list SP] [date-time SP] append-data)``, where
+    ``append-data = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"``
+    (RFC 4469 §5).
 
-    The message must be a literal: RFC 9051 §6.3.12 defines no other form, and a quoted
-    string could not carry a real message anyway."""
+    Otherwise the message must be a literal: RFC 9051 §6.3.12 defines no other form, and
+    a quoted string could not carry a real message anyway."""
     tokens.sp()
     mailbox = tokens.read_astring()
     messages: list[AppendMessage] = []
@@ -46,10 +49,33 @@ def _read_message(tokens: Tokenizer) -> AppendMessage:
     if tokens.peek() == 0x22:
         internaldate = parse_date_time(tokens.read_word(_DATE_TIME, "date-time or literal"))
         tokens.sp()
+    if tokens.peek_bytes(9).upper() == b"CATENATE ":
+        tokens.read_atom()
+        tokens.sp()
+        return AppendMessage(flags, internaldate, _read_catenate(tokens))
     if not tokens.at_literal():
         raise ParseError("APPEND message must be a literal")
     data, binary = tokens.read_literal()
     return AppendMessage(flags, internaldate, data, binary)
+
+
+def _read_catenate(tokens: Tokenizer) -> Catenate:
+    """``"(" cat-part *(SP cat-part) ")"``; ``cat-part = "TEXT" SP literal / "URL" SP
+    astring`` (RFC 4469 §5). TEXT is a plain literal: literal8 is not in the grammar."""
+
+    def read_part() -> CatText | CatUrl:
+        kind = tokens.read_atom().upper()
+        tokens.sp()
+        if kind == b"URL":
+            return CatUrl(tokens.read_astring())
+        if kind != b"TEXT":
+            raise ParseError("CATENATE part must be TEXT or URL")
+        if tokens.peek() != 0x7B:  # "{": literal8 and strings are not a text-literal
+            raise ParseError("CATENATE TEXT must be a literal")
+        data, _ = tokens.read_literal()
+        return CatText(data)
+
+    return Catenate(tuple(tokens.read_list(read_part, allow_empty=False)))
 
 
 def parse_date_time(text: bytes) -> datetime:
