@@ -133,6 +133,7 @@ class Session:
             "UNAUTHENTICATE",
             "OBJECTID",
             "SAVEDATE",
+            "PREVIEW",
             "ESEARCH",
             "SEARCHRES",
             "WITHIN",

@@ -29,6 +29,7 @@ from roost.mime.decode import decode_words, to_text
 from roost.mime.envelope import Address, collect
 from roost.mime.model import MessageModel
 from roost.mime.parse import Field, parse_message
+from roost.mime.preview import preview_text
 from roost.mime.subject import base_subject
 from roost.mime.text import body_text, header_text
 
@@ -141,4 +142,5 @@ def analyze(data: bytes | memoryview) -> Analysis:
         sort_cc=_sort_mailbox(cc),
         display_from=_display(from_),
         display_to=_display(to),
+        preview=preview_text(message, root),
     )

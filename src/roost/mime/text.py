@@ -49,14 +49,17 @@ def header_text(fields: list[Field]) -> str:
     return "\n".join(lines)
 
 
-def _leaf_text(data: bytes, node: Node) -> str | None:
+def leaf_text(data: bytes, node: Node, *, limit: int | None = None) -> str | None:
+    """The decoded text of a text/* leaf (HTML stripped), None for any other part;
+    with ``limit``, of only its first ``limit`` encoded bytes."""
     info = part_data(node)
     content_type = (info.content_type or b"text").lower()
     subtype = (info.subtype or b"plain").lower()
     if content_type != b"text":
         return None
     encoding = (info.encoding or b"7bit").decode("latin-1")
-    raw = decode_transfer(data[node.body_start : node.end], encoding)
+    end = node.end if limit is None else min(node.end, node.body_start + limit)
+    raw = decode_transfer(data[node.body_start : end], encoding)
     if raw is None:
         return None
     charset = None
@@ -94,7 +97,7 @@ def body_text(data: bytes, root: Node) -> str:
         if node.kind == KIND_MULTIPART or node.kind == KIND_RFC822:
             stack.extend((child, True) for child in reversed(node.children))
             continue
-        text = _leaf_text(data, node)
+        text = leaf_text(data, node)
         if text:
             pieces.append(text)
             size += len(text)

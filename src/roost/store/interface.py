@@ -130,6 +130,15 @@ class Account(Protocol):
         ``with_modseq``, ``modseqs`` is None (a FETCH of only UID and FLAGS)."""
         ...
 
+    async def previews(
+        self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
+    ) -> dict[int, str | None]:
+        """RFC 8970 PREVIEW text of those of ``uids`` that exist: at most 256 characters
+        of plain text, "" where the message has none. A message stored before previews
+        were kept has None unless ``compute``, which makes (and keeps) it from the
+        message (FETCH PREVIEW (LAZY) asks without, §3.1)."""
+        ...
+
     def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         """The stored bytes of a message, in chunks."""
         ...

@@ -54,14 +54,20 @@ def _needs_model(attribute: c.FetchAttribute) -> bool:
         return attribute in MODEL_ITEMS or attribute is c.FetchItem.THREADID
     if isinstance(attribute, c.BinarySize):
         return True
+    if isinstance(attribute, c.Preview):
+        return False
     return attribute.binary or bool(attribute.section.part)
 
 
 def _needs_bytes(attribute: c.FetchAttribute) -> bool:
+    if isinstance(attribute, c.Preview):
+        return False  # kept with the message's analysis (Account.previews)
     return not isinstance(attribute, c.FetchItem) or attribute in CONTENT_ITEMS
 
 
 def _needs_message(attribute: c.FetchAttribute) -> bool:
+    if isinstance(attribute, c.Preview):
+        return False
     return not isinstance(attribute, c.FetchItem) or attribute in MODEL_ITEMS | CONTENT_ITEMS
 
 
@@ -118,6 +124,10 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     # Bodies come in the same store round trip as the metadata (small messages); the
     # model's items (ENVELOPE, BODYSTRUCTURE) need the model only, never the bytes.
     with_content = any(_needs_bytes(a) for a in attributes)
+    previews = [a for a in attributes if isinstance(a, c.Preview)]
+    # RFC 8970 §3.1: LAZY may answer NIL where the preview is not ready; without it,
+    # one is made (and kept) for messages stored before previews were.
+    compute_previews = any(not a.lazy for a in previews)
 
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if cmd.vanished and cmd.changedsince is not None:
@@ -138,6 +148,11 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         missing += len(batch) - len(metas)
         if cmd.changedsince is not None:
             metas = [m for m in metas if m.modseq > cmd.changedsince]
+        preview_of: dict[int, str | None] = {}
+        if previews and metas:
+            preview_of = await account.previews(
+                selected.mailbox_id, [m.uid for m in metas], compute=compute_previews
+            )
         now_seen: dict[int, FlagState] = {}
         if sets_seen:
             unseen = [m.uid for m in metas if SEEN not in m.flags]
@@ -168,6 +183,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                         # any expunged message, left out (RFC 9051 §7.5.1, EXPUNGEISSUED).
                         gone = True
                         break
+                elif isinstance(attribute, c.Preview):
+                    items.append((name, preview_of.get(meta.uid)))
                 else:
                     assert isinstance(attribute, c.FetchItem)
                     value = _simple_value(selected, meta, flags, modseq, attribute)

@@ -295,7 +295,14 @@ class BinarySize:
     part: tuple[int, ...]
 
 
-FetchAttribute = FetchItem | BodySection | BinarySize
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """PREVIEW [(LAZY)] (RFC 8970 §3.1): with ``lazy``, NIL where making it is costly."""
+
+    lazy: bool = False
+
+
+FetchAttribute = FetchItem | BodySection | BinarySize | Preview
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 from roost.store.errors import MessageGone, StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
 from roost.store.query import SearchQuery, SearchResult, ThreadFields
-from roost.store.sqlite import analyses, mailboxes, quota
+from roost.store.sqlite import analyses, mailboxes, previews, quota
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite import search as search_ops
 from roost.store.sqlite.db import storage_errors
@@ -166,6 +166,11 @@ class SqliteAccount:
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
         return await self._run(message_ops.status, mailbox_id)
+
+    async def previews(
+        self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
+    ) -> dict[int, str | None]:
+        return await self._run(previews.previews, mailbox_id, uids, compute)
 
     # ---- messages ------------------------------------------------------------------
 

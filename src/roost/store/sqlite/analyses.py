@@ -65,14 +65,14 @@ _EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
 
 _INSERT_ANALYSIS = (
     "INSERT INTO analyses (blob_id, model, sent_date, sent_day, message_id, in_reply_to,"
-    " refs, sort_subject, sort_from, sort_to, sort_cc, display_from, display_to)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " refs, sort_subject, sort_from, sort_to, sort_cc, display_from, display_to, preview)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (blob_id) DO NOTHING RETURNING id"
 )
 _STILL_THERE = "SELECT 1 FROM analyses WHERE id = ? AND blob_id = ?"
 _UPDATE_SORT_KEYS = (
     "UPDATE analyses SET sort_from = ?, sort_to = ?, sort_cc = ?, display_from = ?,"
-    " display_to = ? WHERE id = ?"
+    " display_to = ?, preview = ? WHERE id = ?"
 )
 _TEXT_COLUMNS = "header, body, subject, addr_from, addr_to, addr_cc, addr_bcc"
 _QUEUE_TEXT = f"INSERT INTO text_pending (id, {_TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -90,7 +90,7 @@ class AnalysisRow:
     texts: tuple[str, ...]  # message_text, after rowid
 
 
-EMPTY_ROW = AnalysisRow((None, None, None, "", "", "", "", "", "", "", "", ""), ("",) * 7)
+EMPTY_ROW = AnalysisRow((None, None, None, "", "", "", "", "", "", "", "", "", ""), ("",) * 7)
 
 
 def row_of(analysis: Analysis) -> AnalysisRow:
@@ -115,6 +115,7 @@ def row_of(analysis: Analysis) -> AnalysisRow:
         _clean(analysis.sort_cc),
         _clean(analysis.display_from),
         _clean(analysis.display_to),
+        _clean(analysis.preview),
     )
     texts = (
         _clean(analysis.header_text, MAX_HEADER_CHARS),
@@ -329,7 +330,7 @@ def reindex_text(db: Database) -> None:
                 if db.conn.execute(_STILL_THERE, (analysis_id, blob_id)).fetchone() is None:
                     continue  # forgotten with its last message meanwhile
                 if row is not EMPTY_ROW:
-                    db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[7:12], analysis_id))
+                    db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[7:13], analysis_id))
                 db.conn.execute("DELETE FROM message_text WHERE rowid = ?", (analysis_id,))
                 db.conn.execute(
                     f"INSERT OR REPLACE INTO text_pending (id, {_TEXT_COLUMNS})"

@@ -189,6 +189,12 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         "ALTER TABLE counters ADD COLUMN reindex_below INTEGER NOT NULL DEFAULT 0",
         "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
     ),
+    (
+        # RFC 8970 PREVIEW: the preview text delivery computes (mime/preview.py); NULL
+        # for analyses made before it was kept, filled on the first FETCH PREVIEW
+        # (sqlite/previews.py) or when reindex_text remakes the analysis.
+        "ALTER TABLE analyses ADD COLUMN preview TEXT",
+    ),
 )
 
 # users.db: the accounts directory.

@@ -11,6 +11,7 @@ from roost.imap.wire.commands import (
     Fetch,
     FetchAttribute,
     FetchItem,
+    Preview,
     Section,
 )
 from roost.imap.wire.tokenizer import MAX_NUMBER, MAX_NUMBER64, ParseError, Tokenizer, parse_number
@@ -86,10 +87,28 @@ def read_attribute(tokens: Tokenizer, name: str | None = None) -> FetchAttribute
             return BinarySize(part)
         partial = tokens.read_partial() if tokens.peek() == 0x3C else None
         return BodySection(Section(part), peek=name == "BINARY.PEEK", partial=partial, binary=True)
+    if name == "PREVIEW":
+        return _read_preview(tokens)
     item = SIMPLE_ITEMS.get(name)
     if item is None:
         raise ParseError("Unknown FETCH attribute")
     return item
+
+
+def _read_preview(tokens: Tokenizer) -> Preview:
+    """RFC 8970 §6: ``"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]``,
+    ``preview-mod = "LAZY"``. A list after PREVIEW that does not start with LAZY is
+    left alone: it is the FETCH modifiers of ``FETCH 1 PREVIEW (CHANGEDSINCE 5)``."""
+    if tokens.peek_bytes(6).upper() != b" (LAZY":
+        return Preview()
+    tokens.sp()
+
+    def read_modifier() -> None:
+        if tokens.read_keyword() != "LAZY":
+            raise ParseError("Unknown PREVIEW modifier")
+
+    tokens.read_list(read_modifier, allow_empty=False)
+    return Preview(lazy=True)
 
 
 def read_section(tokens: Tokenizer) -> Section:
