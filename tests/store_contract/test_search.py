@@ -589,6 +589,11 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
     with sqlite3.connect(db) as conn:  # back to schema version 1: every message a file
         for (content,) in conn.execute("SELECT data FROM blob_data"):
             blobs.put(MessageSource(data=content))
+        conn.execute("DROP TRIGGER mailbox_size_on_insert")  # STATUS counters, version 12
+        conn.execute("DROP TRIGGER mailbox_size_on_delete")
+        conn.execute("DROP INDEX messages_deleted")
+        conn.execute("ALTER TABLE mailboxes DROP COLUMN message_count")
+        conn.execute("ALTER TABLE mailboxes DROP COLUMN message_size")
         conn.execute("DROP TRIGGER usage_on_insert")  # quota usage, schema version 9
         conn.execute("DROP TRIGGER usage_on_delete")
         conn.execute("ALTER TABLE counters DROP COLUMN storage")

@@ -32,7 +32,7 @@ from roost.store.errors import CannotDoThat, NoSuchMailbox, StoreError
 from roost.store.events import ChangeEvent, MailboxChanged
 from roost.store.sqlite import analyses, quota
 from roost.store.sqlite.db import INLINE_MAX, MailboxRow, encode_date, zone_of
-from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, keyword_text
+from roost.store.sqlite.flags import DELETED_BIT, Keywords, encode, keyword_text
 from roost.store.sqlite.mail_db import MailDB
 from roost.store.values import (
     AppendResult,
@@ -396,14 +396,28 @@ def _flag_columns(
 
 
 def status(db: MailDB, mailbox_id: int) -> MailboxStatus:
+    """Counters and index probes only (schema.py): no scan of the mailbox's messages."""
     with db.read():
         row = db.mailbox(mailbox_id)
-        messages, size, recent, unseen, deleted, deleted_size = db.conn.execute(
-            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(uid >= ?), 0),"
-            " coalesce(sum(flags & ? = 0), 0), coalesce(sum(flags & ? != 0), 0),"
-            " coalesce(sum(CASE WHEN flags & ? != 0 THEN size END), 0)"
-            " FROM messages WHERE mailbox_id = ?",
-            (row.recent_floor, SEEN_BIT, DELETED_BIT, DELETED_BIT, mailbox_id),
+        messages, size = db.conn.execute(
+            "SELECT message_count, message_size FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        recent = db.scalar(
+            "SELECT count(*) FROM messages WHERE mailbox_id = ? AND uid >= ?",
+            (mailbox_id, row.recent_floor),
+        )
+        # Through the partial indexes messages_unseen and messages_deleted (schema.py),
+        # whose WHERE terms these repeat: a count costs the unseen (deleted) messages,
+        # not the mailbox. Named, because without statistics SQLite prefers the key.
+        unseen = db.scalar(
+            "SELECT count(*) FROM messages INDEXED BY messages_unseen"
+            " WHERE mailbox_id = ? AND flags & 1 = 0",
+            (mailbox_id,),
+        )
+        deleted, deleted_size = db.conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM messages INDEXED BY messages_deleted"
+            " WHERE mailbox_id = ? AND flags & 8 != 0",
+            (mailbox_id,),
         ).fetchone()
     return MailboxStatus(
         messages=messages,

@@ -195,6 +195,31 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         # (sqlite/previews.py) or when reindex_text remakes the analysis.
         "ALTER TABLE analyses ADD COLUMN preview TEXT",
     ),
+    (
+        # STATUS (MESSAGES SIZE) without reading the mailbox's messages (RFC 8438: SIZE
+        # exact): the count and the sum of sizes per mailbox, kept by triggers in the
+        # statement that adds or removes a message, like the quota usage above (a
+        # message's mailbox and size never change in place). STATUS UNSEEN, DELETED
+        # and DELETED-STORAGE count through partial indexes; queries repeat their WHERE
+        # terms exactly (8 is the \Deleted bit, sqlite/flags.py).
+        "ALTER TABLE mailboxes ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE mailboxes ADD COLUMN message_size INTEGER NOT NULL DEFAULT 0",
+        """UPDATE mailboxes SET
+            message_count = (SELECT count(*) FROM messages WHERE mailbox_id = mailboxes.id),
+            message_size = (SELECT coalesce(sum(size), 0) FROM messages
+                            WHERE mailbox_id = mailboxes.id)""",
+        """CREATE TRIGGER mailbox_size_on_insert AFTER INSERT ON messages BEGIN
+            UPDATE mailboxes SET message_count = message_count + 1,
+                message_size = message_size + NEW.size
+            WHERE id = NEW.mailbox_id;
+        END""",
+        """CREATE TRIGGER mailbox_size_on_delete AFTER DELETE ON messages BEGIN
+            UPDATE mailboxes SET message_count = message_count - 1,
+                message_size = message_size - OLD.size
+            WHERE id = OLD.mailbox_id;
+        END""",
+        "CREATE INDEX messages_deleted ON messages (mailbox_id, uid, size) WHERE flags & 8 != 0",
+    ),
 )
 
 # users.db: the accounts directory.
