@@ -26,6 +26,8 @@ class ImapLimits:
     # FETCH of only UID, FLAGS and MODSEQ: a message costs ~1 us on the loop, not ~10 us
     flag_fetch_batch_size: int = 5000
     max_bad_commands: int = 20  # BYE after this many consecutive BAD replies
+    # RFC 9585 INPROGRESS: a long command reports progress at most this often (seconds)
+    progress_interval: float = 1.0
 
 
 @dataclass(slots=True)

@@ -41,6 +41,7 @@ from roost.imap.commands import (
 )
 from roost.imap.handler_types import Awaiting, CommandError, Done, State, store_error_response
 from roost.imap.session import Session
+from roost.imap.uidonly import requires_uid, uid_form
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import Code, Response, Status, Tagged, Untagged
 from roost.observability import metrics
@@ -161,13 +162,20 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
         yield Tagged(command.tag, Status.BAD, wrong_state_text(session.state, spec))
         return
 
+    if session.uidonly and requires_uid(command):
+        # RFC 9586 §3.1: no message numbers once UIDONLY is enabled.
+        metrics.COMMANDS.labels("imap", spec.name, "bad").inc()
+        text = f"{spec.name} needs UIDs: UIDONLY is enabled"
+        yield Tagged(command.tag, Status.BAD, text, Code("UIDREQUIRED"))
+        return
+
     done = Done(f"{spec.name} completed")
     try:
         async for response in spec.run(session, command):
             if isinstance(response, Done):
                 done = response
             else:
-                yield response
+                yield uid_form(response) if session.uidonly else response
     except Exception as error:
         done = _failed(session, error, spec.name)
 

@@ -69,6 +69,7 @@ class SelectedMailbox:
         self.condstore = False
         self.qresync = False
         self.rev2 = False  # IMAP4rev2: never \Recent nor RECENT (RFC 9051 Appendix E)
+        self.uidonly = False  # RFC 9586 §3.2: expunges as VANISHED, as with QRESYNC
         uids = snapshot.uids  # the snapshot's own copy: take it over when it is an array
         self.uids = uids if isinstance(uids, array) and uids.typecode == "I" else array("I", uids)
         self.known_modseq = snapshot.info.highestmodseq
@@ -215,7 +216,7 @@ class SelectedMailbox:
             return
         gone = self.pending_expunges
         self.pending_expunges = set()
-        if self.qresync:
+        if self.qresync or self.uidonly:
             yield Vanished(tuple(sorted(gone)))
             self.uids = array("I", (u for u in self.uids if u not in gone))
             self.recent -= gone

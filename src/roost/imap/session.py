@@ -33,6 +33,7 @@ from roost.imap.handler_types import (
 )
 from roost.imap.mailbox_names import InvalidMailboxName, decode_mailbox_name
 from roost.imap.selected import SelectedMailbox
+from roost.imap.uidonly import uid_form
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     Response,
@@ -78,6 +79,7 @@ class Session:
         # ENABLE IMAP4rev2 (RFC 9051 §6.3.1): UTF-8 names, ESEARCH for SEARCH, and no
         # \Recent, RECENT or [UNSEEN] any more.
         self.rev2 = False
+        self.uidonly = False  # ENABLE UIDONLY (RFC 9586): messages by UID only (uidonly.py)
         self.client_id: dict[str, str | None] = {}
         self.sasl: SaslSignIn | None = None
         self.pending_tag = ""  # tag of the command waiting on ``awaiting``
@@ -134,6 +136,8 @@ class Session:
             "OBJECTID",
             "SAVEDATE",
             "PREVIEW",
+            "UIDONLY",
+            "INPROGRESS",
             "ESEARCH",
             "SEARCHRES",
             "WITHIN",
@@ -216,7 +220,7 @@ class Session:
         responses, new_uids = selected.apply(changes, expunge_allowed=expunge_allowed)
         self.last_new_uids = new_uids
         for response in responses:
-            yield response
+            yield uid_form(response) if self.uidonly else response
         if new_uids:
             if not self.rev2:
                 # RFC 3501 §2.3.2: recent for the first session told; a read-only one
@@ -301,7 +305,7 @@ class Session:
         try:
             async for response in notifier.fetch_new(command):
                 if not isinstance(response, Done):
-                    yield response
+                    yield uid_form(response) if self.uidonly else response
         except CommandError as error:
             log.info("NOTIFY MessageNew fetch refused: %s", error.text)
 
@@ -333,7 +337,7 @@ class Session:
         self.notifier = None
         self._notify_backlog.clear()
         self.enabled.clear()
-        self.utf8 = self.condstore = self.qresync = self.rev2 = False
+        self.utf8 = self.condstore = self.qresync = self.rev2 = self.uidonly = False
 
     async def close(self) -> None:
         if self.counted_account is not None:

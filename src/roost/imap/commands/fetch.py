@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Hashable, Sequence
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
 from roost.imap.handler_types import Done, bad
+from roost.imap.progress import Progress
 from roost.imap.selected import SelectedMailbox, wire_flags
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
@@ -139,8 +140,11 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
             yield response
         return
     batch_size = session.context.limits.fetch_batch_size
+    progress = Progress(cmd.tag, session.context.limits.progress_interval)
     missing = 0
     for start in range(0, len(uids), batch_size):
+        if start and (report := progress.tick(start, len(uids))) is not None:
+            yield report  # RFC 9585 INPROGRESS: at most one clock read per batch
         batch = uids[start : start + batch_size]
         metas = await account.fetch_meta(
             selected.mailbox_id, batch, with_model=with_model, with_content=with_content
@@ -223,8 +227,11 @@ async def _fetch_flags(
     missing = 0
     reading: collections.deque[asyncio.Future[FlagRows]] = collections.deque()
     queued = 0
+    progress = Progress(cmd.tag, session.context.limits.progress_interval)
     try:
-        for batch in batches:
+        for number, batch in enumerate(batches):
+            if number and (report := progress.tick(number * size, len(uids))) is not None:
+                yield report  # RFC 9585 INPROGRESS
             while queued < len(batches) and len(reading) < _FLAG_READ_AHEAD:
                 following = account.fetch_flags(
                     selected.mailbox_id, batches[queued], with_modseq=with_modseq

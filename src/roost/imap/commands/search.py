@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from roost.imap import thread as threading
 from roost.imap.handler_types import Done, bad, no
+from roost.imap.progress import heartbeat
 from roost.imap.search_eval import CHARSETS, to_criterion, uses_modseq
 from roost.imap.selected import SelectedMailbox
 from roost.imap.session import Session
@@ -60,7 +61,10 @@ async def search(session: Session, cmd: c.Search) -> AsyncIterator[Response | Do
             raise bad("CHARSET is not allowed after ENABLE UTF8=ACCEPT")
         _check_charset(cmd.charset)
         query, with_modseq = _query(session, selected, cmd.criteria)
-        result = await account.search(selected.mailbox_id, query)
+        task = asyncio.ensure_future(account.search(selected.mailbox_id, query))
+        async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+            yield progress  # RFC 9585
+        result = task.result()
     except BaseException:
         if saving:
             selected.saved_uids = []  # RFC 5182 §2.1: a failed SAVE leaves "$" empty
@@ -93,7 +97,10 @@ async def sort(session: Session, cmd: c.Sort) -> AsyncIterator[Response | Done]:
     _check_charset(cmd.charset)
     order = tuple(SortOrder(_SORT_FIELDS[s.key], s.reverse) for s in cmd.sort_criteria)
     query, with_modseq = _query(session, selected, cmd.criteria, order)
-    result = await account.search(selected.mailbox_id, query)
+    task = asyncio.ensure_future(account.search(selected.mailbox_id, query))
+    async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+        yield progress  # RFC 9585
+    result = task.result()
     uids = result.uids
     numbers = uids if cmd.uid else _msns(selected, uids)
     if cmd.return_options is None:

@@ -60,8 +60,23 @@ class BadCharsetCode:
     charsets: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressCode:
+    """``[INPROGRESS ("tag" count total)]`` (RFC 9585 §3); None is NIL."""
+
+    tag: str | None
+    count: int | None
+    total: int | None
+
+
 ResponseCode = (
-    Code | CapabilityCode | PermanentFlagsCode | AppendUidCode | CopyUidCode | BadCharsetCode
+    Code
+    | CapabilityCode
+    | PermanentFlagsCode
+    | AppendUidCode
+    | CopyUidCode
+    | BadCharsetCode
+    | ProgressCode
 )
 
 
@@ -280,6 +295,7 @@ class FetchResponse:
 
     seq: int
     items: tuple[tuple[str, FetchValue], ...]
+    uidfetch: bool = False  # ``* uid UIDFETCH (...)``: ``seq`` is a UID (RFC 9586 §3.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +313,7 @@ class FlagFetchBatch:
     keys: Sequence[Hashable]  # each message's flags key
     modseqs: Sequence[int] | None  # None when MODSEQ is not among ``items``
     flags: Mapping[Hashable, FlagList]  # the flag list of every key in ``keys``
+    uidfetch: bool = False  # UIDFETCH responses, ``numbers`` being UIDs (RFC 9586 §3.3)
 
 
 Response = (

@@ -47,6 +47,7 @@ from roost.imap.wire.responses import (
     ObjectId,
     Parenthesized,
     PermanentFlagsCode,
+    ProgressCode,
     QuotaResponse,
     QuotaRootResponse,
     RawValue,
@@ -220,6 +221,14 @@ def _code(code: ResponseCode) -> bytes:
                 return b"[BADCHARSET]"
             names = b" ".join(_astring_bytes(_to_bytes(c), False) for c in charsets)
             return b"[BADCHARSET (" + names + b")]"
+        case ProgressCode(tag=tag, count=count, total=total):
+            # RFC 9585 §3: progress-tag is quoted (or NIL), the numbers NIL when unknown.
+            fields = (
+                NIL if tag is None else _string_bytes(_to_bytes(tag), False),
+                NIL if count is None else b"%d" % count,
+                NIL if total is None else b"%d" % total,
+            )
+            return b"[INPROGRESS (" + b" ".join(fields) + b")]"
         case _:
             assert_never(code)
 
@@ -292,7 +301,7 @@ def _status_value(value: int | ObjectId) -> bytes:
 def _fetch(response: FetchResponse, utf8: bool) -> bytes:
     parts: list[bytes] = []
     append = parts.append
-    separator = b"* %d FETCH (" % response.seq
+    separator = (b"* %d UIDFETCH (" if response.uidfetch else b"* %d FETCH (") % response.seq
     for key, value in response.items:
         append(separator)
         separator = b" "
@@ -340,7 +349,8 @@ def _flag_batch(batch: FlagFetchBatch) -> bytes:
     formats = [_FLAG_BATCH_ITEMS[item] for item in batch.items]
     if not formats:
         raise ValueError("FETCH needs at least one item")
-    line = b"* %d FETCH (" + b" ".join(f for f, _ in formats) + b")\r\n"
+    verb = b"UIDFETCH" if batch.uidfetch else b"FETCH"
+    line = b"* %d " + verb + b" (" + b" ".join(f for f, _ in formats) + b")\r\n"
     if b"%s" in line:
         before, after = line.split(b"%s", 1)
         templates = {
