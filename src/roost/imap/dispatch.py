@@ -34,6 +34,7 @@ from roost.imap.commands import (
     fetch,
     idle,
     mailboxes,
+    multisearch,
     notify,
     quota,
     search,
@@ -118,6 +119,7 @@ _SPECS = (
     CommandSpec(c.Copy, "COPY", copy_move.copy, SELECTED),
     CommandSpec(c.Move, "MOVE", copy_move.move, SELECTED),
     CommandSpec(c.Search, "SEARCH", search.search, SELECTED, expunge_allowed=False),
+    CommandSpec(c.ESearch, "ESEARCH", multisearch.esearch, AUTH, expunge_allowed=False),
     CommandSpec(c.Sort, "SORT", search.sort, SELECTED, expunge_allowed=False),
     CommandSpec(c.Thread, "THREAD", search.thread, SELECTED, expunge_allowed=False),
 )

@@ -138,6 +138,7 @@ class Session:
             "PREVIEW",
             "UIDONLY",
             "INPROGRESS",
+            "MULTISEARCH",
             "ESEARCH",
             "SEARCHRES",
             "WITHIN",

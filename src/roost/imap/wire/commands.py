@@ -380,6 +380,27 @@ class Search(Command):
     return_options: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SearchSource:
+    """One ``filter-mailboxes`` of ESEARCH IN (RFC 7377 §2, RFC 5465 §6): ``filter``
+    upper-cased ("SELECTED", "INBOXES", "PERSONAL", "SUBSCRIBED", "SUBTREE",
+    "SUBTREE-ONE", "MAILBOXES"; the last three with ``mailboxes``)."""
+
+    filter: str
+    mailboxes: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ESearch(Command):
+    """ESEARCH [IN (sources)] [RETURN (...)] program (MULTISEARCH, RFC 7377):
+    search several mailboxes at once; no ``sources`` means the selected one."""
+
+    sources: tuple[SearchSource, ...]
+    criteria: SearchKey
+    charset: str | None = None
+    return_options: tuple[str, ...] | None = None
+
+
 class SortKey(enum.Enum):
     """RFC 5256 §3 sort keys, with DISPLAYFROM/DISPLAYTO of RFC 5957."""
 
@@ -459,6 +480,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     Copy: "COPY",
     Move: "MOVE",
     Search: "SEARCH",
+    ESearch: "ESEARCH",
     Sort: "SORT",
     Thread: "THREAD",
 }

@@ -253,6 +253,9 @@ class ESearchResponse:
     tag: str | None
     uid: bool
     items: tuple[tuple[str, str], ...]  # ("MIN", "3"), ("ALL", "1:5,9")
+    # MULTISEARCH (RFC 7377 §2): which mailbox the result is of.
+    mailbox: str | None = None
+    uidvalidity: int | None = None
 
 
 # ---- FETCH values -------------------------------------------------------------------

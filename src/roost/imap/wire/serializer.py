@@ -438,10 +438,15 @@ def _id(params: tuple[tuple[str, str | None], ...] | None, utf8: bool) -> bytes:
     return b"* ID (" + fields + b")\r\n"
 
 
-def _esearch(response: ESearchResponse) -> bytes:
+def _esearch(response: ESearchResponse, utf8: bool) -> bytes:
     parts = [b"* ESEARCH"]
     if response.tag is not None:
-        parts.append(b"(TAG " + _string(response.tag, False) + b")")
+        correlator = b"(TAG " + _string(response.tag, False)
+        if response.mailbox is not None:
+            # RFC 7377 §2: ("TAG" tag "MAILBOX" mailbox "UIDVALIDITY" n)
+            correlator += b" MAILBOX " + _mailbox(response.mailbox, utf8)
+            correlator += b" UIDVALIDITY %d" % (response.uidvalidity or 0)
+        parts.append(correlator + b")")
     if response.uid:
         parts.append(b"UID")
     for name, value in response.items:
@@ -540,7 +545,7 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
         case ThreadResponse(threads=threads):
             return _thread(threads)
         case ESearchResponse():
-            return _esearch(response)
+            return _esearch(response, utf8)
         case CapabilityResponse(capabilities=capabilities):
             return b"* CAPABILITY " + _atoms(capabilities) + CRLF
         case Enabled(capabilities=capabilities):

@@ -66,6 +66,7 @@ COMMANDS: dict[str, Parser] = {
     "COPY": copy_move.parse_copy,
     "MOVE": copy_move.parse_move,
     "SEARCH": search.parse_search,
+    "ESEARCH": search.parse_esearch,
     "SORT": search.parse_sort,
     "THREAD": search.parse_thread,
 }

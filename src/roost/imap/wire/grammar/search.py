@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from roost.imap.wire import search_keys as k
-from roost.imap.wire.commands import Search, Sort, SortCriterion, SortKey, Thread
+from roost.imap.wire.commands import (
+    ESearch,
+    Search,
+    SearchSource,
+    Sort,
+    SortCriterion,
+    SortKey,
+    Thread,
+)
 from roost.imap.wire.tokenizer import MAX_NUMBER, MAX_NUMBER64, ParseError, Tokenizer
 
 MAX_KEY_DEPTH = 64  # NOT / OR / list nesting, as sent and after flattening
@@ -80,6 +88,55 @@ def parse_search(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Search:
         tokens.sp()
     criteria = read_search_keys(tokens)
     return Search(tag, criteria, uid=uid, charset=charset, return_options=return_options)
+
+
+# RFC 7377 §2: RFC 5465's filters, and subtree-one; SAVE makes no sense across mailboxes.
+_SOURCE_FILTERS = frozenset({"SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED"})
+_SOURCE_FILTERS_NAMED = frozenset({"SUBTREE", "SUBTREE-ONE", "MAILBOXES"})
+MULTISEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "COUNT", "ALL"})
+
+
+def parse_esearch(tokens: Tokenizer, tag: str) -> ESearch:
+    """``"ESEARCH" [SP esearch-source-opts] [SP search-return-opts] SP search-program``
+    with ``esearch-source-opts = "IN" SP "(" source-mbox [SP "(" scope-options ")"]
+    ")"`` (RFC 7377 §4). No scope option is defined, so any is a syntax error."""
+    tokens.sp()
+    sources: tuple[SearchSource, ...] = ()
+    if tokens.peek_bytes(3).upper() == b"IN ":
+        tokens.read_keyword()
+        tokens.sp()
+        tokens.expect(b"(", '"("')
+        found = [_read_source(tokens)]
+        while tokens.accept(b" "):
+            if tokens.peek() == 0x28:
+                raise ParseError("Unsupported ESEARCH scope options")
+            found.append(_read_source(tokens))
+        tokens.expect(b")", '")"')
+        tokens.sp()
+        sources = tuple(found)
+    return_options = _read_return_options(tokens, MULTISEARCH_RETURN_OPTIONS)
+    charset: str | None = None
+    if tokens.peek_bytes(8).upper() == b"CHARSET ":
+        tokens.read_keyword()
+        tokens.sp()
+        charset = _read_charset(tokens)
+        tokens.sp()
+    criteria = read_search_keys(tokens)
+    return ESearch(tag, sources, criteria, charset, return_options)
+
+
+def _read_source(tokens: Tokenizer) -> SearchSource:
+    name = tokens.read_keyword()
+    if name in _SOURCE_FILTERS:
+        return SearchSource(name)
+    if name not in _SOURCE_FILTERS_NAMED:
+        raise ParseError(f"Unknown mailbox filter {name}")
+    tokens.sp()
+    if tokens.peek() == 0x28:
+        names = tuple(tokens.read_list(tokens.read_astring, allow_empty=False))
+    else:
+        names = (tokens.read_astring(),)
+    return SearchSource(name, names)
 
 
 def parse_sort(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Sort:
