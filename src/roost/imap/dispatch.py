@@ -120,6 +120,7 @@ _SPECS = (
     CommandSpec(c.Move, "MOVE", copy_move.move, SELECTED),
     CommandSpec(c.Search, "SEARCH", search.search, SELECTED, expunge_allowed=False),
     CommandSpec(c.ESearch, "ESEARCH", multisearch.esearch, AUTH, expunge_allowed=False),
+    CommandSpec(c.CancelUpdate, "CANCELUPDATE", search.cancelupdate, SELECTED),
     CommandSpec(c.Sort, "SORT", search.sort, SELECTED, expunge_allowed=False),
     CommandSpec(c.Thread, "THREAD", search.thread, SELECTED, expunge_allowed=False),
 )

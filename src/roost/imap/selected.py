@@ -20,6 +20,7 @@ import bisect
 import functools
 from array import array
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from roost.imap.wire.responses import (
     Exists,
@@ -33,8 +34,15 @@ from roost.imap.wire.responses import (
     Response,
     Vanished,
 )
+from roost.imap.wire.search_keys import SearchKey
 from roost.imap.wire.sequence import SequenceSet
-from roost.store.base import SYSTEM_FLAGS, MailboxChanges, MailboxInfo, MailboxSnapshot
+from roost.store.base import (
+    SYSTEM_FLAGS,
+    MailboxChanges,
+    MailboxInfo,
+    MailboxSnapshot,
+    SortOrder,
+)
 
 RECENT = "\\Recent"
 
@@ -52,6 +60,18 @@ def flag_tuple(flags: Iterable[str], recent: bool = False) -> tuple[str, ...]:
 def wire_flags(flags: frozenset[str], recent: bool) -> FlagList:
     """A mailbox has few distinct flag sets: build each wire form once (FETCH hot path)."""
     return FlagList(flag_tuple(flags, recent))
+
+
+@dataclass(slots=True)
+class UpdateContext:
+    """A search kept up to date while the mailbox is selected (RFC 5267 §4;
+    search_context.py): its tag, program, sort order (empty for SEARCH) and last
+    result as UIDs in result order."""
+
+    tag: str
+    criteria: SearchKey
+    order: tuple[SortOrder, ...]
+    result: list[int]
 
 
 class SelectedMailbox:
@@ -78,6 +98,8 @@ class SelectedMailbox:
         self.pending_expunges: set[int] = set()
         # SEARCHRES (RFC 5182): the UIDs saved by SEARCH RETURN (SAVE), named by "$".
         self.saved_uids: list[int] = []
+        # CONTEXT=SEARCH/SORT (RFC 5267 §4): searches kept up to date while selected.
+        self.search_contexts: list[UpdateContext] = []
         # (uid, modseq) pairs this session already reported itself (STORE, or .SILENT).
         self._reported: set[tuple[int, int]] = set()
         self._new_uids: list[int] = []

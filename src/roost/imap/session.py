@@ -32,6 +32,7 @@ from roost.imap.handler_types import (
     no,
 )
 from roost.imap.mailbox_names import InvalidMailboxName, decode_mailbox_name
+from roost.imap.search_context import context_updates
 from roost.imap.selected import SelectedMailbox
 from roost.imap.uidonly import uid_form
 from roost.imap.wire import commands as c
@@ -139,6 +140,9 @@ class Session:
             "UIDONLY",
             "INPROGRESS",
             "MULTISEARCH",
+            "CONTEXT=SEARCH",
+            "CONTEXT=SORT",
+            "PARTIAL",
             "ESEARCH",
             "SEARCHRES",
             "WITHIN",
@@ -231,6 +235,9 @@ class Session:
                     selected.add_recent(floor, new_uids)
             for response in selected.announce_new():
                 yield response
+        if selected.search_contexts and (changes.changed or changes.expunged):
+            async for update in context_updates(self.account, selected):
+                yield update  # RFC 5267 §4.3 ADDTO / REMOVETO
 
     async def claim_recent(self, mailbox_id: int, *, peek: bool = False) -> int | None:
         """Claim \\Recent (see ``Account.claim_recent``), or with ``peek`` only read the

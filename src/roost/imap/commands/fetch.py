@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Hashable, Sequence
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
 from roost.imap.handler_types import Done, bad
 from roost.imap.progress import Progress
+from roost.imap.search_context import partial_slice
 from roost.imap.selected import SelectedMailbox, wire_flags
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
@@ -131,6 +132,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     compute_previews = any(not a.lazy for a in previews)
 
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
+    if cmd.partial is not None:
+        uids = list(partial_slice(uids, cmd.partial))  # RFC 9394 §3.2
     if cmd.vanished and cmd.changedsince is not None:
         vanished = await _vanished_since(session, cmd.sequence, cmd.changedsince)
         if vanished:

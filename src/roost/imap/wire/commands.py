@@ -335,6 +335,7 @@ class Fetch(Command):
     uid: bool = False
     changedsince: int | None = None  # RFC 7162 §3.1.4
     vanished: bool = False  # RFC 7162 §3.2.6
+    partial: tuple[int, int] | None = None  # (PARTIAL n:m) modifier, RFC 9394 §3.2
 
 
 class StoreMode(enum.Enum):
@@ -378,6 +379,14 @@ class Search(Command):
     uid: bool = False
     charset: str | None = None
     return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL n:m) (RFC 9394)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE "tag" ... (RFC 5267 §4.3.1): stop the updates of those searches."""
+
+    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,6 +439,7 @@ class Sort(Command):
     criteria: SearchKey
     uid: bool = False
     return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL n:m) (RFC 9394)
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,6 +491,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     Move: "MOVE",
     Search: "SEARCH",
     ESearch: "ESEARCH",
+    CancelUpdate: "CANCELUPDATE",
     Sort: "SORT",
     Thread: "THREAD",
 }

@@ -67,6 +67,7 @@ COMMANDS: dict[str, Parser] = {
     "MOVE": copy_move.parse_move,
     "SEARCH": search.parse_search,
     "ESEARCH": search.parse_esearch,
+    "CANCELUPDATE": search.parse_cancelupdate,
     "SORT": search.parse_sort,
     "THREAD": search.parse_thread,
 }

@@ -14,6 +14,7 @@ from roost.imap.wire.commands import (
     Preview,
     Section,
 )
+from roost.imap.wire.grammar.search import read_partial_range
 from roost.imap.wire.tokenizer import MAX_NUMBER, MAX_NUMBER64, ParseError, Tokenizer, parse_number
 
 SIMPLE_ITEMS = {item.value: item for item in FetchItem}
@@ -42,9 +43,10 @@ def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
         attributes = MACROS.get(name) or (read_attribute(tokens, name),)
     changedsince: int | None = None
     vanished = False
+    partial: tuple[int, int] | None = None
 
     def read_modifier() -> None:
-        nonlocal changedsince, vanished
+        nonlocal changedsince, vanished, partial
         modifier = tokens.read_keyword()
         if modifier == "CHANGEDSINCE" and changedsince is None:
             tokens.sp()
@@ -52,6 +54,9 @@ def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
             changedsince = tokens.read_number(MAX_NUMBER64)
         elif modifier == "VANISHED" and not vanished:
             vanished = True
+        elif modifier == "PARTIAL" and partial is None:
+            tokens.sp()
+            partial = read_partial_range(tokens)  # RFC 9394 §3.2
         else:
             raise ParseError("Unsupported FETCH modifier")
 
@@ -62,7 +67,15 @@ def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
     # RFC 7162 §3.2.6: VANISHED only in UID FETCH, and only with CHANGEDSINCE.
     if vanished and (not uid or changedsince is None):
         raise ParseError("VANISHED needs UID FETCH and CHANGEDSINCE")
-    return Fetch(tag, sequence, attributes, uid=uid, changedsince=changedsince, vanished=vanished)
+    return Fetch(
+        tag,
+        sequence,
+        attributes,
+        uid=uid,
+        changedsince=changedsince,
+        vanished=vanished,
+        partial=partial,
+    )
 
 
 def _read_name(tokens: Tokenizer) -> str:
