@@ -42,7 +42,9 @@ async def test_fetch_preview_lazy(imap: ImapServer) -> None:
         await client.append("INBOX", message(f"m{n}", body=f"Text {n}\r\n"))
     [directory] = (imap.data_dir / "data" / "accounts").iterdir()
     with sqlite3.connect(directory / "mail.db") as conn:
-        conn.execute("UPDATE analyses SET preview = NULL WHERE sort_subject != 'm0'")
+        conn.execute(
+            "UPDATE analyses SET preview = NULL WHERE id != (SELECT min(id) FROM analyses)"
+        )
     await client.ok("SELECT INBOX")
     reply = await client.ok("FETCH 1:3 (PREVIEW (LAZY))")
     assert reply.untagged == [

@@ -143,6 +143,7 @@ class Session:
             "CONTEXT=SEARCH",
             "CONTEXT=SORT",
             "PARTIAL",
+            "I18NLEVEL=1",
             "ESEARCH",
             "SEARCHRES",
             "WITHIN",

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 from roost.mime.analysis import Analysis
 from roost.mime.analyze import analyze
+from roost.mime.casemap import casemap
 from roost.store.values import MessageSource
 
 if TYPE_CHECKING:
@@ -71,8 +72,8 @@ _INSERT_ANALYSIS = (
 )
 _STILL_THERE = "SELECT 1 FROM analyses WHERE id = ? AND blob_id = ?"
 _UPDATE_SORT_KEYS = (
-    "UPDATE analyses SET sort_from = ?, sort_to = ?, sort_cc = ?, display_from = ?,"
-    " display_to = ?, preview = ? WHERE id = ?"
+    "UPDATE analyses SET sort_subject = ?, sort_from = ?, sort_to = ?, sort_cc = ?,"
+    " display_from = ?, display_to = ?, preview = ? WHERE id = ?"
 )
 _TEXT_COLUMNS = "header, body, subject, addr_from, addr_to, addr_cc, addr_bcc"
 _QUEUE_TEXT = f"INSERT INTO text_pending (id, {_TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -109,22 +110,24 @@ def row_of(analysis: Analysis) -> AnalysisRow:
         _clean(analysis.message_id),
         _clean(analysis.in_reply_to),
         _clean("\n".join(analysis.references)),
-        _clean(analysis.sort_subject),
-        _clean(analysis.sort_from),
-        _clean(analysis.sort_to),
-        _clean(analysis.sort_cc),
-        _clean(analysis.display_from),
-        _clean(analysis.display_to),
+        # SORT keys and search text in i;unicode-casemap form (RFC 5255 I18NLEVEL=1):
+        # ordered by their octets, matched against needles mapped alike.
+        casemap(_clean(analysis.sort_subject)),
+        casemap(_clean(analysis.sort_from)),
+        casemap(_clean(analysis.sort_to)),
+        casemap(_clean(analysis.sort_cc)),
+        casemap(_clean(analysis.display_from)),
+        casemap(_clean(analysis.display_to)),
         _clean(analysis.preview),
     )
     texts = (
-        _clean(analysis.header_text, MAX_HEADER_CHARS),
-        _clean(analysis.body_text, MAX_BODY_CHARS),
-        _clean(analysis.subject),
-        _clean(analysis.from_addresses),
-        _clean(analysis.to_addresses),
-        _clean(analysis.cc_addresses),
-        _clean(analysis.bcc_addresses),
+        casemap(_clean(analysis.header_text, MAX_HEADER_CHARS)),
+        casemap(_clean(analysis.body_text, MAX_BODY_CHARS)),
+        casemap(_clean(analysis.subject)),
+        casemap(_clean(analysis.from_addresses)),
+        casemap(_clean(analysis.to_addresses)),
+        casemap(_clean(analysis.cc_addresses)),
+        casemap(_clean(analysis.bcc_addresses)),
     )
     return AnalysisRow(columns, texts)
 
@@ -330,7 +333,7 @@ def reindex_text(db: Database) -> None:
                 if db.conn.execute(_STILL_THERE, (analysis_id, blob_id)).fetchone() is None:
                     continue  # forgotten with its last message meanwhile
                 if row is not EMPTY_ROW:
-                    db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[7:13], analysis_id))
+                    db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[6:13], analysis_id))
                 db.conn.execute("DELETE FROM message_text WHERE rowid = ?", (analysis_id,))
                 db.conn.execute(
                     f"INSERT OR REPLACE INTO text_pending (id, {_TEXT_COLUMNS})"

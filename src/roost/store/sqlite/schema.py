@@ -220,6 +220,12 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         END""",
         "CREATE INDEX messages_deleted ON messages (mailbox_id, uid, size) WHERE flags & 8 != 0",
     ),
+    (
+        # I18NLEVEL=1 (RFC 5255): the search text and SORT keys are kept in
+        # i;unicode-casemap form (mime/casemap.py): remake those of every analysis
+        # made before, as the migration to part headers did (analyses.reindex_text).
+        "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
+    ),
 )
 
 # users.db: the accounts directory.
