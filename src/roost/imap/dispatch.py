@@ -37,6 +37,7 @@ from roost.imap.commands import (
     multisearch,
     notify,
     quota,
+    replace,
     search,
     store,
 )
@@ -118,6 +119,7 @@ _SPECS = (
     CommandSpec(c.Store, "STORE", store.store, SELECTED, expunge_allowed=False),
     CommandSpec(c.Copy, "COPY", copy_move.copy, SELECTED),
     CommandSpec(c.Move, "MOVE", copy_move.move, SELECTED),
+    CommandSpec(c.Replace, "REPLACE", replace.replace, SELECTED),
     CommandSpec(c.Search, "SEARCH", search.search, SELECTED, expunge_allowed=False),
     CommandSpec(c.ESearch, "ESEARCH", multisearch.esearch, AUTH, expunge_allowed=False),
     CommandSpec(c.CancelUpdate, "CANCELUPDATE", search.cancelupdate, SELECTED),

@@ -144,6 +144,7 @@ class Session:
             "CONTEXT=SORT",
             "PARTIAL",
             "I18NLEVEL=1",
+            "REPLACE",
             "ESEARCH",
             "SEARCHRES",
             "WITHIN",

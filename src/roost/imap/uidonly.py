@@ -18,7 +18,7 @@ from roost.imap.wire import commands as c
 from roost.imap.wire import search_keys as k
 from roost.imap.wire.responses import FetchResponse, FlagFetchBatch, Response
 
-_NUMBERED = (c.Fetch, c.Store, c.Copy, c.Move, c.Search, c.Sort, c.Thread)
+_NUMBERED = (c.Fetch, c.Store, c.Copy, c.Move, c.Search, c.Sort, c.Thread, c.Replace)
 
 
 def requires_uid(command: c.Command) -> bool:

@@ -161,6 +161,16 @@ class Account(Protocol):
         UIDs, ascending."""
         ...
 
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int | str, message: NewMessage
+    ) -> AppendResult:
+        """REPLACE (RFC 8508): append ``message`` to ``target`` (by id or name, as
+        ``append``) and expunge ``uid`` from ``mailbox_id`` (whatever its flags), in one
+        transaction. The quota check counts the space the old message frees.
+        CannotDoThat where ``uid`` is gone; NoSuchMailbox, QuotaExceeded as ``append``,
+        with nothing changed."""
+        ...
+
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult: ...
     async def move(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
         """Copy then expunge from the source, in one transaction (RFC 6851)."""

@@ -210,6 +210,17 @@ class Append(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Replace(Command):
+    """REPLACE / UID REPLACE (RFC 8508): append ``message`` to ``mailbox`` and expunge
+    the one message ``sequence`` names, at once."""
+
+    sequence: SequenceSet  # one number or UID ("*" allowed: seq-number)
+    mailbox: bytes
+    message: AppendMessage
+    uid: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Idle(Command):
     pass
 
@@ -477,6 +488,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     SetQuota: "SETQUOTA",
     Status: "STATUS",
     Append: "APPEND",
+    Replace: "REPLACE",
     Idle: "IDLE",
     Compress: "COMPRESS",
     Unauthenticate: "UNAUTHENTICATE",

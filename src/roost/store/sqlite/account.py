@@ -32,7 +32,7 @@ from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 from roost.store.errors import MessageGone, StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
 from roost.store.query import SearchQuery, SearchResult, ThreadFields
-from roost.store.sqlite import analyses, mailboxes, previews, quota
+from roost.store.sqlite import analyses, mailboxes, previews, quota, replace
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite import search as search_ops
 from roost.store.sqlite.db import storage_errors
@@ -277,6 +277,14 @@ class SqliteAccount:
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         return await self._run_publishing(message_ops.expunge, mailbox_id, uids)
+
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int | str, message: NewMessage
+    ) -> AppendResult:
+        limits = await self._limits()
+        return await self._run_publishing(
+            replace.replace, mailbox_id, uid, target, message, limits=limits
+        )
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
         limits = await self._limits()

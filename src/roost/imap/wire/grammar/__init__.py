@@ -61,6 +61,7 @@ COMMANDS: dict[str, Parser] = {
     "GETQUOTAROOT": quota.parse_getquotaroot,
     "SETQUOTA": quota.parse_setquota,
     "APPEND": append.parse_append,
+    "REPLACE": append.parse_replace,
     "FETCH": fetch.parse_fetch,
     "STORE": store.parse_store,
     "COPY": copy_move.parse_copy,
