@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from roost.mime.casemap import casemap
+from roost.mime.model import MessageModel
+from roost.mime.parse import MimeLimits
 from roost.store.base import (
     DELETED,
     FLAGGED,
@@ -500,9 +502,9 @@ async def test_copies_share_one_analysis(
     calls: list[int] = []
     real = analyses_module.analyze
 
-    def counting(data: bytes | memoryview) -> object:
+    def counting(data: bytes | memoryview, *limits: MimeLimits) -> object:
         calls.append(len(data))
-        return real(data)
+        return real(data, *limits)
 
     monkeypatch.setattr(analyses_module, "analyze", counting)
     inbox = await sqlite_account.get_mailbox("INBOX")
@@ -704,7 +706,12 @@ async def test_failed_analysis_still_stores_the_message(
     with caplog.at_level("ERROR", logger="roost"):
         await store(sqlite_account, inbox.id, mail("unparsed"))
     assert "message analysis failed" in caplog.text
+    # FETCH still gets a model: parsed from the file on the account's worker, not on
+    # the event loop (issue 13, item 8)
     [meta] = await sqlite_account.fetch_meta(inbox.id, [1])
+    assert meta.model is not None
+    assert b'"unparsed"' in MessageModel.from_blob(meta.model).envelope
+    [meta] = await sqlite_account.fetch_meta(inbox.id, [1], with_model=False)
     assert meta.model is None
     assert await found(sqlite_account, inbox.id, MatchAll()) == [1]
     assert await found(sqlite_account, inbox.id, MatchText(TextField.SUBJECT, "unparsed")) == []

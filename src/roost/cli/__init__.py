@@ -1,4 +1,4 @@
-"""The ``roost`` command: serve, import, export, backup, restore, verify, user
+"""The ``roost`` command: serve, deliver, import, export, backup, restore, verify, user
 add|passwd|del|list|import-passwd, user app-password add|list|revoke, user totp
 enable|disable, user quota set|show|recalc, check-config (and ``worker``, hidden: one
 worker process of ``serve --workers N``, started by the supervisor).
@@ -7,13 +7,14 @@ worker process of ``serve --workers N``, started by the supervisor).
 ``common.py``; importing ``serve``, ``user`` and the others registers their commands on it.
 """
 
-from roost.cli import data_ops, mail_io, passwd_import, serve, user, user_quota
+from roost.cli import data_ops, deliver, mail_io, passwd_import, serve, user, user_quota
 from roost.cli.common import main
 from roost.cli.serve import ServeOptions
 
 __all__ = [
     "ServeOptions",
     "data_ops",
+    "deliver",
     "mail_io",
     "main",
     "passwd_import",

@@ -172,7 +172,13 @@ class Session:
         """A mailbox argument as a store name: decoded (modified UTF-7, or UTF-8 after
         UTF8=ACCEPT), INBOX normalised, validated."""
         try:
-            return decode_mailbox_name(raw, utf8=self.utf8)
+            limits = self.context.limits
+            return decode_mailbox_name(
+                raw,
+                utf8=self.utf8,
+                max_bytes=limits.max_mailbox_name_bytes,
+                max_depth=limits.max_mailbox_levels,
+            )
         except InvalidMailboxName as error:
             raise no(f"Invalid mailbox name: {error}", "CANNOT") from None
 
@@ -351,7 +357,7 @@ class Session:
 
     async def close(self) -> None:
         if self.counted_account is not None:
-            self.context.account_connections.release(self.counted_account)
+            self.context.account_connections.release(self.counted_account, self.remote_ip)
             self.counted_account = None
         if self.listener is not None:
             self.listener.close()

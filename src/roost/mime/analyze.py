@@ -16,6 +16,10 @@ text and keys for SEARCH, SORT and THREAD.
   without a zone is taken as UTC.
 - Message-ID, In-Reply-To and References keep the ``<...>`` identifiers only (RFC 5256
   §5 REFERENCES uses them).
+
+What it keeps is bounded by roost.mime.limits, not by the message: header fields are
+cut when read (parse.py), ENVELOPE strings when rendered, the texts for SEARCH by their
+caps, and a message file is read through its mapping, never copied whole.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from email.utils import parsedate_to_datetime
 from roost.mime.analysis import Analysis
 from roost.mime.decode import decode_words, to_text
 from roost.mime.envelope import Address, collect
+from roost.mime.limits import MAX_SORT_SUBJECT, MessageBytes
 from roost.mime.model import MessageModel
-from roost.mime.parse import Field, parse_message
+from roost.mime.parse import DEFAULT_LIMITS, Field, MimeLimits, parse_message
 from roost.mime.preview import preview_text
 from roost.mime.subject import base_subject
 from roost.mime.text import body_text, header_text
@@ -107,10 +112,11 @@ def _ids(value: bytes | None) -> list[str]:
     return [m.decode("latin-1") for m in _MESSAGE_ID.findall(value)]
 
 
-def analyze(data: bytes | memoryview) -> Analysis:
-    """Parses the message once; never fails on malformed input."""
-    message = bytes(data)
-    root = parse_message(message)
+def analyze(data: MessageBytes | memoryview, limits: MimeLimits = DEFAULT_LIMITS) -> Analysis:
+    """Parses the message once; never fails on malformed input. ``data`` may be a
+    read-only ``mmap`` of the message file, which is read where needed, not copied."""
+    message = bytes(data) if isinstance(data, memoryview) else data
+    root = parse_message(message, limits)
     fields = root.fields
     # Address fields parsed once, for ENVELOPE and here: every occurrence, in order.
     parsed = collect(fields)
@@ -136,7 +142,7 @@ def analyze(data: bytes | memoryview) -> Analysis:
         message_id=message_ids[0] if message_ids else "",
         in_reply_to=in_reply_to[0] if in_reply_to else "",
         references=tuple(_ids(_last(fields, b"references"))),
-        sort_subject=base_subject(subject),
+        sort_subject=base_subject(subject[:MAX_SORT_SUBJECT]),
         sort_from=_sort_mailbox(from_),
         sort_to=_sort_mailbox(to),
         sort_cc=_sort_mailbox(cc),

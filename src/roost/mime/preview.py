@@ -11,14 +11,16 @@ asks for in place of NIL.
 from __future__ import annotations
 
 from roost.mime.bodystructure import part_data
+from roost.mime.limits import MessageBytes
 from roost.mime.parse import KIND_MULTIPART, KIND_RFC822, Node, parse_message
 from roost.mime.text import leaf_text
 
 __all__ = ["PREVIEW_CHARS", "collapse", "message_preview", "preview_text"]
 
 PREVIEW_CHARS = 200  # RFC 8970 §3.1: at most 256
-# Only this much of a part is decoded for its preview: the rest could never be shown.
-_DECODE_BYTES = 64 * 1024
+# Characters of a part decoded for its preview (mime/text.py bounds the bytes read by
+# it): far more than are shown, since whitespace and markup collapse away.
+_DECODE_CHARS = 8 * 1024
 
 
 def collapse(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -49,20 +51,19 @@ def _text_leaves(root: Node) -> list[tuple[Node, bytes]]:
     return found
 
 
-def preview_text(data: bytes, root: Node) -> str:
+def preview_text(data: MessageBytes, root: Node) -> str:
     leaves = _text_leaves(root)
     for wanted in (b"plain", b"html"):
         for node, subtype in leaves:
             if subtype != wanted:
                 continue
-            text = leaf_text(data, node, limit=_DECODE_BYTES)
+            text = leaf_text(data, node, _DECODE_CHARS)
             if text and text.strip():
                 return collapse(text)
     return ""
 
 
-def message_preview(data: bytes | memoryview) -> str:
-    """The preview of a whole stored message, parsed here (messages analysed before
-    previews were kept); never fails on messy mail."""
-    message = bytes(data)
-    return preview_text(message, parse_message(message))
+def message_preview(data: MessageBytes) -> str:
+    """The preview of a whole stored message (perhaps a read-only mapping of its file),
+    parsed here: messages analysed before previews were kept. Never fails on messy mail."""
+    return preview_text(data, parse_message(data))

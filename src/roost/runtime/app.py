@@ -36,13 +36,18 @@ from typing import Any, Protocol, TypeVar
 
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
+from roost.auth.known_addresses import StoreKnownAddresses
 from roost.auth.throttle import LoginThrottle
-from roost.config import ConfigError, Settings
+from roost.config import ConfigError, LimitSettings, Settings
 from roost.imap.context import ImapContext
+from roost.lmtp.context import LmtpContext
 from roost.pop3.context import Pop3Context
 from roost.runtime.coordination import Coordination
+from roost.runtime.data_dir import DataDirError, secure_data_dir, sweep_spool
 from roost.runtime.listeners import (
     IMAP,
+    LMTP,
+    LOCAL_DELIVERY,
     POP3,
     BoundAddress,
     Listeners,
@@ -83,16 +88,33 @@ class Pop3ConnectionHandler(Protocol):
 
 
 async def open_store(
-    data_dir: Path, *, hub: EventHub | None = None, quota: QuotaLimits | None = None
+    data_dir: Path,
+    *,
+    hub: EventHub | None = None,
+    quota: QuotaLimits | None = None,
+    limits: LimitSettings | None = None,
 ) -> Store:
-    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed;
-    its change events go through ``hub`` when given (a worker's, linked to the others);
-    ``quota`` is every account's default limits (``[quota]``; None: unlimited)."""
+    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
+    making an existing one private (``data_dir.secure_data_dir``); its change events go
+    through ``hub`` when given (a worker's, linked to the others). ``quota`` is every
+    account's default limits (``[quota]``; None: unlimited). From ``limits``: how long a
+    write waits for another process's, how deep messages are analysed."""
     from roost.store.sqlite import SqliteStore
 
     try:
         _make_private_dir(data_dir)
-        return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
+        secure_data_dir(data_dir)
+        if limits is None:
+            return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
+        return await SqliteStore.open(
+            data_dir,
+            hub=hub,
+            quota=quota or QuotaLimits(),
+            busy_timeout=limits.store_busy_timeout,
+            mime_limits=limits.mime_limits(),
+        )
+    except DataDirError as error:
+        raise ServerError(str(error)) from None
     except (OSError, sqlite3.Error, StoreError) as error:
         raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
 
@@ -141,6 +163,7 @@ class Server:
         self._tls_context = tls_context
         self._context: ImapContext | None = None
         self._pop3_context: Pop3Context | None = None
+        self._lmtp_context: LmtpContext | None = None
         self.coordination = coordination or Coordination.local(settings.limits)
         self._listeners = Listeners(settings, self.coordination, self._serve, listen_sockets)
         self._stop_requested = asyncio.Event()
@@ -195,10 +218,13 @@ class Server:
         if self._pop3_handler is None:
             self._pop3_handler = _default_pop3_handler()
         if self._store is None:
-            self._store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+            self._store = await open_store(
+                settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
+            )
         try:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)
+            self._lmtp_context = self._build_lmtp_context(self._context)
             await self._listeners.bind(self._tls_context)
         except BaseException:
             await self._listeners.close()
@@ -272,6 +298,8 @@ class Server:
     # ---- internals -------------------------------------------------------------------
 
     def _kind(self, bound: BoundAddress) -> str:
+        if bound.protocol == LMTP:
+            return "LMTP"
         if bound.protocol == POP3:
             if bound.implicit_tls:
                 return "POP3 over TLS"
@@ -325,17 +353,34 @@ class Server:
             worker=self.coordination.worker,
         )
 
+    def _build_lmtp_context(self, imap: ImapContext) -> LmtpContext:
+        settings = self.settings
+        return LmtpContext(
+            store=imap.store,
+            lmtp=settings.lmtp,
+            delivery=settings.delivery,
+            server_name=settings.server.hostname,
+            spool_dir=settings.server.data_dir / "spool",
+            over_quota_tempfail=settings.quota.over_quota_tempfail,
+        )
+
     def _build_context(self, store: Store) -> ImapContext:
         settings = self.settings
         authenticator = self._authenticator or StoreAuthenticator(
             store,
-            LoginThrottle(settings.auth.throttle_policy()),
+            LoginThrottle(
+                settings.auth.throttle_policy(),
+                known=StoreKnownAddresses(store),
+                shared=self.coordination.sign_in_failures,
+            ),
             tokens=settings.auth.token_validator(),
             scram=settings.auth.scram,
             cache=settings.auth.sign_in_cache(),
         )
         spool_dir = settings.server.data_dir / "spool"
         spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.coordination.worker is None:
+            sweep_spool(spool_dir)  # alone: nothing is using them (workers: supervisor.py)
         return ImapContext(
             store=store,
             authenticator=authenticator,
@@ -356,7 +401,15 @@ class Server:
         remote_ip: str,
     ) -> None:
         """Hand one accepted connection to its protocol's handler (``Listeners`` calls it)."""
-        if protocol == POP3:
+        if protocol == LMTP:
+            assert self._lmtp_context is not None
+            await serve_lmtp_connection(reader, writer, self._lmtp_context, remote_ip=remote_ip)
+        elif protocol == LOCAL_DELIVERY:
+            assert self._lmtp_context is not None
+            from roost.lmtp.local import serve_local_delivery
+
+            await serve_local_delivery(reader, writer, self._lmtp_context)
+        elif protocol == POP3:
             assert self._pop3_handler is not None and self._pop3_context is not None
             await self._pop3_handler(
                 reader, writer, self._pop3_context, tls_active=implicit_tls, remote_ip=remote_ip
@@ -456,6 +509,18 @@ def _default_handler() -> ConnectionHandler:
     from roost.imap.connection import serve_imap_connection
 
     return serve_imap_connection
+
+
+async def serve_lmtp_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    context: LmtpContext,
+    *,
+    remote_ip: str,
+) -> None:
+    from roost.lmtp.connection import serve_lmtp_connection as serve
+
+    await serve(reader, writer, context, remote_ip=remote_ip)
 
 
 def _default_pop3_handler() -> Pop3ConnectionHandler:

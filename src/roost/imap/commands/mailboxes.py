@@ -13,7 +13,14 @@ from collections.abc import AsyncIterator
 
 from roost.imap.commands.quota import storage_units
 from roost.imap.handler_types import Done, State, bad, no
-from roost.imap.mailbox_names import DELIMITER, compile_list_pattern, is_inbox, parent_names
+from roost.imap.mailbox_names import (
+    DELIMITER,
+    InvalidMailboxName,
+    check_new_name,
+    compile_list_pattern,
+    is_inbox,
+    parent_names,
+)
 from roost.imap.selected import SelectedMailbox
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
@@ -131,11 +138,21 @@ async def _qresync(
         )
 
 
+def _new_mailbox_name(session: Session, raw: bytes) -> str:
+    """A name a mailbox is to get: valid as any name, and without LIST wildcards."""
+    name = session.mailbox_name(raw)
+    try:
+        check_new_name(name)
+    except InvalidMailboxName as error:
+        raise no(f"Invalid mailbox name: {error}", "CANNOT") from None
+    return name
+
+
 async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Done]:
     account = session.require_account()
     # RFC 9051 §6.3.4: a trailing separator says children will follow; the name is without it.
     raw = cmd.mailbox[:-1] if cmd.mailbox.endswith(b"/") and len(cmd.mailbox) > 1 else cmd.mailbox
-    name = session.mailbox_name(raw)
+    name = _new_mailbox_name(session, raw)
     if is_inbox(name):
         raise no("INBOX always exists", "ALREADYEXISTS")
     special_use: str | None = None
@@ -146,9 +163,22 @@ async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Do
         if special_use is not None:
             raise no("Only one special use per mailbox", "USEATTR")
         special_use = canonical
+    await _check_mailbox_count(session, name)
     created = await account.create_mailbox(name, special_use)
     # RFC 8474 §4.1: the new mailbox's id comes with the OK.
     yield Done("CREATE completed", Code("MAILBOXID", f"({created.object_id})"))
+
+
+async def _check_mailbox_count(session: Session, name: str) -> None:
+    """``max_mailboxes``: counting what CREATE would add, the name and any missing
+    parent. Checked before the store call, so two CREATEs at once may pass it by one."""
+    limit = session.context.limits.max_mailboxes
+    existing = {info.name for info in await session.require_account().list_mailboxes()}
+    levels = name.split("/")
+    wanted = {"/".join(levels[:depth]) for depth in range(1, len(levels) + 1)}
+    if len(existing) + len(wanted - existing) > limit:
+        log.warning("mailbox limit ip=%s limit=%d", session.remote_ip, limit)
+        raise no(f"Too many mailboxes (max_mailboxes = {limit})", "LIMIT")
 
 
 async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Done]:
@@ -167,7 +197,7 @@ async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Do
 async def rename(session: Session, cmd: c.Rename) -> AsyncIterator[Response | Done]:
     account = session.require_account()
     old = session.mailbox_name(cmd.old)
-    new = session.mailbox_name(cmd.new)
+    new = _new_mailbox_name(session, cmd.new)
     if is_inbox(new):
         raise no("INBOX already exists", "ALREADYEXISTS")
     if old == new:

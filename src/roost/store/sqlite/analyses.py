@@ -39,21 +39,26 @@ import json
 import logging
 import mmap
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from roost.mime.analysis import Analysis
 from roost.mime.analyze import analyze
 from roost.mime.casemap import casemap
+from roost.mime.limits import MessageBytes
+from roost.mime.model import MessageModel
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.values import MessageSource
 
 if TYPE_CHECKING:
     from roost.store.sqlite.db import Database
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_BODY_CHARS = 1 << 20  # decoded body text indexed per message
 MAX_HEADER_CHARS = 1 << 18  # decoded header text indexed per message
@@ -144,30 +149,54 @@ def _clean(text: str, limit: int = MAX_HEADER_CHARS) -> str:
     return text
 
 
-def compute(source: MessageSource) -> AnalysisRow:
+def compute(source: MessageSource, limits: MimeLimits = DEFAULT_MIME_LIMITS) -> AnalysisRow:
     """Analyse a message about to be stored. Never raises for the message's content:
     a failure is logged (it is a bug) and the message is stored without analysis."""
     try:
         if source.data is not None:
-            return row_of(analyze(source.data))
+            return row_of(analyze(source.data, limits))
         assert source.path is not None
-        return compute_file(source.path)
+        return compute_file(source.path, limits)
     except Exception:
         log.exception("message analysis failed; stored without it")
         return EMPTY_ROW
 
 
-def compute_file(path: Path) -> AnalysisRow:
+def compute_file(path: Path, limits: MimeLimits = DEFAULT_MIME_LIMITS) -> AnalysisRow:
     """Analyse a message file through a read-only mapping (never read whole into memory)."""
+    return with_mapping(path, lambda data: row_of(analyze(data, limits)))
+
+
+def with_mapping(path: Path, use: Callable[[MessageBytes], _T]) -> _T:
+    """``use`` applied to the file's bytes through a read-only mapping: the mapping
+    itself, not a copy, since analysis reads only what it keeps (roost.mime.limits),
+    so a 50 MB message costs its limits, not 50 MB."""
     with open(path, "rb") as file:
         if os.fstat(file.fileno()).st_size == 0:
-            return row_of(analyze(b""))
+            return use(b"")
         mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            return row_of(analyze(memoryview(mapped)))
+            return use(mapped)
         finally:
             with contextlib.suppress(BufferError):  # a view still held: freed with it
                 mapped.close()
+
+
+def model_of(db: Database, blob_id: str) -> bytes | None:
+    """On the worker: the MIME model of a stored message that has none (stored before
+    analyses existed, or its analysis failed), so that FETCH never parses on the event
+    loop. None when the file is gone or parsing fails (logged: a bug)."""
+    try:
+        source = db.blob_source(blob_id)
+        if source.data is not None:
+            return MessageModel.from_message(source.data).to_blob()
+        assert source.path is not None
+        return with_mapping(source.path, lambda data: MessageModel.from_message(data).to_blob())
+    except FileNotFoundError:
+        return None
+    except Exception:
+        log.exception("MIME model of stored message %s failed", blob_id)
+        return None
 
 
 def insert(db: Database, blob_id: str, row: AnalysisRow) -> None:
@@ -353,10 +382,10 @@ def _analyse_stored(db: Database, blob_ids: Iterable[str]) -> Iterable[tuple[str
         try:
             source = db.blob_source(blob_id)
             if source.data is not None:
-                yield blob_id, row_of(analyze(source.data))
+                yield blob_id, row_of(analyze(source.data, db.mime_limits))
             else:
                 assert source.path is not None
-                yield blob_id, compute_file(source.path)
+                yield blob_id, compute_file(source.path, db.mime_limits)
         except FileNotFoundError:
             log.warning("message file %s is gone; indexed without text", blob_id)
             yield blob_id, EMPTY_ROW

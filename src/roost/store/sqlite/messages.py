@@ -108,7 +108,7 @@ def _append_batch(
     db: MailDB, batch: Sequence[tuple[int | str, Sequence[NewMessage]]], limits: QuotaLimits
 ) -> tuple[list[AppendResult | StoreError], list[ChangeEvent]]:
     messages = [message for _, group in batch for message in group]
-    analysed = [analyses.compute(message.source) for message in messages]
+    analysed = [analyses.compute(message.source, db.mime_limits) for message in messages]
     stored: list[StoredBlob] = []
     outcomes: list[AppendResult | StoreError] = []
     events: list[ChangeEvent] = []
@@ -244,9 +244,24 @@ def fetch_meta(
             thread,
         ) in rows
     ]
+    if with_model:
+        metas = _with_models(db, metas)
     if with_content:
         metas = _with_content(db, metas)
     return metas
+
+
+def _with_models(db: MailDB, metas: list[MessageMeta]) -> list[MessageMeta]:
+    """A model for each message stored without one, parsed here on the worker (not
+    kept: ``analyses.backfill`` stores them before the first search)."""
+    if all(meta.model is not None for meta in metas):
+        return metas
+    return [
+        meta
+        if meta.model is not None
+        else dataclasses.replace(meta, model=analyses.model_of(db, meta.blob_id))
+        for meta in metas
+    ]
 
 
 def _with_content(db: MailDB, metas: list[MessageMeta]) -> list[MessageMeta]:

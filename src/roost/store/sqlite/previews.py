@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from roost.mime.preview import message_preview
+from roost.store.sqlite import analyses
 from roost.store.sqlite.mail_db import MailDB
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,7 @@ def _make(db: MailDB, blob_id: str) -> str:
         if source.data is not None:
             return message_preview(source.data)
         assert source.path is not None
-        with open(source.path, "rb") as file:
-            return message_preview(file.read())
+        return analyses.with_mapping(source.path, message_preview)
     except FileNotFoundError:
         return ""  # expunged meanwhile: nothing to show
     except Exception:
