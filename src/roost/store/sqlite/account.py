@@ -32,7 +32,7 @@ from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 from roost.store.errors import MessageGone, StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
 from roost.store.query import SearchQuery, SearchResult, ThreadFields
-from roost.store.sqlite import analyses, mailboxes, previews, quota, replace
+from roost.store.sqlite import analyses, mailbox_status, mailboxes, previews, quota, replace
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite import search as search_ops
 from roost.store.sqlite.db import storage_errors
@@ -165,7 +165,7 @@ class SqliteAccount:
         await self._run_publishing(mailboxes.set_subscribed, name, subscribed)
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
-        return await self._run(message_ops.status, mailbox_id)
+        return await self._run(mailbox_status.status, mailbox_id)
 
     async def previews(
         self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
