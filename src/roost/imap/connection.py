@@ -38,6 +38,7 @@ from typing import Any
 from roost.imap.context import ImapContext
 from roost.imap.dispatch import continue_sasl, run_command
 from roost.imap.handler_types import Awaiting, State, store_error_response
+from roost.imap.progress import is_progress
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.receiver import (
@@ -180,7 +181,8 @@ class ImapConnection:
         """Write an async stream of responses, flushing as the buffer fills."""
         async for response in responses:
             self.write(response)
-            if len(self.out) >= FLUSH_AT:
+            # RFC 9585: a progress report is worth nothing once the command has ended.
+            if len(self.out) >= FLUSH_AT or is_progress(response):
                 await self.flush()
 
     # ---- input -------------------------------------------------------------------------

@@ -28,6 +28,8 @@ class ImapLimits:
     # FETCH of only UID, FLAGS and MODSEQ: a message costs ~1 us on the loop, not ~10 us
     flag_fetch_batch_size: int = 5000
     max_bad_commands: int = 20  # BYE after this many consecutive BAD replies
+    # RFC 9585 INPROGRESS: a long command reports progress at most this often (seconds)
+    progress_interval: float = 1.0
     # Before sign-in a command's literals total at most this (LOGIN needs a few bytes):
     # a stranger can neither fill memory nor write to disk.
     max_preauth_literal: int = 8192

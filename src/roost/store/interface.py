@@ -130,6 +130,15 @@ class Account(Protocol):
         ``with_modseq``, ``modseqs`` is None (a FETCH of only UID and FLAGS)."""
         ...
 
+    async def previews(
+        self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
+    ) -> dict[int, str | None]:
+        """RFC 8970 PREVIEW text of those of ``uids`` that exist: at most 256 characters
+        of plain text, "" where the message has none. A message stored before previews
+        were kept has None unless ``compute``, which makes (and keeps) it from the
+        message (FETCH PREVIEW (LAZY) asks without, §3.1)."""
+        ...
+
     def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         """The stored bytes of a message, in chunks."""
         ...
@@ -150,6 +159,16 @@ class Account(Protocol):
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         """Remove messages flagged \\Deleted (only among ``uids`` if given); return their
         UIDs, ascending."""
+        ...
+
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int | str, message: NewMessage
+    ) -> AppendResult:
+        """REPLACE (RFC 8508): append ``message`` to ``target`` (by id or name, as
+        ``append``) and expunge ``uid`` from ``mailbox_id`` (whatever its flags), in one
+        transaction. The quota check counts the space the old message frees.
+        CannotDoThat where ``uid`` is gone; NoSuchMailbox, QuotaExceeded as ``append``,
+        with nothing changed."""
         ...
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult: ...

@@ -29,7 +29,7 @@ from roost.store.base import (
 )
 
 
-async def _source(
+async def message_source(
     session: Session, message: c.AppendMessage, spools: SpoolFiles
 ) -> tuple[MessageSource, int]:
     data = message.data
@@ -59,7 +59,7 @@ async def _append(session: Session, cmd: c.Append, spools: SpoolFiles) -> Append
     limit = session.context.limits.max_literal_size
     messages: list[NewMessage] = []
     for message in cmd.messages:
-        source, size = await _source(session, message, spools)
+        source, size = await message_source(session, message, spools)
         if size == 0:
             raise no("An empty message cannot be stored", "CANNOT")
         if size > limit:

@@ -43,6 +43,8 @@ def label(attribute: c.FetchAttribute) -> str:
         return section_label(attribute)
     if isinstance(attribute, c.BinarySize):
         return f"BINARY.SIZE[{'.'.join(str(p) for p in attribute.part)}]"
+    if isinstance(attribute, c.Preview):
+        return "PREVIEW"  # RFC 8970 §3.1: the modifier is not echoed
     return attribute.value
 
 
@@ -166,4 +168,4 @@ class MessageReader:
             case c.FetchItem.RFC822_TEXT:
                 text_size = self.meta.size - self.meta.header_size
                 return _wire_safe(await self.read(self.meta.header_size, text_size))
-        raise bad(f"FETCH {attribute.value} is not supported")
+        raise bad(f"FETCH {label(attribute)} is not supported")

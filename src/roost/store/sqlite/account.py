@@ -32,7 +32,7 @@ from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 from roost.store.errors import MessageGone, StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
 from roost.store.query import SearchQuery, SearchResult, ThreadFields
-from roost.store.sqlite import analyses, mailboxes, quota
+from roost.store.sqlite import analyses, mailbox_status, mailboxes, previews, quota, replace
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite import search as search_ops
 from roost.store.sqlite.db import storage_errors
@@ -165,7 +165,12 @@ class SqliteAccount:
         await self._run_publishing(mailboxes.set_subscribed, name, subscribed)
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
-        return await self._run(message_ops.status, mailbox_id)
+        return await self._run(mailbox_status.status, mailbox_id)
+
+    async def previews(
+        self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
+    ) -> dict[int, str | None]:
+        return await self._run(previews.previews, mailbox_id, uids, compute)
 
     # ---- messages ------------------------------------------------------------------
 
@@ -272,6 +277,14 @@ class SqliteAccount:
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         return await self._run_publishing(message_ops.expunge, mailbox_id, uids)
+
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int | str, message: NewMessage
+    ) -> AppendResult:
+        limits = await self._limits()
+        return await self._run_publishing(
+            replace.replace, mailbox_id, uid, target, message, limits=limits
+        )
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
         limits = await self._limits()

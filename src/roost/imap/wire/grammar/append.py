@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from roost.imap.wire.commands import Append, AppendMessage, Catenate, CatText, CatUrl
+from roost.imap.wire.commands import (
+    Append,
+    AppendMessage,
+    Catenate,
+    CatText,
+    CatUrl,
+    Replace,
+)
 from roost.imap.wire.tokenizer import ParseError, Tokenizer
 
 MONTHS = {
@@ -38,6 +45,21 @@ def parse_append(tokens: Tokenizer, tag: str) -> Append:
         tokens.sp()
         messages.append(_read_message(tokens))
     return Append(tag, mailbox, tuple(messages))
+
+
+def parse_replace(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Replace:
+    """``REPLACE SP seq-number SP mailbox SP append-message`` (RFC 8508 §6); the UID
+    form names a UID."""
+    tokens.sp()
+    sequence = tokens.read_sequence_set()
+    if sequence.is_saved or len(sequence.ranges) != 1 or len(set(sequence.ranges[0])) != 1:
+        raise ParseError("REPLACE names exactly one message")
+    tokens.sp()
+    mailbox = tokens.read_astring()
+    tokens.sp()
+    message = _read_message(tokens)
+    tokens.end()
+    return Replace(tag, sequence, mailbox, message, uid=uid)
 
 
 def _read_message(tokens: Tokenizer) -> AppendMessage:
