@@ -26,9 +26,11 @@ from roost.config.sections import (
     LmtpAddress,
     LmtpSettings,
     LogSettings,
+    ManageSieveSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
+    SieveSettings,
     TlsSettings,
     UnixAddress,
     parse_lmtp_address,
@@ -48,6 +50,8 @@ class Settings:
     quota: QuotaSettings = field(default_factory=QuotaSettings)
     lmtp: LmtpSettings = field(default_factory=LmtpSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    sieve: SieveSettings = field(default_factory=SieveSettings)
+    managesieve: ManageSieveSettings = field(default_factory=ManageSieveSettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
     source: str = "<defaults>"  # where the settings came from, for messages
 
@@ -87,6 +91,8 @@ class Settings:
             quota=sections.quota,
             lmtp=sections.lmtp,
             delivery=sections.delivery,
+            sieve=sections.sieve,
+            managesieve=sections.managesieve,
             source=source,
         )
         settings.validate()

@@ -39,6 +39,7 @@ from roost.auth.base import Authenticator
 from roost.auth.known_addresses import StoreKnownAddresses
 from roost.auth.throttle import LoginThrottle
 from roost.config import ConfigError, LimitSettings, Settings
+from roost.delivery import sieve_context
 from roost.imap.context import ImapContext
 from roost.lmtp.context import LmtpContext
 from roost.pop3.context import Pop3Context
@@ -362,6 +363,7 @@ class Server:
             server_name=settings.server.hostname,
             spool_dir=settings.server.data_dir / "spool",
             over_quota_tempfail=settings.quota.over_quota_tempfail,
+            sieve=sieve_context(settings.sieve, settings.server.hostname),
         )
 
     def _build_context(self, store: Store) -> ImapContext:
