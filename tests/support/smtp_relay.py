@@ -24,7 +24,7 @@ class FakeRelay:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 relay.test ESMTP\r\n")
-        sender, recipients = "", []
+        sender, recipients = "", list[str]()
         try:
             while line := await reader.readline():
                 verb = line[:4].upper()
