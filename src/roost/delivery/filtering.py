@@ -252,3 +252,36 @@ def sieve_context(settings: SieveSettings, hostname: str) -> SieveContext:
             settings.relay_timeout,
         )
     return SieveContext(settings, relay)
+
+
+async def store_script(account: Account, name: str, source: str) -> sieve.CompiledScript:
+    """Compile ``source`` and keep it with its compiled form (ManageSieve PUTSCRIPT,
+    ``roost sieve put``); raises ``SieveSyntaxError`` with nothing stored."""
+    compiled = sieve.compile_script(source)
+    await account.put_script(name, source, compiled.to_json(), sieve.FORMAT_VERSION)
+    return compiled
+
+
+async def test_script(
+    context: SieveContext,
+    account: Account,
+    compiled: sieve.CompiledScript,
+    data: bytes,
+    *,
+    sender: str,
+    recipient: str,
+) -> sieve.Result:
+    """What ``compiled`` would do with ``data`` for this account; nothing is carried out
+    and nothing is remembered (``roost sieve test``)."""
+    mailboxes = {box.name for box in await account.list_mailboxes()}
+    message = sieve.ParsedMessage(data)
+    host = _StoreHost(
+        asyncio.get_running_loop(),
+        context,
+        account,
+        mailboxes,
+        own_addresses(account.name, recipient),
+        passed_through(message),
+    )
+    envelope = sieve.Envelope(sender, recipient)
+    return await asyncio.to_thread(sieve.run, compiled, message, envelope, host, context.limits)
