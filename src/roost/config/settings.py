@@ -178,6 +178,7 @@ class Settings:
             ("pop3.listen", self.pop3.listen),
             ("pop3.tls_listen", self.pop3.tls_listen),
             ("lmtp.listen", self.tcp_lmtp_listen),
+            ("managesieve.listen", self.managesieve.listen),
         )
         return [(key, address) for key, addresses in keyed for address in addresses]
 
