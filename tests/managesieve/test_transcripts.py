@@ -148,3 +148,22 @@ async def test_garbage_is_refused_and_many_close(managesieve: SieveServer) -> No
     _, final = await client.command("BOGUS")
     assert final.startswith(b"NO")
     assert (await client.line()).startswith(b"BYE")
+
+
+async def test_starttls_then_capabilities_again(managesieve: SieveServer) -> None:
+    """RFC 5804 §2.2: after the handshake the server sends its capabilities and OK."""
+    import ssl
+
+    client = await managesieve.connect()
+    _, final = await client.command("STARTTLS")
+    assert final.startswith(b"OK")
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    await client.writer.start_tls(context, server_hostname="localhost")
+    data, final = await client.response()
+    assert final.startswith(b"OK")
+    assert not any(line.startswith(b'"STARTTLS"') for line in data)
+    assert (await client.login()).startswith(b"OK")
+    _, final = await client.command("STARTTLS")
+    assert final.startswith(b"NO")

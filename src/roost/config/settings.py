@@ -160,6 +160,7 @@ class Settings:
             for listen, tls_listen, starttls in (
                 (self.imap.listen, self.imap.tls_listen, self.imap.starttls),
                 (self.pop3.listen, self.pop3.tls_listen, self.pop3.starttls),
+                (self.managesieve.listen, (), self.managesieve.starttls),
             )
         )
 
