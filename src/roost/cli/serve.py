@@ -30,6 +30,7 @@ from roost.config import (
     DEV_IMAP_LISTEN,
     DEV_IMAPS_LISTEN,
     DEV_LMTP_LISTEN,
+    DEV_MANAGESIEVE_LISTEN,
     DEV_POP3_LISTEN,
     DEV_POP3S_LISTEN,
     LOG_LEVELS,
@@ -64,7 +65,7 @@ NO_LISTENER = "none"
     help="Local development server: data in ./roost-data, IMAP+STARTTLS on "
     f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, POP3+STLS on "
     f"{DEV_POP3_LISTEN}, POP3 over TLS on {DEV_POP3S_LISTEN}, LMTP on {DEV_LMTP_LISTEN}, "
-    "a self-signed "
+    f"ManageSieve on {DEV_MANAGESIEVE_LISTEN}, a self-signed "
     "certificate and a demo account.",
 )
 @data_dir_option
@@ -88,6 +89,12 @@ NO_LISTENER = "none"
     metavar="ADDR",
     help=f"LMTP listener, unix:PATH or HOST:PORT (repeatable); '{NO_LISTENER}' for none.",
 )
+@click.option(
+    "--managesieve-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"ManageSieve listener (repeatable); '{NO_LISTENER}' for none.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 @click.option(
     "--workers",
@@ -105,6 +112,7 @@ def serve(
     pop3_listen: tuple[str, ...],
     pop3s_listen: tuple[str, ...],
     lmtp_listen: tuple[str, ...],
+    managesieve_listen: tuple[str, ...],
     log_level: str | None,
     workers: int | None,
 ) -> None:
@@ -119,6 +127,7 @@ def serve(
             pop3_listen=pop3_listen,
             pop3s_listen=pop3s_listen,
             lmtp_listen=lmtp_listen,
+            managesieve_listen=managesieve_listen,
             log_level=log_level,
             workers=workers,
         ).read_config()
@@ -152,6 +161,7 @@ class ServeOptions:
     pop3_listen: tuple[str, ...] = ()
     pop3s_listen: tuple[str, ...] = ()
     lmtp_listen: tuple[str, ...] = ()
+    managesieve_listen: tuple[str, ...] = ()
     log_level: str | None = None
     workers: int | None = None
 
@@ -171,6 +181,7 @@ class ServeOptions:
             self.pop3_listen,
             self.pop3s_listen,
             self.lmtp_listen,
+            self.managesieve_listen,
             config_text=self.config_text,
         )
         if self.log_level is not None:
@@ -195,7 +206,10 @@ class ServeOptions:
         for name in ("config_path", "data_dir"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
-        for name in ("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen", "lmtp_listen"):
+        for name in (
+            *("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen"),
+            *("lmtp_listen", "managesieve_listen"),
+        ):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
@@ -209,6 +223,7 @@ def _serve_settings(
     pop3_listen: Sequence[str] = (),
     pop3s_listen: Sequence[str] = (),
     lmtp_listen: Sequence[str] = (),
+    managesieve_listen: Sequence[str] = (),
     *,
     config_text: str | None = None,
 ) -> Settings:
@@ -222,6 +237,7 @@ def _serve_settings(
             _without_none(pop3_listen) if pop3_listen else (DEV_POP3_LISTEN,),
             _without_none(pop3s_listen) if pop3s_listen else (DEV_POP3S_LISTEN,),
             _without_none(lmtp_listen) if lmtp_listen else (DEV_LMTP_LISTEN,),
+            _without_none(managesieve_listen) if managesieve_listen else (DEV_MANAGESIEVE_LISTEN,),
         )
     config_path = default_config(config_path)
     if config_path is None:
@@ -255,6 +271,10 @@ def _serve_settings(
     if lmtp_listen:
         addresses = tuple(parse_lmtp_option(value) for value in _without_none(lmtp_listen))
         settings = settings.replace(lmtp=dataclasses.replace(settings.lmtp, listen=addresses))
+    if managesieve_listen:
+        sieve_listen = _listen_option(managesieve_listen, "--managesieve-listen")
+        managesieve = dataclasses.replace(settings.managesieve, listen=sieve_listen)
+        settings = settings.replace(managesieve=managesieve)
     settings.validate()
     return settings
 

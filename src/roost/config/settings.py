@@ -107,6 +107,7 @@ class Settings:
         pop3_listen: Sequence[str] = (DEV_POP3_LISTEN,),
         pop3s_listen: Sequence[str] = (DEV_POP3S_LISTEN,),
         lmtp_listen: Sequence[str] = (),  # the CLI passes DEV_LMTP_LISTEN
+        managesieve_listen: Sequence[str] = (),  # the CLI passes DEV_MANAGESIEVE_LISTEN
     ) -> Settings:
         """The ``roost serve --dev`` settings: local listeners, a self-signed certificate
         in ``data_dir/tls``. Plaintext sign-in before STARTTLS (STLS) is allowed only
@@ -118,6 +119,9 @@ class Settings:
         pop3 = tuple(_parse_listen_option(text, "--pop3-listen") for text in pop3_listen)
         pop3s = tuple(_parse_listen_option(text, "--pop3s-listen") for text in pop3s_listen)
         lmtp = tuple(parse_lmtp_option(text) for text in lmtp_listen)
+        sieve_listen = tuple(
+            _parse_listen_option(text, "--managesieve-listen") for text in managesieve_listen
+        )
         settings = cls(
             server=ServerSettings(data_dir=data_dir, hostname="localhost", workers=1),
             imap=ImapSettings(
@@ -138,6 +142,10 @@ class Settings:
                 self_signed=True,
             ),
             lmtp=LmtpSettings(listen=lmtp),
+            managesieve=ManageSieveSettings(
+                listen=sieve_listen,
+                allow_plaintext_auth=all(address.is_loopback for address in sieve_listen),
+            ),
             # The demo account is "demo", so demo@anything reaches it.
             delivery=DeliverySettings(strip_domain=True),
             dev=True,
