@@ -25,6 +25,7 @@ _RECORD = re.compile(r"^\S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")  # the text l
 _PORT = re.compile(r"^\s*IMAP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 _POP3_PORT = re.compile(r"^\s*POP3\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 _LMTP_PORT = re.compile(r"^\s*LMTP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+_MANAGESIEVE_PORT = re.compile(r"^\s*ManageSieve\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 
 
 def write_config(
@@ -71,6 +72,7 @@ class RoostProcess:
         self.port = 0
         self.pop3_port = 0  # when the configuration has a POP3 listener
         self.lmtp_port = 0  # when it has a TCP LMTP listener
+        self.managesieve_port = 0  # when it has a ManageSieve listener
 
     @property
     def pid(self) -> int:
@@ -97,6 +99,8 @@ class RoostProcess:
         self.pop3_port = int(pop3.group(1)) if pop3 else 0
         lmtp = _LMTP_PORT.search(banner)
         self.lmtp_port = int(lmtp.group(1)) if lmtp else 0
+        managesieve = _MANAGESIEVE_PORT.search(banner)
+        self.managesieve_port = int(managesieve.group(1)) if managesieve else 0
         return self.port
 
     def _read_banner(self) -> str:

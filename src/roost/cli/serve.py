@@ -45,7 +45,7 @@ from roost.config import (
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
-from roost.runtime.listeners import LMTP, POP3, BoundAddress, ServerError
+from roost.runtime.listeners import LMTP, MANAGESIEVE, POP3, BoundAddress, ServerError
 from roost.store.base import Store
 
 DEMO_ACCOUNT = "demo"
@@ -380,6 +380,9 @@ def _print_banner(
     for bound in addresses:
         if bound.protocol == LMTP:
             kind = "LMTP"
+        elif bound.protocol == MANAGESIEVE:
+            stls = starttls and settings.managesieve.starttls
+            kind = "ManageSieve with STARTTLS" if stls else "ManageSieve (no TLS)"
         elif bound.protocol == POP3:
             if bound.implicit_tls:
                 kind = "POP3 over TLS (SSL/TLS)"
