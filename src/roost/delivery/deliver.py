@@ -200,19 +200,22 @@ async def _deliver_filtered(
 ) -> DeliveryStatus:
     """Deliver as the account's Sieve scripts decide (ARCHITECTURE decision 9)."""
     try:
-        data = await _read_source(source, context.settings.max_message_size)
-    except OSError:
-        log.exception("sieve: cannot read the spooled message for %s", account_name)
-        data = None
-    if data is None:  # too large to filter (or unreadable): delivered unfiltered
-        return await _deliver(store, account_name, source, folder)
-    try:
         account = await store.open_account(account_name)
     except NoSuchAccount:
         return DeliveryStatus(Outcome.NO_SUCH_USER, "No such user")
     except Exception as error:
         log.exception("delivery to %s: cannot open the account", account_name)
         return DeliveryStatus(Outcome.TEMPORARY, f"Cannot open the mailbox: {type(error).__name__}")
+    data: bytes | None = None
+    try:
+        site = context.settings.before or context.settings.after
+        if site or await account.active_script() is not None:
+            data = await _read_source(source, context.settings.max_message_size)
+    except Exception:
+        log.exception("sieve: cannot prepare filtering for %s", account_name)
+    if data is None:  # no scripts, too large to filter, or unreadable: unfiltered
+        await account.close()
+        return await _deliver(store, account_name, source, folder)
     try:
         try:
             decision = await filtering.decide(
