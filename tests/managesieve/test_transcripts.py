@@ -167,3 +167,22 @@ async def test_starttls_then_capabilities_again(managesieve: SieveServer) -> Non
     assert (await client.login()).startswith(b"OK")
     _, final = await client.command("STARTTLS")
     assert final.startswith(b"NO")
+
+
+async def test_app_password_and_two_factor_as_imap(managesieve: SieveServer) -> None:
+    """The one Authenticator: an app password signs in; with two-factor on, the account
+    password alone does not, the password followed by the current code does."""
+    import time
+
+    from roost.auth import manage, totp
+    from tests.conftest import PASSWORD
+
+    store = managesieve.store
+    app_password = await manage.add_app_password(store, "alice", "phone")
+    client = await managesieve.connect()
+    assert (await client.login(password=app_password)).startswith(b"OK")
+    secret = await manage.enable_totp(store, "alice")
+    other = await managesieve.connect()
+    assert (await other.login()).startswith(b"NO")
+    code = totp.code_at(secret, totp.time_step(time.time()))
+    assert (await other.login(password=PASSWORD + code)).startswith(b"OK")
