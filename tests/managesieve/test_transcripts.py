@@ -186,3 +186,28 @@ async def test_app_password_and_two_factor_as_imap(managesieve: SieveServer) -> 
     assert (await other.login()).startswith(b"NO")
     code = totp.code_at(secret, totp.time_step(time.time()))
     assert (await other.login(password=PASSWORD + code)).startswith(b"OK")
+
+
+async def test_scram_sha_256_final_message_in_ok(managesieve: SieveServer) -> None:
+    """RFC 5804 §2.1 and RFC 7677: SCRAM's server-final message comes back in
+    ``OK (SASL "...")``, not as another challenge."""
+    import base64
+
+    from roost.auth import scram
+    from roost.auth.passwords import hash_password
+    from tests.conftest import FAST_HASHER, PASSWORD
+    from tests.support.scram_client import ScramClient
+
+    keys = scram.derive_keys(PASSWORD, iterations=4096).encode()
+    await managesieve.store.set_password("alice", hash_password(PASSWORD, hasher=FAST_HASHER), keys)
+    client = await managesieve.connect()
+    scram_client = ScramClient("alice", PASSWORD)
+    first = base64.b64encode(scram_client.first()).decode()
+    await client.send(f'AUTHENTICATE "SCRAM-SHA-256" "{first}"\r\n')
+    server_first = base64.b64decode((await client.line()).strip(b'"'))
+    final = base64.b64encode(scram_client.final(server_first)).decode()
+    _, reply = await client.command(f'"{final}"')
+    found = re.fullmatch(rb'OK \(SASL "([^"]+)"\)(?: .*)?', reply)
+    assert found is not None, reply
+    assert scram_client.verify(base64.b64decode(found.group(1)))
+    assert (await client.command("LISTSCRIPTS"))[1].startswith(b"OK")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from roost import sieve
 from roost.auth import sasl
 from roost.auth.base import AuthResult
+from roost.auth.scram import ScramSha256Mechanism
 from roost.delivery.filtering import store_script
 from roost.managesieve.context import ManageSieveContext
 from roost.managesieve.wire import Atom, Command, Number, String, Token, quoted, response
@@ -179,6 +180,13 @@ class Session:
 
     async def _advance(self, exchange: sasl.SaslSignIn, outcome: sasl.SignInOutcome) -> Reply:
         match outcome:
+            case sasl.Challenge() as challenge if _is_scram_final(exchange, challenge):
+                # RFC 5804 §2.1: additional data with success goes in OK (SASL "...");
+                # the empty answer IMAP's client would send is given here instead.
+                final = await exchange.step(b"")
+                if isinstance(final, sasl.SaslVerdict) and final.result.ok:
+                    return await self._signed_in(final.result, challenge.encoded())
+                return await self._advance(exchange, final)
             case sasl.Challenge() as challenge:
                 self.sasl = exchange
                 return Reply(quoted(challenge.encoded()) + b"\r\n")
@@ -191,7 +199,7 @@ class Session:
                 raise CommandFailed("Authentication failed")
         raise AssertionError(outcome)
 
-    async def _signed_in(self, result: AuthResult) -> Reply:
+    async def _signed_in(self, result: AuthResult, final_data: bytes = b"") -> Reply:
         if result.throttled:
             raise CommandFailed("Too many failed sign-ins; try again later", "TRYLATER")
         if result.account is None:
@@ -202,6 +210,8 @@ class Session:
         self.account_name = result.account
         self.account = await self.context.store.open_account(result.account)
         log.info("managesieve sign-in ip=%s user=%s", self.remote_ip, result.account)
+        if final_data:
+            return _ok("Authenticated", "SASL " + quoted(final_data).decode("ascii"))
         return _ok("Authenticated")
 
     async def starttls(self, args: tuple[Token, ...]) -> Reply:
@@ -320,6 +330,12 @@ class Session:
         except ScriptExists:
             raise CommandFailed("A script of that name exists", "ALREADYEXISTS") from None
         return _ok("Renamed")
+
+
+def _is_scram_final(exchange: sasl.SaslSignIn, challenge: sasl.Challenge) -> bool:
+    """SCRAM's server-final message (RFC 5802 §7: "v=" signature, after which the
+    exchange ends); every other challenge needs the client's answer."""
+    return isinstance(exchange.mechanism, ScramSha256Mechanism) and challenge.data.startswith(b"v=")
 
 
 def _bytes(args: tuple[Token, ...], index: int) -> bytes:
