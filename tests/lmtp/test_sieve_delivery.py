@@ -240,3 +240,15 @@ async def test_global_before_and_after(tmp_path: Path) -> None:
         assert (await deliver(server)).startswith("250")
         assert len(await server.messages(mailbox="Archive")) == 1
         assert len(await server.messages()) == 0  # "after" filed it, cancelling the keep
+
+
+def test_own_addresses_cover_the_site_domains() -> None:
+    """``roost deliver -d alice`` knows no domain: alice@ each [delivery] domain counts
+    as hers, so a vacation reply still finds her among the recipients (RFC 5230 §4.5)."""
+    from roost.delivery.filtering import own_addresses
+
+    assert own_addresses("alice", "alice", ("example.org",)) == ["alice", "alice@example.org"]
+    assert own_addresses("bob@example.net", "b+x@example.net") == [
+        "b+x@example.net",
+        "bob@example.net",
+    ]

@@ -248,7 +248,9 @@ async def _deliver_directly(
             folder=folder,
             sender=sender,
             recipient=user,
-            sieve=sieve_context(settings.sieve, settings.server.hostname),
+            sieve=sieve_context(
+                settings.sieve, settings.server.hostname, settings.delivery.domains
+            ),
         )
     except Exception as error:
         log.exception("delivery to %s failed", user)

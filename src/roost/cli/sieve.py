@@ -74,7 +74,7 @@ def sieve_test(
     settings = _settings(config_path)
     name = existing_account(directory, user)
     data = sys.stdin.buffer.read() if str(message) == "-" else message.read_bytes()
-    context = sieve_context(settings.sieve, settings.server.hostname)
+    context = sieve_context(settings.sieve, settings.server.hostname, settings.delivery.domains)
     source = _read_source(Path(script)) if Path(script).is_file() else None
 
     async def run(store: Store) -> engine.Result:

@@ -44,6 +44,7 @@ class SieveContext:
 
     settings: SieveSettings
     relay: Relay | None
+    domains: tuple[str, ...] = ()  # [delivery] domains: "alice" is also alice@each
     _files: dict[Path, tuple[float, sieve.CompiledScript | None]] = field(default_factory=dict)
 
     @property
@@ -106,10 +107,14 @@ async def compiled_form(account: Account, script: SieveScript) -> sieve.Compiled
     return compiled
 
 
-def own_addresses(account_name: str, recipient: str) -> list[str]:
+def own_addresses(account_name: str, recipient: str, domains: Sequence[str] = ()) -> list[str]:
+    """The user's addresses for vacation (RFC 5230 §4.5): the envelope recipient, the
+    account name when it is an address, else the name at each of the site's domains."""
     addresses = [recipient] if recipient else []
     if "@" in account_name:
         addresses.append(account_name)
+    else:
+        addresses += [f"{account_name}@{domain}" for domain in domains]
     return addresses
 
 
@@ -209,7 +214,7 @@ async def decide(
         return Decision([sieve.Keep((), True)], data, user_errors)
     mailboxes = {box.name for box in await account.list_mailboxes()}
     envelope = sieve.Envelope(sender, recipient)
-    addresses = own_addresses(account.name, recipient)
+    addresses = own_addresses(account.name, recipient, context.domains)
     loop = asyncio.get_running_loop()
     gathered: list[sieve.Action] = []
     keep: sieve.Keep | None = sieve.Keep((), True)
@@ -241,7 +246,9 @@ async def decide(
     return Decision(gathered + ([keep] if keep is not None else []), data, errors)
 
 
-def sieve_context(settings: SieveSettings, hostname: str) -> SieveContext:
+def sieve_context(
+    settings: SieveSettings, hostname: str, domains: Sequence[str] = ()
+) -> SieveContext:
     """The filtering context of a server or of ``roost deliver``."""
     relay = None
     if settings.relay is not None:
@@ -251,7 +258,7 @@ def sieve_context(settings: SieveSettings, hostname: str) -> SieveContext:
             settings.helo_name or hostname,
             settings.relay_timeout,
         )
-    return SieveContext(settings, relay)
+    return SieveContext(settings, relay, tuple(domains))
 
 
 async def store_script(account: Account, name: str, source: str) -> sieve.CompiledScript:
@@ -280,7 +287,7 @@ async def test_script(
         context,
         account,
         mailboxes,
-        own_addresses(account.name, recipient),
+        own_addresses(account.name, recipient, context.domains),
         passed_through(message),
     )
     envelope = sieve.Envelope(sender, recipient)

@@ -369,7 +369,9 @@ class Server:
             server_name=settings.server.hostname,
             spool_dir=settings.server.data_dir / "spool",
             over_quota_tempfail=settings.quota.over_quota_tempfail,
-            sieve=sieve_context(settings.sieve, settings.server.hostname),
+            sieve=sieve_context(
+                settings.sieve, settings.server.hostname, settings.delivery.domains
+            ),
         )
 
     def _build_managesieve_context(self, imap: ImapContext) -> ManageSieveContext:
