@@ -75,6 +75,7 @@ class SieveClient:
 class SieveServer:
     server: Server
     store: SqliteStore
+    authenticator: StoreAuthenticator
     clients: list[SieveClient] = field(default_factory=list)
 
     @property
@@ -115,7 +116,7 @@ async def managesieve_server(**options: Any) -> AsyncIterator[SieveServer]:
     server = Server(settings, store=store, authenticator=authenticator)
     await server.start()
     await store.create_account("alice", hash_password(PASSWORD, hasher=FAST_HASHER))
-    handle = SieveServer(server, store)
+    handle = SieveServer(server, store, authenticator)
     try:
         yield handle
     finally:

@@ -211,3 +211,23 @@ async def test_scram_sha_256_final_message_in_ok(managesieve: SieveServer) -> No
     assert found is not None, reply
     assert scram_client.verify(base64.b64decode(found.group(1)))
     assert (await client.command("LISTSCRIPTS"))[1].startswith(b"OK")
+
+
+async def test_throttled_sign_in_is_trylater(managesieve: SieveServer) -> None:
+    """The IMAP throttle applies: after too many failures from an address, even the right
+    password gets ``NO (TRYLATER)`` (RFC 5804 §1.3), and the delays are the throttle's."""
+    from roost.auth.throttle import LoginThrottle, ThrottlePolicy
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    managesieve.authenticator.throttle = LoginThrottle(
+        ThrottlePolicy(base_delay=1.0, max_failures_per_ip=3), sleep=sleep
+    )
+    client = await managesieve.connect()
+    for _ in range(3):
+        assert (await client.login(password="wrong")).startswith(b'NO "Authentication failed"')
+    assert (await client.login()).startswith(b"NO (TRYLATER)")
+    assert slept  # the failures were delayed, as for IMAP
