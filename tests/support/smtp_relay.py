@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -21,15 +22,25 @@ class FakeRelay:
     refuse: bool = False
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    tls: ssl.SSLContext | None = None  # offer STARTTLS with this server context
+    tls_used: list[bool] = field(default_factory=list)  # per message: under TLS?
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 relay.test ESMTP\r\n")
         sender, recipients = "", list[str]()
+        secure = False
         try:
             while line := await reader.readline():
                 verb = line[:4].upper()
                 if verb == b"EHLO":
-                    writer.write(b"250-relay.test\r\n250 8BITMIME\r\n")
+                    offer = b"250-STARTTLS\r\n" if self.tls is not None and not secure else b""
+                    writer.write(b"250-relay.test\r\n" + offer + b"250 8BITMIME\r\n")
+                elif verb == b"STAR" and self.tls is not None:
+                    writer.write(b"220 go ahead\r\n")
+                    await writer.drain()
+                    await writer.start_tls(self.tls)
+                    secure = True
+                    continue
                 elif verb == b"MAIL":
                     sender = line.decode().split("<", 1)[1].split(">", 1)[0]
                     recipients = []
@@ -44,6 +55,7 @@ class FakeRelay:
                     while (chunk := await reader.readline()) != b".\r\n":
                         data += chunk[1:] if chunk.startswith(b"..") else chunk
                     self.received.append(Received(sender, recipients, data))
+                    self.tls_used.append(secure)
                     writer.write(b"250 queued\r\n")
                 elif verb == b"QUIT":
                     writer.write(b"221 bye\r\n")
@@ -57,8 +69,10 @@ class FakeRelay:
 
 
 @contextlib.asynccontextmanager
-async def fake_relay(refuse: bool = False) -> AsyncIterator[FakeRelay]:
-    relay = FakeRelay(refuse=refuse)
+async def fake_relay(
+    refuse: bool = False, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[FakeRelay]:
+    relay = FakeRelay(refuse=refuse, tls=tls)
     server = await asyncio.start_server(relay.handle, "127.0.0.1", 0)
     relay.port = server.sockets[0].getsockname()[1]
     try:

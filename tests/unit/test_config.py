@@ -417,7 +417,7 @@ def test_sieve_and_managesieve_sections(tmp_path: Path) -> None:
 
     settings = Settings.from_toml(
         '[sieve]\nbefore = "spam.sieve"\nafter = ["a.sieve", "b.sieve"]\n'
-        'relay = "127.0.0.1:25"\nspam_header = "X-Spam-Score"\n'
+        'relay = "127.0.0.1:25"\nspam_header = "X-Spam-Score"\nrelay_starttls = true\n'
         '[managesieve]\nlisten = ["127.0.0.1:4190"]\nmax_script_size = 1000\nmax_scripts = 3\n'
         '[tls]\ncert = "c.pem"\nkey = "k.pem"\n',
         base_dir=tmp_path,
@@ -425,6 +425,7 @@ def test_sieve_and_managesieve_sections(tmp_path: Path) -> None:
     assert settings.sieve.before == (tmp_path / "spam.sieve",)
     assert settings.sieve.after == (tmp_path / "a.sieve", tmp_path / "b.sieve")
     assert settings.sieve.relay == ListenAddress("127.0.0.1", 25)
+    assert settings.sieve.relay_starttls
     assert settings.managesieve.listen == (ListenAddress("127.0.0.1", 4190),)
     assert (settings.managesieve.max_script_size, settings.managesieve.max_scripts) == (1000, 3)
     assert ("managesieve.listen", ListenAddress("127.0.0.1", 4190)) in settings.listeners()

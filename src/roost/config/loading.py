@@ -552,6 +552,7 @@ def _read_sieve(reader: _Reader, table: _Table) -> SieveSettings:
         global_dir=table.path("global_dir", None),
         relay=relay,
         relay_timeout=table.number("relay_timeout", defaults.relay_timeout, positive=True),
+        relay_starttls=table.boolean("relay_starttls", defaults.relay_starttls),
         helo_name=table.string("helo_name", defaults.helo_name),
         max_redirects=table.integer("max_redirects", defaults.max_redirects),
         max_actions=table.integer("max_actions", defaults.max_actions, minimum=1),

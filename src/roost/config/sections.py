@@ -311,6 +311,7 @@ class SieveSettings:
     global_dir: Path | None = None  # where ``include :global "name"`` finds "name.sieve"
     relay: ListenAddress | None = None  # None: redirect keeps a copy, vacation is skipped
     relay_timeout: float = 30.0  # seconds per SMTP reply from the relay
+    relay_starttls: bool = False  # STARTTLS when the relay offers it (system CAs verify it)
     helo_name: str = ""  # "": [server] hostname
     max_redirects: int = 4  # per message; beyond: the run fails and the mail is kept
     max_actions: int = 32

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -257,6 +258,7 @@ def sieve_context(
             settings.relay.port,
             settings.helo_name or hostname,
             settings.relay_timeout,
+            ssl.create_default_context() if settings.relay_starttls else None,
         )
     return SieveContext(settings, relay, tuple(domains))
 
