@@ -42,6 +42,7 @@ RULES: tuple[Rule, ...] = (
             "roost.smtp",
             "roost.auth.sasl",
             "roost.sieve",
+            "roost.managesieve.wire",
         )
         for target in ("asyncio", "socket", "ssl", "roost.store", "roost.runtime")
     ),
@@ -67,12 +68,16 @@ RULES: tuple[Rule, ...] = (
             "roost.pop3",
             "roost.lmtp",
             "roost.submission",
+            "roost.managesieve",
             "roost.runtime",
         )
     ),
     *(
         Rule(protocol, "roost.store.sqlite", "protocols use the Store interface, not a backend")
-        for protocol in ("roost.imap", "roost.pop3", "roost.lmtp", "roost.submission")
+        for protocol in (
+            *("roost.imap", "roost.pop3", "roost.lmtp", "roost.submission"),
+            "roost.managesieve",
+        )
     ),
 )
 

@@ -611,6 +611,8 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
         conn.execute("ALTER TABLE counters DROP COLUMN unanalyzed")
         conn.execute("ALTER TABLE counters DROP COLUMN reindex_below")
         conn.execute("ALTER TABLE messages DROP COLUMN savedate")
+        conn.execute("DROP TABLE sieve_scripts")  # Sieve scripts and tracking
+        conn.execute("DROP TABLE sieve_tracking")
         conn.execute("PRAGMA user_version = 1")
 
     store_ = await SqliteStore.open(data, durable=False)

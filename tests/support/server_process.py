@@ -26,6 +26,7 @@ _PORT = re.compile(r"^\s*IMAP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 _POP3_PORT = re.compile(r"^\s*POP3\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 _LMTP_PORT = re.compile(r"^\s*LMTP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 _HTTP_PORT = re.compile(r"^\s*HTTP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+_MANAGESIEVE_PORT = re.compile(r"^\s*ManageSieve\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 
 
 def write_config(
@@ -76,6 +77,7 @@ class RoostProcess:
         self.pop3_port = 0  # when the configuration has a POP3 listener
         self.lmtp_port = 0  # when it has a TCP LMTP listener
         self.http_port = 0  # when it has an HTTP listener
+        self.managesieve_port = 0  # when it has a ManageSieve listener
 
     @property
     def pid(self) -> int:
@@ -104,6 +106,8 @@ class RoostProcess:
         self.lmtp_port = int(lmtp.group(1)) if lmtp else 0
         http = _HTTP_PORT.search(banner)
         self.http_port = int(http.group(1)) if http else 0
+        managesieve = _MANAGESIEVE_PORT.search(banner)
+        self.managesieve_port = int(managesieve.group(1)) if managesieve else 0
         return self.port
 
     def _read_banner(self) -> str:

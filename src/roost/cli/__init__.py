@@ -1,8 +1,8 @@
 """The ``roost`` command: serve, deliver, who, kick, mailbox, index, migrate, import,
 export, backup, restore, verify, user add|passwd|del|list|import-passwd, user
 app-password add|list|revoke, user totp enable|disable, user quota set|show|recalc,
-check-config (and ``worker``, hidden: one worker process of ``serve --workers N``,
-started by the supervisor).
+sieve test|put|list|activate|get|delete, check-config (and ``worker``, hidden: one
+worker process of ``serve --workers N``, started by the supervisor).
 
 ``main`` (the console entry point, ``roost.cli:main``) is the click group of
 ``common.py``; importing ``serve``, ``user`` and the others registers their commands on it.
@@ -16,6 +16,7 @@ from roost.cli import (
     migrate,
     passwd_import,
     serve,
+    sieve,
     user,
     user_quota,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "migrate",
     "passwd_import",
     "serve",
+    "sieve",
     "user",
     "user_quota",
 ]

@@ -30,6 +30,7 @@ from roost.config import (
     DEV_IMAP_LISTEN,
     DEV_IMAPS_LISTEN,
     DEV_LMTP_LISTEN,
+    DEV_MANAGESIEVE_LISTEN,
     DEV_POP3_LISTEN,
     DEV_POP3S_LISTEN,
     LOG_LEVELS,
@@ -47,6 +48,7 @@ from roost.runtime.app import build_tls_context, open_store, run, run_server
 from roost.runtime.listeners import (
     HTTP,
     LMTP,
+    MANAGESIEVE,
     POP3,
     BoundAddress,
     ListenSocket,
@@ -74,7 +76,7 @@ NO_LISTENER = "none"
     help="Local development server: data in ./roost-data, IMAP+STARTTLS on "
     f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, POP3+STLS on "
     f"{DEV_POP3_LISTEN}, POP3 over TLS on {DEV_POP3S_LISTEN}, LMTP on {DEV_LMTP_LISTEN}, "
-    "a self-signed "
+    f"ManageSieve on {DEV_MANAGESIEVE_LISTEN}, a self-signed "
     "certificate and a demo account.",
 )
 @data_dir_option
@@ -98,6 +100,12 @@ NO_LISTENER = "none"
     metavar="ADDR",
     help=f"LMTP listener, unix:PATH or HOST:PORT (repeatable); '{NO_LISTENER}' for none.",
 )
+@click.option(
+    "--managesieve-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"ManageSieve listener (repeatable); '{NO_LISTENER}' for none.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 @click.option(
     "--workers",
@@ -115,6 +123,7 @@ def serve(
     pop3_listen: tuple[str, ...],
     pop3s_listen: tuple[str, ...],
     lmtp_listen: tuple[str, ...],
+    managesieve_listen: tuple[str, ...],
     log_level: str | None,
     workers: int | None,
 ) -> None:
@@ -129,6 +138,7 @@ def serve(
             pop3_listen=pop3_listen,
             pop3s_listen=pop3s_listen,
             lmtp_listen=lmtp_listen,
+            managesieve_listen=managesieve_listen,
             log_level=log_level,
             workers=workers,
         ).read_config()
@@ -162,6 +172,7 @@ class ServeOptions:
     pop3_listen: tuple[str, ...] = ()
     pop3s_listen: tuple[str, ...] = ()
     lmtp_listen: tuple[str, ...] = ()
+    managesieve_listen: tuple[str, ...] = ()
     log_level: str | None = None
     workers: int | None = None
 
@@ -181,6 +192,7 @@ class ServeOptions:
             self.pop3_listen,
             self.pop3s_listen,
             self.lmtp_listen,
+            self.managesieve_listen,
             config_text=self.config_text,
         )
         if self.log_level is not None:
@@ -205,7 +217,10 @@ class ServeOptions:
         for name in ("config_path", "data_dir"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
-        for name in ("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen", "lmtp_listen"):
+        for name in (
+            *("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen"),
+            *("lmtp_listen", "managesieve_listen"),
+        ):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
@@ -219,6 +234,7 @@ def _serve_settings(
     pop3_listen: Sequence[str] = (),
     pop3s_listen: Sequence[str] = (),
     lmtp_listen: Sequence[str] = (),
+    managesieve_listen: Sequence[str] = (),
     *,
     config_text: str | None = None,
 ) -> Settings:
@@ -232,6 +248,7 @@ def _serve_settings(
             _without_none(pop3_listen) if pop3_listen else (DEV_POP3_LISTEN,),
             _without_none(pop3s_listen) if pop3s_listen else (DEV_POP3S_LISTEN,),
             _without_none(lmtp_listen) if lmtp_listen else (DEV_LMTP_LISTEN,),
+            _without_none(managesieve_listen) if managesieve_listen else (DEV_MANAGESIEVE_LISTEN,),
         )
     config_path = default_config(config_path)
     if config_path is None:
@@ -265,6 +282,10 @@ def _serve_settings(
     if lmtp_listen:
         addresses = tuple(parse_lmtp_option(value) for value in _without_none(lmtp_listen))
         settings = settings.replace(lmtp=dataclasses.replace(settings.lmtp, listen=addresses))
+    if managesieve_listen:
+        sieve_listen = _listen_option(managesieve_listen, "--managesieve-listen")
+        managesieve = dataclasses.replace(settings.managesieve, listen=sieve_listen)
+        settings = settings.replace(managesieve=managesieve)
     settings.validate()
     return settings
 
@@ -412,6 +433,9 @@ def _print_banner(
             kind = "HTTP (metrics, autoconfig)"
         elif bound.protocol == LMTP:
             kind = "LMTP"
+        elif bound.protocol == MANAGESIEVE:
+            stls = starttls and settings.managesieve.starttls
+            kind = "ManageSieve with STARTTLS" if stls else "ManageSieve (no TLS)"
         elif bound.protocol == POP3:
             if bound.implicit_tls:
                 kind = "POP3 over TLS (SSL/TLS)"

@@ -34,9 +34,11 @@ from roost.config.sections import (
     LmtpAddress,
     LmtpSettings,
     LogSettings,
+    ManageSieveSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
+    SieveSettings,
     TlsSettings,
     UnixAddress,
     parse_lmtp_address,
@@ -77,6 +79,8 @@ class Sections(NamedTuple):
     lmtp: LmtpSettings
     delivery: DeliverySettings
     http: HttpSettings
+    sieve: SieveSettings
+    managesieve: ManageSieveSettings
 
 
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
@@ -87,7 +91,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         data,
         (
             *("server", "imap", "pop3", "tls", "limits", "auth", "log"),
-            *("quota", "lmtp", "delivery", "http"),
+            *("quota", "lmtp", "delivery", "http", "sieve", "managesieve"),
         ),
     )
     return Sections(
@@ -102,6 +106,8 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         lmtp=_read_lmtp(reader, sections["lmtp"]),
         delivery=_read_delivery(reader, sections["delivery"]),
         http=_read_http(reader, sections["http"]),
+        sieve=_read_sieve(reader, sections["sieve"]),
+        managesieve=_read_managesieve(reader, sections["managesieve"]),
     )
 
 
@@ -533,6 +539,56 @@ def _read_delivery(reader: _Reader, table: _Table) -> DeliverySettings:
         strip_domain=table.boolean("strip_domain", defaults.strip_domain),
         detail_folders=table.boolean("detail_folders", defaults.detail_folders),
         subaddress_separator=separator,
+    )
+    table.finish()
+    return settings
+
+
+def _read_sieve(reader: _Reader, table: _Table) -> SieveSettings:
+    defaults = SieveSettings()
+    scripts: dict[str, tuple[Path, ...]] = {}
+    for name in ("before", "after"):
+        value = table.get(name, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise reader.invalid(table.key(name), "must be a script path or a list of them")
+        scripts[name] = tuple(reader.base_dir / item for item in value)
+    relay_text = table.string("relay", "")
+    try:
+        relay = ListenAddress.parse(relay_text) if relay_text else None
+    except ValueError as error:
+        raise reader.invalid(table.key("relay"), str(error)) from None
+    settings = SieveSettings(
+        before=scripts["before"],
+        after=scripts["after"],
+        global_dir=table.path("global_dir", None),
+        relay=relay,
+        relay_timeout=table.number("relay_timeout", defaults.relay_timeout, positive=True),
+        relay_starttls=table.boolean("relay_starttls", defaults.relay_starttls),
+        helo_name=table.string("helo_name", defaults.helo_name),
+        max_redirects=table.integer("max_redirects", defaults.max_redirects),
+        max_actions=table.integer("max_actions", defaults.max_actions, minimum=1),
+        max_instructions=table.integer("max_instructions", defaults.max_instructions, minimum=100),
+        max_message_size=table.integer("max_message_size", defaults.max_message_size),
+        spam_header=table.string("spam_header", defaults.spam_header),
+        spam_max_score=table.number("spam_max_score", defaults.spam_max_score, positive=True),
+        virus_header=table.string("virus_header", defaults.virus_header),
+        virus_max_score=table.number("virus_max_score", defaults.virus_max_score, positive=True),
+    )
+    table.finish()
+    return settings
+
+
+def _read_managesieve(reader: _Reader, table: _Table) -> ManageSieveSettings:
+    defaults = ManageSieveSettings()
+    settings = ManageSieveSettings(
+        listen=table.addresses("listen", defaults.listen),
+        starttls=table.boolean("starttls", defaults.starttls),
+        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+        max_script_size=table.integer("max_script_size", defaults.max_script_size, minimum=1),
+        max_scripts=table.integer("max_scripts", defaults.max_scripts, minimum=1),
+        timeout=table.number("timeout", defaults.timeout, positive=True),
     )
     table.finish()
     return settings

@@ -87,8 +87,16 @@ def status_reply(status: DeliveryStatus, *, over_quota_tempfail: bool) -> Reply:
             return NO_SUCH_USER
         case Outcome.PERMANENT:
             return Reply(554, "5.6.0", status.text)
+        case Outcome.REJECTED:  # Sieve reject/ereject, refused at the protocol level
+            return Reply(550, "5.7.1", _one_line(status.text))
         case Outcome.TEMPORARY:
             return Reply(451, "4.3.0", status.text)
+
+
+def _one_line(text: str) -> str:
+    """A reject reason as reply text: one line of printable ASCII (RFC 5429 §2.1.1)."""
+    flat = " ".join(text.split())
+    return "".join(c if " " <= c <= "~" else "?" for c in flat)[:400] or "Rejected"
 
 
 class LmtpConnection:
@@ -286,6 +294,7 @@ class LmtpConnection:
                         folder=folder,
                         sender=sender,
                         recipient=addresses[index],
+                        sieve=self.context.sieve,
                     )
                 )
             tempfail = self.context.over_quota_tempfail

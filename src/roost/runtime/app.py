@@ -40,8 +40,10 @@ from roost.auth.base import Authenticator
 from roost.auth.known_addresses import StoreKnownAddresses
 from roost.auth.throttle import LoginThrottle
 from roost.config import ConfigError, LimitSettings, Settings
+from roost.delivery import sieve_context
 from roost.imap.context import ImapContext
 from roost.lmtp.context import LmtpContext
+from roost.managesieve.context import ManageSieveContext, ManageSieveLimits
 from roost.observability import metrics, sd_notify
 from roost.observability.sessions import SessionRegistry
 from roost.pop3.context import Pop3Context
@@ -55,6 +57,7 @@ from roost.runtime.listeners import (
     IMAP,
     LMTP,
     LOCAL_DELIVERY,
+    MANAGESIEVE,
     POP3,
     BoundAddress,
     Listeners,
@@ -175,6 +178,7 @@ class Server:
         self._context: ImapContext | None = None
         self._pop3_context: Pop3Context | None = None
         self._lmtp_context: LmtpContext | None = None
+        self._managesieve_context: ManageSieveContext | None = None
         self.coordination = coordination or Coordination.local(settings.limits)
         self._listeners = Listeners(settings, self.coordination, self._serve, listen_sockets)
         self._http: HttpListener | None = None
@@ -243,6 +247,7 @@ class Server:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)
             self._lmtp_context = self._build_lmtp_context(self._context)
+            self._managesieve_context = self._build_managesieve_context(self._context)
             await self._listeners.bind(self._tls_context)
         except BaseException:
             await self._listeners.close()
@@ -389,6 +394,8 @@ class Server:
             return "HTTP"
         if bound.protocol == LMTP:
             return "LMTP"
+        if bound.protocol == MANAGESIEVE:
+            return "ManageSieve"
         if bound.protocol == POP3:
             if bound.implicit_tls:
                 return "POP3 over TLS"
@@ -452,6 +459,27 @@ class Server:
             server_name=settings.server.hostname,
             spool_dir=settings.server.data_dir / "spool",
             over_quota_tempfail=settings.quota.over_quota_tempfail,
+            sieve=sieve_context(
+                settings.sieve, settings.server.hostname, settings.delivery.domains
+            ),
+        )
+
+    def _build_managesieve_context(self, imap: ImapContext) -> ManageSieveContext:
+        """Shares the store, the authenticator (so its throttle) and the per-account
+        session count with IMAP; STARTTLS with IMAP's certificate."""
+        section = self.settings.managesieve
+        return ManageSieveContext(
+            store=imap.store,
+            authenticator=imap.authenticator,
+            limits=ManageSieveLimits(
+                max_script_size=section.max_script_size,
+                max_scripts=section.max_scripts,
+                timeout=section.timeout,
+                max_redirects=self.settings.sieve.max_redirects,
+            ),
+            tls_context=self._tls_context if section.starttls else None,
+            allow_plaintext_auth=section.allow_plaintext_auth,
+            account_connections=imap.account_connections,
         )
 
     def _build_context(self, store: Store) -> ImapContext:
@@ -500,6 +528,13 @@ class Server:
             from roost.lmtp.local import serve_local_delivery
 
             await serve_local_delivery(reader, writer, self._lmtp_context)
+        elif protocol == MANAGESIEVE:
+            assert self._managesieve_context is not None
+            from roost.managesieve.connection import serve_managesieve_connection
+
+            await serve_managesieve_connection(
+                reader, writer, self._managesieve_context, remote_ip=remote_ip
+            )
         elif protocol == POP3:
             assert self._pop3_handler is not None and self._pop3_context is not None
             await self._pop3_handler(

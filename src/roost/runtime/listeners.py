@@ -66,6 +66,9 @@ IMAP = "imap"
 POP3 = "pop3"
 LMTP = "lmtp"
 HTTP = "http"  # the metrics/autoconfig listener (runtime/http.py), not a mail protocol
+MANAGESIEVE = "managesieve"
+MANAGESIEVE_FULL = b'BYE (TRYLATER) "Server connection limit reached"\r\n'
+MANAGESIEVE_TOO_MANY = b'BYE (TRYLATER) "Too many connections from your address"\r\n'
 LOCAL_DELIVERY = "deliver"  # the private socket of ``roost deliver`` (lmtp/local.py)
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every
@@ -422,6 +425,8 @@ def _refusal(protocol: str, refused_by: str) -> bytes:
         return POP3_SERVER_FULL if full else POP3_TOO_MANY_CONNECTIONS
     if protocol in (LMTP, LOCAL_DELIVERY):
         return LMTP_SERVER_FULL if full else LMTP_TOO_MANY_CONNECTIONS
+    if protocol == MANAGESIEVE:
+        return MANAGESIEVE_FULL if full else MANAGESIEVE_TOO_MANY
     return SERVER_FULL if full else TOO_MANY_CONNECTIONS
 
 

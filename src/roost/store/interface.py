@@ -44,6 +44,7 @@ from roost.store.values import (
     NewMessage,
     QuotaOverride,
     QuotaUsage,
+    SieveScript,
     StoreFlagsResult,
 )
 
@@ -195,6 +196,45 @@ class Account(Protocol):
 
     async def recalculate_quota(self) -> tuple[QuotaUsage, QuotaUsage]:
         """Rebuild usage from the messages; (before, after). Nothing depends on it."""
+        ...
+
+    # Sieve scripts (RFC 5228, managed over RFC 5804). Names are compared exactly; at
+    # most one script is active. Scripts count against no mail quota.
+    async def list_scripts(self) -> list[SieveScript]: ...
+    async def get_script(self, name: str) -> SieveScript:
+        """NoSuchScript where absent."""
+        ...
+
+    async def active_script(self) -> SieveScript | None: ...
+    async def put_script(self, name: str, source: str, compiled: str, version: int) -> None:
+        """Create or replace ``name`` (keeping whether it is active), in one transaction."""
+        ...
+
+    async def update_compiled(self, name: str, source: str, compiled: str, version: int) -> None:
+        """Replace the compiled form of ``name`` if its source is still ``source`` (it was
+        recompiled after a format change); a script gone or changed meanwhile is left alone."""
+        ...
+
+    async def delete_script(self, name: str) -> None:
+        """NoSuchScript where absent; ScriptActive for the active one (RFC 5804 §2.10)."""
+        ...
+
+    async def rename_script(self, old: str, new: str) -> None:
+        """NoSuchScript, ScriptExists; an active script stays active (RFC 5804 §2.11.1)."""
+        ...
+
+    async def set_active_script(self, name: str | None) -> None:
+        """Make ``name`` the only active script; None: none active. NoSuchScript."""
+        ...
+
+    # Sieve tracking: vacation responses (RFC 5230 §4.1) and duplicate ids (RFC 7352),
+    # each a (kind, key) remembered until an expiry time (epoch seconds).
+    async def sieve_tracked(self, kind: str, key: str, now: float) -> bool:
+        """Whether (kind, key) was remembered and has not expired at ``now``."""
+        ...
+
+    async def sieve_track(self, kind: str, key: str, expires: float, now: float) -> None:
+        """Remember (kind, key) until ``expires``; forgets entries expired at ``now``."""
         ...
 
 

@@ -380,7 +380,7 @@ def reindex_text(db: Database) -> None:
 _UPDATE_ANALYSIS = (
     "UPDATE analyses SET model = ?, sent_date = ?, sent_day = ?, message_id = ?,"
     " in_reply_to = ?, refs = ?, sort_subject = ?, sort_from = ?, sort_to = ?, sort_cc = ?,"
-    " display_from = ?, display_to = ? WHERE id = ?"
+    " display_from = ?, display_to = ?, preview = ? WHERE id = ?"
 )
 
 

@@ -231,6 +231,25 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         # made before, as the migration to part headers did (analyses.reindex_text).
         "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
     ),
+    (
+        # Sieve scripts (sqlite/sieve_scripts.py): the source as uploaded and its compiled
+        # form with the compiler's format version; at most one active (the partial unique
+        # index). Tracking: vacation responses and duplicate ids until their expiry.
+        """CREATE TABLE sieve_scripts (
+            name TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            compiled TEXT NOT NULL,
+            compiled_version INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
+        "CREATE UNIQUE INDEX sieve_one_active ON sieve_scripts (active) WHERE active = 1",
+        """CREATE TABLE sieve_tracking (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            expires INTEGER NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 # users.db: the accounts directory.
