@@ -1,13 +1,13 @@
 """The ``roost`` command: serve, deliver, import, export, backup, restore, verify, user
 add|passwd|del|list|import-passwd, user app-password add|list|revoke, user totp
-enable|disable, user quota set|show|recalc, check-config (and ``worker``, hidden: one
-worker process of ``serve --workers N``, started by the supervisor).
+enable|disable, user quota set|show|recalc, user alias add|del|list, check-config (and
+``worker``, hidden: one worker process of ``serve --workers N``, started by the supervisor).
 
 ``main`` (the console entry point, ``roost.cli:main``) is the click group of
 ``common.py``; importing ``serve``, ``user`` and the others registers their commands on it.
 """
 
-from roost.cli import data_ops, deliver, mail_io, passwd_import, serve, user, user_quota
+from roost.cli import data_ops, deliver, mail_io, passwd_import, serve, user, user_alias, user_quota
 from roost.cli.common import main
 from roost.cli.serve import ServeOptions
 
@@ -20,5 +20,6 @@ __all__ = [
     "passwd_import",
     "serve",
     "user",
+    "user_alias",
     "user_quota",
 ]

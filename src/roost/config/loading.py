@@ -41,6 +41,7 @@ from roost.config.sections import (
     parse_lmtp_address,
 )
 from roost.config.sizes import parse_size
+from roost.config.submission import RelayTarget, SubmissionSettings
 from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits
 
@@ -75,6 +76,7 @@ class Sections(NamedTuple):
     quota: QuotaSettings
     lmtp: LmtpSettings
     delivery: DeliverySettings
+    submission: SubmissionSettings
 
 
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
@@ -83,7 +85,10 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
     reader = _Reader(source, base_dir)
     sections = reader.sections(
         data,
-        ("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota", "lmtp", "delivery"),
+        (
+            *("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota", "lmtp"),
+            *("delivery", "submission"),
+        ),
     )
     return Sections(
         server=_read_server(reader, sections["server"]),
@@ -96,6 +101,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         quota=_read_quota(reader, sections["quota"]),
         lmtp=_read_lmtp(reader, sections["lmtp"]),
         delivery=_read_delivery(reader, sections["delivery"]),
+        submission=_read_submission(reader, sections["submission"]),
     )
 
 
@@ -517,6 +523,35 @@ def _read_delivery(reader: _Reader, table: _Table) -> DeliverySettings:
         strip_domain=table.boolean("strip_domain", defaults.strip_domain),
         detail_folders=table.boolean("detail_folders", defaults.detail_folders),
         subaddress_separator=separator,
+    )
+    table.finish()
+    return settings
+
+
+def _read_submission(reader: _Reader, table: _Table) -> SubmissionSettings:
+    defaults = SubmissionSettings()
+    relay_text = table.string("relay", "")
+    relay = defaults.relay
+    if relay_text:
+        try:
+            relay = RelayTarget.parse(relay_text)
+        except ValueError as error:
+            raise reader.invalid(table.key("relay"), str(error)) from None
+    settings = SubmissionSettings(
+        listen=table.addresses("listen", defaults.listen),
+        tls_listen=table.addresses("tls_listen", defaults.tls_listen),
+        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+        relay=relay,
+        relay_timeout=table.number("relay_timeout", defaults.relay_timeout, positive=True),
+        max_message_size=table.integer("max_message_size", defaults.max_message_size, minimum=1024),
+        max_recipients=table.integer("max_recipients", defaults.max_recipients, minimum=1),
+        max_messages_per_hour=table.integer(
+            "max_messages_per_hour", defaults.max_messages_per_hour
+        ),
+        hide_client_ip=table.boolean("hide_client_ip", defaults.hide_client_ip),
+        save_sent=table.boolean("save_sent", defaults.save_sent),
+        timeout=table.number("timeout", defaults.timeout, positive=True),
+        spool_threshold=table.integer("spool_threshold", defaults.spool_threshold, minimum=1),
     )
     table.finish()
     return settings

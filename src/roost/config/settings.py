@@ -33,6 +33,7 @@ from roost.config.sections import (
     UnixAddress,
     parse_lmtp_address,
 )
+from roost.config.submission import SubmissionSettings
 from roost.imap.context import ImapLimits
 
 
@@ -48,6 +49,7 @@ class Settings:
     quota: QuotaSettings = field(default_factory=QuotaSettings)
     lmtp: LmtpSettings = field(default_factory=LmtpSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    submission: SubmissionSettings = field(default_factory=SubmissionSettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
     source: str = "<defaults>"  # where the settings came from, for messages
 
@@ -87,6 +89,7 @@ class Settings:
             quota=sections.quota,
             lmtp=sections.lmtp,
             delivery=sections.delivery,
+            submission=sections.submission,
             source=source,
         )
         settings.validate()
@@ -101,6 +104,8 @@ class Settings:
         pop3_listen: Sequence[str] = (DEV_POP3_LISTEN,),
         pop3s_listen: Sequence[str] = (DEV_POP3S_LISTEN,),
         lmtp_listen: Sequence[str] = (),  # the CLI passes DEV_LMTP_LISTEN
+        submission_listen: Sequence[str] = (),  # the CLI passes DEV_SUBMISSION_LISTEN
+        submissions_listen: Sequence[str] = (),  # and DEV_SUBMISSIONS_LISTEN
     ) -> Settings:
         """The ``roost serve --dev`` settings: local listeners, a self-signed certificate
         in ``data_dir/tls``. Plaintext sign-in before STARTTLS (STLS) is allowed only
@@ -112,6 +117,12 @@ class Settings:
         pop3 = tuple(_parse_listen_option(text, "--pop3-listen") for text in pop3_listen)
         pop3s = tuple(_parse_listen_option(text, "--pop3s-listen") for text in pop3s_listen)
         lmtp = tuple(parse_lmtp_option(text) for text in lmtp_listen)
+        submission = tuple(
+            _parse_listen_option(text, "--submission-listen") for text in submission_listen
+        )
+        submissions = tuple(
+            _parse_listen_option(text, "--submissions-listen") for text in submissions_listen
+        )
         settings = cls(
             server=ServerSettings(data_dir=data_dir, hostname="localhost", workers=1),
             imap=ImapSettings(
@@ -134,6 +145,11 @@ class Settings:
             lmtp=LmtpSettings(listen=lmtp),
             # The demo account is "demo", so demo@anything reaches it.
             delivery=DeliverySettings(strip_domain=True),
+            submission=SubmissionSettings(
+                listen=submission,
+                tls_listen=submissions,
+                allow_plaintext_auth=all(address.is_loopback for address in submission),
+            ),
             dev=True,
             source="--dev",
         )
@@ -154,6 +170,7 @@ class Settings:
             for listen, tls_listen, starttls in (
                 (self.imap.listen, self.imap.tls_listen, self.imap.starttls),
                 (self.pop3.listen, self.pop3.tls_listen, self.pop3.starttls),
+                (self.submission.listen, self.submission.tls_listen, True),
             )
         )
 
@@ -172,6 +189,8 @@ class Settings:
             ("pop3.listen", self.pop3.listen),
             ("pop3.tls_listen", self.pop3.tls_listen),
             ("lmtp.listen", self.tcp_lmtp_listen),
+            ("submission.listen", self.submission.listen),
+            ("submission.tls_listen", self.submission.tls_listen),
         )
         return [(key, address) for key, addresses in keyed for address in addresses]
 

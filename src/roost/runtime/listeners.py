@@ -64,6 +64,7 @@ LMTP_SERVER_FULL = b"421 4.3.2 Server connection limit reached (max_connections)
 IMAP = "imap"
 POP3 = "pop3"
 LMTP = "lmtp"
+SUBMISSION = "submission"  # RFC 6409 on 587, RFC 8314 implicit TLS on 465
 LOCAL_DELIVERY = "deliver"  # the private socket of ``roost deliver`` (lmtp/local.py)
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every
@@ -413,7 +414,7 @@ def _refusal(protocol: str, refused_by: str) -> bytes:
     full = refused_by == "max_connections"
     if protocol == POP3:
         return POP3_SERVER_FULL if full else POP3_TOO_MANY_CONNECTIONS
-    if protocol in (LMTP, LOCAL_DELIVERY):
+    if protocol in (LMTP, LOCAL_DELIVERY, SUBMISSION):
         return LMTP_SERVER_FULL if full else LMTP_TOO_MANY_CONNECTIONS
     return SERVER_FULL if full else TOO_MANY_CONNECTIONS
 
