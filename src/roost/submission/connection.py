@@ -208,7 +208,10 @@ class SubmissionConnection:
             await self.writer.drain()
 
     def _answer(self, reply: Reply) -> None:
-        self._write(self.core.answer(reply))
+        data = self.core.answer(reply)
+        if data == b"334\r\n":
+            data = b"334 \r\n"  # RFC 4954 §4: "334" SP [base64]; the serializer strips
+        self._write(data)
         if self.core.transaction is None:
             self._drop_message()
 
