@@ -41,6 +41,7 @@ from roost.config import (
     parse_lmtp_option,
     read_config_text,
 )
+from roost.config.submission import DEV_SUBMISSION_LISTEN, DEV_SUBMISSIONS_LISTEN
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
@@ -64,7 +65,7 @@ NO_LISTENER = "none"
     help="Local development server: data in ./roost-data, IMAP+STARTTLS on "
     f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, POP3+STLS on "
     f"{DEV_POP3_LISTEN}, POP3 over TLS on {DEV_POP3S_LISTEN}, LMTP on {DEV_LMTP_LISTEN}, "
-    "a self-signed "
+    f"submission on {DEV_SUBMISSION_LISTEN} and {DEV_SUBMISSIONS_LISTEN}, a self-signed "
     "certificate and a demo account.",
 )
 @data_dir_option
@@ -88,6 +89,18 @@ NO_LISTENER = "none"
     metavar="ADDR",
     help=f"LMTP listener, unix:PATH or HOST:PORT (repeatable); '{NO_LISTENER}' for none.",
 )
+@click.option(
+    "--submission-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"Submission (STARTTLS) listener with --dev; '{NO_LISTENER}' for none.",
+)
+@click.option(
+    "--submissions-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"Submission implicit TLS listener with --dev; '{NO_LISTENER}' for none.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 @click.option(
     "--workers",
@@ -105,6 +118,8 @@ def serve(
     pop3_listen: tuple[str, ...],
     pop3s_listen: tuple[str, ...],
     lmtp_listen: tuple[str, ...],
+    submission_listen: tuple[str, ...],
+    submissions_listen: tuple[str, ...],
     log_level: str | None,
     workers: int | None,
 ) -> None:
@@ -119,6 +134,8 @@ def serve(
             pop3_listen=pop3_listen,
             pop3s_listen=pop3s_listen,
             lmtp_listen=lmtp_listen,
+            submission_listen=submission_listen,
+            submissions_listen=submissions_listen,
             log_level=log_level,
             workers=workers,
         ).read_config()
@@ -152,6 +169,8 @@ class ServeOptions:
     pop3_listen: tuple[str, ...] = ()
     pop3s_listen: tuple[str, ...] = ()
     lmtp_listen: tuple[str, ...] = ()
+    submission_listen: tuple[str, ...] = ()
+    submissions_listen: tuple[str, ...] = ()
     log_level: str | None = None
     workers: int | None = None
 
@@ -172,6 +191,8 @@ class ServeOptions:
             self.pop3s_listen,
             self.lmtp_listen,
             config_text=self.config_text,
+            submission_listen=self.submission_listen,
+            submissions_listen=self.submissions_listen,
         )
         if self.log_level is not None:
             settings = settings.replace(
@@ -195,7 +216,10 @@ class ServeOptions:
         for name in ("config_path", "data_dir"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
-        for name in ("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen", "lmtp_listen"):
+        for name in (
+            *("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen", "lmtp_listen"),
+            *("submission_listen", "submissions_listen"),
+        ):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
@@ -211,6 +235,8 @@ def _serve_settings(
     lmtp_listen: Sequence[str] = (),
     *,
     config_text: str | None = None,
+    submission_listen: Sequence[str] = (),
+    submissions_listen: Sequence[str] = (),
 ) -> Settings:
     if dev and config_path is not None:
         raise click.UsageError("--dev and --config cannot be combined")
@@ -222,6 +248,14 @@ def _serve_settings(
             _without_none(pop3_listen) if pop3_listen else (DEV_POP3_LISTEN,),
             _without_none(pop3s_listen) if pop3s_listen else (DEV_POP3S_LISTEN,),
             _without_none(lmtp_listen) if lmtp_listen else (DEV_LMTP_LISTEN,),
+            submission_listen=(
+                _without_none(submission_listen) if submission_listen else (DEV_SUBMISSION_LISTEN,)
+            ),
+            submissions_listen=(
+                _without_none(submissions_listen)
+                if submissions_listen
+                else (DEV_SUBMISSIONS_LISTEN,)
+            ),
         )
     config_path = default_config(config_path)
     if config_path is None:
