@@ -147,9 +147,10 @@ class SubmissionServer:
 
 @asynccontextmanager
 async def submission_server(
-    fake: FakeRelay | None = None, **submission: Any
+    fake: FakeRelay | None = None, *, lmtp_port: int | None = None, **submission: Any
 ) -> AsyncIterator[SubmissionServer]:
-    """``submission`` replaces [submission] settings (``relay=`` another target)."""
+    """``submission`` replaces [submission] settings (``relay=`` another target);
+    ``lmtp_port``: an LMTP listener there too, for a relay that delivers back."""
     relay = fake or FakeRelay()
     await relay.start()
     data_dir = Path(tempfile.mkdtemp(prefix="rs-", dir="/tmp"))
@@ -161,6 +162,7 @@ async def submission_server(
         [],
         submission_listen=[ANY_PORT],
         submissions_listen=[ANY_PORT],
+        lmtp_listen=[f"127.0.0.1:{lmtp_port}"] if lmtp_port else [],
     )
     changes: dict[str, Any] = {
         "relay": RelayTarget("127.0.0.1", relay.port),

@@ -120,7 +120,7 @@ class SubmissionConnection:
         return self.core.session.tls_active or self.context.submission.plaintext_auth_allowed
 
     async def run(self) -> None:
-        self._write(self.core.greeting(self.context.server_name, "ESMTP ready"))
+        self._write(self.core.greeting(self.context.server_name, "Submission ready"))
         try:
             await self._loop()
         except asyncio.CancelledError:
