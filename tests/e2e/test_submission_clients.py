@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,10 @@ def _swaks_with_tls() -> str | None:
 
 
 SWAKS = _swaks_with_tls()
-NO_SWAKS = "swaks with TLS is not installed (apt-get install swaks libnet-ssleay-perl libio-socket-ssl-perl)"
+NO_SWAKS = (
+    "swaks with TLS is not installed "
+    "(apt-get install swaks libnet-ssleay-perl libio-socket-ssl-perl)"
+)
 
 
 async def run(*command: str, stdin: bytes = b"") -> str:
@@ -127,11 +129,10 @@ def _postfix_missing() -> str | None:
 
 @pytest.mark.skipif(_postfix_missing() is not None, reason=_postfix_missing() or "")
 async def test_postfix_relays_and_delivers_back_over_lmtp() -> None:
-    from tests.e2e.test_postfix import free_port, until
+    from tests.e2e.test_postfix import free_port, make_root, until
     from tests.support.postfix import PrivatePostfix
 
-    root = Path(tempfile.mkdtemp(prefix="pfs-", dir="/tmp"))
-    root.chmod(0o755)
+    root = make_root()
     smtp_port, lmtp_port = free_port(), free_port()
     postfix = PrivatePostfix(root, smtp_port, lmtp_port)
     postfix.configure()
