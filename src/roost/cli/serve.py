@@ -45,7 +45,7 @@ from roost.config.submission import DEV_SUBMISSION_LISTEN, DEV_SUBMISSIONS_LISTE
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
-from roost.runtime.listeners import LMTP, POP3, BoundAddress, ServerError
+from roost.runtime.listeners import LMTP, POP3, SUBMISSION, BoundAddress, ServerError
 from roost.store.base import Store
 
 DEMO_ACCOUNT = "demo"
@@ -394,6 +394,8 @@ def _print_banner(
     for bound in addresses:
         if bound.protocol == LMTP:
             kind = "LMTP"
+        elif bound.protocol == SUBMISSION:
+            kind = "submission over TLS" if bound.implicit_tls else "submission, STARTTLS"
         elif bound.protocol == POP3:
             if bound.implicit_tls:
                 kind = "POP3 over TLS (SSL/TLS)"

@@ -170,7 +170,12 @@ class Settings:
             for listen, tls_listen, starttls in (
                 (self.imap.listen, self.imap.tls_listen, self.imap.starttls),
                 (self.pop3.listen, self.pop3.tls_listen, self.pop3.starttls),
-                (self.submission.listen, self.submission.tls_listen, True),
+                # A loopback listener with plaintext AUTH works without a certificate.
+                (
+                    self.submission.listen,
+                    self.submission.tls_listen,
+                    not self.submission.plaintext_auth_allowed,
+                ),
             )
         )
 
@@ -248,7 +253,8 @@ class Settings:
                     raise ConfigError(
                         f"missing key 'tls.{name}' in {self.source}: needed for TLS "
                         "listeners, STARTTLS and STLS (or set imap.tls_listen = [], "
-                        "imap.starttls = false, pop3.tls_listen = [] and pop3.starttls = false)"
+                        "imap.starttls = false, pop3.tls_listen = [] and pop3.starttls = false"
+                        ", and leave submission.listen and submission.tls_listen empty)"
                     )
 
     def check_files(self) -> None:

@@ -327,7 +327,10 @@ class SubmissionConnection:
                 return refusal
             now = time.time()
             limit = settings.max_messages_per_hour
-            if not await context.store.claim_submission(self.account, now, HOUR, limit):
+            counted = limit > 0
+            if counted and not await context.store.claim_submission(
+                self.account, now, HOUR, limit
+            ):
                 log.warning("account=%s reached max_messages_per_hour=%d", self.account, limit)
                 return TOO_MANY_MESSAGES
             only = txn.recipients[0].command.recipient if len(txn.recipients) == 1 else None
@@ -350,7 +353,7 @@ class SubmissionConnection:
                 tls_context=context.relay_tls_context,
             )
             self._log(envelope, spool.size, reply, time.monotonic() - started)
-            if reply.code != 250:
+            if reply.code != 250 and counted:
                 await context.store.release_submission(self.account, now)
             elif settings.save_sent:
                 await save_sent_copy(context.store, self.account, source)
