@@ -29,6 +29,7 @@ from roost.runtime.listeners import SUBMISSION
 from roost.store.sqlite import SqliteStore
 from tests.conftest import FAST_HASHER, PASSWORD
 from tests.support.fake_relay import FakeRelay
+from tests.support.imap_client import ImapClient
 
 ANY_PORT = "127.0.0.1:0"
 USERS = ("alice", "bob")
@@ -113,6 +114,7 @@ class SubmissionServer:
     store: SqliteStore
     relay: FakeRelay
     clients: list[SmtpClient] = field(default_factory=list)
+    imap_clients: list[ImapClient] = field(default_factory=list)
 
     @property
     def port(self) -> int:
@@ -130,6 +132,12 @@ class SubmissionServer:
     async def signed_in(self, user: str = "alice") -> SmtpClient:
         client = await self.connect()
         assert (await client.login(user)).startswith("235 ")
+        return client
+
+    async def imap(self, user: str = "alice") -> ImapClient:
+        client = await ImapClient.connect("127.0.0.1", self.server.address()[1])
+        self.imap_clients.append(client)
+        await client.login(user, PASSWORD)
         return client
 
     async def mailbox(self, user: str, name: str) -> list[bytes]:
@@ -189,6 +197,8 @@ async def submission_server(
     finally:
         for client in handle.clients:
             await client.close()
+        for imap in handle.imap_clients:
+            await imap.close()
         await server.shutdown()
         await store.close()
         await relay.stop()

@@ -141,6 +141,7 @@ class Session:
             "ESORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "URLAUTH",  # RFC 4467, for BURL in submission (RFC 4468)
         ]
         if not self.compressed:
             caps.append("COMPRESS=DEFLATE")

@@ -232,3 +232,13 @@ class Store(CredentialStore, Protocol):
     async def release_submission(self, name: str, when: float) -> None:
         """Uncount the message counted at ``when`` (it was not sent after all)."""
         ...
+
+    async def urlauth_key(self, name: str, mailbox: str, *, create: bool) -> bytes | None:
+        """The secret that signs the account's URLAUTH URLs of ``mailbox`` (RFC 4467
+        §7); made when absent and ``create``, else None. NoSuchAccount when creating
+        for an absent account."""
+        ...
+
+    async def reset_urlauth_keys(self, name: str, mailbox: str | None) -> None:
+        """Forget the secret of ``mailbox`` (None: of every mailbox): RESETKEY."""
+        ...

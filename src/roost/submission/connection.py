@@ -37,6 +37,7 @@ from roost.smtp import (
     Auth,
     AuthResponse,
     Bdat,
+    Burl,
     ChunkEnd,
     Connection,
     Content,
@@ -64,6 +65,7 @@ from roost.submission import policy
 from roost.submission.context import SubmissionContext
 from roost.submission.relay import RelayEnvelope, relay_message
 from roost.submission.sent import save_sent_copy
+from roost.urlauth import access
 
 log = logging.getLogger("roost.submission")
 
@@ -85,6 +87,7 @@ SHUTTING_DOWN = Reply(421, "4.3.2", "Server shutting down")
 TIMED_OUT = Reply(421, "4.4.2", "Timeout, closing connection")
 CANNOT_VRFY = Reply(252, "2.5.0", "Cannot VRFY, send some mail")
 HELP = Reply(214, "2.0.0", "See RFC 6409")
+BURL_FAILED = Reply(554, "5.6.6", "IMAP URL resolution failed")  # RFC 4468 §6
 
 
 class _Closed(Exception):
@@ -164,6 +167,8 @@ class SubmissionConnection:
                 case Data():
                     self._answer(replies.START_MAIL_INPUT)
                     self._start_message()
+                case Burl(url, last):
+                    self._answer(await self._burl(url, last))
                 case ChunkEnd(size):
                     self._answer(Reply(250, "2.0.0", f"{size} octets received"))
                 case MessageEnd():
@@ -304,6 +309,27 @@ class SubmissionConnection:
         self._queue_id = secrets.token_hex(6).upper()
         return replies.SENDER_OK
 
+    async def _burl(self, url: str, last: bool) -> Reply:
+        """RFC 4468 §3: append what ``url`` names, checked by URLAUTH as the submit
+        server acting for this user (``submit+<user>`` access, RFC 4467 §2.3)."""
+        txn = self.core.transaction
+        assert txn is not None and self.account is not None  # the core checked
+        if self._spool is None:
+            self._start_message()
+        assert self._spool is not None
+        requester = access.Requester(submit_for=self.account)
+        data = await access.fetch(self.context.store, url, requester)
+        if data is None:
+            return BURL_FAILED
+        limit = self.context.submission.max_message_size
+        if txn.size + len(data) > limit:
+            return replies.MESSAGE_TOO_BIG
+        self._spool.write(data)
+        txn.size += len(data)
+        if not last:
+            return Reply(250, "2.0.0", f"{len(data)} octets appended")
+        return await self._finish_message()
+
     def _start_message(self) -> None:
         settings = self.context.submission
         self._spool = MessageSpool(self.context.spool_dir, settings.spool_threshold)
@@ -328,9 +354,7 @@ class SubmissionConnection:
             now = time.time()
             limit = settings.max_messages_per_hour
             counted = limit > 0
-            if counted and not await context.store.claim_submission(
-                self.account, now, HOUR, limit
-            ):
+            if counted and not await context.store.claim_submission(self.account, now, HOUR, limit):
                 log.warning("account=%s reached max_messages_per_hour=%d", self.account, limit)
                 return TOO_MANY_MESSAGES
             only = txn.recipients[0].command.recipient if len(txn.recipients) == 1 else None

@@ -33,4 +33,5 @@ class SubmissionContext:
             dsn=True,  # passed through to the relay (RFC 3461)
             starttls=self.tls_context is not None,
             auth_mechanisms=mechanisms,
+            burl=True,  # RFC 4468 with IMAP URLAUTH (roost.urlauth)
         )

@@ -417,6 +417,28 @@ class Thread(Command):
 
 # Names the dispatch table uses for each command type; "UID FETCH" etc. are the same type
 # with uid=True.
+@dataclass(frozen=True, slots=True)
+class GenUrlAuth(Command):
+    """RFC 4467 §7.1: pairs of (url-rump, mechanism)."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetKey(Command):
+    """RFC 4467 §7.2: every key when ``mailbox`` is None."""
+
+    mailbox: bytes | None
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetch(Command):
+    """RFC 4467 §7.3."""
+
+    urls: tuple[str, ...]
+
+
 COMMAND_NAMES: dict[type[Command], str] = {
     Capability: "CAPABILITY",
     Noop: "NOOP",
@@ -455,4 +477,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     Search: "SEARCH",
     Sort: "SORT",
     Thread: "THREAD",
+    GenUrlAuth: "GENURLAUTH",
+    ResetKey: "RESETKEY",
+    UrlFetch: "URLFETCH",
 }

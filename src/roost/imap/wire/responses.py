@@ -299,6 +299,20 @@ class FlagFetchBatch:
     flags: Mapping[Hashable, FlagList]  # the flag list of every key in ``keys``
 
 
+@dataclass(frozen=True, slots=True)
+class GenUrlAuthResponse:
+    """RFC 4467 §8: ``* GENURLAUTH`` and each full URL."""
+
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetchResponse:
+    """RFC 4467 §8: ``* URLFETCH`` and each URL with its data (None: NIL)."""
+
+    items: tuple[tuple[str, bytes | None], ...]
+
+
 Response = (
     Tagged
     | Untagged
@@ -322,4 +336,6 @@ Response = (
     | ESearchResponse
     | FetchResponse
     | FlagFetchBatch
+    | GenUrlAuthResponse
+    | UrlFetchResponse
 )

@@ -40,6 +40,7 @@ from roost.imap.wire.responses import (
     FlagFetchBatch,
     FlagList,
     FlagsResponse,
+    GenUrlAuthResponse,
     IdResponse,
     ListResponse,
     NamespaceResponse,
@@ -61,6 +62,7 @@ from roost.imap.wire.responses import (
     ThreadNode,
     ThreadResponse,
     Untagged,
+    UrlFetchResponse,
     Vanished,
 )
 from roost.imap.wire.sequence import compress_uids
@@ -554,6 +556,20 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
             for root in roots:
                 line += b" " + _astring_bytes(_to_bytes(root), utf8)
             return line + CRLF
+        case GenUrlAuthResponse(urls=urls):
+            return (
+                b"* GENURLAUTH "
+                + b" ".join(_astring_bytes(_to_bytes(u), utf8) for u in urls)
+                + CRLF
+            )
+        case UrlFetchResponse(items=items):
+            pieces = [
+                _astring_bytes(_to_bytes(url), utf8)
+                + b" "
+                + (b"NIL" if data is None else b"{%d}\r\n" % len(data) + data)
+                for url, data in items
+            ]
+            return b"* URLFETCH " + b" ".join(pieces) + CRLF
         case _:
             assert_never(response)
 

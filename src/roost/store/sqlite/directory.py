@@ -352,6 +352,27 @@ class Directory:
             (key, when),
         )
 
+    def urlauth_key(self, key: str, mailbox: str, create: bool) -> bytes | None:
+        row = self._conn.execute(
+            "SELECT secret FROM urlauth_keys WHERE name_key = ? AND mailbox = ?", (key, mailbox)
+        ).fetchone()
+        if row is not None or not create:
+            return None if row is None else bytes(row[0])
+        self.lookup(key)
+        self._conn.execute(
+            "INSERT OR IGNORE INTO urlauth_keys (name_key, mailbox, secret) VALUES (?, ?, ?)",
+            (key, mailbox, secrets.token_bytes(32)),
+        )
+        return self.urlauth_key(key, mailbox, create=False)
+
+    def reset_urlauth_keys(self, key: str, mailbox: str | None) -> None:
+        if mailbox is None:
+            self._conn.execute("DELETE FROM urlauth_keys WHERE name_key = ?", (key,))
+        else:
+            self._conn.execute(
+                "DELETE FROM urlauth_keys WHERE name_key = ? AND mailbox = ?", (key, mailbox)
+            )
+
     def instance_secret(self) -> bytes:
         secret: bytes = self._conn.execute("SELECT secret FROM counters WHERE id = 0").fetchone()[0]
         return secret

@@ -274,6 +274,14 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
             sent_at REAL NOT NULL
         )""",
         "CREATE INDEX submissions_by_account ON submissions (name_key, sent_at)",
+        # URLAUTH (RFC 4467 §7): a secret per account and mailbox that signs the
+        # account's URLAUTH URLs; RESETKEY replaces it, voiding every URL it signed.
+        """CREATE TABLE urlauth_keys (
+            name_key TEXT NOT NULL REFERENCES accounts (name_key) ON DELETE CASCADE,
+            mailbox TEXT NOT NULL,
+            secret BLOB NOT NULL,
+            PRIMARY KEY (name_key, mailbox)
+        ) WITHOUT ROWID""",
     ),
 )
 

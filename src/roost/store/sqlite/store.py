@@ -225,6 +225,12 @@ class SqliteStore:
     async def release_submission(self, name: str, when: float) -> None:
         await self._users.run(self._directory.release_submission, fold_name(name), when)
 
+    async def urlauth_key(self, name: str, mailbox: str, *, create: bool) -> bytes | None:
+        return await self._users.run(self._directory.urlauth_key, fold_name(name), mailbox, create)
+
+    async def reset_urlauth_keys(self, name: str, mailbox: str | None) -> None:
+        await self._users.run(self._directory.reset_urlauth_keys, fold_name(name), mailbox)
+
     async def instance_secret(self) -> bytes:
         return await self._users.run(self._directory.instance_secret)
 

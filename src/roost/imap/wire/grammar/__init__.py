@@ -22,6 +22,7 @@ from roost.imap.wire.grammar import (
     simple,
     store,
     uid,
+    urlauth,
 )
 from roost.imap.wire.tokenizer import LiteralValue, ParseError, Tokenizer
 
@@ -68,6 +69,9 @@ COMMANDS: dict[str, Parser] = {
     "SEARCH": search.parse_search,
     "SORT": search.parse_sort,
     "THREAD": search.parse_thread,
+    "GENURLAUTH": urlauth.parse_genurlauth,
+    "RESETKEY": urlauth.parse_resetkey,
+    "URLFETCH": urlauth.parse_urlfetch,
 }
 
 
