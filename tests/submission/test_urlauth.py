@@ -176,3 +176,35 @@ async def test_burl_from_header_is_still_checked() -> None:
         await client.command("RCPT TO:<carol@elsewhere.test>")
         assert (await client.command(f"BURL {url} LAST")).startswith("553 5.7.1")
         assert PASSWORD  # the same account signs in to IMAP and submission
+
+
+ENCODED = (
+    b"From: alice@example.org\r\nSubject: bin\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+    b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+    b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+    b"\r\nAAEC/w==\r\n--b--\r\n"
+)
+
+
+async def test_urlauth_binary_extended_urlfetch(submission: SubmissionServer) -> None:
+    """RFC 5524: BINARY undoes the transfer encoding (literal8 when it holds NUL),
+    BODYPARTSTRUCTURE describes the part, BODY is the part as stored."""
+    imap = await submission.imap()
+    assert b" URLAUTH=BINARY" in (await imap.ok("CAPABILITY")).untagged[0]
+    await imap.append("INBOX", ENCODED)
+    url = await genurlauth(
+        imap, "imap://alice@localhost/INBOX/;uid=1/;section=2;urlauth=user+alice"
+    )
+    reply = await imap.ok(f'URLFETCH ("{url}" BINARY BODYPARTSTRUCTURE)')
+    (line,) = reply.lines_starting(b"* URLFETCH ")
+    assert line.endswith(b" BINARY ~{4}\r\n\x00\x01\x02\xff)"), line
+    # As FETCH BODYSTRUCTURE gives it for that part (types as the message wrote them).
+    assert b'(BODYPARTSTRUCTURE ("application" "octet-stream" NIL NIL NIL "base64" 8 ' in line
+    reply = await imap.ok(f'URLFETCH ("{url}" BODY) ("{url}") "{url}"')
+    (line,) = reply.lines_starting(b"* URLFETCH ")
+    assert line.count(b"(BODY {8}\r\nAAEC/w==)") == 2 and line.endswith(b" {8}\r\nAAEC/w==")
+    reply = await imap.ok(f'URLFETCH ("{url[:-2]}00" BINARY)')
+    assert reply.untagged[-1].endswith(b" NIL")
+    await imap.bad(f'URLFETCH ("{url}" BODY BINARY)')
+    await imap.bad(f'URLFETCH ("{url}" FANCY)')

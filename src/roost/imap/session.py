@@ -142,6 +142,7 @@ class Session:
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
             "URLAUTH",  # RFC 4467, for BURL in submission (RFC 4468)
+            "URLAUTH=BINARY",  # RFC 5524: extended URLFETCH
         ]
         if not self.compressed:
             caps.append("COMPRESS=DEFLATE")

@@ -14,7 +14,12 @@ from collections.abc import AsyncIterator
 from roost.imap.handler_types import Done, bad, no
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
-from roost.imap.wire.responses import GenUrlAuthResponse, Response, UrlFetchResponse
+from roost.imap.wire.responses import (
+    GenUrlAuthResponse,
+    Response,
+    UrlFetchExtended,
+    UrlFetchResponse,
+)
 from roost.urlauth import access
 from roost.urlauth.url import UrlError, parse_url
 
@@ -54,10 +59,31 @@ async def resetkey(session: Session, cmd: c.ResetKey) -> AsyncIterator[Response 
 
 
 async def urlfetch(session: Session, cmd: c.UrlFetch) -> AsyncIterator[Response | Done]:
+    """RFC 4467 §7.3, and RFC 5524's extended form: ``(url BINARY BODYPARTSTRUCTURE)``
+    (a list without BODY or BINARY returns no data unless it is empty: then BODY)."""
     account = session.require_account()
     requester = access.Requester(account=account.name)
-    items = []
-    for url in cmd.urls:
-        items.append((url, await access.fetch(session.context.store, url, requester)))
+    store = session.context.store
+    items: list[tuple[str, bytes | UrlFetchExtended | None]] = []
+    for url, params in cmd.urls:
+        if params is None:
+            items.append((url, await access.fetch(store, url, requester)))
+            continue
+        kind = (
+            "BINARY" if "BINARY" in params else "BODY" if "BODY" in params or not params else None
+        )
+        extended = await access.fetch_extended(
+            store,
+            url,
+            requester,
+            binary=kind == "BINARY",
+            structure="BODYPARTSTRUCTURE" in params,
+            data=kind == "BODY",
+        )
+        if extended is None:
+            items.append((url, None))
+        else:
+            structure, data = extended.structure, extended.data or b""
+            items.append((url, UrlFetchExtended(structure, kind, data)))
     yield UrlFetchResponse(tuple(items))
     yield Done("URLFETCH completed")

@@ -434,9 +434,10 @@ class ResetKey(Command):
 
 @dataclass(frozen=True, slots=True)
 class UrlFetch(Command):
-    """RFC 4467 §7.3."""
+    """RFC 4467 §7.3; each URL with its RFC 5524 parameters (upper-cased: BODY, BINARY,
+    BODYPARTSTRUCTURE), or None for the simple form."""
 
-    urls: tuple[str, ...]
+    urls: tuple[tuple[str, tuple[str, ...] | None], ...]
 
 
 COMMAND_NAMES: dict[type[Command], str] = {

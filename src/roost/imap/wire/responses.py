@@ -307,10 +307,19 @@ class GenUrlAuthResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class UrlFetchExtended:
+    """RFC 5524 §3.2: ``(BODYPARTSTRUCTURE (...) BINARY ~{n}...)`` for one URL."""
+
+    structure: bytes | None  # already in IMAP form, parenthesized
+    kind: str | None  # "BODY" or "BINARY"; None: structure only
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class UrlFetchResponse:
     """RFC 4467 §8: ``* URLFETCH`` and each URL with its data (None: NIL)."""
 
-    items: tuple[tuple[str, bytes | None], ...]
+    items: tuple[tuple[str, bytes | UrlFetchExtended | None], ...]
 
 
 Response = (

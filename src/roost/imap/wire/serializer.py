@@ -62,6 +62,7 @@ from roost.imap.wire.responses import (
     ThreadNode,
     ThreadResponse,
     Untagged,
+    UrlFetchExtended,
     UrlFetchResponse,
     Vanished,
 )
@@ -475,6 +476,23 @@ def _thread(threads: Sequence[ThreadNode]) -> bytes:
     return b"".join(parts)
 
 
+def _urlfetch_value(value: bytes | UrlFetchExtended | None) -> bytes:
+    """RFC 4467 nstring, or RFC 5524's parenthesized metadata and data (literal8 for
+    BINARY data holding NUL, as Dovecot sends it)."""
+    if value is None:
+        return b"NIL"
+    if isinstance(value, bytes):
+        return b"{%d}\r\n" % len(value) + value
+    items = []
+    if value.structure is not None:
+        items.append(b"BODYPARTSTRUCTURE " + value.structure)
+    if value.kind is not None:
+        marker = b"~" if value.kind == "BINARY" and b"\x00" in value.data else b""
+        literal = marker + b"{%d}\r\n" % len(value.data) + value.data
+        items.append(value.kind.encode("ascii") + b" " + literal)
+    return b"(" + b" ".join(items) + b")"
+
+
 def serialize(response: Response, *, utf8: bool = False) -> bytes:
     """The complete wire form of ``response``, CRLF included.
 
@@ -564,10 +582,8 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
             )
         case UrlFetchResponse(items=items):
             pieces = [
-                _astring_bytes(_to_bytes(url), utf8)
-                + b" "
-                + (b"NIL" if data is None else b"{%d}\r\n" % len(data) + data)
-                for url, data in items
+                _astring_bytes(_to_bytes(url), utf8) + b" " + _urlfetch_value(value)
+                for url, value in items
             ]
             return b"* URLFETCH " + b" ".join(pieces) + CRLF
         case _:

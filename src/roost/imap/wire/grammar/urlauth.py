@@ -1,4 +1,5 @@
-"""GENURLAUTH, RESETKEY, URLFETCH (RFC 4467 §7, grammar in §9). The URLs are astrings
+"""GENURLAUTH, RESETKEY, URLFETCH (RFC 4467 §7, grammar in §9; RFC 5524 §5 for the
+extended URLFETCH). The URLs are astrings
 here; their own syntax is ``roost.urlauth.url``'s to judge."""
 
 from __future__ import annotations
@@ -37,10 +38,27 @@ def parse_resetkey(tokens: Tokenizer, tag: str) -> ResetKey:
     return ResetKey(tag, mailbox, tuple(mechanisms))
 
 
+_FETCH_PARAMS = ("BODY", "BINARY", "BODYPARTSTRUCTURE")
+
+
 def parse_urlfetch(tokens: Tokenizer, tag: str) -> UrlFetch:
-    urls = []
+    """``URLFETCH 1*(SP (url-full / "(" url-full *(SP param) ")"))`` (RFC 5524 §5)."""
+    urls: list[tuple[str, tuple[str, ...] | None]] = []
     while True:
         tokens.sp()
-        urls.append(_text(tokens))
+        if tokens.accept(b"("):
+            url = _text(tokens)
+            params = []
+            while not tokens.accept(b")"):
+                tokens.sp()
+                param = tokens.read_keyword()
+                if param not in _FETCH_PARAMS:
+                    raise ParseError(f"Unknown URLFETCH parameter {param}")
+                params.append(param)
+            if "BODY" in params and "BINARY" in params:
+                raise ParseError("BODY and BINARY cannot both be asked for")
+            urls.append((url, tuple(params)))
+        else:
+            urls.append((_text(tokens), None))
         if tokens.at_end():
             return UrlFetch(tag, tuple(urls))
