@@ -505,6 +505,7 @@ class DevServer:
                 "127.0.0.1:0",
                 "--managesieve-listen",
                 "127.0.0.1:0",
+                *("--submission-listen", "127.0.0.1:0", "--submissions-listen", "none"),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -433,6 +433,7 @@ async def test_dev_server_with_two_workers_over_tls(tmp_path: Path) -> None:
         *("--imap-listen", "127.0.0.1:0", "--imaps-listen", "127.0.0.1:0"),
         *("--pop3-listen", "none", "--pop3s-listen", "127.0.0.1:0"),
         *("--lmtp-listen", "none", "--managesieve-listen", "none"),
+        *("--submission-listen", "none", "--submissions-listen", "none"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         stdin=asyncio.subprocess.DEVNULL,

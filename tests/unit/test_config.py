@@ -404,6 +404,9 @@ def test_example_configuration_is_valid_and_complete() -> None:
     assert settings.quota == defaults.quota
     assert settings.sieve == defaults.sieve
     assert settings.managesieve == defaults.managesieve
+    assert dataclasses.replace(settings.submission, listen=(), tls_listen=()) == (
+        defaults.submission
+    )
     assert settings.tls.min_version == defaults.tls.min_version
     for limit in dataclasses.fields(ImapLimits):
         assert f"#{limit.name} = " in text

@@ -1,6 +1,7 @@
 """The ``roost`` command: serve, deliver, who, kick, mailbox, index, migrate, import,
 export, backup, restore, verify, user add|passwd|del|list|import-passwd, user
 app-password add|list|revoke, user totp enable|disable, user quota set|show|recalc,
+user alias add|del|list,
 sieve test|put|list|activate|get|delete, check-config (and ``worker``, hidden: one
 worker process of ``serve --workers N``, started by the supervisor).
 
@@ -18,6 +19,7 @@ from roost.cli import (
     serve,
     sieve,
     user,
+    user_alias,
     user_quota,
 )
 from roost.cli.common import main
@@ -35,5 +37,6 @@ __all__ = [
     "serve",
     "sieve",
     "user",
+    "user_alias",
     "user_quota",
 ]

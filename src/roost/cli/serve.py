@@ -42,6 +42,7 @@ from roost.config import (
     parse_lmtp_option,
     read_config_text,
 )
+from roost.config.submission import DEV_SUBMISSION_LISTEN, DEV_SUBMISSIONS_LISTEN
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
@@ -50,6 +51,7 @@ from roost.runtime.listeners import (
     LMTP,
     MANAGESIEVE,
     POP3,
+    SUBMISSION,
     BoundAddress,
     ListenSocket,
     ServerError,
@@ -76,7 +78,8 @@ NO_LISTENER = "none"
     help="Local development server: data in ./roost-data, IMAP+STARTTLS on "
     f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, POP3+STLS on "
     f"{DEV_POP3_LISTEN}, POP3 over TLS on {DEV_POP3S_LISTEN}, LMTP on {DEV_LMTP_LISTEN}, "
-    f"ManageSieve on {DEV_MANAGESIEVE_LISTEN}, a self-signed "
+    f"ManageSieve on {DEV_MANAGESIEVE_LISTEN}, submission on {DEV_SUBMISSION_LISTEN} and "
+    f"{DEV_SUBMISSIONS_LISTEN}, a self-signed "
     "certificate and a demo account.",
 )
 @data_dir_option
@@ -106,6 +109,18 @@ NO_LISTENER = "none"
     metavar="HOST:PORT",
     help=f"ManageSieve listener (repeatable); '{NO_LISTENER}' for none.",
 )
+@click.option(
+    "--submission-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"Submission (STARTTLS) listener with --dev; '{NO_LISTENER}' for none.",
+)
+@click.option(
+    "--submissions-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"Submission implicit TLS listener with --dev; '{NO_LISTENER}' for none.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 @click.option(
     "--workers",
@@ -124,6 +139,8 @@ def serve(
     pop3s_listen: tuple[str, ...],
     lmtp_listen: tuple[str, ...],
     managesieve_listen: tuple[str, ...],
+    submission_listen: tuple[str, ...],
+    submissions_listen: tuple[str, ...],
     log_level: str | None,
     workers: int | None,
 ) -> None:
@@ -139,6 +156,8 @@ def serve(
             pop3s_listen=pop3s_listen,
             lmtp_listen=lmtp_listen,
             managesieve_listen=managesieve_listen,
+            submission_listen=submission_listen,
+            submissions_listen=submissions_listen,
             log_level=log_level,
             workers=workers,
         ).read_config()
@@ -173,6 +192,8 @@ class ServeOptions:
     pop3s_listen: tuple[str, ...] = ()
     lmtp_listen: tuple[str, ...] = ()
     managesieve_listen: tuple[str, ...] = ()
+    submission_listen: tuple[str, ...] = ()
+    submissions_listen: tuple[str, ...] = ()
     log_level: str | None = None
     workers: int | None = None
 
@@ -194,6 +215,8 @@ class ServeOptions:
             self.lmtp_listen,
             self.managesieve_listen,
             config_text=self.config_text,
+            submission_listen=self.submission_listen,
+            submissions_listen=self.submissions_listen,
         )
         if self.log_level is not None:
             settings = settings.replace(
@@ -219,7 +242,7 @@ class ServeOptions:
                 values[name] = Path(values[name])
         for name in (
             *("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen"),
-            *("lmtp_listen", "managesieve_listen"),
+            *("lmtp_listen", "managesieve_listen", "submission_listen", "submissions_listen"),
         ):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)
@@ -237,6 +260,8 @@ def _serve_settings(
     managesieve_listen: Sequence[str] = (),
     *,
     config_text: str | None = None,
+    submission_listen: Sequence[str] = (),
+    submissions_listen: Sequence[str] = (),
 ) -> Settings:
     if dev and config_path is not None:
         raise click.UsageError("--dev and --config cannot be combined")
@@ -248,7 +273,17 @@ def _serve_settings(
             _without_none(pop3_listen) if pop3_listen else (DEV_POP3_LISTEN,),
             _without_none(pop3s_listen) if pop3s_listen else (DEV_POP3S_LISTEN,),
             _without_none(lmtp_listen) if lmtp_listen else (DEV_LMTP_LISTEN,),
-            _without_none(managesieve_listen) if managesieve_listen else (DEV_MANAGESIEVE_LISTEN,),
+            managesieve_listen=_without_none(managesieve_listen)
+            if managesieve_listen
+            else (DEV_MANAGESIEVE_LISTEN,),
+            submission_listen=(
+                _without_none(submission_listen) if submission_listen else (DEV_SUBMISSION_LISTEN,)
+            ),
+            submissions_listen=(
+                _without_none(submissions_listen)
+                if submissions_listen
+                else (DEV_SUBMISSIONS_LISTEN,)
+            ),
         )
     config_path = default_config(config_path)
     if config_path is None:
@@ -436,6 +471,8 @@ def _print_banner(
         elif bound.protocol == MANAGESIEVE:
             stls = starttls and settings.managesieve.starttls
             kind = "ManageSieve with STARTTLS" if stls else "ManageSieve (no TLS)"
+        elif bound.protocol == SUBMISSION:
+            kind = "submission over TLS" if bound.implicit_tls else "submission, STARTTLS"
         elif bound.protocol == POP3:
             if bound.implicit_tls:
                 kind = "POP3 over TLS (SSL/TLS)"

@@ -44,6 +44,7 @@ from roost.config.sections import (
     parse_lmtp_address,
 )
 from roost.config.sizes import parse_size
+from roost.config.submission import RelayTarget, SubmissionSettings
 from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits
 
@@ -81,6 +82,7 @@ class Sections(NamedTuple):
     http: HttpSettings
     sieve: SieveSettings
     managesieve: ManageSieveSettings
+    submission: SubmissionSettings
 
 
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
@@ -91,7 +93,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         data,
         (
             *("server", "imap", "pop3", "tls", "limits", "auth", "log"),
-            *("quota", "lmtp", "delivery", "http", "sieve", "managesieve"),
+            *("quota", "lmtp", "delivery", "http", "sieve", "managesieve", "submission"),
         ),
     )
     return Sections(
@@ -108,6 +110,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         http=_read_http(reader, sections["http"]),
         sieve=_read_sieve(reader, sections["sieve"]),
         managesieve=_read_managesieve(reader, sections["managesieve"]),
+        submission=_read_submission(reader, sections["submission"]),
     )
 
 
@@ -589,6 +592,35 @@ def _read_managesieve(reader: _Reader, table: _Table) -> ManageSieveSettings:
         max_script_size=table.integer("max_script_size", defaults.max_script_size, minimum=1),
         max_scripts=table.integer("max_scripts", defaults.max_scripts, minimum=1),
         timeout=table.number("timeout", defaults.timeout, positive=True),
+    )
+    table.finish()
+    return settings
+
+
+def _read_submission(reader: _Reader, table: _Table) -> SubmissionSettings:
+    defaults = SubmissionSettings()
+    relay_text = table.string("relay", "")
+    relay = defaults.relay
+    if relay_text:
+        try:
+            relay = RelayTarget.parse(relay_text)
+        except ValueError as error:
+            raise reader.invalid(table.key("relay"), str(error)) from None
+    settings = SubmissionSettings(
+        listen=table.addresses("listen", defaults.listen),
+        tls_listen=table.addresses("tls_listen", defaults.tls_listen),
+        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+        relay=relay,
+        relay_timeout=table.number("relay_timeout", defaults.relay_timeout, positive=True),
+        max_message_size=table.integer("max_message_size", defaults.max_message_size, minimum=1024),
+        max_recipients=table.integer("max_recipients", defaults.max_recipients, minimum=1),
+        max_messages_per_hour=table.integer(
+            "max_messages_per_hour", defaults.max_messages_per_hour
+        ),
+        hide_client_ip=table.boolean("hide_client_ip", defaults.hide_client_ip),
+        save_sent=table.boolean("save_sent", defaults.save_sent),
+        timeout=table.number("timeout", defaults.timeout, positive=True),
+        spool_threshold=table.integer("spool_threshold", defaults.spool_threshold, minimum=1),
     )
     table.finish()
     return settings

@@ -36,6 +36,7 @@ from roost.config.sections import (
     UnixAddress,
     parse_lmtp_address,
 )
+from roost.config.submission import SubmissionSettings
 from roost.imap.context import ImapLimits
 
 
@@ -54,6 +55,7 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     sieve: SieveSettings = field(default_factory=SieveSettings)
     managesieve: ManageSieveSettings = field(default_factory=ManageSieveSettings)
+    submission: SubmissionSettings = field(default_factory=SubmissionSettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
     source: str = "<defaults>"  # where the settings came from, for messages
 
@@ -96,6 +98,7 @@ class Settings:
             delivery=sections.delivery,
             sieve=sections.sieve,
             managesieve=sections.managesieve,
+            submission=sections.submission,
             source=source,
         )
         settings.validate()
@@ -111,6 +114,8 @@ class Settings:
         pop3s_listen: Sequence[str] = (DEV_POP3S_LISTEN,),
         lmtp_listen: Sequence[str] = (),  # the CLI passes DEV_LMTP_LISTEN
         managesieve_listen: Sequence[str] = (),  # the CLI passes DEV_MANAGESIEVE_LISTEN
+        submission_listen: Sequence[str] = (),  # the CLI passes DEV_SUBMISSION_LISTEN
+        submissions_listen: Sequence[str] = (),  # and DEV_SUBMISSIONS_LISTEN
     ) -> Settings:
         """The ``roost serve --dev`` settings: local listeners, a self-signed certificate
         in ``data_dir/tls``. Plaintext sign-in before STARTTLS (STLS) is allowed only
@@ -124,6 +129,12 @@ class Settings:
         lmtp = tuple(parse_lmtp_option(text) for text in lmtp_listen)
         sieve_listen = tuple(
             _parse_listen_option(text, "--managesieve-listen") for text in managesieve_listen
+        )
+        submission = tuple(
+            _parse_listen_option(text, "--submission-listen") for text in submission_listen
+        )
+        submissions = tuple(
+            _parse_listen_option(text, "--submissions-listen") for text in submissions_listen
         )
         settings = cls(
             server=ServerSettings(data_dir=data_dir, hostname="localhost", workers=1),
@@ -151,6 +162,11 @@ class Settings:
             ),
             # The demo account is "demo", so demo@anything reaches it.
             delivery=DeliverySettings(strip_domain=True),
+            submission=SubmissionSettings(
+                listen=submission,
+                tls_listen=submissions,
+                allow_plaintext_auth=all(address.is_loopback for address in submission),
+            ),
             dev=True,
             source="--dev",
         )
@@ -172,6 +188,12 @@ class Settings:
                 (self.imap.listen, self.imap.tls_listen, self.imap.starttls),
                 (self.pop3.listen, self.pop3.tls_listen, self.pop3.starttls),
                 (self.managesieve.listen, (), self.managesieve.starttls),
+                # A loopback listener with plaintext AUTH works without a certificate.
+                (
+                    self.submission.listen,
+                    self.submission.tls_listen,
+                    not self.submission.plaintext_auth_allowed,
+                ),
             )
         )
 
@@ -191,6 +213,8 @@ class Settings:
             ("pop3.tls_listen", self.pop3.tls_listen),
             ("lmtp.listen", self.tcp_lmtp_listen),
             ("managesieve.listen", self.managesieve.listen),
+            ("submission.listen", self.submission.listen),
+            ("submission.tls_listen", self.submission.tls_listen),
         )
         return [(key, address) for key, addresses in keyed for address in addresses]
 
@@ -248,7 +272,8 @@ class Settings:
                     raise ConfigError(
                         f"missing key 'tls.{name}' in {self.source}: needed for TLS "
                         "listeners, STARTTLS and STLS (or set imap.tls_listen = [], "
-                        "imap.starttls = false, pop3.tls_listen = [] and pop3.starttls = false)"
+                        "imap.starttls = false, pop3.tls_listen = [] and pop3.starttls = false"
+                        ", and leave submission.listen and submission.tls_listen empty)"
                     )
 
     def check_files(self) -> None:

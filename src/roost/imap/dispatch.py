@@ -40,6 +40,7 @@ from roost.imap.commands import (
     replace,
     search,
     store,
+    urlauth,
 )
 from roost.imap.handler_types import Awaiting, CommandError, Done, State, store_error_response
 from roost.imap.session import Session
@@ -111,6 +112,9 @@ _SPECS = (
     CommandSpec(c.Compress, "COMPRESS", extensions.compress, AUTH, sync=False),
     CommandSpec(c.Notify, "NOTIFY", notify.notify, AUTH),
     CommandSpec(c.Unauthenticate, "UNAUTHENTICATE", auth.unauthenticate, AUTH, sync=False),
+    CommandSpec(c.GenUrlAuth, "GENURLAUTH", urlauth.genurlauth, AUTH),
+    CommandSpec(c.ResetKey, "RESETKEY", urlauth.resetkey, AUTH),
+    CommandSpec(c.UrlFetch, "URLFETCH", urlauth.urlfetch, AUTH),
     CommandSpec(c.Check, "CHECK", expunge.check, SELECTED),
     CommandSpec(c.Close, "CLOSE", expunge.close, SELECTED, sync=False),
     CommandSpec(c.Unselect, "UNSELECT", expunge.unselect, SELECTED, sync=False),

@@ -154,6 +154,8 @@ class Session:
             "ESORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "URLAUTH",  # RFC 4467, for BURL in submission (RFC 4468)
+            "URLAUTH=BINARY",  # RFC 5524: extended URLFETCH
         ]
         if not self.compressed:
             caps.append("COMPRESS=DEFLATE")

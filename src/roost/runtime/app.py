@@ -59,6 +59,7 @@ from roost.runtime.listeners import (
     LOCAL_DELIVERY,
     MANAGESIEVE,
     POP3,
+    SUBMISSION,
     BoundAddress,
     Listeners,
     ListenSocket,
@@ -67,6 +68,7 @@ from roost.runtime.listeners import (
 from roost.runtime.tls import TlsError, ensure_self_signed, reload_certificate, server_context
 from roost.store.base import QuotaLimits, Store, StoreError
 from roost.store.events import EventHub
+from roost.submission.context import SubmissionContext
 
 log = logging.getLogger("roost.server")
 
@@ -179,6 +181,7 @@ class Server:
         self._pop3_context: Pop3Context | None = None
         self._lmtp_context: LmtpContext | None = None
         self._managesieve_context: ManageSieveContext | None = None
+        self._submission_context: SubmissionContext | None = None
         self.coordination = coordination or Coordination.local(settings.limits)
         self._listeners = Listeners(settings, self.coordination, self._serve, listen_sockets)
         self._http: HttpListener | None = None
@@ -248,6 +251,7 @@ class Server:
             self._pop3_context = self._build_pop3_context(self._context)
             self._lmtp_context = self._build_lmtp_context(self._context)
             self._managesieve_context = self._build_managesieve_context(self._context)
+            self._submission_context = self._build_submission_context(self._context)
             await self._listeners.bind(self._tls_context)
         except BaseException:
             await self._listeners.close()
@@ -396,6 +400,8 @@ class Server:
             return "LMTP"
         if bound.protocol == MANAGESIEVE:
             return "ManageSieve"
+        if bound.protocol == SUBMISSION:
+            return "submission over TLS" if bound.implicit_tls else "submission with STARTTLS"
         if bound.protocol == POP3:
             if bound.implicit_tls:
                 return "POP3 over TLS"
@@ -482,6 +488,18 @@ class Server:
             account_connections=imap.account_connections,
         )
 
+    def _build_submission_context(self, imap: ImapContext) -> SubmissionContext:
+        settings = self.settings
+        return SubmissionContext(
+            store=imap.store,
+            authenticator=imap.authenticator,
+            submission=settings.submission,
+            delivery=settings.delivery,
+            server_name=settings.server.hostname,
+            spool_dir=settings.server.data_dir / "spool",
+            tls_context=self._tls_context,
+        )
+
     def _build_context(self, store: Store) -> ImapContext:
         settings = self.settings
         authenticator = self._authenticator or StoreAuthenticator(
@@ -523,6 +541,17 @@ class Server:
         if protocol == LMTP:
             assert self._lmtp_context is not None
             await serve_lmtp_connection(reader, writer, self._lmtp_context, remote_ip=remote_ip)
+        elif protocol == SUBMISSION:
+            assert self._submission_context is not None
+            from roost.submission.connection import serve_submission_connection
+
+            await serve_submission_connection(
+                reader,
+                writer,
+                self._submission_context,
+                tls_active=implicit_tls,
+                remote_ip=remote_ip,
+            )
         elif protocol == LOCAL_DELIVERY:
             assert self._lmtp_context is not None
             from roost.lmtp.local import serve_local_delivery

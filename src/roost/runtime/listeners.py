@@ -69,6 +69,7 @@ HTTP = "http"  # the metrics/autoconfig listener (runtime/http.py), not a mail p
 MANAGESIEVE = "managesieve"
 MANAGESIEVE_FULL = b'BYE (TRYLATER) "Server connection limit reached"\r\n'
 MANAGESIEVE_TOO_MANY = b'BYE (TRYLATER) "Too many connections from your address"\r\n'
+SUBMISSION = "submission"  # RFC 6409 on 587, RFC 8314 implicit TLS on 465
 LOCAL_DELIVERY = "deliver"  # the private socket of ``roost deliver`` (lmtp/local.py)
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every
@@ -423,7 +424,7 @@ def _refusal(protocol: str, refused_by: str) -> bytes:
     full = refused_by == "max_connections"
     if protocol == POP3:
         return POP3_SERVER_FULL if full else POP3_TOO_MANY_CONNECTIONS
-    if protocol in (LMTP, LOCAL_DELIVERY):
+    if protocol in (LMTP, LOCAL_DELIVERY, SUBMISSION):
         return LMTP_SERVER_FULL if full else LMTP_TOO_MANY_CONNECTIONS
     if protocol == MANAGESIEVE:
         return MANAGESIEVE_FULL if full else MANAGESIEVE_TOO_MANY

@@ -268,3 +268,36 @@ class Store(CredentialStore, Protocol):
     async def set_quota_override(self, name: str, override: QuotaOverride) -> None:
         """Set the account's own limits (None: the default; 0: unlimited)."""
         ...
+
+    async def add_alias(self, name: str, address: str) -> None:
+        """Let the account send as ``address`` (submission); an address belongs to
+        one account: CannotDoThat if any has it. NoSuchAccount where absent."""
+        ...
+
+    async def delete_alias(self, name: str, address: str) -> bool:
+        """False when the account had no such alias."""
+        ...
+
+    async def list_aliases(self, name: str) -> list[str]:
+        """The account's aliases as added, sorted."""
+        ...
+
+    async def claim_submission(self, name: str, when: float, window: float, limit: int) -> bool:
+        """Count one message sent at ``when`` (epoch seconds) unless ``limit`` were
+        counted in the ``window`` seconds before; atomic across every process using
+        the store. ``limit`` 0: always counted."""
+        ...
+
+    async def release_submission(self, name: str, when: float) -> None:
+        """Uncount the message counted at ``when`` (it was not sent after all)."""
+        ...
+
+    async def urlauth_key(self, name: str, mailbox: str, *, create: bool) -> bytes | None:
+        """The secret that signs the account's URLAUTH URLs of ``mailbox`` (RFC 4467
+        §7); made when absent and ``create``, else None. NoSuchAccount when creating
+        for an absent account."""
+        ...
+
+    async def reset_urlauth_keys(self, name: str, mailbox: str | None) -> None:
+        """Forget the secret of ``mailbox`` (None: of every mailbox): RESETKEY."""
+        ...

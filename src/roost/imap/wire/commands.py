@@ -488,6 +488,29 @@ class Thread(Command):
 
 # Names the dispatch table uses for each command type; "UID FETCH" etc. are the same type
 # with uid=True.
+@dataclass(frozen=True, slots=True)
+class GenUrlAuth(Command):
+    """RFC 4467 §7.1: pairs of (url-rump, mechanism)."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetKey(Command):
+    """RFC 4467 §7.2: every key when ``mailbox`` is None."""
+
+    mailbox: bytes | None
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetch(Command):
+    """RFC 4467 §7.3; each URL with its RFC 5524 parameters (upper-cased: BODY, BINARY,
+    BODYPARTSTRUCTURE), or None for the simple form."""
+
+    urls: tuple[tuple[str, tuple[str, ...] | None], ...]
+
+
 COMMAND_NAMES: dict[type[Command], str] = {
     Capability: "CAPABILITY",
     Noop: "NOOP",
@@ -529,4 +552,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     CancelUpdate: "CANCELUPDATE",
     Sort: "SORT",
     Thread: "THREAD",
+    GenUrlAuth: "GENURLAUTH",
+    ResetKey: "RESETKEY",
+    UrlFetch: "URLFETCH",
 }

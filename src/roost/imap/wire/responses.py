@@ -319,6 +319,29 @@ class FlagFetchBatch:
     uidfetch: bool = False  # UIDFETCH responses, ``numbers`` being UIDs (RFC 9586 §3.3)
 
 
+@dataclass(frozen=True, slots=True)
+class GenUrlAuthResponse:
+    """RFC 4467 §8: ``* GENURLAUTH`` and each full URL."""
+
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetchExtended:
+    """RFC 5524 §3.2: ``(BODYPARTSTRUCTURE (...) BINARY ~{n}...)`` for one URL."""
+
+    structure: bytes | None  # already in IMAP form, parenthesized
+    kind: str | None  # "BODY" or "BINARY"; None: structure only
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetchResponse:
+    """RFC 4467 §8: ``* URLFETCH`` and each URL with its data (None: NIL)."""
+
+    items: tuple[tuple[str, bytes | UrlFetchExtended | None], ...]
+
+
 Response = (
     Tagged
     | Untagged
@@ -342,4 +365,6 @@ Response = (
     | ESearchResponse
     | FetchResponse
     | FlagFetchBatch
+    | GenUrlAuthResponse
+    | UrlFetchResponse
 )

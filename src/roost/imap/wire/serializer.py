@@ -40,6 +40,7 @@ from roost.imap.wire.responses import (
     FlagFetchBatch,
     FlagList,
     FlagsResponse,
+    GenUrlAuthResponse,
     IdResponse,
     ListResponse,
     NamespaceResponse,
@@ -62,6 +63,8 @@ from roost.imap.wire.responses import (
     ThreadNode,
     ThreadResponse,
     Untagged,
+    UrlFetchExtended,
+    UrlFetchResponse,
     Vanished,
 )
 from roost.imap.wire.sequence import compress_uids
@@ -488,6 +491,23 @@ def _thread(threads: Sequence[ThreadNode]) -> bytes:
     return b"".join(parts)
 
 
+def _urlfetch_value(value: bytes | UrlFetchExtended | None) -> bytes:
+    """RFC 4467 nstring, or RFC 5524's parenthesized metadata and data (literal8 for
+    BINARY data holding NUL, as Dovecot sends it)."""
+    if value is None:
+        return b"NIL"
+    if isinstance(value, bytes):
+        return b"{%d}\r\n" % len(value) + value
+    items = []
+    if value.structure is not None:
+        items.append(b"BODYPARTSTRUCTURE " + value.structure)
+    if value.kind is not None:
+        marker = b"~" if value.kind == "BINARY" and b"\x00" in value.data else b""
+        literal = marker + b"{%d}\r\n" % len(value.data) + value.data
+        items.append(value.kind.encode("ascii") + b" " + literal)
+    return b"(" + b" ".join(items) + b")"
+
+
 def serialize(response: Response, *, utf8: bool = False) -> bytes:
     """The complete wire form of ``response``, CRLF included.
 
@@ -569,6 +589,18 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
             for root in roots:
                 line += b" " + _astring_bytes(_to_bytes(root), utf8)
             return line + CRLF
+        case GenUrlAuthResponse(urls=urls):
+            return (
+                b"* GENURLAUTH "
+                + b" ".join(_astring_bytes(_to_bytes(u), utf8) for u in urls)
+                + CRLF
+            )
+        case UrlFetchResponse(items=items):
+            pieces = [
+                _astring_bytes(_to_bytes(url), utf8) + b" " + _urlfetch_value(value)
+                for url, value in items
+            ]
+            return b"* URLFETCH " + b" ".join(pieces) + CRLF
         case _:
             assert_never(response)
 

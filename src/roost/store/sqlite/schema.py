@@ -314,6 +314,31 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
             PRIMARY KEY (name_key, address)
         ) WITHOUT ROWID""",
     ),
+    (
+        # Submission (roost/submission): the addresses an account may send as besides
+        # its name (``roost user alias``), each owned by one account; and when each
+        # account's recent messages were relayed, for max_messages_per_hour across
+        # every worker. address_key: the address case-folded.
+        """CREATE TABLE aliases (
+            address_key TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            name_key TEXT NOT NULL REFERENCES accounts (name_key) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+        "CREATE INDEX aliases_by_account ON aliases (name_key)",
+        """CREATE TABLE submissions (
+            name_key TEXT NOT NULL,
+            sent_at REAL NOT NULL
+        )""",
+        "CREATE INDEX submissions_by_account ON submissions (name_key, sent_at)",
+        # URLAUTH (RFC 4467 §7): a secret per account and mailbox that signs the
+        # account's URLAUTH URLs; RESETKEY replaces it, voiding every URL it signed.
+        """CREATE TABLE urlauth_keys (
+            name_key TEXT NOT NULL REFERENCES accounts (name_key) ON DELETE CASCADE,
+            mailbox TEXT NOT NULL,
+            secret BLOB NOT NULL,
+            PRIMARY KEY (name_key, mailbox)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 

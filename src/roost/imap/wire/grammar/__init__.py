@@ -22,6 +22,7 @@ from roost.imap.wire.grammar import (
     simple,
     store,
     uid,
+    urlauth,
 )
 from roost.imap.wire.tokenizer import LiteralValue, ParseError, Tokenizer
 
@@ -71,6 +72,9 @@ COMMANDS: dict[str, Parser] = {
     "CANCELUPDATE": search.parse_cancelupdate,
     "SORT": search.parse_sort,
     "THREAD": search.parse_thread,
+    "GENURLAUTH": urlauth.parse_genurlauth,
+    "RESETKEY": urlauth.parse_resetkey,
+    "URLFETCH": urlauth.parse_urlfetch,
 }
 
 
