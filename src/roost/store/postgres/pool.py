@@ -1,0 +1,133 @@
+"""Connections to PostgreSQL and the one way every store operation runs on them.
+
+Invariants:
+
+* Every operation is a function of a connection run by ``Database.run`` in one
+  transaction; a serialization failure or deadlock rolls it back whole and runs it
+  again after a jittered, growing pause (at most ``MAX_ATTEMPTS`` times), so a caller
+  never sees a conflict between nodes — only the outcome of one clean attempt.
+* A write to an account's mail first locks that account's ``mail_counters`` row
+  (``lock_account``): writers of one account take turns in lock order, so they never
+  deadlock with each other and every read after the lock sees the latest commits
+  (READ COMMITTED).
+* Change events are handed to ``after_commit`` only once the transaction committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from roost.store.errors import NoSuchAccount, StoreError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 8
+FIRST_PAUSE = 0.005  # seconds; doubled per attempt, with full jitter
+POOL_MIN = 1
+POOL_MAX = 10
+RETRYABLE: tuple[type[BaseException], ...] = (
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    # A blob released by another node between our check and our reference to it
+    # (messages.py): the next attempt stores it again.
+    asyncpg.ForeignKeyViolationError,
+)
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached; nothing was changed (or it is unknown whether
+    the last write committed, when the connection broke at COMMIT)."""
+
+
+class Database:
+    """A pool of connections to one PostgreSQL database."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self.pool = pool
+        self.url = url
+
+    @classmethod
+    async def connect(cls, url: str, *, max_size: int = POOL_MAX) -> Database:
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=POOL_MIN, max_size=max_size, command_timeout=60
+            )
+        except (OSError, asyncpg.PostgresError) as error:
+            raise StoreUnavailable(f"cannot connect to {redact(url)}: {error}") from None
+        assert pool is not None
+        return cls(pool, url)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def run(
+        self,
+        fn: Callable[[asyncpg.Connection], Awaitable[T]],
+        *,
+        readonly: bool = False,
+        isolation: str = "read_committed",
+    ) -> T:
+        """``fn`` in one transaction, retried on conflicts (module docstring)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with (
+                    self.pool.acquire() as conn,
+                    conn.transaction(isolation=isolation, readonly=readonly),
+                ):
+                    return await fn(conn)
+            except RETRYABLE as error:
+                if attempt >= MAX_ATTEMPTS:
+                    raise StoreError(f"gave up after {attempt} conflicting attempts") from error
+                pause = random.uniform(0, FIRST_PAUSE * 2**attempt)
+                log.debug("retrying after %s (attempt %d)", type(error).__name__, attempt)
+                await asyncio.sleep(pause)
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
+                raise StoreUnavailable(f"database unavailable: {error}") from None
+            except asyncpg.CannotConnectNowError as error:
+                raise StoreUnavailable(f"database unavailable: {error}") from None
+
+    async def read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``fn`` in one read-only snapshot (REPEATABLE READ): every statement sees the
+        same instant."""
+        return await self.run(fn, readonly=True, isolation="repeatable_read")
+
+
+async def lock_account(conn: asyncpg.Connection, account_id: int) -> None:
+    """Take the account's write turn (module docstring); NoSuchAccount if it is gone."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM mail_counters WHERE account_id = $1 FOR UPDATE", account_id
+    )
+    if found is None:
+        raise NoSuchAccount(f"account {account_id} is gone")
+
+
+async def next_modseq(conn: asyncpg.Connection, account_id: int) -> int:
+    """The account's next modseq; only inside its write turn."""
+    value: int = await conn.fetchval(
+        "UPDATE mail_counters SET modseq = modseq + 1 WHERE account_id = $1 RETURNING modseq",
+        account_id,
+    )
+    return value
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+Row = Any

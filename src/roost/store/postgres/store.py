@@ -1,0 +1,334 @@
+"""The PostgreSQL store: every account of a site in one database, served by any node.
+
+Nothing here is kept in memory that another node needs (ARCHITECTURE.md decision 11):
+accounts, credentials, quota limits and mail are read from the database each time;
+change events reach other nodes by NOTIFY (notify.py).
+
+Invariants:
+
+* Account names are unique case-insensitively (``name_key``, case-folded as the SQLite
+  backend folds) and returned as first stored.
+* A new account starts its UIDVALIDITYs above every one a deleted account gave
+  (``settings.uidvalidity_floor``), so a re-created account never repeats one.
+* An account's own quota limits are read inside each APPEND or COPY transaction
+  (messages.py), so ``roost user quota set`` applies at once on every node.
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+from roost.store.credentials import AppPasswordRecord, SignInRecord
+from roost.store.errors import AccountExists, CannotDoThat, NoSuchAccount
+from roost.store.events import EventHub
+from roost.store.postgres import blobs, mailboxes
+from roost.store.postgres.account import PostgresAccount
+from roost.store.postgres.notify import Notifier
+from roost.store.postgres.pool import Database
+from roost.store.postgres.schema import check_version
+from roost.store.values import QuotaLimits, QuotaOverride
+
+UNLIMITED = QuotaLimits()
+
+
+def fold_name(name: str) -> str:
+    """The key an account name (or app-password label) is stored and looked up by."""
+    return name.casefold()
+
+
+class PostgresStore:
+    """Implements base.Store. Create with ``await PostgresStore.open(url)``."""
+
+    def __init__(
+        self, db: Database, hub: EventHub, quota: QuotaLimits, notifier: Notifier | None
+    ) -> None:
+        self._db = db
+        self._hub = hub
+        self._quota = quota
+        self._notifier = notifier
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        hub: EventHub | None = None,
+        quota: QuotaLimits = UNLIMITED,
+        listen: bool = True,
+        pool_size: int = 10,
+    ) -> PostgresStore:
+        """Connect to ``url``, refuse a schema other than this Roost's, and (with
+        ``listen``) hear other nodes' changes on ``hub``."""
+        db = await Database.connect(url, max_size=pool_size)
+        hub = hub or EventHub()
+        notifier: Notifier | None = None
+        try:
+            async with db.pool.acquire() as conn:
+                await check_version(conn)
+            if listen:
+                notifier = await Notifier.start(url, hub)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, hub, quota, notifier)
+
+    @property
+    def hub(self) -> EventHub:
+        return self._hub
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    @property
+    def default_quota(self) -> QuotaLimits:
+        return self._quota
+
+    async def close(self) -> None:
+        if self._notifier is not None:
+            await self._notifier.close()
+        await self._db.close()
+
+    # ---- accounts ------------------------------------------------------------------
+
+    async def create_account(self, name: str, password_hash: str) -> None:
+        key = fold_name(name)
+        if not key:
+            raise CannotDoThat("an account needs a name")
+
+        async def create(conn: asyncpg.Connection) -> None:
+            try:
+                account_id = await conn.fetchval(
+                    "INSERT INTO accounts (name_key, name, password_hash, created)"
+                    " VALUES ($1, $2, $3, $4) RETURNING id",
+                    key,
+                    name,
+                    password_hash,
+                    int(time.time()),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise AccountExists(name) from exc
+            await conn.execute(
+                "INSERT INTO mail_counters (account_id, uidvalidity)"
+                " SELECT $1, uidvalidity_floor FROM settings WHERE id = 0",
+                account_id,
+            )
+            await mailboxes.initialize(conn, account_id)
+
+        await self._db.run(create)
+
+    async def delete_account(self, name: str) -> None:
+        key = fold_name(name)
+
+        async def delete(conn: asyncpg.Connection) -> None:
+            row = await conn.fetchrow(
+                "SELECT a.id, c.uidvalidity FROM accounts a"
+                " JOIN mail_counters c ON c.account_id = a.id WHERE a.name_key = $1"
+                " FOR UPDATE",
+                key,
+            )
+            if row is None:
+                raise NoSuchAccount(name)
+            blob_ids = await conn.fetch(
+                "SELECT DISTINCT blob_id FROM messages WHERE account_id = $1", row["id"]
+            )
+            await conn.execute("DELETE FROM accounts WHERE id = $1", row["id"])
+            await blobs.release(conn, [r["blob_id"] for r in blob_ids])
+            await conn.execute(
+                "UPDATE settings SET uidvalidity_floor = greatest(uidvalidity_floor, $1)"
+                " WHERE id = 0",
+                row["uidvalidity"],
+            )
+
+        await self._db.run(delete)
+
+    async def list_accounts(self) -> list[str]:
+        rows = await self._db.pool.fetch('SELECT name FROM accounts ORDER BY name COLLATE "C"')
+        return [row["name"] for row in rows]
+
+    async def get_password_hash(self, name: str) -> str | None:
+        value = await self._db.pool.fetchval(
+            "SELECT password_hash FROM accounts WHERE name_key = $1", fold_name(name)
+        )
+        return None if value is None else str(value)
+
+    async def set_password_hash(self, name: str, password_hash: str) -> None:
+        await self._update_one(
+            "UPDATE accounts SET password_hash = $2 WHERE name_key = $1", name, password_hash
+        )
+
+    async def open_account(self, name: str) -> PostgresAccount:
+        row = await self._db.pool.fetchrow(
+            "SELECT id, name FROM accounts WHERE name_key = $1", fold_name(name)
+        )
+        if row is None:
+            raise NoSuchAccount(name)
+        return PostgresAccount(
+            self._db, int(row["id"]), str(row["name"]), fold_name(name), self._hub, self._quota
+        )
+
+    # ---- quota ---------------------------------------------------------------------
+
+    async def quota_override(self, name: str) -> QuotaOverride:
+        row = await self._db.pool.fetchrow(
+            "SELECT quota_storage, quota_messages FROM accounts WHERE name_key = $1",
+            fold_name(name),
+        )
+        if row is None:
+            raise NoSuchAccount(name)
+        return QuotaOverride(row["quota_storage"], row["quota_messages"])
+
+    async def set_quota_override(self, name: str, override: QuotaOverride) -> None:
+        for value in (override.storage, override.messages):
+            if value is not None and value < 0:
+                raise CannotDoThat("a quota limit cannot be negative")
+        await self._update_one(
+            "UPDATE accounts SET quota_storage = $2, quota_messages = $3 WHERE name_key = $1",
+            name,
+            override.storage,
+            override.messages,
+        )
+
+    # ---- credentials (store/credentials.py) ----------------------------------------
+
+    async def get_sign_in_record(self, name: str) -> SignInRecord | None:
+        async def read(conn: asyncpg.Connection) -> SignInRecord | None:
+            row = await conn.fetchrow(
+                "SELECT id, name, password_hash, scram_keys, totp_secret, totp_last_step"
+                " FROM accounts WHERE name_key = $1",
+                fold_name(name),
+            )
+            if row is None:
+                return None
+            apps = await conn.fetch(
+                "SELECT label, selector, password_hash, created, last_used"
+                ' FROM app_passwords WHERE account_id = $1 ORDER BY created, label COLLATE "C"',
+                row["id"],
+            )
+            return SignInRecord(
+                name=row["name"],
+                password_hash=row["password_hash"],
+                scram_keys=row["scram_keys"],
+                totp_secret=row["totp_secret"],
+                totp_last_step=int(row["totp_last_step"]),
+                app_passwords=tuple(
+                    AppPasswordRecord(
+                        a["label"], a["selector"], a["password_hash"], a["created"], a["last_used"]
+                    )
+                    for a in apps
+                ),
+            )
+
+        return await self._db.read(read)
+
+    async def set_password(self, name: str, password_hash: str, scram_keys: str | None) -> None:
+        await self._update_one(
+            "UPDATE accounts SET password_hash = $2, scram_keys = $3 WHERE name_key = $1",
+            name,
+            password_hash,
+            scram_keys,
+        )
+
+    async def set_totp_secret(self, name: str, secret: str | None) -> None:
+        await self._update_one(
+            "UPDATE accounts SET totp_secret = $2, totp_last_step = 0 WHERE name_key = $1",
+            name,
+            secret,
+        )
+
+    async def accept_totp_step(self, name: str, step: int) -> bool:
+        # One statement: of two sign-ins racing with the same code (on any nodes), one wins.
+        result = await self._db.pool.execute(
+            "UPDATE accounts SET totp_last_step = $2"
+            " WHERE name_key = $1 AND totp_secret IS NOT NULL AND totp_last_step < $2",
+            fold_name(name),
+            step,
+        )
+        return _count(result) == 1
+
+    async def add_scram_keys(self, name: str, password_hash: str, scram_keys: str) -> bool:
+        result = await self._db.pool.execute(
+            "UPDATE accounts SET scram_keys = $3"
+            " WHERE name_key = $1 AND password_hash = $2 AND scram_keys IS NULL",
+            fold_name(name),
+            password_hash,
+            scram_keys,
+        )
+        return _count(result) == 1
+
+    async def add_app_password(self, name: str, app_password: AppPasswordRecord) -> None:
+        account_id = await self._account_id(name)
+        try:
+            await self._db.pool.execute(
+                "INSERT INTO app_passwords (account_id, label_key, label, selector,"
+                " password_hash, created, last_used) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                account_id,
+                fold_name(app_password.label),
+                app_password.label,
+                app_password.selector,
+                app_password.password_hash,
+                app_password.created,
+                app_password.last_used,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise CannotDoThat(
+                f"an app password labelled {app_password.label!r} or with that selector exists"
+            ) from exc
+
+    async def delete_app_password(self, name: str, label: str) -> bool:
+        account_id = await self._account_id(name)
+        result = await self._db.pool.execute(
+            "DELETE FROM app_passwords WHERE account_id = $1 AND label_key = $2",
+            account_id,
+            fold_name(label),
+        )
+        return _count(result) > 0
+
+    async def app_password_used(self, name: str, selector: str, when: int) -> None:
+        await self._db.pool.execute(
+            "UPDATE app_passwords SET last_used = greatest(coalesce(last_used, 0), $3)"
+            " WHERE account_id = (SELECT id FROM accounts WHERE name_key = $1)"
+            " AND selector = $2",
+            fold_name(name),
+            selector,
+            when,
+        )
+
+    async def replace_app_password_hash(
+        self, name: str, selector: str, old_hash: str, new_hash: str
+    ) -> None:
+        await self._db.pool.execute(
+            "UPDATE app_passwords SET password_hash = $4"
+            " WHERE account_id = (SELECT id FROM accounts WHERE name_key = $1)"
+            " AND selector = $2 AND password_hash = $3",
+            fold_name(name),
+            selector,
+            old_hash,
+            new_hash,
+        )
+
+    async def instance_secret(self) -> bytes:
+        secret: bytes = await self._db.pool.fetchval("SELECT secret FROM settings WHERE id = 0")
+        return secret
+
+    # ---- helpers -------------------------------------------------------------------
+
+    async def _account_id(self, name: str) -> int:
+        value = await self._db.pool.fetchval(
+            "SELECT id FROM accounts WHERE name_key = $1", fold_name(name)
+        )
+        if value is None:
+            raise NoSuchAccount(name)
+        return int(value)
+
+    async def _update_one(self, sql: str, name: str, *args: object) -> None:
+        """Run an UPDATE keyed by ``$1`` = the folded name; NoSuchAccount if none."""
+        if _count(await self._db.pool.execute(sql, fold_name(name), *args)) == 0:
+            raise NoSuchAccount(name)
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 1``."""
+    return int(status.rsplit(" ", 1)[-1])

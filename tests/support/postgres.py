@@ -1,0 +1,113 @@
+"""Scratch PostgreSQL databases for tests: one migrated template per test run, and
+databases cloned from it on demand, emptied and reused, dropped at the end.
+
+The server is ``ROOST_TEST_PG_URL`` (default postgresql://postgres@127.0.0.1:5432/postgres,
+a role allowed to create databases). Where it cannot be reached, the tests that need it
+fail under CI (CI set: .ci/run starts a server) and are skipped with the reason locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+
+import asyncpg
+import pytest
+
+from roost.store.postgres.schema import migrate
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Everything a test may have written; settings (the instance secret) is reset apart.
+_TABLES = (
+    "accounts, app_passwords, mail_counters, mailboxes, subscriptions, blobs, blob_chunks,"
+    " messages, expunged, keywords, analyses"
+)
+
+
+def admin_url() -> str:
+    return os.environ.get("ROOST_TEST_PG_URL", DEFAULT_URL)
+
+
+def url_for(database: str) -> str:
+    base, _, _ = admin_url().rpartition("/")
+    return f"{base}/{database}"
+
+
+class ScratchDatabases:
+    """Databases named ``roost_test_<run>_<n>``, made from one migrated template."""
+
+    def __init__(self) -> None:
+        self._run = f"roost_test_{os.getpid()}_{secrets.token_hex(3)}"
+        self._template: str | None = None
+        self._made: list[str] = []
+        self._free: list[str] = []
+        self.unavailable: str | None = None
+
+    async def _admin(self) -> asyncpg.Connection:
+        return await asyncpg.connect(admin_url(), timeout=5)
+
+    async def check(self) -> None:
+        """Skip (locally) or fail (CI) when no server answers."""
+        if self.unavailable is None:
+            try:
+                conn = await self._admin()
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+                self.unavailable = f"no PostgreSQL at {admin_url()}: {error}"
+            else:
+                await conn.close()
+                self.unavailable = ""
+        if self.unavailable:
+            if os.environ.get("CI"):
+                pytest.fail(self.unavailable + " (CI: .ci/run must start one)")
+            pytest.skip(self.unavailable + " (set ROOST_TEST_PG_URL)")
+
+    async def acquire(self) -> str:
+        """The URL of an empty, migrated database of this run."""
+        await self.check()
+        if self._free:
+            return url_for(self._free.pop())
+        conn = await self._admin()
+        try:
+            if self._template is None:
+                template = f"{self._run}_template"
+                await conn.execute(f'CREATE DATABASE "{template}"')
+                self._made.append(template)
+                target = await asyncpg.connect(url_for(template))
+                try:
+                    await migrate(target)
+                finally:
+                    await target.close()
+                self._template = template
+            name = f"{self._run}_{len(self._made)}"
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+            self._made.append(name)
+        finally:
+            await conn.close()
+        return url_for(name)
+
+    async def release(self, url: str) -> None:
+        """Empty the database at ``url`` for the next test."""
+        name = url.rpartition("/")[2]
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+            await conn.execute(
+                "UPDATE settings SET uidvalidity_floor = 0,"
+                " secret = gen_random_uuid()::text::bytea WHERE id = 0"
+            )
+        finally:
+            await conn.close()
+        self._free.append(name)
+
+    async def drop_all(self) -> None:
+        if not self._made:
+            return
+        conn = await self._admin()
+        try:
+            for name in reversed(self._made):
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+        self._made.clear()
+        self._free.clear()
