@@ -8,7 +8,6 @@ fail under CI (CI set: .ci/run starts a server) and are skipped with the reason 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 
@@ -52,7 +51,7 @@ class ScratchDatabases:
         if self.unavailable is None:
             try:
                 conn = await self._admin()
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as error:
                 self.unavailable = f"no PostgreSQL at {admin_url()}: {error}"
             else:
                 await conn.close()
