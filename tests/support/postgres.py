@@ -17,11 +17,6 @@ import pytest
 from roost.store.postgres.schema import migrate
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-# Everything a test may have written; settings (the instance secret) is reset apart.
-_TABLES = (
-    "accounts, app_passwords, mail_counters, mailboxes, subscriptions, blobs, blob_chunks,"
-    " messages, expunged, keywords, analyses"
-)
 
 
 def admin_url() -> str:
@@ -90,7 +85,9 @@ class ScratchDatabases:
         name = url.rpartition("/")[2]
         conn = await asyncpg.connect(url)
         try:
-            await conn.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+            # DELETE, not TRUNCATE: a few rows, and TRUNCATE rewrites every file.
+            await conn.execute("DELETE FROM accounts")  # the rest cascades
+            await conn.execute("DELETE FROM blobs")
             await conn.execute(
                 "UPDATE settings SET uidvalidity_floor = 0,"
                 " secret = gen_random_uuid()::text::bytea WHERE id = 0"
