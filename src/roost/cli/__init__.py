@@ -1,5 +1,6 @@
 """The ``roost`` command: serve, user add|passwd|del|list, user app-password
-add|list|revoke, user totp enable|disable, user quota set|show|recalc, check-config
+add|list|revoke, user totp enable|disable, user quota set|show|recalc, check-config,
+db migrate
 (and ``worker``, hidden: one worker process of ``serve --workers N``, started by the
 supervisor).
 
@@ -8,8 +9,8 @@ supervisor).
 commands on it.
 """
 
-from roost.cli import serve, user, user_quota
+from roost.cli import db, serve, user, user_quota
 from roost.cli.common import main
 from roost.cli.serve import ServeOptions
 
-__all__ = ["ServeOptions", "main", "serve", "user", "user_quota"]
+__all__ = ["ServeOptions", "db", "main", "serve", "user", "user_quota"]

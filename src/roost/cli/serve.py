@@ -24,6 +24,7 @@ from roost.cli.common import (
     fail,
     main,
     no_config,
+    store_option,
 )
 from roost.config import (
     DEV_DATA_DIR,
@@ -55,6 +56,7 @@ NO_LISTENER = "none"
 
 @main.command()
 @config_option
+@store_option
 @click.option(
     "--dev",
     is_flag=True,
@@ -255,7 +257,9 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
 
 
 async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
-    store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+    store = await open_store(
+        settings.server.data_dir, quota=settings.quota.limits, url=settings.store.postgresql_url
+    )
     try:
         if settings.dev:
             await _ensure_demo_account(store)
@@ -273,7 +277,9 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
     schema, the --dev demo account); the workers open their own."""
     from roost.runtime.supervisor import Supervisor
 
-    store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+    store = await open_store(
+        settings.server.data_dir, quota=settings.quota.limits, url=settings.store.postgresql_url
+    )
     try:
         if settings.dev:
             await _ensure_demo_account(store)

@@ -41,6 +41,7 @@ from roost.config.sections import (
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
+    StoreSettings,
     TlsSettings,
 )
 from roost.config.settings import Settings
@@ -67,6 +68,7 @@ __all__ = [
     "QuotaSettings",
     "ServerSettings",
     "Settings",
+    "StoreSettings",
     "TlsSettings",
     "format_size",
     "parse_size",

@@ -30,6 +30,7 @@ from roost.config.sections import (
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
+    StoreSettings,
     TlsSettings,
 )
 from roost.config.sizes import parse_size
@@ -61,6 +62,7 @@ class Sections(NamedTuple):
     auth: AuthSettings
     log: LogSettings
     quota: QuotaSettings
+    store: StoreSettings
 
 
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
@@ -68,7 +70,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
     ``base_dir``. Raises ConfigError naming the first unknown or invalid key."""
     reader = _Reader(source, base_dir)
     sections = reader.sections(
-        data, ("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota")
+        data, ("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota", "store")
     )
     return Sections(
         server=_read_server(reader, sections["server"]),
@@ -79,6 +81,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         auth=_read_auth(reader, sections["auth"]),
         log=_read_log(reader, sections["log"]),
         quota=_read_quota(reader, sections["quota"]),
+        store=_read_store(reader, sections["store"]),
     )
 
 
@@ -411,6 +414,23 @@ def _read_quota(reader: _Reader, table: _Table) -> QuotaSettings:
     )
     table.finish()
     return settings
+
+
+def _read_store(reader: _Reader, table: _Table) -> StoreSettings:
+    defaults = StoreSettings()
+    backend = _choice(
+        reader, table.key("backend"), table.get("backend", defaults.backend), STORE_BACKENDS
+    )
+    url = table.get("url", defaults.url)
+    if not isinstance(url, str):
+        raise reader.invalid(table.key("url"), "must be a string")
+    if backend == "postgresql" and not url.startswith(("postgresql://", "postgres://")):
+        raise reader.invalid(table.key("url"), 'must be a "postgresql://..." URL')
+    table.finish()
+    return StoreSettings(backend=backend, url=url)
+
+
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def _choice(reader: _Reader, key: str, value: object, choices: Sequence[str]) -> str:

@@ -193,3 +193,19 @@ class QuotaSettings:
     @property
     def limits(self) -> QuotaLimits:
         return QuotaLimits(self.storage or None, self.messages or None)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """[store]: where the mail is kept. ``backend = "sqlite"`` (the default): one
+    database per account under ``server.data_dir``. ``"postgresql"``: every account in
+    the PostgreSQL database at ``url`` (postgresql://user@host/db), which several nodes
+    share (README, "Running several nodes"). ``--store URL`` or ``$ROOST_STORE``
+    overrides both."""
+
+    backend: str = "sqlite"
+    url: str = ""
+
+    @property
+    def postgresql_url(self) -> str | None:
+        return self.url if self.backend == "postgresql" else None

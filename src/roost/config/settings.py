@@ -26,6 +26,7 @@ from roost.config.sections import (
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
+    StoreSettings,
     TlsSettings,
 )
 from roost.imap.context import ImapLimits
@@ -41,6 +42,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     log: LogSettings = field(default_factory=LogSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
     source: str = "<defaults>"  # where the settings came from, for messages
 
@@ -78,6 +80,7 @@ class Settings:
             auth=sections.auth,
             log=sections.log,
             quota=sections.quota,
+            store=sections.store,
             source=source,
         )
         settings.validate()

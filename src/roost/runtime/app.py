@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 import ssl
@@ -83,18 +84,44 @@ class Pop3ConnectionHandler(Protocol):
 
 
 async def open_store(
-    data_dir: Path, *, hub: EventHub | None = None, quota: QuotaLimits | None = None
+    data_dir: Path,
+    *,
+    hub: EventHub | None = None,
+    quota: QuotaLimits | None = None,
+    url: str | None = None,
 ) -> Store:
     """Open the store in ``data_dir``, creating the directory (mode 0700) if needed;
     its change events go through ``hub`` when given (a worker's, linked to the others);
-    ``quota`` is every account's default limits (``[quota]``; None: unlimited)."""
+    ``quota`` is every account's default limits (``[quota]``; None: unlimited).
+    With a PostgreSQL ``url`` (``[store]``), or ``$ROOST_STORE`` (``--store``, which
+    wins), the store is that database instead and ``data_dir`` is not used."""
     from roost.store.sqlite import SqliteStore
 
+    url = os.environ.get(STORE_ENV) or url
+    match url:
+        case str() if url.startswith(("postgresql://", "postgres://")):
+            return await _open_postgres_store(url, hub, quota)
+        case str() if url:
+            raise ServerError(f"not a store URL: {url!r} (postgresql://user@host/db)")
     try:
         _make_private_dir(data_dir)
         return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
     except (OSError, sqlite3.Error, StoreError) as error:
         raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
+
+
+STORE_ENV = "ROOST_STORE"  # set by --store; read by every process of a node
+
+
+async def _open_postgres_store(url: str, hub: EventHub | None, quota: QuotaLimits | None) -> Store:
+    from roost.store.postgres import PostgresStore
+    from roost.store.postgres.pool import redact
+    from roost.store.postgres.schema import SchemaMismatch
+
+    try:
+        return await PostgresStore.open(url, hub=hub, quota=quota or QuotaLimits())
+    except (SchemaMismatch, StoreError) as error:
+        raise ServerError(f"cannot use the database {redact(url)}: {error}") from None
 
 
 def build_tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -195,7 +222,11 @@ class Server:
         if self._pop3_handler is None:
             self._pop3_handler = _default_pop3_handler()
         if self._store is None:
-            self._store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+            self._store = await open_store(
+                settings.server.data_dir,
+                quota=settings.quota.limits,
+                url=settings.store.postgresql_url,
+            )
         try:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)

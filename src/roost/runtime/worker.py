@@ -113,7 +113,12 @@ async def _serve(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLConte
     await bus.start()
     watchdog = asyncio.create_task(_watch_parent(spec.supervisor_pid))
     try:
-        store = await open_store(settings.server.data_dir, hub=hub, quota=settings.quota.limits)
+        store = await open_store(
+            settings.server.data_dir,
+            hub=hub,
+            quota=settings.quota.limits,
+            url=settings.store.postgresql_url,
+        )
         try:
 
             def ready(addresses: list[BoundAddress]) -> None:
