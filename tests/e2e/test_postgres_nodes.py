@@ -1,0 +1,135 @@
+"""Three ``roost serve`` nodes on one PostgreSQL database (issue 15, ARCHITECTURE.md
+decision 11): any node serves the account, and every node hears every change.
+
+* An IDLE session on node 1 is told of an APPEND made on node 2 and of a flag change
+  made on node 3 (LISTEN/NOTIFY, store/postgres/notify.py).
+* Clients on all three nodes APPEND to one mailbox at once: every UID unique, and
+  together they are exactly 1..N — none skipped, none given twice.
+
+Every process is started here and stopped by its own PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from roost.auth.passwords import hash_password
+from roost.store.postgres import PostgresStore
+from tests.support.imap_client import ImapClient, message
+from tests.support.postgres import ScratchDatabases
+from tests.support.server_process import RoostProcess, write_config
+
+USER = "alice"
+PASSWORD = "secret pass"
+HOST = "127.0.0.1"
+NODES = 3
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    scratch = ScratchDatabases()
+    url = await scratch.acquire()
+    store = await PostgresStore.open(url, listen=False)
+    try:
+        hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        await store.create_account(USER, hash_password(PASSWORD, hasher=hasher))
+    finally:
+        await store.close()
+    try:
+        yield url
+    finally:
+        await scratch.drop_all()
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path, database: str) -> AsyncIterator[list[RoostProcess]]:
+    processes = []
+    for n in range(NODES):
+        config = write_config(tmp_path / f"node{n}.toml", tmp_path / f"data{n}")
+        with config.open("a") as file:
+            file.write(f'[store]\nbackend = "postgresql"\nurl = {database!r}\n')
+        processes.append(RoostProcess(config, tmp_path / f"node{n}.log"))
+    try:
+        await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+        for process in processes:
+            assert process.errors_logged() == [], process.log_path.read_text()
+
+
+async def login(node: RoostProcess) -> ImapClient:
+    client = await ImapClient.connect(HOST, node.port)
+    await client.login(USER, PASSWORD)
+    return client
+
+
+async def next_line(client: ImapClient, prefix: bytes) -> bytes:
+    """The next untagged line starting with ``prefix`` (skipping e.g. RECENT)."""
+    while not (line := await client.read_response()).startswith(prefix):
+        pass
+    return line
+
+
+async def test_idle_on_one_node_hears_changes_made_on_others(
+    nodes: list[RoostProcess],
+) -> None:
+    watcher, writer, flagger = [await login(node) for node in nodes]
+    try:
+        await watcher.ok("SELECT INBOX")
+        tag = await watcher.idle()
+        reply = await writer.append("INBOX", message("from node 2"))
+        assert b"[APPENDUID" in reply.line
+        assert await next_line(watcher, b"* 1 EXISTS") == b"* 1 EXISTS"
+        await flagger.ok("SELECT INBOX")
+        await flagger.ok("STORE 1 +FLAGS (\\Flagged)")
+        line = await next_line(watcher, b"* 1 FETCH (")
+        assert b"\\Flagged" in line, line
+        await flagger.ok("STORE 1 +FLAGS (\\Deleted)")
+        assert b"\\Deleted" in await next_line(watcher, b"* 1 FETCH (")
+        await flagger.ok("EXPUNGE")
+        assert await next_line(watcher, b"* 1 EXPUNGE") == b"* 1 EXPUNGE"
+        await watcher.done(tag)
+    finally:
+        for client in (watcher, writer, flagger):
+            await client.close()
+
+
+async def test_concurrent_appends_on_all_nodes_get_gapless_unique_uids(
+    nodes: list[RoostProcess],
+) -> None:
+    per_client, clients_per_node = 15, 2
+    clients = [await login(node) for node in nodes for _ in range(clients_per_node)]
+
+    async def deliver(index: int, client: ImapClient) -> list[int]:
+        uids = []
+        for n in range(per_client):
+            reply = await client.append("INBOX", message(f"client {index} message {n}"))
+            found = _APPENDUID.search(reply.line)
+            assert found is not None, reply.line
+            uids.append(int(found.group(2)))
+        return uids
+
+    try:
+        results = await asyncio.gather(*(deliver(i, c) for i, c in enumerate(clients)))
+        for uids in results:
+            assert uids == sorted(uids)  # each client's own appends: increasing
+        every = sorted(uid for uids in results for uid in uids)
+        total = per_client * len(clients)
+        assert every == list(range(1, total + 1))  # unique, and no gap
+        await clients[0].ok("SELECT INBOX")
+        reply = await clients[0].ok("UID SEARCH ALL")
+        assert reply.untagged[-1] == b"* SEARCH " + b" ".join(
+            str(uid).encode() for uid in range(1, total + 1)
+        )
+    finally:
+        for client in clients:
+            await client.close()
