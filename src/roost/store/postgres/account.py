@@ -231,7 +231,7 @@ class PostgresAccount:
             await lock_account(conn, self._id)
             result, events = await fn(conn)
             if events:
-                await notify(conn, self._key, events)
+                await notify(conn, self._db.node, self._key, events)
             return result, events
 
         result, events = await self._db.run(job)

@@ -30,12 +30,17 @@ from roost.store.events import ChangeEvent, EventHub, MailboxChanged, MailboxLis
 log = logging.getLogger(__name__)
 
 CHANNEL = "roost_changes"
-NODE = secrets.token_hex(6)  # this process: its own notifications are skipped
 RECONNECT_FIRST = 0.1
 RECONNECT_MAX = 5.0
 
 
-def payload(account: str, events: list[ChangeEvent]) -> str:
+def new_node_id() -> str:
+    """The id of one store (a node, or one worker of it): its own notifications are
+    skipped by its own LISTEN."""
+    return secrets.token_hex(6)
+
+
+def payload(node: str, account: str, events: list[ChangeEvent]) -> str:
     mailboxes: dict[int, int] = {}
     listed = False
     for event in events:
@@ -45,7 +50,7 @@ def payload(account: str, events: list[ChangeEvent]) -> str:
             case MailboxListChanged():
                 listed = True
     return json.dumps(
-        {"n": NODE, "a": account, "m": list(mailboxes.items()), "l": listed},
+        {"n": node, "a": account, "m": list(mailboxes.items()), "l": listed},
         separators=(",", ":"),
     )
 
@@ -59,16 +64,19 @@ def parse(text: str) -> tuple[str, str, list[ChangeEvent]]:
     return str(data["n"]), str(data["a"]), events
 
 
-async def notify(conn: asyncpg.Connection, account: str, events: list[ChangeEvent]) -> None:
+async def notify(
+    conn: asyncpg.Connection, node: str, account: str, events: list[ChangeEvent]
+) -> None:
     """Inside the writing transaction: tell the other nodes (module docstring)."""
-    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload(account, events))
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload(node, account, events))
 
 
 class Notifier:
     """This node's LISTEN connection, feeding other nodes' changes to ``hub``."""
 
-    def __init__(self, url: str, hub: EventHub) -> None:
+    def __init__(self, url: str, hub: EventHub, node: str) -> None:
         self._url = url
+        self._node = node
         self._hub = hub
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
@@ -76,8 +84,8 @@ class Notifier:
         self.connected = asyncio.Event()
 
     @classmethod
-    async def start(cls, url: str, hub: EventHub) -> Notifier:
-        notifier = cls(url, hub)
+    async def start(cls, url: str, hub: EventHub, node: str) -> Notifier:
+        notifier = cls(url, hub, node)
         await notifier._connect()
         notifier._task = asyncio.create_task(notifier._keep_listening())
         return notifier
@@ -131,5 +139,5 @@ class Notifier:
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed change notification")
             return
-        if sender != NODE and events:
+        if sender != self._node and events:
             self._hub.deliver(account, events)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from roost.store.errors import NoSuchAccount, StoreError
+from roost.store.postgres.notify import new_node_id
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
         self.url = url
+        self.node = new_node_id()  # notify.py: whose notifications are whose
 
     @classmethod
     async def connect(cls, url: str, *, max_size: int = POOL_MAX) -> Database:

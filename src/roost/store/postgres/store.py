@@ -68,7 +68,7 @@ class PostgresStore:
             async with db.pool.acquire() as conn:
                 await check_version(conn)
             if listen:
-                notifier = await Notifier.start(url, hub)
+                notifier = await Notifier.start(url, hub, db.node)
         except BaseException:
             await db.close()
             raise
