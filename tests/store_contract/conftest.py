@@ -3,20 +3,18 @@ every backend passes"). Add a backend by adding a name to BACKENDS and a case be
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from roost.store.base import Account, MailboxInfo, Store
 from roost.store.sqlite import SqliteStore
-from tests.support.postgres import ScratchDatabases
+from tests.support.postgres import SCRATCH
 
 BACKENDS = ["sqlite", "postgresql"]
 
 # PostgreSQL: each store path of a test is a scratch database (tests/support/postgres.py).
-SCRATCH = ScratchDatabases()
 _urls: dict[Path, str] = {}
 
 
@@ -34,12 +32,6 @@ async def open_store(backend: str, path: Path) -> Store:
                 url = _urls[path] = await SCRATCH.acquire()
             return await PostgresStore.open(url, pool_size=4)
     raise ValueError(f"unknown backend {backend}")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _drop_scratch_databases() -> Iterator[None]:
-    yield
-    asyncio.run(SCRATCH.drop_all())
 
 
 @pytest.fixture(params=BACKENDS)

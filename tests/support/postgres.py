@@ -107,3 +107,7 @@ class ScratchDatabases:
             await conn.close()
         self._made.clear()
         self._free.clear()
+
+
+# The one instance of a test run: tests/conftest.py drops its databases at the end.
+SCRATCH = ScratchDatabases()
