@@ -43,6 +43,15 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# The server is gone or going (restart, failover, network): nothing to retry blindly.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
 class StoreUnavailable(StoreError):
     """The database cannot be reached; nothing was changed (or it is unknown whether
     the last write committed, when the connection broke at COMMIT)."""
@@ -93,9 +102,7 @@ class Database:
                 pause = random.uniform(0, FIRST_PAUSE * 2**attempt)
                 log.debug("retrying after %s (attempt %d)", type(error).__name__, attempt)
                 await asyncio.sleep(pause)
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
-                raise StoreUnavailable(f"database unavailable: {error}") from None
-            except asyncpg.CannotConnectNowError as error:
+            except UNAVAILABLE as error:
                 raise StoreUnavailable(f"database unavailable: {error}") from None
 
     async def read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:

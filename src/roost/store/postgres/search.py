@@ -60,14 +60,14 @@ _FLAG_BITS = {
     DRAFT.lower(): DRAFT_BIT,
 }
 _COLUMNS: dict[TextField, tuple[str, ...]] = {
-    TextField.HEADER: ("a.t_header",),
-    TextField.BODY: ("a.t_body",),
-    TextField.TEXT: ("a.t_header", "a.t_body"),
-    TextField.SUBJECT: ("a.t_subject",),
-    TextField.FROM: ("a.t_from",),
-    TextField.TO: ("a.t_to",),
-    TextField.CC: ("a.t_cc",),
-    TextField.BCC: ("a.t_bcc",),
+    TextField.HEADER: ("x.t_header",),
+    TextField.BODY: ("x.t_body",),
+    TextField.TEXT: ("x.t_header", "x.t_body"),
+    TextField.SUBJECT: ("x.t_subject",),
+    TextField.FROM: ("x.t_from",),
+    TextField.TO: ("x.t_to",),
+    TextField.CC: ("x.t_cc",),
+    TextField.BCC: ("x.t_bcc",),
 }
 _COMPARE = {DateComparison.BEFORE: "<", DateComparison.ON: "=", DateComparison.SINCE: ">="}
 # INTERNALDATE's calendar day in its own zone: floor((seconds + offset) / 86400).
@@ -84,6 +84,11 @@ _ORDER: dict[SortField, str] = {
     SortField.DISPLAY_FROM: "upper(coalesce(a.display_from, ''))",
     SortField.DISPLAY_TO: "upper(coalesce(a.display_to, ''))",
 }
+_MESSAGE_SORTS = frozenset({SortField.ARRIVAL, SortField.SIZE})
+# Text is matched in an uncorrelated subquery over the account's analyses: the trigram
+# GIN indexes find the few hits once, and each message is a hash probe (no NULLs: NOT
+# of it is exactly "does not match").
+_TEXT_MATCH = "m.blob_id IN (SELECT x.blob_id FROM analyses x WHERE x.account_id = $2 AND ({}))"
 _JOIN = "LEFT JOIN analyses a ON a.account_id = m.account_id AND a.blob_id = m.blob_id"
 
 
@@ -92,7 +97,8 @@ async def search(
 ) -> SearchResult:
     await mailbox(conn, account_id, mailbox_id)
     order = [_ORDER[o.field] + (" DESC" if o.reverse else "") for o in query.order]
-    sql, params = _select(mailbox_id, query, "m.uid, m.modseq", order)
+    analysis = any(o.field not in _MESSAGE_SORTS for o in query.order)
+    sql, params = _select(account_id, mailbox_id, query, "m.uid, m.modseq", order, analysis)
     rows = await conn.fetch(sql, *params)
     if not rows:
         return SearchResult([], 0)
@@ -107,7 +113,7 @@ async def thread_fields(
         "m.uid, coalesce(a.sent_date, m.internaldate), coalesce(a.subject, ''),"
         " coalesce(a.message_id, ''), coalesce(a.in_reply_to, ''), coalesce(a.refs, '')"
     )
-    sql, params = _select(mailbox_id, query, columns, [])
+    sql, params = _select(account_id, mailbox_id, query, columns, [], True)
     rows = await conn.fetch(sql, *params)
     stamp = datetime.fromtimestamp
     return [
@@ -117,18 +123,25 @@ async def thread_fields(
 
 
 def _select(
-    mailbox_id: int, query: SearchQuery, columns: str, order: list[str]
+    account_id: int,
+    mailbox_id: int,
+    query: SearchQuery,
+    columns: str,
+    order: list[str],
+    analysis: bool,
 ) -> tuple[str, list[object]]:
+    """The statement; ``columns`` and ``order`` may read ``a`` where ``analysis``."""
     compiler = _Compiler()
-    compiler.params.append(mailbox_id)
-    where = "m.mailbox_id = $1"
+    compiler.params += (mailbox_id, account_id)
+    where = "m.mailbox_id = $1 AND m.account_id = $2"
     if query.max_uid is not None:
         where += f" AND m.uid <= {compiler.param(query.max_uid)}"
     condition = compiler.compile(query.criterion)
     if condition != "true":
         where += f" AND {condition}"
+    join = _JOIN if analysis or compiler.needs_analysis else ""
     sql = (
-        f"SELECT {columns} FROM messages m {_JOIN} WHERE {where}"
+        f"SELECT {columns} FROM messages m {join} WHERE {where}"
         f" ORDER BY {', '.join([*order, 'm.uid'])}"
     )
     return sql, compiler.params
@@ -138,7 +151,8 @@ class _Compiler:
     """A criterion tree to one boolean SQL expression, with its parameters in order."""
 
     def __init__(self) -> None:
-        self.params: list[object] = []
+        self.params: list[object] = []  # $1 the mailbox, $2 the account
+        self.needs_analysis = False  # the condition reads a's columns
 
     def param(self, value: object) -> str:
         self.params.append(value)
@@ -157,6 +171,7 @@ class _Compiler:
                 return f"{_ARRIVAL_DAY} {_COMPARE[comparison]} {value}"
             case MatchSentDay(comparison=comparison, day=day):
                 value = self.param(day.toordinal() - _EPOCH_ORDINAL)
+                self.needs_analysis = True
                 return f"coalesce(a.sent_day, {_ARRIVAL_DAY}) {_COMPARE[comparison]} {value}"
             case MatchSavedDay(comparison=comparison, day=day):
                 value = self.param(day.toordinal() - _EPOCH_ORDINAL)
@@ -212,23 +227,23 @@ class _Compiler:
             return "true"  # the empty string is in every text
         pattern = self.param("%" + _like_escape(text.lower()) + "%")
         tests = [f"{column} LIKE {pattern}" for column in _COLUMNS[field]]
-        return "coalesce(" + " OR ".join(tests) + ", false)"
+        return _TEXT_MATCH.format(" OR ".join(tests))
 
     def _header(self, name: str, text: str) -> str:
         """RFC 9051 §6.4.4 HEADER: a ``Name: value`` line of the decoded header with that
         name and a value containing ``text``; LIKE terms let the index narrow it first."""
         folded_name, folded_text = name.lower(), text.lower()
-        tests = [f"a.t_header LIKE {self.param('%' + _like_escape(folded_name + ':') + '%')}"]
+        tests = [f"x.t_header LIKE {self.param('%' + _like_escape(folded_name + ':') + '%')}"]
         if folded_text:
-            tests.append(f"a.t_header LIKE {self.param('%' + _like_escape(folded_text) + '%')}")
+            tests.append(f"x.t_header LIKE {self.param('%' + _like_escape(folded_text) + '%')}")
         line = (
             "(^|\n)[ \t]*"
             + _regex_escape(folded_name)
             + "[ \t]*:[^\n]*"
             + _regex_escape(folded_text)
         )
-        tests.append(f"a.t_header ~ {self.param(line)}")
-        return "coalesce(" + " AND ".join(tests) + ", false)"
+        tests.append(f"x.t_header ~ {self.param(line)}")
+        return _TEXT_MATCH.format(" AND ".join(tests))
 
 
 def _like_escape(text: str) -> str:
