@@ -50,6 +50,7 @@ RULES: tuple[Rule, ...] = (
             "roost.managesieve",
             "roost.runtime",
             "roost.cli",
+            "roost.admin",
         )
     ),
     Rule("roost.mime", "roost.store", "a message is parsed without knowing where it is kept"),

@@ -207,3 +207,50 @@ async def test_many_clients_abandoning_literals_at_once(start_server: StartServe
     await connections_finished(handle)
     assert spool_files(handle) == []
     assert await inbox_count(handle) == 0
+
+
+async def test_nul_in_a_plain_literal_is_refused_and_literal8_keeps_it(
+    start_server: StartServer,
+) -> None:
+    """RFC 9051 §4.3: a {n} literal never holds NUL; only literal8 (~{n}, RFC 3516) may.
+    APPEND refuses a NUL in {n} (in memory or spooled) instead of storing bytes the
+    client could not have meant, and stores a literal8 message byte for byte."""
+    handle = await start_server(spool_threshold=SPOOL)
+    client = await handle.login()
+    small = b"Subject: nul\r\n\r\na\x00b\r\n"
+    spooled = small + b"p" * (2 * SPOOL) + b"\x00\r\n"
+    for number, body in enumerate((small, spooled)):
+        for synchronizing in (False, True):
+            tag = f"n{number}{int(synchronizing)}"
+            marker = b"{%d}" if synchronizing else b"{%d+}"
+            await client.send(tag.encode() + b" APPEND INBOX " + marker % len(body) + b"\r\n")
+            if synchronizing:
+                assert (await client.read_response()).startswith(b"+ ")
+            await client.send(body + b"\r\n")
+            reply = await client.read_until_tagged(tag)
+            assert reply.status == "NO" and b"[CANNOT]" in reply.line, reply.line
+    assert spool_files(handle) == []
+    assert await inbox_count(handle) == 0
+    for tag, body in (("b1", small), ("b2", spooled)):
+        await client.send(tag.encode() + b" APPEND INBOX ~{%d+}\r\n" % len(body) + body + b"\r\n")
+        assert (await client.read_until_tagged(tag)).status == "OK"
+    await client.ok("SELECT INBOX")
+    for number, body in ((1, small), (2, spooled)):
+        fetched = await client.ok(f"FETCH {number} (BINARY.PEEK[])")
+        assert fetched.untagged[0].endswith(b"~{%d}\r\n" % len(body) + body + b")")
+        # BODY[] cannot carry NUL in its {n} literal: shown as 0x80, stored unchanged.
+        fetched = await client.ok(f"FETCH {number} (BODY.PEEK[])")
+        assert fetched.untagged[0].endswith(body.replace(b"\x00", b"\x80") + b")")
+
+
+async def test_an_absurd_literal_size_is_reported_as_too_large_with_the_limit(
+    start_server: StartServer,
+) -> None:
+    """A 400-digit size is not repeated back (it once came out as 10^30 bytes): the
+    reply says "too large" and names the limit (issue 13, item 15)."""
+    handle = await start_server(max_literal_size=LIMIT)
+    client = await handle.login()
+    await client.send(b"t1 APPEND INBOX {" + b"9" * 400 + b"}\r\n")
+    reply = await client.read_until_tagged("t1")
+    assert reply.line == b"t1 NO [TOOBIG] Literal too large: the limit is %d bytes" % LIMIT
+    await client.ok("NOOP")

@@ -170,3 +170,19 @@ async def test_list_patterns_cannot_climb_out(start_server: StartServer) -> None
         reply = await client.command(b"LIST " + reference + b" " + pattern)
         assert reply.status in ("OK", "NO"), reply.line
         assert not [line for line in reply.untagged if b"Secret" in line], reply.untagged
+
+
+async def test_list_wildcards_are_refused_in_new_names(start_server: StartServer) -> None:
+    """ "*" and "%" in a name make LIST ambiguous (no escape exists, RFC 9051 §6.3.9):
+    CREATE and RENAME refuse them with NO [CANNOT] (issue 13, item 15)."""
+    handle = await start_server()
+    client = await handle.login()
+    await client.ok("CREATE Plain")
+    for name in (b"*", b"%", b"a*b", b"50%", b"Plain/*", b"%/x"):
+        for command in (b"CREATE " + quoted(name), b"RENAME Plain " + quoted(name)):
+            reply = await client.command(command)
+            assert reply.status == "NO" and b"[CANNOT]" in reply.line, (command, reply.line)
+            assert b"wildcard" in reply.line, reply.line
+    listed = (await client.ok('LIST "" "*"')).untagged
+    names = [line.rsplit(b" ", 1)[1] for line in listed]
+    assert b"Plain" in names and not [name for name in names if b"*" in name or b"%" in name]

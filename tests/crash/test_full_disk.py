@@ -209,7 +209,9 @@ def test_a_literal_that_cannot_be_spooled_drops_its_command_only(
 ) -> None:
     """Found by test_full_disk: an ENOSPC while spooling escaped the receiver and ended
     the connection with an internal error. Now the command is read to its end and
-    becomes SpoolFailed; the next command is parsed as usual and no file is left."""
+    becomes SpoolFailed; the next command is parsed as usual and no file is left. When
+    the file cannot even be created for a synchronizing literal, the command fails at
+    once: the client is not asked for data that has nowhere to go (RFC 9051 §7.5)."""
     from roost.imap.wire import receiver as receiver_module
     from roost.imap.wire.commands import Noop
     from roost.imap.wire.receiver import NeedData, NeedLiteral, Receiver, SpoolFailed
@@ -219,16 +221,22 @@ def test_a_literal_that_cannot_be_spooled_drops_its_command_only(
     else:
         monkeypatch.setattr(receiver_module.tempfile, "mkstemp", _no_space)
     receiver = Receiver(spool_threshold=4, spool_dir=tmp_path)
-    data = b"a APPEND INBOX {10}\r\n0123456789 {3+}\r\nabc\r\nb NOOP\r\n"
-    events = []
-    for byte in data:
-        receiver.feed(bytes([byte]))
-        while not isinstance(event := receiver.next_event(), NeedData):
-            events.append(event)
-    assert events == [
-        NeedLiteral(10),
-        SpoolFailed("a", os.strerror(errno.ENOSPC), no_space=True),
-        Noop("b"),
+    failed = SpoolFailed("a", os.strerror(errno.ENOSPC), no_space=True)
+    cases = [
+        (b"a APPEND INBOX {10+}\r\n0123456789 {3+}\r\nabc\r\nb NOOP\r\n", [failed]),
+        (
+            b"a APPEND INBOX {10}\r\n0123456789 {3+}\r\nabc\r\nb NOOP\r\n",
+            [NeedLiteral(10), failed],
+        ),
     ]
+    if where == "create":
+        cases[1] = (b"a APPEND INBOX {10}\r\nb NOOP\r\n", [failed])
+    for data, expected in cases:
+        events = []
+        for byte in data:
+            receiver.feed(bytes([byte]))
+            while not isinstance(event := receiver.next_event(), NeedData):
+                events.append(event)
+        assert events == [*expected, Noop("b")]
     receiver.close()
     assert list(tmp_path.iterdir()) == []

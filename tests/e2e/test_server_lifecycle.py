@@ -196,7 +196,10 @@ async def test_pop3_is_refused_in_its_own_words(tmp_path: Path, handler: Handler
     async with Server(settings, store=FakeStore(), handler=handler) as instance:  # type: ignore[arg-type]
         _, writer, _ = await connect(instance.address())
         reader, refused, line = await connect(instance.address(protocol=POP3))
-        assert line == b"-ERR [SYS/TEMP] Too many connections from your address\r\n"
+        assert (
+            line == b"-ERR [SYS/TEMP] Too many connections from your address"
+            b" (max_connections_per_ip)\r\n"
+        )
         assert await reader.read() == b""
         refused.close()
         writer.close()
@@ -385,7 +388,10 @@ async def test_connections_per_address_are_limited(tmp_path: Path, handler: Hand
         first = await connect(instance.address())
         second = await connect(instance.address(implicit_tls=True), client_tls(tmp_path))
         reader, writer, line = await connect(instance.address())
-        assert line == b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
+        assert (
+            line == b"* BYE [UNAVAILABLE] Too many connections from your address"
+            b" (max_connections_per_ip)\r\n"
+        )
         assert await reader.read() == b""
         writer.close()
         assert len(handler.calls) == 2
@@ -494,6 +500,8 @@ class DevServer:
                 "--pop3-listen",
                 "127.0.0.1:0",
                 "--pop3s-listen",
+                "127.0.0.1:0",
+                "--lmtp-listen",
                 "127.0.0.1:0",
             ],
             stdout=subprocess.PIPE,

@@ -428,6 +428,7 @@ async def test_dev_server_with_two_workers_over_tls(tmp_path: Path) -> None:
         str(data_dir),
         *("--imap-listen", "127.0.0.1:0", "--imaps-listen", "127.0.0.1:0"),
         *("--pop3-listen", "none", "--pop3s-listen", "127.0.0.1:0"),
+        *("--lmtp-listen", "none"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         stdin=asyncio.subprocess.DEVNULL,

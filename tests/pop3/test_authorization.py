@@ -304,7 +304,7 @@ async def test_account_session_limit_is_shared_with_imap(tmp_path: Path) -> None
         imap = await server.imap()
         client = await server.connect()
         assert await client.auth_plain("alice", PASSWORD) == (
-            b"-ERR [SYS/TEMP] Too many connections for this account"
+            b"-ERR [SYS/TEMP] Too many connections for this account (max_connections_per_account)"
         )
         await imap.ok("LOGOUT")
         await imap.expect_eof()  # the session is released before the socket closes

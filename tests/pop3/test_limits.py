@@ -153,7 +153,7 @@ async def test_too_many_connections_from_one_address(tmp_path: Path) -> None:
         await server.connect()
         reader, writer = await asyncio.open_connection(server.host, server.pop3_port)
         assert await reader.readline() == (
-            b"-ERR [SYS/TEMP] Too many connections from your address\r\n"
+            b"-ERR [SYS/TEMP] Too many connections from your address (max_connections_per_ip)\r\n"
         )
         assert await reader.read() == b""
         writer.close()
@@ -189,7 +189,7 @@ async def test_store_failure_before_a_response_is_sys_temp(
     await pop3.deliver(message("a"))
     client = await pop3.login()
 
-    async def failing(self: SqliteAccount, *args: object) -> list[object]:
+    async def failing(self: SqliteAccount, *args: object, **options: object) -> list[object]:
         raise StorageFull("disk full")
 
     monkeypatch.setattr(SqliteAccount, "fetch_meta", failing)

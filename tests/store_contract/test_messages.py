@@ -101,7 +101,7 @@ async def test_append_from_a_spooled_file(alice: Account, inbox_id: int, tmp_pat
 @pytest.mark.parametrize(
     ("data", "header_size"),
     [
-        (b"Subject: lf\n\nbody\n", 13),
+        (b"Subject: lf\r\n\r\nbody\r\n", 15),
         (b"Subject: only a header\r\n", 24),
         (b"\r\nno header at all\r\n", 2),
         (b"", 0),
@@ -111,6 +111,21 @@ async def test_header_size(alice: Account, inbox_id: int, data: bytes, header_si
     result = await alice.append(inbox_id, [new(data)])
     [meta] = await alice.fetch_meta(inbox_id, result.uids)
     assert (meta.size, meta.header_size) == (len(data), header_size)
+
+
+async def test_bare_lf_is_stored_as_crlf_unless_binary(alice: Account, inbox_id: int) -> None:
+    """ARCHITECTURE.md decision 9 and RFC 9051 §6.3.12: every delivery path stores
+    through append, which makes bare LF CRLF; a binary (literal8) message is kept
+    byte-exact (RFC 3516 §4.4)."""
+    sent = b"Subject: lf\n\nbody\nmore\r\n"
+    text = await alice.append(inbox_id, [new(sent)])
+    binary = await alice.append(inbox_id, [NewMessage(MessageSource(data=sent), binary=True)])
+    [stored] = await alice.fetch_meta(inbox_id, text.uids)
+    assert (stored.size, stored.header_size) == (27, 15)
+    assert await read_all(alice, stored) == b"Subject: lf\r\n\r\nbody\r\nmore\r\n"
+    [kept] = await alice.fetch_meta(inbox_id, binary.uids)
+    assert (kept.size, kept.header_size) == (len(sent), 13)
+    assert await read_all(alice, kept) == sent
 
 
 async def test_append_with_flags(alice: Account, inbox_id: int) -> None:
@@ -162,7 +177,9 @@ async def test_read_message_and_ranges_are_byte_identical(alice: Account, inbox_
     body = bytes(range(256)) * 4000  # ~1 MB, every byte value, several read chunks
     data = message(1, body=body)
     small = message(2)
-    result = await alice.append(inbox_id, [new(data), new(small)])
+    # Binary (literal8), so its bare LF bytes are content and stored as they are.
+    big = NewMessage(MessageSource(data=data), binary=True)
+    result = await alice.append(inbox_id, [big, new(small)])
     big_meta, small_meta = await alice.fetch_meta(inbox_id, result.uids)
 
     assert await read_all(alice, big_meta) == data
@@ -171,6 +188,18 @@ async def test_read_message_and_ranges_are_byte_identical(alice: Account, inbox_
     assert await alice.read_range(big_meta, 300_000, 5000) == data[300_000:305_000]
     assert await alice.read_range(big_meta, len(data) - 3, 100) == data[-3:]
     assert await alice.read_range(big_meta, len(data) + 10, 100) == b""
+
+
+async def test_snapshot_peeking_at_recent_claims_nothing(alice: Account, inbox_id: int) -> None:
+    """RFC 3501 §6.3.2: EXAMINE sees \\Recent without taking it away."""
+    await append(alice, inbox_id, 1, 2)
+    peeked = await alice.snapshot(inbox_id, peek_recent=True)
+    assert peeked.recent_floor == 1
+    assert await alice.recent_floor(inbox_id) == 1
+    assert (await alice.status(inbox_id)).recent == 2
+    assert (await alice.snapshot(inbox_id, claim_recent=True)).recent_floor == 1
+    assert await alice.recent_floor(inbox_id) == 3
+    assert (await alice.status(inbox_id)).recent == 0
 
 
 async def test_snapshot(alice: Account, inbox_id: int) -> None:

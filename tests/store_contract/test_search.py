@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from roost.mime.model import MessageModel
+from roost.mime.parse import MimeLimits
 from roost.store.base import (
     DELETED,
     FLAGGED,
@@ -498,9 +500,9 @@ async def test_copies_share_one_analysis(
     calls: list[int] = []
     real = analyses_module.analyze
 
-    def counting(data: bytes | memoryview) -> object:
+    def counting(data: bytes | memoryview, *limits: MimeLimits) -> object:
         calls.append(len(data))
-        return real(data)
+        return real(data, *limits)
 
     monkeypatch.setattr(analyses_module, "analyze", counting)
     inbox = await sqlite_account.get_mailbox("INBOX")
@@ -600,6 +602,7 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
         conn.execute("DROP TABLE text_pending")
         conn.execute("DROP TABLE analyses")
         conn.execute("ALTER TABLE counters DROP COLUMN unanalyzed")
+        conn.execute("ALTER TABLE counters DROP COLUMN reindex_below")
         conn.execute("ALTER TABLE messages DROP COLUMN savedate")
         conn.execute("PRAGMA user_version = 1")
 
@@ -624,6 +627,62 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
         await store_.close()
 
 
+ATTACHED = (
+    b"From: a@example.org\r\nSubject: report\r\nCc: Team: zed@example.org;\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+    b"--x\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+    b"--x\r\nContent-Type: application/pdf\r\n"
+    b"Content-Disposition: attachment; filename*=utf-8''Quartalsbericht%C3%BC.pdf\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--x--\r\n"
+)
+
+
+async def test_text_of_earlier_analyses_is_remade(tmp_path: Path) -> None:
+    """RFC 9051 §6.4.4: the body of a multipart holds its parts' headers, so TEXT and
+    BODY find an attachment's (RFC 2231) file name; a group's name is Cc text and its
+    sort key (RFC 5256). Messages analysed before that was so get their text and keys
+    remade from their files at the first search after the migration, keeping their
+    analysis (and so their thread id)."""
+    data = tmp_path / "data"
+    store_ = await SqliteStore.open(data, durable=False)
+    await store_.create_account("alice", "h")
+    account = await store_.open_account("alice")
+    inbox = await account.get_mailbox("INBOX")
+    await store(account, inbox.id, ATTACHED, mail("plain", "nothing attached"))
+    name = MatchText(TextField.TEXT, "quartalsberichtü")
+    assert await found(account, inbox.id, name) == [1]
+    await account.close()
+    await store_.close()
+    db = mail_db(tmp_path)
+    with sqlite3.connect(db) as conn:  # as the text was before: no part headers
+        before = conn.execute("SELECT id, thread_id FROM analyses ORDER BY id").fetchall()
+        conn.execute(
+            "UPDATE message_text SET body = 'See attached.', addr_cc = 'zed@example.org'"
+            " WHERE rowid = 1"
+        )
+        conn.execute("UPDATE analyses SET sort_cc = 'zed' WHERE id = 1")
+        conn.execute("UPDATE counters SET reindex_below = 3")
+
+    store_ = await SqliteStore.open(data, durable=False)
+    account = await store_.open_account("alice")
+    try:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT body FROM message_text WHERE rowid = 1").fetchone() == (
+                "See attached.",
+            )
+        assert await found(account, inbox.id, name) == [1]
+        assert await found(account, inbox.id, MatchText(TextField.BODY, "nothing")) == [2]
+        assert await found(account, inbox.id, MatchText(TextField.CC, "team")) == [1]
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT reindex_below FROM counters").fetchone() == (0,)
+            assert conn.execute("SELECT sort_cc FROM analyses WHERE id = 1").fetchone() == ("team",)
+            after = conn.execute("SELECT id, thread_id FROM analyses ORDER BY id").fetchall()
+            assert after == before
+    finally:
+        await account.close()
+        await store_.close()
+
+
 async def test_failed_analysis_still_stores_the_message(
     sqlite_account: SqliteAccount,
     monkeypatch: pytest.MonkeyPatch,
@@ -640,7 +699,12 @@ async def test_failed_analysis_still_stores_the_message(
     with caplog.at_level("ERROR", logger="roost"):
         await store(sqlite_account, inbox.id, mail("unparsed"))
     assert "message analysis failed" in caplog.text
+    # FETCH still gets a model: parsed from the file on the account's worker, not on
+    # the event loop (issue 13, item 8)
     [meta] = await sqlite_account.fetch_meta(inbox.id, [1])
+    assert meta.model is not None
+    assert b'"unparsed"' in MessageModel.from_blob(meta.model).envelope
+    [meta] = await sqlite_account.fetch_meta(inbox.id, [1], with_model=False)
     assert meta.model is None
     assert await found(sqlite_account, inbox.id, MatchAll()) == [1]
     assert await found(sqlite_account, inbox.id, MatchText(TextField.SUBJECT, "unparsed")) == []

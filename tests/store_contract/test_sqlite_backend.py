@@ -316,9 +316,9 @@ def opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     opened: list[str] = []
     real = store_module._open_account_db
 
-    def counting(directory: Path, durable: bool, sweep: bool) -> object:
+    def counting(directory: Path, durable: bool, sweep: bool, *rest: float) -> object:
         opened.append(directory.name.split("-")[0])
-        return real(directory, durable, sweep)
+        return real(directory, durable, sweep, *rest)
 
     monkeypatch.setattr(store_module, "_open_account_db", counting)
     return opened

@@ -131,9 +131,12 @@ class ImapClient:
         return await self.ok(f'LOGIN "{user}" "{password}"')
 
     async def append(self, mailbox: str, message: bytes, flags: str = "") -> Reply:
+        """APPEND as a careful client does: a message holding a NUL goes as literal8
+        (``~{n+}``, RFC 3516), since a ``{n}`` literal cannot carry one (RFC 9051 §4.3)."""
         flag_part = f"({flags}) " if flags else ""
+        binary = "~" if b"\x00" in message else ""
         return await self.ok(
-            f'APPEND "{mailbox}" {flag_part}{{{len(message)}+}}\r\n'.encode() + message
+            f'APPEND "{mailbox}" {flag_part}{binary}{{{len(message)}+}}\r\n'.encode() + message
         )
 
     async def idle(self) -> str:

@@ -24,6 +24,7 @@ BANNER_TIMEOUT = 30.0
 _RECORD = re.compile(r"^\S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")  # the text log format
 _PORT = re.compile(r"^\s*IMAP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 _POP3_PORT = re.compile(r"^\s*POP3\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+_LMTP_PORT = re.compile(r"^\s*LMTP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 
 
 def write_config(
@@ -69,6 +70,7 @@ class RoostProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.pop3_port = 0  # when the configuration has a POP3 listener
+        self.lmtp_port = 0  # when it has a TCP LMTP listener
 
     @property
     def pid(self) -> int:
@@ -93,6 +95,8 @@ class RoostProcess:
         self.port = int(found.group(1))
         pop3 = _POP3_PORT.search(banner)
         self.pop3_port = int(pop3.group(1)) if pop3 else 0
+        lmtp = _LMTP_PORT.search(banner)
+        self.lmtp_port = int(lmtp.group(1)) if lmtp else 0
         return self.port
 
     def _read_banner(self) -> str:

@@ -144,7 +144,8 @@ async def test_examine_is_read_only_and_claims_no_recent(imap: ImapServer) -> No
     await client.append("INBOX", message())
     reply = await client.ok("EXAMINE INBOX")
     assert b"[READ-ONLY]" in reply.line
-    assert b"* 0 RECENT" in reply.untagged
+    # Unclaimed, so recent to this session too (RFC 3501 §2.3.2), just not taken away.
+    assert b"* 1 RECENT" in reply.untagged
     assert b"* OK [PERMANENTFLAGS ()] Flags permitted" in reply.untagged
     await client.no("STORE 1 +FLAGS (\\Seen)")
     # \Recent was not claimed by EXAMINE, so SELECT still gets it (RFC 3501 §2.3.2).

@@ -253,6 +253,8 @@ def test_serve_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             "127.0.0.1:0",
             "--pop3s-listen",
             "none",
+            "--lmtp-listen",
+            "none",
         )
     assert result.exit_code == 1
     assert one_error_line(result) == (
@@ -264,6 +266,32 @@ def test_serve_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert list(store.accounts) == ["demo"]
     assert "Created account demo with password " in result.stdout
     assert "it is not shown again" in result.stdout
+
+
+async def test_banner_offers_the_demo_account_only_when_there_is_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--dev makes the demo account only in an empty store: with other accounts and no
+    demo, the banner must not say "Sign in as 'demo'" (issue 13, item 15)."""
+    from roost.runtime.listeners import BoundAddress
+
+    settings = cli.Settings.for_dev(tmp_path)
+    addresses = [BoundAddress("127.0.0.1", 1143, False, "imap")]
+    store = FakeStore()
+    store.accounts["alice"] = "hash"
+    demo = await cli._ensure_demo_account(store)  # type: ignore[arg-type]
+    assert demo is None and list(store.accounts) == ["alice"]
+    cli._print_banner(settings, addresses, starttls=True, demo=demo)
+    out = capsys.readouterr().out
+    assert "Sign in as" not in out
+    assert "Your client must accept the self-signed certificate." in out
+    empty = FakeStore()
+    demo = await cli._ensure_demo_account(empty)  # type: ignore[arg-type]
+    assert demo == "demo" and list(empty.accounts) == ["demo"]
+    again = await cli._ensure_demo_account(empty)  # type: ignore[arg-type]
+    assert again == "demo"  # made before: still offered
+    cli._print_banner(settings, addresses, starttls=True, demo=demo)
+    assert "Sign in as 'demo'; your client must accept" in capsys.readouterr().out
 
 
 # ---- user ----------------------------------------------------------------------------

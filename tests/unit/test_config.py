@@ -55,7 +55,7 @@ def test_defaults() -> None:
     assert settings.limits.pop3 == Pop3Limits()
     assert settings.tls.cert == Path("/etc/roost/cert.pem")
     assert settings.tls.min_version == "1.2"
-    assert settings.limits.max_connections_per_ip == 50
+    assert settings.limits.max_connections_per_ip == 1000
     assert settings.limits.max_connections_per_account == 100
     assert settings.imap_limits() == ImapLimits()
     assert settings.log.level == "info" and settings.log.format == "text"

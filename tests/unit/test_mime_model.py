@@ -118,7 +118,9 @@ def test_analyze() -> None:
     assert result.subject == "Re: Grüße"
     assert result.sort_subject == "grüße"
     assert result.from_addresses == "Jörg <joerg@example.com>"
-    assert result.to_addresses == "a@example.com\nb@example.com"
+    # A group's name is To text, and its first address for SORT (RFC 5256, RFC 5957).
+    assert result.to_addresses == "Team\na@example.com\nb@example.com"
+    assert (result.sort_to, result.display_to) == ("team", "Team")
     assert result.sort_from == "joerg"
     assert result.display_from == "Jörg"
     assert result.sent_date == datetime(1994, 2, 8, 5, 52, 25, tzinfo=UTC)

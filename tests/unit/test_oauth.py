@@ -221,7 +221,7 @@ def test_xoauth2_message_and_error() -> None:
         b"n,user,\x01auth=Bearer abc\x01\x01",
         b"n,,\x01auth=Bearer abc\x01auth=Bearer def\x01\x01",
         b"n,,\x01auth=Bearer \xff\x01\x01",
-        b"n,,\x01auth=Bearer " + b"a" * 20000 + b"\x01\x01",
+        b"n,,\x01auth=Bearer " + b"a" * 70000 + b"\x01\x01",  # beyond MAX_MESSAGE_OCTETS
     ],
 )
 def test_oauthbearer_malformed_messages_fail(message: bytes) -> None:

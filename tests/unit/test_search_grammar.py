@@ -10,6 +10,7 @@ import pytest
 from roost.imap.wire import search_keys as k
 from roost.imap.wire.commands import Search, Sort, SortCriterion, SortKey, Thread
 from roost.imap.wire.grammar import parse_command
+from roost.imap.wire.grammar.search import MAX_KEY_DEPTH
 from roost.imap.wire.sequence import STAR, SequenceSet
 from tests.unit.test_wire_grammar_helpers import bad, parse_all_ways
 
@@ -98,11 +99,19 @@ def test_parenthesised_lists_and_not() -> None:
     assert keys("OR (SEEN) NOT DELETED") == k.Or((SEEN, k.Not(DELETED)))
 
 
-def test_long_or_chain_needs_no_recursion() -> None:
-    chain = "OR " * 5000 + " ".join(["SEEN"] * 5001)
+def test_or_chain_is_flattened_up_to_the_depth_limit() -> None:
+    depth = MAX_KEY_DEPTH - 1
+    chain = "OR " * depth + " ".join(["SEEN"] * (depth + 1))
     criteria = keys(chain)
     assert isinstance(criteria, k.Or)
-    assert len(criteria.keys) == 5001
+    assert len(criteria.keys) == depth + 1
+
+
+def test_or_chain_beyond_the_depth_limit_is_refused() -> None:
+    """Issue 13 item 7: a 5,000-deep chain flattens to one OR, but the SQL for it is too
+    deep for SQLite and costly: it is counted as sent, and refused while parsing."""
+    chain = "OR " * 5000 + " ".join(["SEEN"] * 5001)
+    assert "too deeply nested" in bad(f"t SEARCH {chain}\r\n".encode()).message
 
 
 def test_charset_and_return_options() -> None:

@@ -26,6 +26,8 @@ from roost.imap.wire.receiver import (
     NeedLiteral,
     RawLine,
     Receiver,
+    SpoolBudget,
+    SpoolFailed,
 )
 from tests.unit.test_wire_grammar_helpers import collect, events_all_ways, parse_all_ways
 
@@ -148,13 +150,13 @@ def test_too_long_line_with_unreadable_tag() -> None:
 def test_sync_literal_too_large_drops_the_command() -> None:
     """The client waits for "+" that never comes, gets NO [TOOBIG], sends the next."""
     events = events_all_ways(b"a APPEND x {100}\r\nb NOOP\r\n", max_literal_size=99)
-    assert events == [LiteralTooLarge("a", 100, True), Noop("b")]
+    assert events == [LiteralTooLarge("a", 100, True, 99), Noop("b")]
 
 
 def test_non_sync_literal_too_large_is_skipped() -> None:
     data = b"a APPEND x (\\Seen) {10+}\r\n0123456789\r\nb NOOP\r\n"
     events = events_all_ways(data, max_literal_size=9)
-    assert events == [LiteralTooLarge("a", 10, False), Noop("b")]
+    assert events == [LiteralTooLarge("a", 10, False, 9), Noop("b")]
 
 
 def test_absurd_literal_size_is_too_large() -> None:
@@ -246,6 +248,63 @@ def test_spools_of_returned_commands_live_until_discarded(tmp_path: Path) -> Non
     assert len(list(tmp_path.iterdir())) == 2
     receiver.discard_spools()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_per_command_literal_cap_counts_every_literal() -> None:
+    """Before sign-in (limit_literals with a per-command total) LOGIN's two small
+    literals fit, three that add up past the total do not."""
+    receiver = Receiver()
+    receiver.limit_literals(8, 10)
+    receiver.feed(b"a LOGIN {4+}\r\nfred {4+}\r\npass\r\n")
+    assert receiver.next_event() == Login("a", b"fred", b"pass")
+    receiver.feed(b"b LOGIN {6}\r\n")
+    assert receiver.next_event() == NeedLiteral(6)
+    assert receiver.command_literal_bytes == 6 and receiver.mid_command
+    receiver.feed(b"abcdef {6}\r\nc NOOP\r\n")
+    assert receiver.next_event() == LiteralTooLarge("b", 6, True, 8)
+    assert receiver.next_event() == Noop("c")
+    assert not receiver.mid_command and receiver.command_literal_bytes == 0
+    receiver.limit_literals(100)  # signed in
+    receiver.feed(b"d LOGIN {50+}\r\n" + b"u" * 50 + b" {50+}\r\n" + b"p" * 50 + b"\r\n")
+    assert receiver.next_event() == Login("d", b"u" * 50, b"p" * 50)
+
+
+def test_spool_budget_refuses_before_writing(tmp_path: Path) -> None:
+    """A literal that would pass the shared budget is refused: a synchronizing one at
+    once (no "+" to send), a non-synchronizing one after its bytes are skipped; no file
+    is written, and the budget is given back when spools are deleted."""
+    budget = SpoolBudget(10)
+    first = Receiver(spool_threshold=2, spool_dir=tmp_path, spool_budget=budget)
+    second = Receiver(spool_threshold=2, spool_dir=tmp_path, spool_budget=budget)
+    first.feed(b"a APPEND x {8}\r\n")
+    assert first.next_event() == NeedLiteral(8)
+    assert budget.used == 8 and len(list(tmp_path.iterdir())) == 1
+    second.feed(b"b APPEND x {8}\r\n")
+    refused = second.next_event()
+    assert isinstance(refused, SpoolFailed) and refused.tag == "b" and refused.over_budget
+    second.feed(b"c APPEND x {8+}\r\n12345678\r\nd NOOP\r\n")
+    refused = second.next_event()
+    assert isinstance(refused, SpoolFailed) and refused.tag == "c" and refused.no_space
+    assert second.next_event() == Noop("d")
+    assert len(list(tmp_path.iterdir())) == 1
+    first.feed(b"12345678\r\n")
+    assert isinstance(first.next_event(), Append)
+    first.discard_spools()
+    assert budget.used == 0 and list(tmp_path.iterdir()) == []
+    first.feed(b"e APPEND x {8}\r\n")
+    assert first.next_event() == NeedLiteral(8)
+    first.close()  # an abandoned command gives its share back too
+    assert budget.used == 0
+
+
+def test_spooled_literal_notes_a_nul_unless_literal8(tmp_path: Path) -> None:
+    receiver = Receiver(spool_threshold=2, spool_dir=tmp_path)
+    receiver.feed(b"a APPEND x {5+}\r\nab\x00cd ~{5+}\r\nab\x00cd {5+}\r\nabcde\r\n")
+    command = receiver.next_event()
+    assert isinstance(command, Append)
+    flags = [(m.data.binary, m.data.contains_nul) for m in command.messages]  # type: ignore[union-attr]
+    assert flags == [(False, True), (True, False), (False, False)]
+    receiver.discard_spools()
 
 
 def test_long_pipeline_is_consumed_in_linear_time() -> None:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from roost.cli import ServeOptions
 from roost.cli import serve as cli
-from roost.config import ListenAddress, Settings
+from roost.config import ListenAddress, LmtpSettings, Settings
 from roost.observability.logs import setup_logging
 from roost.runtime.listeners import IMAP, POP3, ListenError, bind_listeners
 from roost.runtime.worker import InheritedListener, WorkerSpec
@@ -94,6 +94,7 @@ def occupied() -> Iterator[int]:
 
 def test_listeners_are_bound_once_all_or_none(occupied: int) -> None:
     settings = Settings.for_dev(Path("unused"), ["127.0.0.1:0"], [], ["127.0.0.1:0"], [])
+    settings = settings.replace(lmtp=LmtpSettings(private_socket=False))  # no file in ./unused
     bound = bind_listeners(settings)
     try:
         assert [(b.protocol, b.implicit_tls) for b in bound] == [(IMAP, False), (POP3, False)]
@@ -104,6 +105,7 @@ def test_listeners_are_bound_once_all_or_none(occupied: int) -> None:
         for listen in bound:
             listen.sock.close()
     clash = Settings.for_dev(Path("unused"), ["127.0.0.1:0"], [f"127.0.0.1:{occupied}"], [], [])
+    clash = clash.replace(lmtp=LmtpSettings(private_socket=False))
     with pytest.raises(ListenError, match=f"cannot listen on 127.0.0.1:{occupied}: .*in use"):
         bind_listeners(clash)
 

@@ -43,7 +43,7 @@ from functools import partial
 
 from argon2 import PasswordHasher
 
-from roost.auth import app_passwords, scram, totp
+from roost.auth import app_passwords, legacy_hashes, scram, totp
 from roost.auth.base import AuthResult, ScramParameters, ScramVerdict
 from roost.auth.cache import AuthCache
 from roost.auth.oauth import TokenError, TokenValidator
@@ -143,34 +143,34 @@ class StoreAuthenticator:
         if record is None:
             # Spend the same time as for a real account, then fail.
             await self._spend_a_verification(password)
-            return self._failure(username, remote_ip, protocol, "no such account")
+            return await self._failure(username, remote_ip, protocol, "no such account")
 
         app_password = await self._matching_app_password(record, password)
         if app_password is not None:
             await self._note_use(record, app_password)
             method = f"app_password:{_printable(app_password.label, 32)}"
-            return self._success(record.name, username, remote_ip, protocol, method)
+            return await self._success(record.name, username, remote_ip, protocol, method)
 
         if record.totp_secret is None:
             cached = self.cache.contains(self.cache.password_tag(record, password))
             if not cached and not await self._verify(record.password_hash, password):
-                return self._failure(username, remote_ip, protocol, "wrong password")
+                return await self._failure(username, remote_ip, protocol, "wrong password")
             await self._succeeded_with_password(record, password, cached)
-            return self._success(record.name, username, remote_ip, protocol, "password")
+            return await self._success(record.name, username, remote_ip, protocol, "password")
 
         # Two-factor: "password" + "123456". One hash check whatever the shape.
         split = totp.split_code(password)
         account_password, code = split if split is not None else (password, None)
         cached = self.cache.contains(self.cache.password_tag(record, account_password))
         if not cached and not await self._verify(record.password_hash, account_password):
-            return self._failure(username, remote_ip, protocol, "wrong password")
+            return await self._failure(username, remote_ip, protocol, "wrong password")
         problem = await self._totp_problem(record, code)
         if problem is not None:
             if cached:  # the slow check the cache saved: a failure costs what it did
                 await self._spend_a_verification(password)
-            return self._failure(username, remote_ip, protocol, problem)
+            return await self._failure(username, remote_ip, protocol, problem)
         await self._succeeded_with_password(record, account_password, cached)
-        return self._success(record.name, username, remote_ip, protocol, "password+totp")
+        return await self._success(record.name, username, remote_ip, protocol, "password+totp")
 
     async def _totp_problem(self, record: SignInRecord, code: str | None) -> str | None:
         """Why ``code`` does not complete a two-factor sign-in, or None when it does
@@ -259,7 +259,10 @@ class StoreAuthenticator:
         account's password hash as now stored."""
         if record.scram_keys is None and self.scram_enabled:
             await self._add_scram_keys(record, password)
-        if not self.rehash or not needs_rehash(record.password_hash, hasher=self.hasher):
+        # An imported Dovecot hash is replaced even where rehashing is off: it is the
+        # one chance to, and its scheme may be far weaker than argon2id.
+        upgrade = self.rehash or legacy_hashes.is_legacy(record.password_hash)
+        if not upgrade or not needs_rehash(record.password_hash, hasher=self.hasher):
             return record.password_hash
         try:
             new_hash = await hash_password_async(password, hasher=self.hasher)
@@ -302,9 +305,9 @@ class StoreAuthenticator:
         server_signature = scram.check_proof(keys, auth_message, client_proof)
         if problem is not None or server_signature is None:
             reason = problem or "wrong password"
-            return ScramVerdict(self._failure(username, remote_ip, protocol, reason))
+            return ScramVerdict(await self._failure(username, remote_ip, protocol, reason))
         return ScramVerdict(
-            self._success(account, username, remote_ip, protocol, "scram"), server_signature
+            await self._success(account, username, remote_ip, protocol, "scram"), server_signature
         )
 
     async def _scram_keys(self, username: str) -> tuple[scram.ScramKeys, str | None, str]:
@@ -338,17 +341,17 @@ class StoreAuthenticator:
         if not await self.throttle.wait_turn(remote_ip, named):
             return self._failed(named, remote_ip, protocol, "throttled", throttled=True)
         if not self.tokens:
-            return self._failure(named, remote_ip, protocol, "no token issuer configured")
+            return await self._failure(named, remote_ip, protocol, "no token issuer configured")
         try:
             subject = self.tokens.validate(token)
         except TokenError as error:
-            return self._failure(named, remote_ip, protocol, f"token refused: {error}")
+            return await self._failure(named, remote_ip, protocol, f"token refused: {error}")
         if username and username.casefold() != subject.casefold():
-            return self._failure(named, remote_ip, protocol, "token issued for another user")
+            return await self._failure(named, remote_ip, protocol, "token issued for another user")
         record = await self._record(subject)
         if record is None:
-            return self._failure(subject, remote_ip, protocol, "no such account")
-        return self._success(record.name, subject, remote_ip, protocol, "token")
+            return await self._failure(subject, remote_ip, protocol, "no such account")
+        return await self._success(record.name, subject, remote_ip, protocol, "token")
 
     # ---- common --------------------------------------------------------------------
 
@@ -357,8 +360,10 @@ class StoreAuthenticator:
             return None
         return await self.store.get_sign_in_record(username)
 
-    def _success(self, account: str, tried: str, ip: str, protocol: str, method: str) -> AuthResult:
-        self.throttle.record_success(ip, tried)
+    async def _success(
+        self, account: str, tried: str, ip: str, protocol: str, method: str
+    ) -> AuthResult:
+        await self.throttle.succeeded(ip, tried)
         log.info(
             "auth success ip=%s user=%s protocol=%s method=%s",
             ip,
@@ -370,8 +375,8 @@ class StoreAuthenticator:
         metrics.SIGN_INS.labels(protocol, method.partition(":")[0], "ok").inc()
         return AuthResult(account=account)
 
-    def _failure(self, username: str, ip: str, protocol: str, reason: str) -> AuthResult:
-        self.throttle.record_failure(ip, username)
+    async def _failure(self, username: str, ip: str, protocol: str, reason: str) -> AuthResult:
+        await self.throttle.failed(ip, username)
         return self._failed(username, ip, protocol, reason)
 
     def _failed(

@@ -29,7 +29,9 @@ from roost.auth.sasl_types import (
 )
 
 # JWTs from real identity providers reach a few KiB; leave room, not without bound.
-MAX_MESSAGE_OCTETS = 16 * 1024
+# The token itself is bounded by ``[auth] max_token_size`` (oauth.TokenValidator, 16 KiB
+# by default); this bounds the message around it, so that setting can be raised.
+MAX_MESSAGE_OCTETS = 64 * 1024
 _BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)  # RFC 6750 §2.1
 
 

@@ -7,6 +7,9 @@ parameters is visible per hash and ``needs_rehash`` can upgrade it at the next s
 Passwords are normalised to Unicode NFC before hashing and before checking, so the same
 password typed on two keyboards that compose accents differently still matches.
 
+Hashes imported from Dovecot (``{SCHEME}...``) are checked by ``legacy_hashes`` and
+always need a rehash, so they become argon2id at the first successful sign-in.
+
 Hashing is deliberately slow and memory-hungry; the async wrappers run it in a small
 dedicated thread pool, so the event loop never blocks on it (ARCHITECTURE.md §6) and a
 flood of sign-ins cannot hold more than ``_WORKERS`` hashes' worth of memory at once.
@@ -27,6 +30,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
+from roost.auth import legacy_hashes
+
 _T = TypeVar("_T")
 
 DEFAULT_HASHER = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
@@ -44,6 +49,8 @@ def verify_password(
     password_hash: str, password: str, *, hasher: PasswordHasher = DEFAULT_HASHER
 ) -> bool:
     """True when ``password`` matches; False for a wrong password or a malformed hash."""
+    if legacy_hashes.is_legacy(password_hash):
+        return legacy_hashes.verify(password_hash, password)
     try:
         return hasher.verify(password_hash, _normalise(password))
     except (VerificationError, InvalidHashError, ValueError, TypeError):
@@ -51,7 +58,10 @@ def verify_password(
 
 
 def needs_rehash(password_hash: str, *, hasher: PasswordHasher = DEFAULT_HASHER) -> bool:
-    """True when the hash was made with other parameters than ``hasher``'s."""
+    """True when the hash was made with other parameters than ``hasher``'s (or is not
+    argon2id at all: an imported one)."""
+    if legacy_hashes.is_legacy(password_hash):
+        return True
     try:
         return hasher.check_needs_rehash(password_hash)
     except (InvalidHashError, ValueError):

@@ -26,6 +26,17 @@ The rules:
 Memory is bounded: entries whose last failure left the window are pruned as new
 failures arrive, and at most ``max_tracked`` keys per table are kept (the least recently
 failed go first). The clock and the sleep are injectable, so tests need no real waiting.
+
+Where the state lives. Alone, everything is in this process's memory. Two interfaces
+move it out, for the async path (``wait_turn``, ``failed``, ``succeeded``) that the
+Authenticator uses:
+
+* ``KnownAddresses``: the addresses that signed in to each account, kept in the store
+  (users.db), so that after a restart the owner's usual devices are still trusted.
+* ``SharedFailures``: the failure counts, shared by every worker process (a SQLite file
+  in ``data_dir/run``, ``runtime/shared_failures.py``; with the PostgreSQL backend, a
+  table there, shared by every node): a guesser whose connections land on N workers
+  meets one budget, not N.
 """
 
 from __future__ import annotations
@@ -36,11 +47,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 # How many failure timestamps one key keeps; enough to reach every cap.
 _MAX_EVENTS_PER_ACCOUNT = 64
 # Addresses remembered per account as having signed in to it.
 _MAX_TRUSTED_PER_ACCOUNT = 16
+# Seconds after which a known address's sign-in is written to the store again.
+_KNOWN_REFRESH = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,34 @@ class ThrottlePolicy:
 class ThrottleDecision:
     delay: float  # seconds to wait before checking the password
     refused: bool  # refuse without checking
+
+
+class KnownAddresses(Protocol):
+    """Per account, the client addresses (``address_key``) that signed in, and when."""
+
+    async def remember(self, account_key: str, ip_key: str) -> None:
+        """``ip_key`` signed in to ``account_key`` now."""
+        ...
+
+    async def known_within(self, account_key: str, ip_key: str, period: float) -> bool:
+        """Whether ``ip_key`` signed in to ``account_key`` within ``period`` seconds."""
+        ...
+
+
+class SharedFailures(Protocol):
+    """Failed sign-ins counted by every process that shares them, each failure keyed by
+    (address key, account key) and counted for ``window`` seconds."""
+
+    async def counts(self, ip_key: str, account_key: str, window: float) -> tuple[int, int]:
+        """Failures within ``window`` from ``ip_key`` (any account) and against
+        ``account_key`` (from any address)."""
+        ...
+
+    async def add(self, ip_key: str, account_key: str) -> None: ...
+
+    async def forget(self, ip_key: str, account_key: str) -> None:
+        """Drop the failures of this pair (a success)."""
+        ...
 
 
 def address_key(ip: str) -> str:
@@ -167,8 +209,12 @@ class LoginThrottle:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        known: KnownAddresses | None = None,
+        shared: SharedFailures | None = None,
     ) -> None:
         self.policy = policy or ThrottlePolicy()
+        self._known = known
+        self._shared = shared
         self._clock = clock
         self._sleep = sleep
         max_ip_events = max(self.policy.max_failures_per_ip, _MAX_EVENTS_PER_ACCOUNT)
@@ -180,16 +226,41 @@ class LoginThrottle:
         self._counted_ahead: dict[tuple[str, str], int] = {}
 
     def check(self, ip: str, account: str) -> ThrottleDecision:
+        """The decision from this process's memory alone."""
         policy = self.policy
         now = self._clock()
         ip_key, account_key = address_key(ip), _account_key(account)
         ip_failures = self._by_ip.count(ip_key, now, policy.window)
         account_failures = self._by_account.count(account_key, now, policy.window)
+        trusted = self._trusted.trusted(account_key, ip_key, now, policy.trust_period)
+        return self._decide(ip_failures, account_failures, trusted)
+
+    async def _check(self, ip: str, account: str) -> ThrottleDecision:
+        """The decision from the shared state where there is one."""
+        policy = self.policy
+        ip_key, account_key = address_key(ip), _account_key(account)
+        if self._shared is None:
+            decision = self.check(ip, account)
+            if not decision.refused or self._known is None:
+                return decision
+            now = self._clock()
+            ip_failures = self._by_ip.count(ip_key, now, policy.window)
+            account_failures = self._by_account.count(account_key, now, policy.window)
+        else:
+            ip_failures, account_failures = await self._shared.counts(
+                ip_key, account_key, policy.window
+            )
+        trusted = self._trusted.trusted(account_key, ip_key, self._clock(), policy.trust_period)
+        locked = 0 < policy.max_failures_per_account <= account_failures
+        if locked and not trusted and self._known is not None:
+            trusted = await self._known.known_within(account_key, ip_key, policy.trust_period)
+        return self._decide(ip_failures, account_failures, trusted)
+
+    def _decide(self, ip_failures: int, account_failures: int, trusted: bool) -> ThrottleDecision:
+        policy = self.policy
         if 0 < policy.max_failures_per_ip <= ip_failures:
             return ThrottleDecision(delay=0.0, refused=True)
-        if 0 < policy.max_failures_per_account <= account_failures and not self._trusted.trusted(
-            account_key, ip_key, now, policy.trust_period
-        ):
+        if 0 < policy.max_failures_per_account <= account_failures and not trusted:
             return ThrottleDecision(delay=0.0, refused=True)
         delay = max(
             _backoff(ip_failures, policy.base_delay, policy.max_delay),
@@ -200,18 +271,40 @@ class LoginThrottle:
     async def wait_turn(self, ip: str, account: str) -> bool:
         """Wait the delay the failures so far call for; False when refused outright.
         Where there is a delay, the attempt counts as a failure from now on, until
-        ``record_success`` (``record_failure`` then does not count it twice)."""
-        decision = self.check(ip, account)
+        ``succeeded`` (``failed`` then does not count it twice)."""
+        decision = await self._check(ip, account)
         if decision.refused:
             return False
         if decision.delay > 0:
             self._add_failure(ip, account)
+            if self._shared is not None:
+                await self._shared.add(address_key(ip), _account_key(account))
             pair = (address_key(ip), _account_key(account))
             self._counted_ahead[pair] = self._counted_ahead.get(pair, 0) + 1
             if len(self._counted_ahead) > self.policy.max_tracked:
                 del self._counted_ahead[next(iter(self._counted_ahead))]
             await self._sleep(decision.delay)
         return True
+
+    async def failed(self, ip: str, account: str) -> None:
+        """``record_failure``, also in the shared state."""
+        pair = (address_key(ip), _account_key(account))
+        counted = self._counted_ahead.get(pair, 0) > 0
+        self.record_failure(ip, account)
+        if self._shared is not None and not counted:
+            await self._shared.add(*pair)
+
+    async def succeeded(self, ip: str, account: str) -> None:
+        """``record_success``, also in the shared state and the known addresses (those
+        at most once per ``_KNOWN_REFRESH`` per address and account in this process: a
+        sign-in that the cache makes cheap should not cost a users.db write)."""
+        ip_key, account_key = address_key(ip), _account_key(account)
+        fresh = self._trusted.trusted(account_key, ip_key, self._clock(), _KNOWN_REFRESH)
+        self.record_success(ip, account)
+        if self._shared is not None:
+            await self._shared.forget(ip_key, account_key)
+        if self._known is not None and not fresh:
+            await self._known.remember(account_key, ip_key)
 
     def record_failure(self, ip: str, account: str) -> None:
         pair = (address_key(ip), _account_key(account))

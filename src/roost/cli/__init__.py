@@ -1,16 +1,26 @@
-"""The ``roost`` command: serve, user add|passwd|del|list, user app-password
-add|list|revoke, user totp enable|disable, user quota set|show|recalc, check-config,
-db migrate
-(and ``worker``, hidden: one worker process of ``serve --workers N``, started by the
+"""The ``roost`` command: serve, deliver, import, export, backup, restore, verify, user
+add|passwd|del|list|import-passwd, user app-password add|list|revoke, user totp
+enable|disable, user quota set|show|recalc, check-config, db migrate, store copy (and
+``worker``, hidden: one worker process of ``serve --workers N``, started by the
 supervisor).
 
 ``main`` (the console entry point, ``roost.cli:main``) is the click group of
-``common.py``; importing ``serve``, ``user`` and ``user_quota`` registers their
-commands on it.
+``common.py``; importing ``serve``, ``user`` and the others registers their commands on it.
 """
 
-from roost.cli import db, serve, user, user_quota
+from roost.cli import data_ops, db, deliver, mail_io, passwd_import, serve, user, user_quota
 from roost.cli.common import main
 from roost.cli.serve import ServeOptions
 
-__all__ = ["ServeOptions", "db", "main", "serve", "user", "user_quota"]
+__all__ = [
+    "ServeOptions",
+    "data_ops",
+    "db",
+    "deliver",
+    "mail_io",
+    "main",
+    "passwd_import",
+    "serve",
+    "user",
+    "user_quota",
+]

@@ -25,6 +25,7 @@ from roost.config import (
     Settings,
 )
 from roost.runtime.app import STORE_ENV, open_store
+from roost.runtime.data_dir import private_umask
 from roost.runtime.listeners import ServerError
 from roost.store.base import QuotaLimits, Store, StoreError
 
@@ -92,6 +93,7 @@ def no_config() -> str:
 @click.version_option(package_name="roost", prog_name="roost")
 def main() -> None:
     """Roost: an IMAP and POP3 mail store server."""
+    private_umask()  # every file 0600, every directory 0700 (runtime/data_dir.py)
 
 
 def existing_account(directory: Path, name: str) -> str:

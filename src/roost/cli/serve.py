@@ -30,6 +30,7 @@ from roost.config import (
     DEV_DATA_DIR,
     DEV_IMAP_LISTEN,
     DEV_IMAPS_LISTEN,
+    DEV_LMTP_LISTEN,
     DEV_POP3_LISTEN,
     DEV_POP3S_LISTEN,
     LOG_LEVELS,
@@ -38,11 +39,13 @@ from roost.config import (
     ListenAddress,
     LogSettings,
     Settings,
+    parse_lmtp_option,
     read_config_text,
 )
+from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import build_tls_context, open_store, run, run_server
-from roost.runtime.listeners import POP3, BoundAddress, ServerError
+from roost.runtime.listeners import LMTP, POP3, BoundAddress, ServerError
 from roost.store.base import Store
 
 DEMO_ACCOUNT = "demo"
@@ -62,7 +65,8 @@ NO_LISTENER = "none"
     is_flag=True,
     help="Local development server: data in ./roost-data, IMAP+STARTTLS on "
     f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, POP3+STLS on "
-    f"{DEV_POP3_LISTEN}, POP3 over TLS on {DEV_POP3S_LISTEN}, a self-signed "
+    f"{DEV_POP3_LISTEN}, POP3 over TLS on {DEV_POP3S_LISTEN}, LMTP on {DEV_LMTP_LISTEN}, "
+    "a self-signed "
     "certificate and a demo account.",
 )
 @data_dir_option
@@ -80,6 +84,12 @@ NO_LISTENER = "none"
     metavar="HOST:PORT",
     help=f"POP3 implicit TLS listener; '{NO_LISTENER}' for none.",
 )
+@click.option(
+    "--lmtp-listen",
+    multiple=True,
+    metavar="ADDR",
+    help=f"LMTP listener, unix:PATH or HOST:PORT (repeatable); '{NO_LISTENER}' for none.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 @click.option(
     "--workers",
@@ -96,6 +106,7 @@ def serve(
     imaps_listen: tuple[str, ...],
     pop3_listen: tuple[str, ...],
     pop3s_listen: tuple[str, ...],
+    lmtp_listen: tuple[str, ...],
     log_level: str | None,
     workers: int | None,
 ) -> None:
@@ -109,6 +120,7 @@ def serve(
             imaps_listen=imaps_listen,
             pop3_listen=pop3_listen,
             pop3s_listen=pop3s_listen,
+            lmtp_listen=lmtp_listen,
             log_level=log_level,
             workers=workers,
         ).read_config()
@@ -141,6 +153,7 @@ class ServeOptions:
     imaps_listen: tuple[str, ...] = ()
     pop3_listen: tuple[str, ...] = ()
     pop3s_listen: tuple[str, ...] = ()
+    lmtp_listen: tuple[str, ...] = ()
     log_level: str | None = None
     workers: int | None = None
 
@@ -159,6 +172,7 @@ class ServeOptions:
             self.imaps_listen,
             self.pop3_listen,
             self.pop3s_listen,
+            self.lmtp_listen,
             config_text=self.config_text,
         )
         if self.log_level is not None:
@@ -183,7 +197,7 @@ class ServeOptions:
         for name in ("config_path", "data_dir"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
-        for name in ("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen"):
+        for name in ("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen", "lmtp_listen"):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
@@ -196,6 +210,7 @@ def _serve_settings(
     imaps_listen: Sequence[str],
     pop3_listen: Sequence[str] = (),
     pop3s_listen: Sequence[str] = (),
+    lmtp_listen: Sequence[str] = (),
     *,
     config_text: str | None = None,
 ) -> Settings:
@@ -208,6 +223,7 @@ def _serve_settings(
             imaps_listen or (DEV_IMAPS_LISTEN,),
             _without_none(pop3_listen) if pop3_listen else (DEV_POP3_LISTEN,),
             _without_none(pop3s_listen) if pop3s_listen else (DEV_POP3S_LISTEN,),
+            _without_none(lmtp_listen) if lmtp_listen else (DEV_LMTP_LISTEN,),
         )
     config_path = default_config(config_path)
     if config_path is None:
@@ -238,6 +254,9 @@ def _serve_settings(
                 pop3, tls_listen=_listen_option(pop3s_listen, "--pop3s-listen")
             )
         settings = settings.replace(pop3=pop3)
+    if lmtp_listen:
+        addresses = tuple(parse_lmtp_option(value) for value in _without_none(lmtp_listen))
+        settings = settings.replace(lmtp=dataclasses.replace(settings.lmtp, listen=addresses))
     settings.validate()
     return settings
 
@@ -258,16 +277,22 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
 
 async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
     store = await open_store(
-        settings.server.data_dir, quota=settings.quota.limits, url=settings.store.postgresql_url
+        settings.server.data_dir,
+        quota=settings.quota.limits,
+        limits=settings.limits,
+        url=settings.store.postgresql_url,
     )
     try:
-        if settings.dev:
-            await _ensure_demo_account(store)
+        demo = await _ensure_demo_account(store) if settings.dev else None
 
         def banner(addresses: list[BoundAddress]) -> None:
-            _print_banner(settings, addresses, starttls=tls_context is not None)
+            _print_banner(settings, addresses, starttls=tls_context is not None, demo=demo)
+            sd_notify.ready()
 
-        await run_server(settings, store=store, tls_context=tls_context, ready=banner)
+        try:
+            await run_server(settings, store=store, tls_context=tls_context, ready=banner)
+        finally:
+            sd_notify.stopping()
     finally:
         await store.close()
 
@@ -281,15 +306,18 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
         settings.server.data_dir, quota=settings.quota.limits, url=settings.store.postgresql_url
     )
     try:
-        if settings.dev:
-            await _ensure_demo_account(store)
+        demo = await _ensure_demo_account(store) if settings.dev else None
     finally:
         await store.close()
 
     def banner(addresses: list[BoundAddress]) -> None:
-        _print_banner(settings, addresses, starttls=starttls)
+        _print_banner(settings, addresses, starttls=starttls, demo=demo)
+        sd_notify.ready()
 
-    await Supervisor(settings, options.to_json()).run(ready=banner)
+    try:
+        await Supervisor(settings, options.to_json()).run(ready=banner)
+    finally:
+        sd_notify.stopping()
 
 
 @main.command("worker", hidden=True)
@@ -315,18 +343,31 @@ def worker_command(index: int) -> None:
         fail(f"worker {index}: interrupted", EXIT_RUNTIME)
 
 
-async def _ensure_demo_account(store: Store) -> None:
-    if await store.list_accounts():
-        return
+async def _ensure_demo_account(store: Store) -> str | None:
+    """Make the demo account in an empty store. Return its name if it exists (made now
+    or before), None when the store had other accounts and no demo: then the banner
+    must not offer it."""
+    accounts = await store.list_accounts()
+    if accounts:
+        return DEMO_ACCOUNT if DEMO_ACCOUNT in accounts else None
     password = generate_password()
     await manage.create_account(store, DEMO_ACCOUNT, password)
     click.echo(f"Created account {DEMO_ACCOUNT} with password {password}; it is not shown again.")
+    return DEMO_ACCOUNT
 
 
-def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, starttls: bool) -> None:
+def _print_banner(
+    settings: Settings,
+    addresses: Sequence[BoundAddress],
+    *,
+    starttls: bool,
+    demo: str | None = None,
+) -> None:
     lines = ["Roost is running."]
     for bound in addresses:
-        if bound.protocol == POP3:
+        if bound.protocol == LMTP:
+            kind = "LMTP"
+        elif bound.protocol == POP3:
             if bound.implicit_tls:
                 kind = "POP3 over TLS (SSL/TLS)"
             else:
@@ -343,9 +384,12 @@ def _print_banner(settings: Settings, addresses: Sequence[BoundAddress], *, star
         lines.append(f"  {'worker processes':<26} {settings.server.workers}")
     if settings.dev:
         lines.append(f"  {'self-signed certificate':<26} {settings.tls.cert}")
-        lines.append(
-            f"Sign in as {DEMO_ACCOUNT!r}; your client must accept the self-signed certificate."
-        )
+        if demo is not None:
+            lines.append(
+                f"Sign in as {demo!r}; your client must accept the self-signed certificate."
+            )
+        else:
+            lines.append("Your client must accept the self-signed certificate.")
         if settings.imap.allow_plaintext_auth or settings.pop3.allow_plaintext_auth:
             lines.append("Passwords are accepted before STARTTLS/STLS on these loopback listeners.")
     lines.append("Stop with Ctrl-C.")

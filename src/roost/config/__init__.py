@@ -26,6 +26,7 @@ from roost.config.sections import (
     DEV_DATA_DIR,
     DEV_IMAP_LISTEN,
     DEV_IMAPS_LISTEN,
+    DEV_LMTP_LISTEN,
     DEV_POP3_LISTEN,
     DEV_POP3S_LISTEN,
     LOG_FORMATS,
@@ -34,17 +35,21 @@ from roost.config.sections import (
     TLS_MIN_VERSIONS,
     AuthSettings,
     ConfigError,
+    DeliverySettings,
     ImapSettings,
     LimitSettings,
     ListenAddress,
+    LmtpAddress,
+    LmtpSettings,
     LogSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
     StoreSettings,
     TlsSettings,
+    UnixAddress,
 )
-from roost.config.settings import Settings
+from roost.config.settings import Settings, parse_lmtp_option
 from roost.config.sizes import format_size, parse_size
 
 __all__ = [
@@ -52,6 +57,7 @@ __all__ = [
     "DEV_DATA_DIR",
     "DEV_IMAPS_LISTEN",
     "DEV_IMAP_LISTEN",
+    "DEV_LMTP_LISTEN",
     "DEV_POP3S_LISTEN",
     "DEV_POP3_LISTEN",
     "LOG_FORMATS",
@@ -60,9 +66,12 @@ __all__ = [
     "TLS_MIN_VERSIONS",
     "AuthSettings",
     "ConfigError",
+    "DeliverySettings",
     "ImapSettings",
     "LimitSettings",
     "ListenAddress",
+    "LmtpAddress",
+    "LmtpSettings",
     "LogSettings",
     "Pop3Settings",
     "QuotaSettings",
@@ -70,7 +79,9 @@ __all__ = [
     "Settings",
     "StoreSettings",
     "TlsSettings",
+    "UnixAddress",
     "format_size",
+    "parse_lmtp_option",
     "parse_size",
     "read_config_text",
 ]

@@ -4,10 +4,12 @@ value checked for type and range as it is read, every unknown key an error namin
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from roost.auth.bearer import MAX_MESSAGE_OCTETS
 from roost.auth.oauth import (
     DEFAULT_ALGORITHMS,
     DEFAULT_USERNAME_CLAIM,
@@ -23,21 +25,31 @@ from roost.config.sections import (
     TLS_MIN_VERSIONS,
     AuthSettings,
     ConfigError,
+    DeliverySettings,
     ImapSettings,
+    IPNetwork,
     LimitSettings,
     ListenAddress,
+    LmtpAddress,
+    LmtpSettings,
     LogSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
     StoreSettings,
     TlsSettings,
+    UnixAddress,
+    parse_lmtp_address,
 )
 from roost.config.sizes import parse_size
 from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits
 
 _T = TypeVar("_T")
+
+# A token must fit the SASL message that carries it (auth/bearer.py), with room for
+# the rest of the message.
+MAX_TOKEN_SIZE = MAX_MESSAGE_OCTETS - 4096
 
 
 def read_config_text(path: Path) -> str:
@@ -62,6 +74,8 @@ class Sections(NamedTuple):
     auth: AuthSettings
     log: LogSettings
     quota: QuotaSettings
+    lmtp: LmtpSettings
+    delivery: DeliverySettings
     store: StoreSettings
 
 
@@ -70,7 +84,20 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
     ``base_dir``. Raises ConfigError naming the first unknown or invalid key."""
     reader = _Reader(source, base_dir)
     sections = reader.sections(
-        data, ("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota", "store")
+        data,
+        (
+            "server",
+            "imap",
+            "pop3",
+            "tls",
+            "limits",
+            "auth",
+            "log",
+            "quota",
+            "lmtp",
+            "delivery",
+            "store",
+        ),
     )
     return Sections(
         server=_read_server(reader, sections["server"]),
@@ -81,6 +108,8 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         auth=_read_auth(reader, sections["auth"]),
         log=_read_log(reader, sections["log"]),
         quota=_read_quota(reader, sections["quota"]),
+        lmtp=_read_lmtp(reader, sections["lmtp"]),
+        delivery=_read_delivery(reader, sections["delivery"]),
         store=_read_store(reader, sections["store"]),
     )
 
@@ -210,6 +239,9 @@ def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
         hostname=hostname,
         workers=workers,
         shutdown_timeout=table.number("shutdown_timeout", defaults.shutdown_timeout),
+        worker_heartbeat_timeout=table.number(
+            "worker_heartbeat_timeout", defaults.worker_heartbeat_timeout, positive=True
+        ),
     )
     table.finish()
     return settings
@@ -298,9 +330,36 @@ def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
         max_connections_per_account=table.integer(
             "max_connections_per_account", defaults.max_connections_per_account, minimum=1
         ),
+        max_connections_per_user_ip=table.integer(
+            "max_connections_per_user_ip", defaults.max_connections_per_user_ip, minimum=1
+        ),
+        max_connections=table.integer("max_connections", defaults.max_connections),
+        trusted_networks=_read_networks(reader, table, "trusted_networks"),
+        tls_handshake_timeout=table.number(
+            "tls_handshake_timeout", defaults.tls_handshake_timeout, positive=True
+        ),
+        store_busy_timeout=table.number(
+            "store_busy_timeout", defaults.store_busy_timeout, positive=True
+        ),
+        max_mime_depth=table.integer("max_mime_depth", defaults.max_mime_depth, minimum=1),
+        max_mime_parts=table.integer("max_mime_parts", defaults.max_mime_parts, minimum=1),
     )
     table.finish()
     return settings
+
+
+def _read_networks(reader: _Reader, table: _Table, name: str) -> tuple[IPNetwork, ...]:
+    """A list of CIDR strings ("10.0.0.0/8", "2001:db8::/32", or one address)."""
+    value = table.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise reader.invalid(table.key(name), 'must be a list of "ADDRESS/PREFIX" strings')
+    networks: list[IPNetwork] = []
+    for item in value:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as error:
+            raise reader.invalid(table.key(name), str(error)) from None
+    return tuple(networks)
 
 
 def _read_pop3_limits(reader: _Reader, table: _Table) -> Pop3Limits:
@@ -335,7 +394,10 @@ def _read_auth(reader: _Reader, table: _Table) -> AuthSettings:
         oauth=_read_oauth_issuers(reader, table),
         cache_ttl=table.number("cache_ttl", defaults.cache_ttl),
         cache_size=table.integer("cache_size", defaults.cache_size),
+        max_token_size=table.integer("max_token_size", defaults.max_token_size, minimum=1024),
     )
+    if settings.max_token_size > MAX_TOKEN_SIZE:
+        raise reader.invalid(table.key("max_token_size"), f"must be at most {MAX_TOKEN_SIZE}")
     table.finish()
     return settings
 
@@ -438,3 +500,55 @@ def _choice(reader: _Reader, key: str, value: object, choices: Sequence[str]) ->
         options = ", ".join(f'"{choice}"' for choice in choices)
         raise reader.invalid(key, f"must be one of {options}")
     return value
+
+
+def _read_lmtp(reader: _Reader, table: _Table) -> LmtpSettings:
+    defaults = LmtpSettings()
+    value = table.get("listen", [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise reader.invalid(table.key("listen"), 'must be a list of "unix:PATH" or "HOST:PORT"')
+    listen: list[LmtpAddress] = []
+    for item in value:
+        try:
+            listen.append(parse_lmtp_address(item, reader.base_dir))
+        except ValueError as error:
+            raise reader.invalid(table.key("listen"), str(error)) from None
+    fixed = [a for a in listen if isinstance(a, UnixAddress) or a.port != 0]
+    if len(set(fixed)) != len(fixed):
+        raise reader.invalid(table.key("listen"), "lists an address twice")
+    mode = table.integer("socket_mode", defaults.socket_mode)
+    if mode > 0o777:
+        raise reader.invalid(table.key("socket_mode"), "must be a mode such as 0o660")
+    group = table.string("socket_group", "")
+    settings = LmtpSettings(
+        listen=tuple(listen),
+        socket_mode=mode,
+        socket_group=group or None,
+        allow_remote=table.boolean("allow_remote", defaults.allow_remote),
+        private_socket=table.boolean("private_socket", defaults.private_socket),
+        max_message_size=table.integer("max_message_size", defaults.max_message_size, minimum=1024),
+        max_recipients=table.integer("max_recipients", defaults.max_recipients, minimum=1),
+        spool_threshold=table.integer("spool_threshold", defaults.spool_threshold, minimum=1),
+        timeout=table.number("timeout", defaults.timeout, positive=True),
+    )
+    table.finish()
+    return settings
+
+
+def _read_delivery(reader: _Reader, table: _Table) -> DeliverySettings:
+    defaults = DeliverySettings()
+    domains = table.get("domains", [])
+    if not isinstance(domains, list) or not all(isinstance(item, str) and item for item in domains):
+        raise reader.invalid(table.key("domains"), 'must be a list of domains ("example.org")')
+    separator = table.string("subaddress_separator", defaults.subaddress_separator)
+    if len(separator) > 1 or (separator and separator in '@"\\ '):
+        why = 'must be one character, as "+" (or "" for none)'
+        raise reader.invalid(table.key("subaddress_separator"), why)
+    settings = DeliverySettings(
+        domains=tuple(domain.lower().rstrip(".") for domain in domains),
+        strip_domain=table.boolean("strip_domain", defaults.strip_domain),
+        detail_folders=table.boolean("detail_folders", defaults.detail_folders),
+        subaddress_separator=separator,
+    )
+    table.finish()
+    return settings

@@ -12,11 +12,15 @@ from pathlib import Path
 
 from roost.auth import cache as auth_cache
 from roost.auth.oauth import (
+    MAX_TOKEN_LENGTH,
     OAuthIssuer,
     TokenValidator,
 )
 from roost.auth.throttle import ThrottlePolicy
 from roost.imap.context import ImapLimits
+from roost.mime.parse import MAX_DEPTH as MAX_MIME_DEPTH
+from roost.mime.parse import MAX_PARTS as MAX_MIME_PARTS
+from roost.mime.parse import MimeLimits
 from roost.pop3.context import DeleteMode, Pop3Limits, Pop3Policy
 from roost.store.values import QuotaLimits
 
@@ -29,8 +33,11 @@ DEV_IMAP_LISTEN = "127.0.0.1:1143"
 DEV_IMAPS_LISTEN = "127.0.0.1:1993"
 DEV_POP3_LISTEN = "127.0.0.1:1110"
 DEV_POP3S_LISTEN = "127.0.0.1:1995"
+DEV_LMTP_LISTEN = "127.0.0.1:1024"
 DELETE_MODES = tuple(mode.value for mode in DeleteMode)
 MAX_WORKERS = 1024
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -83,6 +90,14 @@ class ServerSettings:
     # "Several worker processes").
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     shutdown_timeout: float = 10.0  # seconds connections get to finish on SIGTERM
+    # A worker whose event loop sends no heartbeat for this long (stopped, stuck) is
+    # killed and replaced by the supervisor.
+    worker_heartbeat_timeout: float = 20.0
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between a worker's heartbeats: several per timeout."""
+        return min(1.0, self.worker_heartbeat_timeout / 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +143,41 @@ class TlsSettings:
 class LimitSettings:
     imap: ImapLimits = field(default_factory=ImapLimits)
     pop3: Pop3Limits = field(default_factory=Pop3Limits)  # [limits.pop3]
-    max_connections_per_ip: int = 50
+    # Connections per client address (IPv6: per /64), IMAP and POP3 together: high
+    # enough for an office behind one NAT address, still a bound on one attacker.
+    max_connections_per_ip: int = 1000
     max_connections_per_account: int = 100  # sessions of one account, all protocols
+    # Sessions of one account from one address (Dovecot's mail_max_userip_connections),
+    # checked at sign-in.
+    max_connections_per_user_ip: int = 20
+    # Connections one process serves at once; 0: the descriptor limit minus a reserve
+    # (runtime/descriptors.py), so that accept and the store never run out of descriptors.
+    max_connections: int = 0
+    # Client networks exempt from max_connections_per_ip (webmail, proxies).
+    trusted_networks: tuple[IPNetwork, ...] = ()
+    tls_handshake_timeout: float = 10.0  # seconds an implicit-TLS client has to finish it
+    # Seconds a write waits for another process holding the account's write lock (one
+    # stopped or stuck) before NO [UNAVAILABLE] with nothing changed.
+    store_busy_timeout: float = 10.0
+    # How deep and how wide message analysis parses MIME (mime/parse.py): parts beyond
+    # either bound are kept as leaves, their content unanalysed.
+    max_mime_depth: int = MAX_MIME_DEPTH
+    max_mime_parts: int = MAX_MIME_PARTS
+
+    def mime_limits(self) -> MimeLimits:
+        return MimeLimits(max_depth=self.max_mime_depth, max_parts=self.max_mime_parts)
+
+    def is_trusted(self, ip: str) -> bool:
+        """Whether ``ip`` lies in one of ``trusted_networks``."""
+        if not self.trusted_networks:
+            return False
+        try:
+            address = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.trusted_networks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +197,8 @@ class AuthSettings:
     # at most cache_size of them (auth/cache.py); 0 disables.
     cache_ttl: float = auth_cache.DEFAULT_TTL
     cache_size: int = auth_cache.DEFAULT_SIZE
+    # Longest OAuth token (JWT) accepted by OAUTHBEARER and XOAUTH2, in bytes.
+    max_token_size: int = MAX_TOKEN_LENGTH
 
     @classmethod
     def without_delays(cls) -> AuthSettings:
@@ -156,7 +206,9 @@ class AuthSettings:
         return cls(0.0, 0.0, 0.0, 0, 900.0, max_failures_per_account=0)
 
     def token_validator(self) -> TokenValidator | None:
-        return TokenValidator(self.oauth) if self.oauth else None
+        if not self.oauth:
+            return None
+        return TokenValidator(self.oauth, max_token_size=self.max_token_size)
 
     def sign_in_cache(self) -> auth_cache.AuthCache:
         return auth_cache.AuthCache(self.cache_ttl, self.cache_size)
@@ -193,6 +245,60 @@ class QuotaSettings:
     @property
     def limits(self) -> QuotaLimits:
         return QuotaLimits(self.storage or None, self.messages or None)
+
+
+@dataclass(frozen=True, slots=True)
+class UnixAddress:
+    """A Unix-domain socket path to listen on (``unix:/run/roost/lmtp``)."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+LmtpAddress = ListenAddress | UnixAddress
+
+
+def parse_lmtp_address(text: str, base_dir: Path | None = None) -> LmtpAddress:
+    """``unix:PATH`` or ``HOST:PORT``; a relative path is taken relative to ``base_dir``."""
+    if text.startswith("unix:"):
+        path = Path(text[5:]).expanduser()
+        if not text[5:]:
+            raise ValueError(f"{text!r}: no path after 'unix:'")
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        return UnixAddress(path)
+    return ListenAddress.parse(text)
+
+
+@dataclass(frozen=True, slots=True)
+class LmtpSettings:
+    """[lmtp]: mail handed in by a trusted MTA (RFC 2033). No AUTH: who may connect is
+    decided by the listeners (a Unix socket's mode and group, loopback addresses)."""
+
+    listen: tuple[LmtpAddress, ...] = ()
+    socket_mode: int = 0o660  # of the Unix sockets in ``listen``
+    socket_group: str | None = None  # their group (Postfix's lmtp runs as "postfix")
+    allow_remote: bool = False  # a TCP listener on a non-loopback address
+    # data_dir/run/lmtp (mode 0600): where ``roost deliver`` hands a message to the
+    # running server, so that its sessions are told at once.
+    private_socket: bool = True
+    max_message_size: int = 64 * 1024 * 1024  # advertised as SIZE; beyond: 552 5.3.4
+    max_recipients: int = 1000  # per transaction; beyond: 452 4.5.3
+    spool_threshold: int = 1024 * 1024  # a message over this is spooled to a file
+    timeout: float = 300.0  # seconds of client silence before 421 (RFC 5321 §4.5.3.2)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """[delivery]: which recipients are ours and where their mail goes (LMTP and
+    ``roost deliver`` alike)."""
+
+    domains: tuple[str, ...] = ()  # empty: any domain (the MTA decided it is ours)
+    strip_domain: bool = False  # alice@example.org is the account "alice"
+    detail_folders: bool = True  # alice+lists@ into the folder "lists" when it exists
+    subaddress_separator: str = "+"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,15 +19,20 @@ from roost.config.sections import (
     DEV_POP3S_LISTEN,
     AuthSettings,
     ConfigError,
+    DeliverySettings,
     ImapSettings,
     LimitSettings,
     ListenAddress,
+    LmtpAddress,
+    LmtpSettings,
     LogSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
     StoreSettings,
     TlsSettings,
+    UnixAddress,
+    parse_lmtp_address,
 )
 from roost.imap.context import ImapLimits
 
@@ -42,6 +47,8 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     log: LogSettings = field(default_factory=LogSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
+    lmtp: LmtpSettings = field(default_factory=LmtpSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
     source: str = "<defaults>"  # where the settings came from, for messages
@@ -80,6 +87,8 @@ class Settings:
             auth=sections.auth,
             log=sections.log,
             quota=sections.quota,
+            lmtp=sections.lmtp,
+            delivery=sections.delivery,
             store=sections.store,
             source=source,
         )
@@ -94,6 +103,7 @@ class Settings:
         imaps_listen: Sequence[str] = (DEV_IMAPS_LISTEN,),
         pop3_listen: Sequence[str] = (DEV_POP3_LISTEN,),
         pop3s_listen: Sequence[str] = (DEV_POP3S_LISTEN,),
+        lmtp_listen: Sequence[str] = (),  # the CLI passes DEV_LMTP_LISTEN
     ) -> Settings:
         """The ``roost serve --dev`` settings: local listeners, a self-signed certificate
         in ``data_dir/tls``. Plaintext sign-in before STARTTLS (STLS) is allowed only
@@ -104,6 +114,7 @@ class Settings:
         tls_listen = tuple(_parse_listen_option(text, "--imaps-listen") for text in imaps_listen)
         pop3 = tuple(_parse_listen_option(text, "--pop3-listen") for text in pop3_listen)
         pop3s = tuple(_parse_listen_option(text, "--pop3s-listen") for text in pop3s_listen)
+        lmtp = tuple(parse_lmtp_option(text) for text in lmtp_listen)
         settings = cls(
             server=ServerSettings(data_dir=data_dir, hostname="localhost", workers=1),
             imap=ImapSettings(
@@ -123,6 +134,9 @@ class Settings:
                 key=data_dir / "tls" / "key.pem",
                 self_signed=True,
             ),
+            lmtp=LmtpSettings(listen=lmtp),
+            # The demo account is "demo", so demo@anything reaches it.
+            delivery=DeliverySettings(strip_domain=True),
             dev=True,
             source="--dev",
         )
@@ -160,8 +174,30 @@ class Settings:
             ("imap.tls_listen", self.imap.tls_listen),
             ("pop3.listen", self.pop3.listen),
             ("pop3.tls_listen", self.pop3.tls_listen),
+            ("lmtp.listen", self.tcp_lmtp_listen),
         )
         return [(key, address) for key, addresses in keyed for address in addresses]
+
+    @property
+    def tcp_lmtp_listen(self) -> tuple[ListenAddress, ...]:
+        return tuple(a for a in self.lmtp.listen if isinstance(a, ListenAddress))
+
+    def unix_listeners(self) -> list[tuple[UnixAddress, int, str | None]]:
+        """The Unix sockets to create, each with its mode and group: the configured
+        LMTP ones, then the private one of ``roost deliver`` (mode 0600, lmtp/local.py)."""
+        lmtp = self.lmtp
+        sockets = [
+            (address, lmtp.socket_mode, lmtp.socket_group)
+            for address in lmtp.listen
+            if isinstance(address, UnixAddress)
+        ]
+        if lmtp.private_socket:
+            sockets.append((UnixAddress(self.private_lmtp_socket), 0o600, None))
+        return sockets
+
+    @property
+    def private_lmtp_socket(self) -> Path:
+        return self.server.data_dir / "run" / "lmtp"
 
     def validate(self) -> None:
         """Checks across sections; raise ConfigError naming the key."""
@@ -181,6 +217,15 @@ class Settings:
                     f"{address} is also in '{first_key[address]}'"
                 )
             first_key.setdefault(address, key)
+        if not self.lmtp.allow_remote:
+            for address in self.tcp_lmtp_listen:
+                if not address.is_loopback:
+                    raise ConfigError(
+                        f"invalid value for 'lmtp.listen' in {self.source}: {address} is not "
+                        "a loopback address; LMTP has no sign-in, so anyone who can connect "
+                        "can deliver mail (set lmtp.allow_remote = true if a firewall "
+                        "limits who can)"
+                    )
         if self.tls_needed and not self.tls.self_signed:
             for name, value in (("cert", self.tls.cert), ("key", self.tls.key)):
                 if value is None:
@@ -207,3 +252,10 @@ def _parse_listen_option(text: str, option: str) -> ListenAddress:
         return ListenAddress.parse(text)
     except ValueError as error:
         raise ConfigError(f"invalid value for {option}: {error}") from None
+
+
+def parse_lmtp_option(text: str) -> LmtpAddress:
+    try:
+        return parse_lmtp_address(text)
+    except ValueError as error:
+        raise ConfigError(f"invalid value for --lmtp-listen: {error}") from None

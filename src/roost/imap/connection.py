@@ -9,6 +9,21 @@ answered in one write), when the buffer grows large, and before any wait.
 
 Pipelined commands are answered strictly in order: the receiver parses one command at a
 time, so a pipelined IDLE or AUTHENTICATE sees the lines that follow it as its own.
+
+What one connection may cost is bounded (README "Security"):
+
+- Memory: compressed input (RFC 4978) is inflated a piece at a time, only when the
+  receiver has consumed the previous piece, so a small "deflate bomb" never expands at
+  once; the receiver bounds each command (line and literal limits).
+- Disk: before sign-in a command's literals total at most ``max_preauth_literal``
+  bytes, so nothing is spooled; after it, spooled literals count against the process's
+  ``SpoolBudget``.
+- Time: before sign-in the whole phase has ``preauth_timeout``; after it, silence has
+  ``auth_timeout``; and a command, once its first byte arrived, must be complete within
+  ``command_timeout`` plus a second per ``min_literal_rate`` bytes of its literals, so
+  a byte now and then (slowloris) cannot hold a connection.
+- The loop: a ``CommandPacer`` yields to other connections every few commands and
+  slows a connection past ``max_commands_per_second``.
 """
 
 from __future__ import annotations
@@ -43,6 +58,7 @@ from roost.imap.wire.responses import (
     Untagged,
 )
 from roost.imap.wire.serializer import serialize
+from roost.runtime.pacing import CommandPacer
 from roost.runtime.streams import drop_buffered_input
 from roost.store.base import ChangeEvent, StorageFull
 
@@ -55,7 +71,7 @@ FLUSH_AT = 256 * 1024
 # sync by mbsync spent 40% of the server's time deflating on the loop).
 DEFLATE_ON_THREAD_AT = 64 * 1024
 SEND_GRACE = 5.0  # seconds a closing connection waits for its last write
-INFLATE_CHUNK = 64 * 1024
+INFLATE_CHUNK = 64 * 1024  # inflated bytes handed to the receiver at a time
 
 
 class ConnectionEnded(Exception):
@@ -84,12 +100,21 @@ class ImapConnection:
             max_nesting_depth=self.limits.max_nesting_depth,
             spool_threshold=self.limits.spool_threshold,
             spool_dir=context.spool_dir,
+            spool_budget=context.spool_budget,
         )
+        self._signed_in = False
+        self._set_literal_limits()
+        loop = asyncio.get_running_loop()
+        self._pacer = CommandPacer(self.limits.max_commands_per_second, clock=loop.time)
+        self._preauth_deadline = loop.time() + self.limits.preauth_timeout
+        self._command_started: float | None = None  # first byte of an incomplete command
         self.out = bytearray()
         self.bad_in_a_row = 0
         # RFC 4978: raw DEFLATE both ways once COMPRESS succeeds; None until then.
         self._deflate: zlib._Compress | None = None
         self._inflate: zlib._Decompress | None = None
+        self._compressed = b""  # received, not yet inflated
+        self._inflate_pending = False  # inflating may give more without more input
         self._read_task: asyncio.Future[bytes] | None = None
         # The output being deflated on a thread and then written; at most one at a time,
         # and every other write waits for it, so output keeps its order.
@@ -149,24 +174,41 @@ class ImapConnection:
 
     # ---- input -------------------------------------------------------------------------
 
-    def _timeout(self) -> float:
+    def _deadline(self, now: float) -> tuple[float, str]:
+        """When the wait for input ends, and what to call it then."""
+        limits = self.limits
         if self.session.state is State.NOT_AUTHENTICATED:
-            return self.limits.preauth_timeout
-        return self.limits.auth_timeout
+            deadline, why = self._preauth_deadline, "no sign-in in time"
+        else:
+            deadline, why = now + limits.auth_timeout, "idle for too long"
+        if self.receiver.mid_command:
+            if self._command_started is None:
+                self._command_started = now
+            allowance = self.receiver.command_literal_bytes / limits.min_literal_rate
+            command_deadline = self._command_started + limits.command_timeout + allowance
+            if command_deadline < deadline:
+                deadline, why = command_deadline, "command not completed in time"
+        else:
+            self._command_started = None
+        return deadline, why
 
     async def _read(self) -> None:
         """Wait for more input. With NOTIFY on, tell the client of changes meanwhile
         (RFC 5465 §5: notifications may come while no command is in progress)."""
+        if self._inflate_next():
+            return
         await self.flush()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout()
+        deadline, why = self._deadline(loop.time())
         while True:
             remaining = deadline - loop.time()
             watch = self.session.notifier is not None
             result = await self._wait(remaining, watch_events=watch) if remaining > 0 else None
             if result is None:
-                log.info("timeout ip=%s state=%s", self.remote_ip, self.session.state.value)
-                self.write(Untagged(Status.BYE, "Autologout: idle for too long"))
+                log.info(
+                    "timeout ip=%s state=%s: %s", self.remote_ip, self.session.state.value, why
+                )
+                self.write(Untagged(Status.BYE, f"Autologout: {why}"))
                 await self.flush()
                 raise ConnectionEnded
             if isinstance(result, bytes):
@@ -219,19 +261,37 @@ class ImapConnection:
         return self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
 
     def _feed(self, data: bytes) -> None:
-        """Hand received bytes to the receiver, inflating them in bounded pieces so a
-        small compressed input cannot expand into a huge buffer at once."""
-        inflate = self._inflate
-        if inflate is None:
+        """Hand received bytes to the receiver; compressed ones only as far as their
+        first inflated piece (``_inflate_next`` gives the rest, as it is consumed)."""
+        if self._inflate is None:
             self.receiver.feed(data)
             return
+        self._compressed += data
+        self._inflate_pending = True
+        self._inflate_next()
+
+    def _inflate_next(self) -> bool:
+        """Feed the receiver the next piece of inflated input, at most INFLATE_CHUNK
+        bytes; False when there is none without reading more.
+
+        A 24 KiB deflate bomb inflates to ~25 MB: inflated at once, every byte of it
+        would sit in the receiver's buffer. Piece by piece, the receiver consumes each
+        (commands answered, a too-long line discarded) before the next is made."""
+        inflate = self._inflate
+        if inflate is None or not self._inflate_pending:
+            return False
         try:
-            self.receiver.feed(inflate.decompress(data, INFLATE_CHUNK))
-            while inflate.unconsumed_tail:
-                self.receiver.feed(inflate.decompress(inflate.unconsumed_tail, INFLATE_CHUNK))
+            piece = inflate.decompress(self._compressed, INFLATE_CHUNK)
         except zlib.error as error:
             log.info("bad compressed data ip=%s: %s", self.remote_ip, error)
             raise ConnectionEnded from error
+        self._compressed = inflate.unconsumed_tail
+        # A full piece may leave output inside zlib even when all input was taken.
+        self._inflate_pending = bool(self._compressed) or len(piece) == INFLATE_CHUNK
+        if not piece:
+            return False
+        self.receiver.feed(piece)
+        return True
 
     async def _raw_line(self) -> bytes:
         self.receiver.expect_raw_line()
@@ -258,20 +318,30 @@ class ImapConnection:
             )
             while self.session.state is not State.LOGOUT:
                 event = self.receiver.next_event()
+                if not isinstance(event, NeedData | NeedLiteral):
+                    self._command_started = None  # a command is complete or refused
                 match event:
                     case NeedData():
                         await self._read()
                     case NeedLiteral():
                         self.write(Continuation("Ready for literal data"))
                         await self.flush()
-                    case LiteralTooLarge(tag=tag, size=size, synchronizing=sync):
-                        log.info("literal too large ip=%s size=%d", self.remote_ip, size)
-                        limit = self.limits.max_literal_size
-                        text = f"Literal of {size} bytes is over the limit of {limit}"
+                    case LiteralTooLarge(tag=tag, size=size, synchronizing=sync, limit=limit):
+                        log.info(
+                            "literal too large ip=%s size=%d limit=%d", self.remote_ip, size, limit
+                        )
+                        # Not the size: an absurd one is thousands of digits (saturated).
+                        text = f"Literal too large: the limit is {limit} bytes"
+                        if not self._signed_in:
+                            text += " before sign-in"
                         if not sync:
                             self.write(Untagged(Status.BYE, text, Code("TOOBIG")))
                             break
                         self.write(Tagged(tag, Status.NO, text, Code("TOOBIG")))
+                    case SpoolFailed(tag=tag, reason=reason, over_budget=True):
+                        log.warning("literal not stored ip=%s: %s", self.remote_ip, reason)
+                        text = "Too much is being uploaded at once; try again later"
+                        self.write(Tagged(tag, Status.NO, text, Code("LIMIT")))
                     case SpoolFailed(tag=tag, reason=reason, no_space=no_space):
                         # A literal could not be spooled; the command was read and dropped.
                         if no_space:
@@ -291,6 +361,7 @@ class ImapConnection:
                     case RawLine():
                         pass  # only expected after expect_raw_line, handled there
                     case c.Command():
+                        await self._pace()
                         await self.run_command(event)
                 if self.bad_in_a_row >= self.limits.max_bad_commands:
                     log.info("too many bad commands ip=%s", self.remote_ip)
@@ -323,6 +394,36 @@ class ImapConnection:
             with contextlib.suppress(Exception):
                 self.writer.close()
 
+    async def _pace(self) -> None:
+        """Give other connections their turn (``CommandPacer``)."""
+        delay = self._pacer.before_command()
+        if delay is None:
+            return
+        if delay > 0:
+            if self._pacer.slowed == 1:
+                log.info(
+                    "commands slowed ip=%s: over %d per second",
+                    self.remote_ip,
+                    self.limits.max_commands_per_second,
+                )
+            await self.flush()
+        await asyncio.sleep(delay)
+
+    def _set_literal_limits(self) -> None:
+        """Before sign-in only small literals (LOGIN's); the full size after it. A
+        sign-in, or UNAUTHENTICATE (RFC 8437), also restarts the pre-auth clock."""
+        limits = self.limits
+        signed_in = self.session.state is not State.NOT_AUTHENTICATED
+        if signed_in:
+            self.receiver.limit_literals(limits.max_literal_size)
+        else:
+            preauth = limits.max_preauth_literal
+            self.receiver.limit_literals(min(preauth, limits.max_literal_size), preauth)
+            if self._signed_in:
+                loop = asyncio.get_running_loop()
+                self._preauth_deadline = loop.time() + limits.preauth_timeout
+        self._signed_in = signed_in
+
     async def run_command(self, command: c.Command) -> None:
         await self.write_all(run_command(self.session, command))
         self.receiver.discard_spools()
@@ -346,6 +447,7 @@ class ImapConnection:
                     await self.write_all(continue_sasl(session, line))
                 case Awaiting.IDLE_DONE:
                     await self._idle()
+        self._set_literal_limits()
 
     async def _start_tls(self) -> None:
         await self.flush()
@@ -380,6 +482,8 @@ class ImapConnection:
                 self.write(Tagged(session.pending_tag, Status.BAD, "Expected DONE"))
                 session.awaiting = Awaiting.NOTHING
                 return
+            if self._inflate_next():
+                continue
             await self.flush()
             if loop.time() >= deadline:
                 self.write(Untagged(Status.BYE, "Autologout: idle for too long"))

@@ -187,7 +187,18 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
     if session.state is State.LOGOUT and done.status is Status.OK:
         yield Untagged(Status.BYE, "Roost logging out")
     _count(spec.name, done, started)
-    yield Tagged(command.tag, done.status, done.text, done.code)
+    code = done.code
+    if session.announce_highestmodseq:
+        session.announce_highestmodseq = False
+        if session.selected is not None and done.status is Status.OK:
+            # RFC 7162 §3.1: CONDSTORE enabled implicitly by this command (FETCH MODSEQ,
+            # SEARCH MODSEQ, STORE UNCHANGEDSINCE…) reports the selected HIGHESTMODSEQ.
+            highest = Code("HIGHESTMODSEQ", str(session.selected.known_modseq))
+            if code is None:
+                code = highest
+            else:
+                yield Untagged(Status.OK, "Highest", highest)
+    yield Tagged(command.tag, done.status, done.text, code)
 
 
 async def continue_sasl(session: Session, line: bytes) -> AsyncIterator[Response]:

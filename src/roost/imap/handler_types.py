@@ -20,6 +20,7 @@ from roost.store.base import (
     NoSuchMailbox,
     QuotaExceeded,
     StorageFull,
+    StoreBusy,
     StoreError,
 )
 
@@ -83,6 +84,8 @@ def store_error_response(error: StoreError) -> CommandError:
             return no("Quota exceeded", "OVERQUOTA")
         case StorageFull():
             return no("Server storage is full; nothing was changed", "LIMIT")
+        case StoreBusy():
+            return no("The mailbox is busy; nothing was changed, try again", "UNAVAILABLE")
         case AccountExists():
             return no("Account exists", "ALREADYEXISTS")
         case _:

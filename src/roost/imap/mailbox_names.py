@@ -19,6 +19,7 @@ __all__ = [
     "MAX_NAME_DEPTH",
     "InvalidMailboxName",
     "ListPattern",
+    "check_new_name",
     "compile_list_pattern",
     "decode_mailbox_name",
     "encode_mailbox_name",
@@ -96,6 +97,15 @@ def _validate(name: str, *, max_bytes: int, max_depth: int) -> None:
             raise InvalidMailboxName(f'the name contains an empty level ("{DELIMITER * 2}")')
         if component in (".", ".."):
             raise InvalidMailboxName(f'the name contains a "{component}" level')
+
+
+def check_new_name(name: str) -> None:
+    """Refuse a name for a new mailbox (CREATE, RENAME's target) that holds a LIST
+    wildcard: "*" and "%" in a name make LIST patterns ambiguous (RFC 9051 §6.3.9 has
+    no escape), so a client could not list exactly that mailbox. Existing mailboxes
+    with such names stay usable."""
+    if "*" in name or "%" in name:
+        raise InvalidMailboxName('the name contains a LIST wildcard ("*" or "%")')
 
 
 def encode_mailbox_name(name: str, *, utf8: bool) -> bytes:

@@ -71,6 +71,9 @@ class Session:
         self.compressed = False  # COMPRESS=DEFLATE active (RFC 4978)
         self.enabled: set[str] = set()
         self.condstore = False  # RFC 7162 §3.1: a CONDSTORE-enabling command was seen
+        # RFC 7162 §3.1: the first CONDSTORE-enabling command while a mailbox is
+        # selected reports its HIGHESTMODSEQ (dispatch adds it to the completion).
+        self.announce_highestmodseq = False
         self.qresync = False  # RFC 7162 §3.2.3: ENABLE QRESYNC
         # ENABLE IMAP4rev2 (RFC 9051 §6.3.1): UTF-8 names, ESEARCH for SEARCH, and no
         # \Recent, RECENT or [UNSEEN] any more.
@@ -157,12 +160,21 @@ class Session:
         """A mailbox argument as a store name: decoded (modified UTF-7, or UTF-8 after
         UTF8=ACCEPT), INBOX normalised, validated."""
         try:
-            return decode_mailbox_name(raw, utf8=self.utf8)
+            limits = self.context.limits
+            return decode_mailbox_name(
+                raw,
+                utf8=self.utf8,
+                max_bytes=limits.max_mailbox_name_bytes,
+                max_depth=limits.max_mailbox_levels,
+            )
         except InvalidMailboxName as error:
             raise no(f"Invalid mailbox name: {error}", "CANNOT") from None
 
     def enable_condstore(self) -> None:
-        """RFC 7162 §3.1: from now on, flag updates carry MODSEQ."""
+        """RFC 7162 §3.1: from now on, flag updates carry MODSEQ; enabled implicitly
+        while a mailbox is selected, the command also reports its HIGHESTMODSEQ."""
+        if not self.condstore and self.selected is not None:
+            self.announce_highestmodseq = True
         self.condstore = True
         if self.selected is not None:
             self.selected.condstore = True
@@ -211,19 +223,24 @@ class Session:
         for response in responses:
             yield response
         if new_uids:
-            if not selected.readonly and not self.rev2:
-                floor = await self.claim_recent(selected.mailbox_id)
+            if not self.rev2:
+                # RFC 3501 §2.3.2: recent for the first session told; a read-only one
+                # sees it so without claiming it (EXAMINE, §6.3.2).
+                floor = await self.claim_recent(selected.mailbox_id, peek=selected.readonly)
                 if floor is not None:
                     selected.add_recent(floor, new_uids)
             for response in selected.announce_new():
                 yield response
 
-    async def claim_recent(self, mailbox_id: int) -> int | None:
-        """Claim \\Recent (see ``Account.claim_recent``); None when the store cannot
-        record the claim for lack of space: \\Recent is a courtesy, never a reason to
-        refuse SELECT or to break a sync point on a full disk."""
+    async def claim_recent(self, mailbox_id: int, *, peek: bool = False) -> int | None:
+        """Claim \\Recent (see ``Account.claim_recent``), or with ``peek`` only read the
+        floor; None when the store cannot record the claim for lack of space: \\Recent
+        is a courtesy, never a reason to refuse SELECT or break a sync point on a full disk."""
         try:
-            return await self.require_account().claim_recent(mailbox_id)
+            account = self.require_account()
+            if peek:
+                return await account.recent_floor(mailbox_id)
+            return await account.claim_recent(mailbox_id)
         except StorageFull:
             log.warning("disk full: \\Recent not claimed ip=%s", self.remote_ip)
             return None
@@ -325,7 +342,7 @@ class Session:
 
     async def close(self) -> None:
         if self.counted_account is not None:
-            self.context.account_connections.release(self.counted_account)
+            self.context.account_connections.release(self.counted_account, self.remote_ip)
             self.counted_account = None
         if self.listener is not None:
             self.listener.close()

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from roost.mime import imap_form
 from roost.mime.envelope import envelope as render_envelope
 from roost.mime.lexer import Lexer, content_params
-from roost.mime.parse import KIND_MULTIPART, KIND_RFC822, Node
+from roost.mime.limits import MessageBytes
+from roost.mime.parse import KIND_MULTIPART, KIND_RFC822, Node, count_bytes
 
 _DEFAULT_CHARSET = (b"charset", b"us-ascii")
 _EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0'
@@ -178,7 +179,7 @@ class Renderer:
     to CRLF on output (Dovecot) does; Roost sends bytes as stored and leaves it off.
     """
 
-    def __init__(self, data: bytes, *, extended: bool, crlf_sizes: bool = False) -> None:
+    def __init__(self, data: MessageBytes, *, extended: bool, crlf_sizes: bool = False) -> None:
         self.data = data
         self.extended = extended
         self.crlf_sizes = crlf_sizes
@@ -186,7 +187,9 @@ class Renderer:
     def size(self, start: int, end: int) -> int:
         size = end - start
         if self.crlf_sizes:
-            size += self.data.count(b"\n", start, end) - self.data.count(b"\r\n", start, end)
+            size += count_bytes(self.data, b"\n", start, end) - count_bytes(
+                self.data, b"\r\n", start, end
+            )
         return size
 
     def render(self, node: Node, top: bool = True) -> bytes:
@@ -208,7 +211,7 @@ class Renderer:
 
     def _leaf(self, node: Node, data: PartData, top: bool) -> bytes:
         size = self.size(node.body_start, node.end)
-        lines = self.data.count(b"\n", node.body_start, node.end)
+        lines = count_bytes(self.data, b"\n", node.body_start, node.end)
         if top and is_plain_7bit(node, data):
             canonical = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" %d %d' % (
                 size,
@@ -248,9 +251,9 @@ class Renderer:
         return b"(" + b" ".join(out) + b")"
 
 
-def bodystructure(data: bytes, root: Node, *, crlf_sizes: bool = False) -> bytes:
+def bodystructure(data: MessageBytes, root: Node, *, crlf_sizes: bool = False) -> bytes:
     return Renderer(data, extended=True, crlf_sizes=crlf_sizes).render(root)
 
 
-def body(data: bytes, root: Node, *, crlf_sizes: bool = False) -> bytes:
+def body(data: MessageBytes, root: Node, *, crlf_sizes: bool = False) -> bytes:
     return Renderer(data, extended=False, crlf_sizes=crlf_sizes).render(root)

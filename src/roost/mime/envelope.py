@@ -17,6 +17,9 @@ leave open:
   "MISSING_DOMAIN", a broken ``<...>`` gets the host "SYNTAX_ERROR" — so that every
   address keeps four well-formed fields.
 - Sender and Reply-To default to From (RFC 9051 §7.5.2).
+- Each string is cut to ``MAX_ENVELOPE_STRING`` bytes (at a UTF-8 character boundary):
+  a 50 MB Subject must not make a 50 MB ENVELOPE kept in every model and sent with
+  every FETCH. Dovecot sends it whole; no real client shows that much.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 
 from roost.mime import imap_form
 from roost.mime.lexer import NUL_REPLACEMENT, Lexer
+from roost.mime.limits import MAX_ENVELOPE_STRING
 from roost.mime.parse import Field
 
 MAX_ADDRESSES = 10_000
@@ -253,20 +257,38 @@ def for_humans(value: bytes) -> bytes:
     return b" ".join(value.split())
 
 
+def _ncut(value: bytes | None) -> bytes | None:
+    return None if value is None else cut(value)
+
+
+def cut(value: bytes, limit: int = MAX_ENVELOPE_STRING) -> bytes:
+    """``value`` cut to at most ``limit`` bytes, not inside a UTF-8 sequence."""
+    if len(value) <= limit:
+        return value
+    end = limit
+    while end > limit - 3 and end > 0 and 0x80 <= value[end] < 0xC0:
+        end -= 1  # value[end] continues a character that starts before it
+    return value[:end]
+
+
 def _address_list(addresses: list[Address] | None) -> bytes:
     if not addresses:
         return imap_form.NIL
     items = []
     for address in addresses:
-        name = imap_form.NIL if address.name is None else imap_form.string(for_humans(address.name))
+        name = (
+            imap_form.NIL
+            if address.name is None
+            else imap_form.string(cut(for_humans(cut(address.name, 4 * MAX_ENVELOPE_STRING))))
+        )
         items.append(
             b"("
             + b" ".join(
                 (
                     name,
-                    imap_form.nstring(address.route),
-                    imap_form.nstring(address.mailbox),
-                    imap_form.nstring(address.domain),
+                    imap_form.nstring(_ncut(address.route)),
+                    imap_form.nstring(_ncut(address.mailbox)),
+                    imap_form.nstring(_ncut(address.domain)),
                 )
             )
             + b")"
@@ -314,26 +336,29 @@ def collect(fields: list[Field]) -> Envelope:
             addresses = parse_addresses(item.value)
             previous: list[Address] | None = getattr(result, attribute)
             if previous:
-                addresses = previous + addresses
+                # joined, but no longer than one field may be (MAX_ADDRESSES)
+                addresses = (previous + addresses)[:MAX_ADDRESSES]
             setattr(result, attribute, addresses or previous)
     return result
 
 
 def render(parsed: Envelope) -> bytes:
     """The ENVELOPE value, parenthesised."""
-    subject = None if parsed.subject is None else for_humans(parsed.subject)
+    subject = (
+        None if parsed.subject is None else for_humans(cut(parsed.subject, 4 * MAX_ENVELOPE_STRING))
+    )
     return imap_form.plist(
         [
-            imap_form.nstring(parsed.date),
-            imap_form.nstring(subject),
+            imap_form.nstring(_ncut(parsed.date)),
+            imap_form.nstring(_ncut(subject)),
             _address_list(parsed.from_),
             _address_list(parsed.sender or parsed.from_),
             _address_list(parsed.reply_to or parsed.from_),
             _address_list(parsed.to),
             _address_list(parsed.cc),
             _address_list(parsed.bcc),
-            imap_form.nstring(parsed.in_reply_to),
-            imap_form.nstring(parsed.message_id),
+            imap_form.nstring(_ncut(parsed.in_reply_to)),
+            imap_form.nstring(_ncut(parsed.message_id)),
         ]
     )
 

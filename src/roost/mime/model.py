@@ -24,7 +24,8 @@ from roost.mime import bodystructure as structure
 from roost.mime.decode import decode_transfer
 from roost.mime.envelope import Envelope, collect
 from roost.mime.envelope import render as render_envelope
-from roost.mime.parse import KIND_RFC822, Node, parse_message
+from roost.mime.limits import MessageBytes
+from roost.mime.parse import DEFAULT_LIMITS, KIND_RFC822, MimeLimits, Node, parse_message
 from roost.mime.sections import KIND_MULTIPART, PartRange, resolve, section_range
 
 __all__ = ["MessageModel", "Part", "decode_transfer"]
@@ -69,14 +70,16 @@ class MessageModel:
     # ---- construction -----------------------------------------------------------------
 
     @classmethod
-    def from_message(cls, data: bytes | memoryview) -> MessageModel:
-        """Parses ``data`` (the message exactly as stored)."""
-        message = bytes(data)
-        root = parse_message(message)
+    def from_message(
+        cls, data: MessageBytes | memoryview, limits: MimeLimits = DEFAULT_LIMITS
+    ) -> MessageModel:
+        """Parses ``data`` (the message exactly as stored, or a mapping of its file)."""
+        message = bytes(data) if isinstance(data, memoryview) else data
+        root = parse_message(message, limits)
         return cls(cls._pack(message, root))
 
     @staticmethod
-    def _pack(message: bytes, root: Node, parsed: Envelope | None = None) -> bytes:
+    def _pack(message: MessageBytes, root: Node, parsed: Envelope | None = None) -> bytes:
         """``parsed``: the top header's envelope fields, when the caller has them."""
         envelope = render_envelope(collect(root.fields) if parsed is None else parsed)
         bodystructure = structure.bodystructure(message, root)

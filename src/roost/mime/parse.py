@@ -26,9 +26,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from roost.mime.lexer import Lexer, content_params
+from roost.mime.limits import (
+    MAX_FIELD_NAME,
+    MAX_FIELD_VALUE,
+    MAX_HEADER_BYTES,
+    MAX_HEADER_LINES,
+    MessageBytes,
+)
 
 MAX_DEPTH = 100
 MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class MimeLimits:
+    """How far the parser descends: ``[limits] max_mime_depth`` and ``max_mime_parts``."""
+
+    max_depth: int = MAX_DEPTH
+    max_parts: int = MAX_PARTS
+
+
+DEFAULT_LIMITS = MimeLimits()
 MAX_BOUNDARY = 70
 
 KIND_LEAF = 0
@@ -44,40 +62,78 @@ class Field:
     value: bytes  # unfolded: line ends of continuation lines removed, CR before LF too
 
 
-def parse_fields(data: bytes, start: int, end: int) -> list[Field]:
+@dataclass(slots=True)
+class HeaderBudget:
+    """What is left of the message-wide header limits (roost.mime.limits)."""
+
+    lines: int = MAX_HEADER_LINES
+    size: int = MAX_HEADER_BYTES
+
+
+# Bytes of one line copied out of the message at most: a longer line is cut, never
+# copied whole (its value could not be kept anyway).
+_LINE_WINDOW = MAX_FIELD_NAME + MAX_FIELD_VALUE + 2
+
+
+def parse_fields(
+    data: MessageBytes, start: int, end: int, budget: HeaderBudget | None = None
+) -> list[Field]:
     """The fields of the header block ``data[start:end]`` (which includes the blank
     line, if any). A line without a colon is a field with no value (Dovecot keeps it
-    too; it never matches a name we look for)."""
+    too; it never matches a name we look for).
+
+    Bounded (roost.mime.limits): a name keeps ``MAX_FIELD_NAME`` bytes, a value
+    ``MAX_FIELD_VALUE``; lines and bytes are charged to ``budget`` (shared by every
+    header of one message), and the fields past it are not read."""
+    if budget is None:
+        budget = HeaderBudget()
     fields: list[Field] = []
     position = start
     current: Field | None = None
     pieces: list[bytes] = []
-    while position < end:
+    room = 0  # value bytes the current field may still keep
+    while position < end and budget.lines > 0 and budget.size > 0:
         newline = data.find(b"\n", position, end)
         line_end = end if newline < 0 else newline
-        line = data[position:line_end]
-        if line.endswith(b"\r") and newline >= 0:
+        window_end = min(line_end, position + _LINE_WINDOW)
+        line = data[position:window_end]
+        if window_end == line_end and line.endswith(b"\r") and newline >= 0:
             line = line[:-1]
         position = end if newline < 0 else newline + 1
         if not line and newline >= 0:
             break  # the blank line
+        budget.lines -= 1
         if line[:1] in (b" ", b"\t") and current is not None:
+            line = line[:room]
+            room -= len(line)
             pieces.append(line)
             continue
         if current is not None:
-            current.value = b"".join(pieces)
+            current.value = _charge(budget, pieces)
         colon = line.find(b":")
         if colon < 0:
-            current = Field(line.rstrip(b" \t"), b"")
+            current = Field(line[:MAX_FIELD_NAME].rstrip(b" \t"), b"")
             pieces = []
+            room = MAX_FIELD_VALUE
         else:
-            value = line[colon + 1 :].lstrip(b" \t")
-            current = Field(line[:colon].rstrip(b" \t"), b"")
+            value = line[colon + 1 :].lstrip(b" \t")[:MAX_FIELD_VALUE]
+            current = Field(line[:colon][:MAX_FIELD_NAME].rstrip(b" \t"), b"")
             pieces = [value]
+            room = MAX_FIELD_VALUE - len(value)
+        budget.size -= len(current.name)
         fields.append(current)
     if current is not None:
-        current.value = b"".join(pieces)
+        current.value = _charge(budget, pieces)
     return fields
+
+
+def _charge(budget: HeaderBudget, pieces: list[bytes]) -> bytes:
+    """The value of a field, cut to what the budget has left, and charged to it."""
+    value = b"".join(pieces)
+    if len(value) > budget.size:
+        value = value[: max(budget.size, 0)]
+    budget.size -= len(value)
+    return value
 
 
 # ---- the MIME tree --------------------------------------------------------------------
@@ -148,28 +204,52 @@ class _Hit:
     next_line: int
 
 
-class _Parser:
-    __slots__ = ("boundaries", "data", "length", "parts")
+def _at(data: MessageBytes, position: int, prefix: bytes) -> bool:
+    """``data.startswith(prefix, position)``, which a mapping lacks."""
+    return data[position : position + len(prefix)] == prefix
 
-    def __init__(self, data: bytes) -> None:
+
+def count_bytes(data: MessageBytes, needle: bytes, start: int, end: int) -> int:
+    """``data.count(needle, start, end)``; through a mapping a slice at a time."""
+    if isinstance(data, bytes):
+        return data.count(needle, start, end)
+    total = 0
+    step = 1 << 20
+    position = start
+    while position < end:
+        stop = min(end, position + step)
+        # an occurrence starting before ``stop`` may end after it
+        chunk = data[position : min(end, stop + len(needle) - 1)]
+        total += chunk.count(needle)
+        position = stop
+    return total
+
+
+class _Parser:
+    __slots__ = ("boundaries", "budget", "data", "length", "max_depth", "max_parts", "parts")
+
+    def __init__(self, data: MessageBytes, limits: MimeLimits = DEFAULT_LIMITS) -> None:
+        self.max_depth = limits.max_depth
+        self.max_parts = limits.max_parts
         self.data = data
         self.length = len(data)
         self.boundaries: list[bytes] = []  # outermost first
         self.parts = 0
+        self.budget = HeaderBudget()
 
     def boundary_at(self, position: int) -> _Hit | None:
         """The boundary line starting at ``position``, if it is one."""
         data, boundaries = self.data, self.boundaries
-        if not data.startswith(b"--", position):
+        if not _at(data, position, b"--"):
             return None
         for level in range(len(boundaries) - 1, -1, -1):  # innermost first
             boundary = boundaries[level]
-            if data.startswith(boundary, position + 2):
+            if _at(data, position + 2, boundary):
                 after = position + 2 + len(boundary)
                 newline = data.find(b"\n", after)
                 return _Hit(
                     level,
-                    data.startswith(b"--", after),
+                    _at(data, after, b"--"),
                     position,
                     self.length if newline < 0 else newline + 1,
                 )
@@ -201,11 +281,34 @@ class _Parser:
                 end -= 1
         return end
 
+    def next_line_of_interest(self, position: int) -> int:
+        """The start of the first line after the one at ``position`` that is blank or,
+        inside a multipart, starts with "--"; the end of the data if none. Searched in
+        growing windows, so the cost is the distance to it, not the rest of the
+        message, and a header of millions of lines is not walked line by line."""
+        data, length = self.data, self.length
+        needles = (b"\n\n", b"\n\r\n", b"\n--") if self.boundaries else (b"\n\n", b"\n\r\n")
+        window = 4096
+        start = position
+        while start < length:
+            stop = min(length, start + window)
+            best = -1
+            for needle in needles:
+                found = data.find(needle, start, stop + len(needle) - 1)
+                if found >= 0 and (best < 0 or found < best):
+                    best = found
+            if best >= 0:
+                return best + 1
+            start = stop
+            window *= 2
+        return length
+
     def header(self, node: Node) -> _Hit | None:
         """Reads the header of ``node``; returns a boundary line met inside it."""
         data, length = self.data, self.length
         position = node.start
         hit: _Hit | None = None
+        fields: list[Field] | None = None
         while position < length:
             if self.boundaries:
                 hit = self.boundary_at(position)
@@ -213,24 +316,25 @@ class _Parser:
                     # the line end before a boundary belongs to the boundary
                     position = self.part_end(node.start, hit)
                     break
-            newline = data.find(b"\n", position)
-            if newline < 0:
-                position = length
-                break
-            line_start = position
-            position = newline + 1
-            if newline == line_start or (newline == line_start + 1 and data[line_start] == 13):
+            first = data[position]
+            if first == 0x0A or (first == 0x0D and _at(data, position + 1, b"\n")):
+                line_start = position
+                position = data.find(b"\n", position) + 1
                 # The blank line; but if a boundary line follows at once, the line end
                 # belongs to the boundary and the header ends before it (as in Dovecot).
-                if self.boundaries and data.startswith(b"--", position):
-                    own = content_info(parse_fields(data, node.start, line_start)).boundary
-                    if own is None or not data.startswith(own, position + 2):
+                if self.boundaries and _at(data, position, b"--"):
+                    fields = parse_fields(data, node.start, line_start, self.budget)
+                    own = content_info(fields).boundary
+                    if own is None or not _at(data, position + 2, own):
                         hit = self.boundary_at(position)
                         if hit is not None:
                             position = line_start
                 break
+            position = self.next_line_of_interest(position)
         node.body_start = position
-        node.fields = parse_fields(data, node.start, position)
+        if fields is None:
+            fields = parse_fields(data, node.start, position, self.budget)
+        node.fields = fields
         return hit
 
     def part(self, node: Node, depth: int, default_rfc822: bool) -> _Hit | None:
@@ -246,7 +350,7 @@ class _Parser:
             info.kind = KIND_RFC822
         node.text = info.text
         node.kind = info.kind
-        too_deep = depth >= MAX_DEPTH or self.parts >= MAX_PARTS
+        too_deep = depth >= self.max_depth or self.parts >= self.max_parts
         if hit is not None:
             node.end = node.body_start
             if node.kind == KIND_RFC822 and not too_deep:
@@ -273,7 +377,7 @@ class _Parser:
         own = len(self.boundaries) - 1
         hit = self.find_boundary(node.body_start)
         while hit is not None and hit.level == own and not hit.closing:
-            if self.parts >= MAX_PARTS:
+            if self.parts >= self.max_parts:
                 break
             child = Node(start=hit.next_line, mime=True)
             node.children.append(child)
@@ -289,9 +393,10 @@ class _Parser:
         return hit
 
 
-def parse_message(data: bytes) -> Node:
-    """The MIME tree of a whole message."""
+def parse_message(data: MessageBytes, limits: MimeLimits = DEFAULT_LIMITS) -> Node:
+    """The MIME tree of a whole message, its header fields bounded by the limits of
+    roost.mime.limits and its nesting by ``limits``."""
     root = Node(start=0)
-    parser = _Parser(data)
+    parser = _Parser(data, limits)
     parser.part(root, 0, False)
     return root

@@ -189,9 +189,12 @@ async def _signed_in(session: Session, result: AuthResult) -> Ok:
         wait = math.ceil(delay - (now - last))
         raise CommandError(f"Signed in less than {delay} s ago; wait {wait} s", LOGIN_DELAY)
     try:
-        if not context.account_connections.acquire(name):
-            log.warning("too many sessions ip=%s user=%s", session.remote_ip, name)
-            raise CommandError("Too many connections for this account", SYS_TEMP)
+        refused_by = context.account_connections.admit(name, session.remote_ip)
+        if refused_by is not None:
+            log.warning(
+                "too many sessions ip=%s user=%s limit=%s", session.remote_ip, name, refused_by
+            )
+            raise CommandError(f"Too many connections for this account ({refused_by})", SYS_TEMP)
         session.counted_account = name
         session.lease = await context.locks.try_acquire(name, INBOX)
         if session.lease is None:

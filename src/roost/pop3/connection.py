@@ -6,8 +6,10 @@ Output is buffered and flushed when the input runs dry — so pipelined commands
 2449 §6.6) are answered in one write, strictly in order — when the buffer grows large
 (a big RETR streams through it), and before any wait.
 
-Time-outs: ``preauth_timeout`` of silence before sign-in, ``auth_timeout`` after (RFC
-1939 §3: at least ten minutes). On expiry the connection closes without a response and
+Time-outs: ``preauth_timeout`` from connecting to sign-in, in all; ``auth_timeout`` of
+silence after it (RFC 1939 §3: at least ten minutes); and ``command_timeout`` for a line
+to be complete once its first byte has arrived, so a byte now and then (slowloris)
+cannot hold a connection. On expiry the connection closes without a response and
 without entering UPDATE, as RFC 1939 §3 prescribes; so does a dropped connection. A
 client that stops reading is given ``auth_timeout`` to drain each write.
 """
@@ -54,6 +56,9 @@ class Pop3Connection:
         self.session = Session(context, tls_active=tls_active, remote_ip=remote_ip)
         self.receiver = LineReceiver(max_line_length=self.limits.max_line_length)
         self.out = bytearray()
+        loop = asyncio.get_running_loop()
+        self._preauth_deadline = loop.time() + self.limits.preauth_timeout
+        self._line_started: float | None = None  # first byte of an incomplete line
 
     # ---- output ------------------------------------------------------------------------
 
@@ -77,19 +82,31 @@ class Pop3Connection:
 
     # ---- input -------------------------------------------------------------------------
 
-    def _timeout(self) -> float:
+    def _deadline(self, now: float) -> tuple[float, str]:
+        """When the wait for input ends, and what to call it then."""
         if self.session.state is State.AUTHORIZATION:
-            return self.limits.preauth_timeout
-        return self.limits.auth_timeout
+            deadline, why = self._preauth_deadline, "no sign-in in time"
+        else:
+            deadline, why = now + self.limits.auth_timeout, "idle for too long"
+        if self.receiver.mid_line:
+            if self._line_started is None:
+                self._line_started = now
+            line_deadline = self._line_started + self.limits.command_timeout
+            if line_deadline < deadline:
+                deadline, why = line_deadline, "command not completed in time"
+        else:
+            self._line_started = None
+        return deadline, why
 
     async def _read(self) -> None:
         await self.flush()
+        deadline, why = self._deadline(asyncio.get_running_loop().time())
         try:
-            async with asyncio.timeout(self._timeout()):
+            async with asyncio.timeout_at(deadline):
                 data = await self.reader.read(READ_SIZE)
         except TimeoutError:
             # RFC 1939 §3: close without a response, and without entering UPDATE.
-            log.info("timeout ip=%s state=%s", self.remote_ip, self.session.state.value)
+            log.info("timeout ip=%s state=%s: %s", self.remote_ip, self.session.state.value, why)
             raise ConnectionEnded from None
         except (ConnectionError, OSError) as error:
             raise ConnectionEnded from error
@@ -109,8 +126,10 @@ class Pop3Connection:
                     case NeedData():
                         await self._read()
                     case LineTooLong(length=length):
+                        self._line_started = None
                         self.write(line_too_long(session, length))
                     case Line(data=line):
+                        self._line_started = None
                         await self._handle(line)
             await self.flush()
         except ConnectionEnded:

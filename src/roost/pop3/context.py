@@ -22,10 +22,13 @@ class Pop3Limits:
     # RFC 2449 §4 allows commands of 255 octets; SASL answers (RFC 5034 §4) and long app
     # passwords need more, so accept more, and refuse beyond this with -ERR.
     max_line_length: int = 8192
-    preauth_timeout: float = 60.0  # seconds of silence before sign-in
+    preauth_timeout: float = 60.0  # seconds from connecting to sign-in, in all
     auth_timeout: float = 600.0  # RFC 1939 §3: at least 10 minutes once signed in
     max_bad_commands: int = 10  # close after this many invalid commands in a row
     size_batch_size: int = 500  # messages asked of the store per round trip for sizes
+    # A line must be complete this long after its first byte: a byte now and then
+    # (slowloris) does not keep a connection open.
+    command_timeout: float = 60.0
 
 
 class DeleteMode(enum.Enum):

@@ -120,7 +120,9 @@ class Maildrop:
         """The store's metadata, for reading the message; MessageUnavailable if gone."""
         message = self._get(number)
         metas = (
-            [] if message.gone else await self.account.fetch_meta(self.mailbox.id, [message.uid])
+            []
+            if message.gone
+            else await self.account.fetch_meta(self.mailbox.id, [message.uid], with_model=False)
         )
         if not metas:
             message.gone = True
@@ -180,7 +182,7 @@ class Maildrop:
     async def _compute_sizes(self, messages: Sequence[_Message]) -> None:
         for start in range(0, len(messages), self._batch_size):
             batch = {m.uid: m for m in messages[start : start + self._batch_size]}
-            metas = await self.account.fetch_meta(self.mailbox.id, list(batch))
+            metas = await self.account.fetch_meta(self.mailbox.id, list(batch), with_model=False)
             for meta in metas:
                 batch.pop(meta.uid).size = await self._size_of(meta)
             for message in batch.values():  # expunged by another session meanwhile

@@ -79,7 +79,7 @@ class Session:
             lease, self.lease = self.lease, None
             await lease.release()
         if self.counted_account is not None:
-            self.context.account_connections.release(self.counted_account)
+            self.context.account_connections.release(self.counted_account, self.remote_ip)
             self.counted_account = None
         self.maildrop = None
         if self.account is not None:

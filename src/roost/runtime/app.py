@@ -37,13 +37,18 @@ from typing import Any, Protocol, TypeVar
 
 from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
+from roost.auth.known_addresses import StoreKnownAddresses
 from roost.auth.throttle import LoginThrottle
-from roost.config import ConfigError, Settings
+from roost.config import ConfigError, LimitSettings, Settings
 from roost.imap.context import ImapContext
+from roost.lmtp.context import LmtpContext
 from roost.pop3.context import Pop3Context
 from roost.runtime.coordination import Coordination
+from roost.runtime.data_dir import DataDirError, secure_data_dir, sweep_spool
 from roost.runtime.listeners import (
     IMAP,
+    LMTP,
+    LOCAL_DELIVERY,
     POP3,
     BoundAddress,
     Listeners,
@@ -88,11 +93,14 @@ async def open_store(
     *,
     hub: EventHub | None = None,
     quota: QuotaLimits | None = None,
+    limits: LimitSettings | None = None,
     url: str | None = None,
 ) -> Store:
-    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed;
-    its change events go through ``hub`` when given (a worker's, linked to the others);
-    ``quota`` is every account's default limits (``[quota]``; None: unlimited).
+    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
+    making an existing one private (``data_dir.secure_data_dir``); its change events go
+    through ``hub`` when given (a worker's, linked to the others). ``quota`` is every
+    account's default limits (``[quota]``; None: unlimited). From ``limits``: how long a
+    write waits for another process's, how deep messages are analysed.
     With a PostgreSQL ``url`` (``[store]``), or ``$ROOST_STORE`` (``--store``, which
     wins), the store is that database instead and ``data_dir`` is not used."""
     from roost.store.sqlite import SqliteStore
@@ -100,12 +108,23 @@ async def open_store(
     url = os.environ.get(STORE_ENV) or url
     match url:
         case str() if url.startswith(("postgresql://", "postgres://")):
-            return await _open_postgres_store(url, hub, quota)
+            return await _open_postgres_store(url, hub, quota, limits)
         case str() if url:
             raise ServerError(f"not a store URL: {url!r} (postgresql://user@host/db)")
     try:
         _make_private_dir(data_dir)
-        return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
+        secure_data_dir(data_dir)
+        if limits is None:
+            return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
+        return await SqliteStore.open(
+            data_dir,
+            hub=hub,
+            quota=quota or QuotaLimits(),
+            busy_timeout=limits.store_busy_timeout,
+            mime_limits=limits.mime_limits(),
+        )
+    except DataDirError as error:
+        raise ServerError(str(error)) from None
     except (OSError, sqlite3.Error, StoreError) as error:
         raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
 
@@ -113,13 +132,20 @@ async def open_store(
 STORE_ENV = "ROOST_STORE"  # set by --store; read by every process of a node
 
 
-async def _open_postgres_store(url: str, hub: EventHub | None, quota: QuotaLimits | None) -> Store:
+async def _open_postgres_store(
+    url: str, hub: EventHub | None, quota: QuotaLimits | None, limits: LimitSettings | None
+) -> Store:
     from roost.store.postgres import PostgresStore
     from roost.store.postgres.pool import redact
     from roost.store.postgres.schema import SchemaMismatch
 
     try:
-        return await PostgresStore.open(url, hub=hub, quota=quota or QuotaLimits())
+        return await PostgresStore.open(
+            url,
+            hub=hub,
+            quota=quota or QuotaLimits(),
+            mime_limits=None if limits is None else limits.mime_limits(),
+        )
     except (SchemaMismatch, StoreError) as error:
         raise ServerError(f"cannot use the database {redact(url)}: {error}") from None
 
@@ -168,6 +194,7 @@ class Server:
         self._tls_context = tls_context
         self._context: ImapContext | None = None
         self._pop3_context: Pop3Context | None = None
+        self._lmtp_context: LmtpContext | None = None
         self.coordination = coordination or Coordination.local(settings.limits)
         self._listeners = Listeners(settings, self.coordination, self._serve, listen_sockets)
         self._stop_requested = asyncio.Event()
@@ -225,11 +252,13 @@ class Server:
             self._store = await open_store(
                 settings.server.data_dir,
                 quota=settings.quota.limits,
+                limits=settings.limits,
                 url=settings.store.postgresql_url,
             )
         try:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)
+            self._lmtp_context = self._build_lmtp_context(self._context)
             await self._listeners.bind(self._tls_context)
         except BaseException:
             await self._listeners.close()
@@ -303,6 +332,8 @@ class Server:
     # ---- internals -------------------------------------------------------------------
 
     def _kind(self, bound: BoundAddress) -> str:
+        if bound.protocol == LMTP:
+            return "LMTP"
         if bound.protocol == POP3:
             if bound.implicit_tls:
                 return "POP3 over TLS"
@@ -356,17 +387,34 @@ class Server:
             worker=self.coordination.worker,
         )
 
+    def _build_lmtp_context(self, imap: ImapContext) -> LmtpContext:
+        settings = self.settings
+        return LmtpContext(
+            store=imap.store,
+            lmtp=settings.lmtp,
+            delivery=settings.delivery,
+            server_name=settings.server.hostname,
+            spool_dir=settings.server.data_dir / "spool",
+            over_quota_tempfail=settings.quota.over_quota_tempfail,
+        )
+
     def _build_context(self, store: Store) -> ImapContext:
         settings = self.settings
         authenticator = self._authenticator or StoreAuthenticator(
             store,
-            LoginThrottle(settings.auth.throttle_policy()),
+            LoginThrottle(
+                settings.auth.throttle_policy(),
+                known=StoreKnownAddresses(store),
+                shared=self.coordination.sign_in_failures,
+            ),
             tokens=settings.auth.token_validator(),
             scram=settings.auth.scram,
             cache=settings.auth.sign_in_cache(),
         )
         spool_dir = settings.server.data_dir / "spool"
         spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.coordination.worker is None:
+            sweep_spool(spool_dir)  # alone: nothing is using them (workers: supervisor.py)
         return ImapContext(
             store=store,
             authenticator=authenticator,
@@ -387,7 +435,15 @@ class Server:
         remote_ip: str,
     ) -> None:
         """Hand one accepted connection to its protocol's handler (``Listeners`` calls it)."""
-        if protocol == POP3:
+        if protocol == LMTP:
+            assert self._lmtp_context is not None
+            await serve_lmtp_connection(reader, writer, self._lmtp_context, remote_ip=remote_ip)
+        elif protocol == LOCAL_DELIVERY:
+            assert self._lmtp_context is not None
+            from roost.lmtp.local import serve_local_delivery
+
+            await serve_local_delivery(reader, writer, self._lmtp_context)
+        elif protocol == POP3:
             assert self._pop3_handler is not None and self._pop3_context is not None
             await self._pop3_handler(
                 reader, writer, self._pop3_context, tls_active=implicit_tls, remote_ip=remote_ip
@@ -487,6 +543,18 @@ def _default_handler() -> ConnectionHandler:
     from roost.imap.connection import serve_imap_connection
 
     return serve_imap_connection
+
+
+async def serve_lmtp_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    context: LmtpContext,
+    *,
+    remote_ip: str,
+) -> None:
+    from roost.lmtp.connection import serve_lmtp_connection as serve
+
+    await serve(reader, writer, context, remote_ip=remote_ip)
 
 
 def _default_pop3_handler() -> Pop3ConnectionHandler:

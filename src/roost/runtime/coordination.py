@@ -9,17 +9,18 @@ With one process (``[server] workers = 1``) all of it is in memory. With several
     events-<pid>.sock   the event bus (runtime/event_bus.py), mode 0600
     ip-slots            connections per client address, IMAP and POP3 together
     account-slots       sessions per account, IMAP and POP3 together
+    user-ip-slots       sessions per account and client address
     maildrop-locks      POP3 maildrop locks, one slot per account and mailbox
     pop3-sign-ins.db    when each account last signed in over POP3 (LOGIN-DELAY)
+    sign-in-failures.db failed sign-ins, for the throttle (shared_failures.py)
 
 The three slot tables are ``slots.FileSlots``: the limits hold exactly across workers,
 and the kernel frees the slots of a worker that dies. The mail itself needs nothing
 here: SQLite (WAL, write transactions) is safe across processes, and change events
 cross between workers through the bus.
 
-The failed sign-in throttle (auth/throttle.py) stays per worker: a client whose
-connections land on several workers meets each worker's delays and refusals
-separately (README: "Several worker processes").
+The failed sign-in throttle (auth/throttle.py) counts failures in
+``sign-in-failures.db``, so its delays and refusals hold over all workers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from roost.auth.throttle import SharedFailures
 from roost.config import LimitSettings, Settings
 from roost.pop3.locks import (
     InProcessLocks,
@@ -37,14 +39,17 @@ from roost.pop3.locks import (
     SignInTimes,
 )
 from roost.runtime.account_limits import AccountConnections
+from roost.runtime.shared_failures import SqliteSharedFailures
 from roost.runtime.slots import FileSlots, LocalSlots, SlotTable
 
 RUN_DIR = "run"
 SUPERVISOR_LOCK = "supervisor.lock"
 IP_SLOTS = "ip-slots"
 ACCOUNT_SLOTS = "account-slots"
+USER_IP_SLOTS = "user-ip-slots"
 MAILDROP_LOCKS = "maildrop-locks"
 POP3_SIGN_INS = "pop3-sign-ins.db"
+SIGN_IN_FAILURES = "sign-in-failures.db"
 
 
 def run_dir(settings: Settings) -> Path:
@@ -61,14 +66,21 @@ class Coordination:
     account_connections: AccountConnections
     maildrop_locks: MaildropLocks
     sign_in_times: SignInTimes
-    worker: int | None = None  # this worker's number, 1 to N; None in a single process
+    worker: int | None = None
+    # Failed sign-ins shared with the other workers; None: the throttle's own memory.
+    sign_in_failures: SharedFailures | None = (
+        None  # this worker's number, 1 to N; None in a single process
+    )
 
     @classmethod
     def local(cls, limits: LimitSettings) -> Coordination:
         """Everything in this process: ``workers = 1``."""
         return cls(
             ip_slots=LocalSlots(limits.max_connections_per_ip),
-            account_connections=AccountConnections(limits.max_connections_per_account),
+            account_connections=AccountConnections(
+                limits.max_connections_per_account,
+                per_user_ip=limits.max_connections_per_user_ip,
+            ),
             maildrop_locks=InProcessLocks(),
             sign_in_times=InProcessSignInTimes(),
         )
@@ -81,11 +93,15 @@ class Coordination:
         return cls(
             ip_slots=FileSlots(directory / IP_SLOTS, limits.max_connections_per_ip),
             account_connections=AccountConnections(
-                slots=FileSlots(directory / ACCOUNT_SLOTS, limits.max_connections_per_account)
+                slots=FileSlots(directory / ACCOUNT_SLOTS, limits.max_connections_per_account),
+                user_ip_slots=FileSlots(
+                    directory / USER_IP_SLOTS, limits.max_connections_per_user_ip
+                ),
             ),
             maildrop_locks=SharedLocks(FileSlots(directory / MAILDROP_LOCKS, 1)),
             sign_in_times=SharedSignInTimes(
                 directory / POP3_SIGN_INS, keep=float(settings.pop3.login_delay)
             ),
             worker=worker,
+            sign_in_failures=SqliteSharedFailures(directory / SIGN_IN_FAILURES),
         )

@@ -10,10 +10,19 @@ Invariants:
   ``bind`` raises ``ListenError`` naming the address (the caller closes what was bound).
 * A client address (IPv6 by /64) never holds more than ``max_connections_per_ip``
   connections, IMAP and POP3 together (and, as a worker of several, across every
-  worker: ``coordination.Coordination``): the next one is told ``* BYE [UNAVAILABLE]
-  ...`` (POP3: ``-ERR [SYS/TEMP] ...``) and closed, and that is logged.
+  worker: ``coordination.Coordination``), unless it lies in ``trusted_networks``; and
+  this process never holds more than ``max_connections`` (``descriptors.py``). The
+  next one is told ``* BYE [UNAVAILABLE] ...`` (POP3: ``-ERR [SYS/TEMP] ...``) naming
+  the limit and closed, and that is logged.
+* Both are counted at accept, before an implicit-TLS handshake: a client that opens
+  sockets and never sends a ClientHello holds at most its address's share, each for
+  at most ``tls_handshake_timeout`` seconds. (A refused implicit-TLS client is closed
+  without a word: there is no TLS session to say it in.)
 * Every accepted socket has TCP keepalive on (CLIENTS.md: idling clients behind NAT).
 * Once ``close`` has begun, a connection still accepted is aborted at once.
+* LMTP listeners may be Unix sockets (``unix_sockets.py``), bound with the rest and
+  removed by whoever created them; the private socket of ``roost deliver``
+  (``LOCAL_DELIVERY``) is bound alongside but not reported as a listener.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -31,25 +41,36 @@ from typing import Any, NamedTuple
 from roost.auth.throttle import address_key
 from roost.config import ConfigError, ListenAddress, Settings
 from roost.runtime.coordination import Coordination
+from roost.runtime.descriptors import connection_cap
+from roost.runtime.unix_sockets import UnixSocketError, bind_unix_socket
 
 # The logger keeps the name it had before app.py and listeners.py were one module,
 # so log lines (and the filters people wrote for them) stay the same.
 log = logging.getLogger("roost.server")
 
-TOO_MANY_CONNECTIONS = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
-POP3_TOO_MANY_CONNECTIONS = b"-ERR [SYS/TEMP] Too many connections from your address\r\n"
+TOO_MANY_CONNECTIONS = (
+    b"* BYE [UNAVAILABLE] Too many connections from your address (max_connections_per_ip)\r\n"
+)
+POP3_TOO_MANY_CONNECTIONS = (
+    b"-ERR [SYS/TEMP] Too many connections from your address (max_connections_per_ip)\r\n"
+)
+SERVER_FULL = b"* BYE [UNAVAILABLE] Server connection limit reached (max_connections)\r\n"
+POP3_SERVER_FULL = b"-ERR [SYS/TEMP] Server connection limit reached (max_connections)\r\n"
+LMTP_TOO_MANY_CONNECTIONS = (
+    b"421 4.7.0 Too many connections from your address (max_connections_per_ip)\r\n"
+)
+LMTP_SERVER_FULL = b"421 4.3.2 Server connection limit reached (max_connections)\r\n"
 
 IMAP = "imap"
 POP3 = "pop3"
+LMTP = "lmtp"
+LOCAL_DELIVERY = "deliver"  # the private socket of ``roost deliver`` (lmtp/local.py)
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every
 # 15 s, give up after 4 — well inside the 5-15 minutes after which NATs forget a flow.
 KEEPALIVE_IDLE = 60
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT = 4
-
-# Seconds a refused client gets to receive its BYE before the socket is dropped.
-_REFUSAL_WRITE_TIMEOUT = 5.0
 
 # Pending connections per listening socket (the kernel caps it at somaxconn).
 LISTEN_BACKLOG = 511
@@ -70,9 +91,11 @@ class BoundAddress(NamedTuple):
     host: str
     port: int  # the real port, also when 0 was configured
     implicit_tls: bool  # True: TLS from the first byte (993, 995); False: plain + STARTTLS
-    protocol: str = IMAP  # IMAP or POP3
+    protocol: str = IMAP  # IMAP, POP3 or LMTP
 
     def __str__(self) -> str:
+        if self.host.startswith("unix:"):  # a Unix socket: host is "unix:PATH", port 0
+            return self.host
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
@@ -81,12 +104,19 @@ class ListenSocket(NamedTuple):
     """A bound, listening, non-blocking socket and what it serves."""
 
     sock: socket.socket
-    protocol: str  # IMAP or POP3
+    protocol: str  # IMAP, POP3 or LMTP
     implicit_tls: bool
+    path: str = ""  # a Unix socket's file, where it was created
 
 
 class Listeners:
-    """The asyncio servers of every listen address and a task per accepted connection."""
+    """The listening sockets of every address and a task per accepted connection.
+
+    Plain listeners are asyncio servers. Implicit-TLS ones accept in a task of their
+    own (``_accept_tls``) and hand the socket to ``connect_accepted_socket`` only once
+    it is counted: an asyncio server with ``ssl=`` calls back after the handshake, too
+    late to count, and upgrading an accepted plain stream races the ClientHello into
+    the plain buffer (uvloop starts reading before any callback could pause it)."""
 
     def __init__(
         self,
@@ -100,9 +130,16 @@ class Listeners:
         self._serve_connection = serve
         self._listen_sockets = list(listen_sockets) if listen_sockets is not None else None
         self._servers: list[asyncio.Server] = []
+        self._tls_sockets: list[ListenSocket] = []  # implicit TLS: accepted by _accept_tls
+        self._accept_tasks: list[asyncio.Task[None]] = []
         self._bound: list[BoundAddress] = []
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        # A writer once the connection has one (after the handshake, for implicit TLS).
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter | None] = {}
         self._closing = False
+        self._unix_paths: list[str] = []  # socket files this process made (not a worker)
+        self._tls_context: ssl.SSLContext | None = None
+        self.max_connections = 0  # set by bind (descriptors.connection_cap)
+        self._open = 0  # connections counted and not yet ended (refusals are not)
 
     @property
     def bound_addresses(self) -> list[BoundAddress]:
@@ -113,24 +150,28 @@ class Listeners:
         return len(self._connections)
 
     async def bind(self, tls_context: ssl.SSLContext | None) -> None:
-        """Bind every listener (not yet accepting); implicit-TLS ones use ``tls_context``."""
+        """Bind every listener (not yet accepting); implicit-TLS ones use ``tls_context``.
+        Raises ConfigError when ``max_connections`` does not fit the descriptor limit."""
+        self.max_connections = connection_cap(self.settings.limits.max_connections)
+        self._tls_context = tls_context
         if self._listen_sockets is not None:
             await self._serve_sockets(self._listen_sockets, tls_context)
             return
-        handshake_timeout = self._handshake_timeout()
         for key, address in self.settings.listeners():
             protocol, _, kind = key.partition(".")
-            implicit_tls = kind == "tls_listen"
-            if implicit_tls and tls_context is None:
-                raise ConfigError(f"no TLS certificate for {address} ('{key}')")
+            if kind == "tls_listen":
+                if tls_context is None:
+                    raise ConfigError(f"no TLS certificate for {address} ('{key}')")
+                for sock in _bind_address(address, LISTEN_BACKLOG):
+                    self._add_tls_socket(ListenSocket(sock, protocol, True))
+                continue
             try:
                 server = await asyncio.start_server(
-                    self._on_accept(implicit_tls, protocol),
+                    self._on_accept(protocol),
                     host=address.host,
                     port=address.port,
-                    ssl=tls_context if implicit_tls else None,
-                    ssl_handshake_timeout=handshake_timeout if implicit_tls else None,
                     reuse_address=True,
+                    backlog=LISTEN_BACKLOG,  # asyncio's default, 100, drops bursts of SYNs
                     start_serving=False,
                 )
             except OSError as error:
@@ -138,23 +179,46 @@ class Listeners:
             self._servers.append(server)
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                self._bound.append(BoundAddress(host, port, implicit_tls, protocol))
+                self._bound.append(BoundAddress(host, port, False, protocol))
+        try:
+            unix_sockets = bind_unix_listeners(self.settings)
+        except BaseException:
+            await self.close()
+            raise
+        for listen in unix_sockets:
+            await self._serve_sockets([listen], tls_context)
+            self._unix_paths.append(listen.path)
 
     async def start_serving(self) -> None:
         for server in self._servers:
             await server.start_serving()
+        loop = asyncio.get_running_loop()
+        for listen in self._tls_sockets:
+            self._accept_tasks.append(loop.create_task(self._accept_tls(listen)))
 
     async def close(self) -> None:
         """Stop accepting: close every listening socket (open connections stay)."""
         self._closing = True
         servers, self._servers = self._servers, []
+        accepting, self._accept_tasks = self._accept_tasks, []
+        for task in accepting:
+            task.cancel()
         for server in servers:
             server.close()
+        if accepting:
+            await asyncio.wait(accepting)
+        tls_sockets, self._tls_sockets = self._tls_sockets, []
+        for listen in tls_sockets:
+            listen.sock.close()
         for server in servers:
             # From Python 3.12 this also waits for open connections; they are
             # cancelled separately, so do not wait long here.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+        paths, self._unix_paths = self._unix_paths, []
+        for path in paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     async def end_connections(self, grace: float) -> None:
         """Cancel every connection task, give them ``grace`` seconds, abort the rest."""
@@ -169,57 +233,130 @@ class Listeners:
                 await asyncio.wait(pending, timeout=1.0)
 
     def abort_connections(self) -> None:
-        for writer in list(self._connections.values()):
-            writer.transport.abort()
+        for task, writer in list(self._connections.items()):
+            if writer is not None:
+                writer.transport.abort()
+            else:
+                task.cancel()  # still in its TLS handshake
 
     async def _serve_sockets(
         self, listen_sockets: Sequence[ListenSocket], tls_context: ssl.SSLContext | None
     ) -> None:
         """Serve sockets bound elsewhere (by the supervisor, shared with other workers)."""
-        handshake_timeout = self._handshake_timeout()
         for listen in listen_sockets:
-            if listen.implicit_tls and tls_context is None:
-                raise ConfigError(f"no TLS certificate for {_sock_address(listen.sock)}")
+            if listen.implicit_tls:
+                if tls_context is None:
+                    raise ConfigError(f"no TLS certificate for {_sock_address(listen.sock)}")
+                self._add_tls_socket(listen)
+                continue
             server = await asyncio.start_server(
-                self._on_accept(listen.implicit_tls, listen.protocol),
-                sock=listen.sock,
-                ssl=tls_context if listen.implicit_tls else None,
-                ssl_handshake_timeout=handshake_timeout if listen.implicit_tls else None,
-                start_serving=False,
+                self._on_accept(listen.protocol), sock=listen.sock, start_serving=False
             )
             self._servers.append(server)
-            host, port = listen.sock.getsockname()[:2]
-            self._bound.append(BoundAddress(host, port, listen.implicit_tls, listen.protocol))
+            if listen.protocol == LOCAL_DELIVERY:  # internal: not a listener to report
+                log.debug("roost deliver socket at %s", bound_address(listen))
+            else:
+                self._bound.append(bound_address(listen))
 
-    def _handshake_timeout(self) -> float:
-        return max(10.0, min(60.0, self.settings.limits.imap.preauth_timeout))
+    def _add_tls_socket(self, listen: ListenSocket) -> None:
+        self._tls_sockets.append(listen)
+        host, port = listen.sock.getsockname()[:2]
+        self._bound.append(BoundAddress(host, port, True, listen.protocol))
+
+    def _admit(self, remote_ip: str) -> tuple[bool, str | None, str]:
+        """Count one more connection from ``remote_ip``: (admitted, the address slot's
+        key or None when not counted per address, the refusing limit's name)."""
+        if self._open >= self.max_connections:
+            return False, None, "max_connections"
+        key: str | None = None
+        if not self.settings.limits.is_trusted(remote_ip):
+            key = address_key(remote_ip)
+            if not self.coordination.ip_slots.acquire(key):
+                return False, None, "max_connections_per_ip"
+        self._open += 1
+        return True, key, ""
 
     def _on_accept(
-        self, implicit_tls: bool, protocol: str
+        self, protocol: str
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
         def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if self._closing:
                 writer.transport.abort()
                 return
-            _enable_keepalive(writer)
-            remote_ip = _remote_ip(writer)
-            key = address_key(remote_ip)
-            if not self.coordination.ip_slots.acquire(key):
-                limit = self.coordination.ip_slots.limit
-                log.warning(
-                    "connection refused ip=%s reason=too_many_connections limit=%d",
-                    remote_ip,
-                    limit,
-                    extra={"event": "connection_refused", "ip": remote_ip, "limit": limit},
-                )
-                self._track(self._refuse(writer, protocol), writer)
+            remote_ip = _remote_ip(writer.get_extra_info("peername"))
+            admitted, key, refused_by = self._admit(remote_ip)
+            if not admitted:
+                self._log_refusal(remote_ip, refused_by)
+                writer.write(_refusal(protocol, refused_by))
+                writer.close()  # the line fits a fresh socket's buffer: freed at once
                 return
-            coroutine = self._serve(reader, writer, key, remote_ip, implicit_tls, protocol)
+            _enable_keepalive(writer.get_extra_info("socket"))
+            coroutine = self._serve(reader, writer, key, remote_ip, False, protocol)
             self._track(coroutine, writer)
 
         return accepted
 
-    def _track(self, coroutine: Coroutine[Any, Any, None], writer: asyncio.StreamWriter) -> None:
+    async def _accept_tls(self, listen: ListenSocket) -> None:
+        """Accept on an implicit-TLS socket: count, then hand over for the handshake."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, peer = await loop.sock_accept(listen.sock)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue
+            except OSError as error:
+                # EMFILE, ENFILE, ENOBUFS: wait a moment rather than spin, as asyncio does.
+                log.warning("accept failed on %s: %s", _sock_address(listen.sock), error)
+                await asyncio.sleep(1.0)
+                continue
+            if self._closing:
+                conn.close()
+                return
+            remote_ip = _remote_ip(peer)
+            admitted, key, refused_by = self._admit(remote_ip)
+            if not admitted:
+                # No TLS session to say it in: closed without a word, and logged.
+                self._log_refusal(remote_ip, refused_by)
+                conn.close()
+                continue
+            _enable_keepalive(conn)
+            self._track(self._handshake(conn, key, remote_ip, listen.protocol), None)
+
+    async def _handshake(
+        self, conn: socket.socket, key: str | None, remote_ip: str, protocol: str
+    ) -> None:
+        """The TLS handshake of an accepted, counted socket, then the connection."""
+        assert self._tls_context is not None  # bind refuses TLS listeners without one
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        stream = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: stream,
+                conn,
+                ssl=self._tls_context,
+                ssl_handshake_timeout=self.settings.limits.tls_handshake_timeout,
+            )
+        except BaseException as error:
+            conn.close()
+            self._open -= 1
+            if key is not None:
+                self.coordination.ip_slots.release(key)
+            if isinstance(error, ConnectionError | ssl.SSLError | TimeoutError | OSError):
+                log.debug("TLS handshake from %s failed: %r", remote_ip, error)
+                return
+            if isinstance(error, asyncio.CancelledError):
+                return
+            raise
+        writer = asyncio.StreamWriter(transport, stream, reader, loop)
+        task = asyncio.current_task()
+        if task in self._connections:
+            self._connections[task] = writer
+        await self._serve(reader, writer, key, remote_ip, True, protocol)
+
+    def _track(
+        self, coroutine: Coroutine[Any, Any, None], writer: asyncio.StreamWriter | None
+    ) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._connections[task] = writer
         task.add_done_callback(self._forget)
@@ -231,7 +368,7 @@ class Listeners:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        key: str,
+        key: str | None,
         remote_ip: str,
         implicit_tls: bool,
         protocol: str,
@@ -246,18 +383,39 @@ class Listeners:
         except Exception:
             log.exception("unhandled error in the connection from %s", remote_ip)
         finally:
-            self.coordination.ip_slots.release(key)
+            self._open -= 1
+            if key is not None:
+                self.coordination.ip_slots.release(key)
             if not writer.is_closing():
                 writer.close()
 
-    async def _refuse(self, writer: asyncio.StreamWriter, protocol: str) -> None:
-        try:
-            writer.write(POP3_TOO_MANY_CONNECTIONS if protocol == POP3 else TOO_MANY_CONNECTIONS)
-            await asyncio.wait_for(writer.drain(), _REFUSAL_WRITE_TIMEOUT)
-        except (OSError, TimeoutError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
+    def _log_refusal(self, remote_ip: str, refused_by: str) -> None:
+        limit = (
+            self.max_connections
+            if refused_by == "max_connections"
+            else self.coordination.ip_slots.limit
+        )
+        log.warning(
+            "connection refused ip=%s reason=%s limit=%d",
+            remote_ip,
+            refused_by,
+            limit,
+            extra={
+                "event": "connection_refused",
+                "ip": remote_ip,
+                "reason": refused_by,
+                "limit": limit,
+            },
+        )
+
+
+def _refusal(protocol: str, refused_by: str) -> bytes:
+    full = refused_by == "max_connections"
+    if protocol == POP3:
+        return POP3_SERVER_FULL if full else POP3_TOO_MANY_CONNECTIONS
+    if protocol in (LMTP, LOCAL_DELIVERY):
+        return LMTP_SERVER_FULL if full else LMTP_TOO_MANY_CONNECTIONS
+    return SERVER_FULL if full else TOO_MANY_CONNECTIONS
 
 
 def bind_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> list[ListenSocket]:
@@ -270,11 +428,47 @@ def bind_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> list[Li
             protocol, _, kind = key.partition(".")
             for sock in _bind_address(address, backlog):
                 bound.append(ListenSocket(sock, protocol, kind == "tls_listen"))
+        bound.extend(bind_unix_listeners(settings, backlog))
     except BaseException:
         for listen in bound:
             listen.sock.close()
         raise
     return bound
+
+
+def bind_unix_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> list[ListenSocket]:
+    """The LMTP Unix sockets (``Settings.unix_listeners``); all or none."""
+    bound: list[ListenSocket] = []
+    try:
+        for address, mode, group in settings.unix_listeners():
+            try:
+                sock = bind_unix_socket(address.path, mode, group, backlog)
+            except UnixSocketError as error:
+                if address.path != settings.private_lmtp_socket:
+                    raise ListenError(str(error)) from None
+                # Not fatal: ``roost deliver`` then writes to the store itself, and
+                # sessions hear of its messages at their next command, not at once.
+                log.warning("no private LMTP socket for roost deliver: %s", error)
+                continue
+            private = address.path == settings.private_lmtp_socket
+            protocol = LOCAL_DELIVERY if private else LMTP
+            bound.append(ListenSocket(sock, protocol, False, str(address.path)))
+    except BaseException:
+        for listen in bound:
+            listen.sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(listen.path)
+        raise
+    return bound
+
+
+def bound_address(listen: ListenSocket) -> BoundAddress:
+    """What a listening socket is bound to (a Unix socket: ``unix:PATH``, port 0)."""
+    name = listen.sock.getsockname()
+    if isinstance(name, str | bytes):
+        path = listen.path or os.fsdecode(name)
+        return BoundAddress(f"unix:{path}", 0, listen.implicit_tls, listen.protocol)
+    return BoundAddress(name[0], name[1], listen.implicit_tls, listen.protocol)
 
 
 def _bind_address(address: ListenAddress, backlog: int) -> list[socket.socket]:
@@ -307,8 +501,7 @@ def _sock_address(sock: socket.socket) -> str:
     return str(BoundAddress(host, port, implicit_tls=False))
 
 
-def _enable_keepalive(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
+def _enable_keepalive(sock: socket.socket | None) -> None:
     if sock is None:
         return
     try:
@@ -323,8 +516,7 @@ def _enable_keepalive(writer: asyncio.StreamWriter) -> None:
         log.debug("cannot set TCP keepalive: %s", error)
 
 
-def _remote_ip(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
+def _remote_ip(peer: Any) -> str:
     if not peer:
         return "unknown"
     host = str(peer[0]) if isinstance(peer, tuple) else str(peer)

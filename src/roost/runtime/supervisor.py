@@ -13,7 +13,11 @@ Life of a server:
 3. Start workers 1 to N (worker.py), each inheriting every listening socket; the kernel
    hands each new connection to one of the workers waiting on it. Wait until each says
    it is ready; a worker that fails to start fails the server (exit 1).
-4. Supervise. A worker that exits unexpectedly (a crash, SIGKILL, the OOM killer) is
+4. Supervise. Each worker's event loop writes a heartbeat byte to its standard output
+   every ``server.heartbeat_interval``; one silent for ``server.worker_heartbeat_timeout``
+   (stopped by SIGSTOP, or a loop that no longer comes round — it may hold an account's
+   write lock) is logged and killed with SIGKILL, which frees its locks. A worker that
+   exits unexpectedly (a crash, SIGKILL, the OOM killer) is
    logged and replaced under the same number, after a delay that starts at
    ``RESTART_DELAY`` and doubles while replacements keep dying young, up to
    ``MAX_RESTART_DELAY``; the others go on serving, their connections untouched.
@@ -46,8 +50,16 @@ from typing import Any
 
 from roost.config import Settings
 from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
+from roost.runtime.data_dir import sweep_spool
 from roost.runtime.event_bus import EventBus
-from roost.runtime.listeners import BoundAddress, ListenSocket, ServerError, bind_listeners
+from roost.runtime.listeners import (
+    LOCAL_DELIVERY,
+    BoundAddress,
+    ListenSocket,
+    ServerError,
+    bind_listeners,
+    bound_address,
+)
 from roost.runtime.worker import READY, InheritedListener, WorkerSpec
 
 log = logging.getLogger("roost.supervisor")
@@ -85,6 +97,7 @@ class Supervisor:
         self._keepers: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._signals = 0
+        self._watchers: set[asyncio.Task[None]] = set()
 
     async def run(self, ready: Callable[[list[BoundAddress]], None] | None = None) -> None:
         """Serve until SIGTERM or SIGINT; raise ServerError when the server cannot start."""
@@ -155,6 +168,8 @@ class Supervisor:
         )
         for path in stale:
             path.unlink(missing_ok=True)
+        # No worker runs yet: literals in the spool are left by a killed one.
+        sweep_spool(self.settings.server.data_dir / "spool")
 
     def _bus_path(self) -> Path:
         path = self._run_dir / f"events-{os.getpid()}.sock"
@@ -221,7 +236,35 @@ class Supervisor:
         if line != READY:
             return False
         log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
+        watcher = asyncio.create_task(self._watch_heartbeats(worker))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
         return True
+
+    async def _watch_heartbeats(self, worker: _Worker) -> None:
+        """Kill ``worker`` when its heartbeats stop (its exit is then seen by _keep)."""
+        stdout = worker.process.stdout
+        assert stdout is not None
+        timeout = self.settings.server.worker_heartbeat_timeout
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    beats = await stdout.read(4096)
+            except TimeoutError:
+                if self._stopping.is_set() or worker.process.returncode is not None:
+                    return
+                log.error(
+                    "worker %d (pid %d) sent no heartbeat for %.1f s (stopped or stuck); "
+                    "killing it",
+                    worker.index,
+                    worker.process.pid,
+                    timeout,
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+                return
+            if not beats:
+                return  # it exited: _keep takes over
 
     # ---- supervising ---------------------------------------------------------------
 
@@ -283,13 +326,16 @@ class Supervisor:
         listeners, self._listeners = self._listeners, []
         for listen in listeners:
             listen.sock.close()
+            if listen.path:  # a Unix socket's file: the workers' copies close with them
+                with contextlib.suppress(OSError):
+                    os.unlink(listen.path)
 
     async def _stop_all(self) -> None:
         self._stopping.set()
         self._close_listeners()
-        for keeper in self._keepers:
-            keeper.cancel()
-        await asyncio.gather(*self._keepers, return_exceptions=True)
+        for task in (*self._keepers, *self._watchers):
+            task.cancel()
+        await asyncio.gather(*self._keepers, *self._watchers, return_exceptions=True)
         self._signal_workers(signal.SIGTERM)  # again for any started meanwhile: harmless
         waits = [worker.process.wait() for worker in self._workers.values()]
         if not waits:
@@ -317,6 +363,6 @@ class Supervisor:
     def _bound(self) -> list[BoundAddress]:
         bound = []
         for listen in self._listeners:
-            host, port = listen.sock.getsockname()[:2]
-            bound.append(BoundAddress(host, port, listen.implicit_tls, listen.protocol))
+            if listen.protocol != LOCAL_DELIVERY:  # internal: not a listener to report
+                bound.append(bound_address(listen))
         return bound

@@ -42,6 +42,7 @@ from roost.store.events import EventHub
 log = logging.getLogger("roost.worker")
 
 READY = b"ready\n"
+HEARTBEAT = b"."  # then, every server.heartbeat_interval, on the same pipe
 PARENT_CHECK_INTERVAL = 1.0  # seconds between checks that the supervisor lives
 _PR_SET_PDEATHSIG = 1
 
@@ -112,11 +113,13 @@ async def _serve(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLConte
     bus = EventBusClient(hub, Path(spec.bus_path))
     await bus.start()
     watchdog = asyncio.create_task(_watch_parent(spec.supervisor_pid))
+    heartbeats: list[asyncio.Task[None]] = []
     try:
         store = await open_store(
             settings.server.data_dir,
             hub=hub,
             quota=settings.quota.limits,
+            limits=settings.limits,
             url=settings.store.postgresql_url,
         )
         try:
@@ -124,7 +127,9 @@ async def _serve(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLConte
             def ready(addresses: list[BoundAddress]) -> None:
                 log.info("worker %d serving (pid %d)", spec.index, os.getpid())
                 _write_pid_file(pid_file)
-                _report_ready()
+                channel = _report_ready()
+                interval = settings.server.heartbeat_interval
+                heartbeats.append(asyncio.create_task(_send_heartbeats(channel, interval)))
 
             await run_server(
                 settings,
@@ -137,9 +142,10 @@ async def _serve(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLConte
         finally:
             await store.close()
     finally:
-        watchdog.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watchdog
+        for task in (watchdog, *heartbeats):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await bus.close()
         for listen in listen_sockets:
             listen.sock.close()
@@ -154,14 +160,35 @@ def _write_pid_file(path: Path) -> None:
     temporary.replace(path)
 
 
-def _report_ready() -> None:
-    """Tell the supervisor on standard output; nothing else is ever written there."""
+def _report_ready() -> int:
+    """Tell the supervisor on standard output; then standard output goes to /dev/null
+    and the pipe, kept as the returned descriptor, carries only heartbeats."""
     os.write(sys.stdout.fileno(), READY)
+    channel = os.dup(sys.stdout.fileno())
+    os.set_inheritable(channel, False)
+    os.set_blocking(channel, False)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, sys.stdout.fileno())
     finally:
         os.close(devnull)
+    return channel
+
+
+async def _send_heartbeats(channel: int, interval: float) -> None:
+    """One byte every ``interval`` seconds, from the event loop: a stopped process or a
+    loop that does not come round stops them, and the supervisor replaces the worker."""
+    try:
+        while True:
+            try:
+                os.write(channel, HEARTBEAT)
+            except BlockingIOError:
+                pass  # the supervisor is behind reading; it has heard from us anyway
+            except OSError:
+                return  # the supervisor is gone: _watch_parent ends this worker
+            await asyncio.sleep(interval)
+    finally:
+        os.close(channel)
 
 
 async def _watch_parent(supervisor_pid: int) -> None:

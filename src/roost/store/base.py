@@ -18,6 +18,7 @@ from roost.store.errors import (
     NoSuchMailbox,
     QuotaExceeded,
     StorageFull,
+    StoreBusy,
     StoreError,
 )
 from roost.store.events import (
@@ -140,6 +141,7 @@ __all__ = [
     "SortOrder",
     "StorageFull",
     "Store",
+    "StoreBusy",
     "StoreError",
     "StoreFlagsResult",
     "TextField",

@@ -199,7 +199,7 @@ class BlobStore:
             final = self._path(blob_id)
             fan = os.path.dirname(final)
             if fan not in directories and not os.path.isdir(fan):
-                os.makedirs(fan, exist_ok=True)
+                os.makedirs(fan, mode=0o700, exist_ok=True)
                 new_fan = True
             os.replace(written[blob_id], final)
             del written[blob_id]

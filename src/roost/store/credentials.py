@@ -64,6 +64,15 @@ class SignInStore(Protocol):
         if the one with ``selector`` still has ``old_hash``."""
         ...
 
+    async def remember_sign_in_address(self, name: str, address: str, when: int) -> None:
+        """``address`` (a client address key) signed in to the account ``name`` (as
+        tried, any case) at ``when`` (epoch seconds); a bounded number kept per name."""
+        ...
+
+    async def last_sign_in_from(self, name: str, address: str) -> int | None:
+        """When ``address`` last signed in to ``name`` (epoch seconds), if it is kept."""
+        ...
+
     async def instance_secret(self) -> bytes:
         """A random secret made once per store and never shown (for SCRAM mock salts)."""
         ...

@@ -41,3 +41,8 @@ class MessageGone(StoreError):
 
 class StorageFull(StoreError):
     """The disk is full: nothing was changed."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the account's write lock past the busy timeout (it may be
+    stopped, or stuck): nothing was changed; the client may try again."""

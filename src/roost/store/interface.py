@@ -84,9 +84,17 @@ class Account(Protocol):
     async def status(self, mailbox_id: int) -> MailboxStatus: ...
 
     # messages
-    async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
+    async def snapshot(
+        self, mailbox_id: int, *, claim_recent: bool = False, peek_recent: bool = False
+    ) -> MailboxSnapshot:
         """The mailbox now; with ``claim_recent``, also claim \\Recent as ``claim_recent``
-        does, at the same instant (``recent_floor``): SELECT needs no second call."""
+        does, at the same instant (``recent_floor``): SELECT needs no second call. With
+        ``peek_recent`` instead, ``recent_floor`` is what the next claim would get, left
+        unclaimed (an IMAP4rev1 EXAMINE must not take \\Recent away, RFC 3501 §6.3.2)."""
+        ...
+
+    async def recent_floor(self, mailbox_id: int) -> int:
+        """The lowest UID the next ``claim_recent`` would get, without claiming."""
         ...
 
     async def claim_recent(self, mailbox_id: int) -> int:

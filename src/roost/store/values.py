@@ -210,6 +210,9 @@ class NewMessage:
     source: MessageSource
     flags: frozenset[str] = frozenset()
     internaldate: datetime | None = None  # None: now
+    # Sent as binary (literal8, RFC 3516; BINARYMIME): stored byte-exact, bare LF kept
+    # (store/line_endings.py); anything else has bare LF made CRLF on the way in.
+    binary: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """APPEND, with MULTIAPPEND (RFC 3502) and UIDPLUS's APPENDUID (RFC 4315 §3).
 
-The message bytes are kept exactly as received; big literals arrive already spooled to
-a file by the receiver, so nothing here holds a large message in memory.
+The store makes bare LF CRLF (RFC 9051 §6.3.12) unless the message came as literal8
+(then it is kept byte-exact); big literals arrive already spooled to a file by the
+receiver, so nothing here holds a large message in memory. A NUL byte is accepted only
+in a literal8 (``~{n}``), and then stored as it came.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import AppendUidCode, Response
 from roost.store.base import CannotDoThat, MessageSource, NewMessage, NoSuchMailbox
+
+
+def _contains_nul(data: c.MessageData) -> bool:
+    """Whether a message holds a NUL byte; the receiver noted it for a spooled one."""
+    return b"\x00" in data if isinstance(data, bytes) else data.contains_nul
 
 
 def _source(data: c.MessageData) -> tuple[MessageSource, int]:
@@ -33,7 +40,13 @@ async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Do
             raise no("An empty message cannot be stored", "CANNOT")
         if size > limit:
             raise no(f"Message larger than {limit} bytes", "TOOBIG")
-        messages.append(NewMessage(source, normalize_flags(message.flags), message.internaldate))
+        # RFC 9051 §4.3: a literal is CHAR8, never NUL; only literal8 (~{n}, RFC 3516)
+        # may carry one. Refuse rather than store something the client did not mean
+        # to send, or change a byte of it.
+        if not message.binary and _contains_nul(message.data):
+            raise no("A NUL byte in a {n} literal: send the message as ~{n} (BINARY)", "CANNOT")
+        flags = normalize_flags(message.flags)
+        messages.append(NewMessage(source, flags, message.internaldate, binary=message.binary))
     try:
         # By name: the store looks the mailbox up in the same job as it stores.
         result = await account.append(name, messages)

@@ -98,9 +98,15 @@ async def _sign_in(session: Session, result: AuthResult) -> Done:
         raise no("Too many failed sign-ins; try again later", "UNAVAILABLE")
     if result.account is None:
         raise no("Authentication failed", "AUTHENTICATIONFAILED")
-    if not session.context.account_connections.acquire(result.account):
-        log.warning("too many sessions ip=%s user=%s", session.remote_ip, result.account)
-        raise no("Too many connections for this account", "LIMIT")
+    refused_by = session.context.account_connections.admit(result.account, session.remote_ip)
+    if refused_by is not None:
+        log.warning(
+            "too many sessions ip=%s user=%s limit=%s",
+            session.remote_ip,
+            result.account,
+            refused_by,
+        )
+        raise no(f"Too many connections for this account ({refused_by})", "LIMIT")
     session.counted_account = result.account
     session.account = await session.context.store.open_account(result.account)
     session.listener = session.account.listen()

@@ -56,9 +56,9 @@ async def move(session: Session, cmd: c.Move) -> AsyncIterator[Response | Done]:
         raise no("Mailbox is read-only", "READ-ONLY")
     if not cmd.uid and not selected.msn_valid(cmd.sequence):
         raise bad("Message number out of range")
+    # RFC 6851 does not forbid a MOVE into the selected mailbox itself (clients use it
+    # to re-file): the messages get new UIDs and the old ones are expunged, as Dovecot does.
     destination = await _destination(session, cmd.mailbox)
-    if destination.id == selected.mailbox_id:
-        raise no("Source and destination are the same mailbox", "CANNOT")
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if not uids:
         yield Done("MOVE completed, nothing to move")

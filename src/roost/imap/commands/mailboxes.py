@@ -13,7 +13,14 @@ from collections.abc import AsyncIterator
 
 from roost.imap.commands.quota import storage_units
 from roost.imap.handler_types import Done, State, bad, no
-from roost.imap.mailbox_names import DELIMITER, compile_list_pattern, is_inbox, parent_names
+from roost.imap.mailbox_names import (
+    DELIMITER,
+    InvalidMailboxName,
+    check_new_name,
+    compile_list_pattern,
+    is_inbox,
+    parent_names,
+)
 from roost.imap.selected import SelectedMailbox
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
@@ -53,6 +60,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
         raise bad("QRESYNC must be enabled first")  # RFC 7162 §3.2.5
     if cmd.condstore:
         session.enable_condstore()
+        session.announce_highestmodseq = False  # the new mailbox's comes untagged below
     # RFC 9051 §6.3.2: SELECT first leaves any selected mailbox, even if it then fails;
     # with QRESYNC the client is told where the old mailbox's responses end (§3.2.11).
     if session.selected is not None and (session.qresync or session.rev2):
@@ -64,8 +72,11 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     if info.noselect:
         raise no(f"{name} is not selectable: it only holds other mailboxes", "CANNOT")
     claims = not cmd.readonly and not session.rev2  # RFC 9051 has no \Recent
+    # RFC 3501 §6.3.2: EXAMINE must not take \Recent away, but a rev1 session that is
+    # the first to hear of a message still sees it as recent (Dovecot does the same).
+    peeks = cmd.readonly and not session.rev2
     try:
-        snapshot = await account.snapshot(info.id, claim_recent=claims)
+        snapshot = await account.snapshot(info.id, claim_recent=claims, peek_recent=peeks)
     except StorageFull:
         if not claims:
             raise
@@ -126,11 +137,21 @@ async def _qresync(
         )
 
 
+def _new_mailbox_name(session: Session, raw: bytes) -> str:
+    """A name a mailbox is to get: valid as any name, and without LIST wildcards."""
+    name = session.mailbox_name(raw)
+    try:
+        check_new_name(name)
+    except InvalidMailboxName as error:
+        raise no(f"Invalid mailbox name: {error}", "CANNOT") from None
+    return name
+
+
 async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Done]:
     account = session.require_account()
     # RFC 9051 §6.3.4: a trailing separator says children will follow; the name is without it.
     raw = cmd.mailbox[:-1] if cmd.mailbox.endswith(b"/") and len(cmd.mailbox) > 1 else cmd.mailbox
-    name = session.mailbox_name(raw)
+    name = _new_mailbox_name(session, raw)
     if is_inbox(name):
         raise no("INBOX always exists", "ALREADYEXISTS")
     special_use: str | None = None
@@ -141,9 +162,22 @@ async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Do
         if special_use is not None:
             raise no("Only one special use per mailbox", "USEATTR")
         special_use = canonical
+    await _check_mailbox_count(session, name)
     created = await account.create_mailbox(name, special_use)
     # RFC 8474 §4.1: the new mailbox's id comes with the OK.
     yield Done("CREATE completed", Code("MAILBOXID", f"({created.object_id})"))
+
+
+async def _check_mailbox_count(session: Session, name: str) -> None:
+    """``max_mailboxes``: counting what CREATE would add, the name and any missing
+    parent. Checked before the store call, so two CREATEs at once may pass it by one."""
+    limit = session.context.limits.max_mailboxes
+    existing = {info.name for info in await session.require_account().list_mailboxes()}
+    levels = name.split("/")
+    wanted = {"/".join(levels[:depth]) for depth in range(1, len(levels) + 1)}
+    if len(existing) + len(wanted - existing) > limit:
+        log.warning("mailbox limit ip=%s limit=%d", session.remote_ip, limit)
+        raise no(f"Too many mailboxes (max_mailboxes = {limit})", "LIMIT")
 
 
 async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Done]:
@@ -162,7 +196,7 @@ async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Do
 async def rename(session: Session, cmd: c.Rename) -> AsyncIterator[Response | Done]:
     account = session.require_account()
     old = session.mailbox_name(cmd.old)
-    new = session.mailbox_name(cmd.new)
+    new = _new_mailbox_name(session, cmd.new)
     if is_inbox(new):
         raise no("INBOX already exists", "ALREADYEXISTS")
     if old == new:
@@ -193,11 +227,16 @@ async def namespace(session: Session, cmd: c.Namespace) -> AsyncIterator[Respons
 
 def _decode_pattern(session: Session, raw: bytes) -> str:
     """Reference and pattern text: decoded like names, but without name validation
-    (they may be empty, end with "/", or hold wildcards)."""
+    (they may be empty, end with "/", or hold wildcards).
+
+    A pattern that is not valid modified UTF-7 (or UTF-8) is matched literally, never
+    refused (RFC 9051 §6.3.9: a pattern is a mailbox name with wildcards; a name that
+    cannot exist simply matches nothing). Dovecot 2.3 answers such a LIST with OK too.
+    """
     try:
         return raw.decode("utf-8") if session.utf8 else decode_mutf7(raw)
     except (UnicodeDecodeError, ValueError):
-        raise bad("Invalid mailbox pattern encoding") from None
+        return raw.decode("utf-8", "replace")
 
 
 def _children_index(names: set[str]) -> set[str]:
@@ -238,6 +277,10 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
     results: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
 
     candidates = set(mailboxes) | (subscribed if want_subscribed else set())
+    if want_subscribed and "RECURSIVEMATCH" in selection:
+        # RFC 5258 §3.5: a parent with subscribed children is listed (with CHILDINFO)
+        # even when it neither exists nor is subscribed itself.
+        candidates |= _children_index(subscribed)
     for name in _ordered(candidates):
         info = mailboxes.get(name)
         child_info: tuple[str, ...] = ()
@@ -269,8 +312,9 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
 
 def _attributes(info: MailboxInfo | None, has_children: bool) -> tuple[str, ...]:
     if info is None:
-        # RFC 5258 §3.4: subscribed but gone.
-        return ("\\NonExistent", "\\Noselect")
+        # RFC 5258 §3.4 and §5 examples: subscribed (or a parent) but gone. \NonExistent
+        # implies \Noselect (RFC 9051 §7.3.1), so it comes alone, as in the RFC.
+        return ("\\NonExistent",)
     attributes: list[str] = ["\\HasChildren" if has_children else "\\HasNoChildren"]
     if info.noselect:
         attributes.append("\\Noselect")

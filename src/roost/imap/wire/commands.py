@@ -28,6 +28,7 @@ class Literal:
     path: Path
     size: int
     binary: bool = False  # literal8 "~{n}" (RFC 3516)
+    contains_nul: bool = False  # checked as it was spooled, for a literal that is not literal8
 
 
 MessageData = bytes | Literal

@@ -17,12 +17,22 @@ Invariants:
   ``4 * spool_threshold``: any literal over ``spool_threshold``, or one that would pass
   that total, is written to a temporary file and becomes ``commands.Literal``. So one
   command holds at most ``max_line_length + 4 * spool_threshold`` bytes in memory.
-  A literal over ``max_literal_size`` gives ``LiteralTooLarge``.
+  A literal over ``max_literal_size``, or one that takes the command's literals past
+  ``max_command_literals``, gives ``LiteralTooLarge``. Both may change between commands
+  (``limit_literals``): before sign-in the connection allows only a few KiB, so a
+  stranger can neither fill memory nor write to disk.
+- Spool files of every receiver sharing a ``SpoolBudget`` total at most its limit,
+  counted by their announced sizes: a literal that does not fit is refused before any
+  byte is written (``SpoolFailed`` with ``no_space``; a synchronizing one before the
+  client is asked to send it).
 - Only spool files are I/O. Files of a returned command live until
   ``discard_spools``; those of an abandoned command are deleted at once.
 - A spool file that cannot be written (a full disk) never ends the connection: the
   rest of that command, literals included, is read and dropped, and the command
   becomes ``SpoolFailed`` instead.
+- A spooled literal that is not literal8 records whether it holds a NUL
+  (``Literal.contains_nul``), so APPEND can refuse it without reading the file again
+  (RFC 9051 §4.3: NUL is allowed only in literal8).
 """
 
 from __future__ import annotations
@@ -63,24 +73,52 @@ class RawLine:
 
 @dataclass(frozen=True, slots=True)
 class LiteralTooLarge:
-    """A literal over ``max_literal_size``. Synchronizing: the command is dropped and
-    the client sends nothing more for it (answer ``tag NO [TOOBIG]``). Not
-    synchronizing (RFC 7888 §4): the bytes are coming anyway; send BYE and close."""
+    """A literal over the current limit (``limit`` bytes). Synchronizing: the command
+    is dropped and the client sends nothing more for it (answer ``tag NO [TOOBIG]``).
+    Not synchronizing (RFC 7888 §4): the bytes are coming anyway; send BYE and close.
+    ``size`` saturates at 10**30 for absurd announcements: say "too large", not it."""
 
     tag: str
     size: int
     synchronizing: bool
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
 class SpoolFailed:
     """A literal could not be written to its spool file; the command it belonged to
     was read to its end and dropped. ``no_space``: the disk is full (answer
-    ``tag NO [LIMIT]``); otherwise another I/O error (``reason`` is its text)."""
+    ``tag NO [LIMIT]``); otherwise another I/O error (``reason`` is its text).
+    ``over_budget``: not the disk but the ``SpoolBudget`` is full (``no_space`` too)."""
 
     tag: str
     reason: str
     no_space: bool
+    over_budget: bool = False
+
+
+class SpoolBudget:
+    """Bytes of spooled literals that may be on disk at once, shared by every receiver
+    of a process: however many connections upload at once, the spool directory holds at
+    most ``limit`` bytes. Sizes are reserved when a literal is announced and released
+    when its file is deleted."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def reserve(self, size: int) -> bool:
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.used -= size
+
+
+class _OverBudget(OSError):
+    """The spool budget has no room for a literal (a policy, not the disk)."""
 
 
 Event = Command | NeedData | NeedLiteral | RawLine | LiteralTooLarge | SpoolFailed
@@ -104,9 +142,12 @@ class Receiver:
         max_nesting_depth: int = 32,
         spool_threshold: int = 1024 * 1024,
         spool_dir: Path | None = None,
+        spool_budget: SpoolBudget | None = None,
     ) -> None:
         self._max_line_length = max_line_length
         self._max_literal_size = max_literal_size
+        self._max_command_literals: int | None = None
+        self._spool_budget = spool_budget
         self._max_nesting_depth = max_nesting_depth
         self._spool_threshold = spool_threshold
         self._max_literal_memory = 4 * spool_threshold
@@ -123,12 +164,15 @@ class Receiver:
         self._literals: list[LiteralValue] = []
         self._text_size = 0
         self._literal_memory = 0
+        self._literal_total = 0  # announced sizes of the command's literals so far
         self._command_spools: list[Path] = []
+        self._spool_sizes: dict[Path, int] = {}  # reserved in the budget, by file
 
         # The literal being read.
         self._literal_size = 0
         self._literal_remaining = 0
         self._literal_binary = False
+        self._literal_nul = False
         self._literal_data = bytearray()
         self._spool_fd: int | None = None
         self._literal_dropped = False  # read the literal's bytes without keeping them
@@ -142,6 +186,29 @@ class Receiver:
         self._returned_spools: list[Path] = []
 
     # ---- public -----------------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet consumed."""
+        return len(self._buffer) - self._start
+
+    @property
+    def mid_command(self) -> bool:
+        """Whether part of a command (or of a raw line) has arrived but not all of it:
+        the connection gives a command a deadline from then on, not only a silence
+        time-out."""
+        return bool(self._pieces) or self._state is not _State.LINE or self.buffered > 0
+
+    @property
+    def command_literal_bytes(self) -> int:
+        """The announced sizes of the literals of the command being read."""
+        return self._literal_total
+
+    def limit_literals(self, max_size: int, max_per_command: int | None = None) -> None:
+        """Set the largest literal, and optionally the most literal bytes one command
+        may carry, for the commands read from now on (call between commands)."""
+        self._max_literal_size = max_size
+        self._max_command_literals = max_per_command
 
     def feed(self, data: bytes) -> None:
         if self._start and self._start * 2 >= len(self._buffer):
@@ -193,7 +260,7 @@ class Receiver:
     def discard_spools(self) -> None:
         """Delete the files of spooled literals in commands already returned."""
         for path in self._returned_spools:
-            path.unlink(missing_ok=True)
+            self._delete_spool(path)
         self._returned_spools.clear()
 
     def close(self) -> None:
@@ -237,15 +304,25 @@ class Receiver:
         if marker is None:
             return self._finish_command()
         size, synchronizing, binary = marker
-        if size > self._max_literal_size:
+        limit = self._max_literal_size
+        per_command = self._max_command_literals
+        if size > limit or (per_command is not None and self._literal_total + size > per_command):
             tag = read_tag_prefix(self._pieces[0])
             self._abandon_command()
             if not synchronizing:
                 self._skip_remaining = size
                 self._state = _State.SKIP_LITERAL
-            return LiteralTooLarge(tag, size, synchronizing)
+            stated = limit if per_command is None else min(limit, per_command)
+            return LiteralTooLarge(tag, size, synchronizing, stated)
+        self._literal_total += size
         self._start_literal(size, binary)
-        return NeedLiteral(size) if synchronizing else None
+        if not synchronizing:
+            return None
+        if self._spool_error is not None:
+            # The command is lost (the spool budget is spent): the client waits for "+",
+            # so answer now instead and expect nothing more of it (RFC 9051 §7.5).
+            return self._finish_command()
+        return NeedLiteral(size)
 
     def _line_too_long(self, head: bytes) -> BadCommand:
         """Abandon the command and discard the rest of its line (RFC 9051 §7.1.5)."""
@@ -265,7 +342,8 @@ class Receiver:
             tag = read_tag_prefix(self._pieces[0])
             self._abandon_command()
             no_space = error.errno in (errno.ENOSPC, errno.EDQUOT)
-            return SpoolFailed(tag, error.strerror or str(error), no_space)
+            over_budget = isinstance(error, _OverBudget)
+            return SpoolFailed(tag, error.strerror or str(error), no_space, over_budget)
         pieces, literals = self._pieces, self._literals
         self._returned_spools.extend(self._command_spools)
         self._command_spools = []
@@ -277,6 +355,7 @@ class Receiver:
         self._literals = []
         self._text_size = 0
         self._literal_memory = 0
+        self._literal_total = 0
         self._literal_dropped = False
         self._spool_error = None
 
@@ -286,15 +365,23 @@ class Receiver:
             self._spool_fd = None
         self._literal_data = bytearray()
         for path in self._command_spools:
-            path.unlink(missing_ok=True)
+            self._delete_spool(path)
         self._command_spools = []
         self._reset_command()
+        self._state = _State.LINE
+
+    def _delete_spool(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        size = self._spool_sizes.pop(path, 0)
+        if self._spool_budget is not None:
+            self._spool_budget.release(size)
 
     # ---- literals ---------------------------------------------------------------------
 
     def _start_literal(self, size: int, binary: bool) -> None:
         self._literal_size = self._literal_remaining = size
         self._literal_binary = binary
+        self._literal_nul = False
         self._state = _State.LITERAL
         if self._spool_error is not None:
             self._literal_dropped = True  # the command is lost already
@@ -302,21 +389,27 @@ class Receiver:
             self._literal_memory + size <= self._max_literal_memory
         ):
             self._literal_memory += size
+        elif self._spool_budget is not None and not self._spool_budget.reserve(size):
+            self._spool_failed(_OverBudget(errno.ENOSPC, "too much is being uploaded at once"))
         else:
             try:
                 fd, name = tempfile.mkstemp(prefix="roost-literal-", dir=self._spool_dir)
             except OSError as error:
+                if self._spool_budget is not None:
+                    self._spool_budget.release(size)
                 self._spool_failed(error)
                 return
             self._spool_fd = fd
-            self._command_spools.append(Path(name))
+            path = Path(name)
+            self._command_spools.append(path)
+            self._spool_sizes[path] = size
 
     def _spool_failed(self, error: OSError) -> None:
         """Give up on the command: drop its spool file, read the rest of it for nothing."""
         if self._spool_fd is not None:
             os.close(self._spool_fd)
             self._spool_fd = None
-            self._command_spools.pop().unlink(missing_ok=True)
+            self._delete_spool(self._command_spools.pop())
         self._spool_error = error
         self._literal_dropped = True
 
@@ -332,6 +425,8 @@ class Receiver:
             elif self._spool_fd is None:
                 self._literal_data += chunk
             else:
+                if not self._literal_binary and not self._literal_nul:
+                    self._literal_nul = b"\x00" in chunk
                 try:
                     _write_all(self._spool_fd, chunk)
                 except OSError as error:
@@ -349,7 +444,7 @@ class Receiver:
             os.close(self._spool_fd)
             self._spool_fd = None
             path = self._command_spools[-1]
-            value = Literal(path, self._literal_size, self._literal_binary)
+            value = Literal(path, self._literal_size, self._literal_binary, self._literal_nul)
         self._literals.append(value)
         self._state = _State.LINE
         return True

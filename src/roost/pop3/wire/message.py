@@ -21,10 +21,14 @@ without building the encoded bytes; the two are tested to agree on any input.
 
 from __future__ import annotations
 
-import re
-
-_BARE_LF = re.compile(rb"(?<!\r)\n")
 _TERMINATOR = b".\r\n"
+
+
+def _crlf(data: bytes) -> bytes:
+    """Every bare LF made CRLF; CRLF and a lone CR kept. Two C-level passes: a regular
+    expression substitution allocates an object per line, forty times a chunk of short
+    lines."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def uidl(uidvalidity: int, uid: int) -> str:
@@ -65,9 +69,9 @@ class MessageEncoder:
     def _normalize(self, chunk: bytes) -> bytes:
         data = chunk.replace(b"\0", b"\x80")
         if self._after_cr and data.startswith(b"\n"):
-            normalized = b"\n" + _BARE_LF.sub(b"\r\n", data[1:])
+            normalized = b"\n" + _crlf(data[1:])
         else:
-            normalized = _BARE_LF.sub(b"\r\n", data)
+            normalized = _crlf(data)
         self._after_cr = data.endswith(b"\r")
         return normalized
 

@@ -60,6 +60,11 @@ class LineReceiver:
         """Bytes received and not yet returned as a line."""
         return len(self._buffer) - self._start
 
+    @property
+    def mid_line(self) -> bool:
+        """Whether part of a line has arrived (or is being discarded) but not its end."""
+        return self.buffered > 0 or self._discarded > 0
+
     def feed(self, data: bytes) -> None:
         self._buffer += data
 

@@ -13,11 +13,15 @@ Invariants:
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 
+from roost.mime.parse import MimeLimits
+from roost.store import line_endings
 from roost.store.errors import StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
 from roost.store.postgres import blobs, mailboxes, search
@@ -53,8 +57,10 @@ class PostgresAccount:
         key: str,
         hub: EventHub,
         default_quota: QuotaLimits,
+        mime_limits: MimeLimits,
     ) -> None:
         self.name = name
+        self._mime_limits = mime_limits
         self._db = db
         self._id = account_id
         self._key = key
@@ -113,12 +119,22 @@ class PostgresAccount:
 
     # ---- messages ------------------------------------------------------------------
 
-    async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
+    async def snapshot(
+        self, mailbox_id: int, *, claim_recent: bool = False, peek_recent: bool = False
+    ) -> MailboxSnapshot:
         self._usable()
         if not claim_recent:
-            return await self._read(lambda c: ops.snapshot(c, self._id, mailbox_id, False))
+            return await self._read(
+                lambda c: ops.snapshot(c, self._id, mailbox_id, False, peek_recent)
+            )
         # Not in the account's write turn: the mailbox row lock is the claim's only need.
         return await self._db.run(lambda c: ops.snapshot(c, self._id, mailbox_id, True))
+
+    async def recent_floor(self, mailbox_id: int) -> int:
+        async def floor(conn: asyncpg.Connection) -> int:
+            return (await mailboxes.mailbox(conn, self._id, mailbox_id)).recent_floor
+
+        return await self._read(floor)
 
     async def claim_recent(self, mailbox_id: int) -> int:
         self._usable()
@@ -126,10 +142,14 @@ class PostgresAccount:
 
     async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
         self._usable()
-        prepared = await ops.prepare(messages)
-        return await self._write(
-            lambda c: ops.append(c, self._id, mailbox, prepared, self._default_quota)
-        )
+        spooled = next((m.source.path for m in messages if m.source.path is not None), None)
+        spool_dir = Path(tempfile.gettempdir()) if spooled is None else spooled.parent
+        # CRLF on the way in, as every backend stores (store/line_endings.py).
+        with line_endings.normalized_batch([(mailbox, messages)], spool_dir) as normalized:
+            prepared = await ops.prepare(normalized[0][1], self._mime_limits)
+            return await self._write(
+                lambda c: ops.append(c, self._id, mailbox, prepared, self._default_quota)
+            )
 
     async def fetch_meta(
         self,

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from roost.mime.parse import MimeLimits
 from roost.store.blobs import StoredBlob
 from roost.store.errors import CannotDoThat, NoSuchMailbox, QuotaExceeded
 from roost.store.events import ChangeEvent, MailboxChanged
@@ -101,14 +102,14 @@ class Prepared:
     analysis: AnalysisRow
 
 
-async def prepare(messages: Sequence[NewMessage]) -> list[Prepared]:
+async def prepare(messages: Sequence[NewMessage], limits: MimeLimits) -> list[Prepared]:
     prepared = []
     for message in messages:
         blob = await blobs.describe_source(message.source)
         if blob.size > ANALYSE_IN_THREAD:
-            analysis = await asyncio.to_thread(compute, message.source)
+            analysis = await asyncio.to_thread(compute, message.source, limits)
         else:
-            analysis = compute(message.source)
+            analysis = compute(message.source, limits)
         prepared.append(Prepared(message, blob, analysis))
     return prepared
 
@@ -381,18 +382,18 @@ async def fetch_flags(
 
 
 async def snapshot(
-    conn: asyncpg.Connection, account_id: int, mailbox_id: int, claim_recent: bool
+    conn: asyncpg.Connection,
+    account_id: int,
+    mailbox_id: int,
+    claim_recent: bool,
+    peek_recent: bool = False,
 ) -> MailboxSnapshot:
     """SELECT's view; with ``claim_recent``, the claim at the same instant: the
     mailbox row is locked first, so no APPEND commits between claim and view."""
     row = await mailbox(conn, account_id, mailbox_id, lock=claim_recent)
-    recent_floor: int | None = None
-    if claim_recent:
-        recent_floor = row.recent_floor
-        if row.recent_floor < row.uidnext:
-            await conn.execute(
-                "UPDATE mailboxes SET recent_floor = uidnext WHERE id = $1", mailbox_id
-            )
+    recent_floor = row.recent_floor if claim_recent or peek_recent else None
+    if claim_recent and row.recent_floor < row.uidnext:
+        await conn.execute("UPDATE mailboxes SET recent_floor = uidnext WHERE id = $1", mailbox_id)
     uids = await conn.fetchval(
         "SELECT coalesce(array_agg(uid ORDER BY uid), '{}') FROM messages WHERE mailbox_id = $1",
         mailbox_id,

@@ -198,6 +198,17 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             REFERENCING OLD TABLE AS removed FOR EACH STATEMENT
             EXECUTE FUNCTION roost_usage_removed()""",
     ),
+    (
+        # Addresses that signed in to an account, and when (epoch seconds): the sign-in
+        # throttle keeps trusting the owner's usual devices, on every node. Keyed by the
+        # name tried, case-folded (store/credentials.py).
+        """CREATE TABLE known_addresses (
+            name_key text COLLATE "C" NOT NULL,
+            address text COLLATE "C" NOT NULL,
+            last_success bigint NOT NULL,
+            PRIMARY KEY (name_key, address)
+        )""",
+    ),
 )
 
 

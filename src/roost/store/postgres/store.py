@@ -20,6 +20,8 @@ import time
 
 import asyncpg
 
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.credentials import AppPasswordRecord, SignInRecord
 from roost.store.errors import AccountExists, CannotDoThat, NoSuchAccount
 from roost.store.events import EventHub
@@ -31,6 +33,7 @@ from roost.store.postgres.schema import check_version
 from roost.store.values import QuotaLimits, QuotaOverride
 
 UNLIMITED = QuotaLimits()
+MAX_KNOWN_ADDRESSES = 16  # kept per name tried, as the SQLite backend keeps
 
 
 def fold_name(name: str) -> str:
@@ -42,8 +45,14 @@ class PostgresStore:
     """Implements base.Store. Create with ``await PostgresStore.open(url)``."""
 
     def __init__(
-        self, db: Database, hub: EventHub, quota: QuotaLimits, notifier: Notifier | None
+        self,
+        db: Database,
+        hub: EventHub,
+        quota: QuotaLimits,
+        notifier: Notifier | None,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> None:
+        self._mime_limits = mime_limits
         self._db = db
         self._hub = hub
         self._quota = quota
@@ -58,6 +67,7 @@ class PostgresStore:
         quota: QuotaLimits = UNLIMITED,
         listen: bool = True,
         pool_size: int = 10,
+        mime_limits: MimeLimits | None = None,
     ) -> PostgresStore:
         """Connect to ``url``, refuse a schema other than this Roost's, and (with
         ``listen``) hear other nodes' changes on ``hub``."""
@@ -72,7 +82,7 @@ class PostgresStore:
         except BaseException:
             await db.close()
             raise
-        return cls(db, hub, quota, notifier)
+        return cls(db, hub, quota, notifier, mime_limits or DEFAULT_MIME_LIMITS)
 
     @property
     def hub(self) -> EventHub:
@@ -166,7 +176,13 @@ class PostgresStore:
         if row is None:
             raise NoSuchAccount(name)
         return PostgresAccount(
-            self._db, int(row["id"]), str(row["name"]), fold_name(name), self._hub, self._quota
+            self._db,
+            int(row["id"]),
+            str(row["name"]),
+            fold_name(name),
+            self._hub,
+            self._quota,
+            self._mime_limits,
         )
 
     # ---- quota ---------------------------------------------------------------------
@@ -308,6 +324,36 @@ class PostgresStore:
             old_hash,
             new_hash,
         )
+
+    async def remember_sign_in_address(self, name: str, address: str, when: int) -> None:
+        key = fold_name(name)
+
+        async def remember(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO known_addresses (name_key, address, last_success)"
+                " VALUES ($1, $2, $3) ON CONFLICT (name_key, address) DO UPDATE"
+                " SET last_success = greatest(known_addresses.last_success, $3)",
+                key,
+                address,
+                when,
+            )
+            await conn.execute(
+                "DELETE FROM known_addresses WHERE name_key = $1 AND address NOT IN"
+                " (SELECT address FROM known_addresses WHERE name_key = $1"
+                "  ORDER BY last_success DESC LIMIT $2)",
+                key,
+                MAX_KNOWN_ADDRESSES,
+            )
+
+        await self._db.run(remember)
+
+    async def last_sign_in_from(self, name: str, address: str) -> int | None:
+        value = await self._db.pool.fetchval(
+            "SELECT last_success FROM known_addresses WHERE name_key = $1 AND address = $2",
+            fold_name(name),
+            address,
+        )
+        return None if value is None else int(value)
 
     async def instance_secret(self) -> bytes:
         secret: bytes = await self._db.pool.fetchval("SELECT secret FROM settings WHERE id = 0")

@@ -169,8 +169,10 @@ class SqliteAccount:
 
     # ---- messages ------------------------------------------------------------------
 
-    async def snapshot(self, mailbox_id: int, *, claim_recent: bool = False) -> MailboxSnapshot:
-        snapshot = await self._run(message_ops.snapshot, mailbox_id, claim_recent)
+    async def snapshot(
+        self, mailbox_id: int, *, claim_recent: bool = False, peek_recent: bool = False
+    ) -> MailboxSnapshot:
+        snapshot = await self._run(message_ops.snapshot, mailbox_id, claim_recent, peek_recent)
         # A UID list this SELECT found missing or stale is stored after its answer.
         shared = self._shared
         with contextlib.suppress(RuntimeError):  # closed meanwhile: the next SELECT will
@@ -179,6 +181,9 @@ class SqliteAccount:
 
     async def claim_recent(self, mailbox_id: int) -> int:
         return await self._run(message_ops.claim_recent, mailbox_id)
+
+    async def recent_floor(self, mailbox_id: int) -> int:
+        return await self._run(message_ops.recent_floor, mailbox_id)
 
     async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
         if not messages:

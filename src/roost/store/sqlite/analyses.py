@@ -23,6 +23,11 @@ Invariants:
   ``ORPHANS_PER_SWEEP`` at a time.
 * Messages stored before analyses existed are analysed from their files by
   ``backfill`` before the first search; ``counters.unanalyzed`` says one is due.
+* When what goes into the search text or the address sort keys changes, a migration
+  sets ``counters.reindex_below`` to just past the newest analysis; ``reindex_text``
+  remakes the text and those keys of every older one from its file (keeping its id,
+  so thread ids and the index stay consistent) before the next search, newest first,
+  and lowers the mark as it goes; 0 means every analysis is current.
 * The indexed text of one message is bounded (``MAX_*_CHARS``): a huge text part
   cannot stall the account's worker, at the price of not finding words past the bound.
 """
@@ -34,20 +39,25 @@ import json
 import logging
 import mmap
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from roost.mime.analysis import Analysis
 from roost.mime.analyze import analyze
+from roost.mime.limits import MessageBytes
+from roost.mime.model import MessageModel
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.values import MessageSource
 
 if TYPE_CHECKING:
     from roost.store.sqlite.db import Database
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_BODY_CHARS = 1 << 20  # decoded body text indexed per message
 MAX_HEADER_CHARS = 1 << 18  # decoded header text indexed per message
@@ -63,6 +73,11 @@ _INSERT_ANALYSIS = (
     " refs, sort_subject, sort_from, sort_to, sort_cc, display_from, display_to)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (blob_id) DO NOTHING RETURNING id"
+)
+_STILL_THERE = "SELECT 1 FROM analyses WHERE id = ? AND blob_id = ?"
+_UPDATE_SORT_KEYS = (
+    "UPDATE analyses SET sort_from = ?, sort_to = ?, sort_cc = ?, display_from = ?,"
+    " display_to = ? WHERE id = ?"
 )
 _TEXT_COLUMNS = "header, body, subject, addr_from, addr_to, addr_cc, addr_bcc"
 _QUEUE_TEXT = f"INSERT INTO text_pending (id, {_TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -130,30 +145,54 @@ def _clean(text: str, limit: int = MAX_HEADER_CHARS) -> str:
     return text
 
 
-def compute(source: MessageSource) -> AnalysisRow:
+def compute(source: MessageSource, limits: MimeLimits = DEFAULT_MIME_LIMITS) -> AnalysisRow:
     """Analyse a message about to be stored. Never raises for the message's content:
     a failure is logged (it is a bug) and the message is stored without analysis."""
     try:
         if source.data is not None:
-            return row_of(analyze(source.data))
+            return row_of(analyze(source.data, limits))
         assert source.path is not None
-        return compute_file(source.path)
+        return compute_file(source.path, limits)
     except Exception:
         log.exception("message analysis failed; stored without it")
         return EMPTY_ROW
 
 
-def compute_file(path: Path) -> AnalysisRow:
+def compute_file(path: Path, limits: MimeLimits = DEFAULT_MIME_LIMITS) -> AnalysisRow:
     """Analyse a message file through a read-only mapping (never read whole into memory)."""
+    return _with_mapping(path, lambda data: row_of(analyze(data, limits)))
+
+
+def _with_mapping(path: Path, use: Callable[[MessageBytes], _T]) -> _T:
+    """``use`` applied to the file's bytes through a read-only mapping: the mapping
+    itself, not a copy, since analysis reads only what it keeps (roost.mime.limits),
+    so a 50 MB message costs its limits, not 50 MB."""
     with open(path, "rb") as file:
         if os.fstat(file.fileno()).st_size == 0:
-            return row_of(analyze(b""))
+            return use(b"")
         mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            return row_of(analyze(memoryview(mapped)))
+            return use(mapped)
         finally:
             with contextlib.suppress(BufferError):  # a view still held: freed with it
                 mapped.close()
+
+
+def model_of(db: Database, blob_id: str) -> bytes | None:
+    """On the worker: the MIME model of a stored message that has none (stored before
+    analyses existed, or its analysis failed), so that FETCH never parses on the event
+    loop. None when the file is gone or parsing fails (logged: a bug)."""
+    try:
+        source = db.blob_source(blob_id)
+        if source.data is not None:
+            return MessageModel.from_message(source.data).to_blob()
+        assert source.path is not None
+        return _with_mapping(source.path, lambda data: MessageModel.from_message(data).to_blob())
+    except FileNotFoundError:
+        return None
+    except Exception:
+        log.exception("MIME model of stored message %s failed", blob_id)
+        return None
 
 
 def insert(db: Database, blob_id: str, row: AnalysisRow) -> None:
@@ -256,6 +295,7 @@ def indexed_read(db: Database) -> Iterator[None]:
     queues more before the read begins, index and look again.
     """
     backfill(db)
+    reindex_text(db)
     while True:
         with db.read():
             if db.conn.execute("SELECT 1 FROM text_pending LIMIT 1").fetchone() is None:
@@ -294,15 +334,54 @@ def backfill(db: Database) -> None:
     db.analyzed = True
 
 
+def reindex_text(db: Database) -> None:
+    """Remake the search text and address sort keys of analyses made before they last
+    changed (below ``counters.reindex_below``), ``BACKFILL_BATCH`` per write
+    transaction: the new text is queued in ``text_pending`` under the same id and
+    indexed like a delivery's. Cheap when there is nothing to do (remembered per
+    connection)."""
+    if db.reindexed:
+        return
+    while below := db.scalar("SELECT reindex_below FROM counters WHERE id = 0"):
+        with db.read():
+            batch = db.conn.execute(
+                "SELECT id, blob_id FROM analyses a WHERE id < ? AND EXISTS"
+                " (SELECT 1 FROM messages m WHERE m.blob_id = a.blob_id)"
+                " ORDER BY id DESC LIMIT ?",
+                (below, BACKFILL_BATCH),
+            ).fetchall()
+        ids = dict((blob_id, analysis_id) for analysis_id, blob_id in batch)
+        rows = list(_analyse_stored(db, ids))
+        with db.write():
+            for blob_id, row in rows:
+                analysis_id = ids[blob_id]
+                if db.conn.execute(_STILL_THERE, (analysis_id, blob_id)).fetchone() is None:
+                    continue  # forgotten with its last message meanwhile
+                if row is not EMPTY_ROW:
+                    db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[7:12], analysis_id))
+                db.conn.execute("DELETE FROM message_text WHERE rowid = ?", (analysis_id,))
+                db.conn.execute(
+                    f"INSERT OR REPLACE INTO text_pending (id, {_TEXT_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (analysis_id, *row.texts),
+                )
+            lowest = min(ids.values(), default=0)
+            db.conn.execute(
+                "UPDATE counters SET reindex_below = min(reindex_below, ?) WHERE id = 0",
+                (lowest,),
+            )
+    db.reindexed = True
+
+
 def _analyse_stored(db: Database, blob_ids: Iterable[str]) -> Iterable[tuple[str, AnalysisRow]]:
     for blob_id in blob_ids:
         try:
             source = db.blob_source(blob_id)
             if source.data is not None:
-                yield blob_id, row_of(analyze(source.data))
+                yield blob_id, row_of(analyze(source.data, db.mime_limits))
             else:
                 assert source.path is not None
-                yield blob_id, compute_file(source.path)
+                yield blob_id, compute_file(source.path, db.mime_limits)
         except FileNotFoundError:
             log.warning("message file %s is gone; indexed without text", blob_id)
             yield blob_id, EMPTY_ROW

@@ -21,6 +21,11 @@ Invariants:
   100 clients had 0.3-0.5 s per command and idle CPUs); a kernel lock wakes the next
   writer as soon as the last one is done. Correctness never rests on it: a process
   that does not take it (a migration, a tool) is still serialised by SQLite.
+* Waiting for another process's turn (the flock, then SQLite's lock) ends after
+  ``busy_timeout`` seconds with StoreBusy and nothing changed: a process that holds the
+  lock and stops (SIGSTOP, a stuck loop) makes the account's writes elsewhere fail with
+  ``NO [UNAVAILABLE]``, not hang, until the supervisor replaces it. The flock is polled
+  (non-blocking, every 0.5 ms growing to 5 ms): a blocking flock cannot time out.
 """
 
 from __future__ import annotations
@@ -37,10 +42,17 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, Self
 
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.blobs import NO_SPACE_ERRNOS, BlobStore, StoredBlob, describe
-from roost.store.errors import NoSuchMailbox, StorageFull
+from roost.store.errors import NoSuchMailbox, StorageFull, StoreBusy
 from roost.store.sqlite.flags import FlagCodec, Keywords
-from roost.store.sqlite.schema import ACCOUNT_MIGRATIONS, connect, migrate
+from roost.store.sqlite.schema import (
+    ACCOUNT_MIGRATIONS,
+    DEFAULT_BUSY_TIMEOUT,
+    connect,
+    migrate,
+)
 from roost.store.values import MailboxInfo, MessageSource
 
 WRITERS_LOCK = "writers.lock"
@@ -79,22 +91,41 @@ class MailboxRow(NamedTuple):
 
 class Database:
     def __init__(
-        self, conn: sqlite3.Connection, blobs: BlobStore, writers: int | None = None
+        self,
+        conn: sqlite3.Connection,
+        blobs: BlobStore,
+        writers: int | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> None:
         self.conn = conn
+        self.busy_timeout = busy_timeout
+        self.mime_limits = mime_limits  # how deep analysis parses a message
         self.blobs = blobs
         self._writers = writers  # descriptor of the writers' turn lock (see ``write``)
         self.codec = FlagCodec()
         self.analyzed = False  # backfill of analyses found nothing left to do
+        self.reindexed = False  # reindex_text of search texts found nothing left to do
         self.queued_texts = 0  # texts queued for the index here since it last indexed
 
     @classmethod
-    def open(cls, directory: Path, *, durable: bool, create: bool = False) -> Self:
+    def open(
+        cls,
+        directory: Path,
+        *,
+        durable: bool,
+        create: bool = False,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+    ) -> Self:
         """Open (or with ``create``, create) the account stored in ``directory``."""
         if create:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             for sub in ("blobs", "tmp"):
-                (directory / sub).mkdir(parents=True, exist_ok=True)
-        conn = connect(directory / "mail.db", durable=durable, create=create)
+                (directory / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        conn = connect(
+            directory / "mail.db", durable=durable, create=create, busy_timeout=busy_timeout
+        )
         writers: int | None = None
         try:
             migrate(conn, ACCOUNT_MIGRATIONS)
@@ -105,7 +136,7 @@ class Database:
             conn.close()
             raise
         blobs = BlobStore(directory / "blobs", directory / "tmp", durable=durable)
-        return cls(conn, blobs, writers)
+        return cls(conn, blobs, writers, busy_timeout, mime_limits)
 
     def close(self) -> None:
         self.conn.close()
@@ -127,10 +158,22 @@ class Database:
         if unsynced:  # SQLite refuses to change this inside a transaction
             self.conn.execute("PRAGMA synchronous = NORMAL")
         writers = self._writers
+        locked = False
         try:
             if writers is not None:
-                fcntl.flock(writers, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self.conn.execute("BEGIN IMMEDIATE")
+                if wait:
+                    self._take_turn(writers)
+                else:
+                    fcntl.flock(writers, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if wait and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                    raise StoreBusy(
+                        "the account is being written by a process that does not finish"
+                    ) from exc
+                raise
             try:
                 yield
                 self.conn.execute("COMMIT")
@@ -139,10 +182,29 @@ class Database:
                     self.conn.execute("ROLLBACK")
                 raise
         finally:
-            if writers is not None:
+            if locked:
+                assert writers is not None
                 fcntl.flock(writers, fcntl.LOCK_UN)
             if unsynced:
                 self.conn.execute("PRAGMA synchronous = FULL")
+
+    def _take_turn(self, writers: int) -> None:
+        """The writers' flock, waiting at most ``busy_timeout`` seconds (StoreBusy)."""
+        delay = 0.0005
+        deadline: float | None = None
+        while True:
+            try:
+                fcntl.flock(writers, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.busy_timeout
+            elif now >= deadline:
+                raise StoreBusy("another process holds the account's write lock")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.005)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[None]:

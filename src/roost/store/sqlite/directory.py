@@ -34,6 +34,10 @@ from roost.store.values import QuotaOverride
 log = logging.getLogger(__name__)
 
 
+# Addresses kept per account as having signed in (the throttle's trusted addresses).
+MAX_KNOWN_ADDRESSES = 16
+
+
 def fold_name(name: str) -> str:
     """The key an account name (or app-password label) is stored and looked up by."""
     return name.casefold()
@@ -45,7 +49,8 @@ class Directory:
     def __init__(self, data_dir: Path, durable: bool) -> None:
         self.durable = durable
         self._accounts = data_dir / "accounts"
-        self._accounts.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._accounts.mkdir(exist_ok=True, mode=0o700)
         path = data_dir / "users.db"
         _make_private(path)  # it holds password hashes, SCRAM keys and TOTP secrets
         self._conn = connect(path, durable=durable, create=True)
@@ -102,6 +107,7 @@ class Directory:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.execute("DELETE FROM accounts WHERE name_key = ?", (key,))
+            self._conn.execute("DELETE FROM known_addresses WHERE name_key = ?", (key,))
             self._conn.execute(
                 "UPDATE counters SET uidvalidity_floor = max(uidvalidity_floor, ?) WHERE id = 0",
                 (last_uidvalidity,),
@@ -260,6 +266,34 @@ class Directory:
         )
         if cursor.rowcount == 0:
             raise NoSuchAccount(key)
+
+    def remember_address(self, key: str, address: str, when: int) -> None:
+        """Upsert, keeping the ``MAX_KNOWN_ADDRESSES`` most recent of the account."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(
+                "INSERT INTO known_addresses (name_key, address, last_success) VALUES (?, ?, ?)"
+                " ON CONFLICT (name_key, address) DO UPDATE"
+                " SET last_success = max(last_success, excluded.last_success)",
+                (key, address, when),
+            )
+            self._conn.execute(
+                "DELETE FROM known_addresses WHERE name_key = ? AND address NOT IN"
+                " (SELECT address FROM known_addresses WHERE name_key = ?"
+                "  ORDER BY last_success DESC LIMIT ?)",
+                (key, key, MAX_KNOWN_ADDRESSES),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def address_last_success(self, key: str, address: str) -> int | None:
+        row = self._conn.execute(
+            "SELECT last_success FROM known_addresses WHERE name_key = ? AND address = ?",
+            (key, address),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def instance_secret(self) -> bytes:
         secret: bytes = self._conn.execute("SELECT secret FROM counters WHERE id = 0").fetchone()[0]

@@ -13,9 +13,12 @@ import logging
 import sqlite3
 from collections.abc import Iterable
 
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.blobs import BlobStore
 from roost.store.sqlite import analyses, search
 from roost.store.sqlite.db import Database
+from roost.store.sqlite.schema import DEFAULT_BUSY_TIMEOUT
 from roost.store.sqlite.uid_cache import UidCache
 
 log = logging.getLogger(__name__)
@@ -27,9 +30,14 @@ class MailDB(Database):
     """The database every mail operation (messages.py, mailboxes.py, search) is given."""
 
     def __init__(
-        self, conn: sqlite3.Connection, blobs: BlobStore, writers: int | None = None
+        self,
+        conn: sqlite3.Connection,
+        blobs: BlobStore,
+        writers: int | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> None:
-        super().__init__(conn, blobs, writers)
+        super().__init__(conn, blobs, writers, busy_timeout, mime_limits)
         self.uid_cache = UidCache()
         search.register_functions(conn)
 

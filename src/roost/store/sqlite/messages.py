@@ -26,6 +26,7 @@ import json
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 
+from roost.store import line_endings
 from roost.store.blobs import StoredBlob
 from roost.store.errors import CannotDoThat, NoSuchMailbox, StoreError
 from roost.store.events import ChangeEvent, MailboxChanged
@@ -95,9 +96,19 @@ def append_batch(
     StoreError; the others are stored. Each is checked against the quota with the ones
     before it in the batch counted, as if they had come one by one. Any other failure
     fails them all: nothing is stored, and it is raised.
+
+    Every message is stored with CRLF line endings (``line_endings``), so that sizes,
+    sections and analysis all see the bytes that FETCH serves.
     """
+    with line_endings.normalized_batch(batch, db.blobs.tmp) as normalized:
+        return _append_batch(db, normalized, limits)
+
+
+def _append_batch(
+    db: MailDB, batch: Sequence[tuple[int | str, Sequence[NewMessage]]], limits: QuotaLimits
+) -> tuple[list[AppendResult | StoreError], list[ChangeEvent]]:
     messages = [message for _, group in batch for message in group]
-    analysed = [analyses.compute(message.source) for message in messages]
+    analysed = [analyses.compute(message.source, db.mime_limits) for message in messages]
     stored: list[StoredBlob] = []
     outcomes: list[AppendResult | StoreError] = []
     events: list[ChangeEvent] = []
@@ -233,9 +244,24 @@ def fetch_meta(
             thread,
         ) in rows
     ]
+    if with_model:
+        metas = _with_models(db, metas)
     if with_content:
         metas = _with_content(db, metas)
     return metas
+
+
+def _with_models(db: MailDB, metas: list[MessageMeta]) -> list[MessageMeta]:
+    """A model for each message stored without one, parsed here on the worker (not
+    kept: ``analyses.backfill`` stores them before the first search)."""
+    if all(meta.model is not None for meta in metas):
+        return metas
+    return [
+        meta
+        if meta.model is not None
+        else dataclasses.replace(meta, model=analyses.model_of(db, meta.blob_id))
+        for meta in metas
+    ]
 
 
 def _with_content(db: MailDB, metas: list[MessageMeta]) -> list[MessageMeta]:
@@ -264,15 +290,18 @@ def _with_content(db: MailDB, metas: list[MessageMeta]) -> list[MessageMeta]:
     ]
 
 
-def snapshot(db: MailDB, mailbox_id: int, claim_recent: bool) -> MailboxSnapshot:
+def snapshot(
+    db: MailDB, mailbox_id: int, claim_recent: bool, peek_recent: bool = False
+) -> MailboxSnapshot:
     """SELECT's view. A write transaction only when there is \\Recent to claim (new mail
     since the last claim): then the claim and the view are one instant, so no message is
-    claimed that the view does not hold."""
+    claimed that the view does not hold. ``peek_recent`` reports the floor unclaimed."""
     with db.read():
         row = db.mailbox(mailbox_id)
         claimed = claim_recent and row.recent_floor < row.uidnext
         if not claimed:
-            result = _snapshot(db, row, row.recent_floor if claim_recent else None)
+            floor = row.recent_floor if claim_recent or peek_recent else None
+            result = _snapshot(db, row, floor)
     if claimed:
         with db.write(sync=False):  # see claim_recent: a claim needs no fsync
             row = db.mailbox(mailbox_id)
@@ -415,6 +444,11 @@ def claim_recent(db: MailDB, mailbox_id: int) -> int:
                 "UPDATE mailboxes SET recent_floor = uidnext WHERE id = ?", (mailbox_id,)
             )
     return row.recent_floor
+
+
+def recent_floor(db: MailDB, mailbox_id: int) -> int:
+    with db.read():
+        return db.mailbox(mailbox_id).recent_floor
 
 
 def store_flags(

@@ -14,11 +14,16 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-BUSY_TIMEOUT_MS = 10_000
+# Seconds a writer waits for another process's write lock before giving up
+# (errors.StoreBusy): shorter than a client's patience, so it hears NO [UNAVAILABLE]
+# rather than nothing. [limits] store_busy_timeout.
+DEFAULT_BUSY_TIMEOUT = 10.0
+BUSY_TIMEOUT_MS = int(DEFAULT_BUSY_TIMEOUT * 1000)
 
 # mail.db: one account's mailboxes, messages and subscriptions.
 ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
@@ -180,6 +185,15 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
             WHERE id = 0;
         END""",
     ),
+    (
+        # The search text now holds every body part's header (RFC 9051 §6.4.4: SEARCH
+        # TEXT finds an attachment's file name) and groups' names, and the address sort
+        # keys follow RFC 5256/5957 for groups: the text and keys of every message
+        # analysed before are remade from its file before the next search
+        # (analyses.reindex_text).
+        "ALTER TABLE counters ADD COLUMN reindex_below INTEGER NOT NULL DEFAULT 0",
+        "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
+    ),
 )
 
 # users.db: the accounts directory.
@@ -233,24 +247,41 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
         "ALTER TABLE accounts ADD COLUMN quota_storage INTEGER",
         "ALTER TABLE accounts ADD COLUMN quota_messages INTEGER",
     ),
+    (
+        # The client addresses (auth/throttle.address_key) that signed in to an account
+        # and when (epoch seconds): the sign-in throttle keeps trusting the owner's
+        # usual devices across restarts. Keyed by the name tried, case-folded.
+        """CREATE TABLE known_addresses (
+            name_key TEXT NOT NULL,
+            address TEXT NOT NULL,
+            last_success INTEGER NOT NULL,
+            PRIMARY KEY (name_key, address)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 
-def connect(path: Path, *, durable: bool, create: bool) -> sqlite3.Connection:
+def connect(
+    path: Path, *, durable: bool, create: bool, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> sqlite3.Connection:
     """Open ``path`` in autocommit mode (transactions are explicit: BEGIN IMMEDIATE).
 
     Without ``create``, a missing file raises sqlite3.OperationalError.
     """
     mode = "rwc" if create else "rw"
+    if create:
+        # Mode 0600 whatever the umask: SQLite gives the -wal and -shm files it makes
+        # later the database file's mode (it holds small messages and search text).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
     conn = sqlite3.connect(
         f"{path.resolve().as_uri()}?mode={mode}",
         uri=True,
         isolation_level=None,
         check_same_thread=False,  # one Worker thread uses it; see worker.py
-        timeout=BUSY_TIMEOUT_MS / 1000,
+        timeout=busy_timeout,
     )
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         conn.execute("PRAGMA foreign_keys = ON")

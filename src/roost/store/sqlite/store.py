@@ -35,6 +35,8 @@ import sqlite3
 from collections import OrderedDict
 from pathlib import Path
 
+from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
+from roost.mime.parse import MimeLimits
 from roost.store.credentials import AppPasswordRecord, SignInRecord
 from roost.store.errors import NoSuchAccount
 from roost.store.events import EventHub
@@ -42,6 +44,7 @@ from roost.store.sqlite.account import OpenAccount, SqliteAccount
 from roost.store.sqlite.directory import Directory, fold_name
 from roost.store.sqlite.mail_db import MailDB
 from roost.store.sqlite.quota import UNLIMITED
+from roost.store.sqlite.schema import DEFAULT_BUSY_TIMEOUT
 from roost.store.sqlite.worker import Worker
 from roost.store.values import QuotaLimits, QuotaOverride
 
@@ -66,10 +69,14 @@ class SqliteStore:
         max_idle_open: int = MAX_IDLE_OPEN,
         quota: QuotaLimits = UNLIMITED,
         quota_refresh: float = QUOTA_REFRESH_SECONDS,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> None:
         self._data_dir = data_dir
         self._quota = quota
         self._quota_refresh = quota_refresh
+        self._busy_timeout = busy_timeout
+        self._mime_limits = mime_limits
         self._directory = directory
         self._users = users
         self._hub = hub
@@ -93,13 +100,17 @@ class SqliteStore:
         max_idle_open: int = MAX_IDLE_OPEN,
         quota: QuotaLimits = UNLIMITED,
         quota_refresh: float = QUOTA_REFRESH_SECONDS,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     ) -> SqliteStore:
         """Open (creating if needed) the store in ``data_dir``. ``durable=False`` skips
         fsyncs (tests only); ``hub`` lets several stores share change events;
         ``keep_open`` and ``max_idle_open`` bound accounts kept open between sessions
         (0 closes an account with its last session); ``quota`` is the default limits
         of every account without its own (``set_quota_override``), ``quota_refresh``
-        the most seconds an account's own limits are used before being read again."""
+        the most seconds an account's own limits are used before being read again;
+        ``busy_timeout``: seconds a write waits for another process's before StoreBusy;
+        ``mime_limits``: how deep a message is analysed at delivery."""
         users = Worker("roost-users")
         try:
             directory = await users.run(Directory, data_dir, durable)
@@ -115,6 +126,8 @@ class SqliteStore:
             max_idle_open=max_idle_open,
             quota=quota,
             quota_refresh=quota_refresh,
+            busy_timeout=busy_timeout,
+            mime_limits=mime_limits,
         )
 
     @property
@@ -189,6 +202,12 @@ class SqliteStore:
             self._directory.replace_app_password_hash, fold_name(name), selector, old_hash, new_hash
         )
 
+    async def remember_sign_in_address(self, name: str, address: str, when: int) -> None:
+        await self._users.run(self._directory.remember_address, fold_name(name), address, when)
+
+    async def last_sign_in_from(self, name: str, address: str) -> int | None:
+        return await self._users.run(self._directory.address_last_success, fold_name(name), address)
+
     async def instance_secret(self) -> bytes:
         return await self._users.run(self._directory.instance_secret)
 
@@ -251,7 +270,14 @@ class SqliteStore:
         sweep = dirname not in self._swept
         directory = self._directory.account_dir(dirname)
         try:
-            db = await worker.run(_open_account_db, directory, self._directory.durable, sweep)
+            db = await worker.run(
+                _open_account_db,
+                directory,
+                self._directory.durable,
+                sweep,
+                self._busy_timeout,
+                self._mime_limits,
+            )
         except BaseException:
             worker.shutdown()
             raise
@@ -305,9 +331,17 @@ class SqliteStore:
             shared.worker.shutdown()
 
 
-def _open_account_db(directory: Path, durable: bool, sweep: bool) -> MailDB:
+def _open_account_db(
+    directory: Path,
+    durable: bool,
+    sweep: bool,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+) -> MailDB:
     try:
-        db = MailDB.open(directory, durable=durable)
+        db = MailDB.open(
+            directory, durable=durable, busy_timeout=busy_timeout, mime_limits=mime_limits
+        )
     except sqlite3.OperationalError as exc:
         raise NoSuchAccount(f"account directory {directory.name} is unusable: {exc}") from exc
     if sweep:

@@ -32,8 +32,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from roost.store.sqlite.schema import BUSY_TIMEOUT_MS
-
 if TYPE_CHECKING:
     from roost.store.sqlite.db import Database, MailboxRow
 
@@ -122,7 +120,7 @@ class UidCache:
             log.warning("could not store UID lists", exc_info=True)
             return
         finally:
-            db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.conn.execute(f"PRAGMA busy_timeout = {int(db.busy_timeout * 1000)}")
         for entry in pending:
             entry.unsaved = 0
 

@@ -17,7 +17,10 @@ from roost.imap.wire import search_keys as k
 from roost.imap.wire.commands import Search, Sort, SortCriterion, SortKey, Thread
 from roost.imap.wire.tokenizer import MAX_NUMBER, MAX_NUMBER64, ParseError, Tokenizer
 
-MAX_KEY_DEPTH = 64  # NOT / OR / list nesting left after flattening
+MAX_KEY_DEPTH = 64  # NOT / OR / list nesting, as sent and after flattening
+# Search keys in one program. Beyond this the SQL built from it would pass SQLite's
+# expression depth (1000) however it is nested, so it is refused with BAD first.
+MAX_SEARCH_KEYS = 500
 RETURN_OPTIONS = frozenset({"MIN", "MAX", "COUNT", "ALL", "SAVE"})  # RFC 4731, RFC 5182
 SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "COUNT", "ALL"})  # RFC 5267 §3
 _MONTHS = {
@@ -154,7 +157,12 @@ class _Frame:
 def read_search_keys(tokens: Tokenizer) -> k.SearchKey:
     """``search-key *(SP search-key)`` up to the end of the command, as one key."""
     stack = [_Frame("PROGRAM")]
+    count = 0
     while True:
+        # Every pending NOT, OR and list counts against the nesting limit, as sent:
+        # flattening would hide a 1,000-deep OR chain, and its cost (issue 13 item 7).
+        if len(stack) > MAX_KEY_DEPTH:
+            raise ParseError("Search program too deeply nested")
         if tokens.peek() == 0x28:
             tokens.open_list()  # counts against the nesting limit
             stack.append(_Frame("LIST"))
@@ -169,6 +177,9 @@ def read_search_keys(tokens: Tokenizer) -> k.SearchKey:
                 stack.append(_Frame(name))
                 continue
             value = _read_leaf(tokens, name)
+        count += 1  # keys other than NOT and OR, which the depth limit bounds
+        if count > MAX_SEARCH_KEYS:
+            raise ParseError(f"Search program has more than {MAX_SEARCH_KEYS} keys")
         # Reduce: hand the finished key to the frames it completes.
         while True:
             frame = stack[-1]
@@ -209,7 +220,7 @@ def _read_leaf(tokens: Tokenizer, name: str) -> k.SearchKey:
     text_field = _TEXT_KEYS.get(name)
     if text_field is not None:
         tokens.sp()
-        return k.Text(text_field, tokens.read_astring())
+        return k.Text(text_field, _read_search_string(tokens))
     date_key = _DATE_KEYS.get(name)
     if date_key is not None:
         tokens.sp()
@@ -221,13 +232,13 @@ def _read_leaf(tokens: Tokenizer, name: str) -> k.SearchKey:
             return k.Keyword(keyword, present=name == "KEYWORD")
         case "HEADER":
             tokens.sp()
-            field_name = tokens.read_astring()
+            field_name = _read_search_string(tokens)
             tokens.sp()
             try:
                 header = field_name.decode("ascii")
             except UnicodeDecodeError:
                 raise ParseError("Invalid header field name") from None
-            return k.Header(header, tokens.read_astring())
+            return k.Header(header, _read_search_string(tokens))
         case "LARGER" | "SMALLER":
             tokens.sp()
             return k.Size(name == "LARGER", tokens.read_number(MAX_NUMBER64))
@@ -240,6 +251,15 @@ def _read_leaf(tokens: Tokenizer, name: str) -> k.SearchKey:
         case "MODSEQ":
             return _read_modseq(tokens)
     raise ParseError(f"Unknown search key {name}")
+
+
+def _read_search_string(tokens: Tokenizer) -> bytes:
+    """An astring of a search key. A literal's CHAR8 excludes NUL (RFC 9051 §9), and a
+    NUL could never match decoded text anyway: it is a syntax error (issue 13 item 6)."""
+    value = tokens.read_astring()
+    if b"\x00" in value:
+        raise ParseError("NUL is not allowed in a search string")
+    return value
 
 
 def _read_modseq(tokens: Tokenizer) -> k.ModSeq:

@@ -1,0 +1,92 @@
+"""``roost backup DEST``, ``roost restore SRC`` and ``roost verify [USER]``: the work is
+in ``roost.admin.backup`` and ``roost.admin.verify``; these parse and report.
+
+Exit codes: 0 done (verify: no problem found), 1 a failure or any problem found.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import click
+
+from roost.admin import backup as backups
+from roost.admin import verify as verifying
+from roost.cli.common import config_option, data_dir_for, data_dir_option, fail, main
+
+
+@main.command("backup")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+@config_option
+@data_dir_option
+def backup_command(
+    dest: Path, quiet: bool, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Copy the data directory to DEST consistently, while the server runs.
+
+    DEST is new, empty, or an earlier backup (then only new message files are added).
+    Message files are hard-linked when DEST is on the same filesystem.
+    """
+    directory = data_dir_for(config_path, data_dir, must_exist=True)
+    notice = None if quiet else (lambda line: click.echo(line, err=True))
+    try:
+        report = backups.backup(directory, dest.absolute(), notice=notice)
+    except (backups.BackupError, OSError, sqlite3.Error) as error:
+        fail(f"backup failed: {error}")
+    messages = sum(copy.messages for copy in report.accounts)
+    linked = sum(copy.files_linked for copy in report.accounts)
+    copied = sum(copy.files_copied for copy in report.accounts)
+    click.echo(
+        f"Backed up {len(report.accounts)} accounts, {messages} messages, to {dest} in "
+        f"{report.seconds:.1f} s ({linked} files linked, {copied} copied)."
+    )
+    if not report.complete:
+        for problem in report.errors:
+            click.echo(f"error: {problem}", err=True)
+        fail(f"the backup in {dest} is incomplete: {len(report.errors)} accounts failed")
+
+
+@main.command("restore")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the accounts already in the data directory.")
+@config_option
+@data_dir_option
+def restore_command(
+    src: Path, force: bool, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Restore the backup in SRC into the data directory (the server must be stopped)."""
+    directory = data_dir_for(config_path, data_dir, must_exist=False)
+    try:
+        manifest = backups.restore(src.absolute(), directory, force=force)
+    except (backups.BackupError, OSError, sqlite3.Error) as error:
+        fail(f"restore failed: {error}")
+    accounts = manifest.get("accounts")
+    count = len(accounts) if isinstance(accounts, dict) else 0
+    click.echo(
+        f"Restored {count} accounts from the backup of {manifest.get('started')} into {directory}."
+    )
+
+
+@main.command("verify")
+@click.argument("user", required=False)
+@config_option
+@data_dir_option
+def verify_command(user: str | None, config_path: Path | None, data_dir: Path | None) -> None:
+    """Check every message of USER (default: every account): present, intact, counted."""
+    directory = data_dir_for(config_path, data_dir, must_exist=True)
+    try:
+        report = verifying.verify(directory, user)
+    except (verifying.VerifyError, OSError, sqlite3.Error) as error:
+        fail(str(error))
+    for problem in report.problems:
+        click.echo(problem)
+    summary = (
+        f"Verified {report.accounts} accounts, {report.messages} messages, "
+        f"{report.blobs} distinct contents: "
+    )
+    if report.problems:
+        click.echo(summary + f"{len(report.problems)} problems.", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(summary + "no problems.")

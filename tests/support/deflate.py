@@ -1,0 +1,34 @@
+"""The client side of a COMPRESS=DEFLATE stream (RFC 4978), for tests."""
+
+from __future__ import annotations
+
+import zlib
+
+from tests.support.imap_client import ImapClient
+
+
+class DeflatedStream:
+    def __init__(self, client: ImapClient) -> None:
+        self.client = client
+        self.deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.inflate = zlib.decompressobj(-15)
+        self.buffer = b""
+
+    async def send(self, data: bytes) -> None:
+        await self.client.send(self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH))
+
+    async def read_line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = await self.client.reader.read(65536)
+            assert chunk, "connection closed"
+            self.buffer += self.inflate.decompress(chunk)
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    async def read_until_tagged(self, tag: bytes) -> list[bytes]:
+        lines: list[bytes] = []
+        while True:
+            line = await self.read_line()
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
