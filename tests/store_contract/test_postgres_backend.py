@@ -10,12 +10,18 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from roost.store.base import MailboxChanged, MailboxListChanged, MessageSource, NewMessage
+from roost.store.base import (
+    MailboxChanged,
+    MailboxListChanged,
+    MessageSource,
+    NewMessage,
+    StoreBusy,
+)
 from roost.store.postgres import PostgresStore
 from roost.store.postgres.blobs import CHUNK
-from roost.store.postgres.schema import MIGRATIONS, SchemaMismatch
-from tests.store_contract.conftest import SCRATCH
+from roost.store.postgres.schema import MIGRATIONS, SchemaMismatch, migrate
 from tests.store_contract.helpers import message, new, read_all
+from tests.support.postgres import SCRATCH, PrivateServer
 
 
 @pytest.fixture
@@ -117,3 +123,40 @@ async def test_a_large_message_is_stored_in_chunks_and_read_back_whole(
         await alice.close()
     finally:
         await store.close()
+
+
+async def test_a_restart_of_postgresql_is_a_clean_refusal_then_service_again() -> None:
+    """While the server is down, calls fail with StoreBusy (IMAP: NO [UNAVAILABLE]);
+    once it is back, the same store serves again, nothing acknowledged is lost, and
+    listeners are told to resync."""
+    server = PrivateServer()
+    try:
+        await asyncio.to_thread(server.init)
+        conn = await asyncpg.connect(server.url)
+        await migrate(conn)
+        await conn.close()
+        store = await PostgresStore.open(server.url)
+        try:
+            await store.create_account("alice", "h")
+            alice = await store.open_account("alice")
+            inbox = await alice.get_mailbox("INBOX")
+            await alice.append(inbox.id, [new(message(1))])
+            listener = alice.listen()
+            await asyncio.to_thread(server.stop)
+            with pytest.raises(StoreBusy):
+                await alice.append(inbox.id, [new(message(2))])
+            with pytest.raises(StoreBusy):
+                await alice.list_mailboxes()
+            await asyncio.to_thread(server.start)
+            async with asyncio.timeout(30):
+                assert MailboxListChanged() in await listener.wait()
+            result = await alice.append(inbox.id, [new(message(3))])
+            assert result.uids == [2]  # the refused APPEND took no UID
+            snapshot = await alice.snapshot(inbox.id)
+            assert list(snapshot.uids) == [1, 2]
+            listener.close()
+            await alice.close()
+        finally:
+            await store.close()
+    finally:
+        await asyncio.to_thread(server.remove)

@@ -8,8 +8,14 @@ fail under CI (CI set: .ci/run starts a server) and are skipped with the reason 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -111,3 +117,56 @@ class ScratchDatabases:
 
 # The one instance of a test run: tests/conftest.py drops its databases at the end.
 SCRATCH = ScratchDatabases()
+
+
+class PrivateServer:
+    """A PostgreSQL cluster of a test's own (initdb + pg_ctl into a new directory under
+    the system's temporary one, which the postgres user can reach), for tests that stop
+    and start the server — never the shared one. Run as the postgres user when we are
+    root (initdb refuses root). ``remove`` stops it and deletes its directory."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="roost-test-pg-"))
+        self.data = self.directory / "data"
+        self.port = _free_port()
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        self.bin = found[-1].parent if found else None
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        assert self.bin is not None
+        subprocess.run(
+            [*self._as, str(self.bin / args[0]), *args[1:]], check=True, capture_output=True
+        )
+
+    def init(self) -> None:
+        if self.bin is None:
+            pytest.skip("no PostgreSQL server programs (Debian's postgresql package)")
+        if self._as:
+            shutil.chown(self.directory, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
+        self.start()
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        log = str(self.directory / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", options, "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, AssertionError):
+            self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

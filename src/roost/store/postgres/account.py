@@ -172,12 +172,12 @@ class PostgresAccount:
 
     async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         self._usable()
-        async for chunk in blobs.read_chunks(self._db.pool, meta.blob_id):
+        async for chunk in blobs.read_chunks(self._db, meta.blob_id):
             yield chunk
 
     async def read_range(self, meta: MessageMeta, start: int, length: int) -> bytes:
         self._usable()
-        return await blobs.read_range(self._db.pool, meta.blob_id, start, length)
+        return await blobs.read_range(self._db, meta.blob_id, start, length)
 
     async def store_flags(
         self,

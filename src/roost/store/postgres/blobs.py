@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -25,6 +26,9 @@ from roost.mime.layout import HeaderScanner
 from roost.store.blobs import StoredBlob, describe
 from roost.store.errors import MessageGone
 from roost.store.values import MessageSource
+
+if TYPE_CHECKING:
+    from roost.store.postgres.pool import Database
 
 CHUNK = 256 * 1024
 DESCRIBE_IN_THREAD = 64 * 1024  # hash larger messages off the event loop
@@ -97,7 +101,7 @@ async def release(conn: asyncpg.Connection, blob_ids: Sequence[str]) -> None:
         )
 
 
-async def read_chunks(pool: asyncpg.Pool, blob_id: str) -> AsyncIterator[bytes]:
+async def read_chunks(pool: Database, blob_id: str) -> AsyncIterator[bytes]:
     """The blob's bytes in chunks, one query each; MessageGone if it is not there."""
     seq = 0
     while True:
@@ -115,7 +119,7 @@ async def read_chunks(pool: asyncpg.Pool, blob_id: str) -> AsyncIterator[bytes]:
         seq += 1
 
 
-async def read_range(pool: asyncpg.Pool, blob_id: str, start: int, length: int) -> bytes:
+async def read_range(pool: Database, blob_id: str, start: int, length: int) -> bytes:
     if start < 0 or length < 0:
         raise ValueError("negative offset or length")
     if length == 0:

@@ -16,14 +16,15 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
 
-from roost.store.errors import NoSuchAccount, StoreError
+from roost.store.errors import NoSuchAccount, StoreBusy, StoreError
 from roost.store.postgres.notify import new_node_id
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,11 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-class StoreUnavailable(StoreError):
-    """The database cannot be reached; nothing was changed (or it is unknown whether
-    the last write committed, when the connection broke at COMMIT)."""
+class StoreUnavailable(StoreBusy):
+    """The database cannot be reached (restarting, failing over, unreachable): the
+    protocols answer as for a busy store (IMAP ``NO [UNAVAILABLE]``), and the client
+    tries again. Nothing was changed — unless the connection broke during COMMIT, when
+    the write may have committed (a retried APPEND may then store a message twice)."""
 
 
 class Database:
@@ -105,10 +108,36 @@ class Database:
             except UNAVAILABLE as error:
                 raise StoreUnavailable(f"database unavailable: {error}") from None
 
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        """One statement outside ``run`` (autocommit), unavailability mapped."""
+        async with unavailable():
+            return list(await self.pool.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
+        async with unavailable():
+            return await self.pool.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        async with unavailable():
+            return await self.pool.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: object) -> str:
+        async with unavailable():
+            return str(await self.pool.execute(sql, *args))
+
     async def read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """``fn`` in one read-only snapshot (REPEATABLE READ): every statement sees the
         same instant."""
         return await self.run(fn, readonly=True, isolation="repeatable_read")
+
+
+@contextlib.asynccontextmanager
+async def unavailable() -> AsyncIterator[None]:
+    """Connection loss as StoreUnavailable."""
+    try:
+        yield
+    except UNAVAILABLE as error:
+        raise StoreUnavailable(f"database unavailable: {error}") from None
 
 
 async def lock_account(conn: asyncpg.Connection, account_id: int) -> None:

@@ -155,11 +155,11 @@ class PostgresStore:
         await self._db.run(delete)
 
     async def list_accounts(self) -> list[str]:
-        rows = await self._db.pool.fetch('SELECT name FROM accounts ORDER BY name COLLATE "C"')
+        rows = await self._db.fetch('SELECT name FROM accounts ORDER BY name COLLATE "C"')
         return [row["name"] for row in rows]
 
     async def get_password_hash(self, name: str) -> str | None:
-        value = await self._db.pool.fetchval(
+        value = await self._db.fetchval(
             "SELECT password_hash FROM accounts WHERE name_key = $1", fold_name(name)
         )
         return None if value is None else str(value)
@@ -170,7 +170,7 @@ class PostgresStore:
         )
 
     async def open_account(self, name: str) -> PostgresAccount:
-        row = await self._db.pool.fetchrow(
+        row = await self._db.fetchrow(
             "SELECT id, name FROM accounts WHERE name_key = $1", fold_name(name)
         )
         if row is None:
@@ -188,7 +188,7 @@ class PostgresStore:
     # ---- quota ---------------------------------------------------------------------
 
     async def quota_override(self, name: str) -> QuotaOverride:
-        row = await self._db.pool.fetchrow(
+        row = await self._db.fetchrow(
             "SELECT quota_storage, quota_messages FROM accounts WHERE name_key = $1",
             fold_name(name),
         )
@@ -256,7 +256,7 @@ class PostgresStore:
 
     async def accept_totp_step(self, name: str, step: int) -> bool:
         # One statement: of two sign-ins racing with the same code (on any nodes), one wins.
-        result = await self._db.pool.execute(
+        result = await self._db.execute(
             "UPDATE accounts SET totp_last_step = $2"
             " WHERE name_key = $1 AND totp_secret IS NOT NULL AND totp_last_step < $2",
             fold_name(name),
@@ -265,7 +265,7 @@ class PostgresStore:
         return _count(result) == 1
 
     async def add_scram_keys(self, name: str, password_hash: str, scram_keys: str) -> bool:
-        result = await self._db.pool.execute(
+        result = await self._db.execute(
             "UPDATE accounts SET scram_keys = $3"
             " WHERE name_key = $1 AND password_hash = $2 AND scram_keys IS NULL",
             fold_name(name),
@@ -277,7 +277,7 @@ class PostgresStore:
     async def add_app_password(self, name: str, app_password: AppPasswordRecord) -> None:
         account_id = await self._account_id(name)
         try:
-            await self._db.pool.execute(
+            await self._db.execute(
                 "INSERT INTO app_passwords (account_id, label_key, label, selector,"
                 " password_hash, created, last_used) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 account_id,
@@ -295,7 +295,7 @@ class PostgresStore:
 
     async def delete_app_password(self, name: str, label: str) -> bool:
         account_id = await self._account_id(name)
-        result = await self._db.pool.execute(
+        result = await self._db.execute(
             "DELETE FROM app_passwords WHERE account_id = $1 AND label_key = $2",
             account_id,
             fold_name(label),
@@ -303,7 +303,7 @@ class PostgresStore:
         return _count(result) > 0
 
     async def app_password_used(self, name: str, selector: str, when: int) -> None:
-        await self._db.pool.execute(
+        await self._db.execute(
             "UPDATE app_passwords SET last_used = greatest(coalesce(last_used, 0), $3)"
             " WHERE account_id = (SELECT id FROM accounts WHERE name_key = $1)"
             " AND selector = $2",
@@ -315,7 +315,7 @@ class PostgresStore:
     async def replace_app_password_hash(
         self, name: str, selector: str, old_hash: str, new_hash: str
     ) -> None:
-        await self._db.pool.execute(
+        await self._db.execute(
             "UPDATE app_passwords SET password_hash = $4"
             " WHERE account_id = (SELECT id FROM accounts WHERE name_key = $1)"
             " AND selector = $2 AND password_hash = $3",
@@ -348,7 +348,7 @@ class PostgresStore:
         await self._db.run(remember)
 
     async def last_sign_in_from(self, name: str, address: str) -> int | None:
-        value = await self._db.pool.fetchval(
+        value = await self._db.fetchval(
             "SELECT last_success FROM known_addresses WHERE name_key = $1 AND address = $2",
             fold_name(name),
             address,
@@ -356,13 +356,13 @@ class PostgresStore:
         return None if value is None else int(value)
 
     async def instance_secret(self) -> bytes:
-        secret: bytes = await self._db.pool.fetchval("SELECT secret FROM settings WHERE id = 0")
+        secret: bytes = await self._db.fetchval("SELECT secret FROM settings WHERE id = 0")
         return secret
 
     # ---- helpers -------------------------------------------------------------------
 
     async def _account_id(self, name: str) -> int:
-        value = await self._db.pool.fetchval(
+        value = await self._db.fetchval(
             "SELECT id FROM accounts WHERE name_key = $1", fold_name(name)
         )
         if value is None:
@@ -371,7 +371,7 @@ class PostgresStore:
 
     async def _update_one(self, sql: str, name: str, *args: object) -> None:
         """Run an UPDATE keyed by ``$1`` = the folded name; NoSuchAccount if none."""
-        if _count(await self._db.pool.execute(sql, fold_name(name), *args)) == 0:
+        if _count(await self._db.execute(sql, fold_name(name), *args)) == 0:
             raise NoSuchAccount(name)
 
 
