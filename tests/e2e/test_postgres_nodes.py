@@ -5,6 +5,8 @@ decision 11): any node serves the account, and every node hears every change.
   made on node 3 (LISTEN/NOTIFY, store/postgres/notify.py).
 * Clients on all three nodes APPEND to one mailbox at once: every UID unique, and
   together they are exactly 1..N — none skipped, none given twice.
+* SIGKILL of a node in the middle of a write flood: every acknowledged message is
+  there, the UIDs have no gap, and the other nodes serve on.
 
 Every process is started here and stopped by its own PID.
 """
@@ -12,6 +14,7 @@ Every process is started here and stopped by its own PID.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -132,4 +135,56 @@ async def test_concurrent_appends_on_all_nodes_get_gapless_unique_uids(
         )
     finally:
         for client in clients:
+            await client.close()
+
+
+async def test_sigkill_of_a_node_during_a_write_flood_loses_nothing_acknowledged(
+    nodes: list[RoostProcess],
+) -> None:
+    """Every APPEND a client was told OK is there afterwards, the UIDs stay 1..N with no
+    gap (an APPEND cut off before its commit gave its UID back), and the other nodes
+    serve on, throughout."""
+    victim, survivor, bystander = nodes
+    writers = [await login(victim) for _ in range(3)]
+    watcher = await login(bystander)
+    acknowledged: list[tuple[int, str]] = []
+    enough = asyncio.Event()
+
+    async def flood(index: int, client: ImapClient) -> None:
+        with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
+            for n in range(10_000):
+                subject = f"flood {index}-{n}"
+                reply = await client.command(
+                    b"APPEND INBOX {%d+}\r\n" % len(message(subject)) + message(subject)
+                )
+                found = _APPENDUID.search(reply.line)
+                assert reply.status == "OK" and found is not None, reply.line
+                acknowledged.append((int(found.group(2)), subject))
+                if len(acknowledged) >= 60:
+                    enough.set()
+
+    floods = [asyncio.create_task(flood(i, c)) for i, c in enumerate(writers)]
+    try:
+        async with asyncio.timeout(60):
+            await enough.wait()
+        victim.kill()
+        async with asyncio.timeout(30):
+            await asyncio.gather(*floods)
+        await watcher.ok("NOOP")  # the bystander node serves on
+        reader = await login(survivor)
+        await reader.ok("SELECT INBOX")
+        reply = await reader.ok("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        stored = {
+            int(m.group(1)): m.group(2).decode()
+            for line in reply.untagged
+            if (m := re.search(rb"UID (\d+) .*Subject: (flood \d+-\d+)", line, re.S))
+        }
+        assert sorted(stored) == list(range(1, len(stored) + 1))  # no gap
+        for uid, subject in acknowledged:
+            assert stored.get(uid) == subject
+        await reader.close()
+    finally:
+        for task in floods:
+            task.cancel()
+        for client in (*writers, watcher):
             await client.close()
