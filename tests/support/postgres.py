@@ -86,6 +86,10 @@ class ScratchDatabases:
             await conn.close()
         return url_for(name)
 
+    def adopt(self, name: str) -> None:
+        """Drop database ``name`` (made by a test) with this run's."""
+        self._made.append(name)
+
     async def release(self, url: str) -> None:
         """Empty the database at ``url`` for the next test."""
         name = url.rpartition("/")[2]
