@@ -26,8 +26,8 @@ from roost.store.errors import StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
 from roost.store.postgres import blobs, mailboxes, search
 from roost.store.postgres import messages as ops
-from roost.store.postgres.notify import notify
-from roost.store.postgres.pool import Database, lock_account
+from roost.store.postgres.notify import payload
+from roost.store.postgres.pool import Database
 from roost.store.query import SearchQuery, SearchResult, ThreadFields
 from roost.store.values import (
     AppendResult,
@@ -83,10 +83,10 @@ class PostgresAccount:
     # ---- mailboxes -----------------------------------------------------------------
 
     async def list_mailboxes(self) -> list[MailboxInfo]:
-        return await self._read(lambda c: mailboxes.list_mailboxes(c, self._id))
+        return await self._plain(lambda c: mailboxes.list_mailboxes(c, self._id))
 
     async def get_mailbox(self, name: str) -> MailboxInfo:
-        return await self._read(lambda c: mailboxes.get_mailbox(c, self._id, name))
+        return await self._plain(lambda c: mailboxes.get_mailbox(c, self._id, name))
 
     async def create_mailbox(self, name: str, special_use: str | None = None) -> MailboxInfo:
         return await self._write(lambda c: mailboxes.create_mailbox(c, self._id, name, special_use))
@@ -106,7 +106,7 @@ class PostgresAccount:
         await self._write(rename)
 
     async def list_subscriptions(self) -> list[str]:
-        return await self._read(lambda c: mailboxes.list_subscriptions(c, self._id))
+        return await self._plain(lambda c: mailboxes.list_subscriptions(c, self._id))
 
     async def set_subscribed(self, name: str, subscribed: bool) -> None:
         async def subscribe(conn: asyncpg.Connection) -> tuple[None, list[ChangeEvent]]:
@@ -134,7 +134,7 @@ class PostgresAccount:
         async def floor(conn: asyncpg.Connection) -> int:
             return (await mailboxes.mailbox(conn, self._id, mailbox_id)).recent_floor
 
-        return await self._read(floor)
+        return await self._plain(floor)
 
     async def claim_recent(self, mailbox_id: int) -> int:
         self._usable()
@@ -159,14 +159,14 @@ class PostgresAccount:
         with_model: bool = True,
         with_content: bool = False,
     ) -> list[MessageMeta]:
-        return await self._read(
+        return await self._plain(
             lambda c: ops.fetch_meta(c, self._id, mailbox_id, uids, with_model, with_content)
         )
 
     async def fetch_flags(
         self, mailbox_id: int, uids: Sequence[int], *, with_modseq: bool = True
     ) -> FlagRows:
-        return await self._read(
+        return await self._plain(
             lambda c: ops.fetch_flags(c, self._id, mailbox_id, uids, with_modseq)
         )
 
@@ -209,26 +209,30 @@ class PostgresAccount:
         )
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
+        unchanged = await self._plain(
+            lambda c: ops.unchanged_since(c, self._id, mailbox_id, modseq)
+        )
+        if unchanged is not None:
+            return unchanged
         return await self._read(lambda c: ops.changes_since(c, self._id, mailbox_id, modseq))
 
     # ---- search and quota ----------------------------------------------------------
 
     async def search(self, mailbox_id: int, query: SearchQuery) -> SearchResult:
-        return await self._read(lambda c: search.search(c, self._id, mailbox_id, query))
+        return await self._plain(lambda c: search.search(c, self._id, mailbox_id, query))
 
     async def thread_fields(self, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
-        return await self._read(lambda c: search.thread_fields(c, self._id, mailbox_id, query))
+        return await self._plain(lambda c: search.thread_fields(c, self._id, mailbox_id, query))
 
     async def quota(self) -> QuotaUsage:
         return await self._read(lambda c: ops.usage(c, self._id, self._default_quota))
 
     async def recalculate_quota(self) -> tuple[QuotaUsage, QuotaUsage]:
         async def recalculate(conn: asyncpg.Connection) -> tuple[QuotaUsage, QuotaUsage]:
-            await lock_account(conn, self._id)
             return await ops.recalculate(conn, self._id, self._default_quota)
 
         self._usable()
-        return await self._db.run(recalculate)
+        return await self._db.run(recalculate, account_id=self._id)
 
     # ---- running -------------------------------------------------------------------
 
@@ -237,8 +241,15 @@ class PostgresAccount:
             raise StoreError(f"account {self.name} is closed")
 
     async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``fn``'s statements in one snapshot."""
         self._usable()
         return await self._db.read(fn)
+
+    async def _plain(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``fn``'s statements each on their own: where one instant is not needed (a
+        lookup and one query whose answer stands alone), two round trips fewer."""
+        self._usable()
+        return await self._db.plain(fn)
 
     async def _write(
         self, fn: Callable[[asyncpg.Connection], Awaitable[tuple[T, list[ChangeEvent]]]]
@@ -246,15 +257,18 @@ class PostgresAccount:
         """``fn`` in the account's write turn; its events NOTIFYed in the transaction
         and published here after the commit."""
         self._usable()
+        changed: list[ChangeEvent] = []
 
-        async def job(conn: asyncpg.Connection) -> tuple[T, list[ChangeEvent]]:
-            await lock_account(conn, self._id)
+        async def job(conn: asyncpg.Connection) -> T:
             result, events = await fn(conn)
-            if events:
-                await notify(conn, self._db.node, self._key, events)
-            return result, events
+            changed[:] = events
+            return result
 
-        result, events = await self._db.run(job)
+        def notice() -> str | None:
+            return payload(self._db.node, self._key, changed) if changed else None
+
+        result = await self._db.run(job, account_id=self._id, notify=notice)
+        events = changed
         if events:
             self._hub.publish(self._key, events)
         return result

@@ -58,7 +58,21 @@ def _describe_file(source: MessageSource) -> StoredBlob:
 
 
 async def store(conn: asyncpg.Connection, blob: StoredBlob, source: MessageSource) -> None:
-    """Inside a transaction: make sure ``blob`` is stored (a no-op if it is)."""
+    """Inside a transaction: make sure ``blob`` is stored (a no-op if it is). A message
+    that references it takes its key lock (the foreign key), which is what keeps a
+    concurrent ``release`` from deleting it under that message."""
+    if source.data is not None and len(source.data) <= CHUNK:
+        # One round trip: most mail is one chunk.
+        await conn.execute(
+            "WITH b AS (INSERT INTO blobs (blob_id, size, header_size) VALUES ($1, $2, $3)"
+            " ON CONFLICT (blob_id) DO NOTHING RETURNING blob_id)"
+            " INSERT INTO blob_chunks (blob_id, seq, data) SELECT blob_id, 0, $4 FROM b",
+            blob.blob_id,
+            blob.size,
+            blob.header_size,
+            source.data,
+        )
+        return
     inserted = await conn.fetchval(
         "INSERT INTO blobs (blob_id, size, header_size) VALUES ($1, $2, $3)"
         " ON CONFLICT (blob_id) DO NOTHING RETURNING true",
@@ -67,9 +81,6 @@ async def store(conn: asyncpg.Connection, blob: StoredBlob, source: MessageSourc
         blob.header_size,
     )
     if not inserted:
-        # Referenced now, so that a concurrent release cannot delete it under us: the
-        # lock conflicts with the DELETE (pool.py retries whichever loses).
-        await conn.execute("SELECT 1 FROM blobs WHERE blob_id = $1 FOR KEY SHARE", blob.blob_id)
         return
     insert = "INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)"
     if source.data is not None:

@@ -192,20 +192,22 @@ async def rename_mailbox(
     if new.startswith(old + SEPARATOR):
         raise CannotDoThat("a mailbox cannot become its own inferior")
     low, high = _inferior_bounds(old)
+    await conn.execute("SAVEPOINT rename")  # the error leaves the rest usable
     try:
-        async with conn.transaction():  # a savepoint: the error leaves the rest usable
-            await conn.execute(
-                "UPDATE mailboxes SET name = $1 || substr(name, $2)"
-                " WHERE account_id = $3 AND (name = $4 OR (name >= $5 AND name < $6))",
-                new,
-                len(old) + 1,
-                account_id,
-                old,
-                low,
-                high,
-            )
+        await conn.execute(
+            "UPDATE mailboxes SET name = $1 || substr(name, $2)"
+            " WHERE account_id = $3 AND (name = $4 OR (name >= $5 AND name < $6))",
+            new,
+            len(old) + 1,
+            account_id,
+            old,
+            low,
+            high,
+        )
     except asyncpg.UniqueViolationError as exc:  # an inferior of ``new`` already exists
+        await conn.execute("ROLLBACK TO SAVEPOINT rename")
         raise MailboxExists(new) from exc
+    await conn.execute("RELEASE SAVEPOINT rename")
     await _ensure_parents(conn, account_id, new)
     await _prune_placeholders(conn, account_id, old)
     return [MailboxListChanged()]

@@ -54,6 +54,7 @@ from roost.store.values import (
     MessageMeta,
     NewMessage,
     QuotaLimits,
+    QuotaOverride,
     QuotaUsage,
     StoreFlagsResult,
 )
@@ -78,10 +79,10 @@ _INSERT = (
 _INSERT_ANALYSIS = (
     "INSERT INTO analyses (account_id, blob_id, model, sent_date, sent_day, message_id,"
     " in_reply_to, refs, sort_subject, sort_from, sort_to, sort_cc, display_from,"
-    " display_to, subject, t_header, t_body, t_subject, t_from, t_to, t_cc, t_bcc)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-    " $18, $19, $20, $21, $22)"
-    " ON CONFLICT (account_id, blob_id) DO NOTHING RETURNING id"
+    " display_to, subject, t_header, t_body, t_subject, t_from, t_to, t_cc, t_bcc,"
+    " thread_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+    " $16, $17, $18, $19, $20, $21, $22, $23)"
+    " ON CONFLICT (account_id, blob_id) DO NOTHING"
 )
 _META_COLUMNS = (
     "m.uid, m.flags, m.keywords, m.modseq, m.internaldate, m.tzoffset, m.size,"
@@ -140,7 +141,8 @@ async def append(
     for item in prepared:
         await blobs.store(conn, item.blob, item.message.source)
         await insert_analysis(conn, account_id, item.blob.blob_id, item.analysis)
-    keywords = await load_keywords(conn, row.id)
+    wants_keywords = any(not f.startswith("\\") for p in prepared for f in p.message.flags)
+    keywords = await load_keywords(conn, row.id) if wants_keywords else Keywords(())
     modseq = await next_modseq(conn, account_id)
     uids = list(range(row.uidnext, row.uidnext + len(prepared)))
     columns: list[list[object]] = [[] for _ in range(8)]
@@ -172,27 +174,20 @@ async def insert_analysis(
     texts = tuple(_text(text) for text in row.texts)
     columns = tuple(_text(c) if isinstance(c, str) else c for c in row.columns)
     lowered = tuple(text.lower() for text in texts)
-    analysis_id = await conn.fetchval(
-        _INSERT_ANALYSIS, account_id, blob_id, *columns, texts[2], *lowered
-    )
-    if analysis_id is None:
-        return
     message_id, in_reply_to, refs = columns[3], columns[4], columns[5]
     assert isinstance(in_reply_to, str) and isinstance(refs, str)
-    thread: int | None = None
+    thread: int | None = None  # NULL: a thread of its own, named by its own id
     for parent in [in_reply_to, *reversed(refs.split("\n"))]:
         if parent and parent != message_id:
             thread = await conn.fetchval(
-                "SELECT thread_id FROM analyses WHERE account_id = $1 AND message_id = $2"
-                " AND message_id != '' AND thread_id IS NOT NULL LIMIT 1",
+                "SELECT coalesce(thread_id, id) FROM analyses WHERE account_id = $1"
+                " AND message_id = $2 AND message_id != '' LIMIT 1",
                 account_id,
                 parent,
             )
             if thread is not None:
                 break
-    await conn.execute(
-        "UPDATE analyses SET thread_id = $1 WHERE id = $2", thread or analysis_id, analysis_id
-    )
+    await conn.execute(_INSERT_ANALYSIS, account_id, blob_id, *columns, texts[2], *lowered, thread)
 
 
 def _text(text: str) -> str:
@@ -207,25 +202,17 @@ def _now() -> int:
 # ---- quota ------------------------------------------------------------------------
 
 
-async def limits(conn: asyncpg.Connection, account_id: int, default: QuotaLimits) -> QuotaLimits:
-    """The account's effective limits, read now (on every node alike)."""
-    from roost.store.values import QuotaOverride
-
+async def usage(conn: asyncpg.Connection, account_id: int, default: QuotaLimits) -> QuotaUsage:
+    """Usage now, and the account's effective limits read now (on every node alike)."""
     row = await conn.fetchrow(
-        "SELECT quota_storage, quota_messages FROM accounts WHERE id = $1", account_id
+        "SELECT a.quota_storage, a.quota_messages, c.storage, c.messages FROM accounts a"
+        " JOIN mail_counters c ON c.account_id = a.id WHERE a.id = $1",
+        account_id,
     )
     if row is None:
-        return default
-    return QuotaOverride(row["quota_storage"], row["quota_messages"]).apply(default)
-
-
-async def usage(conn: asyncpg.Connection, account_id: int, default: QuotaLimits) -> QuotaUsage:
-    effective = await limits(conn, account_id, default)
-    row = await conn.fetchrow(
-        "SELECT storage, messages FROM mail_counters WHERE account_id = $1", account_id
-    )
-    storage, count = (0, 0) if row is None else (int(row["storage"]), int(row["messages"]))
-    return QuotaUsage(storage, count, effective.storage, effective.messages)
+        return QuotaUsage(0, 0, default.storage, default.messages)
+    effective = QuotaOverride(row[0], row[1]).apply(default)
+    return QuotaUsage(int(row[2]), int(row[3]), effective.storage, effective.messages)
 
 
 async def check_quota(conn: asyncpg.Connection, account_id: int, default: QuotaLimits) -> None:
@@ -307,7 +294,7 @@ async def fetch_meta(
 ) -> list[MessageMeta]:
     await mailbox(conn, account_id, mailbox_id)
     if with_model:
-        columns = f"{_META_COLUMNS}, a.model, a.thread_id"
+        columns = f"{_META_COLUMNS}, a.model, coalesce(a.thread_id, a.id)"
         joins = "LEFT JOIN analyses a ON a.account_id = m.account_id AND a.blob_id = m.blob_id"
     else:
         columns, joins = f"{_META_COLUMNS}, NULL AS model, NULL AS thread_id", ""
@@ -394,19 +381,18 @@ async def snapshot(
     recent_floor = row.recent_floor if claim_recent or peek_recent else None
     if claim_recent and row.recent_floor < row.uidnext:
         await conn.execute("UPDATE mailboxes SET recent_floor = uidnext WHERE id = $1", mailbox_id)
-    uids = await conn.fetchval(
-        "SELECT coalesce(array_agg(uid ORDER BY uid), '{}') FROM messages WHERE mailbox_id = $1",
+    uids, first_unseen, keywords = await conn.fetchrow(
+        "SELECT (SELECT coalesce(array_agg(uid ORDER BY uid), '{}') FROM messages"
+        "  WHERE mailbox_id = $1),"
+        " (SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0"
+        "  ORDER BY uid LIMIT 1),"
+        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1)",
         mailbox_id,
     )
-    first_unseen = await conn.fetchval(
-        "SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0 ORDER BY uid LIMIT 1",
-        mailbox_id,
-    )
-    keywords = await load_keywords(conn, mailbox_id)
     return MailboxSnapshot(
         info=row.info(),
         uids=list(uids),
-        keywords=keywords.all(),
+        keywords=frozenset(keywords),
         first_unseen=first_unseen,
         recent_floor=recent_floor,
     )
@@ -445,6 +431,25 @@ async def status(conn: asyncpg.Connection, account_id: int, mailbox_id: int) -> 
         highestmodseq=row.highestmodseq,
         deleted_size=int(deleted_size),
     )
+
+
+async def unchanged_since(
+    conn: asyncpg.Connection, account_id: int, mailbox_id: int, modseq: int
+) -> MailboxChanges | None:
+    """The answer of ``changes_since`` when nothing changed after ``modseq`` (IDLE's and
+    NOOP's usual one), in one statement; None when something did."""
+    row = await conn.fetchrow(
+        "SELECT highestmodseq, uidnext, noselect,"
+        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1)"
+        " FROM mailboxes WHERE id = $1 AND account_id = $2",
+        mailbox_id,
+        account_id,
+    )
+    if row is None or row[2]:
+        raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
+    if modseq < row[0]:
+        return None
+    return MailboxChanges(row[0], row[1], [], [], frozenset(row[3]))
 
 
 async def changes_since(
