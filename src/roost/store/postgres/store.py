@@ -210,34 +210,33 @@ class PostgresStore:
     # ---- credentials (store/credentials.py) ----------------------------------------
 
     async def get_sign_in_record(self, name: str) -> SignInRecord | None:
-        async def read(conn: asyncpg.Connection) -> SignInRecord | None:
-            row = await conn.fetchrow(
-                "SELECT id, name, password_hash, scram_keys, totp_secret, totp_last_step"
-                " FROM accounts WHERE name_key = $1",
-                fold_name(name),
-            )
-            if row is None:
-                return None
-            apps = await conn.fetch(
-                "SELECT label, selector, password_hash, created, last_used"
-                ' FROM app_passwords WHERE account_id = $1 ORDER BY created, label COLLATE "C"',
-                row["id"],
-            )
-            return SignInRecord(
-                name=row["name"],
-                password_hash=row["password_hash"],
-                scram_keys=row["scram_keys"],
-                totp_secret=row["totp_secret"],
-                totp_last_step=int(row["totp_last_step"]),
-                app_passwords=tuple(
-                    AppPasswordRecord(
-                        a["label"], a["selector"], a["password_hash"], a["created"], a["last_used"]
-                    )
-                    for a in apps
-                ),
-            )
-
-        return await self._db.read(read)
+        # One statement (a sign-in is latency the user waits for): the app passwords
+        # come along as arrays, in (created, label) order.
+        row = await self._db.fetchrow(
+            "SELECT a.name, a.password_hash, a.scram_keys, a.totp_secret, a.totp_last_step,"
+            " p.labels, p.selectors, p.hashes, p.created, p.used"
+            " FROM accounts a LEFT JOIN LATERAL (SELECT"
+            '  array_agg(label ORDER BY created, label COLLATE "C") AS labels,'
+            '  array_agg(selector ORDER BY created, label COLLATE "C") AS selectors,'
+            '  array_agg(password_hash ORDER BY created, label COLLATE "C") AS hashes,'
+            '  array_agg(created ORDER BY created, label COLLATE "C") AS created,'
+            '  array_agg(last_used ORDER BY created, label COLLATE "C") AS used'
+            "  FROM app_passwords WHERE account_id = a.id) p ON true"
+            " WHERE a.name_key = $1",
+            fold_name(name),
+        )
+        if row is None:
+            return None
+        columns = ("labels", "selectors", "hashes", "created", "used")
+        apps = zip(*(row[column] or () for column in columns), strict=True)
+        return SignInRecord(
+            name=row["name"],
+            password_hash=row["password_hash"],
+            scram_keys=row["scram_keys"],
+            totp_secret=row["totp_secret"],
+            totp_last_step=int(row["totp_last_step"]),
+            app_passwords=tuple(AppPasswordRecord(*app) for app in apps),
+        )
 
     async def set_password(self, name: str, password_hash: str, scram_keys: str | None) -> None:
         await self._update_one(
@@ -326,26 +325,20 @@ class PostgresStore:
         )
 
     async def remember_sign_in_address(self, name: str, address: str, when: int) -> None:
-        key = fold_name(name)
-
-        async def remember(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                "INSERT INTO known_addresses (name_key, address, last_success)"
-                " VALUES ($1, $2, $3) ON CONFLICT (name_key, address) DO UPDATE"
-                " SET last_success = greatest(known_addresses.last_success, $3)",
-                key,
-                address,
-                when,
-            )
-            await conn.execute(
-                "DELETE FROM known_addresses WHERE name_key = $1 AND address NOT IN"
-                " (SELECT address FROM known_addresses WHERE name_key = $1"
-                "  ORDER BY last_success DESC LIMIT $2)",
-                key,
-                MAX_KNOWN_ADDRESSES,
-            )
-
-        await self._db.run(remember)
+        # One statement: the upserted address and the most recent others up to
+        # MAX_KNOWN_ADDRESSES in all stay (the trim sees the rows before the upsert).
+        await self._db.execute(
+            "WITH upsert AS (INSERT INTO known_addresses (name_key, address, last_success)"
+            " VALUES ($1, $2, $3) ON CONFLICT (name_key, address) DO UPDATE"
+            " SET last_success = greatest(known_addresses.last_success, $3))"
+            " DELETE FROM known_addresses WHERE name_key = $1 AND address != $2"
+            " AND address NOT IN (SELECT address FROM known_addresses WHERE name_key = $1"
+            "  AND address != $2 ORDER BY last_success DESC LIMIT $4)",
+            fold_name(name),
+            address,
+            when,
+            MAX_KNOWN_ADDRESSES - 1,
+        )
 
     async def last_sign_in_from(self, name: str, address: str) -> int | None:
         value = await self._db.fetchval(
