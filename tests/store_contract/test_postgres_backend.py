@@ -160,3 +160,21 @@ async def test_a_restart_of_postgresql_is_a_clean_refusal_then_service_again() -
             await store.close()
     finally:
         await asyncio.to_thread(server.remove)
+
+
+async def test_failed_sign_ins_count_on_every_node(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The throttle's shared failures (auth.throttle.SharedFailures): counted on one
+    node, seen by another; a success forgets its pair only."""
+    one, two = two_nodes
+    first, second = one.shared_sign_in_failures, two.shared_sign_in_failures
+    for _ in range(3):
+        await first.add("192.0.2.1", "alice")
+    await second.add("192.0.2.1", "bob")
+    await second.add("198.51.100.7", "alice")
+    assert await second.counts("192.0.2.1", "alice", 60) == (4, 4)
+    assert await first.counts("203.0.113.9", "carol", 60) == (0, 0)
+    await second.forget("192.0.2.1", "alice")
+    assert await first.counts("192.0.2.1", "alice", 60) == (1, 1)
+    assert await first.counts("192.0.2.1", "alice", 0) == (0, 0)  # outside the window

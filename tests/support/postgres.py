@@ -98,6 +98,8 @@ class ScratchDatabases:
             # DELETE, not TRUNCATE: a few rows, and TRUNCATE rewrites every file.
             await conn.execute("DELETE FROM accounts")  # the rest cascades
             await conn.execute("DELETE FROM blobs")
+            await conn.execute("DELETE FROM known_addresses")
+            await conn.execute("DELETE FROM sign_in_failures")
             await conn.execute(
                 "UPDATE settings SET uidvalidity_floor = 0,"
                 " secret = gen_random_uuid()::text::bytea WHERE id = 0"

@@ -405,7 +405,9 @@ class Server:
             LoginThrottle(
                 settings.auth.throttle_policy(),
                 known=StoreKnownAddresses(store),
-                shared=self.coordination.sign_in_failures,
+                # A store shared by several nodes counts failures for all of them.
+                shared=getattr(store, "shared_sign_in_failures", None)
+                or self.coordination.sign_in_failures,
             ),
             tokens=settings.auth.token_validator(),
             scram=settings.auth.scram,

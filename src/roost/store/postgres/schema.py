@@ -209,6 +209,17 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             PRIMARY KEY (name_key, address)
         )""",
     ),
+    (
+        # Failed sign-ins, for the throttle on every node (failures.py). UNLOGGED: no
+        # WAL, emptied by a crash; the throttle needs no more.
+        """CREATE UNLOGGED TABLE sign_in_failures (
+            ip text COLLATE "C" NOT NULL,
+            account text COLLATE "C" NOT NULL,
+            at double precision NOT NULL
+        )""",
+        "CREATE INDEX sign_in_failures_by_ip ON sign_in_failures (ip, at)",
+        "CREATE INDEX sign_in_failures_by_account ON sign_in_failures (account, at)",
+    ),
 )
 
 

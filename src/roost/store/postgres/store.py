@@ -27,6 +27,7 @@ from roost.store.errors import AccountExists, CannotDoThat, NoSuchAccount
 from roost.store.events import EventHub
 from roost.store.postgres import blobs, mailboxes
 from roost.store.postgres.account import PostgresAccount
+from roost.store.postgres.failures import PostgresSharedFailures
 from roost.store.postgres.notify import Notifier
 from roost.store.postgres.pool import Database
 from roost.store.postgres.schema import check_version
@@ -91,6 +92,11 @@ class PostgresStore:
     @property
     def database(self) -> Database:
         return self._db
+
+    @property
+    def shared_sign_in_failures(self) -> PostgresSharedFailures:
+        """The throttle's failure counts, shared by every node (failures.py)."""
+        return PostgresSharedFailures(self._db)
 
     @property
     def default_quota(self) -> QuotaLimits:
