@@ -3,7 +3,7 @@
 Invariants:
 
 * Every method is one transaction (pool.py ``Database.run``): reads see one instant
-  (REPEATABLE READ), writes first take the account's write turn (``lock_account``).
+  (REPEATABLE READ), writes first take the account's write turn (pool.py).
 * Change events are published on this node's hub after commit, and sent to the other
   nodes by a NOTIFY in the same transaction (notify.py): PostgreSQL delivers it only
   if the transaction commits, and only then.

@@ -4,7 +4,7 @@ The same rules as the SQLite backend (sqlite/mailboxes.py): every mailbox's ance
 exist; a \\Noselect placeholder exists only while it has inferiors; UIDVALIDITY is fresh
 for every mailbox created and kept by RENAME; subscriptions are names, left alone by
 DELETE and RENAME (RFC 9051 §6.3.9). Every change runs in the account's write turn
-(pool.py, ``lock_account``).
+(pool.py, ``Database.run``).
 """
 
 from __future__ import annotations

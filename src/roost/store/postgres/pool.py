@@ -3,14 +3,19 @@
 Invariants:
 
 * Every operation is a function of a connection run by ``Database.run`` in one
-  transaction; a serialization failure or deadlock rolls it back whole and runs it
-  again after a jittered, growing pause (at most ``MAX_ATTEMPTS`` times), so a caller
-  never sees a conflict between nodes — only the outcome of one clean attempt.
+  transaction (or by ``plain``, statement by statement, where no single instant is
+  needed); a serialization failure, deadlock or lost race for a blob rolls it back
+  whole and runs it again after a jittered, growing pause (at most ``MAX_ATTEMPTS``
+  times), so a caller never sees a conflict between nodes — only the outcome of one
+  clean attempt.
 * A write to an account's mail first locks that account's ``mail_counters`` row
-  (``lock_account``): writers of one account take turns in lock order, so they never
-  deadlock with each other and every read after the lock sees the latest commits
-  (READ COMMITTED).
-* Change events are handed to ``after_commit`` only once the transaction committed.
+  (``run`` with ``account_id``): writers of one account take turns in lock order, so
+  they never deadlock with each other and every read after the lock sees the latest
+  commits (READ COMMITTED).
+* A change's NOTIFY is sent in its transaction's COMMIT (notify.py): other nodes hear
+  of it only once it is committed.
+* Losing the server is ``StoreUnavailable`` (a ``StoreBusy``): never a hang, never a
+  half-done write.
 """
 
 from __future__ import annotations
@@ -93,7 +98,7 @@ class Database:
     ) -> T:
         """``fn`` in one transaction, retried on conflicts (module docstring). With
         ``account_id``, the transaction starts by taking that account's write turn
-        (``lock_account``) in the same round trip as its BEGIN; ``notify``, called after
+        (the row lock above) in the same round trip as its BEGIN; ``notify``, called after
         ``fn``, gives a payload NOTIFYed in the round trip of the COMMIT (notify.py).
         Every round trip counts: on a busy machine each is a wake-up of two processes."""
         begin = f"BEGIN ISOLATION LEVEL {isolation.replace('_', ' ').upper()}"
@@ -186,15 +191,6 @@ async def unavailable() -> AsyncIterator[None]:
         yield
     except UNAVAILABLE as error:
         raise StoreUnavailable(f"database unavailable: {error}") from None
-
-
-async def lock_account(conn: asyncpg.Connection, account_id: int) -> None:
-    """Take the account's write turn (module docstring); NoSuchAccount if it is gone."""
-    found = await conn.fetchval(
-        "SELECT 1 FROM mail_counters WHERE account_id = $1 FOR UPDATE", account_id
-    )
-    if found is None:
-        raise NoSuchAccount(f"account {account_id} is gone")
 
 
 async def next_modseq(conn: asyncpg.Connection, account_id: int) -> int:
