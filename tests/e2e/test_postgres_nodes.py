@@ -1,8 +1,9 @@
 """Three ``roost serve`` nodes on one PostgreSQL database (issue 15, ARCHITECTURE.md
 decision 11): any node serves the account, and every node hears every change.
 
-* An IDLE session on node 1 is told of an APPEND made on node 2 and of a flag change
-  made on node 3 (LISTEN/NOTIFY, store/postgres/notify.py).
+* Eight IDLE sessions spread over the nodes are told of an APPEND made on node 2 and
+  of flag changes and an expunge made on node 3 (LISTEN/NOTIFY,
+  store/postgres/notify.py).
 * Clients on all three nodes APPEND to one mailbox at once: every UID unique, and
   together they are exactly 1..N — none skipped, none given twice.
 * SIGKILL of a node in the middle of a write flood: every acknowledged message is
@@ -82,27 +83,35 @@ async def next_line(client: ImapClient, prefix: bytes) -> bytes:
     return line
 
 
-async def test_idle_on_one_node_hears_changes_made_on_others(
+async def test_idle_sessions_on_every_node_hear_changes_made_on_others(
     nodes: list[RoostProcess],
 ) -> None:
-    watcher, writer, flagger = [await login(node) for node in nodes]
+    """Eight IDLE sessions spread over the three nodes are each told of an APPEND,
+    a flag change and an expunge, each made through one node."""
+    watchers = [await login(nodes[n % NODES]) for n in range(8)]
+    writer, flagger = await login(nodes[1]), await login(nodes[2])
     try:
-        await watcher.ok("SELECT INBOX")
-        tag = await watcher.idle()
+        tags = []
+        for watcher in watchers:
+            await watcher.ok("SELECT INBOX")
+            tags.append(await watcher.idle())
         reply = await writer.append("INBOX", message("from node 2"))
         assert b"[APPENDUID" in reply.line
-        assert await next_line(watcher, b"* 1 EXISTS") == b"* 1 EXISTS"
+        for watcher in watchers:
+            assert await next_line(watcher, b"* 1 EXISTS") == b"* 1 EXISTS"
         await flagger.ok("SELECT INBOX")
         await flagger.ok("STORE 1 +FLAGS (\\Flagged)")
-        line = await next_line(watcher, b"* 1 FETCH (")
-        assert b"\\Flagged" in line, line
+        for watcher in watchers:
+            assert b"\\Flagged" in await next_line(watcher, b"* 1 FETCH (")
         await flagger.ok("STORE 1 +FLAGS (\\Deleted)")
-        assert b"\\Deleted" in await next_line(watcher, b"* 1 FETCH (")
+        for watcher in watchers:
+            assert b"\\Deleted" in await next_line(watcher, b"* 1 FETCH (")
         await flagger.ok("EXPUNGE")
-        assert await next_line(watcher, b"* 1 EXPUNGE") == b"* 1 EXPUNGE"
-        await watcher.done(tag)
+        for watcher, tag in zip(watchers, tags, strict=True):
+            assert await next_line(watcher, b"* 1 EXPUNGE") == b"* 1 EXPUNGE"
+            await watcher.done(tag)
     finally:
-        for client in (watcher, writer, flagger):
+        for client in (*watchers, writer, flagger):
             await client.close()
 
 
