@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import ssl
 import sys
 from collections.abc import Mapping, Sequence
@@ -44,7 +45,7 @@ from roost.config import (
 )
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
-from roost.runtime.app import build_tls_context, open_store, run, run_server
+from roost.runtime.app import STORE_ENV, build_tls_context, open_store, run, run_server
 from roost.runtime.listeners import LMTP, POP3, BoundAddress, ServerError
 from roost.store.base import Store
 
@@ -379,7 +380,12 @@ def _print_banner(
             stls = starttls and settings.imap.starttls
             kind = "IMAP with STARTTLS" if stls else "IMAP (no TLS)"
         lines.append(f"  {kind:<26} {bound}")
-    lines.append(f"  {'data directory':<26} {settings.server.data_dir}")
+    if store_url := (os.environ.get(STORE_ENV) or settings.store.postgresql_url):
+        from roost.store.postgres.pool import redact
+
+        lines.append(f"  {'store':<26} {redact(store_url)}")
+    else:
+        lines.append(f"  {'data directory':<26} {settings.server.data_dir}")
     if settings.server.workers > 1:
         lines.append(f"  {'worker processes':<26} {settings.server.workers}")
     if settings.dev:
