@@ -503,6 +503,8 @@ class DevServer:
                 "127.0.0.1:0",
                 "--lmtp-listen",
                 "127.0.0.1:0",
+                "--managesieve-listen",
+                "127.0.0.1:0",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

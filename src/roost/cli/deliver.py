@@ -47,6 +47,7 @@ from roost.delivery import (
     Outcome,
     deliver,
     resolve,
+    sieve_context,
     trace_fields,
 )
 from roost.lmtp.local import decode_status, encode_request
@@ -60,6 +61,7 @@ EX_USAGE = 64
 EX_DATAERR = 65
 EX_NOUSER = 67
 EX_CANTCREAT = 73
+EX_NOPERM = 77
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
@@ -150,6 +152,8 @@ def exit_code(status: DeliveryStatus, *, over_quota_tempfail: bool) -> int:
             return EX_DATAERR
         case Outcome.TEMPORARY:
             return EX_TEMPFAIL
+        case Outcome.REJECTED:  # a Sieve reject: the MTA bounces with our stderr line
+            return EX_NOPERM
 
 
 def _read_message(stream: BinaryIO, spool: MessageSpool, trace: bytes) -> None:
@@ -241,7 +245,16 @@ async def _deliver_directly(
         if folder is None and settings.delivery.detail_folders:
             folder = target.detail
         return await deliver(
-            store, target.account, source, size, folder=folder, sender=sender, recipient=user
+            store,
+            target.account,
+            source,
+            size,
+            folder=folder,
+            sender=sender,
+            recipient=user,
+            sieve=sieve_context(
+                settings.sieve, settings.server.hostname, settings.delivery.domains
+            ),
         )
     except Exception as error:
         log.exception("delivery to %s failed", user)

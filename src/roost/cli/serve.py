@@ -8,7 +8,7 @@ import dataclasses
 import os
 import ssl
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from roost.config import (
     DEV_IMAP_LISTEN,
     DEV_IMAPS_LISTEN,
     DEV_LMTP_LISTEN,
+    DEV_MANAGESIEVE_LISTEN,
     DEV_POP3_LISTEN,
     DEV_POP3S_LISTEN,
     LOG_LEVELS,
@@ -46,7 +47,18 @@ from roost.config import (
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
 from roost.runtime.app import STORE_ENV, build_tls_context, open_store, run, run_server
-from roost.runtime.listeners import LMTP, POP3, BoundAddress, ServerError
+from roost.runtime.listeners import (
+    HTTP,
+    LMTP,
+    MANAGESIEVE,
+    POP3,
+    BoundAddress,
+    ListenSocket,
+    ServerError,
+    bind_listeners,
+    bind_unix_listeners,
+)
+from roost.runtime.privileges import PrivilegeError, drop_configured
 from roost.store.base import Store
 
 DEMO_ACCOUNT = "demo"
@@ -67,7 +79,7 @@ NO_LISTENER = "none"
     help="Local development server: data in ./roost-data, IMAP+STARTTLS on "
     f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, POP3+STLS on "
     f"{DEV_POP3_LISTEN}, POP3 over TLS on {DEV_POP3S_LISTEN}, LMTP on {DEV_LMTP_LISTEN}, "
-    "a self-signed "
+    f"ManageSieve on {DEV_MANAGESIEVE_LISTEN}, a self-signed "
     "certificate and a demo account.",
 )
 @data_dir_option
@@ -91,6 +103,12 @@ NO_LISTENER = "none"
     metavar="ADDR",
     help=f"LMTP listener, unix:PATH or HOST:PORT (repeatable); '{NO_LISTENER}' for none.",
 )
+@click.option(
+    "--managesieve-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"ManageSieve listener (repeatable); '{NO_LISTENER}' for none.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 @click.option(
     "--workers",
@@ -108,6 +126,7 @@ def serve(
     pop3_listen: tuple[str, ...],
     pop3s_listen: tuple[str, ...],
     lmtp_listen: tuple[str, ...],
+    managesieve_listen: tuple[str, ...],
     log_level: str | None,
     workers: int | None,
 ) -> None:
@@ -122,6 +141,7 @@ def serve(
             pop3_listen=pop3_listen,
             pop3s_listen=pop3s_listen,
             lmtp_listen=lmtp_listen,
+            managesieve_listen=managesieve_listen,
             log_level=log_level,
             workers=workers,
         ).read_config()
@@ -129,7 +149,7 @@ def serve(
         setup_logging(settings.log.level, settings.log.format)
         tls_context = build_tls_context(settings)
         if settings.server.workers == 1:
-            run(_serve(settings, tls_context))
+            run(_serve(settings, tls_context, options))
         else:
             asyncio.run(_supervise(settings, options, starttls=tls_context is not None))
     except ConfigError as error:
@@ -155,6 +175,7 @@ class ServeOptions:
     pop3_listen: tuple[str, ...] = ()
     pop3s_listen: tuple[str, ...] = ()
     lmtp_listen: tuple[str, ...] = ()
+    managesieve_listen: tuple[str, ...] = ()
     log_level: str | None = None
     workers: int | None = None
 
@@ -174,6 +195,7 @@ class ServeOptions:
             self.pop3_listen,
             self.pop3s_listen,
             self.lmtp_listen,
+            self.managesieve_listen,
             config_text=self.config_text,
         )
         if self.log_level is not None:
@@ -198,7 +220,10 @@ class ServeOptions:
         for name in ("config_path", "data_dir"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
-        for name in ("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen", "lmtp_listen"):
+        for name in (
+            *("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen"),
+            *("lmtp_listen", "managesieve_listen"),
+        ):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
@@ -212,6 +237,7 @@ def _serve_settings(
     pop3_listen: Sequence[str] = (),
     pop3s_listen: Sequence[str] = (),
     lmtp_listen: Sequence[str] = (),
+    managesieve_listen: Sequence[str] = (),
     *,
     config_text: str | None = None,
 ) -> Settings:
@@ -225,6 +251,7 @@ def _serve_settings(
             _without_none(pop3_listen) if pop3_listen else (DEV_POP3_LISTEN,),
             _without_none(pop3s_listen) if pop3s_listen else (DEV_POP3S_LISTEN,),
             _without_none(lmtp_listen) if lmtp_listen else (DEV_LMTP_LISTEN,),
+            _without_none(managesieve_listen) if managesieve_listen else (DEV_MANAGESIEVE_LISTEN,),
         )
     config_path = default_config(config_path)
     if config_path is None:
@@ -258,6 +285,10 @@ def _serve_settings(
     if lmtp_listen:
         addresses = tuple(parse_lmtp_option(value) for value in _without_none(lmtp_listen))
         settings = settings.replace(lmtp=dataclasses.replace(settings.lmtp, listen=addresses))
+    if managesieve_listen:
+        sieve_listen = _listen_option(managesieve_listen, "--managesieve-listen")
+        managesieve = dataclasses.replace(settings.managesieve, listen=sieve_listen)
+        settings = settings.replace(managesieve=managesieve)
     settings.validate()
     return settings
 
@@ -276,7 +307,34 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
     return tuple(addresses)
 
 
-async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
+def _bind_and_drop(settings: Settings) -> list[ListenSocket] | None:
+    """``[server] user``: bind every listener now, as root, then become that user —
+    before the store is opened, so that everything the server writes is the user's.
+    None (nothing bound) without it."""
+    server = settings.server
+    if server.user is None:
+        return None
+    sockets = bind_listeners(settings, unix=False)  # ports below 1024 need root
+    try:
+        drop_configured(server.user, server.group, server.data_dir)
+        # Unix sockets (LMTP, roost deliver's in run/) are files: made as the user.
+        sockets += bind_unix_listeners(settings)
+    except (PrivilegeError, OSError, ServerError) as error:
+        for listen in sockets:
+            listen.sock.close()
+        raise ServerError(str(error)) from None
+    return sockets
+
+
+def _reader(options: ServeOptions) -> Callable[[], Settings]:
+    """Reads the configuration file again, with the same command-line overrides."""
+    return lambda: dataclasses.replace(options, config_text=None).read_config().settings()
+
+
+async def _serve(
+    settings: Settings, tls_context: ssl.SSLContext | None, options: ServeOptions
+) -> None:
+    listen_sockets = _bind_and_drop(settings)
     store = await open_store(
         settings.server.data_dir,
         quota=settings.quota.limits,
@@ -291,11 +349,20 @@ async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None
             sd_notify.ready()
 
         try:
-            await run_server(settings, store=store, tls_context=tls_context, ready=banner)
+            await run_server(
+                settings,
+                store=store,
+                tls_context=tls_context,
+                ready=banner,
+                listen_sockets=listen_sockets,
+                reload_settings=_reader(options),
+            )
         finally:
             sd_notify.stopping()
     finally:
         await store.close()
+        for listen in listen_sockets or ():
+            listen.sock.close()
 
 
 async def _supervise(settings: Settings, options: ServeOptions, *, starttls: bool) -> None:
@@ -303,8 +370,12 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
     schema, the --dev demo account); the workers open their own."""
     from roost.runtime.supervisor import Supervisor
 
+    listen_sockets = _bind_and_drop(settings)  # the workers inherit the identity
     store = await open_store(
-        settings.server.data_dir, quota=settings.quota.limits, url=settings.store.postgresql_url
+        settings.server.data_dir,
+        quota=settings.quota.limits,
+        limits=settings.limits,
+        url=settings.store.postgresql_url,
     )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None
@@ -316,7 +387,7 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
         sd_notify.ready()
 
     try:
-        await Supervisor(settings, options.to_json()).run(ready=banner)
+        await Supervisor(settings, options.to_json(), listen_sockets).run(ready=banner)
     finally:
         sd_notify.stopping()
 
@@ -333,9 +404,10 @@ def worker_command(index: int) -> None:
     except (ValueError, KeyError, TypeError) as error:
         fail(f"worker {index}: no valid worker spec on standard input ({error})", EXIT_CONFIG)
     try:
-        settings = ServeOptions.from_json(spec.serve).settings()
+        options = ServeOptions.from_json(spec.serve)
+        settings = options.settings()
         setup_logging(settings.log.level, settings.log.format, worker=spec.index)
-        run_worker(settings, spec, build_tls_context(settings))
+        run_worker(settings, spec, build_tls_context(settings), _reader(options))
     except ConfigError as error:
         fail(f"worker {index}: {error}", EXIT_CONFIG)
     except ServerError as error:
@@ -366,8 +438,13 @@ def _print_banner(
 ) -> None:
     lines = ["Roost is running."]
     for bound in addresses:
-        if bound.protocol == LMTP:
+        if bound.protocol == HTTP:
+            kind = "HTTP (metrics, autoconfig)"
+        elif bound.protocol == LMTP:
             kind = "LMTP"
+        elif bound.protocol == MANAGESIEVE:
+            stls = starttls and settings.managesieve.starttls
+            kind = "ManageSieve with STARTTLS" if stls else "ManageSieve (no TLS)"
         elif bound.protocol == POP3:
             if bound.implicit_tls:
                 kind = "POP3 over TLS (SSL/TLS)"

@@ -26,6 +26,7 @@ from roost.config.sections import (
     AuthSettings,
     ConfigError,
     DeliverySettings,
+    HttpSettings,
     ImapSettings,
     IPNetwork,
     LimitSettings,
@@ -33,9 +34,11 @@ from roost.config.sections import (
     LmtpAddress,
     LmtpSettings,
     LogSettings,
+    ManageSieveSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
+    SieveSettings,
     StoreSettings,
     TlsSettings,
     UnixAddress,
@@ -76,6 +79,9 @@ class Sections(NamedTuple):
     quota: QuotaSettings
     lmtp: LmtpSettings
     delivery: DeliverySettings
+    http: HttpSettings
+    sieve: SieveSettings
+    managesieve: ManageSieveSettings
     store: StoreSettings
 
 
@@ -86,17 +92,8 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
     sections = reader.sections(
         data,
         (
-            "server",
-            "imap",
-            "pop3",
-            "tls",
-            "limits",
-            "auth",
-            "log",
-            "quota",
-            "lmtp",
-            "delivery",
-            "store",
+            *("server", "imap", "pop3", "tls", "limits", "auth", "log"),
+            *("quota", "lmtp", "delivery", "http", "sieve", "managesieve", "store"),
         ),
     )
     return Sections(
@@ -110,6 +107,9 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         quota=_read_quota(reader, sections["quota"]),
         lmtp=_read_lmtp(reader, sections["lmtp"]),
         delivery=_read_delivery(reader, sections["delivery"]),
+        http=_read_http(reader, sections["http"]),
+        sieve=_read_sieve(reader, sections["sieve"]),
+        managesieve=_read_managesieve(reader, sections["managesieve"]),
         store=_read_store(reader, sections["store"]),
     )
 
@@ -242,7 +242,11 @@ def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
         worker_heartbeat_timeout=table.number(
             "worker_heartbeat_timeout", defaults.worker_heartbeat_timeout, positive=True
         ),
+        user=table.string("user", "") or None,
+        group=table.string("group", "") or None,
     )
+    if settings.group is not None and settings.user is None:
+        raise reader.invalid(table.key("group"), "needs [server] user as well")
     table.finish()
     return settings
 
@@ -449,6 +453,12 @@ def _read_oauth_issuers(reader: _Reader, auth: _Table) -> tuple[OAuthIssuer, ...
     return tuple(issuers)
 
 
+def _read_http(reader: _Reader, table: _Table) -> HttpSettings:
+    settings = HttpSettings(listen=table.addresses("listen", HttpSettings().listen))
+    table.finish()
+    return settings
+
+
 def _read_log(reader: _Reader, table: _Table) -> LogSettings:
     defaults = LogSettings()
     level = table.get("level", defaults.level)
@@ -549,6 +559,56 @@ def _read_delivery(reader: _Reader, table: _Table) -> DeliverySettings:
         strip_domain=table.boolean("strip_domain", defaults.strip_domain),
         detail_folders=table.boolean("detail_folders", defaults.detail_folders),
         subaddress_separator=separator,
+    )
+    table.finish()
+    return settings
+
+
+def _read_sieve(reader: _Reader, table: _Table) -> SieveSettings:
+    defaults = SieveSettings()
+    scripts: dict[str, tuple[Path, ...]] = {}
+    for name in ("before", "after"):
+        value = table.get(name, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise reader.invalid(table.key(name), "must be a script path or a list of them")
+        scripts[name] = tuple(reader.base_dir / item for item in value)
+    relay_text = table.string("relay", "")
+    try:
+        relay = ListenAddress.parse(relay_text) if relay_text else None
+    except ValueError as error:
+        raise reader.invalid(table.key("relay"), str(error)) from None
+    settings = SieveSettings(
+        before=scripts["before"],
+        after=scripts["after"],
+        global_dir=table.path("global_dir", None),
+        relay=relay,
+        relay_timeout=table.number("relay_timeout", defaults.relay_timeout, positive=True),
+        relay_starttls=table.boolean("relay_starttls", defaults.relay_starttls),
+        helo_name=table.string("helo_name", defaults.helo_name),
+        max_redirects=table.integer("max_redirects", defaults.max_redirects),
+        max_actions=table.integer("max_actions", defaults.max_actions, minimum=1),
+        max_instructions=table.integer("max_instructions", defaults.max_instructions, minimum=100),
+        max_message_size=table.integer("max_message_size", defaults.max_message_size),
+        spam_header=table.string("spam_header", defaults.spam_header),
+        spam_max_score=table.number("spam_max_score", defaults.spam_max_score, positive=True),
+        virus_header=table.string("virus_header", defaults.virus_header),
+        virus_max_score=table.number("virus_max_score", defaults.virus_max_score, positive=True),
+    )
+    table.finish()
+    return settings
+
+
+def _read_managesieve(reader: _Reader, table: _Table) -> ManageSieveSettings:
+    defaults = ManageSieveSettings()
+    settings = ManageSieveSettings(
+        listen=table.addresses("listen", defaults.listen),
+        starttls=table.boolean("starttls", defaults.starttls),
+        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+        max_script_size=table.integer("max_script_size", defaults.max_script_size, minimum=1),
+        max_scripts=table.integer("max_scripts", defaults.max_scripts, minimum=1),
+        timeout=table.number("timeout", defaults.timeout, positive=True),
     )
     table.finish()
     return settings

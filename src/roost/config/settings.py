@@ -20,15 +20,18 @@ from roost.config.sections import (
     AuthSettings,
     ConfigError,
     DeliverySettings,
+    HttpSettings,
     ImapSettings,
     LimitSettings,
     ListenAddress,
     LmtpAddress,
     LmtpSettings,
     LogSettings,
+    ManageSieveSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
+    SieveSettings,
     StoreSettings,
     TlsSettings,
     UnixAddress,
@@ -47,8 +50,11 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     log: LogSettings = field(default_factory=LogSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     lmtp: LmtpSettings = field(default_factory=LmtpSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    sieve: SieveSettings = field(default_factory=SieveSettings)
+    managesieve: ManageSieveSettings = field(default_factory=ManageSieveSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
     source: str = "<defaults>"  # where the settings came from, for messages
@@ -87,8 +93,11 @@ class Settings:
             auth=sections.auth,
             log=sections.log,
             quota=sections.quota,
+            http=sections.http,
             lmtp=sections.lmtp,
             delivery=sections.delivery,
+            sieve=sections.sieve,
+            managesieve=sections.managesieve,
             store=sections.store,
             source=source,
         )
@@ -104,6 +113,7 @@ class Settings:
         pop3_listen: Sequence[str] = (DEV_POP3_LISTEN,),
         pop3s_listen: Sequence[str] = (DEV_POP3S_LISTEN,),
         lmtp_listen: Sequence[str] = (),  # the CLI passes DEV_LMTP_LISTEN
+        managesieve_listen: Sequence[str] = (),  # the CLI passes DEV_MANAGESIEVE_LISTEN
     ) -> Settings:
         """The ``roost serve --dev`` settings: local listeners, a self-signed certificate
         in ``data_dir/tls``. Plaintext sign-in before STARTTLS (STLS) is allowed only
@@ -115,6 +125,9 @@ class Settings:
         pop3 = tuple(_parse_listen_option(text, "--pop3-listen") for text in pop3_listen)
         pop3s = tuple(_parse_listen_option(text, "--pop3s-listen") for text in pop3s_listen)
         lmtp = tuple(parse_lmtp_option(text) for text in lmtp_listen)
+        sieve_listen = tuple(
+            _parse_listen_option(text, "--managesieve-listen") for text in managesieve_listen
+        )
         settings = cls(
             server=ServerSettings(data_dir=data_dir, hostname="localhost", workers=1),
             imap=ImapSettings(
@@ -135,6 +148,10 @@ class Settings:
                 self_signed=True,
             ),
             lmtp=LmtpSettings(listen=lmtp),
+            managesieve=ManageSieveSettings(
+                listen=sieve_listen,
+                allow_plaintext_auth=all(address.is_loopback for address in sieve_listen),
+            ),
             # The demo account is "demo", so demo@anything reaches it.
             delivery=DeliverySettings(strip_domain=True),
             dev=True,
@@ -157,6 +174,7 @@ class Settings:
             for listen, tls_listen, starttls in (
                 (self.imap.listen, self.imap.tls_listen, self.imap.starttls),
                 (self.pop3.listen, self.pop3.tls_listen, self.pop3.starttls),
+                (self.managesieve.listen, (), self.managesieve.starttls),
             )
         )
 
@@ -175,6 +193,7 @@ class Settings:
             ("pop3.listen", self.pop3.listen),
             ("pop3.tls_listen", self.pop3.tls_listen),
             ("lmtp.listen", self.tcp_lmtp_listen),
+            ("managesieve.listen", self.managesieve.listen),
         )
         return [(key, address) for key, addresses in keyed for address in addresses]
 

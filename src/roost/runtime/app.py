@@ -30,6 +30,7 @@ import os
 import signal
 import sqlite3
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -40,15 +41,24 @@ from roost.auth.base import Authenticator
 from roost.auth.known_addresses import StoreKnownAddresses
 from roost.auth.throttle import LoginThrottle
 from roost.config import ConfigError, LimitSettings, Settings
+from roost.delivery import sieve_context
 from roost.imap.context import ImapContext
 from roost.lmtp.context import LmtpContext
+from roost.managesieve.context import ManageSieveContext, ManageSieveLimits
+from roost.observability import metrics, sd_notify
+from roost.observability.sessions import SessionRegistry
 from roost.pop3.context import Pop3Context
-from roost.runtime.coordination import Coordination
+from roost.runtime import reload as config_reload
+from roost.runtime.control import ControlServer, server_handlers, socket_name
+from roost.runtime.coordination import RUN_DIR, Coordination
 from roost.runtime.data_dir import DataDirError, secure_data_dir, sweep_spool
+from roost.runtime.http import HttpApp, HttpListener, client_settings
 from roost.runtime.listeners import (
+    HTTP,
     IMAP,
     LMTP,
     LOCAL_DELIVERY,
+    MANAGESIEVE,
     POP3,
     BoundAddress,
     Listeners,
@@ -62,6 +72,8 @@ from roost.store.events import EventHub
 log = logging.getLogger("roost.server")
 
 _T = TypeVar("_T")
+
+READY_TIMEOUT = 2.0  # seconds the store has to answer /readyz
 
 
 class ConnectionHandler(Protocol):
@@ -184,8 +196,10 @@ class Server:
         pop3_handler: Pop3ConnectionHandler | None = None,
         listen_sockets: Sequence[ListenSocket] | None = None,
         coordination: Coordination | None = None,
+        reload_settings: Callable[[], Settings] | None = None,
     ) -> None:
         self.settings = settings
+        self._reload_settings = reload_settings  # reads the configuration again (SIGHUP)
         self._store = store
         self._owns_store = store is None
         self._handler = handler
@@ -195,11 +209,16 @@ class Server:
         self._context: ImapContext | None = None
         self._pop3_context: Pop3Context | None = None
         self._lmtp_context: LmtpContext | None = None
+        self._managesieve_context: ManageSieveContext | None = None
         self.coordination = coordination or Coordination.local(settings.limits)
         self._listeners = Listeners(settings, self.coordination, self._serve, listen_sockets)
+        self._http: HttpListener | None = None
         self._stop_requested = asyncio.Event()
         self._shutdown_started = False
         self._shutdown_done = asyncio.Event()
+        # Live sessions of this process, for `roost who` and `kick` (control socket).
+        self.sessions = SessionRegistry(self.coordination.worker)
+        self._control: ControlServer | None = None
 
     # ---- facts -----------------------------------------------------------------------
 
@@ -223,7 +242,10 @@ class Server:
 
     @property
     def bound_addresses(self) -> list[BoundAddress]:
-        return self._listeners.bound_addresses
+        http = [] if self._http is None else self._http.bound
+        return self._listeners.bound_addresses + [
+            BoundAddress(host, port, False, HTTP) for host, port in http
+        ]
 
     def address(self, *, implicit_tls: bool = False, protocol: str = IMAP) -> tuple[str, int]:
         """(host, port) of the first listener of that kind: handy for tests."""
@@ -259,6 +281,7 @@ class Server:
             self._context = self._build_context(self._store)
             self._pop3_context = self._build_pop3_context(self._context)
             self._lmtp_context = self._build_lmtp_context(self._context)
+            self._managesieve_context = self._build_managesieve_context(self._context)
             await self._listeners.bind(self._tls_context)
         except BaseException:
             await self._listeners.close()
@@ -268,7 +291,28 @@ class Server:
         await self._listeners.start_serving()
         for bound in self._listeners.bound_addresses:
             log.info("listening on %s (%s)", bound, self._kind(bound))
+        await self._start_control()
         self._warn_about_sign_in()
+        if settings.http.listen and self.coordination.worker is None:
+            # With several workers the supervisor serves HTTP, merging their metrics.
+            app = HttpApp(metrics.exposition, self.ready, client_settings(settings))
+            self._http = HttpListener(app)
+            try:
+                await self._http.start(settings.http.listen)
+            except BaseException:
+                await self.shutdown()
+                raise
+
+    async def ready(self) -> bool:
+        """/readyz: listening, not shutting down, and the store answers promptly."""
+        if self._stop_requested.is_set() or self._store is None:
+            return False
+        try:
+            await asyncio.wait_for(self._store.instance_secret(), READY_TIMEOUT)
+        except Exception:
+            log.warning("readiness check: the store did not answer", exc_info=True)
+            return False
+        return True
 
     async def serve_forever(self) -> None:
         """Run until ``request_shutdown`` (e.g. from a signal), then shut down."""
@@ -294,6 +338,38 @@ class Server:
             return
         log.info("%s: certificate reloaded from %s", reason, tls.cert)
 
+    def reload(self, reason: str = "SIGHUP") -> None:
+        """Read the configuration again and apply what can change without dropping a
+        session (runtime/reload.py); without a way to read it, reload the certificate."""
+        if self.coordination.worker is None:
+            sd_notify.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            if self._reload_settings is None:
+                self.reload_tls(reason)
+                return
+            try:
+                new = self._reload_settings()
+            except ConfigError as error:
+                log.warning("%s: configuration not reloaded, the old one stays: %s", reason, error)
+                return
+            config_reload.apply(self, new, reason)
+        finally:
+            if self.coordination.worker is None:
+                sd_notify.notify("READY=1")
+
+    @property
+    def worker(self) -> int | None:
+        return self.coordination.worker
+
+    def apply_limits(self, settings: Settings) -> None:
+        """New protocol limits for connections accepted from now on."""
+        self.context.limits = settings.imap_limits()
+        self.pop3_context.limits = settings.limits.pop3
+
+    def default_quota_store(self) -> config_reload.DefaultQuotaStore | None:
+        store = self._store
+        return store if isinstance(store, config_reload.DefaultQuotaStore) else None
+
     def request_shutdown(self, reason: str = "requested") -> None:
         if self._stop_requested.is_set():
             log.warning("shutdown %s again: closing every connection now", reason)
@@ -309,6 +385,10 @@ class Server:
         self._shutdown_started = True
         self._stop_requested.set()
         try:
+            if self._http is not None:
+                await self._http.close()
+            if self._control is not None:
+                await self._control.close()
             await self._listeners.close()
             await self._listeners.end_connections(self.settings.server.shutdown_timeout)
             if self._owns_store and self._store is not None:
@@ -331,9 +411,25 @@ class Server:
 
     # ---- internals -------------------------------------------------------------------
 
+    async def _start_control(self) -> None:
+        """The control socket (runtime/control.py); without it the server still serves."""
+        worker = self.coordination.worker
+        path = self.settings.server.data_dir / RUN_DIR / socket_name(worker)
+        control = ControlServer(path, server_handlers(self.sessions, self.store), worker=worker)
+        try:
+            await control.start()
+        except OSError as error:
+            log.warning("no control socket (roost who, kick, mailbox): %s: %s", path, error)
+            return
+        self._control = control
+
     def _kind(self, bound: BoundAddress) -> str:
+        if bound.protocol == HTTP:
+            return "HTTP"
         if bound.protocol == LMTP:
             return "LMTP"
+        if bound.protocol == MANAGESIEVE:
+            return "ManageSieve"
         if bound.protocol == POP3:
             if bound.implicit_tls:
                 return "POP3 over TLS"
@@ -385,6 +481,7 @@ class Server:
             locks=self.coordination.maildrop_locks,
             sign_in_times=self.coordination.sign_in_times,
             worker=self.coordination.worker,
+            sessions=self.sessions,
         )
 
     def _build_lmtp_context(self, imap: ImapContext) -> LmtpContext:
@@ -396,6 +493,27 @@ class Server:
             server_name=settings.server.hostname,
             spool_dir=settings.server.data_dir / "spool",
             over_quota_tempfail=settings.quota.over_quota_tempfail,
+            sieve=sieve_context(
+                settings.sieve, settings.server.hostname, settings.delivery.domains
+            ),
+        )
+
+    def _build_managesieve_context(self, imap: ImapContext) -> ManageSieveContext:
+        """Shares the store, the authenticator (so its throttle) and the per-account
+        session count with IMAP; STARTTLS with IMAP's certificate."""
+        section = self.settings.managesieve
+        return ManageSieveContext(
+            store=imap.store,
+            authenticator=imap.authenticator,
+            limits=ManageSieveLimits(
+                max_script_size=section.max_script_size,
+                max_scripts=section.max_scripts,
+                timeout=section.timeout,
+                max_redirects=self.settings.sieve.max_redirects,
+            ),
+            tls_context=self._tls_context if section.starttls else None,
+            allow_plaintext_auth=section.allow_plaintext_auth,
+            account_connections=imap.account_connections,
         )
 
     def _build_context(self, store: Store) -> ImapContext:
@@ -426,6 +544,7 @@ class Server:
             spool_dir=spool_dir,
             account_connections=self.coordination.account_connections,
             worker=self.coordination.worker,
+            sessions=self.sessions,
         )
 
     async def _serve(
@@ -445,6 +564,13 @@ class Server:
             from roost.lmtp.local import serve_local_delivery
 
             await serve_local_delivery(reader, writer, self._lmtp_context)
+        elif protocol == MANAGESIEVE:
+            assert self._managesieve_context is not None
+            from roost.managesieve.connection import serve_managesieve_connection
+
+            await serve_managesieve_connection(
+                reader, writer, self._managesieve_context, remote_ip=remote_ip
+            )
         elif protocol == POP3:
             assert self._pop3_handler is not None and self._pop3_context is not None
             await self._pop3_handler(
@@ -466,6 +592,7 @@ async def run_server(
     ready: Callable[[list[BoundAddress]], None] | None = None,
     listen_sockets: Sequence[ListenSocket] | None = None,
     coordination: Coordination | None = None,
+    reload_settings: Callable[[], Settings] | None = None,
 ) -> None:
     """Start a server, call ``ready`` with the bound addresses, run until SIGTERM or
     SIGINT, and shut down gracefully. Raises ServerError/ConfigError when it cannot
@@ -483,6 +610,7 @@ async def run_server(
         tls_context=tls_context,
         listen_sockets=listen_sockets,
         coordination=coordination,
+        reload_settings=reload_settings,
     )
     await server.start()
     loop = asyncio.get_running_loop()
@@ -492,7 +620,7 @@ async def run_server(
         handlers = [
             (signal.SIGTERM, server.request_shutdown),
             (signal.SIGINT, server.request_shutdown),
-            (signal.SIGHUP, server.reload_tls),
+            (signal.SIGHUP, server.reload),
         ]
     else:
 
@@ -509,7 +637,7 @@ async def run_server(
             (signal.SIGTERM, graceful),
             (signal.SIGINT, graceful),
             (signal.SIGQUIT, abort),
-            (signal.SIGHUP, server.reload_tls),
+            (signal.SIGHUP, server.reload),
         ]
     for signum, callback in handlers:
         try:

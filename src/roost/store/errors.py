@@ -46,3 +46,15 @@ class StorageFull(StoreError):
 class StoreBusy(StoreError):
     """Another process held the account's write lock past the busy timeout (it may be
     stopped, or stuck): nothing was changed; the client may try again."""
+
+
+class NoSuchScript(StoreError):
+    """No Sieve script of that name in the account (RFC 5804 ``NO (NONEXISTENT)``)."""
+
+
+class ScriptExists(StoreError):
+    """RENAMESCRIPT onto a name already taken (RFC 5804 ``NO (ALREADYEXISTS)``)."""
+
+
+class ScriptActive(StoreError):
+    """DELETESCRIPT of the active script (RFC 5804 §2.10: ``NO (ACTIVE)``)."""

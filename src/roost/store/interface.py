@@ -44,6 +44,7 @@ from roost.store.values import (
     NewMessage,
     QuotaOverride,
     QuotaUsage,
+    SieveScript,
     StoreFlagsResult,
 )
 
@@ -130,6 +131,15 @@ class Account(Protocol):
         ``with_modseq``, ``modseqs`` is None (a FETCH of only UID and FLAGS)."""
         ...
 
+    async def previews(
+        self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
+    ) -> dict[int, str | None]:
+        """RFC 8970 PREVIEW text of those of ``uids`` that exist: at most 256 characters
+        of plain text, "" where the message has none. A message stored before previews
+        were kept has None unless ``compute``, which makes (and keeps) it from the
+        message (FETCH PREVIEW (LAZY) asks without, §3.1)."""
+        ...
+
     def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         """The stored bytes of a message, in chunks."""
         ...
@@ -150,6 +160,16 @@ class Account(Protocol):
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         """Remove messages flagged \\Deleted (only among ``uids`` if given); return their
         UIDs, ascending."""
+        ...
+
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int | str, message: NewMessage
+    ) -> AppendResult:
+        """REPLACE (RFC 8508): append ``message`` to ``target`` (by id or name, as
+        ``append``) and expunge ``uid`` from ``mailbox_id`` (whatever its flags), in one
+        transaction. The quota check counts the space the old message frees.
+        CannotDoThat where ``uid`` is gone; NoSuchMailbox, QuotaExceeded as ``append``,
+        with nothing changed."""
         ...
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult: ...
@@ -176,6 +196,45 @@ class Account(Protocol):
 
     async def recalculate_quota(self) -> tuple[QuotaUsage, QuotaUsage]:
         """Rebuild usage from the messages; (before, after). Nothing depends on it."""
+        ...
+
+    # Sieve scripts (RFC 5228, managed over RFC 5804). Names are compared exactly; at
+    # most one script is active. Scripts count against no mail quota.
+    async def list_scripts(self) -> list[SieveScript]: ...
+    async def get_script(self, name: str) -> SieveScript:
+        """NoSuchScript where absent."""
+        ...
+
+    async def active_script(self) -> SieveScript | None: ...
+    async def put_script(self, name: str, source: str, compiled: str, version: int) -> None:
+        """Create or replace ``name`` (keeping whether it is active), in one transaction."""
+        ...
+
+    async def update_compiled(self, name: str, source: str, compiled: str, version: int) -> None:
+        """Replace the compiled form of ``name`` if its source is still ``source`` (it was
+        recompiled after a format change); a script gone or changed meanwhile is left alone."""
+        ...
+
+    async def delete_script(self, name: str) -> None:
+        """NoSuchScript where absent; ScriptActive for the active one (RFC 5804 §2.10)."""
+        ...
+
+    async def rename_script(self, old: str, new: str) -> None:
+        """NoSuchScript, ScriptExists; an active script stays active (RFC 5804 §2.11.1)."""
+        ...
+
+    async def set_active_script(self, name: str | None) -> None:
+        """Make ``name`` the only active script; None: none active. NoSuchScript."""
+        ...
+
+    # Sieve tracking: vacation responses (RFC 5230 §4.1) and duplicate ids (RFC 7352),
+    # each a (kind, key) remembered until an expiry time (epoch seconds).
+    async def sieve_tracked(self, kind: str, key: str, now: float) -> bool:
+        """Whether (kind, key) was remembered and has not expired at ``now``."""
+        ...
+
+    async def sieve_track(self, kind: str, key: str, expires: float, now: float) -> None:
+        """Remember (kind, key) until ``expires``; forgets entries expired at ``now``."""
         ...
 
 

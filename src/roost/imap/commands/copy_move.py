@@ -7,9 +7,11 @@ forever (CLIENTS.md).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from roost.imap.handler_types import Done, bad, no
+from roost.imap.progress import heartbeat
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import CopyUidCode, Response, Status, Untagged
@@ -43,7 +45,10 @@ async def copy(session: Session, cmd: c.Copy) -> AsyncIterator[Response | Done]:
     if not uids:
         yield Done("COPY completed, nothing to copy")
         return
-    result = await account.copy(selected.mailbox_id, uids, destination.id)
+    task = asyncio.ensure_future(account.copy(selected.mailbox_id, uids, destination.id))
+    async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+        yield progress  # RFC 9585
+    result = task.result()
     if destination.id == selected.mailbox_id:
         session.mark_dirty()
     yield Done("COPY completed", _copyuid(result))
@@ -63,7 +68,10 @@ async def move(session: Session, cmd: c.Move) -> AsyncIterator[Response | Done]:
     if not uids:
         yield Done("MOVE completed, nothing to move")
         return
-    result = await account.move(selected.mailbox_id, uids, destination.id)
+    task = asyncio.ensure_future(account.move(selected.mailbox_id, uids, destination.id))
+    async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+        yield progress  # RFC 9585
+    result = task.result()
     session.mark_dirty()
     code = _copyuid(result)
     if code is not None:

@@ -85,6 +85,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
         snapshot = await account.snapshot(info.id)
     view = SelectedMailbox(snapshot, readonly=cmd.readonly, recent_floor=snapshot.recent_floor)
     view.condstore, view.qresync, view.rev2 = session.condstore, session.qresync, session.rev2
+    view.uidonly = session.uidonly
     if session.listener is not None:
         session.listener.pending()  # everything up to now is in the snapshot
     session.selected = view

@@ -197,10 +197,32 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatText:
+    """A ``TEXT literal`` part of CATENATE (RFC 4469 §5)."""
+
+    data: MessageData
+
+
+@dataclass(frozen=True, slots=True)
+class CatUrl:
+    """A ``URL astring`` part of CATENATE: the IMAP URL as sent, parsed by the handler
+    (a bad URL is ``NO [BADURL]``, not a syntax error: RFC 4469 §3)."""
+
+    url: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Catenate:
+    """``CATENATE (cat-part *(SP cat-part))``: the message is these parts in order."""
+
+    parts: tuple[CatText | CatUrl, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     flags: tuple[str, ...]
     internaldate: datetime | None
-    data: MessageData
+    data: MessageData | Catenate
     binary: bool = False  # sent as literal8
 
 
@@ -208,6 +230,17 @@ class AppendMessage:
 class Append(Command):
     mailbox: bytes
     messages: tuple[AppendMessage, ...]  # more than one: MULTIAPPEND (RFC 3502)
+
+
+@dataclass(frozen=True, slots=True)
+class Replace(Command):
+    """REPLACE / UID REPLACE (RFC 8508): append ``message`` to ``mailbox`` and expunge
+    the one message ``sequence`` names, at once."""
+
+    sequence: SequenceSet  # one number or UID ("*" allowed: seq-number)
+    mailbox: bytes
+    message: AppendMessage
+    uid: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +329,14 @@ class BinarySize:
     part: tuple[int, ...]
 
 
-FetchAttribute = FetchItem | BodySection | BinarySize
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """PREVIEW [(LAZY)] (RFC 8970 §3.1): with ``lazy``, NIL where making it is costly."""
+
+    lazy: bool = False
+
+
+FetchAttribute = FetchItem | BodySection | BinarySize | Preview
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +369,7 @@ class Fetch(Command):
     uid: bool = False
     changedsince: int | None = None  # RFC 7162 §3.1.4
     vanished: bool = False  # RFC 7162 §3.2.6
+    partial: tuple[int, int] | None = None  # (PARTIAL n:m) modifier, RFC 9394 §3.2
 
 
 class StoreMode(enum.Enum):
@@ -372,6 +413,35 @@ class Search(Command):
     uid: bool = False
     charset: str | None = None
     return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL n:m) (RFC 9394)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE "tag" ... (RFC 5267 §4.3.1): stop the updates of those searches."""
+
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSource:
+    """One ``filter-mailboxes`` of ESEARCH IN (RFC 7377 §2, RFC 5465 §6): ``filter``
+    upper-cased ("SELECTED", "INBOXES", "PERSONAL", "SUBSCRIBED", "SUBTREE",
+    "SUBTREE-ONE", "MAILBOXES"; the last three with ``mailboxes``)."""
+
+    filter: str
+    mailboxes: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ESearch(Command):
+    """ESEARCH [IN (sources)] [RETURN (...)] program (MULTISEARCH, RFC 7377):
+    search several mailboxes at once; no ``sources`` means the selected one."""
+
+    sources: tuple[SearchSource, ...]
+    criteria: SearchKey
+    charset: str | None = None
+    return_options: tuple[str, ...] | None = None
 
 
 class SortKey(enum.Enum):
@@ -403,6 +473,7 @@ class Sort(Command):
     criteria: SearchKey
     uid: bool = False
     return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL n:m) (RFC 9394)
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +511,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     SetQuota: "SETQUOTA",
     Status: "STATUS",
     Append: "APPEND",
+    Replace: "REPLACE",
     Idle: "IDLE",
     Compress: "COMPRESS",
     Unauthenticate: "UNAUTHENTICATE",
@@ -453,6 +525,8 @@ COMMAND_NAMES: dict[type[Command], str] = {
     Copy: "COPY",
     Move: "MOVE",
     Search: "SEARCH",
+    ESearch: "ESEARCH",
+    CancelUpdate: "CANCELUPDATE",
     Sort: "SORT",
     Thread: "THREAD",
 }

@@ -60,8 +60,23 @@ class BadCharsetCode:
     charsets: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressCode:
+    """``[INPROGRESS ("tag" count total)]`` (RFC 9585 §3); None is NIL."""
+
+    tag: str | None
+    count: int | None
+    total: int | None
+
+
 ResponseCode = (
-    Code | CapabilityCode | PermanentFlagsCode | AppendUidCode | CopyUidCode | BadCharsetCode
+    Code
+    | CapabilityCode
+    | PermanentFlagsCode
+    | AppendUidCode
+    | CopyUidCode
+    | BadCharsetCode
+    | ProgressCode
 )
 
 
@@ -238,6 +253,9 @@ class ESearchResponse:
     tag: str | None
     uid: bool
     items: tuple[tuple[str, str], ...]  # ("MIN", "3"), ("ALL", "1:5,9")
+    # MULTISEARCH (RFC 7377 §2): which mailbox the result is of.
+    mailbox: str | None = None
+    uidvalidity: int | None = None
 
 
 # ---- FETCH values -------------------------------------------------------------------
@@ -280,6 +298,7 @@ class FetchResponse:
 
     seq: int
     items: tuple[tuple[str, FetchValue], ...]
+    uidfetch: bool = False  # ``* uid UIDFETCH (...)``: ``seq`` is a UID (RFC 9586 §3.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +316,7 @@ class FlagFetchBatch:
     keys: Sequence[Hashable]  # each message's flags key
     modseqs: Sequence[int] | None  # None when MODSEQ is not among ``items``
     flags: Mapping[Hashable, FlagList]  # the flag list of every key in ``keys``
+    uidfetch: bool = False  # UIDFETCH responses, ``numbers`` being UIDs (RFC 9586 §3.3)
 
 
 Response = (

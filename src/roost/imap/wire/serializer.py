@@ -47,6 +47,7 @@ from roost.imap.wire.responses import (
     ObjectId,
     Parenthesized,
     PermanentFlagsCode,
+    ProgressCode,
     QuotaResponse,
     QuotaRootResponse,
     RawValue,
@@ -220,6 +221,14 @@ def _code(code: ResponseCode) -> bytes:
                 return b"[BADCHARSET]"
             names = b" ".join(_astring_bytes(_to_bytes(c), False) for c in charsets)
             return b"[BADCHARSET (" + names + b")]"
+        case ProgressCode(tag=tag, count=count, total=total):
+            # RFC 9585 §3: progress-tag is quoted (or NIL), the numbers NIL when unknown.
+            fields = (
+                NIL if tag is None else _string_bytes(_to_bytes(tag), False),
+                NIL if count is None else b"%d" % count,
+                NIL if total is None else b"%d" % total,
+            )
+            return b"[INPROGRESS (" + b" ".join(fields) + b")]"
         case _:
             assert_never(code)
 
@@ -292,7 +301,7 @@ def _status_value(value: int | ObjectId) -> bytes:
 def _fetch(response: FetchResponse, utf8: bool) -> bytes:
     parts: list[bytes] = []
     append = parts.append
-    separator = b"* %d FETCH (" % response.seq
+    separator = (b"* %d UIDFETCH (" if response.uidfetch else b"* %d FETCH (") % response.seq
     for key, value in response.items:
         append(separator)
         separator = b" "
@@ -340,7 +349,8 @@ def _flag_batch(batch: FlagFetchBatch) -> bytes:
     formats = [_FLAG_BATCH_ITEMS[item] for item in batch.items]
     if not formats:
         raise ValueError("FETCH needs at least one item")
-    line = b"* %d FETCH (" + b" ".join(f for f, _ in formats) + b")\r\n"
+    verb = b"UIDFETCH" if batch.uidfetch else b"FETCH"
+    line = b"* %d " + verb + b" (" + b" ".join(f for f, _ in formats) + b")\r\n"
     if b"%s" in line:
         before, after = line.split(b"%s", 1)
         templates = {
@@ -428,10 +438,15 @@ def _id(params: tuple[tuple[str, str | None], ...] | None, utf8: bool) -> bytes:
     return b"* ID (" + fields + b")\r\n"
 
 
-def _esearch(response: ESearchResponse) -> bytes:
+def _esearch(response: ESearchResponse, utf8: bool) -> bytes:
     parts = [b"* ESEARCH"]
     if response.tag is not None:
-        parts.append(b"(TAG " + _string(response.tag, False) + b")")
+        correlator = b"(TAG " + _string(response.tag, False)
+        if response.mailbox is not None:
+            # RFC 7377 §2: ("TAG" tag "MAILBOX" mailbox "UIDVALIDITY" n)
+            correlator += b" MAILBOX " + _mailbox(response.mailbox, utf8)
+            correlator += b" UIDVALIDITY %d" % (response.uidvalidity or 0)
+        parts.append(correlator + b")")
     if response.uid:
         parts.append(b"UID")
     for name, value in response.items:
@@ -530,7 +545,7 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
         case ThreadResponse(threads=threads):
             return _thread(threads)
         case ESearchResponse():
-            return _esearch(response)
+            return _esearch(response, utf8)
         case CapabilityResponse(capabilities=capabilities):
             return b"* CAPABILITY " + _atoms(capabilities) + CRLF
         case Enabled(capabilities=capabilities):

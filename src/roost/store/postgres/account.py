@@ -24,7 +24,7 @@ from roost.mime.parse import MimeLimits
 from roost.store import line_endings
 from roost.store.errors import StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
-from roost.store.postgres import blobs, mailboxes, search
+from roost.store.postgres import blobs, mailboxes, search, sieve_scripts
 from roost.store.postgres import messages as ops
 from roost.store.postgres.notify import payload
 from roost.store.postgres.pool import Database
@@ -42,6 +42,7 @@ from roost.store.values import (
     NewMessage,
     QuotaLimits,
     QuotaUsage,
+    SieveScript,
     StoreFlagsResult,
 )
 
@@ -215,6 +216,72 @@ class PostgresAccount:
         if unchanged is not None:
             return unchanged
         return await self._read(lambda c: ops.changes_since(c, self._id, mailbox_id, modseq))
+
+    async def previews(
+        self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
+    ) -> dict[int, str | None]:
+        return await self._plain(lambda c: ops.previews(c, self._id, mailbox_id, uids, compute))
+
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int | str, message: NewMessage
+    ) -> AppendResult:
+        self._usable()
+        spool_dir = (
+            Path(tempfile.gettempdir())
+            if message.source.path is None
+            else message.source.path.parent
+        )
+        with line_endings.normalized_batch([(target, [message])], spool_dir) as normalized:
+            [prepared] = await ops.prepare(normalized[0][1], self._mime_limits)
+            return await self._write(
+                lambda c: ops.replace(
+                    c, self._id, mailbox_id, uid, target, prepared, self._default_quota
+                )
+            )
+
+    # ---- Sieve scripts and tracking ------------------------------------------------
+
+    async def list_scripts(self) -> list[SieveScript]:
+        return await self._plain(lambda c: sieve_scripts.list_scripts(c, self._id))
+
+    async def get_script(self, name: str) -> SieveScript:
+        return await self._plain(lambda c: sieve_scripts.get_script(c, self._id, name))
+
+    async def active_script(self) -> SieveScript | None:
+        return await self._plain(lambda c: sieve_scripts.active_script(c, self._id))
+
+    async def put_script(self, name: str, source: str, compiled: str, version: int) -> None:
+        await self._script_write(
+            lambda c: sieve_scripts.put_script(c, self._id, name, source, compiled, version)
+        )
+
+    async def update_compiled(self, name: str, source: str, compiled: str, version: int) -> None:
+        await self._script_write(
+            lambda c: sieve_scripts.update_compiled(c, self._id, name, source, compiled, version)
+        )
+
+    async def delete_script(self, name: str) -> None:
+        await self._script_write(lambda c: sieve_scripts.delete_script(c, self._id, name))
+
+    async def rename_script(self, old: str, new: str) -> None:
+        await self._script_write(lambda c: sieve_scripts.rename_script(c, self._id, old, new))
+
+    async def set_active_script(self, name: str | None) -> None:
+        await self._script_write(lambda c: sieve_scripts.set_active_script(c, self._id, name))
+
+    async def sieve_tracked(self, kind: str, key: str, now: float) -> bool:
+        return await self._plain(lambda c: sieve_scripts.tracked(c, self._id, kind, key, now))
+
+    async def sieve_track(self, kind: str, key: str, expires: float, now: float) -> None:
+        await self._script_write(
+            lambda c: sieve_scripts.track(c, self._id, kind, key, expires, now)
+        )
+
+    async def _script_write(self, fn: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
+        """A change of scripts or tracking: in the account's write turn (so two
+        SETACTIVEs never both win), no mail event."""
+        self._usable()
+        await self._db.run(fn, account_id=self._id)
 
     # ---- search and quota ----------------------------------------------------------
 

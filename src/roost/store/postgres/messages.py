@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 
@@ -59,6 +60,8 @@ from roost.store.values import (
     StoreFlagsResult,
 )
 
+log = logging.getLogger(__name__)
+
 ANALYSE_IN_THREAD = 32 * 1024  # analyse larger messages off the event loop
 INLINE_CONTENT_MAX = 256 * 1024  # with_content: messages up to this size
 INLINE_CONTENT_BUDGET = 8 * 1024 * 1024  # … up to this much per call
@@ -79,9 +82,9 @@ _INSERT = (
 _INSERT_ANALYSIS = (
     "INSERT INTO analyses (account_id, blob_id, model, sent_date, sent_day, message_id,"
     " in_reply_to, refs, sort_subject, sort_from, sort_to, sort_cc, display_from,"
-    " display_to, subject, t_header, t_body, t_subject, t_from, t_to, t_cc, t_bcc,"
+    " display_to, preview, subject, t_header, t_body, t_subject, t_from, t_to, t_cc, t_bcc,"
     " thread_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-    " $16, $17, $18, $19, $20, $21, $22, $23)"
+    " $16, $17, $18, $19, $20, $21, $22, $23, $24)"
     " ON CONFLICT (account_id, blob_id) DO NOTHING"
 )
 _META_COLUMNS = (
@@ -173,7 +176,6 @@ async def insert_analysis(
     (RFC 8474 THREADID: the nearest ancestor's, else its own id)."""
     texts = tuple(_text(text) for text in row.texts)
     columns = tuple(_text(c) if isinstance(c, str) else c for c in row.columns)
-    lowered = tuple(text.lower() for text in texts)
     message_id, in_reply_to, refs = columns[3], columns[4], columns[5]
     assert isinstance(in_reply_to, str) and isinstance(refs, str)
     thread: int | None = None  # NULL: a thread of its own, named by its own id
@@ -187,7 +189,7 @@ async def insert_analysis(
             )
             if thread is not None:
                 break
-    await conn.execute(_INSERT_ANALYSIS, account_id, blob_id, *columns, texts[2], *lowered, thread)
+    await conn.execute(_INSERT_ANALYSIS, account_id, blob_id, *columns, texts[2], *texts, thread)
 
 
 def _text(text: str) -> str:
@@ -653,3 +655,80 @@ async def forget(conn: asyncpg.Connection, account_id: int, blob_ids: Sequence[s
         listed,
     )
     await blobs.release(conn, listed)
+
+
+# ---- REPLACE and PREVIEW ----------------------------------------------------------
+
+
+async def replace(
+    conn: asyncpg.Connection,
+    account_id: int,
+    source_id: int,
+    uid: int,
+    target_mailbox: int | str,
+    prepared: Prepared,
+    default_quota: QuotaLimits,
+) -> tuple[AppendResult, list[ChangeEvent]]:
+    """REPLACE (RFC 8508), as sqlite/replace.py: the old message is removed first, in
+    the same transaction, so the quota check of the new one counts the space it frees;
+    its expunge has its own modseq, below the append's."""
+    await mailbox(conn, account_id, source_id)
+    old_blob = await conn.fetchval(
+        "SELECT blob_id FROM messages WHERE mailbox_id = $1 AND uid = $2", source_id, uid
+    )
+    if old_blob is None:
+        raise CannotDoThat("the message to replace is gone")
+    removed_at = await next_modseq(conn, account_id)
+    await remove(conn, account_id, source_id, [uid], removed_at)
+    result, events = await append(conn, account_id, target_mailbox, [prepared], default_quota)
+    await forget(conn, account_id, [old_blob])
+    if result.mailbox.id != source_id:
+        events.append(MailboxChanged(source_id, removed_at))
+    return result, events
+
+
+async def previews(
+    conn: asyncpg.Connection, account_id: int, mailbox_id: int, uids: Sequence[int], compute: bool
+) -> dict[int, str | None]:
+    """RFC 8970 PREVIEW texts; with ``compute``, those not kept yet are made from the
+    message and kept (derived data: made again if lost)."""
+    await mailbox(conn, account_id, mailbox_id)
+    rows = await select_messages(
+        conn,
+        "m.uid, m.blob_id, a.preview",
+        mailbox_id,
+        uids,
+        "LEFT JOIN analyses a ON a.account_id = m.account_id AND a.blob_id = m.blob_id",
+    )
+    found: dict[int, str | None] = {row[0]: row[2] for row in rows}
+    if not compute:
+        return found
+    made: dict[str, str] = {}
+    for uid, blob_id, preview in rows:
+        if preview is None:
+            if blob_id not in made:
+                made[blob_id] = await _make_preview(conn, blob_id)
+            found[uid] = made[blob_id]
+    if made:
+        await conn.execute(
+            "UPDATE analyses a SET preview = p.text FROM unnest($2::text[], $3::text[])"
+            " AS p(blob_id, text) WHERE a.account_id = $1 AND a.blob_id = p.blob_id"
+            " AND a.preview IS NULL",
+            account_id,
+            list(made),
+            list(made.values()),
+        )
+    return found
+
+
+async def _make_preview(conn: asyncpg.Connection, blob_id: str) -> str:
+    from roost.mime.preview import message_preview
+
+    chunks = await conn.fetch(
+        "SELECT data FROM blob_chunks WHERE blob_id = $1 ORDER BY seq", blob_id
+    )
+    try:
+        return _text(message_preview(b"".join(bytes(row[0]) for row in chunks)))
+    except Exception:
+        log.exception("preview of stored message %s failed", blob_id)
+        return ""

@@ -9,9 +9,8 @@ Invariants:
 * A node refuses a database whose version differs from ``len(MIGRATIONS)``
   (``check_version``): older means "run ``roost db migrate``", newer means a newer
   Roost migrated it and this one would misread it.
-* Names, keywords and sort keys are ``COLLATE "C"``: they compare bytewise and
-  ``upper()`` folds ASCII only, exactly as the SQLite backend (RFC 5256 §2.1
-  i;ascii-casemap), whatever the database's locale.
+* Names, keywords and sort keys are ``COLLATE "C"``: they compare bytewise, exactly as
+  the SQLite backend's, whatever the database's locale.
 * Message bytes live in ``blob_chunks``, ``CHUNK`` octets a row, named by their SHA-256
   and shared by every message (of any account) with that content; a blob row is
   removed only when no message refers to it (the foreign key makes a concurrent
@@ -135,9 +134,10 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             PRIMARY KEY (mailbox_id, name_key)
         )""",
         # What delivery computed of a message (mime/analysis.py), per account and
-        # content: COPY and MOVE share it. t_*: the decoded search texts, lower-cased
-        # (str.lower, as the SQLite backend folds), searched with LIKE on trigram GIN
-        # indexes: any substring of three or more characters without a scan.
+        # content: COPY and MOVE share it. t_*: the decoded search texts in
+        # i;unicode-casemap form (RFC 5255, mime/casemap.py, as the SQLite backend keeps
+        # them), searched with LIKE on trigram GIN indexes: any substring of three or
+        # more characters without a scan.
         """CREATE TABLE analyses (
             id bigserial PRIMARY KEY,
             account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
@@ -219,6 +219,29 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         )""",
         "CREATE INDEX sign_in_failures_by_ip ON sign_in_failures (ip, at)",
         "CREATE INDEX sign_in_failures_by_account ON sign_in_failures (account, at)",
+    ),
+    (
+        # RFC 8970 PREVIEW text computed at delivery; NULL where made before it was kept.
+        "ALTER TABLE analyses ADD COLUMN preview text",
+        # Sieve scripts (RFC 5228/5804): source and compiled form, at most one active.
+        """CREATE TABLE sieve_scripts (
+            account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+            name text COLLATE "C" NOT NULL,
+            source text NOT NULL,
+            compiled text NOT NULL,
+            compiled_version integer NOT NULL,
+            active boolean NOT NULL DEFAULT false,
+            PRIMARY KEY (account_id, name)
+        )""",
+        "CREATE UNIQUE INDEX sieve_scripts_one_active ON sieve_scripts (account_id) WHERE active",
+        # Vacation responses and duplicate ids remembered until ``expires`` (epoch s).
+        """CREATE TABLE sieve_tracking (
+            account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+            kind text COLLATE "C" NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            expires bigint NOT NULL,
+            PRIMARY KEY (account_id, kind, key)
+        )""",
     ),
 )
 

@@ -2,7 +2,7 @@
 
 A ``SearchQuery`` becomes one statement over ``messages`` (``m``) joined to its
 ``analyses`` row (``a``): flags, dates, sizes, UIDs and modseqs are columns; text is a
-``LIKE`` on the lower-cased decoded text (schema.py), which the trigram GIN indexes
+``LIKE`` on the casemapped decoded text (schema.py), which the trigram GIN indexes
 answer for needles of three or more characters — no scan of bodies in a mailbox of
 100,000 messages. Shorter needles are the same ``LIKE``, which then reads the texts of
 the candidate messages: still correct, as the SQLite backend's fallback.
@@ -11,9 +11,10 @@ Invariants (as sqlite/search.py):
 
 * Every condition is true or false, never NULL (``coalesce``), so NOT means "does not
   match" even for a message without an analysis.
-* Substrings compare case-insensitively by ``str.lower`` of both sides.
-* Text sort keys compare by ``upper()`` under ``COLLATE "C"``, which folds ASCII only:
-  the i;ascii-casemap collation RFC 5256 §2.1 requires.
+* Substrings compare in i;unicode-casemap form (RFC 5255 I18NLEVEL=1): the texts are
+  kept mapped (mime/casemap.py) and the needle is mapped alike.
+* Sort keys are kept mapped the same way and compare by their octets (``COLLATE "C"``),
+  the comparator's order, as the SQLite backend's BINARY collation.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from roost.mime.casemap import casemap
 from roost.store.postgres.mailboxes import mailbox
 from roost.store.query import (
     Criterion,
@@ -77,12 +79,12 @@ _ORDER: dict[SortField, str] = {
     SortField.ARRIVAL: "m.internaldate",
     SortField.DATE: "coalesce(a.sent_date, m.internaldate)",
     SortField.SIZE: "m.size",
-    SortField.SUBJECT: "upper(coalesce(a.sort_subject, ''))",
-    SortField.FROM: "upper(coalesce(a.sort_from, ''))",
-    SortField.TO: "upper(coalesce(a.sort_to, ''))",
-    SortField.CC: "upper(coalesce(a.sort_cc, ''))",
-    SortField.DISPLAY_FROM: "upper(coalesce(a.display_from, ''))",
-    SortField.DISPLAY_TO: "upper(coalesce(a.display_to, ''))",
+    SortField.SUBJECT: "coalesce(a.sort_subject, '')",
+    SortField.FROM: "coalesce(a.sort_from, '')",
+    SortField.TO: "coalesce(a.sort_to, '')",
+    SortField.CC: "coalesce(a.sort_cc, '')",
+    SortField.DISPLAY_FROM: "coalesce(a.display_from, '')",
+    SortField.DISPLAY_TO: "coalesce(a.display_to, '')",
 }
 _MESSAGE_SORTS = frozenset({SortField.ARRIVAL, SortField.SIZE})
 # Text is matched in an uncorrelated subquery over the account's analyses: the trigram
@@ -225,14 +227,14 @@ class _Compiler:
     def _text(self, field: TextField, text: str) -> str:
         if not text:
             return "true"  # the empty string is in every text
-        pattern = self.param("%" + _like_escape(text.lower()) + "%")
+        pattern = self.param("%" + _like_escape(casemap(text)) + "%")
         tests = [f"{column} LIKE {pattern}" for column in _COLUMNS[field]]
         return _TEXT_MATCH.format(" OR ".join(tests))
 
     def _header(self, name: str, text: str) -> str:
         """RFC 9051 §6.4.4 HEADER: a ``Name: value`` line of the decoded header with that
         name and a value containing ``text``; LIKE terms let the index narrow it first."""
-        folded_name, folded_text = name.lower(), text.lower()
+        folded_name, folded_text = casemap(name), casemap(text)
         tests = [f"x.t_header LIKE {self.param('%' + _like_escape(folded_name + ':') + '%')}"]
         if folded_text:
             tests.append(f"x.t_header LIKE {self.param('%' + _like_escape(folded_text) + '%')}")

@@ -194,6 +194,62 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         "ALTER TABLE counters ADD COLUMN reindex_below INTEGER NOT NULL DEFAULT 0",
         "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
     ),
+    (
+        # RFC 8970 PREVIEW: the preview text delivery computes (mime/preview.py); NULL
+        # for analyses made before it was kept, filled on the first FETCH PREVIEW
+        # (sqlite/previews.py) or when reindex_text remakes the analysis.
+        "ALTER TABLE analyses ADD COLUMN preview TEXT",
+    ),
+    (
+        # STATUS (MESSAGES SIZE) without reading the mailbox's messages (RFC 8438: SIZE
+        # exact): the count and the sum of sizes per mailbox, kept by triggers in the
+        # statement that adds or removes a message, like the quota usage above (a
+        # message's mailbox and size never change in place). STATUS UNSEEN, DELETED
+        # and DELETED-STORAGE count through partial indexes; queries repeat their WHERE
+        # terms exactly (8 is the \Deleted bit, sqlite/flags.py).
+        "ALTER TABLE mailboxes ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE mailboxes ADD COLUMN message_size INTEGER NOT NULL DEFAULT 0",
+        """UPDATE mailboxes SET
+            message_count = (SELECT count(*) FROM messages WHERE mailbox_id = mailboxes.id),
+            message_size = (SELECT coalesce(sum(size), 0) FROM messages
+                            WHERE mailbox_id = mailboxes.id)""",
+        """CREATE TRIGGER mailbox_size_on_insert AFTER INSERT ON messages BEGIN
+            UPDATE mailboxes SET message_count = message_count + 1,
+                message_size = message_size + NEW.size
+            WHERE id = NEW.mailbox_id;
+        END""",
+        """CREATE TRIGGER mailbox_size_on_delete AFTER DELETE ON messages BEGIN
+            UPDATE mailboxes SET message_count = message_count - 1,
+                message_size = message_size - OLD.size
+            WHERE id = OLD.mailbox_id;
+        END""",
+        "CREATE INDEX messages_deleted ON messages (mailbox_id, uid, size) WHERE flags & 8 != 0",
+    ),
+    (
+        # I18NLEVEL=1 (RFC 5255): the search text and SORT keys are kept in
+        # i;unicode-casemap form (mime/casemap.py): remake those of every analysis
+        # made before, as the migration to part headers did (analyses.reindex_text).
+        "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
+    ),
+    (
+        # Sieve scripts (sqlite/sieve_scripts.py): the source as uploaded and its compiled
+        # form with the compiler's format version; at most one active (the partial unique
+        # index). Tracking: vacation responses and duplicate ids until their expiry.
+        """CREATE TABLE sieve_scripts (
+            name TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            compiled TEXT NOT NULL,
+            compiled_version INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
+        "CREATE UNIQUE INDEX sieve_one_active ON sieve_scripts (active) WHERE active = 1",
+        """CREATE TABLE sieve_tracking (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            expires INTEGER NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 # users.db: the accounts directory.

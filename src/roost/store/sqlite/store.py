@@ -217,6 +217,10 @@ class SqliteStore:
     def default_quota(self) -> QuotaLimits:
         return self._quota
 
+    def set_default_quota(self, limits: QuotaLimits) -> None:
+        """New default limits (a configuration reload), for accounts opened from now on."""
+        self._quota = limits
+
     async def quota_override(self, name: str) -> QuotaOverride:
         return await self._users.run(self._directory.quota_override, fold_name(name))
 
