@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient, Reply
 
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
+
 
 def raw(
     n: int,

@@ -2,8 +2,9 @@
 export, backup, restore, verify, user add|passwd|del|list|import-passwd, user
 app-password add|list|revoke, user totp enable|disable, user quota set|show|recalc,
 user alias add|del|list,
-sieve test|put|list|activate|get|delete, check-config (and ``worker``, hidden: one
-worker process of ``serve --workers N``, started by the supervisor).
+sieve test|put|list|activate|get|delete, check-config, db migrate, store copy (and
+``worker``, hidden: one worker process of ``serve --workers N``, started by the
+supervisor).
 
 ``main`` (the console entry point, ``roost.cli:main``) is the click group of
 ``common.py``; importing ``serve``, ``user`` and the others registers their commands on it.
@@ -12,6 +13,7 @@ worker process of ``serve --workers N``, started by the supervisor).
 from roost.cli import (
     admin_ops,
     data_ops,
+    db,
     deliver,
     mail_io,
     migrate,
@@ -29,6 +31,7 @@ __all__ = [
     "ServeOptions",
     "admin_ops",
     "data_ops",
+    "db",
     "deliver",
     "mail_io",
     "main",

@@ -231,7 +231,11 @@ async def _deliver_directly(
     settings: Settings, user: str, folder: str | None, sender: str, source: MessageSource, size: int
 ) -> DeliveryStatus:
     try:
-        store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+        store = await open_store(
+            settings.server.data_dir,
+            quota=settings.quota.limits,
+            url=settings.store.postgresql_url,
+        )
     except ServerError as error:
         return DeliveryStatus(Outcome.TEMPORARY, str(error))
     try:

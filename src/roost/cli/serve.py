@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from roost.cli.common import (
     fail,
     main,
     no_config,
+    store_option,
 )
 from roost.config import (
     DEV_DATA_DIR,
@@ -45,7 +47,7 @@ from roost.config import (
 from roost.config.submission import DEV_SUBMISSION_LISTEN, DEV_SUBMISSIONS_LISTEN
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
-from roost.runtime.app import build_tls_context, open_store, run, run_server
+from roost.runtime.app import STORE_ENV, build_tls_context, open_store, run, run_server
 from roost.runtime.listeners import (
     HTTP,
     LMTP,
@@ -72,6 +74,7 @@ NO_LISTENER = "none"
 
 @main.command()
 @config_option
+@store_option
 @click.option(
     "--dev",
     is_flag=True,
@@ -368,7 +371,10 @@ async def _serve(
 ) -> None:
     listen_sockets = _bind_and_drop(settings)
     store = await open_store(
-        settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
+        settings.server.data_dir,
+        quota=settings.quota.limits,
+        limits=settings.limits,
+        url=settings.store.postgresql_url,
     )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None
@@ -401,7 +407,10 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
 
     listen_sockets = _bind_and_drop(settings)  # the workers inherit the identity
     store = await open_store(
-        settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
+        settings.server.data_dir,
+        quota=settings.quota.limits,
+        limits=settings.limits,
+        url=settings.store.postgresql_url,
     )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None
@@ -485,7 +494,12 @@ def _print_banner(
             stls = starttls and settings.imap.starttls
             kind = "IMAP with STARTTLS" if stls else "IMAP (no TLS)"
         lines.append(f"  {kind:<26} {bound}")
-    lines.append(f"  {'data directory':<26} {settings.server.data_dir}")
+    if store_url := (os.environ.get(STORE_ENV) or settings.store.postgresql_url):
+        from roost.store.postgres.pool import redact
+
+        lines.append(f"  {'store':<26} {redact(store_url)}")
+    else:
+        lines.append(f"  {'data directory':<26} {settings.server.data_dir}")
     if settings.server.workers > 1:
         lines.append(f"  {'worker processes':<26} {settings.server.workers}")
     if settings.dev:

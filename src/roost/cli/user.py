@@ -18,6 +18,7 @@ from roost.cli.common import (
     fail,
     main,
     read_password,
+    store_option,
     utc,
     with_store,
 )
@@ -26,6 +27,7 @@ from roost.store.credentials import AppPasswordRecord
 
 
 @main.group()
+@store_option
 def user() -> None:
     """Manage accounts."""
 

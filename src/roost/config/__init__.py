@@ -49,6 +49,7 @@ from roost.config.sections import (
     QuotaSettings,
     ServerSettings,
     SieveSettings,
+    StoreSettings,
     TlsSettings,
     UnixAddress,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "SieveSettings",
+    "StoreSettings",
     "TlsSettings",
     "UnixAddress",
     "format_size",

@@ -39,6 +39,7 @@ from roost.config.sections import (
     QuotaSettings,
     ServerSettings,
     SieveSettings,
+    StoreSettings,
     TlsSettings,
     UnixAddress,
     parse_lmtp_address,
@@ -83,6 +84,7 @@ class Sections(NamedTuple):
     sieve: SieveSettings
     managesieve: ManageSieveSettings
     submission: SubmissionSettings
+    store: StoreSettings
 
 
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
@@ -94,6 +96,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         (
             *("server", "imap", "pop3", "tls", "limits", "auth", "log"),
             *("quota", "lmtp", "delivery", "http", "sieve", "managesieve", "submission"),
+            "store",
         ),
     )
     return Sections(
@@ -111,6 +114,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         sieve=_read_sieve(reader, sections["sieve"]),
         managesieve=_read_managesieve(reader, sections["managesieve"]),
         submission=_read_submission(reader, sections["submission"]),
+        store=_read_store(reader, sections["store"]),
     )
 
 
@@ -486,6 +490,23 @@ def _read_quota(reader: _Reader, table: _Table) -> QuotaSettings:
     )
     table.finish()
     return settings
+
+
+def _read_store(reader: _Reader, table: _Table) -> StoreSettings:
+    defaults = StoreSettings()
+    backend = _choice(
+        reader, table.key("backend"), table.get("backend", defaults.backend), STORE_BACKENDS
+    )
+    url = table.get("url", defaults.url)
+    if not isinstance(url, str):
+        raise reader.invalid(table.key("url"), "must be a string")
+    if backend == "postgresql" and not url.startswith(("postgresql://", "postgres://")):
+        raise reader.invalid(table.key("url"), 'must be a "postgresql://..." URL')
+    table.finish()
+    return StoreSettings(backend=backend, url=url)
+
+
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def _choice(reader: _Reader, key: str, value: object, choices: Sequence[str]) -> str:

@@ -350,3 +350,19 @@ class ManageSieveSettings:
     max_script_size: int = 64 * 1024  # PUTSCRIPT beyond it: NO (QUOTA/MAXSIZE)
     max_scripts: int = 32  # a new script beyond it: NO (QUOTA/MAXSCRIPTS)
     timeout: float = 600.0  # seconds of client silence before BYE
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """[store]: where the mail is kept. ``backend = "sqlite"`` (the default): one
+    database per account under ``server.data_dir``. ``"postgresql"``: every account in
+    the PostgreSQL database at ``url`` (postgresql://user@host/db), which several nodes
+    share (README, "Running several nodes"). ``--store URL`` or ``$ROOST_STORE``
+    overrides both."""
+
+    backend: str = "sqlite"
+    url: str = ""
+
+    @property
+    def postgresql_url(self) -> str | None:
+        return self.url if self.backend == "postgresql" else None

@@ -32,6 +32,7 @@ from roost.config.sections import (
     QuotaSettings,
     ServerSettings,
     SieveSettings,
+    StoreSettings,
     TlsSettings,
     UnixAddress,
     parse_lmtp_address,
@@ -56,6 +57,7 @@ class Settings:
     sieve: SieveSettings = field(default_factory=SieveSettings)
     managesieve: ManageSieveSettings = field(default_factory=ManageSieveSettings)
     submission: SubmissionSettings = field(default_factory=SubmissionSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
     source: str = "<defaults>"  # where the settings came from, for messages
 
@@ -99,6 +101,7 @@ class Settings:
             sieve=sections.sieve,
             managesieve=sections.managesieve,
             submission=sections.submission,
+            store=sections.store,
             source=source,
         )
         settings.validate()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 import ssl
@@ -107,14 +108,23 @@ async def open_store(
     hub: EventHub | None = None,
     quota: QuotaLimits | None = None,
     limits: LimitSettings | None = None,
+    url: str | None = None,
 ) -> Store:
     """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
     making an existing one private (``data_dir.secure_data_dir``); its change events go
     through ``hub`` when given (a worker's, linked to the others). ``quota`` is every
     account's default limits (``[quota]``; None: unlimited). From ``limits``: how long a
-    write waits for another process's, how deep messages are analysed."""
+    write waits for another process's, how deep messages are analysed.
+    With a PostgreSQL ``url`` (``[store]``), or ``$ROOST_STORE`` (``--store``, which
+    wins), the store is that database instead and ``data_dir`` is not used."""
     from roost.store.sqlite import SqliteStore
 
+    url = os.environ.get(STORE_ENV) or url
+    match url:
+        case str() if url.startswith(("postgresql://", "postgres://")):
+            return await _open_postgres_store(url, hub, quota, limits)
+        case str() if url:
+            raise ServerError(f"not a store URL: {url!r} (postgresql://user@host/db)")
     try:
         _make_private_dir(data_dir)
         secure_data_dir(data_dir)
@@ -131,6 +141,27 @@ async def open_store(
         raise ServerError(str(error)) from None
     except (OSError, sqlite3.Error, StoreError) as error:
         raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
+
+
+STORE_ENV = "ROOST_STORE"  # set by --store; read by every process of a node
+
+
+async def _open_postgres_store(
+    url: str, hub: EventHub | None, quota: QuotaLimits | None, limits: LimitSettings | None
+) -> Store:
+    from roost.store.postgres import PostgresStore
+    from roost.store.postgres.pool import redact
+    from roost.store.postgres.schema import SchemaMismatch
+
+    try:
+        return await PostgresStore.open(
+            url,
+            hub=hub,
+            quota=quota or QuotaLimits(),
+            mime_limits=None if limits is None else limits.mime_limits(),
+        )
+    except (SchemaMismatch, StoreError) as error:
+        raise ServerError(f"cannot use the database {redact(url)}: {error}") from None
 
 
 def build_tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -244,7 +275,10 @@ class Server:
             self._pop3_handler = _default_pop3_handler()
         if self._store is None:
             self._store = await open_store(
-                settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
+                settings.server.data_dir,
+                quota=settings.quota.limits,
+                limits=settings.limits,
+                url=settings.store.postgresql_url,
             )
         try:
             self._context = self._build_context(self._store)
@@ -507,7 +541,9 @@ class Server:
             LoginThrottle(
                 settings.auth.throttle_policy(),
                 known=StoreKnownAddresses(store),
-                shared=self.coordination.sign_in_failures,
+                # A store shared by several nodes counts failures for all of them.
+                shared=getattr(store, "shared_sign_in_failures", None)
+                or self.coordination.sign_in_failures,
             ),
             tokens=settings.auth.token_validator(),
             scram=settings.auth.scram,

@@ -131,6 +131,7 @@ async def _serve(
             hub=hub,
             quota=settings.quota.limits,
             limits=settings.limits,
+            url=settings.store.postgresql_url,
         )
         try:
 
