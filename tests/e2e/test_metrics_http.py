@@ -79,6 +79,15 @@ async def test_one_process_serves_its_own_metrics(start: Start) -> None:
     assert value(text, "roost_open_connections", protocol="imap") == 1
     assert value(text, "roost_store_operation_duration_seconds_count") > 0
     assert await get(server.process.http_port, "/readyz") == (200, "ready\n")
+    await client.ok("LOGOUT")
+    # The bytes are counted as the session ends, just after its BYE: look a few times.
+    for _ in range(100):
+        _, text = await get(server.process.http_port, "/metrics")
+        if value(text, "roost_bytes_total", protocol="imap", direction="out") > 0:
+            break
+        await asyncio.sleep(0.05)
+    assert value(text, "roost_bytes_total", protocol="imap", direction="in") > 0
+    assert value(text, "roost_bytes_total", protocol="imap", direction="out") > 0
 
 
 async def test_the_supervisor_sums_the_workers_metrics(start: Start) -> None:

@@ -69,6 +69,16 @@ DELIVERIES = Counter(
     "Deliveries to one recipient (LMTP, roost deliver), by result",
     ["result"],
 )
+EVENT_BUS_LAG = Histogram(
+    "roost_event_bus_lag_seconds",
+    "Time from a change event's publication in one worker to its arrival in another",
+    buckets=_LATENCY_BUCKETS,
+)
+BYTES = Counter(
+    "roost_bytes_total",
+    "Bytes read from and written to clients, counted when a session ends",
+    ["protocol", "direction"],
+)
 STORE_SECONDS = Histogram(
     "roost_store_operation_duration_seconds",
     "Time a store operation took, queueing on the account's thread included",
@@ -90,6 +100,8 @@ def declare(protocol: str, commands: Iterable[str]) -> None:
         SIGN_INS.labels(protocol, "any", result)
     for outcome in ("accepted", "refused"):
         CONNECTIONS_TOTAL.labels(protocol, outcome)
+    for direction in ("in", "out"):
+        BYTES.labels(protocol, direction)
     CONNECTIONS.labels(protocol)
 
 

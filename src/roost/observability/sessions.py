@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from roost.observability import metrics
+
 log = logging.getLogger("roost.session")
 
 # Why a session ended: the values of the log line's ``reason`` field.
@@ -110,6 +112,8 @@ class SessionRecord:
         fields = self.end_fields()
         text = " ".join(f"{key}={_quoted(value)}" for key, value in fields.items())
         log.info("session end %s", text, extra=fields)
+        metrics.BYTES.labels(self.protocol, "in").inc(self.bytes_in)
+        metrics.BYTES.labels(self.protocol, "out").inc(self.bytes_out)
 
 
 def _quoted(value: object) -> str:
