@@ -34,14 +34,21 @@ def test_what_a_reload_applies_and_what_it_names() -> None:
         ),
         server=dataclasses.replace(old.server, workers=old.server.workers + 1),
     )
+    new = dataclasses.replace(
+        new,
+        delivery=dataclasses.replace(old.delivery, strip_domain=True),
+        lmtp=dataclasses.replace(old.lmtp, max_recipients=5, allow_remote=True),
+    )
     assert sorted(reload.not_applied(old, new)) == [
         "limits.max_connections_per_ip",
-        "quota.over_quota_tempfail",
+        "lmtp.allow_remote",
         "server.workers",
     ]
     kept = reload.merged(old, new)
     assert kept.log == new.log and kept.limits.imap.max_bad_commands == 3
-    assert kept.quota.storage == 1000 and not kept.quota.over_quota_tempfail
+    assert kept.quota.storage == 1000 and kept.quota.over_quota_tempfail
+    assert kept.delivery.strip_domain and kept.lmtp.max_recipients == 5
+    assert not kept.lmtp.allow_remote
     assert kept.limits.max_connections_per_ip == old.limits.max_connections_per_ip
     assert kept.server == old.server
     assert reload.not_applied(old, kept) == []

@@ -370,6 +370,12 @@ class Server:
         self.context.limits = settings.imap_limits()
         self.pop3_context.limits = settings.limits.pop3
 
+    def apply_delivery(self, settings: Settings) -> None:
+        """New delivery settings ([delivery], [sieve], LMTP's limits, over-quota replies)
+        for LMTP connections and ``roost deliver`` hand-overs accepted from now on."""
+        if self._lmtp_context is not None:
+            self._lmtp_context = self._build_lmtp_context(self.context)
+
     def default_quota_store(self) -> config_reload.DefaultQuotaStore | None:
         store = self._store
         return store if isinstance(store, config_reload.DefaultQuotaStore) else None

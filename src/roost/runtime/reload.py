@@ -8,16 +8,16 @@ started with, as a connection keeps its TLS certificate):
 * ``[limits.imap]`` and ``[limits.pop3]``: the protocol limits new connections copy;
 * ``[log]``: level and format;
 * ``[quota]``: the default limits of accounts opened from now on (every session and
-  delivery opens its own), where the store backend can change them.
+  delivery opens its own), where the store backend can change them, and
+  ``over_quota_tempfail``;
+* ``[delivery]``, ``[sieve]`` and ``[lmtp]``'s message limits and time-out: LMTP
+  connections and ``roost deliver`` hand-overs accepted from now on deliver with them.
 
-Everything else that differs — listeners, ``data_dir``, ``workers``, ``user``, the
-other ``[limits]``, ``[auth]`` and any section added later — is named in a warning,
+Everything else that differs — listeners and sockets, ``data_dir``, ``workers``,
+``user``, the other ``[limits]``, ``[auth]`` and any section added later — is named in a warning,
 "restart to apply", and the settings the server keeps are the old ones for those
 parts, so a second reload names them again. A configuration that does not load at
 all changes nothing (the error is logged).
-
-Delivery settings (``[lmtp]``, ``over_quota_tempfail``) take effect where the
-delivery code reads ``Server.settings`` per delivery; until then they are reported.
 """
 
 from __future__ import annotations
@@ -37,8 +37,13 @@ APPLIED: dict[str, frozenset[str] | None] = {
     "tls": frozenset({"cert", "key"}),  # None below: the whole section
     "limits": frozenset({"imap", "pop3"}),
     "log": None,
-    "quota": frozenset({"storage", "messages"}),
+    "quota": frozenset({"storage", "messages", "over_quota_tempfail"}),
+    "delivery": None,
+    "sieve": None,
+    "lmtp": frozenset({"max_message_size", "max_recipients", "spool_threshold", "timeout"}),
 }
+# Sections whose change means the delivery context is made again (Server.apply_delivery).
+_DELIVERY = ("delivery", "sieve", "lmtp")
 _IGNORED = frozenset({"source"})  # not a setting: where the settings came from
 
 
@@ -58,6 +63,7 @@ class Reloadable(Protocol):
     def worker(self) -> int | None: ...
 
     def apply_limits(self, settings: Settings) -> None: ...
+    def apply_delivery(self, settings: Settings) -> None: ...
     def reload_tls(self, reason: str = ...) -> None: ...
     def default_quota_store(self) -> DefaultQuotaStore | None: ...
 
@@ -113,6 +119,10 @@ def apply(server: Reloadable, new: Settings, reason: str = "SIGHUP") -> None:
             log.info("%s: new default quota applies to accounts opened from now on", reason)
         else:
             log.warning("%s: this store cannot change the default quota; restart", reason)
+    delivery_changed = any(getattr(result, name) != getattr(old, name) for name in _DELIVERY)
+    if delivery_changed or result.quota.over_quota_tempfail != old.quota.over_quota_tempfail:
+        server.apply_delivery(result)
+        log.info("%s: new delivery settings apply to deliveries accepted from now on", reason)
     server.reload_tls(reason)
     skipped = not_applied(old, new)
     if skipped:
