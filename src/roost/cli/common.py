@@ -24,9 +24,9 @@ from roost.config import (
     ConfigError,
     Settings,
 )
-from roost.runtime.app import STORE_ENV, open_store
 from roost.runtime.data_dir import private_umask
 from roost.runtime.listeners import ServerError
+from roost.runtime.opening import STORE_ENV, open_store
 from roost.store.base import QuotaLimits, Store, StoreError
 
 _T = TypeVar("_T")

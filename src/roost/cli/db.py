@@ -22,7 +22,7 @@ from roost.cli.common import (
     main,
     store_option,
 )
-from roost.runtime.app import STORE_ENV
+from roost.runtime.opening import STORE_ENV
 
 
 @main.group()

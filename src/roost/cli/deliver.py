@@ -51,8 +51,8 @@ from roost.delivery import (
     trace_fields,
 )
 from roost.lmtp.local import decode_status, encode_request
-from roost.runtime.app import open_store
 from roost.runtime.listeners import ServerError
+from roost.runtime.opening import open_store
 from roost.smtp.paths import Mailbox, parse_path
 from roost.store.base import MessageSource
 

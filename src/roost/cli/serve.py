@@ -47,7 +47,7 @@ from roost.config import (
 from roost.config.submission import DEV_SUBMISSION_LISTEN, DEV_SUBMISSIONS_LISTEN
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
-from roost.runtime.app import STORE_ENV, build_tls_context, open_store, run, run_server
+from roost.runtime.app import run, run_server
 from roost.runtime.listeners import (
     HTTP,
     LMTP,
@@ -60,6 +60,7 @@ from roost.runtime.listeners import (
     bind_listeners,
     bind_unix_listeners,
 )
+from roost.runtime.opening import STORE_ENV, build_tls_context, open_store
 from roost.runtime.privileges import PrivilegeError, drop_configured
 from roost.store.base import Store
 

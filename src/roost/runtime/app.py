@@ -26,32 +26,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import sqlite3
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
-from roost.auth.known_addresses import StoreKnownAddresses
-from roost.auth.throttle import LoginThrottle
-from roost.config import ConfigError, LimitSettings, Settings
-from roost.delivery import sieve_context
+from roost.config import ConfigError, Settings
 from roost.imap.context import ImapContext
 from roost.lmtp.context import LmtpContext
-from roost.managesieve.context import ManageSieveContext, ManageSieveLimits
+from roost.managesieve.context import ManageSieveContext
 from roost.observability import metrics, sd_notify
 from roost.observability.sessions import SessionRegistry
 from roost.pop3.context import Pop3Context
+from roost.runtime import contexts
 from roost.runtime import reload as config_reload
 from roost.runtime.control import ControlServer, server_handlers, socket_name
 from roost.runtime.coordination import RUN_DIR, Coordination
-from roost.runtime.data_dir import DataDirError, secure_data_dir, sweep_spool
 from roost.runtime.http import HttpApp, HttpListener, client_settings
 from roost.runtime.listeners import (
     HTTP,
@@ -64,11 +57,10 @@ from roost.runtime.listeners import (
     BoundAddress,
     Listeners,
     ListenSocket,
-    ServerError,
 )
-from roost.runtime.tls import TlsError, ensure_self_signed, reload_certificate, server_context
-from roost.store.base import QuotaLimits, Store, StoreError
-from roost.store.events import EventHub
+from roost.runtime.opening import build_tls_context, open_store
+from roost.runtime.tls import TlsError, reload_certificate
+from roost.store.base import Store
 from roost.submission.context import SubmissionContext
 
 log = logging.getLogger("roost.server")
@@ -100,90 +92,6 @@ class Pop3ConnectionHandler(Protocol):
         tls_active: bool,
         remote_ip: str,
     ) -> Awaitable[None]: ...
-
-
-async def open_store(
-    data_dir: Path,
-    *,
-    hub: EventHub | None = None,
-    quota: QuotaLimits | None = None,
-    limits: LimitSettings | None = None,
-    url: str | None = None,
-) -> Store:
-    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
-    making an existing one private (``data_dir.secure_data_dir``); its change events go
-    through ``hub`` when given (a worker's, linked to the others). ``quota`` is every
-    account's default limits (``[quota]``; None: unlimited). From ``limits``: how long a
-    write waits for another process's, how deep messages are analysed.
-    With a PostgreSQL ``url`` (``[store]``), or ``$ROOST_STORE`` (``--store``, which
-    wins), the store is that database instead and ``data_dir`` is not used."""
-    from roost.store.sqlite import SqliteStore
-
-    url = os.environ.get(STORE_ENV) or url
-    match url:
-        case str() if url.startswith(("postgresql://", "postgres://")):
-            return await _open_postgres_store(url, hub, quota, limits)
-        case str() if url:
-            raise ServerError(f"not a store URL: {url!r} (postgresql://user@host/db)")
-    try:
-        _make_private_dir(data_dir)
-        secure_data_dir(data_dir)
-        if limits is None:
-            return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
-        return await SqliteStore.open(
-            data_dir,
-            hub=hub,
-            quota=quota or QuotaLimits(),
-            busy_timeout=limits.store_busy_timeout,
-            mime_limits=limits.mime_limits(),
-        )
-    except DataDirError as error:
-        raise ServerError(str(error)) from None
-    except (OSError, sqlite3.Error, StoreError) as error:
-        raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
-
-
-STORE_ENV = "ROOST_STORE"  # set by --store; read by every process of a node
-
-
-async def _open_postgres_store(
-    url: str, hub: EventHub | None, quota: QuotaLimits | None, limits: LimitSettings | None
-) -> Store:
-    from roost.store.postgres import PostgresStore
-    from roost.store.postgres.pool import redact
-    from roost.store.postgres.schema import SchemaMismatch
-
-    try:
-        return await PostgresStore.open(
-            url,
-            hub=hub,
-            quota=quota or QuotaLimits(),
-            mime_limits=None if limits is None else limits.mime_limits(),
-        )
-    except (SchemaMismatch, StoreError) as error:
-        raise ServerError(f"cannot use the database {redact(url)}: {error}") from None
-
-
-def build_tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """The server's SSLContext, or None when no listener needs TLS. For --dev, a missing
-    certificate is generated first. Raises ConfigError naming the file at fault."""
-    if not settings.tls_needed:
-        return None
-    tls = settings.tls
-    if tls.self_signed and tls.cert is not None and tls.key is not None:
-        try:
-            _make_private_dir(settings.server.data_dir)
-            ensure_self_signed(tls.cert.parent, settings.server.hostname)
-        except OSError as error:
-            raise ConfigError(
-                f"cannot create a self-signed certificate in {tls.cert.parent}: {error.strerror}"
-            ) from None
-    settings.check_files()
-    assert tls.cert is not None and tls.key is not None  # Settings.validate checked
-    try:
-        return server_context(tls.cert, tls.key, tls.min_version)
-    except TlsError as error:
-        raise ConfigError(str(error)) from None
 
 
 class Server:
@@ -281,11 +189,25 @@ class Server:
                 url=settings.store.postgresql_url,
             )
         try:
-            self._context = self._build_context(self._store)
-            self._pop3_context = self._build_pop3_context(self._context)
-            self._lmtp_context = self._build_lmtp_context(self._context)
-            self._managesieve_context = self._build_managesieve_context(self._context)
-            self._submission_context = self._build_submission_context(self._context)
+            imap = contexts.imap_context(
+                settings,
+                self._store,
+                self._authenticator,
+                self._tls_context,
+                self.coordination,
+                self.sessions,
+            )
+            self._context = imap
+            self._pop3_context = contexts.pop3_context(
+                settings, imap, self._tls_context, self.coordination, self.sessions
+            )
+            self._lmtp_context = contexts.lmtp_context(settings, imap)
+            self._managesieve_context = contexts.managesieve_context(
+                settings, imap, self._tls_context
+            )
+            self._submission_context = contexts.submission_context(
+                settings, imap, self._tls_context
+            )
             await self._listeners.bind(self._tls_context)
         except BaseException:
             await self._listeners.close()
@@ -374,7 +296,7 @@ class Server:
         """New delivery settings ([delivery], [sieve], LMTP's limits, over-quota replies)
         for LMTP connections and ``roost deliver`` hand-overs accepted from now on."""
         if self._lmtp_context is not None:
-            self._lmtp_context = self._build_lmtp_context(self.context)
+            self._lmtp_context = contexts.lmtp_context(settings, self.context)
 
     def default_quota_store(self) -> config_reload.DefaultQuotaStore | None:
         store = self._store
@@ -477,99 +399,6 @@ class Server:
                     "passwords may cross the network unencrypted",
                     name,
                 )
-
-    def _build_pop3_context(self, imap: ImapContext) -> Pop3Context:
-        """Shares the store, the authenticator (so its throttle) and the per-account
-        session count with IMAP."""
-        pop3 = self.settings.pop3
-        return Pop3Context(
-            store=imap.store,
-            authenticator=imap.authenticator,
-            limits=self.settings.limits.pop3,
-            policy=pop3.policy(),
-            tls_context=self._tls_context if pop3.starttls else None,
-            allow_plaintext_auth=pop3.allow_plaintext_auth,
-            account_connections=imap.account_connections,
-            locks=self.coordination.maildrop_locks,
-            sign_in_times=self.coordination.sign_in_times,
-            worker=self.coordination.worker,
-            sessions=self.sessions,
-        )
-
-    def _build_lmtp_context(self, imap: ImapContext) -> LmtpContext:
-        settings = self.settings
-        return LmtpContext(
-            store=imap.store,
-            lmtp=settings.lmtp,
-            delivery=settings.delivery,
-            server_name=settings.server.hostname,
-            spool_dir=settings.server.data_dir / "spool",
-            over_quota_tempfail=settings.quota.over_quota_tempfail,
-            sieve=sieve_context(
-                settings.sieve, settings.server.hostname, settings.delivery.domains
-            ),
-        )
-
-    def _build_managesieve_context(self, imap: ImapContext) -> ManageSieveContext:
-        """Shares the store, the authenticator (so its throttle) and the per-account
-        session count with IMAP; STARTTLS with IMAP's certificate."""
-        section = self.settings.managesieve
-        return ManageSieveContext(
-            store=imap.store,
-            authenticator=imap.authenticator,
-            limits=ManageSieveLimits(
-                max_script_size=section.max_script_size,
-                max_scripts=section.max_scripts,
-                timeout=section.timeout,
-                max_redirects=self.settings.sieve.max_redirects,
-            ),
-            tls_context=self._tls_context if section.starttls else None,
-            allow_plaintext_auth=section.allow_plaintext_auth,
-            account_connections=imap.account_connections,
-        )
-
-    def _build_submission_context(self, imap: ImapContext) -> SubmissionContext:
-        settings = self.settings
-        return SubmissionContext(
-            store=imap.store,
-            authenticator=imap.authenticator,
-            submission=settings.submission,
-            delivery=settings.delivery,
-            server_name=settings.server.hostname,
-            spool_dir=settings.server.data_dir / "spool",
-            tls_context=self._tls_context,
-        )
-
-    def _build_context(self, store: Store) -> ImapContext:
-        settings = self.settings
-        authenticator = self._authenticator or StoreAuthenticator(
-            store,
-            LoginThrottle(
-                settings.auth.throttle_policy(),
-                known=StoreKnownAddresses(store),
-                # A store shared by several nodes counts failures for all of them.
-                shared=getattr(store, "shared_sign_in_failures", None)
-                or self.coordination.sign_in_failures,
-            ),
-            tokens=settings.auth.token_validator(),
-            scram=settings.auth.scram,
-            cache=settings.auth.sign_in_cache(),
-        )
-        spool_dir = settings.server.data_dir / "spool"
-        spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self.coordination.worker is None:
-            sweep_spool(spool_dir)  # alone: nothing is using them (workers: supervisor.py)
-        return ImapContext(
-            store=store,
-            authenticator=authenticator,
-            limits=settings.imap_limits(),
-            tls_context=self._tls_context if settings.imap.starttls else None,
-            allow_plaintext_auth=settings.imap.allow_plaintext_auth,
-            spool_dir=spool_dir,
-            account_connections=self.coordination.account_connections,
-            worker=self.coordination.worker,
-            sessions=self.sessions,
-        )
 
     async def _serve(
         self,
@@ -698,10 +527,6 @@ def run(main: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
-
-
-def _make_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def _default_handler() -> ConnectionHandler:

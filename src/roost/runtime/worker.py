@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from roost.config import Settings
-from roost.runtime.app import open_store, run, run_server
+from roost.runtime.app import run, run_server
 from roost.runtime.coordination import Coordination, run_dir, worker_pid_file
 from roost.runtime.event_bus import EventBusClient
 from roost.runtime.listeners import BoundAddress, ListenSocket
+from roost.runtime.opening import open_store
 from roost.store.events import EventHub
 
 log = logging.getLogger("roost.worker")
