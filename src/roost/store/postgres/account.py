@@ -24,7 +24,7 @@ from roost.mime.parse import MimeLimits
 from roost.store import line_endings
 from roost.store.errors import StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
-from roost.store.postgres import blobs, mailboxes, search, sieve_scripts
+from roost.store.postgres import blobs, mailboxes, reading, search, sieve_scripts
 from roost.store.postgres import messages as ops
 from roost.store.postgres.notify import payload
 from roost.store.postgres.pool import Database
@@ -116,7 +116,7 @@ class PostgresAccount:
         await self._write(subscribe)
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
-        return await self._read(lambda c: ops.status(c, self._id, mailbox_id))
+        return await self._read(lambda c: reading.status(c, self._id, mailbox_id))
 
     # ---- messages ------------------------------------------------------------------
 
@@ -126,10 +126,10 @@ class PostgresAccount:
         self._usable()
         if not claim_recent:
             return await self._read(
-                lambda c: ops.snapshot(c, self._id, mailbox_id, False, peek_recent)
+                lambda c: reading.snapshot(c, self._id, mailbox_id, False, peek_recent)
             )
         # Not in the account's write turn: the mailbox row lock is the claim's only need.
-        return await self._db.run(lambda c: ops.snapshot(c, self._id, mailbox_id, True))
+        return await self._db.run(lambda c: reading.snapshot(c, self._id, mailbox_id, True))
 
     async def recent_floor(self, mailbox_id: int) -> int:
         async def floor(conn: asyncpg.Connection) -> int:
@@ -139,7 +139,7 @@ class PostgresAccount:
 
     async def claim_recent(self, mailbox_id: int) -> int:
         self._usable()
-        return await self._db.run(lambda c: ops.claim_recent(c, self._id, mailbox_id))
+        return await self._db.run(lambda c: reading.claim_recent(c, self._id, mailbox_id))
 
     async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
         self._usable()
@@ -161,14 +161,14 @@ class PostgresAccount:
         with_content: bool = False,
     ) -> list[MessageMeta]:
         return await self._plain(
-            lambda c: ops.fetch_meta(c, self._id, mailbox_id, uids, with_model, with_content)
+            lambda c: reading.fetch_meta(c, self._id, mailbox_id, uids, with_model, with_content)
         )
 
     async def fetch_flags(
         self, mailbox_id: int, uids: Sequence[int], *, with_modseq: bool = True
     ) -> FlagRows:
         return await self._plain(
-            lambda c: ops.fetch_flags(c, self._id, mailbox_id, uids, with_modseq)
+            lambda c: reading.fetch_flags(c, self._id, mailbox_id, uids, with_modseq)
         )
 
     async def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
@@ -211,16 +211,16 @@ class PostgresAccount:
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
         unchanged = await self._plain(
-            lambda c: ops.unchanged_since(c, self._id, mailbox_id, modseq)
+            lambda c: reading.unchanged_since(c, self._id, mailbox_id, modseq)
         )
         if unchanged is not None:
             return unchanged
-        return await self._read(lambda c: ops.changes_since(c, self._id, mailbox_id, modseq))
+        return await self._read(lambda c: reading.changes_since(c, self._id, mailbox_id, modseq))
 
     async def previews(
         self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
     ) -> dict[int, str | None]:
-        return await self._plain(lambda c: ops.previews(c, self._id, mailbox_id, uids, compute))
+        return await self._plain(lambda c: reading.previews(c, self._id, mailbox_id, uids, compute))
 
     async def replace(
         self, mailbox_id: int, uid: int, target: int | str, message: NewMessage
