@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import corpus
+import extra
+import imapc
 import scenarios
 import seedcache
 import servers
@@ -40,7 +42,18 @@ from servers import AccountPlan, Dovecot, Roost, Server
 RESULTS = servers.BENCH_DIR / "results"
 CACHE = RESULTS / "seed-cache"
 SEED = 1
-GROUPS = ("login", "mixed", "append", "wake", "mbsync", "large", "idle")
+GROUPS = (
+    "login",
+    "mixed",
+    "defaults",
+    "append",
+    "wake",
+    "lmtp",
+    "mbsync",
+    "large",
+    "idle",
+    "import",
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,14 @@ class Sizes:
     append_duration: float
     login_clients: int
     login_duration: float
+    tls_accounts: int  # the mixed workload on defaults, over TLS
+    tls_messages: int
+    many_users: int  # long-lived connections from one address: users x per user
+    many_per_user: int
+    many_duration: float
+    lmtp_deliveries: int
+    lmtp_wake_rounds: int
+    import_messages: int
     budget: float  # seconds the whole run should stay under
 
 
@@ -85,7 +106,15 @@ FULL = Sizes(
     append_duration=6.0,
     login_clients=4,
     login_duration=4.0,
-    budget=600.0,
+    tls_accounts=10,
+    tls_messages=200,
+    many_users=50,
+    many_per_user=10,
+    many_duration=10.0,
+    lmtp_deliveries=400,
+    lmtp_wake_rounds=50,
+    import_messages=20_000,
+    budget=720.0,
 )
 QUICK = Sizes(
     large=10_000,
@@ -106,7 +135,15 @@ QUICK = Sizes(
     append_duration=3.0,
     login_clients=4,
     login_duration=2.0,
-    budget=120.0,
+    tls_accounts=10,
+    tls_messages=200,
+    many_users=50,
+    many_per_user=10,
+    many_duration=4.0,
+    lmtp_deliveries=100,
+    lmtp_wake_rounds=20,
+    import_messages=5_000,
+    budget=180.0,
 )
 
 
@@ -135,8 +172,27 @@ def account_plans(sizes: Sizes, groups: set[str]) -> dict[str, list[AccountPlan]
         "mbsync": [AccountPlan("sync", sizes.sync, cheap)],
         "large": [AccountPlan("large", sizes.large, cheap)],
         "idle": [AccountPlan("idle", sizes.idle_mailbox, cheap)],
+        # Roost on defaults: the web accounts have Roost's default argon2id; the same
+        # mail for Dovecot with that string and, as "plain…", with {PLAIN} passwords.
+        "defaults": [
+            *(
+                AccountPlan(f"web{i}", sizes.tls_messages, servers.default_hash())
+                for i in range(sizes.tls_accounts)
+            ),
+            *(AccountPlan(f"many{i}", 0, cheap) for i in range(sizes.many_users)),
+        ],
+        "plain": [
+            AccountPlan(f"plainweb{i}", sizes.tls_messages, servers.PLAIN_PASSWORD)
+            for i in range(sizes.tls_accounts)
+        ]
+        if "defaults" in groups
+        else [],
+        "lmtp": [AccountPlan(f"lmtp{i}", 0, cheap) for i in range(10)],
     }
-    return {group: plans[group] for group in GROUPS if group in groups}
+    wanted = groups | {"plain"}
+    return {
+        group: plans[group] for group in (*GROUPS, "plain") if group in plans and group in wanted
+    }
 
 
 def expected_search(count: int) -> tuple[int, int]:
@@ -260,6 +316,9 @@ class Bench:
         roost = Roost(workdir, self.args.roost_workers)
         roost.write_config()
         self.servers.append(roost)
+        self.roost_defaults: Roost | None = None
+        if plans_by_group.get("defaults"):
+            self.roost_defaults = Roost(workdir, self.args.roost_workers, defaults=True)
         dovecot = None
         if self.args.no_dovecot:
             self.notes.append("Dovecot skipped (--no-dovecot)")
@@ -278,6 +337,8 @@ class Bench:
             (plans, SEED, servers.SEED_BATCH, servers.SEED_FORMAT, dovecot is not None)
         )
         targets = {"roost": roost.data_dir}
+        if self.roost_defaults is not None:
+            targets["roost-defaults"] = self.roost_defaults.data_dir
         if dovecot is not None:
             targets["dovecot"] = dovecot.mail
         started = time.perf_counter()
@@ -302,11 +363,18 @@ class Bench:
         large: list[AccountPlan],
     ) -> dict[str, Any]:
         log(f"creating {len(plans)} accounts")
-        roost.create_accounts(plans)
-        seeded = [plan for plan in plans if plan.messages]
+        on_defaults = {plan.name for plan in self.plans.get("defaults", [])}
+        dovecot_only = {plan.name for plan in self.plans.get("plain", [])}
+        mine = [plan for plan in plans if plan.name not in on_defaults | dovecot_only]
+        roost.create_accounts(mine)
+        seeded = [plan for plan in mine if plan.messages]
         largest = max(seeded, key=lambda plan: plan.messages, default=None)
         groups = [[largest] if largest else [], [p for p in seeded if p is not largest]]
         seeders = roost.seeders(groups, SEED)
+        if self.roost_defaults is not None:
+            theirs = [plan for plan in plans if plan.name in on_defaults]
+            self.roost_defaults.create_accounts(theirs)
+            seeders += self.roost_defaults.seeders([[p for p in theirs if p.messages]], SEED)
         total = sum(plan.messages for plan in seeded)
         log(f"seeding {total:,} messages into each server (takes minutes; cached afterwards)")
         large_count = large[0].messages if large else 0
@@ -321,7 +389,7 @@ class Bench:
             seeder.start()
         try:
             if dovecot is not None:
-                dovecot.seed(seeded, SEED, observe)
+                dovecot.seed([p for p in plans if p.messages], SEED, observe)
                 log("Dovecot Maildirs written")
             else:
                 counts = list(expected_search(large_count))
@@ -331,6 +399,8 @@ class Bench:
             for seeder in seeders:
                 seeder.kill()
         roost.seeded()
+        if self.roost_defaults is not None:
+            self.roost_defaults.seeded()
         return {
             "messages_per_server": total,
             "expected_text": counts[0],
@@ -344,20 +414,26 @@ class Bench:
             if isinstance(server, Roost):
                 self.roost_workers = server.workers()
 
-    def restart_servers(self) -> None:
-        for server in self.servers:
+    def restart_servers(self, which: list[Server] | None = None) -> None:
+        which = self.servers if which is None else which
+        for server in which:
             began = time.perf_counter()
             server.stop()
             log(f"{server.label} stopped in {time.perf_counter() - began:.1f}s")
-        self.start_servers()
+        for server in which:
+            server.start()
+            log(f"{server.label} listening on {server.port} (pid {server.pid})")
 
     # -- running --
 
     async def each_server(
-        self, key: str, run: Callable[[Server], Awaitable[dict[str, Any]]]
+        self,
+        key: str,
+        run: Callable[[Server], Awaitable[dict[str, Any]]],
+        among: list[Server] | None = None,
     ) -> None:
         self.details[key] = {}
-        for server in self.servers:
+        for server in self.servers if among is None else among:
             profiler = None
             if self.args.profile == key and server.label == "roost":
                 profiler = Profiler(key)
@@ -388,6 +464,20 @@ class Bench:
                     s, "login", sizes.login_clients, sizes.login_duration
                 ),
             )
+            roost = self.servers[0]
+            assert isinstance(roost, Roost)
+            roost.auth_cache_size = 0  # the same, without the sign-in cache
+            self.restart_servers([roost])
+            await self.each_server(
+                "login-nocache",
+                lambda s: scenarios.login_cost(
+                    s, "login", sizes.login_clients, sizes.login_duration
+                ),
+            )
+            roost.auth_cache_size = None
+            self.restart_servers([roost])
+        if "defaults" in self.groups and self.roost_defaults is not None:
+            await self.on_defaults(self.roost_defaults)
         if "mixed" in self.groups:
             users = [plan.name for plan in plans["mixed"]]
             for clients in sizes.mixed_clients:
@@ -410,6 +500,19 @@ class Bench:
             await self.each_server(
                 "idle-latency",
                 lambda s: scenarios.idle_latency(s, "wake", sizes.wake_idlers, sizes.wake_appends),
+            )
+        if "lmtp" in self.groups:
+            users = [plan.name for plan in plans["lmtp"]]
+            for connections in (1, 10):
+                for recipients in (1, 10):
+                    await self.each_server(
+                        f"lmtp-{connections}x{recipients}",
+                        lambda s, c=connections, r=recipients: extra.lmtp_rate(
+                            s, users, c, r, sizes.lmtp_deliveries
+                        ),
+                    )
+            await self.each_server(
+                "lmtp-wake", lambda s: extra.lmtp_wake(s, users[0], sizes.lmtp_wake_rounds)
             )
         if "mbsync" in self.groups:
             await self.each_server(
@@ -435,8 +538,54 @@ class Bench:
                 ),
             )
 
+        if "import" in self.groups:
+            log(f"import: roost ({sizes.import_messages:,} messages)")
+            result = await asyncio.to_thread(extra.import_rate, sizes.import_messages)
+            self.details["import"] = {"roost": result}
+
+    async def on_defaults(self, roost: Roost) -> None:
+        """The runs against Roost as installed (its own process, started for them)."""
+        sizes = self.sizes
+        roost.start()
+        log(f"roost on defaults listening on {roost.port}, TLS {roost.tls_port}")
+        tls = imapc.client_tls()
+        dovecot = [server for server in self.servers if server.label == "dovecot"]
+        webs = [p.name for p in self.plans["defaults"] if p.name.startswith("web")]
+        plain = [p.name for p in self.plans["plain"]]
+        many = [p.name for p in self.plans["defaults"] if p.name.startswith("many")]
+        clients = sizes.mixed_clients[0]
+        try:
+
+            def mixed_tls(users: list[str]) -> Callable[[Server], Awaitable[dict[str, Any]]]:
+                return lambda s: scenarios.mixed(
+                    s,
+                    users,
+                    clients,
+                    sizes.mixed_duration,
+                    sizes.mixed_warmup,
+                    port=s.tls_port,
+                    tls=tls,
+                )
+
+            await self.each_server(f"tls-mixed-{clients}", mixed_tls(webs), [roost, *dovecot])
+            if dovecot:
+                await self.each_server(f"tls-mixed-{clients}-plain", mixed_tls(plain), dovecot)
+            await self.each_server(
+                "many-connections",
+                lambda s: extra.many_connections(
+                    s, many, sizes.many_per_user, sizes.many_duration, tls, s.tls_port
+                ),
+                [roost, *dovecot],
+            )
+        finally:
+            self.defaults_errors = roost.errors_logged()[-20:]
+            roost.stop()
+
     def errors_logged(self) -> dict[str, list[str]]:
-        return {server.label: server.errors_logged()[-20:] for server in self.servers}
+        errors = {server.label: server.errors_logged()[-20:] for server in self.servers}
+        if getattr(self, "defaults_errors", None):
+            errors["roost on defaults"] = self.defaults_errors
+        return errors
 
 
 # ---- the table ----------------------------------------------------------------------
@@ -491,7 +640,77 @@ def build_rows(bench: Bench) -> list[Row]:
             row.met = test(row.ratio)
 
     if "login" in d:
-        add("login", "LOGIN, default argon2id hash", "logins/s", "/s", "higher", "logins_per_s")
+        add(
+            "login",
+            "LOGIN, default argon2id, sign-in cache on",
+            "logins/s",
+            "/s",
+            "higher",
+            "logins_per_s",
+        )
+    if "login-nocache" in d:
+        add(
+            "login-nocache",
+            "LOGIN, default argon2id, cache_size = 0",
+            "logins/s",
+            "/s",
+            "higher",
+            "logins_per_s",
+        )
+    if "login" in d:
+        per = [
+            _cpu_per(_get(d, "login", label, "server_cpu"), _get(d, "login", label, "logins_per_s"))
+            for label in ("roost", "dovecot")
+        ]
+        row = Row("server CPU per connect+LOGIN+LOGOUT, cached", "CPU", "ms", "lower", *per)
+        row.target = "< 1 ms"
+        row.met = per[0] < 1.0 if per[0] is not None else None
+        rows.append(row)
+    clients = bench.sizes.mixed_clients[0]
+    key = f"tls-mixed-{clients}"
+    if key in d:
+        row = add(
+            key,
+            f"defaults, TLS, sign-in per iteration, {clients} clients",
+            "commands/s",
+            "/s",
+            "higher",
+            "ops_per_s",
+        )
+        ratio_target(row, "≥ 1.0×", lambda r: r >= 1.0)
+        plain = _get(d, f"{key}-plain", "dovecot", "ops_per_s")
+        if plain is not None:
+            row = Row(
+                "  the same, Dovecot with {PLAIN} passwords",
+                "commands/s",
+                "/s",
+                "higher",
+                row.roost,
+                plain,
+            )
+            ratio_target(row, "≥ 1.0×", lambda r: r >= 1.0)
+            rows.append(row)
+    if "many-connections" in d:
+        asked = _get(d, "many-connections", "roost", "asked")
+        row = add(
+            "many-connections",
+            f"{asked} connections from one address, defaults",
+            "held",
+            "",
+            "higher",
+            "held",
+        )
+        errors = _get(d, "many-connections", "roost", "errors")
+        row.target = f"{asked}, no errors"
+        row.met = row.roost == asked and errors == 0 if row.roost is not None else None
+        add(
+            "many-connections",
+            f"  STATUS/NOOP on {asked} connections",
+            "commands/s",
+            "/s",
+            "higher",
+            "commands_per_s",
+        )
     for clients in bench.sizes.mixed_clients:
         key = f"mixed-{clients}"
         if key in d:
@@ -566,6 +785,40 @@ def build_rows(bench: Bench) -> list[Row]:
                 "appends_per_s",
             )
             ratio_target(row, "≥ 1.0×", lambda r: r >= 1.0)
+    for connections in (1, 10):
+        for recipients in (1, 10):
+            key = f"lmtp-{connections}x{recipients}"
+            if key in d:
+                add(
+                    key,
+                    f"LMTP, {connections} conn., {recipients} rcpt/message",
+                    "deliveries/s",
+                    "/s",
+                    "higher",
+                    "deliveries_per_s",
+                )
+    if "lmtp-wake" in d:
+        for name in ("p50_ms", "p99_ms"):
+            add(
+                "lmtp-wake",
+                f"LMTP 250 to EXISTS in IDLE, {name[:3]}",
+                "ms",
+                "ms",
+                "lower",
+                "latency",
+                name,
+            )
+    if "import" in d:
+        row = add(
+            "import",
+            f"roost import, {bench.sizes.import_messages:,}-message mbox",
+            "messages/s",
+            "/s",
+            "higher",
+            "messages_per_s",
+        )
+        row.target = "> 1,000/s (Roost only)"
+        row.met = row.roost > 1000 if row.roost is not None else None
     if "mbsync" in d:
         add(
             "mbsync",
@@ -576,6 +829,13 @@ def build_rows(bench: Bench) -> list[Row]:
             "seconds",
         )
     return rows
+
+
+def _cpu_per(share: float | None, rate: float | None) -> float | None:
+    """Milliseconds of server CPU per operation, from a CPU share and a rate."""
+    if share is None or not rate:
+        return None
+    return round(1000 * share / rate, 3)
 
 
 def _format(value: float | None, unit: str) -> str:
@@ -623,7 +883,7 @@ def print_details(bench: Bench, out: Any = sys.stdout) -> None:
     """Per-command latencies of the mixed workload, peak RSS of the large mailbox, and
     the generator's CPU share per scenario."""
     for key, by_server in bench.details.items():
-        if key.startswith("mixed-"):
+        if key.startswith(("mixed-", "tls-mixed-")):
             print(f"\n{key}: latency per command, p50 / p99 ms", file=out)
             for label, result in by_server.items():
                 commands = result.get("commands", {})

@@ -13,6 +13,7 @@ import random
 import re
 import resource
 import shutil
+import ssl
 import tempfile
 import time
 from collections.abc import Awaitable
@@ -142,19 +143,33 @@ class _Mixed:
 
 
 async def mixed(
-    server: Server, users: list[str], clients: int, duration: float, warmup: float
+    server: Server,
+    users: list[str],
+    clients: int,
+    duration: float,
+    warmup: float,
+    *,
+    port: int | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> dict[str, Any]:
     """``clients`` concurrent clients, client i on account ``users[i % len(users)]``,
     each looping: connect, LOGIN, SELECT INBOX, fetch the headers of the 20 newest
     messages, fetch one whole message, STORE \\Deleted on the message it appended last
     time, EXPUNGE, APPEND a new one, LOGOUT. Only commands that complete inside the
-    measured window (after ``warmup``) count."""
+    measured window (after ``warmup``) count. ``port``/``tls``: another listener (implicit
+    TLS), for the run on defaults."""
+    port = port or server.port
+
+    async def connect() -> imapc.Connection:
+        return await imapc.connect(HOST, port, tls=tls)
+
     # each client starts with one message of its own to delete in its first round
     own: list[int | None] = [None] * clients
     serial = [0]
 
     async def prepare(index: int) -> None:
-        connection = await signed_in(server, users[index % len(users)])
+        connection = await connect()
+        await connection.login(users[index % len(users)], PASSWORD)
         serial[0] += 1
         reply = await connection.append(b"INBOX", corpus.new_message(serial[0], "mixed"))
         own[index] = imapc.appenduid(reply)
@@ -186,7 +201,7 @@ async def mixed(
         user = users[index % len(users)]
         while time.perf_counter() < state.deadline:
             began = time.perf_counter()
-            connection = await imapc.connect(HOST, server.port)
+            connection = await connect()
             note("CONNECT", began, time.perf_counter())
             try:
                 await timed("LOGIN", connection.command(f'LOGIN "{user}" "{PASSWORD}"'.encode()))
