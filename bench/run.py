@@ -111,7 +111,7 @@ FULL = Sizes(
     many_users=50,
     many_per_user=10,
     many_duration=10.0,
-    lmtp_deliveries=400,
+    lmtp_deliveries=2000,
     lmtp_wake_rounds=50,
     import_messages=20_000,
     budget=720.0,
@@ -140,7 +140,7 @@ QUICK = Sizes(
     many_users=50,
     many_per_user=10,
     many_duration=4.0,
-    lmtp_deliveries=100,
+    lmtp_deliveries=500,
     lmtp_wake_rounds=20,
     import_messages=5_000,
     budget=180.0,
@@ -467,6 +467,7 @@ class Bench:
             roost = self.servers[0]
             assert isinstance(roost, Roost)
             roost.auth_cache_size = 0  # the same, without the sign-in cache
+            roost.write_config()
             self.restart_servers([roost])
             await self.each_server(
                 "login-nocache",
@@ -475,6 +476,7 @@ class Bench:
                 ),
             )
             roost.auth_cache_size = None
+            roost.write_config()
             self.restart_servers([roost])
         if "defaults" in self.groups and self.roost_defaults is not None:
             await self.on_defaults(self.roost_defaults)
