@@ -130,13 +130,28 @@ def spec_for(
 
 
 def _count(name: str, done: Done, started: float) -> None:
-    """The command's metrics: its result class and how long it took."""
+    """The command's metrics: its result class and how long it took.
+
+    The labelled children are looked up once per name and result: ``labels()`` takes a
+    lock and builds its key on every call, which was ~8 % of a pipelined FETCH's CPU."""
     if done.code is not None and getattr(done.code, "name", "") == "SERVERBUG":
         result = "error"
     else:
         result = _RESULT_CLASS[done.status]
-    metrics.COMMANDS.labels("imap", name, result).inc()
-    metrics.COMMAND_SECONDS.labels("imap", name).observe(time.perf_counter() - started)
+    key = (name, result)
+    counter = _COUNTERS.get(key)
+    if counter is None:
+        counter = _COUNTERS[key] = metrics.COMMANDS.labels("imap", name, result)
+    timer = _TIMERS.get(name)
+    if timer is None:
+        timer = _TIMERS[name] = metrics.COMMAND_SECONDS.labels("imap", name)
+    counter.inc()
+    timer.observe(time.perf_counter() - started)
+
+
+# The labelled metric children by (command, result) and by command (see ``_count``).
+_COUNTERS: dict[tuple[str, str], Any] = {}
+_TIMERS: dict[str, Any] = {}
 
 
 _RESULT_CLASS = {Status.OK: "ok", Status.NO: "no", Status.BAD: "bad"}
