@@ -216,6 +216,15 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
     yield Tagged(command.tag, done.status, done.text, code)
 
 
+async def prefetch_fetches(session: Session, commands: list[c.Fetch]) -> None:
+    """Read ahead for a run of pipelined FETCHes (``fetch.prefetch``). A store failure
+    here is not the client's business: each FETCH then reads for itself and reports."""
+    try:
+        await fetch.prefetch(session, commands)
+    except StoreError as error:
+        log.info("read-ahead failed ip=%s: %s", session.remote_ip, error)
+
+
 async def continue_sasl(session: Session, line: bytes) -> AsyncIterator[Response]:
     """One client line of an AUTHENTICATE exchange (``Awaiting.SASL_RESPONSE``)."""
     async for response in _continued(session, auth.sasl_step(session, line)):
