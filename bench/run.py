@@ -482,8 +482,6 @@ class Bench:
             roost.auth_cache_size = None
             roost.write_config()
             self.restart_servers([roost])
-        if "defaults" in self.groups and self.roost_defaults is not None:
-            await self.on_defaults(self.roost_defaults)
         if "mixed" in self.groups:
             users = [plan.name for plan in plans["mixed"]]
             for clients in sizes.mixed_clients:
@@ -493,6 +491,8 @@ class Bench:
                         s, users, c, sizes.mixed_duration, sizes.mixed_warmup
                     ),
                 )
+        if "defaults" in self.groups and self.roost_defaults is not None:
+            await self.on_defaults(self.roost_defaults)
         if "append" in self.groups:
             users = [plan.name for plan in plans["append"]]
             for clients in sizes.append_clients:
@@ -520,6 +520,10 @@ class Bench:
             await self.each_server(
                 "lmtp-wake", lambda s: extra.lmtp_wake(s, users[0], sizes.lmtp_wake_rounds)
             )
+        if "import" in self.groups:
+            log(f"import: roost ({sizes.import_messages:,} messages)")
+            result = await asyncio.to_thread(extra.import_rate, sizes.import_messages)
+            self.details["import"] = {"roost": result}
         if "mbsync" in self.groups:
             await self.each_server(
                 "mbsync", lambda s: scenarios.mbsync_initial(s, "sync", sizes.sync, time_limit=240)
@@ -544,10 +548,6 @@ class Bench:
                 ),
             )
 
-        if "import" in self.groups:
-            log(f"import: roost ({sizes.import_messages:,} messages)")
-            result = await asyncio.to_thread(extra.import_rate, sizes.import_messages)
-            self.details["import"] = {"roost": result}
 
     async def on_defaults(self, roost: Roost) -> None:
         """The runs against Roost as installed (its own process, started for them)."""
