@@ -323,6 +323,7 @@ class Bench:
         self.roost_defaults: Roost | None = None
         if plans_by_group.get("defaults"):
             self.roost_defaults = Roost(workdir, self.args.roost_workers, defaults=True)
+            self.roost_defaults.write_config()
         dovecot = None
         if self.args.no_dovecot:
             self.notes.append("Dovecot skipped (--no-dovecot)")
