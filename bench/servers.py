@@ -321,6 +321,7 @@ class Roost(Server):
             "[limits]",
             "max_connections_per_ip = 1000000",
             "max_connections_per_account = 1000000",
+            "max_connections_per_user_ip = 1000000",
             "[auth]",
             "failure_delay = 0.0",
             "max_failures_per_ip = 0",
