@@ -529,6 +529,12 @@ class Bench:
             await self.each_server(
                 "mbsync", lambda s: scenarios.mbsync_initial(s, "sync", sizes.sync, time_limit=240)
             )
+            await self.each_server(
+                "mbsync-compress",
+                lambda s: scenarios.mbsync_initial(
+                    s, "sync", sizes.sync, time_limit=240, compress=True
+                ),
+            )
         if "large" in self.groups:
             self.restart_servers()  # fresh processes: peak RSS is this scenario's
             text, from_ = self.expected
@@ -548,7 +554,6 @@ class Bench:
                     sizes.idle_setup_limit,
                 ),
             )
-
 
     async def on_defaults(self, roost: Roost) -> None:
         """The runs against Roost as installed (its own process, started for them)."""

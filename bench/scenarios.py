@@ -539,9 +539,13 @@ def mbsync_available() -> bool:
 
 
 async def mbsync_initial(
-    server: Server, user: str, expected: int, time_limit: float
+    server: Server, user: str, expected: int, time_limit: float, *, compress: bool = False
 ) -> dict[str, Any]:
-    """A cold initial sync of INBOX into an empty local Maildir by mbsync (isync)."""
+    """A cold initial sync of INBOX into an empty local Maildir by mbsync (isync).
+
+    mbsync asks for COMPRESS=DEFLATE when offered: Roost offers it, Dovecot's default
+    does not (its imap_zlib plugin is not loaded), so by default mbsync is told not to
+    use it and both send the same bytes; ``compress`` lets mbsync use it."""
     meter = Meter(server)
     with tempfile.TemporaryDirectory(prefix="mbsync-") as scratch:
         root = Path(scratch)
@@ -560,6 +564,7 @@ User {user}
 Pass {PASSWORD}
 SSLType None
 AuthMechs LOGIN
+{"" if compress else "DisableExtension COMPRESS=DEFLATE"}
 
 IMAPStore far
 Account bench
