@@ -247,6 +247,17 @@ def build_rows(bench: Any) -> list[Row]:
             "seconds",
         )
         ratio_target(row, "≤ 1.0×", lambda r: r <= 1.0)
+        # mbsync's own CPU for the same sync varies 0.4-4.5 s from run to run (with
+        # either server): the wall time is often mbsync's; the server's CPU is not.
+        served = [
+            _cpu_per(
+                _get(d, "mbsync", label, "server_cpu"),
+                1 / (_get(d, "mbsync", label, "seconds") or 1),
+            )
+            for label in ("roost", "dovecot")
+        ]
+        rows.append(Row("  server CPU of that sync", "CPU", "ms", "lower", *served))
+        add("mbsync", "  mbsync's own CPU in that sync", "CPU", "s", "lower", "mbsync_cpu_s")
     if "mbsync-compress" in d:
         add(
             "mbsync-compress",
