@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -220,10 +221,13 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect(host: str, port: int, *, within: float = 30.0) -> Connection:
+async def connect(
+    host: str, port: int, *, within: float = 30.0, tls: ssl.SSLContext | None = None
+) -> Connection:
+    """A signed-out connection, greeting read; ``tls``: implicit TLS (port 993 style)."""
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(within):
-        _, connection = await loop.create_connection(Connection, host, port)
+        _, connection = await loop.create_connection(Connection, host, port, ssl=tls)
         await connection.greeting()
     return connection
 
@@ -232,3 +236,12 @@ def appenduid(reply: Reply) -> int | None:
     """The UID from ``[APPENDUID v uid]`` in a tagged OK (RFC 4315), or None."""
     found = re.search(rb"\[APPENDUID \d+ (\d+)\]", reply.line)
     return int(found.group(1)) if found else None
+
+
+def client_tls() -> ssl.SSLContext:
+    """A TLS client context that accepts the servers' self-signed certificate; TLS 1.3
+    and session tickets as a phone or webmail would negotiate them."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context

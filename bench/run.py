@@ -2,7 +2,7 @@
 """``make bench``: Roost and Dovecot side by side, same users, same mail (issue 5).
 
     .venv/bin/python bench/run.py            # the whole set, under 10 minutes
-    .venv/bin/python bench/run.py --quick    # smaller sizes, under 2 minutes
+    .venv/bin/python bench/run.py --quick    # smaller sizes, about 3 minutes
     .venv/bin/python bench/run.py --only large --profile large
 
 Prints a table (scenario, Roost, Dovecot, ratio) and writes bench/results/latest.json
@@ -32,15 +32,32 @@ from pathlib import Path
 from typing import Any
 
 import corpus
+import extra
+import imapc
 import scenarios
 import seedcache
 import servers
 from servers import AccountPlan, Dovecot, Roost, Server
+from table import build_rows, print_details, print_table
 
 RESULTS = servers.BENCH_DIR / "results"
 CACHE = RESULTS / "seed-cache"
 SEED = 1
-GROUPS = ("login", "mixed", "append", "wake", "mbsync", "large", "idle")
+# The mixed workload on defaults starts with this many seconds uncounted: the first
+# sign-in of each account in each Roost worker is a full argon2id check (~150 ms of CPU).
+TLS_WARMUP = 4.0
+GROUPS = (
+    "login",
+    "mixed",
+    "defaults",
+    "append",
+    "wake",
+    "lmtp",
+    "mbsync",
+    "large",
+    "idle",
+    "import",
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,14 @@ class Sizes:
     append_duration: float
     login_clients: int
     login_duration: float
+    tls_accounts: int  # the mixed workload on defaults, over TLS
+    tls_messages: int
+    many_users: int  # long-lived connections from one address: users x per user
+    many_per_user: int
+    many_duration: float
+    lmtp_deliveries: int
+    lmtp_wake_rounds: int
+    import_messages: int
     budget: float  # seconds the whole run should stay under
 
 
@@ -85,7 +110,15 @@ FULL = Sizes(
     append_duration=6.0,
     login_clients=4,
     login_duration=4.0,
-    budget=600.0,
+    tls_accounts=10,
+    tls_messages=200,
+    many_users=25,
+    many_per_user=20,
+    many_duration=10.0,
+    lmtp_deliveries=2000,
+    lmtp_wake_rounds=50,
+    import_messages=20_000,
+    budget=720.0,
 )
 QUICK = Sizes(
     large=10_000,
@@ -106,7 +139,15 @@ QUICK = Sizes(
     append_duration=3.0,
     login_clients=4,
     login_duration=2.0,
-    budget=120.0,
+    tls_accounts=10,
+    tls_messages=200,
+    many_users=25,
+    many_per_user=20,
+    many_duration=4.0,
+    lmtp_deliveries=500,
+    lmtp_wake_rounds=20,
+    import_messages=5_000,
+    budget=180.0,
 )
 
 
@@ -135,8 +176,27 @@ def account_plans(sizes: Sizes, groups: set[str]) -> dict[str, list[AccountPlan]
         "mbsync": [AccountPlan("sync", sizes.sync, cheap)],
         "large": [AccountPlan("large", sizes.large, cheap)],
         "idle": [AccountPlan("idle", sizes.idle_mailbox, cheap)],
+        # Roost on defaults: the web accounts have Roost's default argon2id; the same
+        # mail for Dovecot with that string and, as "plain…", with {PLAIN} passwords.
+        "defaults": [
+            *(
+                AccountPlan(f"web{i}", sizes.tls_messages, servers.default_hash())
+                for i in range(sizes.tls_accounts)
+            ),
+            *(AccountPlan(f"many{i}", 0, cheap) for i in range(sizes.many_users)),
+        ],
+        "plain": [
+            AccountPlan(f"plainweb{i}", sizes.tls_messages, servers.PLAIN_PASSWORD)
+            for i in range(sizes.tls_accounts)
+        ]
+        if "defaults" in groups
+        else [],
+        "lmtp": [AccountPlan(f"lmtp{i}", 0, cheap) for i in range(10)],
     }
-    return {group: plans[group] for group in GROUPS if group in groups}
+    wanted = groups | {"plain"}
+    return {
+        group: plans[group] for group in (*GROUPS, "plain") if group in plans and group in wanted
+    }
 
 
 def expected_search(count: int) -> tuple[int, int]:
@@ -260,6 +320,10 @@ class Bench:
         roost = Roost(workdir, self.args.roost_workers)
         roost.write_config()
         self.servers.append(roost)
+        self.roost_defaults: Roost | None = None
+        if plans_by_group.get("defaults"):
+            self.roost_defaults = Roost(workdir, self.args.roost_workers, defaults=True)
+            self.roost_defaults.write_config()
         dovecot = None
         if self.args.no_dovecot:
             self.notes.append("Dovecot skipped (--no-dovecot)")
@@ -278,6 +342,8 @@ class Bench:
             (plans, SEED, servers.SEED_BATCH, servers.SEED_FORMAT, dovecot is not None)
         )
         targets = {"roost": roost.data_dir}
+        if self.roost_defaults is not None:
+            targets["roost-defaults"] = self.roost_defaults.data_dir
         if dovecot is not None:
             targets["dovecot"] = dovecot.mail
         started = time.perf_counter()
@@ -302,11 +368,18 @@ class Bench:
         large: list[AccountPlan],
     ) -> dict[str, Any]:
         log(f"creating {len(plans)} accounts")
-        roost.create_accounts(plans)
-        seeded = [plan for plan in plans if plan.messages]
+        on_defaults = {plan.name for plan in self.plans.get("defaults", [])}
+        dovecot_only = {plan.name for plan in self.plans.get("plain", [])}
+        mine = [plan for plan in plans if plan.name not in on_defaults | dovecot_only]
+        roost.create_accounts(mine)
+        seeded = [plan for plan in mine if plan.messages]
         largest = max(seeded, key=lambda plan: plan.messages, default=None)
         groups = [[largest] if largest else [], [p for p in seeded if p is not largest]]
         seeders = roost.seeders(groups, SEED)
+        if self.roost_defaults is not None:
+            theirs = [plan for plan in plans if plan.name in on_defaults]
+            self.roost_defaults.create_accounts(theirs)
+            seeders += self.roost_defaults.seeders([[p for p in theirs if p.messages]], SEED)
         total = sum(plan.messages for plan in seeded)
         log(f"seeding {total:,} messages into each server (takes minutes; cached afterwards)")
         large_count = large[0].messages if large else 0
@@ -321,7 +394,7 @@ class Bench:
             seeder.start()
         try:
             if dovecot is not None:
-                dovecot.seed(seeded, SEED, observe)
+                dovecot.seed([p for p in plans if p.messages], SEED, observe)
                 log("Dovecot Maildirs written")
             else:
                 counts = list(expected_search(large_count))
@@ -331,6 +404,8 @@ class Bench:
             for seeder in seeders:
                 seeder.kill()
         roost.seeded()
+        if self.roost_defaults is not None:
+            self.roost_defaults.seeded()
         return {
             "messages_per_server": total,
             "expected_text": counts[0],
@@ -344,20 +419,26 @@ class Bench:
             if isinstance(server, Roost):
                 self.roost_workers = server.workers()
 
-    def restart_servers(self) -> None:
-        for server in self.servers:
+    def restart_servers(self, which: list[Server] | None = None) -> None:
+        which = self.servers if which is None else which
+        for server in which:
             began = time.perf_counter()
             server.stop()
             log(f"{server.label} stopped in {time.perf_counter() - began:.1f}s")
-        self.start_servers()
+        for server in which:
+            server.start()
+            log(f"{server.label} listening on {server.port} (pid {server.pid})")
 
     # -- running --
 
     async def each_server(
-        self, key: str, run: Callable[[Server], Awaitable[dict[str, Any]]]
+        self,
+        key: str,
+        run: Callable[[Server], Awaitable[dict[str, Any]]],
+        among: list[Server] | None = None,
     ) -> None:
         self.details[key] = {}
-        for server in self.servers:
+        for server in self.servers if among is None else among:
             profiler = None
             if self.args.profile == key and server.label == "roost":
                 profiler = Profiler(key)
@@ -388,6 +469,20 @@ class Bench:
                     s, "login", sizes.login_clients, sizes.login_duration
                 ),
             )
+            roost = self.servers[0]
+            assert isinstance(roost, Roost)
+            roost.auth_cache_size = 0  # the same, without the sign-in cache
+            roost.write_config()
+            self.restart_servers([roost])
+            await self.each_server(
+                "login-nocache",
+                lambda s: scenarios.login_cost(
+                    s, "login", sizes.login_clients, sizes.login_duration
+                ),
+            )
+            roost.auth_cache_size = None
+            roost.write_config()
+            self.restart_servers([roost])
         if "mixed" in self.groups:
             users = [plan.name for plan in plans["mixed"]]
             for clients in sizes.mixed_clients:
@@ -397,6 +492,8 @@ class Bench:
                         s, users, c, sizes.mixed_duration, sizes.mixed_warmup
                     ),
                 )
+        if "defaults" in self.groups and self.roost_defaults is not None:
+            await self.on_defaults(self.roost_defaults)
         if "append" in self.groups:
             users = [plan.name for plan in plans["append"]]
             for clients in sizes.append_clients:
@@ -411,9 +508,32 @@ class Bench:
                 "idle-latency",
                 lambda s: scenarios.idle_latency(s, "wake", sizes.wake_idlers, sizes.wake_appends),
             )
+        if "lmtp" in self.groups:
+            users = [plan.name for plan in plans["lmtp"]]
+            for connections in (1, 10):
+                for recipients in (1, 10):
+                    await self.each_server(
+                        f"lmtp-{connections}x{recipients}",
+                        lambda s, c=connections, r=recipients: extra.lmtp_rate(
+                            s, users, c, r, sizes.lmtp_deliveries
+                        ),
+                    )
+            await self.each_server(
+                "lmtp-wake", lambda s: extra.lmtp_wake(s, users[0], sizes.lmtp_wake_rounds)
+            )
+        if "import" in self.groups:
+            log(f"import: roost ({sizes.import_messages:,} messages)")
+            result = await asyncio.to_thread(extra.import_rate, sizes.import_messages)
+            self.details["import"] = {"roost": result}
         if "mbsync" in self.groups:
             await self.each_server(
                 "mbsync", lambda s: scenarios.mbsync_initial(s, "sync", sizes.sync, time_limit=240)
+            )
+            await self.each_server(
+                "mbsync-compress",
+                lambda s: scenarios.mbsync_initial(
+                    s, "sync", sizes.sync, time_limit=240, compress=True
+                ),
             )
         if "large" in self.groups:
             self.restart_servers()  # fresh processes: peak RSS is this scenario's
@@ -435,235 +555,49 @@ class Bench:
                 ),
             )
 
+    async def on_defaults(self, roost: Roost) -> None:
+        """The runs against Roost as installed (its own process, started for them)."""
+        sizes = self.sizes
+        roost.start()
+        log(f"roost on defaults listening on {roost.port}, TLS {roost.tls_port}")
+        tls = imapc.client_tls()
+        dovecot = [server for server in self.servers if server.label == "dovecot"]
+        webs = [p.name for p in self.plans["defaults"] if p.name.startswith("web")]
+        plain = [p.name for p in self.plans["plain"]]
+        many = [p.name for p in self.plans["defaults"] if p.name.startswith("many")]
+        clients = sizes.mixed_clients[0]
+        try:
+
+            def mixed_tls(users: list[str]) -> Callable[[Server], Awaitable[dict[str, Any]]]:
+                return lambda s: scenarios.mixed(
+                    s,
+                    users,
+                    clients,
+                    sizes.mixed_duration,
+                    TLS_WARMUP,
+                    port=s.tls_port,
+                    tls=tls,
+                )
+
+            await self.each_server(f"tls-mixed-{clients}", mixed_tls(webs), [roost, *dovecot])
+            if dovecot:
+                await self.each_server(f"tls-mixed-{clients}-plain", mixed_tls(plain), dovecot)
+            await self.each_server(
+                "many-connections",
+                lambda s: extra.many_connections(
+                    s, many, sizes.many_per_user, sizes.many_duration, tls, s.tls_port
+                ),
+                [roost, *dovecot],
+            )
+        finally:
+            self.defaults_errors = roost.errors_logged()[-20:]
+            roost.stop()
+
     def errors_logged(self) -> dict[str, list[str]]:
-        return {server.label: server.errors_logged()[-20:] for server in self.servers}
-
-
-# ---- the table ----------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    scenario: str
-    metric: str
-    unit: str
-    better: str  # "higher" or "lower"
-    roost: float | None
-    dovecot: float | None
-    target: str = ""
-    met: bool | None = None
-
-    @property
-    def ratio(self) -> float | None:
-        if self.roost is None or self.dovecot is None or self.dovecot == 0:
-            return None
-        return self.roost / self.dovecot
-
-
-def _get(details: dict[str, Any], key: str, label: str, *path: str) -> Any:
-    value: Any = details.get(key, {}).get(label)
-    for part in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-def build_rows(bench: Bench) -> list[Row]:
-    d = bench.details
-    rows: list[Row] = []
-
-    def add(key: str, scenario: str, metric: str, unit: str, better: str, *path: str) -> Row:
-        row = Row(
-            scenario,
-            metric,
-            unit,
-            better,
-            _get(d, key, "roost", *path),
-            _get(d, key, "dovecot", *path),
-        )
-        rows.append(row)
-        return row
-
-    def ratio_target(row: Row, text: str, test: Callable[[float], bool]) -> None:
-        row.target = text
-        if row.ratio is not None:
-            row.met = test(row.ratio)
-
-    if "login" in d:
-        add("login", "LOGIN, default argon2id hash", "logins/s", "/s", "higher", "logins_per_s")
-    for clients in bench.sizes.mixed_clients:
-        key = f"mixed-{clients}"
-        if key in d:
-            row = add(
-                key, f"mixed workload, {clients} clients", "commands/s", "/s", "higher", "ops_per_s"
-            )
-            ratio_target(row, "≥ 1.0×", lambda r: r >= 1.0)
-    if "large" in d:
-        size = bench.sizes.large
-        for step, target in (
-            ("SELECT", True),
-            ("UID FETCH 1:* (UID FLAGS)", True),
-            ("UID FETCH 1:* (ENVELOPE BODYSTRUCTURE)", True),
-            ("UID FETCH 1:* (ENVELOPE BODYSTRUCTURE) again", False),
-            ("UID SEARCH TEXT rare word", False),
-            ("UID SEARCH FROM", False),
-        ):
-            row = add(
-                "large", f"{size:,} msgs: {step}", "time", "s", "lower", "steps", step, "seconds"
-            )
-            if target:
-                ratio_target(row, "≤ 1.5×", lambda r: r <= 1.5)
-            if step.startswith("UID SEARCH TEXT"):
-                ratio_target(row, "≥ 10× faster", lambda r: r <= 0.1)
-    if "idle" in d:
-        n = bench.sizes.idle_connections
-        row = add("idle", f"{n:,} IDLE connections", "held", "", "higher", "connections_held")
-        row.target = f"{n:,}, no errors"
-        held = row.roost
-        errors = _get(d, "idle", "roost", "errors")
-        row.met = held == n and errors == 0 if held is not None else None
-        row = add(
-            "idle",
-            f"{n:,} IDLE: memory per connection (RSS)",
-            "KiB",
-            "KiB",
-            "lower",
-            "rss_per_connection_kib",
-        )
-        row.target = "≤ 64 KiB"
-        row.met = row.roost <= 64 if row.roost is not None else None
-        add(
-            "idle",
-            f"{n:,} IDLE: memory per connection (PSS)",
-            "KiB",
-            "KiB",
-            "lower",
-            "pss_per_connection_kib",
-        )
-        add("idle", f"{n:,} IDLE: all told of a new message", "time", "s", "lower", "notify_all_s")
-        add("idle", f"{n:,} IDLE: connect+login+select+idle all", "time", "s", "lower", "setup_s")
-    if "idle-latency" in d:
-        for name in ("p50_ms", "p99_ms"):
-            add(
-                "idle-latency",
-                f"IDLE wake-up latency {name[:3]} ({bench.sizes.wake_idlers} idlers)",
-                "ms",
-                "ms",
-                "lower",
-                "latency",
-                name,
-            )
-    for clients in bench.sizes.append_clients:
-        key = f"append-{clients}"
-        if key in d:
-            row = add(
-                key,
-                f"durable APPEND, {clients} client{'s' * (clients > 1)}",
-                "appends/s",
-                "/s",
-                "higher",
-                "appends_per_s",
-            )
-            ratio_target(row, "≥ 1.0×", lambda r: r >= 1.0)
-    if "mbsync" in d:
-        add(
-            "mbsync",
-            f"mbsync initial sync, {bench.sizes.sync:,} msgs",
-            "time",
-            "s",
-            "lower",
-            "seconds",
-        )
-    return rows
-
-
-def _format(value: float | None, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}" + (f" {unit}" if unit else "")
-    if abs(value) >= 100:
-        text = f"{value:,.0f}"
-    elif abs(value) >= 10:
-        text = f"{value:.1f}"
-    else:
-        text = f"{value:.3g}"
-    return f"{text} {unit}".rstrip()
-
-
-def print_table(rows: list[Row], out: Any = sys.stdout) -> None:
-    header = ("scenario", "Roost", "Dovecot", "Roost÷Dovecot", "target")
-    lines = []
-    for row in rows:
-        ratio = f"{row.ratio:.2f}×" if row.ratio is not None else "–"
-        target = row.target + (" ✓" if row.met else " ✗" if row.met is False else "")
-        lines.append(
-            (
-                row.scenario,
-                _format(row.roost, row.unit),
-                _format(row.dovecot, row.unit),
-                ratio,
-                target,
-            )
-        )
-    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines, strict=True)]
-    rule = "  ".join("-" * w for w in widths)
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), file=out)
-    print(rule, file=out)
-    for line in lines:
-        cells = [line[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(line[1:4], widths[1:4], strict=True)
-        ]
-        cells.append(line[4].ljust(widths[4]))
-        print("  ".join(cells).rstrip(), file=out)
-
-
-def print_details(bench: Bench, out: Any = sys.stdout) -> None:
-    """Per-command latencies of the mixed workload, peak RSS of the large mailbox, and
-    the generator's CPU share per scenario."""
-    for key, by_server in bench.details.items():
-        if key.startswith("mixed-"):
-            print(f"\n{key}: latency per command, p50 / p99 ms", file=out)
-            for label, result in by_server.items():
-                commands = result.get("commands", {})
-                cells = [
-                    f"{name} {c['p50_ms']}/{c['p99_ms']}"
-                    for name, c in commands.items()
-                    if c["count"]
-                ]
-                print(f"  {label:8} " + ", ".join(cells), file=out)
-                if result.get("errors"):
-                    print(
-                        f"  {label:8} errors: {result['errors']} e.g. "
-                        f"{result['error_samples'][:2]}",
-                        file=out,
-                    )
-        if key == "large":
-            print("\nlarge mailbox: peak RSS of the serving process (MiB) per step", file=out)
-            for label, result in by_server.items():
-                first = result.get("steps", {}).get("first SELECT (index build)", {})
-                print(f"  {label:8} first SELECT after seeding: {first.get('seconds')} s", file=out)
-            for label, result in by_server.items():
-                steps = result.get("steps", {})
-                cells = []
-                for name, step in steps.items():
-                    peak = step.get("peak_rss_kib")
-                    extra = f" [{step['status']}]" if step.get("status") not in ("OK",) else ""
-                    match = (
-                        f" {step['matches']}/{step['expected']} hits" if "matches" in step else ""
-                    )
-                    cells.append(
-                        f"{name}: {'n/a' if peak is None else round(peak / 1024, 1)}{extra}{match}"
-                    )
-                print(f"  {label:8} " + "; ".join(cells), file=out)
-    print("\nload generator CPU (share of one core) / server CPU, per scenario", file=out)
-    for key, by_server in bench.details.items():
-        cells = [
-            f"{label} {r.get('client_cpu', '?')}/{r.get('server_cpu', '?')}"
-            for label, r in by_server.items()
-        ]
-        print(f"  {key:14} " + ", ".join(cells), file=out)
+        errors = {server.label: server.errors_logged()[-20:] for server in self.servers}
+        if getattr(self, "defaults_errors", None):
+            errors["roost on defaults"] = self.defaults_errors
+        return errors
 
 
 # ---- main -----------------------------------------------------------------------------
@@ -703,7 +637,7 @@ def versions() -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, under 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, about 3 minutes")
     parser.add_argument("--only", metavar="GROUPS", help=f"comma-separated subset of {GROUPS}")
     parser.add_argument(
         "--profile",

@@ -13,6 +13,7 @@ import random
 import re
 import resource
 import shutil
+import ssl
 import tempfile
 import time
 from collections.abc import Awaitable
@@ -87,22 +88,30 @@ def _exists(reply: imapc.Reply) -> int:
 # ---- 0. the cost of LOGIN with full-strength hashes ------------------------------------
 
 
-async def login_cost(server: Server, user: str, clients: int, duration: float) -> dict[str, Any]:
+async def login_cost(
+    server: Server, user: str, clients: int, duration: float, warmup: float = 1.0
+) -> dict[str, Any]:
     """``clients`` connections in a loop of connect, LOGIN, LOGOUT, against an account
-    whose argon2id hash has Roost's default parameters (the same string for both)."""
-    meter = Meter(server)
-    deadline = time.perf_counter() + duration
+    whose argon2id hash has Roost's default parameters (the same string for both).
+    ``warmup`` seconds of the same loop go first, uncounted: each Roost worker process
+    has its own sign-in cache, and its first LOGINs (all clients at once) miss it."""
     latencies: list[float] = []
 
-    async def client() -> None:
+    async def client(deadline: float, timed: bool) -> None:
         while time.perf_counter() < deadline:
             connection = await imapc.connect(HOST, server.port)
             started = time.perf_counter()
             await connection.login(user, PASSWORD)
-            latencies.append(time.perf_counter() - started)
+            if timed:
+                latencies.append(time.perf_counter() - started)
             await connection.logout()
 
-    await asyncio.gather(*(client() for _ in range(clients)))
+    if warmup > 0:
+        deadline = time.perf_counter() + warmup
+        await asyncio.gather(*(client(deadline, False) for _ in range(clients)))
+    meter = Meter(server)
+    deadline = time.perf_counter() + duration
+    await asyncio.gather(*(client(deadline, True) for _ in range(clients)))
     result = meter.result()
     return {
         "logins_per_s": round(len(latencies) / result["wall_s"], 2),
@@ -142,19 +151,33 @@ class _Mixed:
 
 
 async def mixed(
-    server: Server, users: list[str], clients: int, duration: float, warmup: float
+    server: Server,
+    users: list[str],
+    clients: int,
+    duration: float,
+    warmup: float,
+    *,
+    port: int | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> dict[str, Any]:
     """``clients`` concurrent clients, client i on account ``users[i % len(users)]``,
     each looping: connect, LOGIN, SELECT INBOX, fetch the headers of the 20 newest
     messages, fetch one whole message, STORE \\Deleted on the message it appended last
     time, EXPUNGE, APPEND a new one, LOGOUT. Only commands that complete inside the
-    measured window (after ``warmup``) count."""
+    measured window (after ``warmup``) count. ``port``/``tls``: another listener (implicit
+    TLS), for the run on defaults."""
+    port = port or server.port
+
+    async def connect() -> imapc.Connection:
+        return await imapc.connect(HOST, port, tls=tls)
+
     # each client starts with one message of its own to delete in its first round
     own: list[int | None] = [None] * clients
     serial = [0]
 
     async def prepare(index: int) -> None:
-        connection = await signed_in(server, users[index % len(users)])
+        connection = await connect()
+        await connection.login(users[index % len(users)], PASSWORD)
         serial[0] += 1
         reply = await connection.append(b"INBOX", corpus.new_message(serial[0], "mixed"))
         own[index] = imapc.appenduid(reply)
@@ -186,7 +209,7 @@ async def mixed(
         user = users[index % len(users)]
         while time.perf_counter() < state.deadline:
             began = time.perf_counter()
-            connection = await imapc.connect(HOST, server.port)
+            connection = await connect()
             note("CONNECT", began, time.perf_counter())
             try:
                 await timed("LOGIN", connection.command(f'LOGIN "{user}" "{PASSWORD}"'.encode()))
@@ -516,9 +539,13 @@ def mbsync_available() -> bool:
 
 
 async def mbsync_initial(
-    server: Server, user: str, expected: int, time_limit: float
+    server: Server, user: str, expected: int, time_limit: float, *, compress: bool = False
 ) -> dict[str, Any]:
-    """A cold initial sync of INBOX into an empty local Maildir by mbsync (isync)."""
+    """A cold initial sync of INBOX into an empty local Maildir by mbsync (isync).
+
+    mbsync asks for COMPRESS=DEFLATE when offered: Roost offers it, Dovecot's default
+    does not (its imap_zlib plugin is not loaded), so by default mbsync is told not to
+    use it and both send the same bytes; ``compress`` lets mbsync use it."""
     meter = Meter(server)
     with tempfile.TemporaryDirectory(prefix="mbsync-") as scratch:
         root = Path(scratch)
@@ -537,6 +564,7 @@ User {user}
 Pass {PASSWORD}
 SSLType None
 AuthMechs LOGIN
+{"" if compress else "DisableExtension COMPRESS=DEFLATE"}
 
 IMAPStore far
 Account bench

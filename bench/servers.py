@@ -40,6 +40,7 @@ import corpus
 
 BENCH_DIR = Path(__file__).resolve().parent
 PASSWORD = "bench-password-1"
+PLAIN_PASSWORD = "{PLAIN}" + PASSWORD  # Dovecot only: the cheapest check it can make
 SEED_BATCH = 500
 BANNER_TIMEOUT = 60.0
 SEED_FORMAT = 1  # bump when the seeded bytes change without corpus.py changing
@@ -260,22 +261,48 @@ class Server:
 
 # ---- Roost ----------------------------------------------------------------------------
 
-_PORT = re.compile(r"^\s*IMAP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+_PORT = re.compile(r"^\s*IMAP (?:\(no TLS\)|with STARTTLS)\s+127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+_TLS_PORT = re.compile(r"^\s*IMAP over TLS\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+_LMTP_PORT = re.compile(r"^\s*LMTP\s+127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+
+
+def bench_certificate(workdir: Path) -> tuple[Path, Path]:
+    """One self-signed certificate for both servers' TLS listeners."""
+    from roost.runtime.tls import ensure_self_signed
+
+    directory = workdir / "tls"
+    cert, key = ensure_self_signed(directory)
+    directory.chmod(0o755)
+    return cert, key
+
+
 _SEEDING_INDEX = "bench_seeding_message_id"
 
 
 class Roost(Server):
     label = "roost"
 
-    def __init__(self, workdir: Path, workers: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, workers: int | None = None, *, defaults: bool = False
+    ) -> None:
+        """``defaults``: Roost as installed — default limits, sign-in cache, hash
+        upgrades, LOGIN only over TLS — with an implicit-TLS listener; otherwise the
+        protocol-only setup (limits raised, no hash upgrades, plain IMAP, LMTP)."""
         self.workers_setting = workers  # None: Roost's default (the core count)
-        self.root = workdir / "roost"
+        self.defaults = defaults
+        self.root = workdir / ("roost-defaults" if defaults else "roost")
         self.data_dir = self.root / "data"
         self.config = self.root / "roost.toml"
         self.log = self.root / "roost.log"
         self.root.mkdir(parents=True)
+        self.auth_cache_size: int | None = None  # None: Roost's default
+        self.tls_port = 0
+        self.lmtp_port = 0
 
     def write_config(self) -> None:
+        if self.defaults:
+            self._write_defaults_config()
+            return
         from roost.config import Settings
 
         lines = [
@@ -295,9 +322,35 @@ class Roost(Server):
             "[limits]",
             "max_connections_per_ip = 1000000",
             "max_connections_per_account = 1000000",
+            "max_connections_per_user_ip = 1000000",
             "[auth]",
             "failure_delay = 0.0",
             "max_failures_per_ip = 0",
+            *([f"cache_size = {self.auth_cache_size}"] if self.auth_cache_size is not None else []),
+            "[log]",
+            'level = "warning"',
+        ]
+        if "lmtp" in Settings.__dataclass_fields__:
+            lines += ["[lmtp]", 'listen = ["127.0.0.1:0"]', "[delivery]", "strip_domain = true"]
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def _write_defaults_config(self) -> None:
+        """Only what a site must say: where, which listeners, which certificate."""
+        cert, key = bench_certificate(self.root.parent)
+        lines = [
+            "[server]",
+            f"data_dir = {str(self.data_dir)!r}",
+            "shutdown_timeout = 2.0",
+            *([f"workers = {self.workers_setting}"] if self.workers_setting else []),
+            "[imap]",
+            'listen = ["127.0.0.1:0"]',
+            'tls_listen = ["127.0.0.1:0"]',
+            "[pop3]",
+            "listen = []",
+            "tls_listen = []",
+            "[tls]",
+            f"cert = {str(cert)!r}",
+            f"key = {str(key)!r}",
             "[log]",
             'level = "warning"',
         ]
@@ -364,11 +417,17 @@ class Roost(Server):
             self.stop()
             raise RuntimeError(f"no IMAP port in Roost's banner:\n{banner}")
         self.port = int(found.group(1))
+        tls = _TLS_PORT.search(banner)
+        self.tls_port = int(tls.group(1)) if tls else 0
+        lmtp = _LMTP_PORT.search(banner)
+        self.lmtp_port = int(lmtp.group(1)) if lmtp else 0
 
-    @staticmethod
-    def _environment() -> dict[str, str]:
+    def _environment(self) -> dict[str, str]:
         """bench/hooks on PYTHONPATH, so that the supervisor and every worker load its
-        sitecustomize, which turns off password-hash upgrades (see there)."""
+        sitecustomize, which turns off password-hash upgrades (see there); not for the
+        Roost on defaults."""
+        if self.defaults:
+            return dict(os.environ)
         hooks = str(BENCH_DIR / "hooks")
         path = os.environ.get("PYTHONPATH")
         return {
@@ -531,6 +590,8 @@ def dovecot_available() -> bool:
 
 class Dovecot(Server):
     label = "dovecot"
+    tls_port = 0
+    lmtp_port = 0
 
     def __init__(self, workdir: Path, max_connections: int, login_performance: bool) -> None:
         self.root = workdir / "dovecot"
@@ -552,6 +613,9 @@ class Dovecot(Server):
     def write_config(self) -> None:
         limit = self.max_connections + 100
         self.port = free_port()
+        self.tls_port = free_port()
+        self.lmtp_port = free_port()
+        cert, key = bench_certificate(self.root.parent)
         login_mode = ""
         if self.login_performance:  # Dovecot's "high-performance mode" for login
             login_mode = f"  service_count = 0\n  process_min_avail = {os.cpu_count() or 1}\n"
@@ -563,9 +627,11 @@ instance_name = roost-bench-{os.getpid()}
 base_dir = {self.root}/run
 state_dir = {self.root}/state
 log_path = {self.log}
-protocols = imap
+protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {self.internal_user}
@@ -590,7 +656,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port}
   }}
   process_limit = 1000
 {login_mode}}}
@@ -600,6 +667,16 @@ service imap-urlauth-login {{
 service imap {{
   process_limit = {limit}
 }}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {self.lmtp_port}
+  }}
+}}
+# LMTP recipients are user@example.org; the passwd-file names users without domain
+protocol lmtp {{
+  auth_username_format = %Ln
+}}
 """
         )
         (self.root / "state").mkdir(exist_ok=True)
@@ -608,9 +685,10 @@ service imap {{
         lines = []
         for plan in plans:
             home = self.mail / plan.name
-            lines.append(
-                f"{plan.name}:{{ARGON2ID}}{plan.password_hash}:{self.uid}:{self.gid}::{home}::"
-            )
+            stored = plan.password_hash
+            if not stored.startswith("{"):
+                stored = "{ARGON2ID}" + stored
+            lines.append(f"{plan.name}:{stored}:{self.uid}:{self.gid}::{home}::")
         self.passwd.write_text("\n".join(lines) + "\n")
         self.passwd.chmod(0o644)
 

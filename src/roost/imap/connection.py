@@ -36,12 +36,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from roost.imap.context import ImapContext
-from roost.imap.dispatch import continue_sasl, run_command
+from roost.imap.dispatch import continue_sasl, prefetch_fetches, run_command
 from roost.imap.handler_types import Awaiting, State, store_error_response
 from roost.imap.progress import is_progress
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.receiver import (
+    Event,
     LiteralTooLarge,
     NeedData,
     NeedLiteral,
@@ -72,6 +73,9 @@ FLUSH_AT = 256 * 1024
 # the GIL, so the loop parses and answers the next pipelined commands meanwhile (a full
 # sync by mbsync spent 40% of the server's time deflating on the loop).
 DEFLATE_ON_THREAD_AT = 64 * 1024
+# FETCHes pipelined behind one another read from the store together, at most this many
+# (and at most one FETCH batch of messages: fetch.prefetch).
+PIPELINED_FETCHES = 64
 SEND_GRACE = 5.0  # seconds a closing connection waits for its last write
 INFLATE_CHUNK = 64 * 1024  # inflated bytes handed to the receiver at a time
 
@@ -130,6 +134,7 @@ class ImapConnection:
             state_of=lambda: self.session.state.value,
             kick=self._kick,
         )
+        self._held: Event | None = None  # received, to run next (``_run_fetches``)
 
     # ---- output ------------------------------------------------------------------------
 
@@ -338,7 +343,7 @@ class ImapConnection:
                 )
             )
             while self.session.state is not State.LOGOUT:
-                event = self.receiver.next_event()
+                event, self._held = self._held or self.receiver.next_event(), None
                 if not isinstance(event, NeedData | NeedLiteral):
                     self._command_started = None  # a command is complete or refused
                 match event:
@@ -382,6 +387,8 @@ class ImapConnection:
                             )
                     case RawLine():
                         pass  # only expected after expect_raw_line, handled there
+                    case c.Fetch() if self.session.state is State.SELECTED:
+                        await self._run_fetches(event)
                     case c.Command():
                         await self._pace()
                         await self.run_command(event)
@@ -426,6 +433,27 @@ class ImapConnection:
             with contextlib.suppress(Exception):
                 self.writer.close()
             self.record.end()
+
+    async def _run_fetches(self, first: c.Fetch) -> None:
+        """``first`` and the FETCHes pipelined right behind it (already received), whose
+        messages are read from the store in one round trip (``prefetch_fetches``); the
+        first other event is held for the loop. Each FETCH still runs and answers on its
+        own, in order."""
+        group = [first]
+        while len(group) < PIPELINED_FETCHES:
+            following = self.receiver.next_event()
+            if not isinstance(following, c.Fetch):
+                self._held = following
+                break
+            group.append(following)
+        if len(group) > 1:
+            await prefetch_fetches(self.session, group)
+        try:
+            for command in group:
+                await self._pace()
+                await self.run_command(command)
+        finally:
+            self.session.prefetched = None
 
     async def _pace(self) -> None:
         """Give other connections their turn (``CommandPacer``)."""

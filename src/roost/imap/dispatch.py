@@ -140,13 +140,28 @@ def spec_for(
 
 
 def _count(name: str, done: Done, started: float) -> None:
-    """The command's metrics: its result class and how long it took."""
+    """The command's metrics: its result class and how long it took.
+
+    The labelled children are looked up once per name and result: ``labels()`` takes a
+    lock and builds its key on every call, which was ~8 % of a pipelined FETCH's CPU."""
     if done.code is not None and getattr(done.code, "name", "") == "SERVERBUG":
         result = "error"
     else:
         result = _RESULT_CLASS[done.status]
-    metrics.COMMANDS.labels("imap", name, result).inc()
-    metrics.COMMAND_SECONDS.labels("imap", name).observe(time.perf_counter() - started)
+    key = (name, result)
+    counter = _COUNTERS.get(key)
+    if counter is None:
+        counter = _COUNTERS[key] = metrics.COMMANDS.labels("imap", name, result)
+    timer = _TIMERS.get(name)
+    if timer is None:
+        timer = _TIMERS[name] = metrics.COMMAND_SECONDS.labels("imap", name)
+    counter.inc()
+    timer.observe(time.perf_counter() - started)
+
+
+# The labelled metric children by (command, result) and by command (see ``_count``).
+_COUNTERS: dict[tuple[str, str], Any] = {}
+_TIMERS: dict[str, Any] = {}
 
 
 _RESULT_CLASS = {Status.OK: "ok", Status.NO: "no", Status.BAD: "bad"}
@@ -216,6 +231,15 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
             else:
                 yield Untagged(Status.OK, "Highest", highest)
     yield Tagged(command.tag, done.status, done.text, code)
+
+
+async def prefetch_fetches(session: Session, commands: list[c.Fetch]) -> None:
+    """Read ahead for a run of pipelined FETCHes (``fetch.prefetch``). A store failure
+    here is not the client's business: each FETCH then reads for itself and reports."""
+    try:
+        await fetch.prefetch(session, commands)
+    except StoreError as error:
+        log.info("read-ahead failed ip=%s: %s", session.remote_ip, error)
 
 
 async def continue_sasl(session: Session, line: bytes) -> AsyncIterator[Response]:

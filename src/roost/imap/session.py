@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from roost.auth.sasl import available_mechanisms
@@ -48,6 +49,7 @@ from roost.store.base import (
     ChangeEvent,
     ChangeListener,
     MailboxListChanged,
+    MessageMeta,
     NoSuchMailbox,
     StorageFull,
 )
@@ -57,6 +59,25 @@ if TYPE_CHECKING:
     from roost.imap.notify import Notifier
 
 log = logging.getLogger("roost.imap")
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetched:
+    """The metadata (and small bodies) read ahead for a run of pipelined FETCHes."""
+
+    mailbox_id: int
+    asked: frozenset[int]
+    with_model: bool
+    with_content: bool
+    metas: dict[int, MessageMeta]
+
+    def covers(self, mailbox_id: int, uids: list[int], model: bool, content: bool) -> bool:
+        return (
+            mailbox_id == self.mailbox_id
+            and (self.with_model or not model)
+            and (self.with_content or not content)
+            and self.asked.issuperset(uids)
+        )
 
 
 class Session:
@@ -88,6 +109,8 @@ class Session:
         self.notifier: Notifier | None = None  # NOTIFY SET is in force (RFC 5465)
         self._notify_backlog: list[ChangeEvent] = []  # events for the notifier
         self.last_new_uids: list[int] = []  # what the last sync added
+        # Read ahead for a run of pipelined FETCHes (commands/fetch.py ``prefetch``).
+        self.prefetched: Prefetched | None = None
         self._dirty = False
 
     # ---- facts handlers need ---------------------------------------------------------

@@ -21,11 +21,11 @@ import collections
 from collections.abc import AsyncIterator, Hashable, Sequence
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
-from roost.imap.handler_types import Done, bad
+from roost.imap.handler_types import Done, State, bad
 from roost.imap.progress import Progress
 from roost.imap.search_context import partial_slice
 from roost.imap.selected import SelectedMailbox, wire_flags
-from roost.imap.session import Session
+from roost.imap.session import Prefetched, Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     Code,
@@ -43,6 +43,7 @@ from roost.store.base import SEEN, FlagOp, FlagRows, FlagState, MessageGone, Mes
 
 # Asked for alone, these take the fast path (``_flag_batch``).
 _FLAG_ITEMS = frozenset({c.FetchItem.UID, c.FetchItem.FLAGS, c.FetchItem.MODSEQ})
+_STATE_ITEMS = frozenset({c.FetchItem.FLAGS, c.FetchItem.MODSEQ})  # never read ahead
 # Batches of a flags-only FETCH queued on the store's thread at any time.
 _FLAG_READ_AHEAD = 2
 # RFC 9051 §6.4.5: fetching these (not their .PEEK forms) sets \Seen.
@@ -118,9 +119,7 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     labels = [label(a) for a in attributes]
     content = [_needs_message(a) for a in attributes]
-    sets_seen = not selected.readonly and any(
-        (isinstance(a, c.BodySection) and not a.peek) or a in _SETS_SEEN_ITEMS for a in attributes
-    )
+    sets_seen = _sets_seen(selected, attributes)
     has_flags = c.FetchItem.FLAGS in attributes
     with_model = any(_needs_model(a) for a in attributes)
     # Bodies come in the same store round trip as the metadata (small messages); the
@@ -145,13 +144,17 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     batch_size = session.context.limits.fetch_batch_size
     progress = Progress(cmd.tag, session.context.limits.progress_interval)
     missing = 0
+    ahead = session.prefetched
     for start in range(0, len(uids), batch_size):
         if start and (report := progress.tick(start, len(uids))) is not None:
             yield report  # RFC 9585 INPROGRESS: at most one clock read per batch
         batch = uids[start : start + batch_size]
-        metas = await account.fetch_meta(
-            selected.mailbox_id, batch, with_model=with_model, with_content=with_content
-        )
+        if ahead is not None and ahead.covers(selected.mailbox_id, batch, with_model, with_content):
+            metas = [ahead.metas[uid] for uid in batch if uid in ahead.metas]
+        else:
+            metas = await account.fetch_meta(
+                selected.mailbox_id, batch, with_model=with_model, with_content=with_content
+            )
         missing += len(batch) - len(metas)
         if cmd.changedsince is not None:
             metas = [m for m in metas if m.modseq > cmd.changedsince]
@@ -206,6 +209,68 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                     items.append(("MODSEQ", Parenthesized(modseq)))
             yield FetchResponse(msn, tuple(items))
     yield _done(cmd, missing)
+
+
+def _sets_seen(selected: SelectedMailbox, attributes: Sequence[c.FetchAttribute]) -> bool:
+    return not selected.readonly and any(
+        (isinstance(a, c.BodySection) and not a.peek) or a in _SETS_SEEN_ITEMS for a in attributes
+    )
+
+
+def _readable_ahead(session: Session, cmd: c.Fetch) -> tuple[list[int], bool, bool] | None:
+    """The UIDs, model and bytes a FETCH will read, if they may be read before it runs:
+    no side effect (\\Seen), no CHANGEDSINCE, no FLAGS or MODSEQ, one batch. Flags read
+    ahead could be older than a change the sync point after an earlier FETCH of the run
+    has already reported, and the client would see them go back."""
+    selected = session.selected
+    if selected is None or cmd.changedsince is not None or cmd.vanished:
+        return None
+    attributes = cmd.attributes
+    if any(a in _STATE_ITEMS for a in attributes) or _sets_seen(selected, attributes):
+        return None
+    if not cmd.uid and not cmd.sequence.uses_star() and not selected.msn_valid(cmd.sequence):
+        return None
+    uids = selected.resolve(cmd.sequence, uid=cmd.uid)
+    if len(uids) > session.context.limits.fetch_batch_size:
+        return None
+    with_model = any(_needs_model(a) for a in attributes)
+    return uids, with_model, any(_needs_bytes(a) for a in attributes)
+
+
+async def prefetch(session: Session, commands: Sequence[c.Fetch]) -> None:
+    """Read what a run of pipelined FETCHes needs in one store round trip (mbsync sends
+    one ``UID FETCH n (BODY.PEEK[])`` per message, thousands at once): each then takes
+    its messages from ``session.prefetched`` instead of a round trip of its own. Only
+    FETCHes without side effects are read ahead, at most one FETCH batch in all; the
+    caller clears ``session.prefetched`` after the run. A message changed by another
+    session meanwhile is reported by the sync point after the FETCH, as when one FETCH
+    reads its batch."""
+    account, selected = session.account, session.selected
+    if account is None or selected is None or session.state is not State.SELECTED:
+        return
+    wanted = []
+    for cmd in commands:
+        if _sets_seen(selected, cmd.attributes):
+            break  # what follows must see the \Seen it sets: read when it runs
+        if found := _readable_ahead(session, cmd):
+            wanted.append(found)
+    if len(wanted) < 2:
+        return
+    union = sorted({uid for uids, _, _ in wanted for uid in uids})
+    if not union or len(union) > session.context.limits.fetch_batch_size:
+        return
+    with_model = any(model for _, model, _ in wanted)
+    with_content = any(content for _, _, content in wanted)
+    metas = await account.fetch_meta(
+        selected.mailbox_id, union, with_model=with_model, with_content=with_content
+    )
+    session.prefetched = Prefetched(
+        selected.mailbox_id,
+        frozenset(union),
+        with_model,
+        with_content,
+        {meta.uid: meta for meta in metas},
+    )
 
 
 def _done(cmd: c.Fetch, missing: int) -> Done:
