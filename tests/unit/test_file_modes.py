@@ -90,3 +90,21 @@ async def test_an_entry_of_another_user_is_refused(tmp_path: Path) -> None:
 def test_private_umask(umask_022: None) -> None:
     assert private_umask() == 0o022
     assert os.umask(0o077) == 0o077
+
+
+async def test_a_fresh_dev_data_directory_needs_no_fixing(tmp_path: Path) -> None:
+    """What ``roost serve --dev`` makes on its first start (the self-signed certificate,
+    the store) is private from the start: the check at the next start fixes nothing and
+    warns of nothing."""
+    from roost.config import Settings
+    from roost.runtime.opening import build_tls_context
+
+    previous = private_umask()
+    try:
+        settings = Settings.for_dev(tmp_path / "data")
+        build_tls_context(settings)
+        store = await open_store(settings.server.data_dir)
+        await store.close()
+    finally:
+        os.umask(previous)
+    assert secure_data_dir(tmp_path / "data") == 0

@@ -136,9 +136,11 @@ def ensure_self_signed(directory: Path, hostname: str = "localhost") -> tuple[Pa
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # The key first: a certificate without its key must never be left behind.
+    # The key first: a certificate without its key must never be left behind. Both are
+    # private, like everything in the data directory (data_dir.py checks that at start);
+    # clients are given the certificate by whoever runs the server.
     _write_atomically(key_path, key_pem, mode=0o600)
-    _write_atomically(cert_path, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    _write_atomically(cert_path, certificate.public_bytes(serialization.Encoding.PEM), mode=0o600)
     return cert_path, key_path
 
 
