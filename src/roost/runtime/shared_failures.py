@@ -8,7 +8,12 @@ for the rest of its window. Rows are dropped once their window has passed. A cra
 lose the last failures (``synchronous = OFF``): the throttle slows guessing, it is not
 a record. With the PostgreSQL backend the same interface goes to a table there.
 
-The queries run in a thread: the event loop never waits on the file's lock.
+The queries run in a thread: the event loop never waits on the file's lock. Each
+process keeps one connection (used by one thread at a time, under a lock): a new
+connection per sign-in cost a file open and a journal-mode query each time. Workers
+start together and may find the file new at the same instant: setting WAL and creating
+the table are retried while another process holds the lock (SQLite answers a journal
+mode change with "database is locked" at once, without waiting).
 """
 
 from __future__ import annotations
@@ -16,13 +21,30 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 # Rows older than this are deleted as failures are added (the longest window one
 # would configure; a row past its own window no longer counts anyway).
 _KEEP = 86400.0
+_LOCKED_FOR = 10.0  # seconds to go on retrying a "database is locked" set-up step
+
+
+def _when_unlocked(step: Callable[[], _T]) -> _T:
+    """``step``, retried while another process holds the lock (set-up only)."""
+    deadline = time.monotonic() + _LOCKED_FOR
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SqliteSharedFailures:
@@ -31,16 +53,11 @@ class SqliteSharedFailures:
         self._clock = clock
         # 0600 whatever the umask; SQLite gives its -wal and -shm files the same mode.
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        conn = self._connect()
-        try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS failures (ip TEXT NOT NULL, account TEXT NOT NULL,"
-                " at REAL NOT NULL)"
-            )
-            conn.execute("CREATE INDEX IF NOT EXISTS failures_ip ON failures (ip, at)")
-            conn.execute("CREATE INDEX IF NOT EXISTS failures_account ON failures (account, at)")
-        finally:
-            conn.close()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        with self._lock:
+            conn = self._connection()
+            _when_unlocked(lambda: conn.executescript(_SCHEMA))
 
     async def counts(self, ip_key: str, account_key: str, window: float) -> tuple[int, int]:
         return await asyncio.to_thread(self._counts, ip_key, account_key, self._clock() - window)
@@ -51,41 +68,65 @@ class SqliteSharedFailures:
     async def forget(self, ip_key: str, account_key: str) -> None:
         await asyncio.to_thread(self._forget, ip_key, account_key)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = OFF")
-        return conn
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        """This process's connection (the caller holds ``_lock``)."""
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous = OFF")
+            _when_unlocked(lambda: _use_wal(conn))
+            self._conn = conn
+        return self._conn
 
     def _counts(self, ip_key: str, account_key: str, since: float) -> tuple[int, int]:
-        conn = self._connect()
-        try:
+        with self._lock:
+            conn = self._connection()
             by_ip = conn.execute(
                 "SELECT count(*) FROM failures WHERE ip = ? AND at > ?", (ip_key, since)
             ).fetchone()[0]
             by_account = conn.execute(
                 "SELECT count(*) FROM failures WHERE account = ? AND at > ?", (account_key, since)
             ).fetchone()[0]
-        finally:
-            conn.close()
         return int(by_ip), int(by_account)
 
     def _add(self, ip_key: str, account_key: str, now: float) -> None:
-        conn = self._connect()
-        try:
+        with self._lock:
+            conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM failures WHERE at < ?", (now - _KEEP,))
-            conn.execute(
-                "INSERT INTO failures (ip, account, at) VALUES (?, ?, ?)",
-                (ip_key, account_key, now),
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+            try:
+                conn.execute("DELETE FROM failures WHERE at < ?", (now - _KEEP,))
+                conn.execute(
+                    "INSERT INTO failures (ip, account, at) VALUES (?, ?, ?)",
+                    (ip_key, account_key, now),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def _forget(self, ip_key: str, account_key: str) -> None:
-        conn = self._connect()
-        try:
+        with self._lock:
+            conn = self._connection()
             conn.execute("DELETE FROM failures WHERE ip = ? AND account = ?", (ip_key, account_key))
-        finally:
-            conn.close()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS failures (ip TEXT NOT NULL, account TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS failures_ip ON failures (ip, at);
+CREATE INDEX IF NOT EXISTS failures_account ON failures (account, at);
+"""
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """WAL is a property of the file: set it only when not set (a change of journal
+    mode needs the file to itself)."""
+    (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    if str(mode).lower() != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
