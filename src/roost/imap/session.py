@@ -141,6 +141,9 @@ class Session:
             "ESORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "METADATA",
+            "METADATA-SERVER",
+            "LIST-METADATA",
         ]
         if not self.compressed:
             caps.append("COMPRESS=DEFLATE")

@@ -20,6 +20,7 @@ from roost.store.errors import (
     StorageFull,
     StoreBusy,
     StoreError,
+    TooManyMetadataEntries,
 )
 from roost.store.events import (
     ChangeEvent,
@@ -146,4 +147,5 @@ __all__ = [
     "StoreFlagsResult",
     "TextField",
     "ThreadFields",
+    "TooManyMetadataEntries",
 ]

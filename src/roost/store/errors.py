@@ -46,3 +46,8 @@ class StorageFull(StoreError):
 class StoreBusy(StoreError):
     """Another process held the account's write lock past the busy timeout (it may be
     stopped, or stuck): nothing was changed; the client may try again."""
+
+
+class TooManyMetadataEntries(StoreError):
+    """SETMETADATA would leave a mailbox (or the server) with more entries than allowed
+    (RFC 5464 §4.3, [METADATA TOOMANY]): nothing was changed."""

@@ -25,7 +25,7 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
 from roost.store.credentials import CredentialStore
@@ -166,6 +166,20 @@ class Account(Protocol):
 
     async def thread_fields(self, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
         """Threading fields of the messages matching ``query.criterion``, ascending UID."""
+        ...
+
+    # metadata (RFC 5464): mailbox_id None is the server; names are lower case
+    async def get_metadata(self, mailbox_id: int | None, names: Sequence[str]) -> dict[str, bytes]:
+        """Every entry named in ``names`` or below one ("/a" covers "/a/b"), with its
+        value. NoSuchMailbox where the mailbox is gone."""
+        ...
+
+    async def set_metadata(
+        self, mailbox_id: int | None, changes: Mapping[str, bytes | None], max_entries: int
+    ) -> None:
+        """Set (bytes) or remove (None) entries, all or none; TooManyMetadataEntries if
+        the mailbox (or server) would then hold more than ``max_entries``. A mailbox's
+        entries are removed with it (and when DELETE leaves a \\Noselect placeholder)."""
         ...
 
     # quota (RFC 9208; ARCHITECTURE.md decision 10)

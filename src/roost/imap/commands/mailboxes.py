@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+from roost.imap.commands.metadata import list_metadata
 from roost.imap.commands.quota import storage_units
 from roost.imap.handler_types import Done, State, bad, no
 from roost.imap.mailbox_names import (
@@ -307,6 +308,8 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
         if status_items and info is not None and not info.noselect:
             status = await account.status(info.id)
             yield StatusResponse(name, _status_items(session, status_items, status, info))
+        if cmd.metadata_entries and info is not None:
+            yield await list_metadata(session, info, cmd.metadata_entries)
     yield Done("LIST completed")
 
 

@@ -144,6 +144,15 @@ class QuotaRootResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class MetadataResponse:
+    """``* METADATA mailbox (entry value ...)`` (RFC 5464 §4.4.1); ``mailbox`` "" is
+    the server; a None value is NIL (an entry asked for that has none)."""
+
+    mailbox: str
+    entries: tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Exists:
     count: int
 
@@ -309,6 +318,7 @@ Response = (
     | NamespaceResponse
     | QuotaResponse
     | QuotaRootResponse
+    | MetadataResponse
     | Exists
     | Recent
     | Expunged

@@ -42,6 +42,7 @@ from roost.imap.wire.responses import (
     FlagsResponse,
     IdResponse,
     ListResponse,
+    MetadataResponse,
     NamespaceResponse,
     NString,
     ObjectId,
@@ -418,6 +419,23 @@ def _list(response: ListResponse, utf8: bool) -> bytes:
     return line + CRLF
 
 
+def _metadata(response: MetadataResponse, utf8: bool) -> bytes:
+    """RFC 5464 §4.4.1. The mailbox is "" for the server (never an atom); entry names
+    are ASCII astrings; a value is quoted when it can be, else a literal, and a
+    literal8 when it holds a NUL (``value = nstring / literal8``, §5)."""
+    mailbox = _mailbox(response.mailbox, utf8) if response.mailbox else b'""'
+    parts: list[bytes] = []
+    for entry, value in response.entries:
+        parts.append(_astring_bytes(_to_bytes(entry), False))
+        if value is None:
+            parts.append(NIL)
+        elif b"\x00" in value:
+            parts.append(b"~{%d}\r\n" % len(value) + value)
+        else:
+            parts.append(_string_bytes(value, utf8))
+    return b"* METADATA " + mailbox + b" (" + b" ".join(parts) + b")" + CRLF
+
+
 def _id(params: tuple[tuple[str, str | None], ...] | None, utf8: bool) -> bytes:
     if not params:
         return b"* ID NIL\r\n"
@@ -549,6 +567,8 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
                 b"%s %d %d" % (r.name.encode("ascii"), r.usage, r.limit) for r in resources
             )
             return b"* QUOTA " + _astring_bytes(_to_bytes(root), utf8) + b" (" + listed + b")\r\n"
+        case MetadataResponse():
+            return _metadata(response, utf8)
         case QuotaRootResponse(mailbox=mailbox, roots=roots):
             line = b"* QUOTAROOT " + _mailbox(mailbox, utf8)
             for root in roots:

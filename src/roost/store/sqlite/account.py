@@ -25,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 
 from roost.store.errors import MessageGone, StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
 from roost.store.query import SearchQuery, SearchResult, ThreadFields
-from roost.store.sqlite import analyses, mailboxes, quota
+from roost.store.sqlite import analyses, mailboxes, metadata, quota
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite import search as search_ops
 from roost.store.sqlite.db import storage_errors
@@ -284,6 +284,16 @@ class SqliteAccount:
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
         return await self._run(message_ops.changes_since, mailbox_id, modseq)
+
+    # ---- metadata (RFC 5464) -------------------------------------------------------
+
+    async def get_metadata(self, mailbox_id: int | None, names: Sequence[str]) -> dict[str, bytes]:
+        return await self._run(metadata.get_metadata, mailbox_id, names)
+
+    async def set_metadata(
+        self, mailbox_id: int | None, changes: Mapping[str, bytes | None], max_entries: int
+    ) -> None:
+        await self._run(metadata.set_metadata, mailbox_id, changes, max_entries)
 
     # ---- quota ---------------------------------------------------------------------
 

@@ -194,6 +194,21 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         "ALTER TABLE counters ADD COLUMN reindex_below INTEGER NOT NULL DEFAULT 0",
         "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
     ),
+    (
+        # METADATA (RFC 5464) entries: mailbox_id 0 holds the server's (the account's
+        # own view of them), any other a mailbox's. name: lower case ("/private/comment"),
+        # value: the octets as set. A mailbox's entries go with it (RFC 5464 §3.2), by
+        # this trigger for every path that deletes its row.
+        """CREATE TABLE metadata (
+            mailbox_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value BLOB NOT NULL,
+            PRIMARY KEY (mailbox_id, name)
+        ) WITHOUT ROWID""",
+        """CREATE TRIGGER metadata_on_mailbox_delete AFTER DELETE ON mailboxes BEGIN
+            DELETE FROM metadata WHERE mailbox_id = OLD.id;
+        END""",
+    ),
 )
 
 # users.db: the accounts directory.

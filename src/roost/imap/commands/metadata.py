@@ -1,0 +1,116 @@
+"""GETMETADATA, SETMETADATA (METADATA and METADATA-SERVER, RFC 5464) and the METADATA
+return option of LIST (LIST-METADATA, RFC 9590).
+
+What is stored: server entries (mailbox "") and mailbox entries, each "/private/..."
+or "/shared/..." (§3.2). Without shared folders every mailbox has one user, so both
+kinds belong to the account and neither is refused ([METADATA NOPRIVATE] is never
+sent). Any well-formed name may be set — the comments, "vendor/..." and the names of
+the RFC's own examples ("/private/filters/values/..."), as Dovecot allows — except
+"/private/specialuse" (RFC 6154 §4), which mirrors the mailbox's SPECIAL-USE attribute
+and is read-only here: CREATE-SPECIAL-USE sets it.
+
+Limits (ImapLimits): a value over ``max_metadata_size`` octets is refused with
+``[METADATA MAXSIZE n]``, more than ``max_metadata_entries`` entries on one mailbox
+(or on the server) with ``[METADATA TOOMANY]`` — all or nothing (§4.3).
+
+Entries that do not exist: an entry asked for by name that has no value, and nothing
+below it returned, is answered NIL, as Dovecot and Stalwart do (§4.2 allows
+leaving it out; NIL tells the client the question was understood).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+
+from roost.imap.handler_types import Done, no
+from roost.imap.session import Session
+from roost.imap.wire import commands as c
+from roost.imap.wire.responses import Code, MetadataResponse, Response
+from roost.store.base import MailboxInfo
+
+SPECIALUSE = "/private/specialuse"
+
+
+async def getmetadata(session: Session, cmd: c.GetMetadata) -> AsyncIterator[Response | Done]:
+    name, info = await _target(session, cmd.mailbox)
+    found = await _read(session, info, cmd.entries)
+    entries: list[tuple[str, bytes | None]] = []
+    longest = 0
+    seen: set[str] = set()
+    for asked in cmd.entries:
+        below = sorted(e for e in found if _within(e, asked, cmd.depth) and e != asked)
+        for entry in ([asked] if asked in found or not below else []) + below:
+            if entry in seen:
+                continue
+            seen.add(entry)
+            value = found.get(entry)
+            if value is not None and cmd.maxsize is not None and len(value) > cmd.maxsize:
+                longest = max(longest, len(value))  # §4.2.1: left out, size reported
+                continue
+            entries.append((entry, value))
+    if entries:
+        yield MetadataResponse(name, tuple(entries))
+    if longest:
+        yield Done("GETMETADATA completed", Code("METADATA", f"LONGENTRIES {longest}"))
+    else:
+        yield Done("GETMETADATA completed")
+
+
+async def setmetadata(session: Session, cmd: c.SetMetadata) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    limits = session.context.limits
+    _, info = await _target(session, cmd.mailbox)
+    changes: dict[str, bytes | None] = {}
+    for entry, value in cmd.values:
+        if entry == SPECIALUSE and info is not None:
+            raise no(f"{SPECIALUSE} follows the mailbox's special use; it cannot be set")
+        size = 0 if value is None else (value.size if isinstance(value, c.Literal) else len(value))
+        if size > limits.max_metadata_size:
+            code = Code("METADATA", f"MAXSIZE {limits.max_metadata_size}")
+            raise no("Metadata value too large", code)
+        if isinstance(value, c.Literal):  # only when the spool threshold is below the limit
+            value = await asyncio.to_thread(value.path.read_bytes)
+        changes[entry] = value  # a later value for an entry replaces an earlier one
+    await account.set_metadata(
+        None if info is None else info.id, changes, limits.max_metadata_entries
+    )
+    yield Done("SETMETADATA completed")
+
+
+async def list_metadata(
+    session: Session, info: MailboxInfo, entries: tuple[str, ...]
+) -> MetadataResponse:
+    """RFC 9590 §3: after a mailbox's LIST response, the entries asked for (NIL where
+    none), exactly as ``GETMETADATA mailbox (entries)`` would give them."""
+    found = await _read(session, info, entries)
+    return MetadataResponse(info.name, tuple((entry, found.get(entry)) for entry in entries))
+
+
+async def _target(session: Session, raw: bytes) -> tuple[str, MailboxInfo | None]:
+    """The server (mailbox "", §4.2) or a mailbox that exists (NO [NONEXISTENT])."""
+    if raw == b"":
+        return "", None
+    name = session.mailbox_name(raw)
+    return name, await session.require_account().get_mailbox(name)
+
+
+async def _read(
+    session: Session, info: MailboxInfo | None, names: Iterable[str]
+) -> Mapping[str, bytes]:
+    """The stored entries named or below ``names``, with /private/specialuse added."""
+    names = tuple(names)
+    found = await session.require_account().get_metadata(None if info is None else info.id, names)
+    mirrored = any(n == SPECIALUSE or SPECIALUSE.startswith(n + "/") for n in names)
+    if mirrored and info is not None and info.special_use is not None:
+        found[SPECIALUSE] = info.special_use.encode("ascii")
+    return found
+
+
+def _within(entry: str, asked: str, depth: int | None) -> bool:
+    """``entry`` is ``asked`` or below it, at most ``depth`` levels (None: any)."""
+    if entry == asked:
+        return True
+    if not entry.startswith(asked + "/"):
+        return False
+    return depth is None or entry[len(asked) + 1 :].count("/") < depth
