@@ -275,7 +275,10 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
 
 async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
     store = await open_store(
-        settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
+        settings.server.data_dir,
+        quota=settings.quota.limits,
+        limits=settings.limits,
+        special_folders=settings.imap.special_use_names,
     )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None
@@ -297,7 +300,11 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
     schema, the --dev demo account); the workers open their own."""
     from roost.runtime.supervisor import Supervisor
 
-    store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+    store = await open_store(
+        settings.server.data_dir,
+        quota=settings.quota.limits,
+        special_folders=settings.imap.special_use_names,
+    )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None
     finally:

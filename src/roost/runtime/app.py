@@ -57,6 +57,7 @@ from roost.runtime.listeners import (
 from roost.runtime.tls import TlsError, ensure_self_signed, reload_certificate, server_context
 from roost.store.base import QuotaLimits, Store, StoreError
 from roost.store.events import EventHub
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS
 
 log = logging.getLogger("roost.server")
 
@@ -93,25 +94,31 @@ async def open_store(
     hub: EventHub | None = None,
     quota: QuotaLimits | None = None,
     limits: LimitSettings | None = None,
+    special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
 ) -> Store:
     """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
     making an existing one private (``data_dir.secure_data_dir``); its change events go
     through ``hub`` when given (a worker's, linked to the others). ``quota`` is every
     account's default limits (``[quota]``; None: unlimited). From ``limits``: how long a
-    write waits for another process's, how deep messages are analysed."""
+    write waits for another process's, how deep messages are analysed.
+    ``special_folders``: a new account's folders besides INBOX (``[imap]
+    special_use_names``)."""
     from roost.store.sqlite import SqliteStore
 
     try:
         _make_private_dir(data_dir)
         secure_data_dir(data_dir)
         if limits is None:
-            return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
+            return await SqliteStore.open(
+                data_dir, hub=hub, quota=quota or QuotaLimits(), special_folders=special_folders
+            )
         return await SqliteStore.open(
             data_dir,
             hub=hub,
             quota=quota or QuotaLimits(),
             busy_timeout=limits.store_busy_timeout,
             mime_limits=limits.mime_limits(),
+            special_folders=special_folders,
         )
     except DataDirError as error:
         raise ServerError(str(error)) from None
@@ -219,7 +226,10 @@ class Server:
             self._pop3_handler = _default_pop3_handler()
         if self._store is None:
             self._store = await open_store(
-                settings.server.data_dir, quota=settings.quota.limits, limits=settings.limits
+                settings.server.data_dir,
+                quota=settings.quota.limits,
+                limits=settings.limits,
+                special_folders=settings.imap.special_use_names,
             )
         try:
             self._context = self._build_context(self._store)

@@ -120,6 +120,7 @@ async def _serve(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLConte
             hub=hub,
             quota=settings.quota.limits,
             limits=settings.limits,
+            special_folders=settings.imap.special_use_names,
         )
         try:
 

@@ -200,8 +200,10 @@ class Store(CredentialStore, Protocol):
     async def close(self) -> None: ...
 
     async def create_account(self, name: str, password_hash: str) -> None:
-        """Create an account with INBOX, Drafts, Sent, Trash, Junk and Archive, each with
-        its special-use attribute and subscribed. AccountExists if present."""
+        """Create an account with INBOX and the special folders — by default Drafts,
+        Sent, Trash, Junk and Archive (``values.DEFAULT_SPECIAL_FOLDERS``), or the names
+        the backend was opened with (``[imap] special_use_names``) — each with its
+        special-use attribute and subscribed. AccountExists if present."""
         ...
 
     async def delete_account(self, name: str) -> None: ...

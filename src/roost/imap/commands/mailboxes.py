@@ -53,6 +53,19 @@ from roost.store.base import (
 
 log = logging.getLogger("roost.imap")
 
+# The names clients give the folders they create when they find none of their liking
+# (CLIENTS.md: Apple Mail's "Sent Messages", Outlook's "Sent Items"): created at the top
+# level without USE, they get that special use, so every other client finds them too.
+# RFC 6154 §2 lets several mailboxes share one.
+CLIENT_FOLDER_NAMES = {
+    "sent messages": "\\Sent",
+    "sent items": "\\Sent",
+    "deleted messages": "\\Trash",
+    "deleted items": "\\Trash",
+    "junk e-mail": "\\Junk",
+    "junk email": "\\Junk",
+}
+
 
 async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Done]:
     account = session.require_account()
@@ -163,6 +176,8 @@ async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Do
         if special_use is not None:
             raise no("Only one special use per mailbox", "USEATTR")
         special_use = canonical
+    if not cmd.special_use:
+        special_use = CLIENT_FOLDER_NAMES.get(name.casefold())
     await _check_mailbox_count(session, name)
     created = await account.create_mailbox(name, special_use)
     # RFC 8474 §4.1: the new mailbox's id comes with the OK.
