@@ -63,3 +63,25 @@ async def test_a_placeholder_left_by_delete_loses_them(alice: Account) -> None:
     await alice.delete_mailbox("Lists")  # has an inferior: becomes \Noselect
     assert parent.name == "Lists/rust"
     assert await alice.get_metadata(lists.id, ["/shared"]) == {}
+
+
+async def test_acl_entries(alice: Account) -> None:
+    """ACL (RFC 4314) entries: set, replaced, removed with "" or None; kept by RENAME,
+    removed with the mailbox."""
+    box = await alice.create_mailbox("Shared")
+    assert await alice.get_acl(box.id) == {}
+    await alice.set_acl(box.id, "bob", "lr")
+    await alice.set_acl(box.id, "carol", "lrswipkxtea")
+    await alice.set_acl(box.id, "bob", "lrs")
+    assert await alice.get_acl(box.id) == {"bob": "lrs", "carol": "lrswipkxtea"}
+    await alice.set_acl(box.id, "carol", "")
+    await alice.rename_mailbox("Shared", "Team")
+    assert await alice.get_acl(box.id) == {"bob": "lrs"}
+    await alice.set_acl(box.id, "bob", None)
+    assert await alice.get_acl(box.id) == {}
+    await alice.set_acl(box.id, "bob", "l")
+    await alice.delete_mailbox("Team")
+    with pytest.raises(NoSuchMailbox):
+        await alice.get_acl(box.id)
+    with pytest.raises(NoSuchMailbox):
+        await alice.set_acl(box.id, "bob", "l")

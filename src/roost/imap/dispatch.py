@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from roost.imap.commands import (
+    acl,
     append,
     auth,
     copy_move,
@@ -106,6 +107,11 @@ _SPECS = (
     CommandSpec(c.SetQuota, "SETQUOTA", quota.setquota, AUTH),
     CommandSpec(c.GetMetadata, "GETMETADATA", metadata.getmetadata, AUTH),
     CommandSpec(c.SetMetadata, "SETMETADATA", metadata.setmetadata, AUTH),
+    CommandSpec(c.GetAcl, "GETACL", acl.getacl, AUTH),
+    CommandSpec(c.SetAcl, "SETACL", acl.setacl, AUTH),
+    CommandSpec(c.DeleteAcl, "DELETEACL", acl.deleteacl, AUTH),
+    CommandSpec(c.ListRights, "LISTRIGHTS", acl.listrights, AUTH),
+    CommandSpec(c.MyRights, "MYRIGHTS", acl.myrights, AUTH),
     CommandSpec(c.Append, "APPEND", append.append, AUTH),
     CommandSpec(c.Idle, "IDLE", idle.idle, AUTH),
     CommandSpec(c.Compress, "COMPRESS", extensions.compress, AUTH, sync=False),

@@ -182,6 +182,18 @@ class Account(Protocol):
         entries are removed with it (and when DELETE leaves a \\Noselect placeholder)."""
         ...
 
+    # access control lists (RFC 4314): what the owner granted others on a mailbox
+    async def get_acl(self, mailbox_id: int) -> dict[str, str]:
+        """Identifier → rights of every entry on the mailbox (the owner's own rights
+        are implicit and not among them). NoSuchMailbox where it is gone."""
+        ...
+
+    async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
+        """Set an entry's rights (a string of right letters; "" or None removes it).
+        Entries go with their mailbox (DELETE, including one that leaves a \\Noselect
+        placeholder); RENAME keeps them."""
+        ...
+
     # quota (RFC 9208; ARCHITECTURE.md decision 10)
     async def quota(self) -> QuotaUsage:
         """Usage now and the effective limits (the account's own, else the default):

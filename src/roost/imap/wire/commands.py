@@ -212,6 +212,45 @@ class SetMetadata(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class GetAcl(Command):
+    """GETACL (RFC 4314 §3.3)."""
+
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetAcl(Command):
+    """SETACL (RFC 4314 §3.1): ``rights`` as sent, perhaps starting with "+" or "-"."""
+
+    mailbox: bytes
+    identifier: str
+    rights: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAcl(Command):
+    """DELETEACL (RFC 4314 §3.2)."""
+
+    mailbox: bytes
+    identifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListRights(Command):
+    """LISTRIGHTS (RFC 4314 §3.4)."""
+
+    mailbox: bytes
+    identifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class MyRights(Command):
+    """MYRIGHTS (RFC 4314 §3.5)."""
+
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Status(Command):
     mailbox: bytes
     items: tuple[str, ...]  # upper-cased: MESSAGES UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE ...
@@ -461,6 +500,11 @@ COMMAND_NAMES: dict[type[Command], str] = {
     SetQuota: "SETQUOTA",
     GetMetadata: "GETMETADATA",
     SetMetadata: "SETMETADATA",
+    GetAcl: "GETACL",
+    SetAcl: "SETACL",
+    DeleteAcl: "DELETEACL",
+    ListRights: "LISTRIGHTS",
+    MyRights: "MYRIGHTS",
     Status: "STATUS",
     Append: "APPEND",
     Idle: "IDLE",

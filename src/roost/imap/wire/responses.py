@@ -153,6 +153,32 @@ class MetadataResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class AclResponse:
+    """``* ACL mailbox identifier rights ...`` (RFC 4314 §3.6)."""
+
+    mailbox: str
+    entries: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListRightsResponse:
+    """``* LISTRIGHTS mailbox identifier required optional ...`` (RFC 4314 §3.7)."""
+
+    mailbox: str
+    identifier: str
+    required: str
+    optional: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MyRightsResponse:
+    """``* MYRIGHTS mailbox rights`` (RFC 4314 §3.8)."""
+
+    mailbox: str
+    rights: str
+
+
+@dataclass(frozen=True, slots=True)
 class Exists:
     count: int
 
@@ -319,6 +345,9 @@ Response = (
     | QuotaResponse
     | QuotaRootResponse
     | MetadataResponse
+    | AclResponse
+    | ListRightsResponse
+    | MyRightsResponse
     | Exists
     | Recent
     | Expunged

@@ -24,6 +24,7 @@ from typing import assert_never
 
 from roost.imap.wire.mutf7 import encode_mutf7
 from roost.imap.wire.responses import (
+    AclResponse,
     AppendUidCode,
     BadCharsetCode,
     CapabilityCode,
@@ -42,7 +43,9 @@ from roost.imap.wire.responses import (
     FlagsResponse,
     IdResponse,
     ListResponse,
+    ListRightsResponse,
     MetadataResponse,
+    MyRightsResponse,
     NamespaceResponse,
     NString,
     ObjectId,
@@ -569,6 +572,27 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
             return b"* QUOTA " + _astring_bytes(_to_bytes(root), utf8) + b" (" + listed + b")\r\n"
         case MetadataResponse():
             return _metadata(response, utf8)
+        case AclResponse(mailbox=mailbox, entries=entries):
+            # RFC 4314 §4: identifier and rights are astrings.
+            line = b"* ACL " + _mailbox(mailbox, utf8)
+            for identifier, rights in entries:
+                line += b" " + _astring_bytes(_to_bytes(identifier), utf8)
+                line += b" " + _astring_bytes(_to_bytes(rights), utf8)
+            return line + CRLF
+        case ListRightsResponse(
+            mailbox=mailbox, identifier=identifier, required=required, optional=optional
+        ):
+            words = [_mailbox(mailbox, utf8), _astring_bytes(_to_bytes(identifier), utf8)]
+            words += [_astring_bytes(_to_bytes(w), utf8) for w in (required, *optional)]
+            return b"* LISTRIGHTS " + b" ".join(words) + CRLF
+        case MyRightsResponse(mailbox=mailbox, rights=rights):
+            return (
+                b"* MYRIGHTS "
+                + _mailbox(mailbox, utf8)
+                + b" "
+                + _astring_bytes(_to_bytes(rights), utf8)
+                + CRLF
+            )
         case QuotaRootResponse(mailbox=mailbox, roots=roots):
             line = b"* QUOTAROOT " + _mailbox(mailbox, utf8)
             for root in roots:

@@ -295,6 +295,14 @@ class SqliteAccount:
     ) -> None:
         await self._run(metadata.set_metadata, mailbox_id, changes, max_entries)
 
+    # ---- access control lists (RFC 4314) -------------------------------------------
+
+    async def get_acl(self, mailbox_id: int) -> dict[str, str]:
+        return await self._run(metadata.get_acl, mailbox_id)
+
+    async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
+        await self._run(metadata.set_acl, mailbox_id, identifier, rights)
+
     # ---- quota ---------------------------------------------------------------------
 
     async def quota(self) -> QuotaUsage:

@@ -106,7 +106,7 @@ def delete_mailbox(db: MailDB, name: str) -> Changed:
         if _has_inferiors(db, name):
             if row.noselect:
                 raise MailboxHasChildren(name)
-            for table in ("messages", "expunged", "keywords", "metadata"):
+            for table in ("messages", "expunged", "keywords", "metadata", "acl"):
                 db.conn.execute(f"DELETE FROM {table} WHERE mailbox_id = ?", (row.id,))
             db.conn.execute(
                 "UPDATE mailboxes SET noselect = 1, special_use = NULL WHERE id = ?", (row.id,)

@@ -1,4 +1,5 @@
-"""METADATA (RFC 5464) entries of one account (run on its worker thread).
+"""METADATA (RFC 5464) and ACL (RFC 4314) entries of one account's mailboxes (run on
+its worker thread): both are small per-mailbox tables that go with their mailbox.
 
 Invariants:
 
@@ -65,3 +66,25 @@ def _owner(db: MailDB, mailbox_id: int | None) -> int:
     if mailbox_id is None:
         return SERVER
     return db.mailbox(mailbox_id, selectable=False).id
+
+
+def get_acl(db: MailDB, mailbox_id: int) -> dict[str, str]:
+    owner = db.mailbox(mailbox_id, selectable=False).id
+    rows = db.conn.execute(
+        "SELECT identifier, rights FROM acl WHERE mailbox_id = ? ORDER BY identifier", (owner,)
+    )
+    return dict(rows.fetchall())
+
+
+def set_acl(db: MailDB, mailbox_id: int, identifier: str, rights: str | None) -> None:
+    with db.write():
+        owner = db.mailbox(mailbox_id, selectable=False).id
+        if rights:
+            db.conn.execute(
+                "INSERT OR REPLACE INTO acl (mailbox_id, identifier, rights) VALUES (?, ?, ?)",
+                (owner, identifier, rights),
+            )
+        else:
+            db.conn.execute(
+                "DELETE FROM acl WHERE mailbox_id = ? AND identifier = ?", (owner, identifier)
+            )

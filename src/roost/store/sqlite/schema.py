@@ -209,6 +209,17 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
             DELETE FROM metadata WHERE mailbox_id = OLD.id;
         END""",
     ),
+    (
+        # ACL (RFC 4314) entries the owner granted on a mailbox: identifier (an account
+        # name, as the directory spells it) → rights, letters of "lrswipkxtea" in that
+        # order. The owner's own rights are implicit (all of them) and never stored.
+        """CREATE TABLE acl (
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+            identifier TEXT NOT NULL,
+            rights TEXT NOT NULL,
+            PRIMARY KEY (mailbox_id, identifier)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 # users.db: the accounts directory.

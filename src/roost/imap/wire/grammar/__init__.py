@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from roost.imap.wire.commands import BadCommand, Command
 from roost.imap.wire.grammar import (
+    acl,
     append,
     copy_move,
     fetch,
@@ -63,6 +64,11 @@ COMMANDS: dict[str, Parser] = {
     "SETQUOTA": quota.parse_setquota,
     "GETMETADATA": metadata.parse_getmetadata,
     "SETMETADATA": metadata.parse_setmetadata,
+    "GETACL": acl.parse_getacl,
+    "SETACL": acl.parse_setacl,
+    "DELETEACL": acl.parse_deleteacl,
+    "LISTRIGHTS": acl.parse_listrights,
+    "MYRIGHTS": acl.parse_myrights,
     "APPEND": append.parse_append,
     "FETCH": fetch.parse_fetch,
     "STORE": store.parse_store,
