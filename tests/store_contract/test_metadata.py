@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from roost.store.base import Account, NoSuchMailbox, TooManyMetadataEntries
+from roost.store.base import Account, NoSuchMailbox, Store, TooManyMetadataEntries
 
 
 async def test_server_and_mailbox_entries_are_separate(alice: Account) -> None:
@@ -85,3 +85,27 @@ async def test_acl_entries(alice: Account) -> None:
         await alice.get_acl(box.id)
     with pytest.raises(NoSuchMailbox):
         await alice.set_acl(box.id, "bob", "l")
+
+
+async def test_rights_of_an_identifier(alice: Account) -> None:
+    """Every selectable mailbox with an entry for the identifier, by name."""
+    team = await alice.create_mailbox("Team")
+    inbox = await alice.get_mailbox("INBOX")
+    await alice.set_acl(team.id, "bob", "lrs")
+    await alice.set_acl(inbox.id, "bob", "lr")
+    await alice.set_acl(inbox.id, "carol", "l")
+    assert await alice.rights_of("bob") == {"INBOX": "lr", "Team": "lrs"}
+    assert await alice.rights_of("dave") == {}
+
+
+async def test_sharers(store: Store, alice: Account) -> None:
+    """Who granted an account something: by the grantee's name in any case, each once,
+    forgotten with the grantee's account."""
+    await store.create_account("Bob", "h")
+    assert await store.sharers_of("bob") == []
+    await store.add_sharer("alice", "Bob")
+    await store.add_sharer("alice", "bob")
+    await store.add_sharer("carol", "BOB")
+    assert await store.sharers_of("bob") == ["alice", "carol"]
+    await store.delete_account("Bob")
+    assert await store.sharers_of("Bob") == []

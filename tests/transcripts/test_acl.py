@@ -1,16 +1,17 @@
-"""ACL commands (RFC 4314 §3) on one's own mailboxes. ACL is not advertised: shared
-folders (another user seeing and using a granted mailbox) are not there yet; these
-pin what the owner can already do, after the RFC's examples."""
+"""ACL commands (RFC 4314 §3) on one's own mailboxes, after the RFC's examples; what
+the grantee sees and may do is in test_shared_folders.py."""
 
 from __future__ import annotations
 
 from tests.conftest import ImapServer
 
 
-async def test_not_advertised_until_shared_folders(imap: ImapServer) -> None:
+async def test_capabilities(imap: ImapServer) -> None:
+    """RFC 4314 §2.1.1: RIGHTS=texk says the RFC 4314 rights replace "c" and "d";
+    RFC 8440: LIST-MYRIGHTS."""
     client = await imap.login()
     caps = (await client.ok("CAPABILITY")).untagged[0].split()
-    assert b"ACL" not in caps and not any(c.startswith(b"RIGHTS=") for c in caps)
+    assert {b"ACL", b"RIGHTS=texk", b"LIST-MYRIGHTS"} <= set(caps)
 
 
 async def test_setacl_getacl_deleteacl(imap: ImapServer) -> None:

@@ -188,6 +188,11 @@ class Account(Protocol):
         are implicit and not among them). NoSuchMailbox where it is gone."""
         ...
 
+    async def rights_of(self, identifier: str) -> dict[str, str]:
+        """Mailbox name → rights granted to ``identifier`` (as stored), for every
+        mailbox with an entry for it."""
+        ...
+
     async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
         """Set an entry's rights (a string of right letters; "" or None removes it).
         Entries go with their mailbox (DELETE, including one that leaves a \\Noselect
@@ -236,4 +241,14 @@ class Store(CredentialStore, Protocol):
 
     async def set_quota_override(self, name: str, override: QuotaOverride) -> None:
         """Set the account's own limits (None: the default; 0: unlimited)."""
+        ...
+
+    # shared folders (ACL, RFC 4314)
+    async def add_sharer(self, owner: str, grantee: str) -> None:
+        """Remember that ``owner`` granted ``grantee`` rights on some mailbox (kept
+        until the grantee's account is deleted; a hint, the ACLs are the truth)."""
+        ...
+
+    async def sharers_of(self, grantee: str) -> list[str]:
+        """The accounts that granted ``grantee`` something (``add_sharer``), by name."""
         ...

@@ -30,8 +30,9 @@ def _source(data: c.MessageData) -> tuple[MessageSource, int]:
 
 
 async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Done]:
-    account = session.require_account()
-    name = session.mailbox_name(cmd.mailbox)
+    place = await session.locate(cmd.mailbox)
+    place.require("i", "APPEND")
+    account, name = place.account, place.name
     limit = session.context.limits.max_literal_size
     messages: list[NewMessage] = []
     for message in cmd.messages:
@@ -45,7 +46,7 @@ async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Do
         # to send, or change a byte of it.
         if not message.binary and _contains_nul(message.data):
             raise no("A NUL byte in a {n} literal: send the message as ~{n} (BINARY)", "CANNOT")
-        flags = normalize_flags(message.flags)
+        flags = allowed_flags(normalize_flags(message.flags), place.rights)
         messages.append(NewMessage(source, flags, message.internaldate, binary=message.binary))
     try:
         # By name: the store looks the mailbox up in the same job as it stores.
@@ -55,6 +56,18 @@ async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Do
         raise no(f"Mailbox {name} does not exist", "TRYCREATE") from None
     except CannotDoThat:
         raise no(f"{name} cannot hold messages", "CANNOT") from None
-    if session.selected is not None and session.selected.mailbox_id == result.mailbox.id:
+    selected = session.selected
+    if (
+        selected is not None
+        and selected.mailbox_id == result.mailbox.id
+        and (session.selected_account() is account)
+    ):
         session.mark_dirty()
     yield Done("APPEND completed", AppendUidCode(result.uidvalidity, tuple(result.uids)))
+
+
+def allowed_flags(flags: frozenset[str], rights: str) -> frozenset[str]:
+    """RFC 4314 §4: APPEND and COPY set only the flags the user may set — \\Seen with
+    "s", \\Deleted with "t", the others with "w" — and silently drop the rest."""
+    needs = {"\\Seen": "s", "\\Deleted": "t"}
+    return frozenset(f for f in flags if needs.get(f, "w") in rights)

@@ -51,7 +51,7 @@ _SORT_FIELDS = {
 
 async def search(session: Session, cmd: c.Search) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
     options = cmd.return_options
     saving = options is not None and "SAVE" in options
     try:
@@ -89,7 +89,7 @@ async def search(session: Session, cmd: c.Search) -> AsyncIterator[Response | Do
 async def sort(session: Session, cmd: c.Sort) -> AsyncIterator[Response | Done]:
     """RFC 5256 §3: equal keys keep message-number order; REVERSE turns one key."""
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
     _check_charset(cmd.charset)
     order = tuple(SortOrder(_SORT_FIELDS[s.key], s.reverse) for s in cmd.sort_criteria)
     query, with_modseq = _query(session, selected, cmd.criteria, order)
@@ -111,7 +111,7 @@ async def sort(session: Session, cmd: c.Sort) -> AsyncIterator[Response | Done]:
 
 async def thread(session: Session, cmd: c.Thread) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
     if cmd.algorithm not in THREAD_ALGORITHMS:
         raise bad(f"Unsupported threading algorithm {cmd.algorithm}")
     _check_charset(cmd.charset)

@@ -300,6 +300,9 @@ class SqliteAccount:
     async def get_acl(self, mailbox_id: int) -> dict[str, str]:
         return await self._run(metadata.get_acl, mailbox_id)
 
+    async def rights_of(self, identifier: str) -> dict[str, str]:
+        return await self._run(metadata.rights_of, identifier)
+
     async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
         await self._run(metadata.set_acl, mailbox_id, identifier, rights)
 

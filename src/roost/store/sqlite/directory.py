@@ -114,6 +114,7 @@ class Directory:
         try:
             self._conn.execute("DELETE FROM accounts WHERE name_key = ?", (key,))
             self._conn.execute("DELETE FROM known_addresses WHERE name_key = ?", (key,))
+            self._conn.execute("DELETE FROM sharers WHERE grantee_key = ?", (key,))
             self._conn.execute(
                 "UPDATE counters SET uidvalidity_floor = max(uidvalidity_floor, ?) WHERE id = 0",
                 (last_uidvalidity,),
@@ -272,6 +273,18 @@ class Directory:
         )
         if cursor.rowcount == 0:
             raise NoSuchAccount(key)
+
+    def add_sharer(self, owner: str, grantee_key: str) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO sharers (grantee_key, owner) VALUES (?, ?)",
+            (grantee_key, owner),
+        )
+
+    def sharers_of(self, grantee_key: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT owner FROM sharers WHERE grantee_key = ? ORDER BY owner", (grantee_key,)
+        )
+        return [owner for (owner,) in rows]
 
     def remember_address(self, key: str, address: str, when: int) -> None:
         """Upsert, keeping the ``MAX_KNOWN_ADDRESSES`` most recent of the account."""

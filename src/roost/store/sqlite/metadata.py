@@ -88,3 +88,12 @@ def set_acl(db: MailDB, mailbox_id: int, identifier: str, rights: str | None) ->
             db.conn.execute(
                 "DELETE FROM acl WHERE mailbox_id = ? AND identifier = ?", (owner, identifier)
             )
+
+
+def rights_of(db: MailDB, identifier: str) -> dict[str, str]:
+    rows = db.conn.execute(
+        "SELECT m.name, a.rights FROM acl a JOIN mailboxes m ON m.id = a.mailbox_id"
+        " WHERE a.identifier = ? AND m.noselect = 0 ORDER BY m.name",
+        (identifier,),
+    )
+    return dict(rows.fetchall())

@@ -284,6 +284,16 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
             PRIMARY KEY (name_key, address)
         ) WITHOUT ROWID""",
     ),
+    (
+        # ACL (RFC 4314) shared folders: the accounts (owner, as spelt) that granted the
+        # account grantee_key (case-folded) rights on some mailbox, so its sessions know
+        # whose mailboxes to look at. A hint: the owner's ACLs say what is granted now.
+        """CREATE TABLE sharers (
+            grantee_key TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            PRIMARY KEY (grantee_key, owner)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 

@@ -227,6 +227,12 @@ class SqliteStore:
     async def quota_override(self, name: str) -> QuotaOverride:
         return await self._users.run(self._directory.quota_override, fold_name(name))
 
+    async def add_sharer(self, owner: str, grantee: str) -> None:
+        await self._users.run(self._directory.add_sharer, owner, fold_name(grantee))
+
+    async def sharers_of(self, grantee: str) -> list[str]:
+        return await self._users.run(self._directory.sharers_of, fold_name(grantee))
+
     async def set_quota_override(self, name: str, override: QuotaOverride) -> None:
         key = fold_name(name)
         await self._users.run(self._directory.set_quota_override, key, override)

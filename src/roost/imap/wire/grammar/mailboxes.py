@@ -48,7 +48,9 @@ STATUS_ITEMS = frozenset(
     }
 )
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
-LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "METADATA"})
+LIST_RETURN = frozenset(
+    {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "METADATA", "MYRIGHTS"}  # RFC 8440
+)
 
 
 def _mailbox_only(tokens: Tokenizer) -> bytes:
