@@ -141,3 +141,20 @@ async def test_metadata_of_a_shared_mailbox(imap: ImapServer) -> None:
     assert (await alice.ok("GETMETADATA Team /shared/comment")).untagged == [
         b'* METADATA Team (/shared/comment "changed by bob")'
     ]
+
+
+async def test_subscribing_to_a_shared_mailbox(imap: ImapServer) -> None:
+    """A subscription is a name (RFC 9051 §6.3.7): LSUB and LIST (SUBSCRIBED) show the
+    shared mailbox once, as it is; once no longer shared, \\NonExistent (RFC 5258 §3.4)."""
+    alice, bob = await share(imap, "lr")
+    await bob.ok(f"SUBSCRIBE {TEAM}")
+    assert (await bob.ok('LSUB "" "Other Users/*"')).untagged == [
+        b'* LSUB (\\HasNoChildren) "/" "Other Users/alice/Team"'
+    ]
+    assert (await bob.ok('LIST (SUBSCRIBED) "" "Other Users/*"')).untagged == [
+        b'* LIST (\\HasNoChildren \\Subscribed) "/" "Other Users/alice/Team"'
+    ]
+    await alice.ok("DELETEACL Team bob")
+    assert (await bob.ok('LIST (SUBSCRIBED) "" "Other Users/*"')).untagged == [
+        b'* LIST (\\NonExistent \\Subscribed) "/" "Other Users/alice/Team"'
+    ]

@@ -39,6 +39,7 @@ from roost.imap.commands import (
     notify,
     quota,
     search,
+    status,
     store,
 )
 from roost.imap.handler_types import Awaiting, CommandError, Done, State, store_error_response
@@ -101,7 +102,7 @@ _SPECS = (
     CommandSpec(c.List, "LIST", mailboxes.list_, AUTH),
     CommandSpec(c.Lsub, "LSUB", mailboxes.lsub, AUTH),
     CommandSpec(c.Namespace, "NAMESPACE", mailboxes.namespace, AUTH),
-    CommandSpec(c.Status, "STATUS", mailboxes.status, AUTH),
+    CommandSpec(c.Status, "STATUS", status.status, AUTH),
     CommandSpec(c.GetQuota, "GETQUOTA", quota.getquota, AUTH),
     CommandSpec(c.GetQuotaRoot, "GETQUOTAROOT", quota.getquotaroot, AUTH),
     CommandSpec(c.SetQuota, "SETQUOTA", quota.setquota, AUTH),

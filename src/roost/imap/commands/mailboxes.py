@@ -1,9 +1,14 @@
-"""SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, NAMESPACE,
-STATUS (RFC 9051 §6.3, RFC 3501 §6.3, LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819,
-SPECIAL-USE RFC 6154).
+"""SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, NAMESPACE
+(RFC 9051 §6.3, RFC 3501 §6.3, LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819,
+SPECIAL-USE RFC 6154, LIST-MYRIGHTS RFC 8440); STATUS is in status.py.
 
 Special-use attributes are returned in every LIST and LSUB, asked for or not: old
 Outlook looks only at LSUB, and RFC 6154 §2 allows it (CLIENTS.md).
+
+Mailboxes other accounts share with the user (ACL, imap/shared.py) are listed after
+the user's own, under "Other Users/<owner>/", with \\Noselect levels above them; a
+shared mailbox is selected in its owner's account, READ-ONLY without any of "s", "w",
+"t", "e" (RFC 4314 §4).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import AsyncIterator
 
 from roost.imap.commands.acl import shared_mailboxes
 from roost.imap.commands.metadata import list_metadata
-from roost.imap.commands.quota import storage_units
+from roost.imap.commands.status import status_values
 from roost.imap.handler_types import Done, State, bad, no
 from roost.imap.mailbox_names import (
     DELIMITER,
@@ -36,7 +41,6 @@ from roost.imap.wire.responses import (
     ListResponse,
     MyRightsResponse,
     NamespaceResponse,
-    ObjectId,
     Parenthesized,
     PermanentFlagsCode,
     Recent,
@@ -49,8 +53,6 @@ from roost.imap.wire.responses import (
 from roost.store.base import (
     SPECIAL_USES,
     MailboxInfo,
-    MailboxStatus,
-    NoSuchMailbox,
     StorageFull,
 )
 
@@ -327,6 +329,8 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
         # RFC 5258 §3.5: a parent with subscribed children is listed (with CHILDINFO)
         # even when it neither exists nor is subscribed itself.
         candidates |= _children_index(subscribed)
+    # Names under "Other Users" are answered from the shared mailboxes, below.
+    candidates = {n for n in candidates if split_shared(n) is None}
     for name in _ordered(candidates):
         info = mailboxes.get(name)
         child_info: tuple[str, ...] = ()
@@ -348,7 +352,8 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
 
     shared_rights: dict[str, str] = {}
     if not want_special:  # another's special folders are not this user's
-        for name, attributes, rights in _shared_tree(await shared_mailboxes(session)):
+        tree = _shared_tree(await shared_mailboxes(session))
+        for name, attributes, rights in tree:
             if (want_subscribed and name not in subscribed) or not matches(name):
                 continue
             if show_subscribed and name in subscribed:
@@ -356,6 +361,10 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
             results.append((name, attributes, ()))
             if rights:
                 shared_rights[name] = rights
+        if want_subscribed:  # RFC 5258 §3.4: subscribed, but no longer shared
+            listed = {name for name, _, _ in tree}
+            gone = {s for s in subscribed if split_shared(s) and s not in listed and matches(s)}
+            results += [(name, ("\\NonExistent", "\\Subscribed"), ()) for name in sorted(gone)]
 
     status_items = cmd.status_items
     for name, attributes, child_info in results:
@@ -367,12 +376,12 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
         info = mailboxes.get(name)
         if status_items and info is not None and not info.noselect:
             status = await account.status(info.id)
-            yield StatusResponse(name, _status_items(session, status_items, status, info))
+            yield StatusResponse(name, status_values(session, status_items, status, info))
         elif status_items and "r" in shared_rights.get(name, ""):  # RFC 4314 §4: STATUS
             place = await session.locate(_wire_name(session, name))
             shared = await place.account.get_mailbox(place.name)
             status = await place.account.status(shared.id)
-            yield StatusResponse(name, _status_items(session, status_items, status, shared))
+            yield StatusResponse(name, status_values(session, status_items, status, shared))
         if cmd.metadata_entries and info is not None:
             yield await list_metadata(session, info, cmd.metadata_entries)
     yield Done("LIST completed")
@@ -433,13 +442,20 @@ async def lsub(session: Session, cmd: c.Lsub) -> AsyncIterator[Response | Done]:
     subscribed = set(await account.list_subscriptions())
     has_children = _children_index(set(mailboxes))
     matches = compile_list_pattern(reference, pattern)
+    shared: dict[str, tuple[str, ...]] = {}
+    if any(split_shared(name) is not None for name in subscribed):
+        tree = _shared_tree(await shared_mailboxes(session))
+        shared = {name: attributes for name, attributes, _ in tree}
     shown: dict[str, tuple[str, ...]] = {}
     for name in subscribed:
         if matches(name):
             info = mailboxes.get(name)
-            shown[name] = (
-                ("\\Noselect",) if info is None else _attributes(info, name in has_children)
-            )
+            if name in shared:
+                shown[name] = shared[name]
+            else:
+                shown[name] = (
+                    ("\\Noselect",) if info is None else _attributes(info, name in has_children)
+                )
         else:
             # RFC 3501 §6.3.9: a parent matched by "%" whose child is subscribed is
             # listed \Noselect when it is not subscribed itself.
@@ -452,45 +468,3 @@ async def lsub(session: Session, cmd: c.Lsub) -> AsyncIterator[Response | Done]:
 
 
 # ---- STATUS --------------------------------------------------------------------------
-
-
-def _status_items(
-    session: Session, items: tuple[str, ...], status: MailboxStatus, info: MailboxInfo
-) -> tuple[tuple[str, int | ObjectId], ...]:
-    values: dict[str, int | ObjectId] = {
-        "MESSAGES": status.messages,
-        "RECENT": status.recent,
-        "UIDNEXT": status.uidnext,
-        "UIDVALIDITY": status.uidvalidity,
-        "UNSEEN": status.unseen,
-        "DELETED": status.deleted,
-        "SIZE": status.size,
-        "DELETED-STORAGE": storage_units(status.deleted_size),  # RFC 9208 §4.2.2
-        "HIGHESTMODSEQ": status.highestmodseq,
-        "APPENDLIMIT": session.context.limits.max_literal_size,
-        "MAILBOXID": ObjectId(info.object_id),  # RFC 8474 §4.2
-    }
-    result: list[tuple[str, int | ObjectId]] = []
-    for item in items:
-        if item not in values:
-            raise bad(f"STATUS item {item} is not supported")
-        result.append((item, values[item]))
-    return tuple(result)
-
-
-async def status(session: Session, cmd: c.Status) -> AsyncIterator[Response | Done]:
-    if "HIGHESTMODSEQ" in cmd.items:
-        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    name = session.mailbox_name(cmd.mailbox)
-    place = await session.locate(cmd.mailbox)
-    place.require("r", "STATUS")  # RFC 4314 §4
-    account = place.account
-    info = await account.get_mailbox(place.name)
-    if info.noselect:
-        raise no(f"{name} holds no messages", "NONEXISTENT")
-    try:
-        current = await account.status(info.id)
-    except NoSuchMailbox:
-        raise no("No such mailbox", "NONEXISTENT") from None
-    yield StatusResponse(name, _status_items(session, cmd.items, current, info))
-    yield Done("STATUS completed")
