@@ -103,10 +103,12 @@ class MergedListener:
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
+            answered = [t.result() for t in (own, other) if t.done() and not t.cancelled()]
             events = own.result() if own.done() and not own.cancelled() else []
             if other.done() and not other.cancelled():
                 events += self._relevant(other.result())
-            if events:
+            # A listener answers with nothing only once closed: stop waiting then.
+            if events or any(not result for result in answered):
                 return events
 
     def close(self) -> None:
