@@ -724,6 +724,20 @@ def main() -> int:
         default=None,
         help="where the temporary data goes (default: the system temp dir)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="Roost's store: its data directory (the default) or a fresh PostgreSQL "
+        "database on --pg-url's server, dropped at the end (no seed cache)",
+    )
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "ROOST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a PostgreSQL server's URL, of a role that may create databases",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument(
         "--no-cache", action="store_true", help="seed from scratch; do not use or fill the cache"
@@ -752,6 +766,13 @@ def main() -> int:
     log(f"{'quick' if args.quick else 'full'} run in {workdir}")
     started = datetime.now(UTC)
     interrupted = False
+    database = None
+    if args.backend == "postgresql":
+        database = servers.create_pg_database(args.pg_url)
+        os.environ["ROOST_STORE"] = database  # the server and the seeders inherit it
+        args.no_cache = True
+        bench.notes.append("Roost on PostgreSQL (--backend postgresql)")
+        log(f"Roost's store: {database}")
     try:
         bench.prepare(workdir)
         bench.start_servers()
@@ -766,6 +787,8 @@ def main() -> int:
             with contextlib.suppress(Exception):
                 server.stop()
             log(f"{server.label} stopped in {time.perf_counter() - began:.1f}s")
+        if database is not None:
+            servers.drop_pg_database(args.pg_url, database)
         if args.keep:
             log(f"data kept in {workdir}")
         else:
@@ -805,6 +828,7 @@ def main() -> int:
         "notes": bench.notes,
         "dovecot_login": args.dovecot_login,
         "roost_workers": bench.roost_workers,
+        "roost_backend": args.backend,
     }
     RESULTS.mkdir(exist_ok=True)
     text = json.dumps(report, indent=1, default=str)

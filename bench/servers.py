@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import corpus
 
@@ -405,10 +406,61 @@ class Roost(Server):
         ]
 
 
-async def _roost_create_accounts(data_dir: Path, plans: Sequence[AccountPlan]) -> None:
+def create_pg_database(server_url: str) -> str:
+    """A new database on ``server_url``'s server with Roost's schema; its URL."""
+    import asyncpg
+
+    from roost.store.postgres.schema import migrate
+
+    name = f"roost_bench_{os.getpid()}"
+    url = server_url.rpartition("/")[0] + "/" + name
+
+    async def create() -> None:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return url
+
+
+def drop_pg_database(server_url: str, url: str) -> None:
+    import asyncpg
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(drop())
+
+
+async def _open_roost_store(data_dir: Path) -> Any:
+    """The store the benchmarked server uses: PostgreSQL when ``$ROOST_STORE`` names one
+    (``run.py --backend postgresql``, inherited by the server and the seeders), else the
+    data directory's SQLite store."""
+    url = os.environ.get("ROOST_STORE")
+    if url:
+        from roost.store.postgres import PostgresStore
+
+        return await PostgresStore.open(url, listen=False)
     from roost.store.sqlite import SqliteStore
 
-    store = await SqliteStore.open(data_dir, durable=False)
+    return await SqliteStore.open(data_dir, durable=False)
+
+
+async def _roost_create_accounts(data_dir: Path, plans: Sequence[AccountPlan]) -> None:
+    store = await _open_roost_store(data_dir)
     try:
         for plan in plans:
             await store.create_account(plan.name, plan.password_hash)
@@ -422,9 +474,8 @@ def _roost_seed_process(data_dir: Path, plans: list[AccountPlan], seed: int) -> 
 
 async def _roost_seed(data_dir: Path, plans: list[AccountPlan], seed: int) -> None:
     from roost.store.base import MessageSource, NewMessage
-    from roost.store.sqlite import SqliteStore
 
-    store = await SqliteStore.open(data_dir, durable=False)
+    store = await _open_roost_store(data_dir)
     try:
         accounts = [await store.open_account(plan.name) for plan in plans]
         inboxes = [(await account.get_mailbox("INBOX")).id for account in accounts]

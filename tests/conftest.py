@@ -23,8 +23,10 @@ from roost.auth.throttle import LoginThrottle, ThrottlePolicy
 from roost.imap.connection import serve_imap_connection
 from roost.imap.context import ImapContext, ImapLimits
 from roost.runtime.tls import ensure_self_signed, server_context
+from roost.store.base import Store
 from roost.store.sqlite import SqliteStore
 from tests.support.imap_client import ImapClient
+from tests.support.postgres import SCRATCH
 
 # Cheap hashing for tests: the real parameters are exercised in tests/unit.
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -61,11 +63,35 @@ def fail_on_server_errors(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail("server logged errors:\n" + "\n".join(messages))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_scratch_databases() -> Iterator[None]:
+    """PostgreSQL databases made by this run's tests go with it."""
+    yield
+    asyncio.run(SCRATCH.drop_all())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_backends: run on the SQLite and PostgreSQL stores")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_backends`` run once on each store backend (the ``imap``
+    server's): a representative part of the transcripts, not all of them twice."""
+    marked = metafunc.definition.get_closest_marker("both_backends") is not None
+    if marked and "store_backend" in metafunc.fixturenames:
+        metafunc.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def store_backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
 @dataclass
 class ImapServer:
     host: str
     port: int
-    store: SqliteStore
+    store: Store
     context: ImapContext
     data_dir: Path
     client_tls: ssl.SSLContext
@@ -98,8 +124,15 @@ async def start_imap_server(
     limits: ImapLimits | None = None,
     allow_plaintext_auth: bool = True,
     implicit_tls: bool = False,
+    store_url: str | None = None,
 ) -> tuple[ImapServer, asyncio.Server]:
-    store = await SqliteStore.open(data_dir / "data", durable=False)
+    store: Store
+    if store_url is None:
+        store = await SqliteStore.open(data_dir / "data", durable=False)
+    else:
+        from roost.store.postgres import PostgresStore
+
+        store = await PostgresStore.open(store_url, pool_size=4)
     cert, key = ensure_self_signed(data_dir / "tls")
     tls = server_context(cert, key)
     context = ImapContext(
@@ -150,11 +183,17 @@ async def stop_imap_server(handle: ImapServer, server: asyncio.Server) -> None:
 
 
 @pytest.fixture
-async def imap(tmp_path: Path) -> AsyncIterator[ImapServer]:
-    """A server with one account, alice, whose password is PASSWORD."""
-    handle, server = await start_imap_server(tmp_path)
-    await handle.add_user("alice")
+async def imap(tmp_path: Path, store_backend: str) -> AsyncIterator[ImapServer]:
+    """A server with one account, alice, whose password is PASSWORD; on PostgreSQL in
+    tests marked ``both_backends`` (once on each)."""
+    url = await SCRATCH.acquire() if store_backend == "postgresql" else None
     try:
-        yield handle
+        handle, server = await start_imap_server(tmp_path, store_url=url)
+        await handle.add_user("alice")
+        try:
+            yield handle
+        finally:
+            await stop_imap_server(handle, server)
     finally:
-        await stop_imap_server(handle, server)
+        if url is not None:
+            await SCRATCH.release(url)

@@ -36,7 +36,14 @@ _SANS_IO = "is sans-IO: bytes in, events out"
 RULES: tuple[Rule, ...] = (
     *(
         Rule(wire, target, _SANS_IO)
-        for wire in ("roost.imap.wire", "roost.pop3.wire", "roost.smtp", "roost.auth.sasl")
+        for wire in (
+            "roost.imap.wire",
+            "roost.pop3.wire",
+            "roost.smtp",
+            "roost.auth.sasl",
+            "roost.sieve",
+            "roost.managesieve.wire",
+        )
         for target in ("asyncio", "socket", "ssl", "roost.store", "roost.runtime")
     ),
     *(
@@ -61,12 +68,16 @@ RULES: tuple[Rule, ...] = (
             "roost.pop3",
             "roost.lmtp",
             "roost.submission",
+            "roost.managesieve",
             "roost.runtime",
         )
     ),
     *(
         Rule(protocol, "roost.store.sqlite", "protocols use the Store interface, not a backend")
-        for protocol in ("roost.imap", "roost.pop3", "roost.lmtp", "roost.submission")
+        for protocol in (
+            *("roost.imap", "roost.pop3", "roost.lmtp", "roost.submission"),
+            "roost.managesieve",
+        )
     ),
 )
 

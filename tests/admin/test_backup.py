@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,10 +21,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from roost.admin import backup as backups
-from roost.admin import verify as verifying
 from roost.cli import main
 from roost.store.sqlite import SqliteStore
+from roost.store.sqlite import backup as backups
+from roost.store.sqlite import verify as verifying
 from roost.store.values import DELETED, FlagOp, MessageSource, NewMessage
 from tests.admin.backup_writer import message
 
@@ -292,3 +293,28 @@ def test_backup_and_restore_of_a_store_without_accounts(tmp_path: Path) -> None:
     assert report.complete and report.accounts == []
     backups.restore(tmp_path / "b", tmp_path / "r")
     assert verifying.verify(tmp_path / "r").accounts == 0
+
+
+def test_verify_reports_quota_usage_that_does_not_add_up(tmp_path: Path) -> None:
+    """ARCHITECTURE.md decision 10: usage is kept with the data; verify recounts it."""
+    data = tmp_path / "data"
+    make_accounts(data, ["grace"])
+
+    async def fill() -> None:
+        store = await SqliteStore.open(data, durable=False)
+        account = await store.open_account("grace")
+        try:
+            await account.append("INBOX", [NewMessage(MessageSource(data=message(1)))])
+        finally:
+            await account.close()
+            await store.close()
+
+    asyncio.run(fill())
+    assert verifying.verify(data).problems == []
+    [account_dir] = (data / "accounts").iterdir()
+    conn = sqlite3.connect(account_dir / "mail.db")
+    with conn:
+        conn.execute("UPDATE counters SET storage = storage + 7 WHERE id = 0")
+    conn.close()
+    [problem] = verifying.verify(data).problems
+    assert problem.startswith("grace: quota usage kept as") and "add up to" in problem

@@ -241,12 +241,40 @@ MESSAGES = [
 message_literals = literals(st.one_of(st.sampled_from(MESSAGES), st.binary(max_size=64)))
 
 
+# CATENATE URL parts (RFC 4469, RFC 5092): good, relative, foreign, URLAUTH and broken.
+CATENATE_URLS = [
+    b"/INBOX/;UID=1",
+    b"/INBOX;UIDVALIDITY=1/;UID=1/;SECTION=HEADER",
+    b"/INBOX/;UID=1/;SECTION=1.MIME/;PARTIAL=0.10",
+    b"/INBOX/;UID=1/;SECTION=HEADER.FIELDS%20(Subject)",
+    b";UID=1/;SECTION=TEXT",
+    b";PARTIAL=3",
+    b"imap://alice@roost/INBOX/;UID=2",
+    b"imap://bob@roost/INBOX/;UID=1",
+    b"/INBOX/;UID=1;URLAUTH=anonymous",
+    b"/INBOX/;UID=99/;SECTION=9.9",
+    b"/%FF/;UID=1",
+    b"/INBOX/;UID=",
+]
+
+
+@st.composite
+def catenations(draw: st.DrawFn) -> bytes:
+    """``CATENATE (cat-part *(SP cat-part))``: TEXT literals and URL astrings."""
+    url = st.sampled_from(CATENATE_URLS).map(quote)
+    part = st.one_of(
+        st.tuples(st.just(b"TEXT"), literals(st.sampled_from(MESSAGES))),
+        st.tuples(st.just(b"URL"), st.one_of(url, literals(st.sampled_from(CATENATE_URLS)))),
+    ).map(lambda pair: join(*pair))
+    return join(b"CATENATE", draw(parenthesised(part, min_size=1)))
+
+
 @st.composite
 def append_messages(draw: st.DrawFn) -> bytes:
     return join(
         draw(st.one_of(st.just(b""), flag_lists)),
         draw(st.one_of(st.just(b""), date_times())),
-        draw(message_literals),
+        draw(st.one_of(message_literals, catenations())),
     )
 
 

@@ -18,6 +18,7 @@ from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.passwords import hash_password
 from roost.auth.throttle import LoginThrottle, ThrottlePolicy
 from roost.config import AuthSettings, DeliverySettings, Settings
+from roost.config.sections import SieveSettings
 from roost.runtime.app import Server
 from roost.runtime.listeners import LMTP
 from roost.store.sqlite import SqliteStore
@@ -70,7 +71,9 @@ class LmtpServer:
 
 
 @asynccontextmanager
-async def lmtp_server(**delivery: Any) -> AsyncIterator[LmtpServer]:
+async def lmtp_server(
+    sieve: SieveSettings | None = None, **delivery: Any
+) -> AsyncIterator[LmtpServer]:
     # A short directory: the private socket's path must fit a sockaddr_un.
     data_dir = Path(tempfile.mkdtemp(prefix="rl-", dir="/tmp"))
     settings = Settings.for_dev(data_dir / "d", [ANY_PORT], [], [], [], lmtp_listen=[ANY_PORT])
@@ -80,6 +83,7 @@ async def lmtp_server(**delivery: Any) -> AsyncIterator[LmtpServer]:
         delivery=DeliverySettings(
             **{"domains": ("example.org",), "strip_domain": True, **delivery}
         ),
+        sieve=sieve or settings.sieve,
     )
     store = await SqliteStore.open(data_dir / "store", durable=False)
     authenticator = StoreAuthenticator(

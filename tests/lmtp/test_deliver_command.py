@@ -77,3 +77,25 @@ async def test_delivery_without_a_server(tmp_path: Path) -> None:
         await store.close()
     assert stored.startswith(b"Delivered-To: alice\r\nReceived: from localhost\r\n")
     assert stored.endswith(b"\r\nFrom: sender@example.net\r\nSubject: lda\r\n\r\nHello.\r\n")
+
+
+async def test_sieve_reject_and_fileinto_with_roost_deliver(lmtp: LmtpServer) -> None:
+    """``roost deliver`` runs the same filtering: a reject exits 77 (EX_NOPERM) with the
+    reason on stderr, for the MTA's bounce (RFC 5429 §2.1.1); fileinto files."""
+    from roost import sieve
+
+    account = await lmtp.store.open_account("alice")
+    source = 'require ["reject", "fileinto"];\n'
+    source += 'if header :is "subject" "lda" { reject "Not here"; stop; }\n'
+    source += 'fileinto "Archive";\n'
+    await account.put_script(
+        "s", source, sieve.compile_script(source).to_json(), sieve.FORMAT_VERSION
+    )
+    await account.set_active_script("s")
+    await account.close()
+    code, err = await roost_deliver(lmtp.data_dir, MESSAGE, "-d", "alice")
+    assert code == 77 and b"Not here" in err, err
+    other = MESSAGE.replace(b"Subject: lda", b"Subject: other")
+    assert (await roost_deliver(lmtp.data_dir, other, "-d", "alice"))[0] == 0
+    assert await lmtp.messages() == []
+    assert len(await lmtp.messages(mailbox="Archive")) == 1

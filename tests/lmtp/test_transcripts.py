@@ -9,6 +9,7 @@ import pytest
 
 from roost.store.errors import QuotaExceeded, StorageFull
 from roost.store.sqlite.account import SqliteAccount
+from roost.store.values import QuotaOverride
 from tests.lmtp.conftest import LmtpServer
 
 MESSAGE = b"From: sender@example.net\r\nSubject: hi\r\n\r\nHello.\r\n"
@@ -195,3 +196,17 @@ async def test_full_mailbox_among_others(
         "s@example.net", ["alice@example.org", "bob@example.org", "carol@example.org"], MESSAGE
     )
     assert [r[:9] for r in final] == ["250 2.0.0", "250 2.0.0", expected]
+
+
+async def test_a_full_mailbox_is_refused_at_rcpt(lmtp: LmtpServer) -> None:
+    """As Dovecot's LMTP does: a recipient whose quota has no room for the declared
+    SIZE (RFC 1870) gets 552 5.2.2 at RCPT, so the MTA bounces without sending the
+    message; the others are accepted."""
+    await lmtp.store.set_quota_override("carol", QuotaOverride(storage=100, messages=None))
+    client = await lmtp.connect()
+    assert (await client.command("MAIL FROM:<s@example.net> SIZE=500")).startswith("250")
+    assert (await client.command("RCPT TO:<alice@example.org>")).startswith("250")
+    assert (await client.command("RCPT TO:<carol@example.org>")).startswith("552 5.2.2")
+    await client.command("RSET")
+    assert (await client.command("MAIL FROM:<s@example.net> SIZE=50")).startswith("250")
+    assert (await client.command("RCPT TO:<carol@example.org>")).startswith("250")

@@ -10,8 +10,12 @@ import pytest
 
 from roost.store.base import Account, MailboxInfo, Store
 from roost.store.sqlite import SqliteStore
+from tests.support.postgres import SCRATCH
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
+
+# PostgreSQL: each store path of a test is a scratch database (tests/support/postgres.py).
+_urls: dict[Path, str] = {}
 
 
 async def open_store(backend: str, path: Path) -> Store:
@@ -20,13 +24,25 @@ async def open_store(backend: str, path: Path) -> Store:
         case "sqlite":
             # durable=True: the contract includes the fsyncs, and they are cheap here.
             return await SqliteStore.open(path, durable=True)
+        case "postgresql":
+            from roost.store.postgres import PostgresStore
+
+            url = _urls.get(path)
+            if url is None:
+                url = _urls[path] = await SCRATCH.acquire()
+            return await PostgresStore.open(url, pool_size=4)
     raise ValueError(f"unknown backend {backend}")
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     name: str = request.param
-    return name
+    if name == "postgresql":
+        await SCRATCH.check()
+    yield name
+    while _urls:
+        _, url = _urls.popitem()
+        await SCRATCH.release(url)
 
 
 @pytest.fixture

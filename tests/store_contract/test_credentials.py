@@ -155,3 +155,14 @@ async def test_sqlite_accounts_from_before_credentials_are_migrated(tmp_path: Pa
         assert len(await store.instance_secret()) == 32
     finally:
         await store.close()
+
+
+async def test_sign_in_addresses_are_kept_the_most_recent_first(store: Store) -> None:
+    await store.create_account("alice", "h")
+    for n in range(20):
+        await store.remember_sign_in_address("ALICE", f"192.0.2.{n}", 1000 + n)
+    await store.remember_sign_in_address("alice", "192.0.2.19", 900)  # never goes back
+    assert await store.last_sign_in_from("alice", "192.0.2.19") == 1019
+    assert await store.last_sign_in_from("alice", "192.0.2.4") == 1004
+    assert await store.last_sign_in_from("alice", "192.0.2.3") is None  # 16 kept
+    assert await store.last_sign_in_from("bob", "192.0.2.19") is None

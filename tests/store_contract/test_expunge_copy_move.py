@@ -147,3 +147,26 @@ async def test_move(alice: Account, inbox_id: int) -> None:
         MailboxChanged(archive.id, archive_after.highestmodseq),
     }
     listener.close()
+
+
+async def test_replace_appends_and_expunges_at_once(alice: Account, inbox_id: int) -> None:
+    """RFC 8508: the new message is stored and the old one expunged in one change;
+    a refusal changes nothing."""
+    from roost.store.base import CannotDoThat, NoSuchMailbox
+
+    await append(alice, inbox_id, 1, 2)
+    result = await alice.replace(inbox_id, 1, "INBOX", new(message(3)))
+    assert result.uids == [3]
+    assert [m.uid for m in await alice.fetch_meta(inbox_id, [1, 2, 3])] == [2, 3]
+    changes = await alice.changes_since(inbox_id, 0)
+    assert changes.expunged == [1]
+    with pytest.raises(NoSuchMailbox):
+        await alice.replace(inbox_id, 2, "Nowhere", new(message(4)))
+    assert [m.uid for m in await alice.fetch_meta(inbox_id, [2, 3])] == [2, 3]
+    with pytest.raises(CannotDoThat):
+        await alice.replace(inbox_id, 1, inbox_id, new(message(4)))
+    archive = await alice.create_mailbox("Replaced")
+    moved = await alice.replace(inbox_id, 2, archive.id, new(message(5)))
+    assert moved.mailbox.id == archive.id
+    assert (await alice.status(inbox_id)).messages == 1
+    assert (await alice.status(archive.id)).messages == 1

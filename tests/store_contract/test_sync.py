@@ -101,6 +101,36 @@ async def test_status(alice: Account, inbox_id: int) -> None:
     assert status.highestmodseq == mailbox.highestmodseq
 
 
+async def test_status_size_stays_exact(alice: Account, inbox_id: int) -> None:
+    """RFC 8438: STATUS SIZE is the exact sum of RFC822.SIZE, through APPEND, COPY,
+    MOVE, EXPUNGE, RENAME of INBOX and DELETE of a mailbox."""
+    other = (await alice.create_mailbox("Other")).id
+    uids = await append(alice, inbox_id, 1, 2, 3)
+    sizes = {m.uid: m.size for m in await alice.fetch_meta(inbox_id, uids)}
+
+    async def sizes_now(mailbox_id: int) -> tuple[int, int, int]:
+        status = await alice.status(mailbox_id)
+        return status.messages, status.size, status.deleted_size
+
+    assert await sizes_now(inbox_id) == (3, sum(sizes.values()), 0)
+    await alice.copy(inbox_id, [1], other)
+    await alice.move(inbox_id, [2], other)
+    assert await sizes_now(inbox_id) == (2, sizes[1] + sizes[3], 0)
+    assert await sizes_now(other) == (2, sizes[1] + sizes[2], 0)
+    await alice.store_flags(inbox_id, [3], FlagOp.ADD, frozenset({DELETED}))
+    assert await sizes_now(inbox_id) == (2, sizes[1] + sizes[3], sizes[3])
+    await alice.expunge(inbox_id)
+    assert await sizes_now(inbox_id) == (1, sizes[1], 0)
+    await alice.rename_mailbox("INBOX", "Old")
+    assert await sizes_now(inbox_id) == (0, 0, 0)
+    moved = (await alice.get_mailbox("Old")).id
+    assert await sizes_now(moved) == (1, sizes[1], 0)
+    await alice.delete_mailbox("Other")
+    again = (await alice.create_mailbox("Other")).id
+    assert await sizes_now(again) == (0, 0, 0)
+    assert (await alice.quota()).storage == sizes[1]
+
+
 async def test_status_of_empty_mailbox(alice: Account, inbox_id: int) -> None:
     status = await alice.status(inbox_id)
     assert (status.messages, status.recent, status.unseen, status.deleted, status.size) == (

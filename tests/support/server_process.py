@@ -25,6 +25,8 @@ _RECORD = re.compile(r"^\S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")  # the text l
 _PORT = re.compile(r"^\s*IMAP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 _POP3_PORT = re.compile(r"^\s*POP3\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 _LMTP_PORT = re.compile(r"^\s*LMTP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+_HTTP_PORT = re.compile(r"^\s*HTTP\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
+_MANAGESIEVE_PORT = re.compile(r"^\s*ManageSieve\b.*?127\.0\.0\.1:(\d+)\s*$", re.MULTILINE)
 
 
 def write_config(
@@ -35,6 +37,7 @@ def write_config(
     workers: int = 1,
     pop3: bool = False,
     log_level: str = "warning",
+    http: bool = False,
 ) -> Path:
     """A configuration for a test server: loopback only, no TLS, no sign-in delays; one
     process unless ``workers`` says otherwise; a POP3 listener too with ``pop3``."""
@@ -58,6 +61,8 @@ def write_config(
     if limits:
         lines.append("[limits]")
         lines += [f"{key} = {value!r}" for key, value in limits.items()]
+    if http:
+        lines += ["[http]", 'listen = ["127.0.0.1:0"]']
     lines += ["[log]", f"level = {log_level!r}"]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -71,6 +76,8 @@ class RoostProcess:
         self.port = 0
         self.pop3_port = 0  # when the configuration has a POP3 listener
         self.lmtp_port = 0  # when it has a TCP LMTP listener
+        self.http_port = 0  # when it has an HTTP listener
+        self.managesieve_port = 0  # when it has a ManageSieve listener
 
     @property
     def pid(self) -> int:
@@ -97,6 +104,10 @@ class RoostProcess:
         self.pop3_port = int(pop3.group(1)) if pop3 else 0
         lmtp = _LMTP_PORT.search(banner)
         self.lmtp_port = int(lmtp.group(1)) if lmtp else 0
+        http = _HTTP_PORT.search(banner)
+        self.http_port = int(http.group(1)) if http else 0
+        managesieve = _MANAGESIEVE_PORT.search(banner)
+        self.managesieve_port = int(managesieve.group(1)) if managesieve else 0
         return self.port
 
     def _read_banner(self) -> str:

@@ -17,10 +17,14 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from roost.store.base import MailboxSnapshot
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient, message
 from tests.support.mailbox_model import MailboxModel, parse_uid_set
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 RANDOM_OPS = int(os.environ.get("ROOST_RANDOM_OPS", "1500"))
 FLAG_CHOICES = ("\\Seen", "\\Flagged", "\\Answered", "\\Draft", "$Label1", "$Junk")

@@ -10,6 +10,8 @@ from roost.store.base import QuotaOverride
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient, message
 
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
+
 BIG = message("big", body="x" * 3000 + "\r\n")  # 3 KiB and a little: 4 STORAGE units
 
 

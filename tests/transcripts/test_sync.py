@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from roost.imap.context import ImapLimits
 from tests.conftest import ImapServer, start_imap_server, stop_imap_server
 from tests.support.imap_client import ImapClient, message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def two_sessions(imap: ImapServer, count: int = 3) -> tuple[ImapClient, ImapClient]:

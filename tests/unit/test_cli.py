@@ -255,6 +255,9 @@ def test_serve_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             "none",
             "--lmtp-listen",
             "none",
+            "--managesieve-listen",
+            "none",
+            *("--submission-listen", "none", "--submissions-listen", "none"),
         )
     assert result.exit_code == 1
     assert one_error_line(result) == (

@@ -402,6 +402,11 @@ def test_example_configuration_is_valid_and_complete() -> None:
     assert settings.auth == defaults.auth
     assert settings.log == defaults.log
     assert settings.quota == defaults.quota
+    assert settings.sieve == defaults.sieve
+    assert settings.managesieve == defaults.managesieve
+    assert dataclasses.replace(settings.submission, listen=(), tls_listen=()) == (
+        defaults.submission
+    )
     assert settings.tls.min_version == defaults.tls.min_version
     for limit in dataclasses.fields(ImapLimits):
         assert f"#{limit.name} = " in text
@@ -434,3 +439,27 @@ def test_special_use_names() -> None:
     ):
         message = error_of(MINIMAL + f"[imap]\nspecial_use_names = {value}\n")
         assert "imap.special_use_names" in message and why in message, message
+
+
+def test_sieve_and_managesieve_sections(tmp_path: Path) -> None:
+    from roost.config.sections import ListenAddress
+
+    settings = Settings.from_toml(
+        '[sieve]\nbefore = "spam.sieve"\nafter = ["a.sieve", "b.sieve"]\n'
+        'relay = "127.0.0.1:25"\nspam_header = "X-Spam-Score"\nrelay_starttls = true\n'
+        '[managesieve]\nlisten = ["127.0.0.1:4190"]\nmax_script_size = 1000\nmax_scripts = 3\n'
+        '[tls]\ncert = "c.pem"\nkey = "k.pem"\n',
+        base_dir=tmp_path,
+    )
+    assert settings.sieve.before == (tmp_path / "spam.sieve",)
+    assert settings.sieve.after == (tmp_path / "a.sieve", tmp_path / "b.sieve")
+    assert settings.sieve.relay == ListenAddress("127.0.0.1", 25)
+    assert settings.sieve.relay_starttls
+    assert settings.managesieve.listen == (ListenAddress("127.0.0.1", 4190),)
+    assert (settings.managesieve.max_script_size, settings.managesieve.max_scripts) == (1000, 3)
+    assert ("managesieve.listen", ListenAddress("127.0.0.1", 4190)) in settings.listeners()
+    with pytest.raises(ConfigError, match=r"sieve\.relay"):
+        Settings.from_toml('[sieve]\nrelay = "nowhere"\n')
+    with pytest.raises(ConfigError, match=r"managesieve\.max_scripts"):
+        Settings.from_toml("[managesieve]\nmax_scripts = 0\n")
+    assert Settings().managesieve.listen == ()  # off unless configured

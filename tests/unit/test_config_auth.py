@@ -114,6 +114,7 @@ async def test_the_server_builds_its_authenticator_from_the_settings(
     tmp_path: Path, maker: TokenMaker
 ) -> None:
     from roost.auth.sasl import available_mechanisms
+    from roost.runtime import contexts
     from roost.runtime.app import Server
     from roost.store.sqlite import SqliteStore
 
@@ -133,7 +134,10 @@ jwks = "jwks.json"
     settings = load(text, tmp_path)
     store = await SqliteStore.open(tmp_path / "data", durable=False)
     try:
-        context = Server(settings, store=store)._build_context(store)
+        server = Server(settings, store=store)
+        context = contexts.imap_context(
+            settings, store, None, None, server.coordination, server.sessions
+        )
         assert available_mechanisms(context.authenticator) == (
             "PLAIN",
             "LOGIN",

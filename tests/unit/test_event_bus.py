@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -35,6 +36,10 @@ from roost.store.events import EventHub, Listener
 def test_frames_round_trip() -> None:
     events = [MailboxChanged(3, 42), MailboxListChanged()]
     assert decode(encode("alice", events)) == Events("alice", events)
+    sent = decode(encode("alice", events))
+    assert isinstance(sent, Events) and sent.sent is not None
+    assert abs(sent.sent - time.time()) < 60  # stamped for the lag metric
+    assert decode(b'{"a":"alice","e":[]}') == Events("alice", [])  # an older peer's frame
     for kind in "suhink":
         assert decode(encode_notice(kind, "alice")) == Notice(kind, "alice")  # type: ignore[arg-type]
     assert decode(b'{"r":1}') == Ready()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from roost.runtime.app import open_store
 from roost.runtime.data_dir import DataDirError, private_umask, secure_data_dir
 from roost.runtime.listeners import ServerError
+from roost.runtime.opening import open_store
 from tests.conftest import start_imap_server, stop_imap_server
 
 

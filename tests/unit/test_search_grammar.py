@@ -181,7 +181,9 @@ INVALID = [
     (b"t SEARCH 0\r\n", "Invalid sequence set"),
     (b't SEARCH MODSEQ "/x" all 1\r\n', "Invalid MODSEQ entry name"),
     (b't SEARCH MODSEQ "/flags/x" mine 1\r\n', "Invalid MODSEQ entry type"),
-    (b"t SEARCH RETURN (PARTIAL 1:10) ALL\r\n", "Unsupported RETURN option PARTIAL"),
+    (b"t SEARCH RETURN (PARTIAL 0:10) ALL\r\n", "Invalid partial range"),
+    (b"t SEARCH RETURN (PARTIAL -1:10) ALL\r\n", "Invalid partial range"),
+    (b"t SEARCH RETURN (PARTIAL) ALL\r\n", "Expected space"),
     (b"t SEARCH RETURN ALL\r\n", 'Expected "("'),
     (b"t SEARCH CHARSET\r\n", "Unknown search key CHARSET"),
     (b"t SORT (SUBJECT) ALL\r\n", "Expected space"),
@@ -213,3 +215,40 @@ def test_tree_depth_after_flattening_is_limited() -> None:
     """NOT and OR alternating cannot be flattened: their depth is bounded."""
     deep = "NOT OR SEEN " * 100 + "DELETED"
     assert bad(f"t SEARCH {deep}\r\n".encode()).message == "Search program too deeply nested"
+
+
+def test_esearch_cancelupdate_and_partial() -> None:
+    """RFC 7377 §4 ESEARCH IN (...), RFC 5267 §5 CANCELUPDATE, RFC 9394 partial ranges."""
+    from roost.imap.wire.commands import CancelUpdate, ESearch, SearchSource
+
+    command = parse_all_ways(
+        b't ESEARCH IN (mailboxes ("a" b) subtree-one c personal) RETURN (MIN) UNSEEN\r\n'
+    )
+    assert isinstance(command, ESearch)
+    assert command.sources == (
+        SearchSource("MAILBOXES", (b"a", b"b")),
+        SearchSource("SUBTREE-ONE", (b"c",)),
+        SearchSource("PERSONAL"),
+    )
+    assert command.return_options == ("MIN",)
+    plain = parse_all_ways(b"t ESEARCH ALL\r\n")
+    assert isinstance(plain, ESearch) and plain.sources == ()
+    assert parse_all_ways(b't CANCELUPDATE "A1" "B2"\r\n') == CancelUpdate("t", ("A1", "B2"))
+    search = parse_all_ways(b"t UID SEARCH RETURN (PARTIAL -100:-1 UPDATE) ALL\r\n")
+    assert isinstance(search, Search)
+    assert search.partial == (-1, -100) and search.return_options == ("PARTIAL", "UPDATE")
+    bad(b"t CANCELUPDATE A1\r\n")
+    bad(b"t ESEARCH IN (selected) RETURN (SAVE) ALL\r\n")
+    bad(b"t SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL\r\n")
+
+
+def test_replace() -> None:
+    """RFC 8508 §6: REPLACE seq-number mailbox append-message; UID REPLACE."""
+    from roost.imap.wire.commands import Replace
+
+    command = parse_all_ways(b"t UID REPLACE 7 Drafts (\\Draft) {3+}\r\nabc\r\n")
+    assert isinstance(command, Replace)
+    assert command.uid and command.sequence == SequenceSet.of(7)
+    assert command.mailbox == b"Drafts" and command.message.flags == ("\\Draft",)
+    assert command.message.data == b"abc"
+    bad(b"t REPLACE 1:2 Drafts {3+}\r\nabc\r\n")

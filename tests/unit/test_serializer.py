@@ -513,3 +513,25 @@ def test_flag_fetch_batch_writes_what_fetch_responses_write(items: tuple[str, ..
 )
 def test_metadata_and_acl(response: Response, wire: bytes) -> None:
     assert serialize(response) == wire
+
+
+def test_inprogress_code_and_uidfetch() -> None:
+    """RFC 9585 §3 progress code (tag quoted, NIL where unknown); RFC 9586 §3.3
+    UIDFETCH, the same bytes from a FlagFetchBatch as from one response each."""
+    from roost.imap.uidonly import uid_form
+    from roost.imap.wire.responses import FlagFetchBatch, ProgressCode
+
+    line = serialize(Untagged(Status.OK, "Working", ProgressCode("A1", 5, 10)))
+    assert line == b'* OK [INPROGRESS ("A1" 5 10)] Working\r\n'
+    line = serialize(Untagged(Status.OK, "Working", ProgressCode("A1", None, None)))
+    assert line == b'* OK [INPROGRESS ("A1" NIL NIL)] Working\r\n'
+    single = uid_form(FetchResponse(2, (("UID", 7), ("FLAGS", FlagList(("\\Seen",))))))
+    assert serialize(single) == b"* 7 UIDFETCH (FLAGS (\\Seen))\r\n"
+    only_uid = uid_form(FetchResponse(2, (("UID", 7),)))
+    assert serialize(only_uid) == b"* 7 UIDFETCH (UID 7)\r\n"
+    batch = FlagFetchBatch(
+        ("UID", "FLAGS"), [1, 2], [7, 9], ["a", "a"], None, {"a": FlagList(("\\Seen",))}
+    )
+    assert serialize(uid_form(batch)) == (
+        b"* 7 UIDFETCH (FLAGS (\\Seen))\r\n* 9 UIDFETCH (FLAGS (\\Seen))\r\n"
+    )

@@ -1,4 +1,5 @@
-"""APPEND: flags, date-time, literal / literal8 / spooled messages, MULTIAPPEND."""
+"""APPEND: flags, date-time, literal / literal8 / spooled messages, MULTIAPPEND,
+CATENATE (RFC 4469 §5) with literals inside its parenthesised list."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from roost.imap.wire.commands import Append, AppendMessage, BadCommand, Command, Literal
+from roost.imap.wire.commands import (
+    Append,
+    AppendMessage,
+    BadCommand,
+    Catenate,
+    CatText,
+    CatUrl,
+    Command,
+    Literal,
+)
 from roost.imap.wire.receiver import NeedLiteral
 from tests.unit.test_wire_grammar_helpers import bad, events_all_ways, parse_all_ways
 
@@ -71,6 +81,43 @@ VALID: list[tuple[bytes, Command]] = [
             ),
         ),
     ),
+    (  # RFC 4469 §5, the first example: URL and TEXT parts, literals inside the list
+        b"a APPEND Drafts (\\Seen \\Draft $MDNSent) CATENATE "
+        b'(URL "/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER" TEXT {4}\r\n\r\n--'
+        b' URL "/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1.MIME" TEXT {2+}\r\nxy'
+        b" URL /Drafts/;UID=30)\r\n",
+        Append(
+            "a",
+            b"Drafts",
+            (
+                AppendMessage(
+                    ("\\Seen", "\\Draft", "$MDNSent"),
+                    None,
+                    Catenate(
+                        (
+                            CatUrl(b"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER"),
+                            CatText(b"\r\n--"),
+                            CatUrl(b"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1.MIME"),
+                            CatText(b"xy"),
+                            CatUrl(b"/Drafts/;UID=30"),
+                        )
+                    ),
+                ),
+            ),
+        ),
+    ),
+    (  # MULTIAPPEND with CATENATE (RFC 4469 §3 extends both)
+        b"a APPEND INBOX {2}\r\nhi catenate (text {1}\r\n!) (\\Seen) CATENATE (URL {3}\r\n/x;)\r\n",
+        Append(
+            "a",
+            b"INBOX",
+            (
+                AppendMessage((), None, b"hi"),
+                AppendMessage((), None, Catenate((CatText(b"!"),))),
+                AppendMessage(("\\Seen",), None, Catenate((CatUrl(b"/x;"),))),
+            ),
+        ),
+    ),
 ]
 
 
@@ -98,6 +145,12 @@ INVALID: list[tuple[bytes, str]] = [
     (b"a APPEND INBOX {1}\r\nx extra\r\n", "APPEND message must be a literal"),
     (b"a APPEND INBOX {1}\r\nx\x20\r\n", "APPEND message must be a literal"),
     (b"a APPEND INBOX {1}\r\nxy\r\n", "Expected space"),
+    (b"a APPEND INBOX CATENATE ()\r\n", "Empty list"),
+    (b'a APPEND INBOX CATENATE (TEXT "hi")\r\n', "CATENATE TEXT must be a literal"),
+    (b"a APPEND INBOX CATENATE (TEXT ~{1}\r\nx)\r\n", "CATENATE TEXT must be a literal"),
+    (b"a APPEND INBOX CATENATE (FILE {1}\r\nx)\r\n", "CATENATE part must be TEXT or URL"),
+    (b"a APPEND INBOX CATENATE (URL /x\r\n", 'Expected space or ")"'),
+    (b"a APPEND INBOX CATENATE URL /x\r\n", 'Expected "("'),
 ]
 
 

@@ -212,3 +212,16 @@ def test_huge_sequence_set() -> None:
     assert isinstance(command, Fetch)
     assert str(command.sequence).encode() == text
     assert command == parse_command([data[:-2]])
+
+
+def test_preview_and_its_lazy_modifier() -> None:
+    """RFC 8970 §6: PREVIEW [SP "(" preview-mod ")"]; a list after a lone PREVIEW that
+    is not LAZY is the FETCH modifiers."""
+    from roost.imap.wire.commands import Preview
+
+    assert fetch("PREVIEW").attributes == (Preview(),)
+    assert fetch("(UID PREVIEW (LAZY))").attributes == (F.UID, Preview(lazy=True))
+    assert fetch("PREVIEW (lazy)").attributes == (Preview(lazy=True),)
+    command = fetch("PREVIEW (CHANGEDSINCE 5)")
+    assert command.attributes == (Preview(),) and command.changedsince == 5
+    bad(b"t FETCH 1 (PREVIEW (LAZY FAST))\r\n")

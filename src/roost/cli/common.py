@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,9 +24,9 @@ from roost.config import (
     ConfigError,
     Settings,
 )
-from roost.runtime.app import open_store
 from roost.runtime.data_dir import private_umask
 from roost.runtime.listeners import ServerError
+from roost.runtime.opening import STORE_ENV, open_store
 from roost.store.base import QuotaLimits, Store, StoreError
 from roost.store.values import DEFAULT_SPECIAL_FOLDERS
 
@@ -58,6 +59,22 @@ data_dir_option = click.option(
     metavar="DIR",
     help="Data directory; overrides the configuration's. Without a configuration: "
     f"./{DEV_DATA_DIR}, the --dev server's, when it exists.",
+)
+
+
+def _set_store(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        os.environ[STORE_ENV] = value  # every process of this command reads it
+
+
+store_option = click.option(
+    "--store",
+    metavar="URL",
+    envvar=STORE_ENV,
+    expose_value=False,
+    callback=_set_store,
+    help="The store: a postgresql://user@host/db URL (overrides [store] and the data "
+    "directory). Default: $ROOST_STORE, else the configuration's.",
 )
 
 
@@ -110,12 +127,15 @@ def data_dir_for(config_path: Path | None, data_dir: Path | None, *, must_exist:
         directory = data_dir
     elif config_path is not None:
         try:
-            directory = Settings.load(config_path).server.data_dir
+            settings = Settings.load(config_path)
         except ConfigError as error:
             fail(str(error), EXIT_CONFIG)
+        directory = settings.server.data_dir
+        if (url := settings.store.postgresql_url) is not None:
+            os.environ.setdefault(STORE_ENV, url)
     else:
         directory = DEV_DATA_DIR.absolute()
-        if not directory.is_dir():
+        if not directory.is_dir() and not os.environ.get(STORE_ENV):
             fail(
                 f"no data directory: {directory} (the --dev server's) does not exist, and "
                 f"there is no configuration ({DEFAULT_CONFIG} is absent and neither "
@@ -123,7 +143,7 @@ def data_dir_for(config_path: Path | None, data_dir: Path | None, *, must_exist:
                 EXIT_CONFIG,
             )
     directory = directory.absolute()
-    if must_exist and not directory.is_dir():
+    if must_exist and not directory.is_dir() and not os.environ.get(STORE_ENV):
         fail(f"data directory {directory} does not exist")
     return directory
 

@@ -1,5 +1,6 @@
 """``roost backup DEST``, ``roost restore SRC`` and ``roost verify [USER]``: the work is
-in ``roost.admin.backup`` and ``roost.admin.verify``; these parse and report.
+in ``roost.store.sqlite.backup`` and ``roost.store.sqlite.verify``, which know the
+embedded store's files; these parse and report.
 
 Exit codes: 0 done (verify: no problem found), 1 a failure or any problem found.
 """
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from roost.admin import backup as backups
-from roost.admin import verify as verifying
 from roost.cli.common import config_option, data_dir_for, data_dir_option, fail, main
+from roost.store.sqlite import backup as backups
+from roost.store.sqlite import verify as verifying
 
 
 @main.command("backup")

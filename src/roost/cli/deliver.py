@@ -47,11 +47,12 @@ from roost.delivery import (
     Outcome,
     deliver,
     resolve,
+    sieve_context,
     trace_fields,
 )
 from roost.lmtp.local import decode_status, encode_request
-from roost.runtime.app import open_store
 from roost.runtime.listeners import ServerError
+from roost.runtime.opening import open_store
 from roost.smtp.paths import Mailbox, parse_path
 from roost.store.base import MessageSource
 
@@ -60,6 +61,7 @@ EX_USAGE = 64
 EX_DATAERR = 65
 EX_NOUSER = 67
 EX_CANTCREAT = 73
+EX_NOPERM = 77
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
@@ -150,6 +152,8 @@ def exit_code(status: DeliveryStatus, *, over_quota_tempfail: bool) -> int:
             return EX_DATAERR
         case Outcome.TEMPORARY:
             return EX_TEMPFAIL
+        case Outcome.REJECTED:  # a Sieve reject: the MTA bounces with our stderr line
+            return EX_NOPERM
 
 
 def _read_message(stream: BinaryIO, spool: MessageSpool, trace: bytes) -> None:
@@ -227,7 +231,11 @@ async def _deliver_directly(
     settings: Settings, user: str, folder: str | None, sender: str, source: MessageSource, size: int
 ) -> DeliveryStatus:
     try:
-        store = await open_store(settings.server.data_dir, quota=settings.quota.limits)
+        store = await open_store(
+            settings.server.data_dir,
+            quota=settings.quota.limits,
+            url=settings.store.postgresql_url,
+        )
     except ServerError as error:
         return DeliveryStatus(Outcome.TEMPORARY, str(error))
     try:
@@ -237,7 +245,16 @@ async def _deliver_directly(
         if folder is None and settings.delivery.detail_folders:
             folder = target.detail
         return await deliver(
-            store, target.account, source, size, folder=folder, sender=sender, recipient=user
+            store,
+            target.account,
+            source,
+            size,
+            folder=folder,
+            sender=sender,
+            recipient=user,
+            sieve=sieve_context(
+                settings.sieve, settings.server.hostname, settings.delivery.domains
+            ),
         )
     except Exception as error:
         log.exception("delivery to %s failed", user)

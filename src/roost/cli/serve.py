@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import ssl
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,14 @@ from roost.cli.common import (
     fail,
     main,
     no_config,
+    store_option,
 )
 from roost.config import (
     DEV_DATA_DIR,
     DEV_IMAP_LISTEN,
     DEV_IMAPS_LISTEN,
     DEV_LMTP_LISTEN,
+    DEV_MANAGESIEVE_LISTEN,
     DEV_POP3_LISTEN,
     DEV_POP3S_LISTEN,
     LOG_LEVELS,
@@ -41,10 +44,24 @@ from roost.config import (
     parse_lmtp_option,
     read_config_text,
 )
+from roost.config.submission import DEV_SUBMISSION_LISTEN, DEV_SUBMISSIONS_LISTEN
 from roost.observability import sd_notify
 from roost.observability.logs import setup_logging
-from roost.runtime.app import build_tls_context, open_store, run, run_server
-from roost.runtime.listeners import LMTP, POP3, BoundAddress, ServerError
+from roost.runtime.app import run, run_server
+from roost.runtime.listeners import (
+    HTTP,
+    LMTP,
+    MANAGESIEVE,
+    POP3,
+    SUBMISSION,
+    BoundAddress,
+    ListenSocket,
+    ServerError,
+    bind_listeners,
+    bind_unix_listeners,
+)
+from roost.runtime.opening import STORE_ENV, build_tls_context, open_store
+from roost.runtime.privileges import PrivilegeError, drop_configured
 from roost.store.base import Store
 
 DEMO_ACCOUNT = "demo"
@@ -58,13 +75,15 @@ NO_LISTENER = "none"
 
 @main.command()
 @config_option
+@store_option
 @click.option(
     "--dev",
     is_flag=True,
     help="Local development server: data in ./roost-data, IMAP+STARTTLS on "
     f"{DEV_IMAP_LISTEN}, IMAP over TLS on {DEV_IMAPS_LISTEN}, POP3+STLS on "
     f"{DEV_POP3_LISTEN}, POP3 over TLS on {DEV_POP3S_LISTEN}, LMTP on {DEV_LMTP_LISTEN}, "
-    "a self-signed "
+    f"ManageSieve on {DEV_MANAGESIEVE_LISTEN}, submission on {DEV_SUBMISSION_LISTEN} and "
+    f"{DEV_SUBMISSIONS_LISTEN}, a self-signed "
     "certificate and a demo account.",
 )
 @data_dir_option
@@ -88,6 +107,24 @@ NO_LISTENER = "none"
     metavar="ADDR",
     help=f"LMTP listener, unix:PATH or HOST:PORT (repeatable); '{NO_LISTENER}' for none.",
 )
+@click.option(
+    "--managesieve-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"ManageSieve listener (repeatable); '{NO_LISTENER}' for none.",
+)
+@click.option(
+    "--submission-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"Submission (STARTTLS) listener with --dev; '{NO_LISTENER}' for none.",
+)
+@click.option(
+    "--submissions-listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help=f"Submission implicit TLS listener with --dev; '{NO_LISTENER}' for none.",
+)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 @click.option(
     "--workers",
@@ -105,6 +142,9 @@ def serve(
     pop3_listen: tuple[str, ...],
     pop3s_listen: tuple[str, ...],
     lmtp_listen: tuple[str, ...],
+    managesieve_listen: tuple[str, ...],
+    submission_listen: tuple[str, ...],
+    submissions_listen: tuple[str, ...],
     log_level: str | None,
     workers: int | None,
 ) -> None:
@@ -119,6 +159,9 @@ def serve(
             pop3_listen=pop3_listen,
             pop3s_listen=pop3s_listen,
             lmtp_listen=lmtp_listen,
+            managesieve_listen=managesieve_listen,
+            submission_listen=submission_listen,
+            submissions_listen=submissions_listen,
             log_level=log_level,
             workers=workers,
         ).read_config()
@@ -126,7 +169,7 @@ def serve(
         setup_logging(settings.log.level, settings.log.format)
         tls_context = build_tls_context(settings)
         if settings.server.workers == 1:
-            run(_serve(settings, tls_context))
+            run(_serve(settings, tls_context, options))
         else:
             asyncio.run(_supervise(settings, options, starttls=tls_context is not None))
     except ConfigError as error:
@@ -152,6 +195,9 @@ class ServeOptions:
     pop3_listen: tuple[str, ...] = ()
     pop3s_listen: tuple[str, ...] = ()
     lmtp_listen: tuple[str, ...] = ()
+    managesieve_listen: tuple[str, ...] = ()
+    submission_listen: tuple[str, ...] = ()
+    submissions_listen: tuple[str, ...] = ()
     log_level: str | None = None
     workers: int | None = None
 
@@ -171,7 +217,10 @@ class ServeOptions:
             self.pop3_listen,
             self.pop3s_listen,
             self.lmtp_listen,
+            self.managesieve_listen,
             config_text=self.config_text,
+            submission_listen=self.submission_listen,
+            submissions_listen=self.submissions_listen,
         )
         if self.log_level is not None:
             settings = settings.replace(
@@ -195,7 +244,10 @@ class ServeOptions:
         for name in ("config_path", "data_dir"):
             if values.get(name) is not None:
                 values[name] = Path(values[name])
-        for name in ("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen", "lmtp_listen"):
+        for name in (
+            *("imap_listen", "imaps_listen", "pop3_listen", "pop3s_listen"),
+            *("lmtp_listen", "managesieve_listen", "submission_listen", "submissions_listen"),
+        ):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
@@ -209,8 +261,11 @@ def _serve_settings(
     pop3_listen: Sequence[str] = (),
     pop3s_listen: Sequence[str] = (),
     lmtp_listen: Sequence[str] = (),
+    managesieve_listen: Sequence[str] = (),
     *,
     config_text: str | None = None,
+    submission_listen: Sequence[str] = (),
+    submissions_listen: Sequence[str] = (),
 ) -> Settings:
     if dev and config_path is not None:
         raise click.UsageError("--dev and --config cannot be combined")
@@ -222,6 +277,17 @@ def _serve_settings(
             _without_none(pop3_listen) if pop3_listen else (DEV_POP3_LISTEN,),
             _without_none(pop3s_listen) if pop3s_listen else (DEV_POP3S_LISTEN,),
             _without_none(lmtp_listen) if lmtp_listen else (DEV_LMTP_LISTEN,),
+            managesieve_listen=_without_none(managesieve_listen)
+            if managesieve_listen
+            else (DEV_MANAGESIEVE_LISTEN,),
+            submission_listen=(
+                _without_none(submission_listen) if submission_listen else (DEV_SUBMISSION_LISTEN,)
+            ),
+            submissions_listen=(
+                _without_none(submissions_listen)
+                if submissions_listen
+                else (DEV_SUBMISSIONS_LISTEN,)
+            ),
         )
     config_path = default_config(config_path)
     if config_path is None:
@@ -255,6 +321,10 @@ def _serve_settings(
     if lmtp_listen:
         addresses = tuple(parse_lmtp_option(value) for value in _without_none(lmtp_listen))
         settings = settings.replace(lmtp=dataclasses.replace(settings.lmtp, listen=addresses))
+    if managesieve_listen:
+        sieve_listen = _listen_option(managesieve_listen, "--managesieve-listen")
+        managesieve = dataclasses.replace(settings.managesieve, listen=sieve_listen)
+        settings = settings.replace(managesieve=managesieve)
     settings.validate()
     return settings
 
@@ -273,12 +343,40 @@ def _listen_option(values: Sequence[str], option: str) -> tuple[ListenAddress, .
     return tuple(addresses)
 
 
-async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None:
+def _bind_and_drop(settings: Settings) -> list[ListenSocket] | None:
+    """``[server] user``: bind every listener now, as root, then become that user —
+    before the store is opened, so that everything the server writes is the user's.
+    None (nothing bound) without it."""
+    server = settings.server
+    if server.user is None:
+        return None
+    sockets = bind_listeners(settings, unix=False)  # ports below 1024 need root
+    try:
+        drop_configured(server.user, server.group, server.data_dir)
+        # Unix sockets (LMTP, roost deliver's in run/) are files: made as the user.
+        sockets += bind_unix_listeners(settings)
+    except (PrivilegeError, OSError, ServerError) as error:
+        for listen in sockets:
+            listen.sock.close()
+        raise ServerError(str(error)) from None
+    return sockets
+
+
+def _reader(options: ServeOptions) -> Callable[[], Settings]:
+    """Reads the configuration file again, with the same command-line overrides."""
+    return lambda: dataclasses.replace(options, config_text=None).read_config().settings()
+
+
+async def _serve(
+    settings: Settings, tls_context: ssl.SSLContext | None, options: ServeOptions
+) -> None:
+    listen_sockets = _bind_and_drop(settings)
     store = await open_store(
         settings.server.data_dir,
         quota=settings.quota.limits,
         limits=settings.limits,
         special_folders=settings.imap.special_use_names,
+        url=settings.store.postgresql_url,
     )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None
@@ -288,11 +386,20 @@ async def _serve(settings: Settings, tls_context: ssl.SSLContext | None) -> None
             sd_notify.ready()
 
         try:
-            await run_server(settings, store=store, tls_context=tls_context, ready=banner)
+            await run_server(
+                settings,
+                store=store,
+                tls_context=tls_context,
+                ready=banner,
+                listen_sockets=listen_sockets,
+                reload_settings=_reader(options),
+            )
         finally:
             sd_notify.stopping()
     finally:
         await store.close()
+        for listen in listen_sockets or ():
+            listen.sock.close()
 
 
 async def _supervise(settings: Settings, options: ServeOptions, *, starttls: bool) -> None:
@@ -300,9 +407,12 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
     schema, the --dev demo account); the workers open their own."""
     from roost.runtime.supervisor import Supervisor
 
+    listen_sockets = _bind_and_drop(settings)  # the workers inherit the identity
     store = await open_store(
         settings.server.data_dir,
         quota=settings.quota.limits,
+        limits=settings.limits,
+        url=settings.store.postgresql_url,
         special_folders=settings.imap.special_use_names,
     )
     try:
@@ -315,7 +425,7 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
         sd_notify.ready()
 
     try:
-        await Supervisor(settings, options.to_json()).run(ready=banner)
+        await Supervisor(settings, options.to_json(), listen_sockets).run(ready=banner)
     finally:
         sd_notify.stopping()
 
@@ -332,9 +442,10 @@ def worker_command(index: int) -> None:
     except (ValueError, KeyError, TypeError) as error:
         fail(f"worker {index}: no valid worker spec on standard input ({error})", EXIT_CONFIG)
     try:
-        settings = ServeOptions.from_json(spec.serve).settings()
+        options = ServeOptions.from_json(spec.serve)
+        settings = options.settings()
         setup_logging(settings.log.level, settings.log.format, worker=spec.index)
-        run_worker(settings, spec, build_tls_context(settings))
+        run_worker(settings, spec, build_tls_context(settings), _reader(options))
     except ConfigError as error:
         fail(f"worker {index}: {error}", EXIT_CONFIG)
     except ServerError as error:
@@ -365,8 +476,15 @@ def _print_banner(
 ) -> None:
     lines = ["Roost is running."]
     for bound in addresses:
-        if bound.protocol == LMTP:
+        if bound.protocol == HTTP:
+            kind = "HTTP (metrics, autoconfig)"
+        elif bound.protocol == LMTP:
             kind = "LMTP"
+        elif bound.protocol == MANAGESIEVE:
+            stls = starttls and settings.managesieve.starttls
+            kind = "ManageSieve with STARTTLS" if stls else "ManageSieve (no TLS)"
+        elif bound.protocol == SUBMISSION:
+            kind = "submission over TLS" if bound.implicit_tls else "submission, STARTTLS"
         elif bound.protocol == POP3:
             if bound.implicit_tls:
                 kind = "POP3 over TLS (SSL/TLS)"
@@ -379,7 +497,12 @@ def _print_banner(
             stls = starttls and settings.imap.starttls
             kind = "IMAP with STARTTLS" if stls else "IMAP (no TLS)"
         lines.append(f"  {kind:<26} {bound}")
-    lines.append(f"  {'data directory':<26} {settings.server.data_dir}")
+    if store_url := (os.environ.get(STORE_ENV) or settings.store.postgresql_url):
+        from roost.store.postgres.pool import redact
+
+        lines.append(f"  {'store':<26} {redact(store_url)}")
+    else:
+        lines.append(f"  {'data directory':<26} {settings.server.data_dir}")
     if settings.server.workers > 1:
         lines.append(f"  {'worker processes':<26} {settings.server.workers}")
     if settings.dev:

@@ -19,6 +19,7 @@ from roost.cli.common import (
     main,
     read_password,
     special_folders_for,
+    store_option,
     utc,
     with_store,
 )
@@ -27,6 +28,7 @@ from roost.store.credentials import AppPasswordRecord
 
 
 @main.group()
+@store_option
 def user() -> None:
     """Manage accounts."""
 

@@ -26,6 +26,7 @@ from roost.config.sections import (
     AuthSettings,
     ConfigError,
     DeliverySettings,
+    HttpSettings,
     ImapSettings,
     IPNetwork,
     LimitSettings,
@@ -33,14 +34,18 @@ from roost.config.sections import (
     LmtpAddress,
     LmtpSettings,
     LogSettings,
+    ManageSieveSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
+    SieveSettings,
+    StoreSettings,
     TlsSettings,
     UnixAddress,
     parse_lmtp_address,
 )
 from roost.config.sizes import parse_size
+from roost.config.submission import RelayTarget, SubmissionSettings
 from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits
 from roost.store.values import DEFAULT_SPECIAL_FOLDERS
@@ -76,6 +81,11 @@ class Sections(NamedTuple):
     quota: QuotaSettings
     lmtp: LmtpSettings
     delivery: DeliverySettings
+    http: HttpSettings
+    sieve: SieveSettings
+    managesieve: ManageSieveSettings
+    submission: SubmissionSettings
+    store: StoreSettings
 
 
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
@@ -84,7 +94,11 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
     reader = _Reader(source, base_dir)
     sections = reader.sections(
         data,
-        ("server", "imap", "pop3", "tls", "limits", "auth", "log", "quota", "lmtp", "delivery"),
+        (
+            *("server", "imap", "pop3", "tls", "limits", "auth", "log"),
+            *("quota", "lmtp", "delivery", "http", "sieve", "managesieve", "submission"),
+            "store",
+        ),
     )
     return Sections(
         server=_read_server(reader, sections["server"]),
@@ -97,6 +111,11 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         quota=_read_quota(reader, sections["quota"]),
         lmtp=_read_lmtp(reader, sections["lmtp"]),
         delivery=_read_delivery(reader, sections["delivery"]),
+        http=_read_http(reader, sections["http"]),
+        sieve=_read_sieve(reader, sections["sieve"]),
+        managesieve=_read_managesieve(reader, sections["managesieve"]),
+        submission=_read_submission(reader, sections["submission"]),
+        store=_read_store(reader, sections["store"]),
     )
 
 
@@ -228,7 +247,11 @@ def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
         worker_heartbeat_timeout=table.number(
             "worker_heartbeat_timeout", defaults.worker_heartbeat_timeout, positive=True
         ),
+        user=table.string("user", "") or None,
+        group=table.string("group", "") or None,
     )
+    if settings.group is not None and settings.user is None:
+        raise reader.invalid(table.key("group"), "needs [server] user as well")
     table.finish()
     return settings
 
@@ -465,6 +488,12 @@ def _read_oauth_issuers(reader: _Reader, auth: _Table) -> tuple[OAuthIssuer, ...
     return tuple(issuers)
 
 
+def _read_http(reader: _Reader, table: _Table) -> HttpSettings:
+    settings = HttpSettings(listen=table.addresses("listen", HttpSettings().listen))
+    table.finish()
+    return settings
+
+
 def _read_log(reader: _Reader, table: _Table) -> LogSettings:
     defaults = LogSettings()
     level = table.get("level", defaults.level)
@@ -492,6 +521,23 @@ def _read_quota(reader: _Reader, table: _Table) -> QuotaSettings:
     )
     table.finish()
     return settings
+
+
+def _read_store(reader: _Reader, table: _Table) -> StoreSettings:
+    defaults = StoreSettings()
+    backend = _choice(
+        reader, table.key("backend"), table.get("backend", defaults.backend), STORE_BACKENDS
+    )
+    url = table.get("url", defaults.url)
+    if not isinstance(url, str):
+        raise reader.invalid(table.key("url"), "must be a string")
+    if backend == "postgresql" and not url.startswith(("postgresql://", "postgres://")):
+        raise reader.invalid(table.key("url"), 'must be a "postgresql://..." URL')
+    table.finish()
+    return StoreSettings(backend=backend, url=url)
+
+
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 def _choice(reader: _Reader, key: str, value: object, choices: Sequence[str]) -> str:
@@ -548,6 +594,85 @@ def _read_delivery(reader: _Reader, table: _Table) -> DeliverySettings:
         strip_domain=table.boolean("strip_domain", defaults.strip_domain),
         detail_folders=table.boolean("detail_folders", defaults.detail_folders),
         subaddress_separator=separator,
+    )
+    table.finish()
+    return settings
+
+
+def _read_sieve(reader: _Reader, table: _Table) -> SieveSettings:
+    defaults = SieveSettings()
+    scripts: dict[str, tuple[Path, ...]] = {}
+    for name in ("before", "after"):
+        value = table.get(name, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise reader.invalid(table.key(name), "must be a script path or a list of them")
+        scripts[name] = tuple(reader.base_dir / item for item in value)
+    relay_text = table.string("relay", "")
+    try:
+        relay = ListenAddress.parse(relay_text) if relay_text else None
+    except ValueError as error:
+        raise reader.invalid(table.key("relay"), str(error)) from None
+    settings = SieveSettings(
+        before=scripts["before"],
+        after=scripts["after"],
+        global_dir=table.path("global_dir", None),
+        relay=relay,
+        relay_timeout=table.number("relay_timeout", defaults.relay_timeout, positive=True),
+        relay_starttls=table.boolean("relay_starttls", defaults.relay_starttls),
+        helo_name=table.string("helo_name", defaults.helo_name),
+        max_redirects=table.integer("max_redirects", defaults.max_redirects),
+        max_actions=table.integer("max_actions", defaults.max_actions, minimum=1),
+        max_instructions=table.integer("max_instructions", defaults.max_instructions, minimum=100),
+        max_message_size=table.integer("max_message_size", defaults.max_message_size),
+        spam_header=table.string("spam_header", defaults.spam_header),
+        spam_max_score=table.number("spam_max_score", defaults.spam_max_score, positive=True),
+        virus_header=table.string("virus_header", defaults.virus_header),
+        virus_max_score=table.number("virus_max_score", defaults.virus_max_score, positive=True),
+    )
+    table.finish()
+    return settings
+
+
+def _read_managesieve(reader: _Reader, table: _Table) -> ManageSieveSettings:
+    defaults = ManageSieveSettings()
+    settings = ManageSieveSettings(
+        listen=table.addresses("listen", defaults.listen),
+        starttls=table.boolean("starttls", defaults.starttls),
+        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+        max_script_size=table.integer("max_script_size", defaults.max_script_size, minimum=1),
+        max_scripts=table.integer("max_scripts", defaults.max_scripts, minimum=1),
+        timeout=table.number("timeout", defaults.timeout, positive=True),
+    )
+    table.finish()
+    return settings
+
+
+def _read_submission(reader: _Reader, table: _Table) -> SubmissionSettings:
+    defaults = SubmissionSettings()
+    relay_text = table.string("relay", "")
+    relay = defaults.relay
+    if relay_text:
+        try:
+            relay = RelayTarget.parse(relay_text)
+        except ValueError as error:
+            raise reader.invalid(table.key("relay"), str(error)) from None
+    settings = SubmissionSettings(
+        listen=table.addresses("listen", defaults.listen),
+        tls_listen=table.addresses("tls_listen", defaults.tls_listen),
+        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+        relay=relay,
+        relay_timeout=table.number("relay_timeout", defaults.relay_timeout, positive=True),
+        max_message_size=table.integer("max_message_size", defaults.max_message_size, minimum=1024),
+        max_recipients=table.integer("max_recipients", defaults.max_recipients, minimum=1),
+        max_messages_per_hour=table.integer(
+            "max_messages_per_hour", defaults.max_messages_per_hour
+        ),
+        hide_client_ip=table.boolean("hide_client_ip", defaults.hide_client_ip),
+        save_sent=table.boolean("save_sent", defaults.save_sent),
+        timeout=table.number("timeout", defaults.timeout, positive=True),
+        spool_threshold=table.integer("spool_threshold", defaults.spool_threshold, minimum=1),
     )
     table.finish()
     return settings

@@ -90,6 +90,10 @@ class ServerSettings:
     # "Several worker processes").
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     shutdown_timeout: float = 10.0  # seconds connections get to finish on SIGTERM
+    # Started as root: bind the listeners, then serve as this user (and group; default
+    # the user's own). None: keep the identity it was started with.
+    user: str | None = None
+    group: str | None = None
     # A worker whose event loop sends no heartbeat for this long (stopped, stuck) is
     # killed and replaced by the supervisor.
     worker_heartbeat_timeout: float = 20.0
@@ -228,6 +232,16 @@ class AuthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """[http]: the small HTTP listener for /metrics, /healthz, /readyz and mail
+    clients' autoconfiguration (runtime/http.py). Off unless an address is given: it
+    tells anyone who can reach it how busy the server is, so keep it on loopback or
+    behind a proxy that allows only the autoconfig paths from outside."""
+
+    listen: tuple[ListenAddress, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "info"
     format: str = "text"
@@ -301,3 +315,56 @@ class DeliverySettings:
     strip_domain: bool = False  # alice@example.org is the account "alice"
     detail_folders: bool = True  # alice+lists@ into the folder "lists" when it exists
     subaddress_separator: str = "+"
+
+
+@dataclass(frozen=True, slots=True)
+class SieveSettings:
+    """[sieve]: filtering at delivery (RFC 5228). ``before``/``after`` are site scripts
+    run around the user's active one; ``relay`` is where redirect and vacation send."""
+
+    before: tuple[Path, ...] = ()
+    after: tuple[Path, ...] = ()
+    global_dir: Path | None = None  # where ``include :global "name"`` finds "name.sieve"
+    relay: ListenAddress | None = None  # None: redirect keeps a copy, vacation is skipped
+    relay_timeout: float = 30.0  # seconds per SMTP reply from the relay
+    relay_starttls: bool = False  # STARTTLS when the relay offers it (system CAs verify it)
+    helo_name: str = ""  # "": [server] hostname
+    max_redirects: int = 4  # per message; beyond: the run fails and the mail is kept
+    max_actions: int = 32
+    max_instructions: int = 100_000
+    max_message_size: int = 16 * 1024 * 1024  # larger mail skips filtering (kept in INBOX)
+    spam_header: str = ""  # e.g. "X-Spam-Score" for spamtest (RFC 5235); "": untested
+    spam_max_score: float = 15.0  # the score meaning "certainly spam" (spamtest 10)
+    virus_header: str = ""
+    virus_max_score: float = 5.0
+
+
+DEV_MANAGESIEVE_LISTEN = "127.0.0.1:14190"
+
+
+@dataclass(frozen=True, slots=True)
+class ManageSieveSettings:
+    """[managesieve]: script upload (RFC 5804). Off unless ``listen`` is set."""
+
+    listen: tuple[ListenAddress, ...] = ()
+    starttls: bool = True
+    allow_plaintext_auth: bool = False  # AUTHENTICATE before STARTTLS on non-loopback
+    max_script_size: int = 64 * 1024  # PUTSCRIPT beyond it: NO (QUOTA/MAXSIZE)
+    max_scripts: int = 32  # a new script beyond it: NO (QUOTA/MAXSCRIPTS)
+    timeout: float = 600.0  # seconds of client silence before BYE
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """[store]: where the mail is kept. ``backend = "sqlite"`` (the default): one
+    database per account under ``server.data_dir``. ``"postgresql"``: every account in
+    the PostgreSQL database at ``url`` (postgresql://user@host/db), which several nodes
+    share (README, "Running several nodes"). ``--store URL`` or ``$ROOST_STORE``
+    overrides both."""
+
+    backend: str = "sqlite"
+    url: str = ""
+
+    @property
+    def postgresql_url(self) -> str | None:
+        return self.url if self.backend == "postgresql" else None

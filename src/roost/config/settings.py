@@ -20,19 +20,24 @@ from roost.config.sections import (
     AuthSettings,
     ConfigError,
     DeliverySettings,
+    HttpSettings,
     ImapSettings,
     LimitSettings,
     ListenAddress,
     LmtpAddress,
     LmtpSettings,
     LogSettings,
+    ManageSieveSettings,
     Pop3Settings,
     QuotaSettings,
     ServerSettings,
+    SieveSettings,
+    StoreSettings,
     TlsSettings,
     UnixAddress,
     parse_lmtp_address,
 )
+from roost.config.submission import SubmissionSettings
 from roost.imap.context import ImapLimits
 
 
@@ -46,8 +51,13 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     log: LogSettings = field(default_factory=LogSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     lmtp: LmtpSettings = field(default_factory=LmtpSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    sieve: SieveSettings = field(default_factory=SieveSettings)
+    managesieve: ManageSieveSettings = field(default_factory=ManageSieveSettings)
+    submission: SubmissionSettings = field(default_factory=SubmissionSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     dev: bool = False  # made by --dev: demo account, self-signed certificate
     source: str = "<defaults>"  # where the settings came from, for messages
 
@@ -85,8 +95,13 @@ class Settings:
             auth=sections.auth,
             log=sections.log,
             quota=sections.quota,
+            http=sections.http,
             lmtp=sections.lmtp,
             delivery=sections.delivery,
+            sieve=sections.sieve,
+            managesieve=sections.managesieve,
+            submission=sections.submission,
+            store=sections.store,
             source=source,
         )
         settings.validate()
@@ -101,6 +116,9 @@ class Settings:
         pop3_listen: Sequence[str] = (DEV_POP3_LISTEN,),
         pop3s_listen: Sequence[str] = (DEV_POP3S_LISTEN,),
         lmtp_listen: Sequence[str] = (),  # the CLI passes DEV_LMTP_LISTEN
+        managesieve_listen: Sequence[str] = (),  # the CLI passes DEV_MANAGESIEVE_LISTEN
+        submission_listen: Sequence[str] = (),  # the CLI passes DEV_SUBMISSION_LISTEN
+        submissions_listen: Sequence[str] = (),  # and DEV_SUBMISSIONS_LISTEN
     ) -> Settings:
         """The ``roost serve --dev`` settings: local listeners, a self-signed certificate
         in ``data_dir/tls``. Plaintext sign-in before STARTTLS (STLS) is allowed only
@@ -112,6 +130,15 @@ class Settings:
         pop3 = tuple(_parse_listen_option(text, "--pop3-listen") for text in pop3_listen)
         pop3s = tuple(_parse_listen_option(text, "--pop3s-listen") for text in pop3s_listen)
         lmtp = tuple(parse_lmtp_option(text) for text in lmtp_listen)
+        sieve_listen = tuple(
+            _parse_listen_option(text, "--managesieve-listen") for text in managesieve_listen
+        )
+        submission = tuple(
+            _parse_listen_option(text, "--submission-listen") for text in submission_listen
+        )
+        submissions = tuple(
+            _parse_listen_option(text, "--submissions-listen") for text in submissions_listen
+        )
         settings = cls(
             server=ServerSettings(data_dir=data_dir, hostname="localhost", workers=1),
             imap=ImapSettings(
@@ -132,8 +159,17 @@ class Settings:
                 self_signed=True,
             ),
             lmtp=LmtpSettings(listen=lmtp),
+            managesieve=ManageSieveSettings(
+                listen=sieve_listen,
+                allow_plaintext_auth=all(address.is_loopback for address in sieve_listen),
+            ),
             # The demo account is "demo", so demo@anything reaches it.
             delivery=DeliverySettings(strip_domain=True),
+            submission=SubmissionSettings(
+                listen=submission,
+                tls_listen=submissions,
+                allow_plaintext_auth=all(address.is_loopback for address in submission),
+            ),
             dev=True,
             source="--dev",
         )
@@ -154,6 +190,13 @@ class Settings:
             for listen, tls_listen, starttls in (
                 (self.imap.listen, self.imap.tls_listen, self.imap.starttls),
                 (self.pop3.listen, self.pop3.tls_listen, self.pop3.starttls),
+                (self.managesieve.listen, (), self.managesieve.starttls),
+                # A loopback listener with plaintext AUTH works without a certificate.
+                (
+                    self.submission.listen,
+                    self.submission.tls_listen,
+                    not self.submission.plaintext_auth_allowed,
+                ),
             )
         )
 
@@ -172,6 +215,9 @@ class Settings:
             ("pop3.listen", self.pop3.listen),
             ("pop3.tls_listen", self.pop3.tls_listen),
             ("lmtp.listen", self.tcp_lmtp_listen),
+            ("managesieve.listen", self.managesieve.listen),
+            ("submission.listen", self.submission.listen),
+            ("submission.tls_listen", self.submission.tls_listen),
         )
         return [(key, address) for key, addresses in keyed for address in addresses]
 
@@ -229,7 +275,8 @@ class Settings:
                     raise ConfigError(
                         f"missing key 'tls.{name}' in {self.source}: needed for TLS "
                         "listeners, STARTTLS and STLS (or set imap.tls_listen = [], "
-                        "imap.starttls = false, pop3.tls_listen = [] and pop3.starttls = false)"
+                        "imap.starttls = false, pop3.tls_listen = [] and pop3.starttls = false"
+                        ", and leave submission.listen and submission.tls_listen empty)"
                     )
 
     def check_files(self) -> None:

@@ -7,6 +7,8 @@ Nothing here touches a socket: callers hand in a ``Store`` and a spooled message
 """
 
 from roost.delivery.deliver import DeliveryStatus, Envelope, Outcome, deliver, trace_fields
+from roost.delivery.filtering import SieveContext, sieve_context
+from roost.delivery.outbound import Relay
 from roost.delivery.recipients import Target, resolve
 from roost.delivery.spool import MessageSpool, SpoolFull
 
@@ -15,9 +17,12 @@ __all__ = [
     "Envelope",
     "MessageSpool",
     "Outcome",
+    "Relay",
+    "SieveContext",
     "SpoolFull",
     "Target",
     "deliver",
     "resolve",
+    "sieve_context",
     "trace_fields",
 ]

@@ -38,6 +38,7 @@ from typing import Any
 from roost.imap.context import ImapContext
 from roost.imap.dispatch import continue_sasl, run_command
 from roost.imap.handler_types import Awaiting, State, store_error_response
+from roost.imap.progress import is_progress
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.receiver import (
@@ -58,6 +59,7 @@ from roost.imap.wire.responses import (
     Untagged,
 )
 from roost.imap.wire.serializer import serialize
+from roost.observability import sessions
 from roost.runtime.pacing import CommandPacer
 from roost.runtime.streams import drop_buffered_input
 from roost.store.base import ChangeEvent, StorageFull
@@ -119,6 +121,15 @@ class ImapConnection:
         # The output being deflated on a thread and then written; at most one at a time,
         # and every other write waits for it, so output keeps its order.
         self._sending: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        # In the registry for `roost who` and `kick`; its end writes the session's log line.
+        self.record = context.sessions.open(
+            "imap",
+            remote_ip,
+            user_of=lambda: self.session.counted_account,
+            state_of=lambda: self.session.state.value,
+            kick=self._kick,
+        )
 
     # ---- output ------------------------------------------------------------------------
 
@@ -153,6 +164,7 @@ class ImapConnection:
     async def _send(self, data: bytes) -> None:
         try:
             self.writer.write(data)
+            self.record.bytes_out += len(data)
             await self.writer.drain()
         except (ConnectionError, OSError) as error:
             raise ConnectionEnded from error
@@ -169,7 +181,8 @@ class ImapConnection:
         """Write an async stream of responses, flushing as the buffer fills."""
         async for response in responses:
             self.write(response)
-            if len(self.out) >= FLUSH_AT:
+            # RFC 9585: a progress report is worth nothing once the command has ended.
+            if len(self.out) >= FLUSH_AT or is_progress(response):
                 await self.flush()
 
     # ---- input -------------------------------------------------------------------------
@@ -208,6 +221,7 @@ class ImapConnection:
                 log.info(
                     "timeout ip=%s state=%s: %s", self.remote_ip, self.session.state.value, why
                 )
+                self.record.reason = sessions.TIMEOUT
                 self.write(Untagged(Status.BYE, f"Autologout: {why}"))
                 await self.flush()
                 raise ConnectionEnded
@@ -249,6 +263,7 @@ class ImapConnection:
                 raise ConnectionEnded from error
             if not data:
                 raise ConnectionEnded
+            self.record.bytes_in += len(data)
             return data
         if wait_task is not None and wait_task in done:
             return wait_task.result()
@@ -307,7 +322,13 @@ class ImapConnection:
 
     # ---- the loop ----------------------------------------------------------------------
 
+    def _kick(self) -> None:
+        """``roost kick``: end the connection with a BYE (handled in ``run``)."""
+        if self._task is not None:
+            self._task.cancel(sessions.KICKED)
+
     async def run(self) -> None:
+        self._task = asyncio.current_task()
         try:
             self.write(
                 Untagged(
@@ -336,6 +357,7 @@ class ImapConnection:
                             text += " before sign-in"
                         if not sync:
                             self.write(Untagged(Status.BYE, text, Code("TOOBIG")))
+                            self.record.reason = sessions.TOO_BIG
                             break
                         self.write(Tagged(tag, Status.NO, text, Code("TOOBIG")))
                     case SpoolFailed(tag=tag, reason=reason, over_budget=True):
@@ -366,24 +388,34 @@ class ImapConnection:
                 if self.bad_in_a_row >= self.limits.max_bad_commands:
                     log.info("too many bad commands ip=%s", self.remote_ip)
                     self.write(Untagged(Status.BYE, "Too many invalid commands"))
+                    self.record.reason = sessions.TOO_MANY_ERRORS
                     break
+            if self.session.state is State.LOGOUT:
+                self.record.reason = sessions.LOGOUT
             await self.flush()
         except ConnectionEnded:
             pass
         except asyncio.CancelledError:
-            # Server shutdown: say goodbye if the socket still listens, then stop.
+            # Server shutdown or `roost kick`: say goodbye if the socket still listens.
+            kicked = self.record.reason == sessions.KICKED and self._task is not None
             if self._sending is None:  # else the deflate stream is the thread's
                 with contextlib.suppress(Exception):
                     self.out.clear()
-                    self.write(Untagged(Status.BYE, "Server shutting down"))
+                    text = "Administrator kicked you" if kicked else "Server shutting down"
+                    self.write(Untagged(Status.BYE, text))
                     self.writer.write(self._encode(bytes(self.out)))
-            raise
+            if not kicked or (self._task is not None and self._task.uncancel() > 0):
+                self.record.reason = sessions.SHUTDOWN
+                raise
         except Exception:
+            self.record.reason = sessions.ERROR
             log.exception("connection failed ip=%s", self.remote_ip)
             with contextlib.suppress(Exception):
                 self.write(Untagged(Status.BYE, "Internal server error, logged"))
                 await self.flush()
         finally:
+            self._task = None  # no kick from here on: the connection is closing
+            self.record.closing()
             if self._read_task is not None:
                 self._read_task.cancel()
             with contextlib.suppress(Exception):
@@ -393,6 +425,7 @@ class ImapConnection:
                 await self.session.close()
             with contextlib.suppress(Exception):
                 self.writer.close()
+            self.record.end()
 
     async def _pace(self) -> None:
         """Give other connections their turn (``CommandPacer``)."""
@@ -425,6 +458,7 @@ class ImapConnection:
         self._signed_in = signed_in
 
     async def run_command(self, command: c.Command) -> None:
+        self.record.commands += 1
         await self.write_all(run_command(self.session, command))
         self.receiver.discard_spools()
         session = self.session
@@ -486,6 +520,7 @@ class ImapConnection:
                 continue
             await self.flush()
             if loop.time() >= deadline:
+                self.record.reason = sessions.TIMEOUT
                 self.write(Untagged(Status.BYE, "Autologout: idle for too long"))
                 await self.flush()
                 raise ConnectionEnded

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from roost.auth.base import Authenticator
 from roost.imap.wire.receiver import SpoolBudget
+from roost.observability.sessions import SessionRegistry
 from roost.runtime.account_limits import AccountConnections
 from roost.store.base import Store
 
@@ -27,6 +28,8 @@ class ImapLimits:
     # FETCH of only UID, FLAGS and MODSEQ: a message costs ~1 us on the loop, not ~10 us
     flag_fetch_batch_size: int = 5000
     max_bad_commands: int = 20  # BYE after this many consecutive BAD replies
+    # RFC 9585 INPROGRESS: a long command reports progress at most this often (seconds)
+    progress_interval: float = 1.0
     # Before sign-in a command's literals total at most this (LOGIN needs a few bytes):
     # a stranger can neither fill memory nor write to disk.
     max_preauth_literal: int = 8192
@@ -66,6 +69,8 @@ class ImapContext:
     # Shared by every connection of this context: bytes of spooled literals on disk.
     # None: made from ``limits.max_spool_bytes``.
     spool_budget: SpoolBudget | None = None
+    # The live sessions of the process (``roost who`` and ``kick``), shared with POP3.
+    sessions: SessionRegistry = field(default_factory=SessionRegistry)
 
     def __post_init__(self) -> None:
         if self.spool_budget is None:

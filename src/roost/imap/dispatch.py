@@ -36,14 +36,18 @@ from roost.imap.commands import (
     idle,
     mailboxes,
     metadata,
+    multisearch,
     notify,
     quota,
+    replace,
     search,
     status,
     store,
+    urlauth,
 )
 from roost.imap.handler_types import Awaiting, CommandError, Done, State, store_error_response
 from roost.imap.session import Session
+from roost.imap.uidonly import requires_uid, uid_form
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import Code, Response, Status, Tagged, Untagged
 from roost.observability import metrics
@@ -118,6 +122,9 @@ _SPECS = (
     CommandSpec(c.Compress, "COMPRESS", extensions.compress, AUTH, sync=False),
     CommandSpec(c.Notify, "NOTIFY", notify.notify, AUTH),
     CommandSpec(c.Unauthenticate, "UNAUTHENTICATE", auth.unauthenticate, AUTH, sync=False),
+    CommandSpec(c.GenUrlAuth, "GENURLAUTH", urlauth.genurlauth, AUTH),
+    CommandSpec(c.ResetKey, "RESETKEY", urlauth.resetkey, AUTH),
+    CommandSpec(c.UrlFetch, "URLFETCH", urlauth.urlfetch, AUTH),
     CommandSpec(c.Check, "CHECK", expunge.check, SELECTED),
     CommandSpec(c.Close, "CLOSE", expunge.close, SELECTED, sync=False),
     CommandSpec(c.Unselect, "UNSELECT", expunge.unselect, SELECTED, sync=False),
@@ -126,7 +133,10 @@ _SPECS = (
     CommandSpec(c.Store, "STORE", store.store, SELECTED, expunge_allowed=False),
     CommandSpec(c.Copy, "COPY", copy_move.copy, SELECTED),
     CommandSpec(c.Move, "MOVE", copy_move.move, SELECTED),
+    CommandSpec(c.Replace, "REPLACE", replace.replace, SELECTED),
     CommandSpec(c.Search, "SEARCH", search.search, SELECTED, expunge_allowed=False),
+    CommandSpec(c.ESearch, "ESEARCH", multisearch.esearch, AUTH, expunge_allowed=False),
+    CommandSpec(c.CancelUpdate, "CANCELUPDATE", search.cancelupdate, SELECTED),
     CommandSpec(c.Sort, "SORT", search.sort, SELECTED, expunge_allowed=False),
     CommandSpec(c.Thread, "THREAD", search.thread, SELECTED, expunge_allowed=False),
 )
@@ -171,13 +181,20 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
         yield Tagged(command.tag, Status.BAD, wrong_state_text(session.state, spec))
         return
 
+    if session.uidonly and requires_uid(command):
+        # RFC 9586 §3.1: no message numbers once UIDONLY is enabled.
+        metrics.COMMANDS.labels("imap", spec.name, "bad").inc()
+        text = f"{spec.name} needs UIDs: UIDONLY is enabled"
+        yield Tagged(command.tag, Status.BAD, text, Code("UIDREQUIRED"))
+        return
+
     done = Done(f"{spec.name} completed")
     try:
         async for response in spec.run(session, command):
             if isinstance(response, Done):
                 done = response
             else:
-                yield response
+                yield uid_form(response) if session.uidonly else response
     except Exception as error:
         done = _failed(session, error, spec.name)
 

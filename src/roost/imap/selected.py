@@ -20,6 +20,7 @@ import bisect
 import functools
 from array import array
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from roost.imap.wire.responses import (
     Exists,
@@ -33,8 +34,15 @@ from roost.imap.wire.responses import (
     Response,
     Vanished,
 )
+from roost.imap.wire.search_keys import SearchKey
 from roost.imap.wire.sequence import SequenceSet
-from roost.store.base import SYSTEM_FLAGS, MailboxChanges, MailboxInfo, MailboxSnapshot
+from roost.store.base import (
+    SYSTEM_FLAGS,
+    MailboxChanges,
+    MailboxInfo,
+    MailboxSnapshot,
+    SortOrder,
+)
 
 RECENT = "\\Recent"
 
@@ -54,6 +62,18 @@ def wire_flags(flags: frozenset[str], recent: bool) -> FlagList:
     return FlagList(flag_tuple(flags, recent))
 
 
+@dataclass(slots=True)
+class UpdateContext:
+    """A search kept up to date while the mailbox is selected (RFC 5267 §4;
+    search_context.py): its tag, program, sort order (empty for SEARCH) and last
+    result as UIDs in result order."""
+
+    tag: str
+    criteria: SearchKey
+    order: tuple[SortOrder, ...]
+    result: list[int]
+
+
 class SelectedMailbox:
     def __init__(
         self,
@@ -69,6 +89,7 @@ class SelectedMailbox:
         self.condstore = False
         self.qresync = False
         self.rev2 = False  # IMAP4rev2: never \Recent nor RECENT (RFC 9051 Appendix E)
+        self.uidonly = False  # RFC 9586 §3.2: expunges as VANISHED, as with QRESYNC
         uids = snapshot.uids  # the snapshot's own copy: take it over when it is an array
         self.uids = uids if isinstance(uids, array) and uids.typecode == "I" else array("I", uids)
         self.known_modseq = snapshot.info.highestmodseq
@@ -77,6 +98,8 @@ class SelectedMailbox:
         self.pending_expunges: set[int] = set()
         # SEARCHRES (RFC 5182): the UIDs saved by SEARCH RETURN (SAVE), named by "$".
         self.saved_uids: list[int] = []
+        # CONTEXT=SEARCH/SORT (RFC 5267 §4): searches kept up to date while selected.
+        self.search_contexts: list[UpdateContext] = []
         # (uid, modseq) pairs this session already reported itself (STORE, or .SILENT).
         self._reported: set[tuple[int, int]] = set()
         self._new_uids: list[int] = []
@@ -215,7 +238,7 @@ class SelectedMailbox:
             return
         gone = self.pending_expunges
         self.pending_expunges = set()
-        if self.qresync:
+        if self.qresync or self.uidonly:
             yield Vanished(tuple(sorted(gone)))
             self.uids = array("I", (u for u in self.uids if u not in gone))
             self.recent -= gone

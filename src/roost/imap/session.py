@@ -32,6 +32,7 @@ from roost.imap.handler_types import (
     no,
 )
 from roost.imap.mailbox_names import InvalidMailboxName, decode_mailbox_name
+from roost.imap.search_context import context_updates
 from roost.imap.selected import SelectedMailbox
 from roost.imap.shared import (
     ALL_RIGHTS,
@@ -40,6 +41,7 @@ from roost.imap.shared import (
     owner_account,
     split_shared,
 )
+from roost.imap.uidonly import uid_form
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     Response,
@@ -85,6 +87,7 @@ class Session:
         # ENABLE IMAP4rev2 (RFC 9051 §6.3.1): UTF-8 names, ESEARCH for SEARCH, and no
         # \Recent, RECENT or [UNSEEN] any more.
         self.rev2 = False
+        self.uidonly = False  # ENABLE UIDONLY (RFC 9586): messages by UID only (uidonly.py)
         self.client_id: dict[str, str | None] = {}
         self.sasl: SaslSignIn | None = None
         self.pending_tag = ""  # tag of the command waiting on ``awaiting``
@@ -134,6 +137,7 @@ class Session:
             "SPECIAL-USE",
             "CREATE-SPECIAL-USE",
             "MULTIAPPEND",
+            "CATENATE",
             f"APPENDLIMIT={self.context.limits.max_literal_size}",
             "STATUS=SIZE",
             "QUOTA",
@@ -147,6 +151,15 @@ class Session:
             "UNAUTHENTICATE",
             "OBJECTID",
             "SAVEDATE",
+            "PREVIEW",
+            "UIDONLY",
+            "INPROGRESS",
+            "MULTISEARCH",
+            "CONTEXT=SEARCH",
+            "CONTEXT=SORT",
+            "PARTIAL",
+            "I18NLEVEL=1",
+            "REPLACE",
             "ESEARCH",
             "SEARCHRES",
             "WITHIN",
@@ -161,6 +174,8 @@ class Session:
             "ACL",
             "RIGHTS=texk",
             "LIST-MYRIGHTS",
+            "URLAUTH",  # RFC 4467, for BURL in submission (RFC 4468)
+            "URLAUTH=BINARY",  # RFC 5524: extended URLFETCH
         ]
         if not self.compressed:
             caps.append("COMPRESS=DEFLATE")
@@ -287,7 +302,7 @@ class Session:
         responses, new_uids = selected.apply(changes, expunge_allowed=expunge_allowed)
         self.last_new_uids = new_uids
         for response in responses:
-            yield response
+            yield uid_form(response) if self.uidonly else response
         if new_uids:
             if not self.rev2:
                 # RFC 3501 §2.3.2: recent for the first session told; a read-only one
@@ -297,6 +312,9 @@ class Session:
                     selected.add_recent(floor, new_uids)
             for response in selected.announce_new():
                 yield response
+        if selected.search_contexts and (changes.changed or changes.expunged):
+            async for update in context_updates(self.account, selected):
+                yield update  # RFC 5267 §4.3 ADDTO / REMOVETO
 
     async def claim_recent(self, mailbox_id: int, *, peek: bool = False) -> int | None:
         """Claim \\Recent (see ``Account.claim_recent``), or with ``peek`` only read the
@@ -372,7 +390,7 @@ class Session:
         try:
             async for response in notifier.fetch_new(command):
                 if not isinstance(response, Done):
-                    yield response
+                    yield uid_form(response) if self.uidonly else response
         except CommandError as error:
             log.info("NOTIFY MessageNew fetch refused: %s", error.text)
 
@@ -404,7 +422,7 @@ class Session:
         self.notifier = None
         self._notify_backlog.clear()
         self.enabled.clear()
-        self.utf8 = self.condstore = self.qresync = self.rev2 = False
+        self.utf8 = self.condstore = self.qresync = self.rev2 = self.uidonly = False
 
     async def close(self) -> None:
         if self.counted_account is not None:

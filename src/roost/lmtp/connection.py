@@ -87,8 +87,16 @@ def status_reply(status: DeliveryStatus, *, over_quota_tempfail: bool) -> Reply:
             return NO_SUCH_USER
         case Outcome.PERMANENT:
             return Reply(554, "5.6.0", status.text)
+        case Outcome.REJECTED:  # Sieve reject/ereject, refused at the protocol level
+            return Reply(550, "5.7.1", _one_line(status.text))
         case Outcome.TEMPORARY:
             return Reply(451, "4.3.0", status.text)
+
+
+def _one_line(text: str) -> str:
+    """A reject reason as reply text: one line of printable ASCII (RFC 5429 §2.1.1)."""
+    flat = " ".join(text.split())
+    return "".join(c if " " <= c <= "~" else "?" for c in flat)[:400] or "Rejected"
 
 
 class LmtpConnection:
@@ -209,8 +217,28 @@ class LmtpConnection:
             return TEMPORARY
         if target is None:
             return NO_SUCH_USER
+        if not await self._has_room(target.account, txn.mail.params.size or 0):
+            # Refused now, as Dovecot does, so the MTA bounces (or retries, with
+            # over_quota_tempfail) without sending the message; DATA checks again.
+            status = DeliveryStatus(Outcome.QUOTA, "Mailbox is full")
+            return status_reply(status, over_quota_tempfail=self.context.over_quota_tempfail)
         self._targets[len(txn.recipients)] = target  # the index this RCPT will get
         return replies.RECIPIENT_OK
+
+    async def _has_room(self, account_name: str, size: int) -> bool:
+        """Whether the account's quota leaves room for one message of the declared SIZE
+        (RFC 1870; 0 when not declared). A failure to tell is no refusal: the append
+        checks the quota again, atomically."""
+        try:
+            account = await self.context.store.open_account(account_name)
+            try:
+                usage = await account.quota()
+            finally:
+                await account.close()
+        except Exception:
+            log.warning("cannot read the quota of %s", account_name, exc_info=True)
+            return True
+        return usage.fits(size)
 
     def _start_message(self) -> None:
         txn = self.core.transaction
@@ -266,6 +294,7 @@ class LmtpConnection:
                         folder=folder,
                         sender=sender,
                         recipient=addresses[index],
+                        sieve=self.context.sieve,
                     )
                 )
             tempfail = self.context.over_quota_tempfail

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roost.config import DeliverySettings, LmtpSettings
+from roost.delivery import SieveContext
 from roost.smtp import Dialect, ServerConfig
 from roost.store.base import Store
 
@@ -19,6 +20,7 @@ class LmtpContext:
     spool_dir: Path
     # [quota] over_quota_tempfail: 452 4.2.2 instead of 552 5.2.2 when over quota.
     over_quota_tempfail: bool = False
+    sieve: SieveContext | None = None  # None: no filtering (no [sieve] in use)
 
     def core_config(self) -> ServerConfig:
         return ServerConfig(

@@ -125,6 +125,7 @@ async def _receive_and_deliver(
             folder=folder,
             sender=request["sender"],
             recipient=request["recipient"],
+            sieve=context.sieve,
         )
     finally:
         spool.discard()

@@ -39,3 +39,5 @@ class Analysis:
     sort_cc: str
     display_from: str
     display_to: str
+    # RFC 8970 PREVIEW: the first readable text, whitespace collapsed (mime/preview.py).
+    preview: str = ""

@@ -34,6 +34,7 @@ from roost.mime.envelope import Address, collect
 from roost.mime.limits import MAX_SORT_SUBJECT, MessageBytes
 from roost.mime.model import MessageModel
 from roost.mime.parse import DEFAULT_LIMITS, Field, MimeLimits, parse_message
+from roost.mime.preview import preview_text
 from roost.mime.subject import base_subject
 from roost.mime.text import body_text, header_text
 
@@ -147,4 +148,5 @@ def analyze(data: MessageBytes | memoryview, limits: MimeLimits = DEFAULT_LIMITS
         sort_cc=_sort_mailbox(cc),
         display_from=_display(from_),
         display_to=_display(to),
+        preview=preview_text(message, root),
     )

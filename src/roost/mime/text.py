@@ -25,7 +25,14 @@ from roost.mime.decode import decode_parameter, decode_transfer, decode_words, t
 from roost.mime.limits import MAX_BODY_TEXT, MAX_HEADER_TEXT, PART_SCAN_FACTOR, MessageBytes
 from roost.mime.parse import KIND_MULTIPART, KIND_RFC822, Field, Node
 
-__all__ = ["MAX_BODY_TEXT", "MAX_HEADER_TEXT", "body_text", "header_text", "strip_html"]
+__all__ = [
+    "MAX_BODY_TEXT",
+    "MAX_HEADER_TEXT",
+    "body_text",
+    "header_text",
+    "leaf_text",
+    "strip_html",
+]
 
 _HIDDEN_OPEN = re.compile(r"<(script|style|head)\b")
 _HIDDEN_CLOSE = {name: re.compile(rf"</{name}\s*>") for name in ("script", "style", "head")}
@@ -103,7 +110,9 @@ def header_text(fields: list[Field]) -> str:
     return "\n".join(lines)
 
 
-def _leaf_text(data: MessageBytes, node: Node, wanted: int) -> str | None:
+def leaf_text(data: MessageBytes, node: Node, wanted: int) -> str | None:
+    """The decoded text of a text/* leaf (HTML stripped), at most ``wanted``
+    characters; None for any other part."""
     info = part_data(node)
     content_type = (info.content_type or b"text").lower()
     subtype = (info.subtype or b"plain").lower()
@@ -151,7 +160,7 @@ def body_text(data: MessageBytes, root: Node) -> str:
         if node.kind == KIND_MULTIPART or node.kind == KIND_RFC822:
             stack.extend((child, True) for child in reversed(node.children))
             continue
-        text = _leaf_text(data, node, MAX_BODY_TEXT - size)
+        text = leaf_text(data, node, MAX_BODY_TEXT - size)
         if text:
             pieces.append(text)
             size += len(text)

@@ -15,9 +15,7 @@ one process the values live in memory and that process serves them.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import (
@@ -39,8 +37,8 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 CONNECTIONS = Gauge(
     "roost_open_connections",
-    "Connections open now, by protocol and state",
-    ["protocol", "state"],
+    "Connections open now, by protocol",
+    ["protocol"],
     multiprocess_mode="livesum",
 )
 CONNECTIONS_TOTAL = Counter(
@@ -66,15 +64,20 @@ COMMAND_SECONDS = Histogram(
     ["protocol", "command"],
     buckets=_LATENCY_BUCKETS,
 )
-BYTES = Counter(
-    "roost_bytes_total",
-    "Bytes read from and written to clients",
-    ["protocol", "direction"],
-)
 DELIVERIES = Counter(
     "roost_deliveries_total",
-    "Messages delivered to a recipient (LMTP, roost deliver), by result",
-    ["source", "result"],
+    "Deliveries to one recipient (LMTP, roost deliver), by result",
+    ["result"],
+)
+EVENT_BUS_LAG = Histogram(
+    "roost_event_bus_lag_seconds",
+    "Time from a change event's publication in one worker to its arrival in another",
+    buckets=_LATENCY_BUCKETS,
+)
+BYTES = Counter(
+    "roost_bytes_total",
+    "Bytes read from and written to clients, counted when a session ends",
+    ["protocol", "direction"],
 )
 STORE_SECONDS = Histogram(
     "roost_store_operation_duration_seconds",
@@ -82,16 +85,11 @@ STORE_SECONDS = Histogram(
     ["operation"],
     buckets=_LATENCY_BUCKETS,
 )
-EVENT_BUS_LAG = Histogram(
-    "roost_event_bus_lag_seconds",
-    "Time from a change event's publication in one worker to its arrival in another",
-    buckets=_LATENCY_BUCKETS,
-)
 
 
 def declare(protocol: str, commands: Iterable[str]) -> None:
-    """Make a protocol's series at zero: its commands with every result, its sign-ins,
-    its bytes and connections."""
+    """Make a protocol's series at zero: its commands with every result, its sign-ins
+    and connections."""
     for command in (*commands, "other"):
         for result in RESULTS:
             COMMANDS.labels(protocol, command, result)
@@ -100,10 +98,11 @@ def declare(protocol: str, commands: Iterable[str]) -> None:
         SIGN_INS.labels(protocol, method, "ok")
     for result in ("failed", "throttled"):
         SIGN_INS.labels(protocol, "any", result)
-    for direction in ("in", "out"):
-        BYTES.labels(protocol, direction)
     for outcome in ("accepted", "refused"):
         CONNECTIONS_TOTAL.labels(protocol, outcome)
+    for direction in ("in", "out"):
+        BYTES.labels(protocol, direction)
+    CONNECTIONS.labels(protocol)
 
 
 def command_label(name: str, known: frozenset[str]) -> str:
@@ -111,15 +110,6 @@ def command_label(name: str, known: frozenset[str]) -> str:
     (a stranger's garbage must not grow the series)."""
     upper = name.upper()
     return upper if upper in known else "other"
-
-
-@contextmanager
-def timed_store_operation(operation: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        STORE_SECONDS.labels(operation).observe(time.perf_counter() - started)
 
 
 def multiprocess_directory() -> Path | None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
+from roost.observability import sessions
 from roost.pop3.context import Pop3Context
 from roost.pop3.dispatch import handle_line, line_too_long
 from roost.pop3.handler_types import State
@@ -59,6 +61,15 @@ class Pop3Connection:
         loop = asyncio.get_running_loop()
         self._preauth_deadline = loop.time() + self.limits.preauth_timeout
         self._line_started: float | None = None  # first byte of an incomplete line
+        self._task: asyncio.Task[Any] | None = None
+        # In the registry for `roost who` and `kick`; its end writes the session's log line.
+        self.record = context.sessions.open(
+            "pop3",
+            remote_ip,
+            user_of=lambda: self.session.counted_account,
+            state_of=lambda: self.session.state.value,
+            kick=self._kick,
+        )
 
     # ---- output ------------------------------------------------------------------------
 
@@ -72,6 +83,7 @@ class Pop3Connection:
         self.out.clear()
         try:
             self.writer.write(data)
+            self.record.bytes_out += len(data)
             async with asyncio.timeout(self.limits.auth_timeout):
                 await self.writer.drain()
         except TimeoutError:
@@ -107,17 +119,25 @@ class Pop3Connection:
         except TimeoutError:
             # RFC 1939 §3: close without a response, and without entering UPDATE.
             log.info("timeout ip=%s state=%s: %s", self.remote_ip, self.session.state.value, why)
+            self.record.reason = sessions.TIMEOUT
             raise ConnectionEnded from None
         except (ConnectionError, OSError) as error:
             raise ConnectionEnded from error
         if not data:
             raise ConnectionEnded
+        self.record.bytes_in += len(data)
         self.receiver.feed(data)
 
     # ---- the loop ----------------------------------------------------------------------
 
+    def _kick(self) -> None:
+        """``roost kick``: end the connection with -ERR (handled in ``run``), no UPDATE."""
+        if self._task is not None:
+            self._task.cancel(sessions.KICKED)
+
     async def run(self) -> None:
         session = self.session
+        self._task = asyncio.current_task()
         try:
             self.write(session.greeting())
             while not session.finished:
@@ -131,28 +151,39 @@ class Pop3Connection:
                     case Line(data=line):
                         self._line_started = None
                         await self._handle(line)
+            self.record.reason = sessions.LOGOUT
             await self.flush()
         except ConnectionEnded:
             pass
         except asyncio.CancelledError:
-            # Server shutdown: say so if the socket still listens; nothing is deleted.
+            # Server shutdown or `roost kick`: say so if the socket still listens;
+            # nothing is deleted.
+            kicked = self.record.reason == sessions.KICKED and self._task is not None
             with contextlib.suppress(Exception):
                 self.out.clear()
-                self.write(Err("Server shutting down", SYS_TEMP))
+                goodbye = Err("Administrator kicked you") if kicked else None
+                self.write(goodbye or Err("Server shutting down", SYS_TEMP))
                 self.writer.write(bytes(self.out))
-            raise
+            if not kicked or (self._task is not None and self._task.uncancel() > 0):
+                self.record.reason = sessions.SHUTDOWN
+                raise
         except Exception:
+            self.record.reason = sessions.ERROR
             log.exception("connection failed ip=%s", self.remote_ip)
             with contextlib.suppress(Exception):
                 self.write(Err("Internal server error, logged", SYS_TEMP))
                 await self.flush()
         finally:
+            self._task = None  # no kick from here on: the connection is closing
+            self.record.closing()
             with contextlib.suppress(Exception):
                 await session.close()
             with contextlib.suppress(Exception):
                 self.writer.close()
+            self.record.end()
 
     async def _handle(self, line: bytes) -> None:
+        self.record.commands += 1
         async with contextlib.aclosing(handle_line(self.session, line)) as responses:
             async for response in responses:
                 self.write(response)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from roost.auth.base import Authenticator
+from roost.observability.sessions import SessionRegistry
 from roost.pop3.locks import InProcessLocks, InProcessSignInTimes, MaildropLocks, SignInTimes
 from roost.runtime.account_limits import AccountConnections
 from roost.store.base import Store
@@ -92,3 +93,4 @@ class Pop3Context:
     # This process's worker number when the server runs several; CAPA's IMPLEMENTATION
     # names it. None in a single process.
     worker: int | None = None
+    sessions: SessionRegistry = field(default_factory=SessionRegistry)  # shared with IMAP

@@ -27,41 +27,47 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sqlite3
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from roost.auth.authenticator import StoreAuthenticator
 from roost.auth.base import Authenticator
-from roost.auth.known_addresses import StoreKnownAddresses
-from roost.auth.throttle import LoginThrottle
-from roost.config import ConfigError, LimitSettings, Settings
+from roost.config import ConfigError, Settings
 from roost.imap.context import ImapContext
 from roost.lmtp.context import LmtpContext
+from roost.managesieve.context import ManageSieveContext
+from roost.observability import metrics, sd_notify
+from roost.observability.sessions import SessionRegistry
 from roost.pop3.context import Pop3Context
-from roost.runtime.coordination import Coordination
-from roost.runtime.data_dir import DataDirError, secure_data_dir, sweep_spool
+from roost.runtime import contexts
+from roost.runtime import reload as config_reload
+from roost.runtime.control import ControlServer, server_handlers, socket_name
+from roost.runtime.coordination import RUN_DIR, Coordination
+from roost.runtime.http import HttpApp, HttpListener, client_settings
 from roost.runtime.listeners import (
+    HTTP,
     IMAP,
     LMTP,
     LOCAL_DELIVERY,
+    MANAGESIEVE,
     POP3,
+    SUBMISSION,
     BoundAddress,
     Listeners,
     ListenSocket,
-    ServerError,
 )
-from roost.runtime.tls import TlsError, ensure_self_signed, reload_certificate, server_context
-from roost.store.base import QuotaLimits, Store, StoreError
-from roost.store.events import EventHub
-from roost.store.values import DEFAULT_SPECIAL_FOLDERS
+from roost.runtime.opening import build_tls_context, open_store
+from roost.runtime.tls import TlsError, reload_certificate
+from roost.store.base import Store
+from roost.submission.context import SubmissionContext
 
 log = logging.getLogger("roost.server")
 
 _T = TypeVar("_T")
+
+READY_TIMEOUT = 2.0  # seconds the store has to answer /readyz
 
 
 class ConnectionHandler(Protocol):
@@ -88,66 +94,6 @@ class Pop3ConnectionHandler(Protocol):
     ) -> Awaitable[None]: ...
 
 
-async def open_store(
-    data_dir: Path,
-    *,
-    hub: EventHub | None = None,
-    quota: QuotaLimits | None = None,
-    limits: LimitSettings | None = None,
-    special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
-) -> Store:
-    """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
-    making an existing one private (``data_dir.secure_data_dir``); its change events go
-    through ``hub`` when given (a worker's, linked to the others). ``quota`` is every
-    account's default limits (``[quota]``; None: unlimited). From ``limits``: how long a
-    write waits for another process's, how deep messages are analysed.
-    ``special_folders``: a new account's folders besides INBOX (``[imap]
-    special_use_names``)."""
-    from roost.store.sqlite import SqliteStore
-
-    try:
-        _make_private_dir(data_dir)
-        secure_data_dir(data_dir)
-        if limits is None:
-            return await SqliteStore.open(
-                data_dir, hub=hub, quota=quota or QuotaLimits(), special_folders=special_folders
-            )
-        return await SqliteStore.open(
-            data_dir,
-            hub=hub,
-            quota=quota or QuotaLimits(),
-            busy_timeout=limits.store_busy_timeout,
-            mime_limits=limits.mime_limits(),
-            special_folders=special_folders,
-        )
-    except DataDirError as error:
-        raise ServerError(str(error)) from None
-    except (OSError, sqlite3.Error, StoreError) as error:
-        raise ServerError(f"cannot open the data directory {data_dir}: {error}") from None
-
-
-def build_tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """The server's SSLContext, or None when no listener needs TLS. For --dev, a missing
-    certificate is generated first. Raises ConfigError naming the file at fault."""
-    if not settings.tls_needed:
-        return None
-    tls = settings.tls
-    if tls.self_signed and tls.cert is not None and tls.key is not None:
-        try:
-            _make_private_dir(settings.server.data_dir)
-            ensure_self_signed(tls.cert.parent, settings.server.hostname)
-        except OSError as error:
-            raise ConfigError(
-                f"cannot create a self-signed certificate in {tls.cert.parent}: {error.strerror}"
-            ) from None
-    settings.check_files()
-    assert tls.cert is not None and tls.key is not None  # Settings.validate checked
-    try:
-        return server_context(tls.cert, tls.key, tls.min_version)
-    except TlsError as error:
-        raise ConfigError(str(error)) from None
-
-
 class Server:
     def __init__(
         self,
@@ -160,8 +106,10 @@ class Server:
         pop3_handler: Pop3ConnectionHandler | None = None,
         listen_sockets: Sequence[ListenSocket] | None = None,
         coordination: Coordination | None = None,
+        reload_settings: Callable[[], Settings] | None = None,
     ) -> None:
         self.settings = settings
+        self._reload_settings = reload_settings  # reads the configuration again (SIGHUP)
         self._store = store
         self._owns_store = store is None
         self._handler = handler
@@ -171,11 +119,17 @@ class Server:
         self._context: ImapContext | None = None
         self._pop3_context: Pop3Context | None = None
         self._lmtp_context: LmtpContext | None = None
+        self._managesieve_context: ManageSieveContext | None = None
+        self._submission_context: SubmissionContext | None = None
         self.coordination = coordination or Coordination.local(settings.limits)
         self._listeners = Listeners(settings, self.coordination, self._serve, listen_sockets)
+        self._http: HttpListener | None = None
         self._stop_requested = asyncio.Event()
         self._shutdown_started = False
         self._shutdown_done = asyncio.Event()
+        # Live sessions of this process, for `roost who` and `kick` (control socket).
+        self.sessions = SessionRegistry(self.coordination.worker)
+        self._control: ControlServer | None = None
 
     # ---- facts -----------------------------------------------------------------------
 
@@ -199,7 +153,10 @@ class Server:
 
     @property
     def bound_addresses(self) -> list[BoundAddress]:
-        return self._listeners.bound_addresses
+        http = [] if self._http is None else self._http.bound
+        return self._listeners.bound_addresses + [
+            BoundAddress(host, port, False, HTTP) for host, port in http
+        ]
 
     def address(self, *, implicit_tls: bool = False, protocol: str = IMAP) -> tuple[str, int]:
         """(host, port) of the first listener of that kind: handy for tests."""
@@ -230,11 +187,28 @@ class Server:
                 quota=settings.quota.limits,
                 limits=settings.limits,
                 special_folders=settings.imap.special_use_names,
+                url=settings.store.postgresql_url,
             )
         try:
-            self._context = self._build_context(self._store)
-            self._pop3_context = self._build_pop3_context(self._context)
-            self._lmtp_context = self._build_lmtp_context(self._context)
+            imap = contexts.imap_context(
+                settings,
+                self._store,
+                self._authenticator,
+                self._tls_context,
+                self.coordination,
+                self.sessions,
+            )
+            self._context = imap
+            self._pop3_context = contexts.pop3_context(
+                settings, imap, self._tls_context, self.coordination, self.sessions
+            )
+            self._lmtp_context = contexts.lmtp_context(settings, imap)
+            self._managesieve_context = contexts.managesieve_context(
+                settings, imap, self._tls_context
+            )
+            self._submission_context = contexts.submission_context(
+                settings, imap, self._tls_context
+            )
             await self._listeners.bind(self._tls_context)
         except BaseException:
             await self._listeners.close()
@@ -244,7 +218,28 @@ class Server:
         await self._listeners.start_serving()
         for bound in self._listeners.bound_addresses:
             log.info("listening on %s (%s)", bound, self._kind(bound))
+        await self._start_control()
         self._warn_about_sign_in()
+        if settings.http.listen and self.coordination.worker is None:
+            # With several workers the supervisor serves HTTP, merging their metrics.
+            app = HttpApp(metrics.exposition, self.ready, client_settings(settings))
+            self._http = HttpListener(app)
+            try:
+                await self._http.start(settings.http.listen)
+            except BaseException:
+                await self.shutdown()
+                raise
+
+    async def ready(self) -> bool:
+        """/readyz: listening, not shutting down, and the store answers promptly."""
+        if self._stop_requested.is_set() or self._store is None:
+            return False
+        try:
+            await asyncio.wait_for(self._store.instance_secret(), READY_TIMEOUT)
+        except Exception:
+            log.warning("readiness check: the store did not answer", exc_info=True)
+            return False
+        return True
 
     async def serve_forever(self) -> None:
         """Run until ``request_shutdown`` (e.g. from a signal), then shut down."""
@@ -270,6 +265,44 @@ class Server:
             return
         log.info("%s: certificate reloaded from %s", reason, tls.cert)
 
+    def reload(self, reason: str = "SIGHUP") -> None:
+        """Read the configuration again and apply what can change without dropping a
+        session (runtime/reload.py); without a way to read it, reload the certificate."""
+        if self.coordination.worker is None:
+            sd_notify.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            if self._reload_settings is None:
+                self.reload_tls(reason)
+                return
+            try:
+                new = self._reload_settings()
+            except ConfigError as error:
+                log.warning("%s: configuration not reloaded, the old one stays: %s", reason, error)
+                return
+            config_reload.apply(self, new, reason)
+        finally:
+            if self.coordination.worker is None:
+                sd_notify.notify("READY=1")
+
+    @property
+    def worker(self) -> int | None:
+        return self.coordination.worker
+
+    def apply_limits(self, settings: Settings) -> None:
+        """New protocol limits for connections accepted from now on."""
+        self.context.limits = settings.imap_limits()
+        self.pop3_context.limits = settings.limits.pop3
+
+    def apply_delivery(self, settings: Settings) -> None:
+        """New delivery settings ([delivery], [sieve], LMTP's limits, over-quota replies)
+        for LMTP connections and ``roost deliver`` hand-overs accepted from now on."""
+        if self._lmtp_context is not None:
+            self._lmtp_context = contexts.lmtp_context(settings, self.context)
+
+    def default_quota_store(self) -> config_reload.DefaultQuotaStore | None:
+        store = self._store
+        return store if isinstance(store, config_reload.DefaultQuotaStore) else None
+
     def request_shutdown(self, reason: str = "requested") -> None:
         if self._stop_requested.is_set():
             log.warning("shutdown %s again: closing every connection now", reason)
@@ -285,6 +318,10 @@ class Server:
         self._shutdown_started = True
         self._stop_requested.set()
         try:
+            if self._http is not None:
+                await self._http.close()
+            if self._control is not None:
+                await self._control.close()
             await self._listeners.close()
             await self._listeners.end_connections(self.settings.server.shutdown_timeout)
             if self._owns_store and self._store is not None:
@@ -307,9 +344,27 @@ class Server:
 
     # ---- internals -------------------------------------------------------------------
 
+    async def _start_control(self) -> None:
+        """The control socket (runtime/control.py); without it the server still serves."""
+        worker = self.coordination.worker
+        path = self.settings.server.data_dir / RUN_DIR / socket_name(worker)
+        control = ControlServer(path, server_handlers(self.sessions, self.store), worker=worker)
+        try:
+            await control.start()
+        except OSError as error:
+            log.warning("no control socket (roost who, kick, mailbox): %s: %s", path, error)
+            return
+        self._control = control
+
     def _kind(self, bound: BoundAddress) -> str:
+        if bound.protocol == HTTP:
+            return "HTTP"
         if bound.protocol == LMTP:
             return "LMTP"
+        if bound.protocol == MANAGESIEVE:
+            return "ManageSieve"
+        if bound.protocol == SUBMISSION:
+            return "submission over TLS" if bound.implicit_tls else "submission with STARTTLS"
         if bound.protocol == POP3:
             if bound.implicit_tls:
                 return "POP3 over TLS"
@@ -346,62 +401,6 @@ class Server:
                     name,
                 )
 
-    def _build_pop3_context(self, imap: ImapContext) -> Pop3Context:
-        """Shares the store, the authenticator (so its throttle) and the per-account
-        session count with IMAP."""
-        pop3 = self.settings.pop3
-        return Pop3Context(
-            store=imap.store,
-            authenticator=imap.authenticator,
-            limits=self.settings.limits.pop3,
-            policy=pop3.policy(),
-            tls_context=self._tls_context if pop3.starttls else None,
-            allow_plaintext_auth=pop3.allow_plaintext_auth,
-            account_connections=imap.account_connections,
-            locks=self.coordination.maildrop_locks,
-            sign_in_times=self.coordination.sign_in_times,
-            worker=self.coordination.worker,
-        )
-
-    def _build_lmtp_context(self, imap: ImapContext) -> LmtpContext:
-        settings = self.settings
-        return LmtpContext(
-            store=imap.store,
-            lmtp=settings.lmtp,
-            delivery=settings.delivery,
-            server_name=settings.server.hostname,
-            spool_dir=settings.server.data_dir / "spool",
-            over_quota_tempfail=settings.quota.over_quota_tempfail,
-        )
-
-    def _build_context(self, store: Store) -> ImapContext:
-        settings = self.settings
-        authenticator = self._authenticator or StoreAuthenticator(
-            store,
-            LoginThrottle(
-                settings.auth.throttle_policy(),
-                known=StoreKnownAddresses(store),
-                shared=self.coordination.sign_in_failures,
-            ),
-            tokens=settings.auth.token_validator(),
-            scram=settings.auth.scram,
-            cache=settings.auth.sign_in_cache(),
-        )
-        spool_dir = settings.server.data_dir / "spool"
-        spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self.coordination.worker is None:
-            sweep_spool(spool_dir)  # alone: nothing is using them (workers: supervisor.py)
-        return ImapContext(
-            store=store,
-            authenticator=authenticator,
-            limits=settings.imap_limits(),
-            tls_context=self._tls_context if settings.imap.starttls else None,
-            allow_plaintext_auth=settings.imap.allow_plaintext_auth,
-            spool_dir=spool_dir,
-            account_connections=self.coordination.account_connections,
-            worker=self.coordination.worker,
-        )
-
     async def _serve(
         self,
         reader: asyncio.StreamReader,
@@ -414,11 +413,29 @@ class Server:
         if protocol == LMTP:
             assert self._lmtp_context is not None
             await serve_lmtp_connection(reader, writer, self._lmtp_context, remote_ip=remote_ip)
+        elif protocol == SUBMISSION:
+            assert self._submission_context is not None
+            from roost.submission.connection import serve_submission_connection
+
+            await serve_submission_connection(
+                reader,
+                writer,
+                self._submission_context,
+                tls_active=implicit_tls,
+                remote_ip=remote_ip,
+            )
         elif protocol == LOCAL_DELIVERY:
             assert self._lmtp_context is not None
             from roost.lmtp.local import serve_local_delivery
 
             await serve_local_delivery(reader, writer, self._lmtp_context)
+        elif protocol == MANAGESIEVE:
+            assert self._managesieve_context is not None
+            from roost.managesieve.connection import serve_managesieve_connection
+
+            await serve_managesieve_connection(
+                reader, writer, self._managesieve_context, remote_ip=remote_ip
+            )
         elif protocol == POP3:
             assert self._pop3_handler is not None and self._pop3_context is not None
             await self._pop3_handler(
@@ -440,6 +457,7 @@ async def run_server(
     ready: Callable[[list[BoundAddress]], None] | None = None,
     listen_sockets: Sequence[ListenSocket] | None = None,
     coordination: Coordination | None = None,
+    reload_settings: Callable[[], Settings] | None = None,
 ) -> None:
     """Start a server, call ``ready`` with the bound addresses, run until SIGTERM or
     SIGINT, and shut down gracefully. Raises ServerError/ConfigError when it cannot
@@ -457,6 +475,7 @@ async def run_server(
         tls_context=tls_context,
         listen_sockets=listen_sockets,
         coordination=coordination,
+        reload_settings=reload_settings,
     )
     await server.start()
     loop = asyncio.get_running_loop()
@@ -466,7 +485,7 @@ async def run_server(
         handlers = [
             (signal.SIGTERM, server.request_shutdown),
             (signal.SIGINT, server.request_shutdown),
-            (signal.SIGHUP, server.reload_tls),
+            (signal.SIGHUP, server.reload),
         ]
     else:
 
@@ -483,7 +502,7 @@ async def run_server(
             (signal.SIGTERM, graceful),
             (signal.SIGINT, graceful),
             (signal.SIGQUIT, abort),
-            (signal.SIGHUP, server.reload_tls),
+            (signal.SIGHUP, server.reload),
         ]
     for signum, callback in handlers:
         try:
@@ -509,10 +528,6 @@ def run(main: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
-
-
-def _make_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def _default_handler() -> ConnectionHandler:

@@ -65,10 +65,12 @@ import collections
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from roost.observability import metrics
 from roost.store.base import ChangeEvent, MailboxChanged, MailboxListChanged
 from roost.store.events import EventHub
 
@@ -87,10 +89,12 @@ READY_FRAME = b'{"r":1}\n'
 
 @dataclass(frozen=True, slots=True)
 class Events:
-    """An events frame: ``events`` of ``account``."""
+    """An events frame: ``events`` of ``account``, published at ``sent`` (the
+    publisher's clock, epoch seconds; frames from before it was sent have none)."""
 
     account: str
     events: list[ChangeEvent]
+    sent: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,8 @@ Frame = Events | Notice | Ready
 
 def encode(account: str, events: list[ChangeEvent]) -> bytes:
     items = [[e.mailbox_id, e.modseq] if isinstance(e, MailboxChanged) else None for e in events]
-    return json.dumps({"a": account, "e": items}, separators=(",", ":")).encode() + b"\n"
+    frame = {"a": account, "e": items, "t": round(time.time(), 6)}
+    return json.dumps(frame, separators=(",", ":")).encode() + b"\n"
 
 
 def encode_notice(kind: NoticeKind, account: str) -> bytes:
@@ -123,11 +128,14 @@ def decode(line: bytes) -> Frame:
     frame: Any = json.loads(line)  # JSONDecodeError and UnicodeDecodeError are ValueErrors
     if not isinstance(frame, dict):
         raise ValueError("a frame is not an object")
-    if frame.keys() == {"a", "e"}:
+    if frame.keys() in ({"a", "e"}, {"a", "e", "t"}):
         items = frame["e"]
         if not isinstance(items, list):
             raise ValueError("events are not a list")
-        return Events(_account(frame["a"]), [_event(item) for item in items])
+        sent = frame.get("t")
+        if sent is not None and type(sent) not in (int, float):
+            raise ValueError("the sending time is not a number")
+        return Events(_account(frame["a"]), [_event(item) for item in items], sent)
     if frame == {"r": 1}:
         return Ready()
     if len(frame) == 1:
@@ -394,7 +402,9 @@ class EventBusClient:
 
     def _receive(self, frame: Frame) -> None:
         match frame:
-            case Events(account=account, events=events):
+            case Events(account=account, events=events, sent=sent):
+                if sent is not None:  # the clocks are this machine's, or NTP-close
+                    metrics.EVENT_BUS_LAG.observe(max(0.0, time.time() - sent))
                 self.hub.deliver(account, events)
             case Notice(kind="i", account=account):
                 self.interest_elsewhere.add(account)

@@ -19,10 +19,13 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
+
+from roost.config import ListenAddress, Settings
+from roost.runtime.listeners import ListenError
 
 log = logging.getLogger("roost.http")
 
@@ -279,4 +282,50 @@ async def start_http(app: HttpApp, host: str, port: int) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await serve_http_connection(app, reader, writer)
 
-    return await asyncio.start_server(handle, host, port, limit=MAX_HEAD)
+    return await asyncio.start_server(handle, host, port, limit=MAX_HEAD, reuse_address=True)
+
+
+def client_settings(settings: Settings) -> ClientSettings:
+    """What autoconfig and autodiscover announce: the host name, and each configured
+    listener a mail client can use (implicit TLS, or STARTTLS where it is offered)."""
+    services: list[MailService] = []
+    for protocol, section in (("imap", settings.imap), ("pop3", settings.pop3)):
+        services += [MailService(protocol, a.port, "SSL") for a in section.tls_listen]
+        if section.starttls:
+            services += [MailService(protocol, a.port, "STARTTLS") for a in section.listen]
+    return ClientSettings(settings.server.hostname, tuple(services))
+
+
+class HttpListener:
+    """Every ``[http] listen`` address of a process: the single server's, or with
+    several workers the supervisor's (which merges their metrics)."""
+
+    def __init__(self, app: HttpApp) -> None:
+        self.app = app
+        self._servers: list[asyncio.Server] = []
+
+    @property
+    def bound(self) -> list[tuple[str, int]]:
+        return [sock.getsockname()[:2] for s in self._servers for sock in s.sockets]
+
+    async def start(self, addresses: Sequence[ListenAddress]) -> None:
+        try:
+            for address in addresses:
+                try:
+                    server = await start_http(self.app, address.host, address.port)
+                except OSError as error:
+                    raise ListenError(f"cannot listen for HTTP on {address}: {error}") from None
+                self._servers.append(server)
+        except BaseException:
+            await self.close()
+            raise
+        for host, port in self.bound:
+            log.info("http: listening on %s:%d (metrics, health, autoconfig)", host, port)
+
+    async def close(self) -> None:
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
+        for server in servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), timeout=1.0)

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 from roost.auth.throttle import address_key
 from roost.config import ConfigError, ListenAddress, Settings
+from roost.observability import metrics
 from roost.runtime.coordination import Coordination
 from roost.runtime.descriptors import connection_cap
 from roost.runtime.unix_sockets import UnixSocketError, bind_unix_socket
@@ -64,6 +65,11 @@ LMTP_SERVER_FULL = b"421 4.3.2 Server connection limit reached (max_connections)
 IMAP = "imap"
 POP3 = "pop3"
 LMTP = "lmtp"
+HTTP = "http"  # the metrics/autoconfig listener (runtime/http.py), not a mail protocol
+MANAGESIEVE = "managesieve"
+MANAGESIEVE_FULL = b'BYE (TRYLATER) "Server connection limit reached"\r\n'
+MANAGESIEVE_TOO_MANY = b'BYE (TRYLATER) "Too many connections from your address"\r\n'
+SUBMISSION = "submission"  # RFC 6409 on 587, RFC 8314 implicit TLS on 465
 LOCAL_DELIVERY = "deliver"  # the private socket of ``roost deliver`` (lmtp/local.py)
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every
@@ -286,7 +292,7 @@ class Listeners:
             remote_ip = _remote_ip(writer.get_extra_info("peername"))
             admitted, key, refused_by = self._admit(remote_ip)
             if not admitted:
-                self._log_refusal(remote_ip, refused_by)
+                self._log_refusal(remote_ip, refused_by, protocol)
                 writer.write(_refusal(protocol, refused_by))
                 writer.close()  # the line fits a fresh socket's buffer: freed at once
                 return
@@ -316,7 +322,7 @@ class Listeners:
             admitted, key, refused_by = self._admit(remote_ip)
             if not admitted:
                 # No TLS session to say it in: closed without a word, and logged.
-                self._log_refusal(remote_ip, refused_by)
+                self._log_refusal(remote_ip, refused_by, listen.protocol)
                 conn.close()
                 continue
             _enable_keepalive(conn)
@@ -374,6 +380,9 @@ class Listeners:
         protocol: str,
     ) -> None:
         log.debug("%s connection from %s (tls=%s)", protocol, remote_ip, implicit_tls)
+        metrics.CONNECTIONS_TOTAL.labels(protocol, "accepted").inc()
+        open_now = metrics.CONNECTIONS.labels(protocol)
+        open_now.inc()
         try:
             await self._serve_connection(reader, writer, protocol, implicit_tls, remote_ip)
         except asyncio.CancelledError:
@@ -383,13 +392,15 @@ class Listeners:
         except Exception:
             log.exception("unhandled error in the connection from %s", remote_ip)
         finally:
+            open_now.dec()
             self._open -= 1
             if key is not None:
                 self.coordination.ip_slots.release(key)
             if not writer.is_closing():
                 writer.close()
 
-    def _log_refusal(self, remote_ip: str, refused_by: str) -> None:
+    def _log_refusal(self, remote_ip: str, refused_by: str, protocol: str) -> None:
+        metrics.CONNECTIONS_TOTAL.labels(protocol, "refused").inc()
         limit = (
             self.max_connections
             if refused_by == "max_connections"
@@ -413,22 +424,29 @@ def _refusal(protocol: str, refused_by: str) -> bytes:
     full = refused_by == "max_connections"
     if protocol == POP3:
         return POP3_SERVER_FULL if full else POP3_TOO_MANY_CONNECTIONS
-    if protocol in (LMTP, LOCAL_DELIVERY):
+    if protocol in (LMTP, LOCAL_DELIVERY, SUBMISSION):
         return LMTP_SERVER_FULL if full else LMTP_TOO_MANY_CONNECTIONS
+    if protocol == MANAGESIEVE:
+        return MANAGESIEVE_FULL if full else MANAGESIEVE_TOO_MANY
     return SERVER_FULL if full else TOO_MANY_CONNECTIONS
 
 
-def bind_listeners(settings: Settings, backlog: int = LISTEN_BACKLOG) -> list[ListenSocket]:
+def bind_listeners(
+    settings: Settings, backlog: int = LISTEN_BACKLOG, *, unix: bool = True
+) -> list[ListenSocket]:
     """Bind and listen on every configured address, as ``Server.start`` does (address
     reuse, IPv6 sockets IPv6 only, every address a name resolves to); for the supervisor,
-    whose workers share the sockets. All or none: raises ListenError naming the address."""
+    whose workers share the sockets. All or none: raises ListenError naming the address.
+    ``unix=False`` leaves out the Unix sockets (bound after dropping root, so that the
+    files are the serving user's)."""
     bound: list[ListenSocket] = []
     try:
         for key, address in settings.listeners():
             protocol, _, kind = key.partition(".")
             for sock in _bind_address(address, backlog):
                 bound.append(ListenSocket(sock, protocol, kind == "tls_listen"))
-        bound.extend(bind_unix_listeners(settings, backlog))
+        if unix:
+            bound.extend(bind_unix_listeners(settings, backlog))
     except BaseException:
         for listen in bound:
             listen.sock.close()

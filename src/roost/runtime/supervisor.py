@@ -43,16 +43,20 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from roost.config import Settings
+from roost.observability import metrics, sd_notify
 from roost.runtime.coordination import POP3_SIGN_INS, SUPERVISOR_LOCK, run_dir
 from roost.runtime.data_dir import sweep_spool
 from roost.runtime.event_bus import EventBus
+from roost.runtime.http import HttpApp, HttpListener, client_settings
 from roost.runtime.listeners import (
+    HTTP,
     LOCAL_DELIVERY,
     BoundAddress,
     ListenSocket,
@@ -84,8 +88,15 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, serve_options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        serve_options: dict[str, Any],
+        listen_sockets: list[ListenSocket] | None = None,
+    ) -> None:
         self.settings = settings
+        # Bound by the caller already (as root, before dropping privileges), or here.
+        self._given_listeners = listen_sockets
         self.count = settings.server.workers
         self._serve_options = serve_options
         self._run_dir = run_dir(settings)
@@ -98,6 +109,8 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._signals = 0
         self._watchers: set[asyncio.Task[None]] = set()
+        self._http: HttpListener | None = None
+        self._metrics_dir: Path | None = None
 
     async def run(self, ready: Callable[[list[BoundAddress]], None] | None = None) -> None:
         """Serve until SIGTERM or SIGINT; raise ServerError when the server cannot start."""
@@ -106,7 +119,7 @@ class Supervisor:
         try:
             try:
                 self._prepare_run_dir()
-                self._listeners = bind_listeners(self.settings)
+                self._listeners = self._given_listeners or bind_listeners(self.settings)
                 self._bus = EventBus(self._bus_path())
                 await self._bus.start()
             except OSError as error:
@@ -115,9 +128,11 @@ class Supervisor:
                 loop.add_signal_handler(signum, self.request_stop, signum.name)
                 installed.append(signum)
             # Certificate renewal: every worker reloads its own TLS context.
-            loop.add_signal_handler(signal.SIGHUP, self._signal_workers, signal.SIGHUP)
+            loop.add_signal_handler(signal.SIGHUP, self._reload)
             installed.append(signal.SIGHUP)
+            self._prepare_metrics()
             await self._start_all()
+            await self._start_http()
             if ready is not None and not self._stopping.is_set():
                 ready(self._bound())
             self._keepers = [
@@ -126,11 +141,20 @@ class Supervisor:
             ]
             await self._stopping.wait()
         finally:
+            if self._http is not None:
+                await self._http.close()
             await self._stop_all()
             for signum in installed:
                 loop.remove_signal_handler(signum)
             await self._release()
         log.info("stopped")
+
+    def _reload(self) -> None:
+        """SIGHUP: every worker reads the configuration again (runtime/reload.py)."""
+        sd_notify.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        log.info("reloading: SIGHUP sent to every worker")
+        self._signal_workers(signal.SIGHUP)
+        sd_notify.notify("READY=1")
 
     def request_stop(self, reason: str = "requested") -> None:
         self._signals += 1
@@ -164,12 +188,45 @@ class Supervisor:
         stale = (
             *directory.glob("events-*.sock"),
             *directory.glob("worker-*.pid"),
+            *directory.glob("control-*.sock"),
             *directory.glob(POP3_SIGN_INS + "*"),
         )
         for path in stale:
             path.unlink(missing_ok=True)
         # No worker runs yet: literals in the spool are left by a killed one.
         sweep_spool(self.settings.server.data_dir / "spool")
+
+    def _prepare_metrics(self) -> None:
+        """With an HTTP listener, the workers keep their metrics in files under
+        run/metrics (prometheus-client's multiprocess mode, chosen by the environment
+        they inherit) and the supervisor serves the sums."""
+        if not self.settings.http.listen:
+            return
+        self._metrics_dir = self._run_dir / "metrics"
+        metrics.prepare_multiprocess_directory(self._metrics_dir)
+
+    def _worker_environment(self) -> dict[str, str]:
+        environment = dict(os.environ)
+        environment.pop(metrics.MULTIPROCESS_ENV, None)
+        if self._metrics_dir is not None:
+            environment[metrics.MULTIPROCESS_ENV] = str(self._metrics_dir)
+        return environment
+
+    async def _start_http(self) -> None:
+        if not self.settings.http.listen or self._stopping.is_set():
+            return
+        directory = self._metrics_dir
+        app = HttpApp(
+            lambda: metrics.exposition(directory), self._ready, client_settings(self.settings)
+        )
+        self._http = HttpListener(app)
+        await self._http.start(self.settings.http.listen)
+
+    async def _ready(self) -> bool:
+        """/readyz: not stopping, and every worker has started and still runs."""
+        if self._stopping.is_set() or len(self._workers) < self.count:
+            return False
+        return all(worker.process.returncode is None for worker in self._workers.values())
 
     def _bus_path(self) -> Path:
         path = self._run_dir / f"events-{os.getpid()}.sock"
@@ -212,6 +269,7 @@ class Supervisor:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             pass_fds=[listen.sock.fileno() for listen in self._listeners],
+            env=self._worker_environment(),
         )
         assert process.stdin is not None
         with contextlib.suppress(ConnectionError):  # it died at once: _wait_ready tells
@@ -275,6 +333,8 @@ class Supervisor:
         while True:
             worker = self._workers[index]
             await worker.process.wait()
+            if self._metrics_dir is not None:
+                metrics.worker_exited(worker.process.pid, self._metrics_dir)
             if self._stopping.is_set():
                 return
             if loop.time() - worker.started >= STABLE_AFTER:
@@ -365,4 +425,6 @@ class Supervisor:
         for listen in self._listeners:
             if listen.protocol != LOCAL_DELIVERY:  # internal: not a listener to report
                 bound.append(bound_address(listen))
+        if self._http is not None:
+            bound += [BoundAddress(host, port, False, HTTP) for host, port in self._http.bound]
         return bound

@@ -28,15 +28,17 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from roost.config import Settings
-from roost.runtime.app import open_store, run, run_server
+from roost.runtime.app import run, run_server
 from roost.runtime.coordination import Coordination, run_dir, worker_pid_file
 from roost.runtime.event_bus import EventBusClient
 from roost.runtime.listeners import BoundAddress, ListenSocket
+from roost.runtime.opening import open_store
 from roost.store.events import EventHub
 
 log = logging.getLogger("roost.worker")
@@ -89,7 +91,12 @@ class WorkerSpec:
         )
 
 
-def run_worker(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLContext | None) -> None:
+def run_worker(
+    settings: Settings,
+    spec: WorkerSpec,
+    tls_context: ssl.SSLContext | None,
+    reload_settings: Callable[[], Settings] | None = None,
+) -> None:
     """Serve until told to stop (or the supervisor is gone). Raises ServerError or
     ConfigError when the worker cannot start."""
     _die_with_parent()
@@ -100,10 +107,15 @@ def run_worker(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLContext
     if os.getppid() != spec.supervisor_pid:
         log.warning("the supervisor is gone before worker %d started", spec.index)
         return
-    run(_serve(settings, spec, tls_context))
+    run(_serve(settings, spec, tls_context, reload_settings))
 
 
-async def _serve(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLContext | None) -> None:
+async def _serve(
+    settings: Settings,
+    spec: WorkerSpec,
+    tls_context: ssl.SSLContext | None,
+    reload_settings: Callable[[], Settings] | None = None,
+) -> None:
     listen_sockets = [
         ListenSocket(socket.socket(fileno=listener.fd), listener.protocol, listener.implicit_tls)
         for listener in spec.listeners
@@ -121,6 +133,7 @@ async def _serve(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLConte
             quota=settings.quota.limits,
             limits=settings.limits,
             special_folders=settings.imap.special_use_names,
+            url=settings.store.postgresql_url,
         )
         try:
 
@@ -138,6 +151,7 @@ async def _serve(settings: Settings, spec: WorkerSpec, tls_context: ssl.SSLConte
                 ready=ready,
                 listen_sockets=listen_sockets,
                 coordination=Coordination.shared(settings, spec.index),
+                reload_settings=reload_settings,
             )
         finally:
             await store.close()

@@ -16,6 +16,7 @@ Driving it::
             case MailFrom() | RcptTo() | Data() | Rset() | Noop() | Vrfy() | Help():
                 write(conn.answer(decide(event)))  # 354 to Data starts the content
             case Bdat():              pass           # chunk content follows, no answer
+            case Burl(url, last):     write(conn.answer(fetch_and_append(url)))  # RFC 4468
             case Content(data):       spool.write(data)
             case ChunkEnd():          write(conn.answer(replies.OK))
             case MessageEnd(recipients):
@@ -40,6 +41,7 @@ from roost.smtp.commands import (
     Auth,
     Bdat,
     Body,
+    Burl,
     Command,
     Data,
     Hello,
@@ -81,6 +83,7 @@ __all__ = [
     "BareLf",
     "Bdat",
     "Body",
+    "Burl",
     "ChunkEnd",
     "Command",
     "Connection",

@@ -78,6 +78,14 @@ class Bdat:
 
 
 @dataclass(frozen=True, slots=True)
+class Burl:
+    """RFC 4468 §3: append the content ``url`` names; ``last`` ends the message."""
+
+    url: str
+    last: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Rset:
     pass
 
@@ -114,7 +122,19 @@ class Auth:
 
 
 Command = (
-    Hello | MailFrom | RcptTo | Data | Bdat | Rset | Noop | Quit | Vrfy | Help | StartTls | Auth
+    Hello
+    | MailFrom
+    | RcptTo
+    | Data
+    | Bdat
+    | Burl
+    | Rset
+    | Noop
+    | Quit
+    | Vrfy
+    | Help
+    | StartTls
+    | Auth
 )
 
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -236,6 +256,16 @@ def _bdat(verb: str, argument: str) -> Command | Reply:
     return Bdat(int(words[0]), len(words) == 2)
 
 
+def _burl(verb: str, argument: str) -> Command | Reply:
+    """``BURL absolute-URI [SP "LAST"]`` (RFC 4468 §3); the URL is the host's to judge."""
+    words = argument.split(" ")
+    if not 1 <= len(words) <= 2 or not words[0] or not words[0].isascii():
+        return replies.SYNTAX_ERROR
+    if len(words) == 2 and words[1].upper() != "LAST":
+        return replies.SYNTAX_ERROR
+    return Burl(words[0], len(words) == 2)
+
+
 def _auth(verb: str, argument: str) -> Command | Reply:
     words = argument.split(" ")
     if not 1 <= len(words) <= 2 or not _KEYWORD.fullmatch(words[0]):
@@ -263,6 +293,7 @@ _PARSERS: dict[str, Callable[[str, str], Command | Reply]] = {
     "RCPT": _rcpt,
     "DATA": _no_argument(Data()),
     "BDAT": _bdat,
+    "BURL": _burl,
     "RSET": _no_argument(Rset()),
     "NOOP": _noop,
     "QUIT": _no_argument(Quit()),

@@ -29,6 +29,7 @@ from roost.smtp.commands import (
     Auth,
     Bdat,
     Body,
+    Burl,
     Command,
     Data,
     Hello,
@@ -75,6 +76,7 @@ class ServerConfig:
     dsn: bool = False
     starttls: bool = False
     auth_mechanisms: tuple[str, ...] = ()
+    burl: bool = False  # RFC 4468 "BURL imap", offered once authenticated
 
     def capabilities(self, *, tls_active: bool = False, authenticated: bool = False) -> list[str]:
         """The EHLO/LHLO keywords this configuration supports (RFC 5321 §4.1.1.1)."""
@@ -87,6 +89,7 @@ class ServerConfig:
             ("SMTPUTF8", self.smtputf8),
             ("DSN", self.dsn),
             ("STARTTLS", self.starttls and not tls_active),
+            ("BURL imap", self.burl and authenticated),
             ("AUTH " + " ".join(self.auth_mechanisms), bool(self.auth_mechanisms))
             if not authenticated
             else ("", False),
@@ -281,6 +284,17 @@ class Connection:
                     refusal = replies.NOT_IMPLEMENTED
                 elif session.tls_active:
                     refusal = replies.ALREADY_TLS
+            case Burl():
+                if not config.burl:
+                    refusal = replies.NOT_IMPLEMENTED
+                elif txn is None:
+                    refusal = replies.MAIL_FIRST
+                elif not txn.recipients:
+                    refusal = self._no_recipients()
+                elif txn.mail.params.body is Body.BINARY_MIME:
+                    refusal = replies.BINARYMIME_NEEDS_BDAT
+                else:
+                    txn.chunked = True  # RFC 4468 §3: mixes with BDAT, never DATA
             case Auth():
                 if not config.auth_mechanisms:
                     refusal = replies.NOT_IMPLEMENTED
@@ -375,6 +389,8 @@ class Connection:
                 )
             case ChunkEnd() if not positive:
                 self.transaction = None
+            case Burl(last=last) if last or not positive:
+                self.transaction = None  # the host relayed (or refused) the message
             case Rset():
                 self.transaction = None
             case Auth() | AuthResponse():

@@ -51,3 +51,15 @@ class StoreBusy(StoreError):
 class TooManyMetadataEntries(StoreError):
     """SETMETADATA would leave a mailbox (or the server) with more entries than allowed
     (RFC 5464 §4.3, [METADATA TOOMANY]): nothing was changed."""
+
+
+class NoSuchScript(StoreError):
+    """No Sieve script of that name in the account (RFC 5804 ``NO (NONEXISTENT)``)."""
+
+
+class ScriptExists(StoreError):
+    """RENAMESCRIPT onto a name already taken (RFC 5804 ``NO (ALREADYEXISTS)``)."""
+
+
+class ScriptActive(StoreError):
+    """DELETESCRIPT of the active script (RFC 5804 §2.10: ``NO (ACTIVE)``)."""

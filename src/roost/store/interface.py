@@ -44,6 +44,7 @@ from roost.store.values import (
     NewMessage,
     QuotaOverride,
     QuotaUsage,
+    SieveScript,
     StoreFlagsResult,
 )
 
@@ -130,6 +131,15 @@ class Account(Protocol):
         ``with_modseq``, ``modseqs`` is None (a FETCH of only UID and FLAGS)."""
         ...
 
+    async def previews(
+        self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
+    ) -> dict[int, str | None]:
+        """RFC 8970 PREVIEW text of those of ``uids`` that exist: at most 256 characters
+        of plain text, "" where the message has none. A message stored before previews
+        were kept has None unless ``compute``, which makes (and keeps) it from the
+        message (FETCH PREVIEW (LAZY) asks without, §3.1)."""
+        ...
+
     def read_message(self, meta: MessageMeta) -> AsyncIterator[bytes]:
         """The stored bytes of a message, in chunks."""
         ...
@@ -150,6 +160,16 @@ class Account(Protocol):
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         """Remove messages flagged \\Deleted (only among ``uids`` if given); return their
         UIDs, ascending."""
+        ...
+
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int | str, message: NewMessage
+    ) -> AppendResult:
+        """REPLACE (RFC 8508): append ``message`` to ``target`` (by id or name, as
+        ``append``) and expunge ``uid`` from ``mailbox_id`` (whatever its flags), in one
+        transaction. The quota check counts the space the old message frees.
+        CannotDoThat where ``uid`` is gone; NoSuchMailbox, QuotaExceeded as ``append``,
+        with nothing changed."""
         ...
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult: ...
@@ -209,6 +229,45 @@ class Account(Protocol):
         """Rebuild usage from the messages; (before, after). Nothing depends on it."""
         ...
 
+    # Sieve scripts (RFC 5228, managed over RFC 5804). Names are compared exactly; at
+    # most one script is active. Scripts count against no mail quota.
+    async def list_scripts(self) -> list[SieveScript]: ...
+    async def get_script(self, name: str) -> SieveScript:
+        """NoSuchScript where absent."""
+        ...
+
+    async def active_script(self) -> SieveScript | None: ...
+    async def put_script(self, name: str, source: str, compiled: str, version: int) -> None:
+        """Create or replace ``name`` (keeping whether it is active), in one transaction."""
+        ...
+
+    async def update_compiled(self, name: str, source: str, compiled: str, version: int) -> None:
+        """Replace the compiled form of ``name`` if its source is still ``source`` (it was
+        recompiled after a format change); a script gone or changed meanwhile is left alone."""
+        ...
+
+    async def delete_script(self, name: str) -> None:
+        """NoSuchScript where absent; ScriptActive for the active one (RFC 5804 §2.10)."""
+        ...
+
+    async def rename_script(self, old: str, new: str) -> None:
+        """NoSuchScript, ScriptExists; an active script stays active (RFC 5804 §2.11.1)."""
+        ...
+
+    async def set_active_script(self, name: str | None) -> None:
+        """Make ``name`` the only active script; None: none active. NoSuchScript."""
+        ...
+
+    # Sieve tracking: vacation responses (RFC 5230 §4.1) and duplicate ids (RFC 7352),
+    # each a (kind, key) remembered until an expiry time (epoch seconds).
+    async def sieve_tracked(self, kind: str, key: str, now: float) -> bool:
+        """Whether (kind, key) was remembered and has not expired at ``now``."""
+        ...
+
+    async def sieve_track(self, kind: str, key: str, expires: float, now: float) -> None:
+        """Remember (kind, key) until ``expires``; forgets entries expired at ``now``."""
+        ...
+
 
 class Store(CredentialStore, Protocol):
     """The whole store: accounts and their credentials (sign-in records, SCRAM keys,
@@ -241,6 +300,39 @@ class Store(CredentialStore, Protocol):
 
     async def set_quota_override(self, name: str, override: QuotaOverride) -> None:
         """Set the account's own limits (None: the default; 0: unlimited)."""
+        ...
+
+    async def add_alias(self, name: str, address: str) -> None:
+        """Let the account send as ``address`` (submission); an address belongs to
+        one account: CannotDoThat if any has it. NoSuchAccount where absent."""
+        ...
+
+    async def delete_alias(self, name: str, address: str) -> bool:
+        """False when the account had no such alias."""
+        ...
+
+    async def list_aliases(self, name: str) -> list[str]:
+        """The account's aliases as added, sorted."""
+        ...
+
+    async def claim_submission(self, name: str, when: float, window: float, limit: int) -> bool:
+        """Count one message sent at ``when`` (epoch seconds) unless ``limit`` were
+        counted in the ``window`` seconds before; atomic across every process using
+        the store. ``limit`` 0: always counted."""
+        ...
+
+    async def release_submission(self, name: str, when: float) -> None:
+        """Uncount the message counted at ``when`` (it was not sent after all)."""
+        ...
+
+    async def urlauth_key(self, name: str, mailbox: str, *, create: bool) -> bytes | None:
+        """The secret that signs the account's URLAUTH URLs of ``mailbox`` (RFC 4467
+        §7); made when absent and ``create``, else None. NoSuchAccount when creating
+        for an absent account."""
+        ...
+
+    async def reset_urlauth_keys(self, name: str, mailbox: str | None) -> None:
+        """Forget the secret of ``mailbox`` (None: of every mailbox): RESETKEY."""
         ...
 
     # shared folders (ACL, RFC 4314)

@@ -190,7 +190,9 @@ class ThreadFields:
 
     uid: int
     sent: datetime  # the Date header, or INTERNALDATE where there is none
-    subject: str  # decoded Subject
+    # decoded Subject in i;unicode-casemap form (mime/casemap.py): ORDEREDSUBJECT
+    # compares base subjects so (RFC 5255 I18NLEVEL=1)
+    subject: str
     message_id: str  # "<...>" or ""
     in_reply_to: str
     references: tuple[str, ...]

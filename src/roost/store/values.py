@@ -250,3 +250,15 @@ class StoreFlagsResult:
     # For each updated message, its modseq just before this change: a session whose view
     # is older knows it missed someone else's change and must be told the whole state.
     previous_modseq: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SieveScript:
+    """A user's Sieve script: its source as uploaded and its compiled form (JSON) with the
+    compiler's format version, so a newer Roost compiles it again instead of misreading it."""
+
+    name: str
+    source: str
+    compiled: str
+    compiled_version: int
+    active: bool

@@ -29,7 +29,7 @@ from roost.imap.wire.responses import (
 log = logging.getLogger("roost.auth")
 
 # ENABLE accepts what we implement; IMAP4rev2 waits until the whole of RFC 9051 is there.
-_ENABLEABLE = {"UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "IMAP4REV2"}
+_ENABLEABLE = {"UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "IMAP4REV2", "UIDONLY"}
 _SPELLING = {"IMAP4REV2": "IMAP4rev2"}  # ENABLED names it as CAPABILITY does
 
 
@@ -70,6 +70,10 @@ async def enable(session: Session, cmd: c.Enable) -> AsyncIterator[Response | Do
             session.selected.rev2 = True
     if "UTF8=ACCEPT" in session.enabled or session.rev2:
         session.utf8 = True
+    if "UIDONLY" in session.enabled:  # RFC 9586
+        session.uidonly = True
+        if session.selected is not None:
+            session.selected.uidonly = True
     if "QRESYNC" in session.enabled:
         session.enable_qresync()
     elif "CONDSTORE" in session.enabled:

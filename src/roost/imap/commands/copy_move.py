@@ -7,10 +7,12 @@ forever (CLIENTS.md).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from roost.imap.commands.append import allowed_flags
 from roost.imap.handler_types import Done, bad, no
+from roost.imap.progress import heartbeat
 from roost.imap.session import Session
 from roost.imap.shared import Place
 from roost.imap.wire import commands as c
@@ -81,7 +83,10 @@ async def copy(session: Session, cmd: c.Copy) -> AsyncIterator[Response | Done]:
     if not uids:
         yield Done("COPY completed, nothing to copy")
         return
-    result = await _transfer(session, uids, place, destination, move=False)
+    task = asyncio.ensure_future(_transfer(session, uids, place, destination, move=False))
+    async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+        yield progress  # RFC 9585
+    result = task.result()
     if destination.id == selected.mailbox_id and place.account is session.selected_account():
         session.mark_dirty()
     yield Done("COPY completed", _copyuid(result))
@@ -102,7 +107,10 @@ async def move(session: Session, cmd: c.Move) -> AsyncIterator[Response | Done]:
     if not uids:
         yield Done("MOVE completed, nothing to move")
         return
-    result = await _transfer(session, uids, place, destination, move=True)
+    task = asyncio.ensure_future(_transfer(session, uids, place, destination, move=True))
+    async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+        yield progress  # RFC 9585
+    result = task.result()
     session.mark_dirty()
     code = _copyuid(result)
     if code is not None:

@@ -6,9 +6,11 @@ expunge made here and one made by another connection are announced the same way.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from roost.imap.handler_types import Done, State, no
+from roost.imap.progress import heartbeat
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import Response
@@ -25,7 +27,10 @@ async def expunge(session: Session, cmd: c.Expunge) -> AsyncIterator[Response | 
     if uids == []:
         yield Done("EXPUNGE completed")
         return
-    await account.expunge(selected.mailbox_id, uids)
+    task = asyncio.ensure_future(account.expunge(selected.mailbox_id, uids))
+    async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+        yield progress  # RFC 9585
+    task.result()
     session.mark_dirty()
     yield Done("EXPUNGE completed")
 

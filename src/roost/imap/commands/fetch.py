@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Hashable, Sequence
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
 from roost.imap.handler_types import Done, bad
+from roost.imap.progress import Progress
+from roost.imap.search_context import partial_slice
 from roost.imap.selected import SelectedMailbox, wire_flags
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
@@ -54,14 +56,20 @@ def _needs_model(attribute: c.FetchAttribute) -> bool:
         return attribute in MODEL_ITEMS or attribute is c.FetchItem.THREADID
     if isinstance(attribute, c.BinarySize):
         return True
+    if isinstance(attribute, c.Preview):
+        return False
     return attribute.binary or bool(attribute.section.part)
 
 
 def _needs_bytes(attribute: c.FetchAttribute) -> bool:
+    if isinstance(attribute, c.Preview):
+        return False  # kept with the message's analysis (Account.previews)
     return not isinstance(attribute, c.FetchItem) or attribute in CONTENT_ITEMS
 
 
 def _needs_message(attribute: c.FetchAttribute) -> bool:
+    if isinstance(attribute, c.Preview):
+        return False
     return not isinstance(attribute, c.FetchItem) or attribute in MODEL_ITEMS | CONTENT_ITEMS
 
 
@@ -124,8 +132,14 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     # Bodies come in the same store round trip as the metadata (small messages); the
     # model's items (ENVELOPE, BODYSTRUCTURE) need the model only, never the bytes.
     with_content = any(_needs_bytes(a) for a in attributes)
+    previews = [a for a in attributes if isinstance(a, c.Preview)]
+    # RFC 8970 §3.1: LAZY may answer NIL where the preview is not ready; without it,
+    # one is made (and kept) for messages stored before previews were.
+    compute_previews = any(not a.lazy for a in previews)
 
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
+    if cmd.partial is not None:
+        uids = list(partial_slice(uids, cmd.partial))  # RFC 9394 §3.2
     if cmd.vanished and cmd.changedsince is not None:
         vanished = await _vanished_since(session, cmd.sequence, cmd.changedsince)
         if vanished:
@@ -135,8 +149,11 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
             yield response
         return
     batch_size = session.context.limits.fetch_batch_size
+    progress = Progress(cmd.tag, session.context.limits.progress_interval)
     missing = 0
     for start in range(0, len(uids), batch_size):
+        if start and (report := progress.tick(start, len(uids))) is not None:
+            yield report  # RFC 9585 INPROGRESS: at most one clock read per batch
         batch = uids[start : start + batch_size]
         metas = await account.fetch_meta(
             selected.mailbox_id, batch, with_model=with_model, with_content=with_content
@@ -144,6 +161,11 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         missing += len(batch) - len(metas)
         if cmd.changedsince is not None:
             metas = [m for m in metas if m.modseq > cmd.changedsince]
+        preview_of: dict[int, str | None] = {}
+        if previews and metas:
+            preview_of = await account.previews(
+                selected.mailbox_id, [m.uid for m in metas], compute=compute_previews
+            )
         now_seen: dict[int, FlagState] = {}
         if sets_seen:
             unseen = [m.uid for m in metas if SEEN not in m.flags]
@@ -174,6 +196,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                         # any expunged message, left out (RFC 9051 §7.5.1, EXPUNGEISSUED).
                         gone = True
                         break
+                elif isinstance(attribute, c.Preview):
+                    items.append((name, preview_of.get(meta.uid)))
                 else:
                     assert isinstance(attribute, c.FetchItem)
                     value = _simple_value(selected, meta, flags, modseq, attribute)
@@ -212,8 +236,11 @@ async def _fetch_flags(
     missing = 0
     reading: collections.deque[asyncio.Future[FlagRows]] = collections.deque()
     queued = 0
+    progress = Progress(cmd.tag, session.context.limits.progress_interval)
     try:
-        for batch in batches:
+        for number, batch in enumerate(batches):
+            if number and (report := progress.tick(number * size, len(uids))) is not None:
+                yield report  # RFC 9585 INPROGRESS
             while queued < len(batches) and len(reading) < _FLAG_READ_AHEAD:
                 following = account.fetch_flags(
                     selected.mailbox_id, batches[queued], with_modseq=with_modseq

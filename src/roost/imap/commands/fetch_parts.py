@@ -43,6 +43,8 @@ def label(attribute: c.FetchAttribute) -> str:
         return section_label(attribute)
     if isinstance(attribute, c.BinarySize):
         return f"BINARY.SIZE[{'.'.join(str(p) for p in attribute.part)}]"
+    if isinstance(attribute, c.Preview):
+        return "PREVIEW"  # RFC 8970 §3.1: the modifier is not echoed
     return attribute.value
 
 
@@ -96,16 +98,24 @@ class MessageReader:
             start, end = start + partial[0], min(end, start + partial[0] + partial[1])
         return await self.read(start, end - start)
 
-    async def body_section(self, attribute: c.BodySection) -> bytes:
-        section, partial = attribute.section, attribute.partial
+    async def section_span(self, section: c.Section) -> tuple[int, int] | None:
+        """Where ``section`` lies in the stored message as (start, end), None where the
+        message has no such part. Not for HEADER.FIELDS[.NOT]: a selection, not a range.
+        CATENATE (RFC 4469) copies a span in chunks instead of reading it whole."""
         if not section.part:
             match section.text:
                 case None:
-                    return await self._range((0, self.meta.size), partial)
+                    return (0, self.meta.size)
                 case "TEXT":
-                    return await self._range((self.meta.header_size, self.meta.size), partial)
+                    return (self.meta.header_size, self.meta.size)
                 case "HEADER":
-                    return _partial(await self.header(), partial)
+                    return (0, self.meta.header_size)
+        return (await self.model()).section(section.part, section.text)
+
+    async def body_section(self, attribute: c.BodySection) -> bytes:
+        section, partial = attribute.section, attribute.partial
+        if not section.part and section.text == "HEADER":
+            return _partial(await self.header(), partial)
         if section.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
             if section.part:
                 span = (await self.model()).section(section.part, "HEADER")
@@ -118,8 +128,7 @@ class MessageReader:
                 header, section.fields, exclude=section.text == "HEADER.FIELDS.NOT"
             )
             return _partial(selected, partial)
-        model = await self.model()
-        return await self._range(model.section(section.part, section.text), partial)
+        return await self._range(await self.section_span(section), partial)
 
     async def decoded(self, part: tuple[int, ...]) -> bytes:
         """BINARY[part]: the part's body with its transfer encoding undone."""
@@ -159,4 +168,4 @@ class MessageReader:
             case c.FetchItem.RFC822_TEXT:
                 text_size = self.meta.size - self.meta.header_size
                 return _wire_safe(await self.read(self.meta.header_size, text_size))
-        raise bad(f"FETCH {attribute.value} is not supported")
+        raise bad(f"FETCH {label(attribute)} is not supported")

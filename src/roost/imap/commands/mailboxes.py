@@ -111,6 +111,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     view = SelectedMailbox(snapshot, readonly=readonly, recent_floor=snapshot.recent_floor)
     view.condstore, view.qresync, view.rev2 = session.condstore, session.qresync, session.rev2
     session.enter_shared(place, info.id)
+    view.uidonly = session.uidonly
     if session.listener is not None:
         session.listener.pending()  # everything up to now is in the snapshot
     session.selected = view

@@ -18,17 +18,22 @@ from datetime import UTC, datetime
 
 from roost.imap import thread as threading
 from roost.imap.handler_types import Done, bad, no
+from roost.imap.progress import heartbeat
+from roost.imap.search_context import MAX_UPDATES, UpdateContext, partial_item
 from roost.imap.search_eval import CHARSETS, to_criterion, uses_modseq
 from roost.imap.selected import SelectedMailbox
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     BadCharsetCode,
+    Code,
     ESearchResponse,
     Response,
     SearchResponse,
     SortResponse,
+    Status,
     ThreadResponse,
+    Untagged,
 )
 from roost.imap.wire.search_keys import SearchKey
 from roost.imap.wire.sequence import compress_uids
@@ -60,7 +65,10 @@ async def search(session: Session, cmd: c.Search) -> AsyncIterator[Response | Do
             raise bad("CHARSET is not allowed after ENABLE UTF8=ACCEPT")
         _check_charset(cmd.charset)
         query, with_modseq = _query(session, selected, cmd.criteria)
-        result = await account.search(selected.mailbox_id, query)
+        task = asyncio.ensure_future(account.search(selected.mailbox_id, query))
+        async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+            yield progress  # RFC 9585
+        result = task.result()
     except BaseException:
         if saving:
             selected.saved_uids = []  # RFC 5182 §2.1: a failed SAVE leaves "$" empty
@@ -79,11 +87,14 @@ async def search(session: Session, cmd: c.Search) -> AsyncIterator[Response | Do
         returns = tuple(r for r in returns if r != "SAVE")
         if not returns:
             return  # RFC 5182 §2.4: SAVE alone answers no ESEARCH
-    items = _result_items(numbers, returns)
+    items = _result_items(numbers, returns, cmd.partial)
     if with_modseq and numbers:
         modseq = await _returned_modseq(account, selected, uids, returns, result.highest_modseq)
         items.append(("MODSEQ", str(modseq)))
     yield ESearchResponse(cmd.tag, cmd.uid, tuple(items))
+    if "UPDATE" in returns:
+        for response in _keep_updated(session, cmd.tag, cmd.uid, cmd.criteria, (), uids):
+            yield response
 
 
 async def sort(session: Session, cmd: c.Sort) -> AsyncIterator[Response | Done]:
@@ -93,7 +104,10 @@ async def sort(session: Session, cmd: c.Sort) -> AsyncIterator[Response | Done]:
     _check_charset(cmd.charset)
     order = tuple(SortOrder(_SORT_FIELDS[s.key], s.reverse) for s in cmd.sort_criteria)
     query, with_modseq = _query(session, selected, cmd.criteria, order)
-    result = await account.search(selected.mailbox_id, query)
+    task = asyncio.ensure_future(account.search(selected.mailbox_id, query))
+    async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+        yield progress  # RFC 9585
+    result = task.result()
     uids = result.uids
     numbers = uids if cmd.uid else _msns(selected, uids)
     if cmd.return_options is None:
@@ -102,11 +116,42 @@ async def sort(session: Session, cmd: c.Sort) -> AsyncIterator[Response | Done]:
         return
     # RFC 5267 §3.1: MIN and MAX are the first and last in sort order, ALL is in order.
     returns = cmd.return_options or ("ALL",)
-    items = _result_items(numbers, returns)
+    items = _result_items(numbers, returns, cmd.partial)
     if with_modseq and numbers:
         modseq = await _returned_modseq(account, selected, uids, returns, result.highest_modseq)
         items.append(("MODSEQ", str(modseq)))
     yield ESearchResponse(cmd.tag, cmd.uid, tuple(items))
+    if "UPDATE" in returns:
+        for response in _keep_updated(session, cmd.tag, cmd.uid, cmd.criteria, order, uids):
+            yield response
+
+
+async def cancelupdate(session: Session, cmd: c.CancelUpdate) -> AsyncIterator[Response | Done]:
+    """RFC 5267 §4.3.1: no more updates for those searches."""
+    selected = session.require_selected()
+    kept = selected.search_contexts
+    unknown = set(cmd.tags) - {context.tag for context in kept}
+    selected.search_contexts = [ctx for ctx in kept if ctx.tag not in cmd.tags]
+    if unknown:
+        raise no(f"No updates kept for {' '.join(sorted(unknown))}")
+    yield Done("CANCELUPDATE completed")
+
+
+def _keep_updated(
+    session: Session,
+    tag: str,
+    uid: bool,
+    criteria: SearchKey,
+    order: tuple[SortOrder, ...],
+    uids: Sequence[int],
+) -> list[Response]:
+    """RFC 5267 §4: keep this result up to date, or say that it will not be."""
+    selected = session.require_selected()
+    if uid and len(selected.search_contexts) < MAX_UPDATES:
+        selected.search_contexts.append(UpdateContext(tag, criteria, order, list(uids)))
+        return []
+    why = "Updates are kept for UID searches only" if not uid else "Too many searches kept"
+    return [Untagged(Status.NO, why, Code("NOUPDATE", f'"{tag}"'))]
 
 
 async def thread(session: Session, cmd: c.Thread) -> AsyncIterator[Response | Done]:
@@ -182,9 +227,14 @@ def _saved(uids: list[int], returns: Sequence[str]) -> list[int]:
     return list(uids)
 
 
-def _result_items(numbers: Sequence[int], returns: Sequence[str]) -> list[tuple[str, str]]:
-    """RFC 4731 §3.1 result items; MIN, MAX and ALL only when something matched."""
+def _result_items(
+    numbers: Sequence[int], returns: Sequence[str], partial: tuple[int, int] | None = None
+) -> list[tuple[str, str]]:
+    """RFC 4731 §3.1 result items; MIN, MAX and ALL only when something matched;
+    PARTIAL (RFC 9394 §3.1) always. UPDATE and CONTEXT (RFC 5267 §4) add none."""
     items: list[tuple[str, str]] = []
+    if partial is not None:
+        items.append(partial_item(numbers, partial))
     if numbers:
         if "MIN" in returns:
             items.append(("MIN", str(numbers[0])))

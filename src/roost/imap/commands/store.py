@@ -7,10 +7,12 @@ the sync point does not report the same change again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from roost.imap.commands.flags import normalize_flags
 from roost.imap.handler_types import Done, bad, no
+from roost.imap.progress import heartbeat
 from roost.imap.session import Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
@@ -46,9 +48,12 @@ async def store(session: Session, cmd: c.Store) -> AsyncIterator[Response | Done
     if not uids:
         yield Done("STORE completed")
         return
-    result = await account.store_flags(
-        selected.mailbox_id, uids, _OPS[cmd.mode], flags, cmd.unchangedsince
+    task = asyncio.ensure_future(
+        account.store_flags(selected.mailbox_id, uids, _OPS[cmd.mode], flags, cmd.unchangedsince)
     )
+    async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
+        yield progress  # RFC 9585
+    result = task.result()
     session.mark_dirty()
 
     new_keywords = {f for f in flags if not f.startswith("\\")} - selected.keywords

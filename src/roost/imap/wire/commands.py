@@ -257,10 +257,32 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatText:
+    """A ``TEXT literal`` part of CATENATE (RFC 4469 §5)."""
+
+    data: MessageData
+
+
+@dataclass(frozen=True, slots=True)
+class CatUrl:
+    """A ``URL astring`` part of CATENATE: the IMAP URL as sent, parsed by the handler
+    (a bad URL is ``NO [BADURL]``, not a syntax error: RFC 4469 §3)."""
+
+    url: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Catenate:
+    """``CATENATE (cat-part *(SP cat-part))``: the message is these parts in order."""
+
+    parts: tuple[CatText | CatUrl, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     flags: tuple[str, ...]
     internaldate: datetime | None
-    data: MessageData
+    data: MessageData | Catenate
     binary: bool = False  # sent as literal8
 
 
@@ -268,6 +290,17 @@ class AppendMessage:
 class Append(Command):
     mailbox: bytes
     messages: tuple[AppendMessage, ...]  # more than one: MULTIAPPEND (RFC 3502)
+
+
+@dataclass(frozen=True, slots=True)
+class Replace(Command):
+    """REPLACE / UID REPLACE (RFC 8508): append ``message`` to ``mailbox`` and expunge
+    the one message ``sequence`` names, at once."""
+
+    sequence: SequenceSet  # one number or UID ("*" allowed: seq-number)
+    mailbox: bytes
+    message: AppendMessage
+    uid: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,7 +389,14 @@ class BinarySize:
     part: tuple[int, ...]
 
 
-FetchAttribute = FetchItem | BodySection | BinarySize
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """PREVIEW [(LAZY)] (RFC 8970 §3.1): with ``lazy``, NIL where making it is costly."""
+
+    lazy: bool = False
+
+
+FetchAttribute = FetchItem | BodySection | BinarySize | Preview
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +429,7 @@ class Fetch(Command):
     uid: bool = False
     changedsince: int | None = None  # RFC 7162 §3.1.4
     vanished: bool = False  # RFC 7162 §3.2.6
+    partial: tuple[int, int] | None = None  # (PARTIAL n:m) modifier, RFC 9394 §3.2
 
 
 class StoreMode(enum.Enum):
@@ -432,6 +473,35 @@ class Search(Command):
     uid: bool = False
     charset: str | None = None
     return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL n:m) (RFC 9394)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE "tag" ... (RFC 5267 §4.3.1): stop the updates of those searches."""
+
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSource:
+    """One ``filter-mailboxes`` of ESEARCH IN (RFC 7377 §2, RFC 5465 §6): ``filter``
+    upper-cased ("SELECTED", "INBOXES", "PERSONAL", "SUBSCRIBED", "SUBTREE",
+    "SUBTREE-ONE", "MAILBOXES"; the last three with ``mailboxes``)."""
+
+    filter: str
+    mailboxes: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ESearch(Command):
+    """ESEARCH [IN (sources)] [RETURN (...)] program (MULTISEARCH, RFC 7377):
+    search several mailboxes at once; no ``sources`` means the selected one."""
+
+    sources: tuple[SearchSource, ...]
+    criteria: SearchKey
+    charset: str | None = None
+    return_options: tuple[str, ...] | None = None
 
 
 class SortKey(enum.Enum):
@@ -463,6 +533,7 @@ class Sort(Command):
     criteria: SearchKey
     uid: bool = False
     return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None  # RETURN (PARTIAL n:m) (RFC 9394)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,6 +548,29 @@ class Thread(Command):
 
 # Names the dispatch table uses for each command type; "UID FETCH" etc. are the same type
 # with uid=True.
+@dataclass(frozen=True, slots=True)
+class GenUrlAuth(Command):
+    """RFC 4467 §7.1: pairs of (url-rump, mechanism)."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResetKey(Command):
+    """RFC 4467 §7.2: every key when ``mailbox`` is None."""
+
+    mailbox: bytes | None
+    mechanisms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetch(Command):
+    """RFC 4467 §7.3; each URL with its RFC 5524 parameters (upper-cased: BODY, BINARY,
+    BODYPARTSTRUCTURE), or None for the simple form."""
+
+    urls: tuple[tuple[str, tuple[str, ...] | None], ...]
+
+
 COMMAND_NAMES: dict[type[Command], str] = {
     Capability: "CAPABILITY",
     Noop: "NOOP",
@@ -507,6 +601,7 @@ COMMAND_NAMES: dict[type[Command], str] = {
     MyRights: "MYRIGHTS",
     Status: "STATUS",
     Append: "APPEND",
+    Replace: "REPLACE",
     Idle: "IDLE",
     Compress: "COMPRESS",
     Unauthenticate: "UNAUTHENTICATE",
@@ -520,6 +615,11 @@ COMMAND_NAMES: dict[type[Command], str] = {
     Copy: "COPY",
     Move: "MOVE",
     Search: "SEARCH",
+    ESearch: "ESEARCH",
+    CancelUpdate: "CANCELUPDATE",
     Sort: "SORT",
     Thread: "THREAD",
+    GenUrlAuth: "GENURLAUTH",
+    ResetKey: "RESETKEY",
+    UrlFetch: "URLFETCH",
 }

@@ -60,8 +60,23 @@ class BadCharsetCode:
     charsets: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressCode:
+    """``[INPROGRESS ("tag" count total)]`` (RFC 9585 §3); None is NIL."""
+
+    tag: str | None
+    count: int | None
+    total: int | None
+
+
 ResponseCode = (
-    Code | CapabilityCode | PermanentFlagsCode | AppendUidCode | CopyUidCode | BadCharsetCode
+    Code
+    | CapabilityCode
+    | PermanentFlagsCode
+    | AppendUidCode
+    | CopyUidCode
+    | BadCharsetCode
+    | ProgressCode
 )
 
 
@@ -273,6 +288,9 @@ class ESearchResponse:
     tag: str | None
     uid: bool
     items: tuple[tuple[str, str], ...]  # ("MIN", "3"), ("ALL", "1:5,9")
+    # MULTISEARCH (RFC 7377 §2): which mailbox the result is of.
+    mailbox: str | None = None
+    uidvalidity: int | None = None
 
 
 # ---- FETCH values -------------------------------------------------------------------
@@ -315,6 +333,7 @@ class FetchResponse:
 
     seq: int
     items: tuple[tuple[str, FetchValue], ...]
+    uidfetch: bool = False  # ``* uid UIDFETCH (...)``: ``seq`` is a UID (RFC 9586 §3.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +351,30 @@ class FlagFetchBatch:
     keys: Sequence[Hashable]  # each message's flags key
     modseqs: Sequence[int] | None  # None when MODSEQ is not among ``items``
     flags: Mapping[Hashable, FlagList]  # the flag list of every key in ``keys``
+    uidfetch: bool = False  # UIDFETCH responses, ``numbers`` being UIDs (RFC 9586 §3.3)
+
+
+@dataclass(frozen=True, slots=True)
+class GenUrlAuthResponse:
+    """RFC 4467 §8: ``* GENURLAUTH`` and each full URL."""
+
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetchExtended:
+    """RFC 5524 §3.2: ``(BODYPARTSTRUCTURE (...) BINARY ~{n}...)`` for one URL."""
+
+    structure: bytes | None  # already in IMAP form, parenthesized
+    kind: str | None  # "BODY" or "BINARY"; None: structure only
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class UrlFetchResponse:
+    """RFC 4467 §8: ``* URLFETCH`` and each URL with its data (None: NIL)."""
+
+    items: tuple[tuple[str, bytes | UrlFetchExtended | None], ...]
 
 
 Response = (
@@ -361,4 +404,6 @@ Response = (
     | ESearchResponse
     | FetchResponse
     | FlagFetchBatch
+    | GenUrlAuthResponse
+    | UrlFetchResponse
 )

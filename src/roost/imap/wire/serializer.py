@@ -41,6 +41,7 @@ from roost.imap.wire.responses import (
     FlagFetchBatch,
     FlagList,
     FlagsResponse,
+    GenUrlAuthResponse,
     IdResponse,
     ListResponse,
     ListRightsResponse,
@@ -51,6 +52,7 @@ from roost.imap.wire.responses import (
     ObjectId,
     Parenthesized,
     PermanentFlagsCode,
+    ProgressCode,
     QuotaResponse,
     QuotaRootResponse,
     RawValue,
@@ -65,6 +67,8 @@ from roost.imap.wire.responses import (
     ThreadNode,
     ThreadResponse,
     Untagged,
+    UrlFetchExtended,
+    UrlFetchResponse,
     Vanished,
 )
 from roost.imap.wire.sequence import compress_uids
@@ -224,6 +228,14 @@ def _code(code: ResponseCode) -> bytes:
                 return b"[BADCHARSET]"
             names = b" ".join(_astring_bytes(_to_bytes(c), False) for c in charsets)
             return b"[BADCHARSET (" + names + b")]"
+        case ProgressCode(tag=tag, count=count, total=total):
+            # RFC 9585 §3: progress-tag is quoted (or NIL), the numbers NIL when unknown.
+            fields = (
+                NIL if tag is None else _string_bytes(_to_bytes(tag), False),
+                NIL if count is None else b"%d" % count,
+                NIL if total is None else b"%d" % total,
+            )
+            return b"[INPROGRESS (" + b" ".join(fields) + b")]"
         case _:
             assert_never(code)
 
@@ -296,7 +308,7 @@ def _status_value(value: int | ObjectId) -> bytes:
 def _fetch(response: FetchResponse, utf8: bool) -> bytes:
     parts: list[bytes] = []
     append = parts.append
-    separator = b"* %d FETCH (" % response.seq
+    separator = (b"* %d UIDFETCH (" if response.uidfetch else b"* %d FETCH (") % response.seq
     for key, value in response.items:
         append(separator)
         separator = b" "
@@ -344,7 +356,8 @@ def _flag_batch(batch: FlagFetchBatch) -> bytes:
     formats = [_FLAG_BATCH_ITEMS[item] for item in batch.items]
     if not formats:
         raise ValueError("FETCH needs at least one item")
-    line = b"* %d FETCH (" + b" ".join(f for f, _ in formats) + b")\r\n"
+    verb = b"UIDFETCH" if batch.uidfetch else b"FETCH"
+    line = b"* %d " + verb + b" (" + b" ".join(f for f, _ in formats) + b")\r\n"
     if b"%s" in line:
         before, after = line.split(b"%s", 1)
         templates = {
@@ -449,10 +462,15 @@ def _id(params: tuple[tuple[str, str | None], ...] | None, utf8: bool) -> bytes:
     return b"* ID (" + fields + b")\r\n"
 
 
-def _esearch(response: ESearchResponse) -> bytes:
+def _esearch(response: ESearchResponse, utf8: bool) -> bytes:
     parts = [b"* ESEARCH"]
     if response.tag is not None:
-        parts.append(b"(TAG " + _string(response.tag, False) + b")")
+        correlator = b"(TAG " + _string(response.tag, False)
+        if response.mailbox is not None:
+            # RFC 7377 §2: ("TAG" tag "MAILBOX" mailbox "UIDVALIDITY" n)
+            correlator += b" MAILBOX " + _mailbox(response.mailbox, utf8)
+            correlator += b" UIDVALIDITY %d" % (response.uidvalidity or 0)
+        parts.append(correlator + b")")
     if response.uid:
         parts.append(b"UID")
     for name, value in response.items:
@@ -492,6 +510,23 @@ def _thread(threads: Sequence[ThreadNode]) -> bytes:
             node = None
     parts.append(CRLF)
     return b"".join(parts)
+
+
+def _urlfetch_value(value: bytes | UrlFetchExtended | None) -> bytes:
+    """RFC 4467 nstring, or RFC 5524's parenthesized metadata and data (literal8 for
+    BINARY data holding NUL, as Dovecot sends it)."""
+    if value is None:
+        return b"NIL"
+    if isinstance(value, bytes):
+        return b"{%d}\r\n" % len(value) + value
+    items = []
+    if value.structure is not None:
+        items.append(b"BODYPARTSTRUCTURE " + value.structure)
+    if value.kind is not None:
+        marker = b"~" if value.kind == "BINARY" and b"\x00" in value.data else b""
+        literal = marker + b"{%d}\r\n" % len(value.data) + value.data
+        items.append(value.kind.encode("ascii") + b" " + literal)
+    return b"(" + b" ".join(items) + b")"
 
 
 def serialize(response: Response, *, utf8: bool = False) -> bytes:
@@ -551,7 +586,7 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
         case ThreadResponse(threads=threads):
             return _thread(threads)
         case ESearchResponse():
-            return _esearch(response)
+            return _esearch(response, utf8)
         case CapabilityResponse(capabilities=capabilities):
             return b"* CAPABILITY " + _atoms(capabilities) + CRLF
         case Enabled(capabilities=capabilities):
@@ -598,6 +633,18 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
             for root in roots:
                 line += b" " + _astring_bytes(_to_bytes(root), utf8)
             return line + CRLF
+        case GenUrlAuthResponse(urls=urls):
+            return (
+                b"* GENURLAUTH "
+                + b" ".join(_astring_bytes(_to_bytes(u), utf8) for u in urls)
+                + CRLF
+            )
+        case UrlFetchResponse(items=items):
+            pieces = [
+                _astring_bytes(_to_bytes(url), utf8) + b" " + _urlfetch_value(value)
+                for url, value in items
+            ]
+            return b"* URLFETCH " + b" ".join(pieces) + CRLF
         case _:
             assert_never(response)
 

@@ -32,7 +32,16 @@ from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 from roost.store.errors import MessageGone, StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
 from roost.store.query import SearchQuery, SearchResult, ThreadFields
-from roost.store.sqlite import analyses, mailboxes, metadata, quota
+from roost.store.sqlite import (
+    analyses,
+    mailbox_status,
+    mailboxes,
+    metadata,
+    previews,
+    quota,
+    replace,
+    sieve_scripts,
+)
 from roost.store.sqlite import messages as message_ops
 from roost.store.sqlite import search as search_ops
 from roost.store.sqlite.db import storage_errors
@@ -52,6 +61,7 @@ from roost.store.values import (
     QuotaLimits,
     QuotaOverride,
     QuotaUsage,
+    SieveScript,
     StoreFlagsResult,
 )
 
@@ -165,7 +175,12 @@ class SqliteAccount:
         await self._run_publishing(mailboxes.set_subscribed, name, subscribed)
 
     async def status(self, mailbox_id: int) -> MailboxStatus:
-        return await self._run(message_ops.status, mailbox_id)
+        return await self._run(mailbox_status.status, mailbox_id)
+
+    async def previews(
+        self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
+    ) -> dict[int, str | None]:
+        return await self._run(previews.previews, mailbox_id, uids, compute)
 
     # ---- messages ------------------------------------------------------------------
 
@@ -273,6 +288,14 @@ class SqliteAccount:
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         return await self._run_publishing(message_ops.expunge, mailbox_id, uids)
 
+    async def replace(
+        self, mailbox_id: int, uid: int, target: int | str, message: NewMessage
+    ) -> AppendResult:
+        limits = await self._limits()
+        return await self._run_publishing(
+            replace.replace, mailbox_id, uid, target, message, limits=limits
+        )
+
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
         limits = await self._limits()
         return await self._run_publishing(
@@ -330,6 +353,43 @@ class SqliteAccount:
 
     async def thread_fields(self, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
         return await self._run(search_ops.thread_fields, mailbox_id, query)
+
+    async def rebuild_index(self) -> int:
+        """Analyse every message again and rebuild the search index (``roost index
+        rebuild``); the number of analyses stored."""
+        return await self._run(analyses.rebuild)
+
+    # ---- sieve ---------------------------------------------------------------------
+
+    async def list_scripts(self) -> list[SieveScript]:
+        return await self._run(sieve_scripts.list_scripts)
+
+    async def get_script(self, name: str) -> SieveScript:
+        return await self._run(sieve_scripts.get_script, name)
+
+    async def active_script(self) -> SieveScript | None:
+        return await self._run(sieve_scripts.active_script)
+
+    async def put_script(self, name: str, source: str, compiled: str, version: int) -> None:
+        await self._run(sieve_scripts.put_script, name, source, compiled, version)
+
+    async def update_compiled(self, name: str, source: str, compiled: str, version: int) -> None:
+        await self._run(sieve_scripts.update_compiled, name, source, compiled, version)
+
+    async def delete_script(self, name: str) -> None:
+        await self._run(sieve_scripts.delete_script, name)
+
+    async def rename_script(self, old: str, new: str) -> None:
+        await self._run(sieve_scripts.rename_script, old, new)
+
+    async def set_active_script(self, name: str | None) -> None:
+        await self._run(sieve_scripts.set_active_script, name)
+
+    async def sieve_tracked(self, kind: str, key: str, now: float) -> bool:
+        return await self._run(sieve_scripts.tracked, kind, key, now)
+
+    async def sieve_track(self, kind: str, key: str, expires: float, now: float) -> None:
+        await self._run(sieve_scripts.track, kind, key, expires, now)
 
     # ---- running jobs --------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from roost.mime.analysis import Analysis
 from roost.mime.analyze import analyze
+from roost.mime.casemap import casemap
 from roost.mime.limits import MessageBytes
 from roost.mime.model import MessageModel
 from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
@@ -70,14 +71,14 @@ _EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
 
 _INSERT_ANALYSIS = (
     "INSERT INTO analyses (blob_id, model, sent_date, sent_day, message_id, in_reply_to,"
-    " refs, sort_subject, sort_from, sort_to, sort_cc, display_from, display_to)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " refs, sort_subject, sort_from, sort_to, sort_cc, display_from, display_to, preview)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (blob_id) DO NOTHING RETURNING id"
 )
 _STILL_THERE = "SELECT 1 FROM analyses WHERE id = ? AND blob_id = ?"
 _UPDATE_SORT_KEYS = (
-    "UPDATE analyses SET sort_from = ?, sort_to = ?, sort_cc = ?, display_from = ?,"
-    " display_to = ? WHERE id = ?"
+    "UPDATE analyses SET sort_subject = ?, sort_from = ?, sort_to = ?, sort_cc = ?,"
+    " display_from = ?, display_to = ?, preview = ? WHERE id = ?"
 )
 _TEXT_COLUMNS = "header, body, subject, addr_from, addr_to, addr_cc, addr_bcc"
 _QUEUE_TEXT = f"INSERT INTO text_pending (id, {_TEXT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -95,7 +96,7 @@ class AnalysisRow:
     texts: tuple[str, ...]  # message_text, after rowid
 
 
-EMPTY_ROW = AnalysisRow((None, None, None, "", "", "", "", "", "", "", "", ""), ("",) * 7)
+EMPTY_ROW = AnalysisRow((None, None, None, "", "", "", "", "", "", "", "", "", ""), ("",) * 7)
 
 
 def row_of(analysis: Analysis) -> AnalysisRow:
@@ -114,21 +115,24 @@ def row_of(analysis: Analysis) -> AnalysisRow:
         _clean(analysis.message_id),
         _clean(analysis.in_reply_to),
         _clean("\n".join(analysis.references)),
-        _clean(analysis.sort_subject),
-        _clean(analysis.sort_from),
-        _clean(analysis.sort_to),
-        _clean(analysis.sort_cc),
-        _clean(analysis.display_from),
-        _clean(analysis.display_to),
+        # SORT keys and search text in i;unicode-casemap form (RFC 5255 I18NLEVEL=1):
+        # ordered by their octets, matched against needles mapped alike.
+        casemap(_clean(analysis.sort_subject)),
+        casemap(_clean(analysis.sort_from)),
+        casemap(_clean(analysis.sort_to)),
+        casemap(_clean(analysis.sort_cc)),
+        casemap(_clean(analysis.display_from)),
+        casemap(_clean(analysis.display_to)),
+        _clean(analysis.preview),
     )
     texts = (
-        _clean(analysis.header_text, MAX_HEADER_CHARS),
-        _clean(analysis.body_text, MAX_BODY_CHARS),
-        _clean(analysis.subject),
-        _clean(analysis.from_addresses),
-        _clean(analysis.to_addresses),
-        _clean(analysis.cc_addresses),
-        _clean(analysis.bcc_addresses),
+        casemap(_clean(analysis.header_text, MAX_HEADER_CHARS)),
+        casemap(_clean(analysis.body_text, MAX_BODY_CHARS)),
+        casemap(_clean(analysis.subject)),
+        casemap(_clean(analysis.from_addresses)),
+        casemap(_clean(analysis.to_addresses)),
+        casemap(_clean(analysis.cc_addresses)),
+        casemap(_clean(analysis.bcc_addresses)),
     )
     return AnalysisRow(columns, texts)
 
@@ -160,10 +164,10 @@ def compute(source: MessageSource, limits: MimeLimits = DEFAULT_MIME_LIMITS) -> 
 
 def compute_file(path: Path, limits: MimeLimits = DEFAULT_MIME_LIMITS) -> AnalysisRow:
     """Analyse a message file through a read-only mapping (never read whole into memory)."""
-    return _with_mapping(path, lambda data: row_of(analyze(data, limits)))
+    return with_mapping(path, lambda data: row_of(analyze(data, limits)))
 
 
-def _with_mapping(path: Path, use: Callable[[MessageBytes], _T]) -> _T:
+def with_mapping(path: Path, use: Callable[[MessageBytes], _T]) -> _T:
     """``use`` applied to the file's bytes through a read-only mapping: the mapping
     itself, not a copy, since analysis reads only what it keeps (roost.mime.limits),
     so a 50 MB message costs its limits, not 50 MB."""
@@ -187,7 +191,7 @@ def model_of(db: Database, blob_id: str) -> bytes | None:
         if source.data is not None:
             return MessageModel.from_message(source.data).to_blob()
         assert source.path is not None
-        return _with_mapping(source.path, lambda data: MessageModel.from_message(data).to_blob())
+        return with_mapping(source.path, lambda data: MessageModel.from_message(data).to_blob())
     except FileNotFoundError:
         return None
     except Exception:
@@ -358,7 +362,7 @@ def reindex_text(db: Database) -> None:
                 if db.conn.execute(_STILL_THERE, (analysis_id, blob_id)).fetchone() is None:
                     continue  # forgotten with its last message meanwhile
                 if row is not EMPTY_ROW:
-                    db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[7:12], analysis_id))
+                    db.conn.execute(_UPDATE_SORT_KEYS, (*row.columns[6:13], analysis_id))
                 db.conn.execute("DELETE FROM message_text WHERE rowid = ?", (analysis_id,))
                 db.conn.execute(
                     f"INSERT OR REPLACE INTO text_pending (id, {_TEXT_COLUMNS})"
@@ -371,6 +375,47 @@ def reindex_text(db: Database) -> None:
                 (lowest,),
             )
     db.reindexed = True
+
+
+_UPDATE_ANALYSIS = (
+    "UPDATE analyses SET model = ?, sent_date = ?, sent_day = ?, message_id = ?,"
+    " in_reply_to = ?, refs = ?, sort_subject = ?, sort_from = ?, sort_to = ?, sort_cc = ?,"
+    " display_from = ?, display_to = ?, preview = ? WHERE id = ?"
+)
+
+
+def rebuild(db: Database) -> int:
+    """``roost index rebuild``: analyse every stored message again from its file and
+    put its text in the index afresh; then analyse any message that has none. Ids and
+    thread ids stay (RFC 8474: a THREADID does not change). Batches of
+    ``BACKFILL_BATCH``, each its own write transaction with the text queued, so a
+    search meanwhile finds each message either as before or as rebuilt. Returns the
+    number of analyses now stored."""
+    last = 0
+    while True:
+        with db.read():
+            batch = db.conn.execute(
+                "SELECT id, blob_id FROM analyses WHERE id > ? ORDER BY id LIMIT ?",
+                (last, BACKFILL_BATCH),
+            ).fetchall()
+        if not batch:
+            break
+        rows = dict(_analyse_stored(db, [blob_id for _, blob_id in batch]))
+        with db.write():
+            for analysis_id, blob_id in batch:
+                row = rows[blob_id]
+                db.conn.execute(_UPDATE_ANALYSIS, (*row.columns, analysis_id))
+                db.conn.execute("DELETE FROM message_text WHERE rowid = ?", (analysis_id,))
+                db.conn.execute("DELETE FROM text_pending WHERE id = ?", (analysis_id,))
+                db.conn.execute(_QUEUE_TEXT, (analysis_id, *row.texts))
+        last = batch[-1][0]
+        index_queued(db)
+    with db.write():
+        db.conn.execute("UPDATE counters SET unanalyzed = 1 WHERE id = 0")
+    db.analyzed = False
+    backfill(db)
+    index_queued(db)
+    return int(db.scalar("SELECT count(*) FROM analyses"))
 
 
 def _analyse_stored(db: Database, blob_ids: Iterable[str]) -> Iterable[tuple[str, AnalysisRow]]:

@@ -115,6 +115,7 @@ class Directory:
             self._conn.execute("DELETE FROM accounts WHERE name_key = ?", (key,))
             self._conn.execute("DELETE FROM known_addresses WHERE name_key = ?", (key,))
             self._conn.execute("DELETE FROM sharers WHERE grantee_key = ?", (key,))
+            self._conn.execute("DELETE FROM submissions WHERE name_key = ?", (key,))
             self._conn.execute(
                 "UPDATE counters SET uidvalidity_floor = max(uidvalidity_floor, ?) WHERE id = 0",
                 (last_uidvalidity,),
@@ -313,6 +314,83 @@ class Directory:
             (key, address),
         ).fetchone()
         return None if row is None else int(row[0])
+
+    def add_alias(self, key: str, address: str) -> None:
+        self.lookup(key)
+        try:
+            self._conn.execute(
+                "INSERT INTO aliases (address_key, address, name_key) VALUES (?, ?, ?)",
+                (address.casefold(), address, key),
+            )
+        except sqlite3.IntegrityError:
+            raise CannotDoThat(f"{address} is already an alias") from None
+
+    def delete_alias(self, key: str, address: str) -> bool:
+        self.lookup(key)
+        cursor = self._conn.execute(
+            "DELETE FROM aliases WHERE address_key = ? AND name_key = ?",
+            (address.casefold(), key),
+        )
+        return cursor.rowcount > 0
+
+    def aliases(self, key: str) -> list[str]:
+        self.lookup(key)
+        rows = self._conn.execute(
+            "SELECT address FROM aliases WHERE name_key = ? ORDER BY address_key", (key,)
+        )
+        return [str(address) for (address,) in rows]
+
+    def claim_submission(self, key: str, when: float, window: float, limit: int) -> bool:
+        """Count one message at ``when`` unless ``limit`` were counted in the
+        ``window`` seconds before it; check and count in one write transaction, so
+        workers sharing users.db cannot both take the last one."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(
+                "DELETE FROM submissions WHERE name_key = ? AND sent_at <= ?",
+                (key, when - window),
+            )
+            (count,) = self._conn.execute(
+                "SELECT count(*) FROM submissions WHERE name_key = ?", (key,)
+            ).fetchone()
+            allowed = limit <= 0 or count < limit
+            if allowed:
+                self._conn.execute(
+                    "INSERT INTO submissions (name_key, sent_at) VALUES (?, ?)", (key, when)
+                )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return allowed
+
+    def release_submission(self, key: str, when: float) -> None:
+        self._conn.execute(
+            "DELETE FROM submissions WHERE rowid IN"
+            " (SELECT rowid FROM submissions WHERE name_key = ? AND sent_at = ? LIMIT 1)",
+            (key, when),
+        )
+
+    def urlauth_key(self, key: str, mailbox: str, create: bool) -> bytes | None:
+        row = self._conn.execute(
+            "SELECT secret FROM urlauth_keys WHERE name_key = ? AND mailbox = ?", (key, mailbox)
+        ).fetchone()
+        if row is not None or not create:
+            return None if row is None else bytes(row[0])
+        self.lookup(key)
+        self._conn.execute(
+            "INSERT OR IGNORE INTO urlauth_keys (name_key, mailbox, secret) VALUES (?, ?, ?)",
+            (key, mailbox, secrets.token_bytes(32)),
+        )
+        return self.urlauth_key(key, mailbox, create=False)
+
+    def reset_urlauth_keys(self, key: str, mailbox: str | None) -> None:
+        if mailbox is None:
+            self._conn.execute("DELETE FROM urlauth_keys WHERE name_key = ?", (key,))
+        else:
+            self._conn.execute(
+                "DELETE FROM urlauth_keys WHERE name_key = ? AND mailbox = ?", (key, mailbox)
+            )
 
     def instance_secret(self) -> bytes:
         secret: bytes = self._conn.execute("SELECT secret FROM counters WHERE id = 0").fetchone()[0]

@@ -32,7 +32,7 @@ from roost.store.errors import CannotDoThat, NoSuchMailbox, StoreError
 from roost.store.events import ChangeEvent, MailboxChanged
 from roost.store.sqlite import analyses, quota
 from roost.store.sqlite.db import INLINE_MAX, MailboxRow, encode_date, zone_of
-from roost.store.sqlite.flags import DELETED_BIT, SEEN_BIT, Keywords, encode, keyword_text
+from roost.store.sqlite.flags import DELETED_BIT, Keywords, encode, keyword_text
 from roost.store.sqlite.mail_db import MailDB
 from roost.store.values import (
     AppendResult,
@@ -42,7 +42,6 @@ from roost.store.values import (
     FlagState,
     MailboxChanges,
     MailboxSnapshot,
-    MailboxStatus,
     MessageMeta,
     NewMessage,
     QuotaLimits,
@@ -408,29 +407,6 @@ def _flag_columns(
         if modseqs is not None:
             modseqs = list(itertools.compress(modseqs, keep))
     return found, keys, modseqs
-
-
-def status(db: MailDB, mailbox_id: int) -> MailboxStatus:
-    with db.read():
-        row = db.mailbox(mailbox_id)
-        messages, size, recent, unseen, deleted, deleted_size = db.conn.execute(
-            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(uid >= ?), 0),"
-            " coalesce(sum(flags & ? = 0), 0), coalesce(sum(flags & ? != 0), 0),"
-            " coalesce(sum(CASE WHEN flags & ? != 0 THEN size END), 0)"
-            " FROM messages WHERE mailbox_id = ?",
-            (row.recent_floor, SEEN_BIT, DELETED_BIT, DELETED_BIT, mailbox_id),
-        ).fetchone()
-    return MailboxStatus(
-        messages=messages,
-        recent=recent,
-        uidnext=row.uidnext,
-        uidvalidity=row.uidvalidity,
-        unseen=unseen,
-        deleted=deleted,
-        size=size,
-        highestmodseq=row.highestmodseq,
-        deleted_size=deleted_size,
-    )
 
 
 def claim_recent(db: MailDB, mailbox_id: int) -> int:

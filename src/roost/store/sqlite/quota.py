@@ -57,6 +57,13 @@ def recalculate(db: Database, limits: QuotaLimits) -> tuple[QuotaUsage, QuotaUsa
             "UPDATE counters SET storage = (SELECT coalesce(sum(size), 0) FROM messages),"
             " messages = (SELECT count(*) FROM messages) WHERE id = 0"
         )
+        # The per-mailbox counters STATUS reads (schema.py), kept by triggers alike.
+        db.conn.execute(
+            "UPDATE mailboxes SET"
+            " message_count = (SELECT count(*) FROM messages WHERE mailbox_id = mailboxes.id),"
+            " message_size = (SELECT coalesce(sum(size), 0) FROM messages"
+            " WHERE mailbox_id = mailboxes.id)"
+        )
         after = read_usage(db)
     return (
         QuotaUsage(*before, limits.storage, limits.messages),

@@ -195,6 +195,62 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
         "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
     ),
     (
+        # RFC 8970 PREVIEW: the preview text delivery computes (mime/preview.py); NULL
+        # for analyses made before it was kept, filled on the first FETCH PREVIEW
+        # (sqlite/previews.py) or when reindex_text remakes the analysis.
+        "ALTER TABLE analyses ADD COLUMN preview TEXT",
+    ),
+    (
+        # STATUS (MESSAGES SIZE) without reading the mailbox's messages (RFC 8438: SIZE
+        # exact): the count and the sum of sizes per mailbox, kept by triggers in the
+        # statement that adds or removes a message, like the quota usage above (a
+        # message's mailbox and size never change in place). STATUS UNSEEN, DELETED
+        # and DELETED-STORAGE count through partial indexes; queries repeat their WHERE
+        # terms exactly (8 is the \Deleted bit, sqlite/flags.py).
+        "ALTER TABLE mailboxes ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE mailboxes ADD COLUMN message_size INTEGER NOT NULL DEFAULT 0",
+        """UPDATE mailboxes SET
+            message_count = (SELECT count(*) FROM messages WHERE mailbox_id = mailboxes.id),
+            message_size = (SELECT coalesce(sum(size), 0) FROM messages
+                            WHERE mailbox_id = mailboxes.id)""",
+        """CREATE TRIGGER mailbox_size_on_insert AFTER INSERT ON messages BEGIN
+            UPDATE mailboxes SET message_count = message_count + 1,
+                message_size = message_size + NEW.size
+            WHERE id = NEW.mailbox_id;
+        END""",
+        """CREATE TRIGGER mailbox_size_on_delete AFTER DELETE ON messages BEGIN
+            UPDATE mailboxes SET message_count = message_count - 1,
+                message_size = message_size - OLD.size
+            WHERE id = OLD.mailbox_id;
+        END""",
+        "CREATE INDEX messages_deleted ON messages (mailbox_id, uid, size) WHERE flags & 8 != 0",
+    ),
+    (
+        # I18NLEVEL=1 (RFC 5255): the search text and SORT keys are kept in
+        # i;unicode-casemap form (mime/casemap.py): remake those of every analysis
+        # made before, as the migration to part headers did (analyses.reindex_text).
+        "UPDATE counters SET reindex_below = (SELECT coalesce(max(id), 0) + 1 FROM analyses)",
+    ),
+    (
+        # Sieve scripts (sqlite/sieve_scripts.py): the source as uploaded and its compiled
+        # form with the compiler's format version; at most one active (the partial unique
+        # index). Tracking: vacation responses and duplicate ids until their expiry.
+        """CREATE TABLE sieve_scripts (
+            name TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            compiled TEXT NOT NULL,
+            compiled_version INTEGER NOT NULL,
+            active INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID""",
+        "CREATE UNIQUE INDEX sieve_one_active ON sieve_scripts (active) WHERE active = 1",
+        """CREATE TABLE sieve_tracking (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            expires INTEGER NOT NULL,
+            PRIMARY KEY (kind, key)
+        ) WITHOUT ROWID""",
+    ),
+    (
         # METADATA (RFC 5464) entries: mailbox_id 0 holds the server's (the account's
         # own view of them), any other a mailbox's. name: lower case ("/private/comment"),
         # value: the octets as set. A mailbox's entries go with it (RFC 5464 §3.2), by
@@ -282,6 +338,31 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
             address TEXT NOT NULL,
             last_success INTEGER NOT NULL,
             PRIMARY KEY (name_key, address)
+        ) WITHOUT ROWID""",
+    ),
+    (
+        # Submission (roost/submission): the addresses an account may send as besides
+        # its name (``roost user alias``), each owned by one account; and when each
+        # account's recent messages were relayed, for max_messages_per_hour across
+        # every worker. address_key: the address case-folded.
+        """CREATE TABLE aliases (
+            address_key TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            name_key TEXT NOT NULL REFERENCES accounts (name_key) ON DELETE CASCADE
+        ) WITHOUT ROWID""",
+        "CREATE INDEX aliases_by_account ON aliases (name_key)",
+        """CREATE TABLE submissions (
+            name_key TEXT NOT NULL,
+            sent_at REAL NOT NULL
+        )""",
+        "CREATE INDEX submissions_by_account ON submissions (name_key, sent_at)",
+        # URLAUTH (RFC 4467 §7): a secret per account and mailbox that signs the
+        # account's URLAUTH URLs; RESETKEY replaces it, voiding every URL it signed.
+        """CREATE TABLE urlauth_keys (
+            name_key TEXT NOT NULL REFERENCES accounts (name_key) ON DELETE CASCADE,
+            mailbox TEXT NOT NULL,
+            secret BLOB NOT NULL,
+            PRIMARY KEY (name_key, mailbox)
         ) WITHOUT ROWID""",
     ),
     (

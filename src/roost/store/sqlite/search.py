@@ -26,6 +26,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from roost.mime.casemap import casemap
 from roost.store.query import (
     Criterion,
     DateComparison,
@@ -84,12 +85,14 @@ _ORDER: dict[SortField, str] = {
     SortField.ARRIVAL: "m.internaldate",
     SortField.DATE: "coalesce(a.sent_date, m.internaldate)",
     SortField.SIZE: "m.size",
-    SortField.SUBJECT: "upper(coalesce(a.sort_subject, ''))",
-    SortField.FROM: "upper(coalesce(a.sort_from, ''))",
-    SortField.TO: "upper(coalesce(a.sort_to, ''))",
-    SortField.CC: "upper(coalesce(a.sort_cc, ''))",
-    SortField.DISPLAY_FROM: "upper(coalesce(a.display_from, ''))",
-    SortField.DISPLAY_TO: "upper(coalesce(a.display_to, ''))",
+    # The keys are stored in i;unicode-casemap form (RFC 5255 §4.3, RFC 5051): their
+    # UTF-8 octets (SQLite's BINARY collation) are the comparator's order.
+    SortField.SUBJECT: "coalesce(a.sort_subject, '')",
+    SortField.FROM: "coalesce(a.sort_from, '')",
+    SortField.TO: "coalesce(a.sort_to, '')",
+    SortField.CC: "coalesce(a.sort_cc, '')",
+    SortField.DISPLAY_FROM: "coalesce(a.display_from, '')",
+    SortField.DISPLAY_TO: "coalesce(a.display_to, '')",
 }
 _MESSAGE_SORTS = frozenset({SortField.ARRIVAL, SortField.SIZE})
 # CROSS JOIN fixes the join order (SQLite never reorders it): the index first.
@@ -293,43 +296,45 @@ class _Compiler:
     def _text(self, criterion: MatchText) -> str:
         if not criterion.text:
             return "1"  # the empty string is in every text
+        # RFC 5255 I18NLEVEL=1: the text is kept mapped by i;unicode-casemap, and so
+        # is the needle; with trigrams, the phrase is then a substring match.
         if _indexable(criterion):
             self.params.append(_match_term(criterion))
             return _INDEXED
+        needle = casemap(criterion.text)
+        columns = _COLUMNS[criterion.field]
         # Too short for trigrams: scan the candidates' decoded text.
         self.needs_text = True
-        columns = _COLUMNS[criterion.field]
-        tests = [self._contains(f"t.{column}", criterion.text) for column in columns]
+        tests = [self._contains(f"t.{column}", needle) for column in columns]
         return "coalesce(" + " OR ".join(tests) + ", 0)"
 
-    def _contains(self, column: str, text: str) -> str:
-        folded = text.lower()
-        self.params.append(folded)
-        if folded.isascii():
-            return f"instr(lower({column}), ?) > 0"  # lower() folds ASCII only: enough here
-        return f"roost_contains({column}, ?)"
+    def _contains(self, column: str, needle: str) -> str:
+        self.params.append(needle)
+        return f"instr({column}, ?) > 0"
 
     def _header(self, name: str, text: str) -> str:
         """RFC 9051 §6.4.4 HEADER: the field's value contains ``text``; the index narrows
         the candidates when the field name or the text is long enough."""
+        name, text = casemap(name), casemap(text)
         name_term = f"{name}:"
         terms = [f"header : {_phrase(term)}" for term in (name_term, text) if len(term) >= 3]
         if terms:
-            self.params += (" AND ".join(terms), name.lower(), text.lower())
+            self.params += (" AND ".join(terms), name, text)
             return _INDEXED_HEADER
         self.needs_text = True
-        self.params += (name.lower(), text.lower())
+        self.params += (name, text)
         return "coalesce(roost_header_contains(t.header, ?, ?), 0)"
 
 
 def _indexable(criterion: Criterion) -> bool:
-    return isinstance(criterion, MatchText) and len(criterion.text) >= 3
+    return isinstance(criterion, MatchText) and len(casemap(criterion.text)) >= 3
 
 
 def _match_term(criterion: MatchText) -> str:
+    """The FTS5 term: the needle casemapped as the indexed text is (RFC 5255)."""
     columns = _COLUMNS[criterion.field]
     target = columns[0] if len(columns) == 1 else "{" + " ".join(columns) + "}"
-    return f"{target} : {_phrase(criterion.text)}"
+    return f"{target} : {_phrase(casemap(criterion.text))}"
 
 
 def _phrase(text: str) -> str:
@@ -341,21 +346,16 @@ def _phrase(text: str) -> str:
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
-    conn.create_function("roost_contains", 2, _contains, deterministic=True)
     conn.create_function("roost_header_contains", 3, _header_contains, deterministic=True)
 
 
-def _contains(haystack: str | None, folded_needle: str) -> int:
-    return int(haystack is not None and folded_needle in haystack.lower())
-
-
-def _header_contains(header_text: str | None, folded_name: str, folded_needle: str) -> int:
-    """Whether a ``Name: value`` line of ``header_text`` has that name and a value
-    containing the needle."""
+def _header_contains(header_text: str | None, mapped_name: str, mapped_needle: str) -> int:
+    """Whether a ``Name: value`` line of ``header_text`` (kept casemapped) has that
+    name and a value containing the needle (both casemapped)."""
     if header_text is None:
         return 0
     for line in header_text.split("\n"):
         name, colon, value = line.partition(":")
-        if colon and name.strip().lower() == folded_name and folded_needle in value.lower():
+        if colon and name.strip() == mapped_name and mapped_needle in value:
             return 1
     return 0

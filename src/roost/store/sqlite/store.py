@@ -215,6 +215,29 @@ class SqliteStore:
     async def last_sign_in_from(self, name: str, address: str) -> int | None:
         return await self._users.run(self._directory.address_last_success, fold_name(name), address)
 
+    async def add_alias(self, name: str, address: str) -> None:
+        await self._users.run(self._directory.add_alias, fold_name(name), address)
+
+    async def delete_alias(self, name: str, address: str) -> bool:
+        return await self._users.run(self._directory.delete_alias, fold_name(name), address)
+
+    async def list_aliases(self, name: str) -> list[str]:
+        return await self._users.run(self._directory.aliases, fold_name(name))
+
+    async def claim_submission(self, name: str, when: float, window: float, limit: int) -> bool:
+        return await self._users.run(
+            self._directory.claim_submission, fold_name(name), when, window, limit
+        )
+
+    async def release_submission(self, name: str, when: float) -> None:
+        await self._users.run(self._directory.release_submission, fold_name(name), when)
+
+    async def urlauth_key(self, name: str, mailbox: str, *, create: bool) -> bytes | None:
+        return await self._users.run(self._directory.urlauth_key, fold_name(name), mailbox, create)
+
+    async def reset_urlauth_keys(self, name: str, mailbox: str | None) -> None:
+        await self._users.run(self._directory.reset_urlauth_keys, fold_name(name), mailbox)
+
     async def instance_secret(self) -> bytes:
         return await self._users.run(self._directory.instance_secret)
 
@@ -223,6 +246,10 @@ class SqliteStore:
     @property
     def default_quota(self) -> QuotaLimits:
         return self._quota
+
+    def set_default_quota(self, limits: QuotaLimits) -> None:
+        """New default limits (a configuration reload), for accounts opened from now on."""
+        self._quota = limits
 
     async def quota_override(self, name: str) -> QuotaOverride:
         return await self._users.run(self._directory.quota_override, fold_name(name))

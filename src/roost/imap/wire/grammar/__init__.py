@@ -24,6 +24,7 @@ from roost.imap.wire.grammar import (
     simple,
     store,
     uid,
+    urlauth,
 )
 from roost.imap.wire.tokenizer import LiteralValue, ParseError, Tokenizer
 
@@ -70,13 +71,19 @@ COMMANDS: dict[str, Parser] = {
     "LISTRIGHTS": acl.parse_listrights,
     "MYRIGHTS": acl.parse_myrights,
     "APPEND": append.parse_append,
+    "REPLACE": append.parse_replace,
     "FETCH": fetch.parse_fetch,
     "STORE": store.parse_store,
     "COPY": copy_move.parse_copy,
     "MOVE": copy_move.parse_move,
     "SEARCH": search.parse_search,
+    "ESEARCH": search.parse_esearch,
+    "CANCELUPDATE": search.parse_cancelupdate,
     "SORT": search.parse_sort,
     "THREAD": search.parse_thread,
+    "GENURLAUTH": urlauth.parse_genurlauth,
+    "RESETKEY": urlauth.parse_resetkey,
+    "URLFETCH": urlauth.parse_urlfetch,
 }
 
 

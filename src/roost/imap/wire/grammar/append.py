@@ -1,11 +1,19 @@
-"""APPEND, with MULTIAPPEND (RFC 3502) and literal8 messages (RFC 3516 §4.4)."""
+"""APPEND, with MULTIAPPEND (RFC 3502), literal8 messages (RFC 3516 §4.4) and
+CATENATE (RFC 4469), whose parenthesised list carries literals of its own."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
 
-from roost.imap.wire.commands import Append, AppendMessage
+from roost.imap.wire.commands import (
+    Append,
+    AppendMessage,
+    Catenate,
+    CatText,
+    CatUrl,
+    Replace,
+)
 from roost.imap.wire.tokenizer import ParseError, Tokenizer
 
 MONTHS = {
@@ -24,10 +32,12 @@ _DATE_TIME = re.compile(
 
 
 def parse_append(tokens: Tokenizer, tag: str) -> Append:
-    """``APPEND SP mailbox 1*(SP [flag-list SP] [date-time SP] (literal / literal8))``.
+    """``APPEND SP mailbox 1*(SP [flag-list SP] [date-time SP] append-data)``, where
+    ``append-data = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"``
+    (RFC 4469 §5).
 
-    The message must be a literal: RFC 9051 §6.3.12 defines no other form, and a quoted
-    string could not carry a real message anyway."""
+    Otherwise the message must be a literal: RFC 9051 §6.3.12 defines no other form, and
+    a quoted string could not carry a real message anyway."""
     tokens.sp()
     mailbox = tokens.read_astring()
     messages: list[AppendMessage] = []
@@ -35,6 +45,21 @@ def parse_append(tokens: Tokenizer, tag: str) -> Append:
         tokens.sp()
         messages.append(_read_message(tokens))
     return Append(tag, mailbox, tuple(messages))
+
+
+def parse_replace(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Replace:
+    """``REPLACE SP seq-number SP mailbox SP append-message`` (RFC 8508 §6); the UID
+    form names a UID."""
+    tokens.sp()
+    sequence = tokens.read_sequence_set()
+    if sequence.is_saved or len(sequence.ranges) != 1 or len(set(sequence.ranges[0])) != 1:
+        raise ParseError("REPLACE names exactly one message")
+    tokens.sp()
+    mailbox = tokens.read_astring()
+    tokens.sp()
+    message = _read_message(tokens)
+    tokens.end()
+    return Replace(tag, sequence, mailbox, message, uid=uid)
 
 
 def _read_message(tokens: Tokenizer) -> AppendMessage:
@@ -46,10 +71,33 @@ def _read_message(tokens: Tokenizer) -> AppendMessage:
     if tokens.peek() == 0x22:
         internaldate = parse_date_time(tokens.read_word(_DATE_TIME, "date-time or literal"))
         tokens.sp()
+    if tokens.peek_bytes(9).upper() == b"CATENATE ":
+        tokens.read_atom()
+        tokens.sp()
+        return AppendMessage(flags, internaldate, _read_catenate(tokens))
     if not tokens.at_literal():
         raise ParseError("APPEND message must be a literal")
     data, binary = tokens.read_literal()
     return AppendMessage(flags, internaldate, data, binary)
+
+
+def _read_catenate(tokens: Tokenizer) -> Catenate:
+    """``"(" cat-part *(SP cat-part) ")"``; ``cat-part = "TEXT" SP literal / "URL" SP
+    astring`` (RFC 4469 §5). TEXT is a plain literal: literal8 is not in the grammar."""
+
+    def read_part() -> CatText | CatUrl:
+        kind = tokens.read_atom().upper()
+        tokens.sp()
+        if kind == b"URL":
+            return CatUrl(tokens.read_astring())
+        if kind != b"TEXT":
+            raise ParseError("CATENATE part must be TEXT or URL")
+        if tokens.peek() != 0x7B:  # "{": literal8 and strings are not a text-literal
+            raise ParseError("CATENATE TEXT must be a literal")
+        data, _ = tokens.read_literal()
+        return CatText(data)
+
+    return Catenate(tuple(tokens.read_list(read_part, allow_empty=False)))
 
 
 def parse_date_time(text: bytes) -> datetime:

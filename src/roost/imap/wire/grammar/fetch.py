@@ -11,8 +11,10 @@ from roost.imap.wire.commands import (
     Fetch,
     FetchAttribute,
     FetchItem,
+    Preview,
     Section,
 )
+from roost.imap.wire.grammar.search import read_partial_range
 from roost.imap.wire.tokenizer import MAX_NUMBER, MAX_NUMBER64, ParseError, Tokenizer, parse_number
 
 SIMPLE_ITEMS = {item.value: item for item in FetchItem}
@@ -41,9 +43,10 @@ def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
         attributes = MACROS.get(name) or (read_attribute(tokens, name),)
     changedsince: int | None = None
     vanished = False
+    partial: tuple[int, int] | None = None
 
     def read_modifier() -> None:
-        nonlocal changedsince, vanished
+        nonlocal changedsince, vanished, partial
         modifier = tokens.read_keyword()
         if modifier == "CHANGEDSINCE" and changedsince is None:
             tokens.sp()
@@ -51,6 +54,9 @@ def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
             changedsince = tokens.read_number(MAX_NUMBER64)
         elif modifier == "VANISHED" and not vanished:
             vanished = True
+        elif modifier == "PARTIAL" and partial is None:
+            tokens.sp()
+            partial = read_partial_range(tokens)  # RFC 9394 §3.2
         else:
             raise ParseError("Unsupported FETCH modifier")
 
@@ -61,7 +67,15 @@ def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
     # RFC 7162 §3.2.6: VANISHED only in UID FETCH, and only with CHANGEDSINCE.
     if vanished and (not uid or changedsince is None):
         raise ParseError("VANISHED needs UID FETCH and CHANGEDSINCE")
-    return Fetch(tag, sequence, attributes, uid=uid, changedsince=changedsince, vanished=vanished)
+    return Fetch(
+        tag,
+        sequence,
+        attributes,
+        uid=uid,
+        changedsince=changedsince,
+        vanished=vanished,
+        partial=partial,
+    )
 
 
 def _read_name(tokens: Tokenizer) -> str:
@@ -86,10 +100,28 @@ def read_attribute(tokens: Tokenizer, name: str | None = None) -> FetchAttribute
             return BinarySize(part)
         partial = tokens.read_partial() if tokens.peek() == 0x3C else None
         return BodySection(Section(part), peek=name == "BINARY.PEEK", partial=partial, binary=True)
+    if name == "PREVIEW":
+        return _read_preview(tokens)
     item = SIMPLE_ITEMS.get(name)
     if item is None:
         raise ParseError("Unknown FETCH attribute")
     return item
+
+
+def _read_preview(tokens: Tokenizer) -> Preview:
+    """RFC 8970 §6: ``"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]``,
+    ``preview-mod = "LAZY"``. A list after PREVIEW that does not start with LAZY is
+    left alone: it is the FETCH modifiers of ``FETCH 1 PREVIEW (CHANGEDSINCE 5)``."""
+    if tokens.peek_bytes(6).upper() != b" (LAZY":
+        return Preview()
+    tokens.sp()
+
+    def read_modifier() -> None:
+        if tokens.read_keyword() != "LAZY":
+            raise ParseError("Unknown PREVIEW modifier")
+
+    tokens.read_list(read_modifier, allow_empty=False)
+    return Preview(lazy=True)
 
 
 def read_section(tokens: Tokenizer) -> Section:

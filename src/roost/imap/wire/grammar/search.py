@@ -14,15 +14,28 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from roost.imap.wire import search_keys as k
-from roost.imap.wire.commands import Search, Sort, SortCriterion, SortKey, Thread
+from roost.imap.wire.commands import (
+    CancelUpdate,
+    ESearch,
+    Search,
+    SearchSource,
+    Sort,
+    SortCriterion,
+    SortKey,
+    Thread,
+)
 from roost.imap.wire.tokenizer import MAX_NUMBER, MAX_NUMBER64, ParseError, Tokenizer
 
 MAX_KEY_DEPTH = 64  # NOT / OR / list nesting, as sent and after flattening
 # Search keys in one program. Beyond this the SQL built from it would pass SQLite's
 # expression depth (1000) however it is nested, so it is refused with BAD first.
 MAX_SEARCH_KEYS = 500
-RETURN_OPTIONS = frozenset({"MIN", "MAX", "COUNT", "ALL", "SAVE"})  # RFC 4731, RFC 5182
-SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "COUNT", "ALL"})  # RFC 5267 §3
+# RFC 4731, RFC 5182 (SAVE), RFC 5267 §4 (UPDATE, CONTEXT), RFC 9394 (PARTIAL).
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "COUNT", "ALL", "SAVE", "UPDATE", "CONTEXT", "PARTIAL"})
+SORT_RETURN_OPTIONS = frozenset(
+    {"MIN", "MAX", "COUNT", "ALL", "UPDATE", "CONTEXT", "PARTIAL"}
+)  # RFC 5267 §3, §4
+_PARTIAL_RANGE = re.compile(rb"-?[0-9]+:-?[0-9]+")
 _MONTHS = {
     name: number
     for number, name in enumerate(
@@ -71,7 +84,8 @@ def parse_search(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Search:
     """``SEARCH [SP "RETURN" SP "(" [opt *(SP opt)] ")"] SP ["CHARSET" SP charset SP]
     search-key *(SP search-key)``."""
     tokens.sp()
-    return_options = _read_return_options(tokens, RETURN_OPTIONS)
+    partial: list[tuple[int, int]] = []
+    return_options = _read_return_options(tokens, RETURN_OPTIONS, partial)
     charset: str | None = None
     if tokens.peek_bytes(8).upper() == b"CHARSET ":
         tokens.read_keyword()
@@ -79,20 +93,98 @@ def parse_search(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Search:
         charset = _read_charset(tokens)
         tokens.sp()
     criteria = read_search_keys(tokens)
-    return Search(tag, criteria, uid=uid, charset=charset, return_options=return_options)
+    return Search(
+        tag,
+        criteria,
+        uid=uid,
+        charset=charset,
+        return_options=return_options,
+        partial=partial[0] if partial else None,
+    )
+
+
+# RFC 7377 §2: RFC 5465's filters, and subtree-one; SAVE makes no sense across mailboxes.
+_SOURCE_FILTERS = frozenset({"SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED"})
+_SOURCE_FILTERS_NAMED = frozenset({"SUBTREE", "SUBTREE-ONE", "MAILBOXES"})
+MULTISEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "COUNT", "ALL"})
+
+
+def parse_esearch(tokens: Tokenizer, tag: str) -> ESearch:
+    """``"ESEARCH" [SP esearch-source-opts] [SP search-return-opts] SP search-program``
+    with ``esearch-source-opts = "IN" SP "(" source-mbox [SP "(" scope-options ")"]
+    ")"`` (RFC 7377 §4). No scope option is defined, so any is a syntax error."""
+    tokens.sp()
+    sources: tuple[SearchSource, ...] = ()
+    if tokens.peek_bytes(3).upper() == b"IN ":
+        tokens.read_keyword()
+        tokens.sp()
+        tokens.expect(b"(", '"("')
+        found = [_read_source(tokens)]
+        while tokens.accept(b" "):
+            if tokens.peek() == 0x28:
+                raise ParseError("Unsupported ESEARCH scope options")
+            found.append(_read_source(tokens))
+        tokens.expect(b")", '")"')
+        tokens.sp()
+        sources = tuple(found)
+    return_options = _read_return_options(tokens, MULTISEARCH_RETURN_OPTIONS)
+    charset: str | None = None
+    if tokens.peek_bytes(8).upper() == b"CHARSET ":
+        tokens.read_keyword()
+        tokens.sp()
+        charset = _read_charset(tokens)
+        tokens.sp()
+    criteria = read_search_keys(tokens)
+    return ESearch(tag, sources, criteria, charset, return_options)
+
+
+def _read_source(tokens: Tokenizer) -> SearchSource:
+    name = tokens.read_keyword()
+    if name in _SOURCE_FILTERS:
+        return SearchSource(name)
+    if name not in _SOURCE_FILTERS_NAMED:
+        raise ParseError(f"Unknown mailbox filter {name}")
+    tokens.sp()
+    if tokens.peek() == 0x28:
+        names = tuple(tokens.read_list(tokens.read_astring, allow_empty=False))
+    else:
+        names = (tokens.read_astring(),)
+    return SearchSource(name, names)
+
+
+def parse_cancelupdate(tokens: Tokenizer, tag: str) -> CancelUpdate:
+    """``"CANCELUPDATE" 1*(SP quoted)`` (RFC 5267 §5)."""
+    tags: list[str] = []
+    while not tokens.at_end():
+        tokens.sp()
+        if tokens.peek() != 0x22:
+            raise ParseError("CANCELUPDATE takes quoted tags")
+        tags.append(tokens.read_string().decode("ascii", "replace"))
+    if not tags:
+        raise ParseError("CANCELUPDATE needs a tag")
+    return CancelUpdate(tag, tuple(tags))
 
 
 def parse_sort(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Sort:
     """``SORT [SP "RETURN" SP "(" ... ")"] SP "(" sort-criterion *(SP sort-criterion)
     ")" SP charset 1*(SP search-key)`` (RFC 5256 §5, RFC 5267 §3)."""
     tokens.sp()
-    return_options = _read_return_options(tokens, SORT_RETURN_OPTIONS)
+    partial: list[tuple[int, int]] = []
+    return_options = _read_return_options(tokens, SORT_RETURN_OPTIONS, partial)
     criteria = tuple(tokens.read_list(lambda: _read_sort_criterion(tokens), allow_empty=False))
     tokens.sp()
     charset = _read_charset(tokens)
     tokens.sp()
     keys = read_search_keys(tokens)
-    return Sort(tag, criteria, charset, keys, uid=uid, return_options=return_options)
+    return Sort(
+        tag,
+        criteria,
+        charset,
+        keys,
+        uid=uid,
+        return_options=return_options,
+        partial=partial[0] if partial else None,
+    )
 
 
 def parse_thread(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Thread:
@@ -105,8 +197,11 @@ def parse_thread(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Thread:
     return Thread(tag, algorithm, charset, read_search_keys(tokens), uid=uid)
 
 
-def _read_return_options(tokens: Tokenizer, allowed: frozenset[str]) -> tuple[str, ...] | None:
+def _read_return_options(
+    tokens: Tokenizer, allowed: frozenset[str], partial: list[tuple[int, int]] | None = None
+) -> tuple[str, ...] | None:
     """RFC 4466 ``search-return-opts``, then the space after them; None when absent.
+    PARTIAL's range (RFC 9394 §3.1) is appended to ``partial``.
 
     An option this server does not know is a syntax error (RFC 4466 §2.6.1)."""
     if tokens.peek_bytes(7).upper() != b"RETURN ":
@@ -118,11 +213,33 @@ def _read_return_options(tokens: Tokenizer, allowed: frozenset[str]) -> tuple[st
         option = tokens.read_keyword()
         if option not in allowed:
             raise ParseError(f"Unsupported RETURN option {option}")
+        if option == "PARTIAL":
+            if partial is None or partial:
+                raise ParseError("PARTIAL is not allowed here")
+            tokens.sp()
+            partial.append(read_partial_range(tokens))
         return option
 
     options = tuple(dict.fromkeys(tokens.read_list(read_option)))
     tokens.sp()
     return options
+
+
+def read_partial_range(tokens: Tokenizer) -> tuple[int, int]:
+    """RFC 9394 §4 ``partial-range``: ``n:m`` (positions counted from the first) or
+    ``-n:-m`` (from the last), nz-numbers; returned with the smaller magnitude first."""
+    text = tokens.read_word(_PARTIAL_RANGE, "partial range")
+    first, last = (int(n) for n in text.split(b":"))
+    if (
+        first == 0
+        or last == 0
+        or (first < 0) != (last < 0)
+        or max(abs(first), abs(last)) > MAX_NUMBER
+    ):
+        raise ParseError("Invalid partial range")
+    if abs(first) > abs(last):
+        first, last = last, first
+    return first, last
 
 
 def _read_charset(tokens: Tokenizer) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from roost.imap.wire.commands import BadCommand, Command, Expunge
+from roost.imap.wire.grammar.append import parse_replace
 from roost.imap.wire.grammar.copy_move import parse_copy, parse_move
 from roost.imap.wire.grammar.fetch import parse_fetch
 from roost.imap.wire.grammar.search import parse_search, parse_sort, parse_thread
@@ -29,6 +30,7 @@ UID_COMMANDS: dict[str, Callable[[Tokenizer, str], Command]] = {
     "SORT": lambda tokens, tag: parse_sort(tokens, tag, uid=True),
     "THREAD": lambda tokens, tag: parse_thread(tokens, tag, uid=True),
     "EXPUNGE": parse_uid_expunge,
+    "REPLACE": lambda tokens, tag: parse_replace(tokens, tag, uid=True),
 }
 
 

@@ -9,7 +9,10 @@ so it runs while serving):
 * per mailbox: no message UID at or above UIDNEXT, no message MODSEQ above
   HIGHESTMODSEQ, no message in a \\Noselect placeholder; the account's MODSEQ counter
   at or above every mailbox's HIGHESTMODSEQ (RFC 7162 §3: modseqs only grow);
-* every message row belongs to an existing mailbox.
+* every message row belongs to an existing mailbox;
+* the quota usage kept in ``counters`` (storage and message count) equals the sum over
+  the message rows (ARCHITECTURE.md decision 10: nothing depends on recounting, so a
+  difference is a bug to report; ``roost user quota recalc`` repairs it).
 
 A message file missing from the snapshot's view is looked for again in a fresh one:
 a message expunged meanwhile is no problem. users.db is checked too: every account's
@@ -24,7 +27,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roost.admin.backup import blob_path
+from roost.store.sqlite.backup import blob_path
 
 READ_CHUNK = 1 << 20
 
@@ -150,6 +153,13 @@ def _counter_problems(conn: sqlite3.Connection) -> list[str]:
     ).fetchone()
     if orphans:
         problems.append(f"{orphans} messages belong to no mailbox")
+    kept = conn.execute("SELECT storage, messages FROM counters WHERE id = 0").fetchone()
+    counted = conn.execute("SELECT coalesce(sum(size), 0), count(*) FROM messages").fetchone()
+    if tuple(kept) != tuple(counted):
+        problems.append(
+            f"quota usage kept as {kept[0]} bytes in {kept[1]} messages,"
+            f" but the messages add up to {counted[0]} bytes in {counted[1]}"
+        )
     return problems
 
 

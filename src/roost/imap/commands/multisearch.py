@@ -1,0 +1,112 @@
+"""ESEARCH IN (...): MULTISEARCH (RFC 7377), one search over several mailboxes.
+
+Each mailbox the sources name is searched in turn, and each with a result gets its
+own ``* ESEARCH (TAG "t" MAILBOX "name" UIDVALIDITY n) UID ...`` — always UIDs
+(§2), in the order LIST gives the mailboxes. Message numbers and "$" mean nothing
+outside the selected mailbox, so a program using them is refused (§2), and so is
+SAVE (the grammar). The selected mailbox is searched in this session's view (its
+\\Recent, only the messages it knows); any other in a view of its own, read for the
+purpose. Mailboxes that do not exist or cannot be selected are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from roost.imap.commands.search import _check_charset, _result_items, _returned_modseq
+from roost.imap.handler_types import Done, bad
+from roost.imap.mailbox_names import DELIMITER, is_inbox
+from roost.imap.progress import heartbeat
+from roost.imap.search_eval import to_criterion, uses_modseq
+from roost.imap.selected import SelectedMailbox
+from roost.imap.session import Session
+from roost.imap.wire import commands as c
+from roost.imap.wire import search_keys as k
+from roost.imap.wire.responses import ESearchResponse, Response
+from roost.store.base import MailboxInfo, SearchQuery
+
+_SELECTED = frozenset({"SELECTED", "SELECTED-DELAYED"})
+
+
+async def esearch(session: Session, cmd: c.ESearch) -> AsyncIterator[Response | Done]:
+    account = session.require_account()
+    if cmd.charset is not None and session.utf8:
+        raise bad("CHARSET is not allowed after ENABLE UTF8=ACCEPT")  # RFC 6855 §3
+    _check_charset(cmd.charset)
+    for key in k.walk(cmd.criteria):
+        if isinstance(key, k.Messages) and (not key.uid or key.sequence.is_saved):
+            # RFC 7377 §2: message numbers and "$" are the selected mailbox's only.
+            raise bad("ESEARCH takes UIDs only, never message numbers or $")
+    sources = cmd.sources or (c.SearchSource("SELECTED"),)
+    targets = await _mailboxes(session, sources)
+    with_modseq = uses_modseq(cmd.criteria)
+    if with_modseq:
+        session.enable_condstore()  # RFC 7162 §3.1
+    returns = cmd.return_options or ("ALL",)
+    now = datetime.now(UTC)
+    interval = session.context.limits.progress_interval
+    for info in targets:
+        selected = session.selected
+        if selected is None or selected.mailbox_id != info.id:
+            snapshot = await account.snapshot(info.id)
+            selected = SelectedMailbox(snapshot, readonly=True, recent_floor=None)
+        criterion = to_criterion(cmd.criteria, selected, now)
+        known = selected.uids[-1] if selected.uids else 0
+        query = SearchQuery(criterion, (), max_uid=known)
+        task = asyncio.ensure_future(account.search(info.id, query))
+        async for progress in heartbeat(task, cmd.tag, interval):
+            yield progress  # RFC 9585
+        uids = task.result().uids
+        if not uids:
+            continue  # RFC 7377 §2: only mailboxes with matches are reported
+        items = _result_items(uids, returns)
+        if with_modseq:
+            highest = task.result().highest_modseq
+            modseq = await _returned_modseq(account, selected, uids, returns, highest)
+            items.append(("MODSEQ", str(modseq)))
+        yield ESearchResponse(cmd.tag, True, tuple(items), info.name, info.uidvalidity)
+    yield Done("ESEARCH completed")
+
+
+async def _mailboxes(session: Session, sources: tuple[c.SearchSource, ...]) -> list[MailboxInfo]:
+    """The selectable mailboxes ``sources`` name, each once, in LIST order."""
+    account = session.require_account()
+    everything = [info for info in await account.list_mailboxes() if not info.noselect]
+    subscribed: set[str] | None = None
+    wanted: set[int] = set()
+    for source in sources:
+        names = tuple(session.mailbox_name(raw) for raw in source.mailboxes)
+        if source.filter in _SELECTED:
+            if session.selected is None:
+                raise bad("No mailbox is selected")  # RFC 7377 §2
+            wanted.add(session.selected.mailbox_id)
+            continue
+        if source.filter == "SUBSCRIBED" and subscribed is None:
+            subscribed = set(await account.list_subscriptions())
+        for info in everything:
+            if _takes(source.filter, names, info.name, subscribed or set()):
+                wanted.add(info.id)
+    return [info for info in everything if info.id in wanted]
+
+
+def _takes(kind: str, names: tuple[str, ...], name: str, subscribed: set[str]) -> bool:
+    """RFC 5465 §6 filters, and RFC 7377's subtree-one: a name and its children."""
+    match kind:
+        case "INBOXES":
+            return is_inbox(name)
+        case "PERSONAL":
+            return True
+        case "SUBSCRIBED":
+            return name in subscribed
+        case "SUBTREE":
+            return any(name == n or name.startswith(n + DELIMITER) for n in names)
+        case "SUBTREE-ONE":
+            return any(
+                name == n
+                or (name.startswith(n + DELIMITER) and DELIMITER not in name[len(n) + 1 :])
+                for n in names
+            )
+        case _:
+            return name in names

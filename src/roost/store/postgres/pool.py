@@ -1,0 +1,215 @@
+"""Connections to PostgreSQL and the one way every store operation runs on them.
+
+Invariants:
+
+* Every operation is a function of a connection run by ``Database.run`` in one
+  transaction (or by ``plain``, statement by statement, where no single instant is
+  needed); a serialization failure, deadlock or lost race for a blob rolls it back
+  whole and runs it again after a jittered, growing pause (at most ``MAX_ATTEMPTS``
+  times), so a caller never sees a conflict between nodes — only the outcome of one
+  clean attempt.
+* A write to an account's mail first locks that account's ``mail_counters`` row
+  (``run`` with ``account_id``): writers of one account take turns in lock order, so
+  they never deadlock with each other and every read after the lock sees the latest
+  commits (READ COMMITTED).
+* A change's NOTIFY is sent in its transaction's COMMIT (notify.py): other nodes hear
+  of it only once it is committed.
+* Losing the server is ``StoreUnavailable`` (a ``StoreBusy``): never a hang, never a
+  half-done write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from roost.store.errors import NoSuchAccount, StoreBusy, StoreError
+from roost.store.postgres.notify import CHANNEL, new_node_id
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 8
+FIRST_PAUSE = 0.005  # seconds; doubled per attempt, with full jitter
+POOL_MIN = 1
+POOL_MAX = 10
+RETRYABLE: tuple[type[BaseException], ...] = (
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    # A blob released by another node between our check and our reference to it
+    # (messages.py): the next attempt stores it again.
+    asyncpg.ForeignKeyViolationError,
+)
+
+
+# The server is gone or going (restart, failover, network): nothing to retry blindly.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+class StoreUnavailable(StoreBusy):
+    """The database cannot be reached (restarting, failing over, unreachable): the
+    protocols answer as for a busy store (IMAP ``NO [UNAVAILABLE]``), and the client
+    tries again. Nothing was changed — unless the connection broke during COMMIT, when
+    the write may have committed (a retried APPEND may then store a message twice)."""
+
+
+class Database:
+    """A pool of connections to one PostgreSQL database."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self.pool = pool
+        self.url = url
+        self.node = new_node_id()  # notify.py: whose notifications are whose
+
+    @classmethod
+    async def connect(cls, url: str, *, max_size: int = POOL_MAX) -> Database:
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=POOL_MIN, max_size=max_size, command_timeout=60
+            )
+        except (OSError, asyncpg.PostgresError) as error:
+            raise StoreUnavailable(f"cannot connect to {redact(url)}: {error}") from None
+        assert pool is not None
+        return cls(pool, url)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def run(
+        self,
+        fn: Callable[[asyncpg.Connection], Awaitable[T]],
+        *,
+        readonly: bool = False,
+        isolation: str = "read_committed",
+        account_id: int | None = None,
+        notify: Callable[[], str | None] | None = None,
+    ) -> T:
+        """``fn`` in one transaction, retried on conflicts (module docstring). With
+        ``account_id``, the transaction starts by taking that account's write turn
+        (the row lock above) in the same round trip as its BEGIN; ``notify``, called after
+        ``fn``, gives a payload NOTIFYed in the round trip of the COMMIT (notify.py).
+        Every round trip counts: on a busy machine each is a wake-up of two processes."""
+        begin = f"BEGIN ISOLATION LEVEL {isolation.replace('_', ' ').upper()}"
+        if readonly:
+            begin += " READ ONLY"
+        if account_id is not None:
+            begin += (
+                f"; SELECT 1 FROM mail_counters WHERE account_id = {int(account_id)} FOR UPDATE"
+            )
+        return await self._attempts(lambda conn: _transaction(conn, begin, fn, notify))
+
+    async def plain(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``fn``'s statements each on their own (autocommit): for reads whose statements
+        need not see one instant."""
+        return await self._attempts(fn)
+
+    async def _attempts(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self.pool.acquire() as conn:
+                    return await fn(conn)
+            except RETRYABLE as error:
+                if attempt >= MAX_ATTEMPTS:
+                    raise StoreError(f"gave up after {attempt} conflicting attempts") from error
+                pause = random.uniform(0, FIRST_PAUSE * 2**attempt)
+                log.debug("retrying after %s (attempt %d)", type(error).__name__, attempt)
+                await asyncio.sleep(pause)
+            except UNAVAILABLE as error:
+                raise StoreUnavailable(f"database unavailable: {error}") from None
+
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        """One statement outside ``run`` (autocommit), unavailability mapped."""
+        async with unavailable():
+            return list(await self.pool.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
+        async with unavailable():
+            return await self.pool.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        async with unavailable():
+            return await self.pool.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: object) -> str:
+        async with unavailable():
+            return str(await self.pool.execute(sql, *args))
+
+    async def read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``fn`` in one read-only snapshot (REPEATABLE READ): every statement sees the
+        same instant."""
+        return await self.run(fn, readonly=True, isolation="repeatable_read")
+
+
+async def _transaction(
+    conn: asyncpg.Connection,
+    begin: str,
+    fn: Callable[[asyncpg.Connection], Awaitable[T]],
+    notify: Callable[[], str | None] | None,
+) -> T:
+    status = await conn.execute(begin)
+    try:
+        if begin.endswith("FOR UPDATE") and status != "SELECT 1":
+            raise NoSuchAccount("the account is gone")
+        result = await fn(conn)
+        payload = None if notify is None else notify()
+        if payload is None:
+            await conn.execute("COMMIT")
+        else:
+            await conn.execute(f"SELECT pg_notify('{CHANNEL}', {_literal(payload)}); COMMIT")
+    except BaseException:
+        if not conn.is_closed() and conn.is_in_transaction():
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _literal(text: str) -> str:
+    """A string constant of ``text`` for a simple-query statement: an E'' string, whose
+    meaning does not depend on standard_conforming_strings."""
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@contextlib.asynccontextmanager
+async def unavailable() -> AsyncIterator[None]:
+    """Connection loss as StoreUnavailable."""
+    try:
+        yield
+    except UNAVAILABLE as error:
+        raise StoreUnavailable(f"database unavailable: {error}") from None
+
+
+async def next_modseq(conn: asyncpg.Connection, account_id: int) -> int:
+    """The account's next modseq; only inside its write turn."""
+    value: int = await conn.fetchval(
+        "UPDATE mail_counters SET modseq = modseq + 1 WHERE account_id = $1 RETURNING modseq",
+        account_id,
+    )
+    return value
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+Row = Any

@@ -1,0 +1,199 @@
+"""Three ``roost serve`` nodes on one PostgreSQL database (issue 15, ARCHITECTURE.md
+decision 11): any node serves the account, and every node hears every change.
+
+* Eight IDLE sessions spread over the nodes are told of an APPEND made on node 2 and
+  of flag changes and an expunge made on node 3 (LISTEN/NOTIFY,
+  store/postgres/notify.py).
+* Clients on all three nodes APPEND to one mailbox at once: every UID unique, and
+  together they are exactly 1..N — none skipped, none given twice.
+* SIGKILL of a node in the middle of a write flood: every acknowledged message is
+  there, the UIDs have no gap, and the other nodes serve on.
+
+Every process is started here and stopped by its own PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from roost.auth.passwords import hash_password
+from roost.store.postgres import PostgresStore
+from tests.support.imap_client import ImapClient, message
+from tests.support.postgres import ScratchDatabases
+from tests.support.server_process import RoostProcess, write_config
+
+USER = "alice"
+PASSWORD = "secret pass"
+HOST = "127.0.0.1"
+NODES = 3
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    scratch = ScratchDatabases()
+    url = await scratch.acquire()
+    store = await PostgresStore.open(url, listen=False)
+    try:
+        hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        await store.create_account(USER, hash_password(PASSWORD, hasher=hasher))
+    finally:
+        await store.close()
+    try:
+        yield url
+    finally:
+        await scratch.drop_all()
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path, database: str) -> AsyncIterator[list[RoostProcess]]:
+    processes = []
+    for n in range(NODES):
+        config = write_config(tmp_path / f"node{n}.toml", tmp_path / f"data{n}")
+        with config.open("a") as file:
+            file.write(f'[store]\nbackend = "postgresql"\nurl = {database!r}\n')
+        processes.append(RoostProcess(config, tmp_path / f"node{n}.log"))
+    try:
+        await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+        for process in processes:
+            assert process.errors_logged() == [], process.log_path.read_text()
+
+
+async def login(node: RoostProcess) -> ImapClient:
+    client = await ImapClient.connect(HOST, node.port)
+    await client.login(USER, PASSWORD)
+    return client
+
+
+async def next_line(client: ImapClient, prefix: bytes) -> bytes:
+    """The next untagged line starting with ``prefix`` (skipping e.g. RECENT)."""
+    while not (line := await client.read_response()).startswith(prefix):
+        pass
+    return line
+
+
+async def test_idle_sessions_on_every_node_hear_changes_made_on_others(
+    nodes: list[RoostProcess],
+) -> None:
+    """Eight IDLE sessions spread over the three nodes are each told of an APPEND,
+    a flag change and an expunge, each made through one node."""
+    watchers = [await login(nodes[n % NODES]) for n in range(8)]
+    writer, flagger = await login(nodes[1]), await login(nodes[2])
+    try:
+        tags = []
+        for watcher in watchers:
+            await watcher.ok("SELECT INBOX")
+            tags.append(await watcher.idle())
+        reply = await writer.append("INBOX", message("from node 2"))
+        assert b"[APPENDUID" in reply.line
+        for watcher in watchers:
+            assert await next_line(watcher, b"* 1 EXISTS") == b"* 1 EXISTS"
+        await flagger.ok("SELECT INBOX")
+        await flagger.ok("STORE 1 +FLAGS (\\Flagged)")
+        for watcher in watchers:
+            assert b"\\Flagged" in await next_line(watcher, b"* 1 FETCH (")
+        await flagger.ok("STORE 1 +FLAGS (\\Deleted)")
+        for watcher in watchers:
+            assert b"\\Deleted" in await next_line(watcher, b"* 1 FETCH (")
+        await flagger.ok("EXPUNGE")
+        for watcher, tag in zip(watchers, tags, strict=True):
+            assert await next_line(watcher, b"* 1 EXPUNGE") == b"* 1 EXPUNGE"
+            await watcher.done(tag)
+    finally:
+        for client in (*watchers, writer, flagger):
+            await client.close()
+
+
+async def test_concurrent_appends_on_all_nodes_get_gapless_unique_uids(
+    nodes: list[RoostProcess],
+) -> None:
+    per_client, clients_per_node = 15, 2
+    clients = [await login(node) for node in nodes for _ in range(clients_per_node)]
+
+    async def deliver(index: int, client: ImapClient) -> list[int]:
+        uids = []
+        for n in range(per_client):
+            reply = await client.append("INBOX", message(f"client {index} message {n}"))
+            found = _APPENDUID.search(reply.line)
+            assert found is not None, reply.line
+            uids.append(int(found.group(2)))
+        return uids
+
+    try:
+        results = await asyncio.gather(*(deliver(i, c) for i, c in enumerate(clients)))
+        for uids in results:
+            assert uids == sorted(uids)  # each client's own appends: increasing
+        every = sorted(uid for uids in results for uid in uids)
+        total = per_client * len(clients)
+        assert every == list(range(1, total + 1))  # unique, and no gap
+        await clients[0].ok("SELECT INBOX")
+        reply = await clients[0].ok("UID SEARCH ALL")
+        assert reply.untagged[-1] == b"* SEARCH " + b" ".join(
+            str(uid).encode() for uid in range(1, total + 1)
+        )
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_sigkill_of_a_node_during_a_write_flood_loses_nothing_acknowledged(
+    nodes: list[RoostProcess],
+) -> None:
+    """Every APPEND a client was told OK is there afterwards, the UIDs stay 1..N with no
+    gap (an APPEND cut off before its commit gave its UID back), and the other nodes
+    serve on, throughout."""
+    victim, survivor, bystander = nodes
+    writers = [await login(victim) for _ in range(3)]
+    watcher = await login(bystander)
+    acknowledged: list[tuple[int, str]] = []
+    enough = asyncio.Event()
+
+    async def flood(index: int, client: ImapClient) -> None:
+        with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
+            for n in range(10_000):
+                subject = f"flood {index}-{n}"
+                reply = await client.command(
+                    b"APPEND INBOX {%d+}\r\n" % len(message(subject)) + message(subject)
+                )
+                found = _APPENDUID.search(reply.line)
+                assert reply.status == "OK" and found is not None, reply.line
+                acknowledged.append((int(found.group(2)), subject))
+                if len(acknowledged) >= 60:
+                    enough.set()
+
+    floods = [asyncio.create_task(flood(i, c)) for i, c in enumerate(writers)]
+    try:
+        async with asyncio.timeout(60):
+            await enough.wait()
+        victim.kill()
+        async with asyncio.timeout(30):
+            await asyncio.gather(*floods)
+        await watcher.ok("NOOP")  # the bystander node serves on
+        reader = await login(survivor)
+        await reader.ok("SELECT INBOX")
+        reply = await reader.ok("UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        stored = {
+            int(m.group(1)): m.group(2).decode()
+            for line in reply.untagged
+            if (m := re.search(rb"UID (\d+) .*Subject: (flood \d+-\d+)", line, re.S))
+        }
+        assert sorted(stored) == list(range(1, len(stored) + 1))  # no gap
+        for uid, subject in acknowledged:
+            assert stored.get(uid) == subject
+        await reader.close()
+    finally:
+        for task in floods:
+            task.cancel()
+        for client in (*writers, watcher):
+            await client.close()

@@ -1,0 +1,207 @@
+"""What only the PostgreSQL backend has: change events between stores (nodes) by
+LISTEN/NOTIFY, the resync after a dropped LISTEN connection, the schema check at
+start, and message bytes in chunks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from roost.store.base import (
+    MailboxChanged,
+    MailboxListChanged,
+    MessageSource,
+    NewMessage,
+    StoreBusy,
+)
+from roost.store.postgres import PostgresStore
+from roost.store.postgres.blobs import CHUNK
+from roost.store.postgres.schema import MIGRATIONS, SchemaMismatch, migrate
+from tests.store_contract.helpers import message, new, read_all
+from tests.support.postgres import SCRATCH, PrivateServer
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    found = await SCRATCH.acquire()
+    try:
+        yield found
+    finally:
+        await SCRATCH.release(found)
+
+
+@pytest.fixture
+async def two_nodes(url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    one = await PostgresStore.open(url)
+    two = await PostgresStore.open(url)
+    await one.create_account("alice", "h")
+    try:
+        yield one, two
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_change_on_one_node_reaches_listeners_on_another(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    one, two = two_nodes
+    watcher = await one.open_account("alice")
+    writer = await two.open_account("ALICE")
+    listener = watcher.listen()
+    try:
+        inbox = await writer.get_mailbox("INBOX")
+        result = await writer.append(inbox.id, [new(message(1))])
+        async with asyncio.timeout(10):
+            events = await listener.wait()
+        assert events == [MailboxChanged(inbox.id, result.mailbox.highestmodseq)]
+        await writer.create_mailbox("Lists")
+        async with asyncio.timeout(10):
+            assert await listener.wait() == [MailboxListChanged()]
+    finally:
+        listener.close()
+        await watcher.close()
+        await writer.close()
+
+
+async def test_after_a_dropped_listen_connection_every_listener_resyncs(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    one, _ = two_nodes
+    account = await one.open_account("alice")
+    listener = account.listen()
+    notifier = one._notifier
+    assert notifier is not None
+    try:
+        notifier.drop()
+        async with asyncio.timeout(10):
+            assert await listener.wait() == [MailboxListChanged()]
+            await notifier.connected.wait()
+    finally:
+        listener.close()
+        await account.close()
+
+
+async def test_a_node_refuses_a_schema_it_does_not_know(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("UPDATE roost_schema SET version = $1", len(MIGRATIONS) + 1)
+        with pytest.raises(SchemaMismatch, match="newer"):
+            await PostgresStore.open(url)
+        await conn.execute("UPDATE roost_schema SET version = $1", len(MIGRATIONS) - 1)
+        with pytest.raises(SchemaMismatch, match="roost db migrate"):
+            await PostgresStore.open(url)
+    finally:
+        await conn.execute("UPDATE roost_schema SET version = $1", len(MIGRATIONS))
+        await conn.close()
+
+
+async def test_a_large_message_is_stored_in_chunks_and_read_back_whole(
+    url: str, tmp_path: object
+) -> None:
+    store = await PostgresStore.open(url, listen=False)
+    try:
+        await store.create_account("alice", "h")
+        alice = await store.open_account("alice")
+        body = b"".join(b"line %07d of a big message\r\n" % n for n in range(40_000))
+        data = message(1, body=body)
+        assert len(data) > 3 * CHUNK
+        inbox = await alice.get_mailbox("INBOX")
+        await alice.append(inbox.id, [NewMessage(MessageSource(data=data))])
+        [meta] = await alice.fetch_meta(inbox.id, [1])
+        assert meta.size == len(data)
+        assert await read_all(alice, meta) == data
+        start = CHUNK - 10
+        assert await alice.read_range(meta, start, 100) == data[start : start + 100]
+        chunks = await store.database.pool.fetchval(
+            "SELECT count(*) FROM blob_chunks WHERE blob_id = $1", meta.blob_id
+        )
+        assert chunks == -(-len(data) // CHUNK)
+        await alice.close()
+    finally:
+        await store.close()
+
+
+async def test_a_restart_of_postgresql_is_a_clean_refusal_then_service_again() -> None:
+    """While the server is down, calls fail with StoreBusy (IMAP: NO [UNAVAILABLE]);
+    once it is back, the same store serves again, nothing acknowledged is lost, and
+    listeners are told to resync."""
+    server = PrivateServer()
+    try:
+        await asyncio.to_thread(server.init)
+        conn = await asyncpg.connect(server.url)
+        await migrate(conn)
+        await conn.close()
+        store = await PostgresStore.open(server.url)
+        try:
+            await store.create_account("alice", "h")
+            alice = await store.open_account("alice")
+            inbox = await alice.get_mailbox("INBOX")
+            await alice.append(inbox.id, [new(message(1))])
+            listener = alice.listen()
+            await asyncio.to_thread(server.stop)
+            with pytest.raises(StoreBusy):
+                await alice.append(inbox.id, [new(message(2))])
+            with pytest.raises(StoreBusy):
+                await alice.list_mailboxes()
+            await asyncio.to_thread(server.start)
+            async with asyncio.timeout(30):
+                assert MailboxListChanged() in await listener.wait()
+            result = await alice.append(inbox.id, [new(message(3))])
+            assert result.uids == [2]  # the refused APPEND took no UID
+            snapshot = await alice.snapshot(inbox.id)
+            assert list(snapshot.uids) == [1, 2]
+            listener.close()
+            await alice.close()
+        finally:
+            await store.close()
+    finally:
+        await asyncio.to_thread(server.remove)
+
+
+async def test_failed_sign_ins_count_on_every_node(
+    two_nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The throttle's shared failures (auth.throttle.SharedFailures): counted on one
+    node, seen by another; a success forgets its pair only."""
+    one, two = two_nodes
+    first, second = one.shared_sign_in_failures, two.shared_sign_in_failures
+    for _ in range(3):
+        await first.add("192.0.2.1", "alice")
+    await second.add("192.0.2.1", "bob")
+    await second.add("198.51.100.7", "alice")
+    assert await second.counts("192.0.2.1", "alice", 60) == (4, 4)
+    assert await first.counts("203.0.113.9", "carol", 60) == (0, 0)
+    await second.forget("192.0.2.1", "alice")
+    assert await first.counts("192.0.2.1", "alice", 60) == (1, 1)
+    assert await first.counts("192.0.2.1", "alice", 0) == (0, 0)  # outside the window
+
+
+async def test_a_site_names_the_special_folders(url: str) -> None:
+    """``[imap] special_use_names`` reaches PostgreSQL too: a new account gets those
+    names (a nested one with its parent), each subscribed, as on SQLite."""
+    folders = (("\\Sent", "Mail/Sent Items"), ("\\Trash", "Deleted Items"))
+    store = await PostgresStore.open(url, special_folders=folders)
+    try:
+        await store.create_account("alice", "h")
+        account = await store.open_account("alice")
+        try:
+            boxes = {m.name: m.special_use for m in await account.list_mailboxes()}
+            assert boxes == {
+                "INBOX": None,
+                "Mail": None,
+                "Mail/Sent Items": "\\Sent",
+                "Deleted Items": "\\Trash",
+            }
+            assert sorted(await account.list_subscriptions()) == [
+                "Deleted Items",
+                "INBOX",
+                "Mail/Sent Items",
+            ]
+        finally:
+            await account.close()
+    finally:
+        await store.close()
