@@ -171,6 +171,7 @@ class Session:
             "METADATA",
             "METADATA-SERVER",
             "LIST-METADATA",
+            "FILTERS",  # RFC 5466: FILTER search key, from METADATA entries
             "ACL",
             "RIGHTS=texk",
             "LIST-MYRIGHTS",

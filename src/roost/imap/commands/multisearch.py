@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from roost.imap.commands.search import _check_charset, _result_items, _returned_modseq
+from roost.imap.filters import expand_filters
 from roost.imap.handler_types import Done, bad
 from roost.imap.mailbox_names import DELIMITER, is_inbox
 from roost.imap.progress import heartbeat
@@ -35,6 +37,7 @@ async def esearch(session: Session, cmd: c.ESearch) -> AsyncIterator[Response | 
     if cmd.charset is not None and session.utf8:
         raise bad("CHARSET is not allowed after ENABLE UTF8=ACCEPT")  # RFC 6855 §3
     _check_charset(cmd.charset)
+    cmd = replace(cmd, criteria=await expand_filters(session, cmd.criteria))
     for key in k.walk(cmd.criteria):
         if isinstance(key, k.Messages) and (not key.uid or key.sequence.is_saved):
             # RFC 7377 §2: message numbers and "$" are the selected mailbox's only.
