@@ -158,3 +158,27 @@ async def test_subscribing_to_a_shared_mailbox(imap: ImapServer) -> None:
     assert (await bob.ok('LIST (SUBSCRIBED) "" "Other Users/*"')).untagged == [
         b'* LIST (\\NonExistent \\Subscribed) "/" "Other Users/alice/Team"'
     ]
+
+
+async def test_replace_and_esearch_in_a_shared_mailbox(imap: ImapServer) -> None:
+    """Main's REPLACE (RFC 8508) and MULTISEARCH (RFC 7377) meet shared folders: REPLACE
+    acts on alice's Team (never bob's own mailbox of the same id) and needs "t", "e"
+    and "i"; ESEARCH IN (SELECTED) does not mistake Team for one of bob's mailboxes."""
+    alice, bob = await share(imap, "lr")
+    await bob.append("INBOX", message("bob's own", body="mine\r\n"))
+    await bob.ok(f"SELECT {TEAM}")
+    draft = message("plan v2", body="the new plan\r\n")
+    literal = f"UID REPLACE 1 {TEAM} {{{len(draft)}+}}\r\n".encode() + draft
+    assert b"[NOPERM]" in (await bob.no(literal)).line
+    await alice.ok('SETACL Team bob "lrswite"')
+    await bob.ok(f"SELECT {TEAM}")
+    reply = await bob.ok(literal)
+    assert b"[APPENDUID " in reply.untagged[0] and b"* 1 EXPUNGE" in reply.untagged
+    await alice.ok("SELECT Team")
+    assert (await alice.ok("UID SEARCH ALL")).untagged == [b"* SEARCH 2"]
+    await bob.ok("SELECT INBOX")
+    assert (await bob.ok("SEARCH ALL")).untagged == [b"* SEARCH 1"]  # untouched
+    await bob.ok(f"SELECT {TEAM}")
+    assert b"[CANNOT]" in (await bob.no("ESEARCH IN (SELECTED) ALL")).line
+    reply = await bob.no(f"UID REPLACE 2 INBOX {{{len(draft)}+}}\r\n".encode() + draft)
+    assert b"[CANNOT]" in reply.line

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from roost.imap.commands.search import _check_charset, _result_items, _returned_modseq
 from roost.imap.filters import expand_filters
-from roost.imap.handler_types import Done, bad
+from roost.imap.handler_types import Done, bad, no
 from roost.imap.mailbox_names import DELIMITER, is_inbox
 from roost.imap.progress import heartbeat
 from roost.imap.search_eval import to_criterion, uses_modseq
@@ -52,7 +52,8 @@ async def esearch(session: Session, cmd: c.ESearch) -> AsyncIterator[Response | 
     interval = session.context.limits.progress_interval
     for info in targets:
         selected = session.selected
-        if selected is None or selected.mailbox_id != info.id:
+        own = session.mailbox_account is None  # a shared one's ids are its owner's
+        if selected is None or not own or selected.mailbox_id != info.id:
             snapshot = await account.snapshot(info.id)
             selected = SelectedMailbox(snapshot, readonly=True, recent_floor=None)
         criterion = to_criterion(cmd.criteria, selected, now)
@@ -84,6 +85,9 @@ async def _mailboxes(session: Session, sources: tuple[c.SearchSource, ...]) -> l
         if source.filter in _SELECTED:
             if session.selected is None:
                 raise bad("No mailbox is selected")  # RFC 7377 §2
+            if session.mailbox_account is not None:
+                # Another user's mailbox (shared folders): its ids are not the user's.
+                raise no("ESEARCH IN (SELECTED) on a shared mailbox: use SEARCH", "CANNOT")
             wanted.add(session.selected.mailbox_id)
             continue
         if source.filter == "SUBSCRIBED" and subscribed is None:
