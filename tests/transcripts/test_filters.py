@@ -82,3 +82,16 @@ async def test_a_missing_or_broken_filter_is_no(imap: ImapServer) -> None:
     assert b"refers to itself" in (await client.no("SEARCH FILTER loop")).line
     await client.bad("SEARCH FILTER a/b")  # RFC 5466 §4: no "/" in a filter name
     await client.ok("NOOP")  # the session goes on
+
+
+async def test_a_filter_with_message_numbers_after_uidonly(imap: ImapServer) -> None:
+    """RFC 9586 §3.1: once UIDONLY is enabled, message numbers are refused, also
+    when they come from a stored filter rather than the command itself."""
+    client = await _mailbox(imap)
+    await client.ok(
+        'SETMETADATA "" (/private/filters/values/first "1:2" /private/filters/values/u "UID 1:2")'
+    )
+    await client.ok("ENABLE UIDONLY")
+    reply = await client.bad("UID SEARCH FILTER first")
+    assert b"[UIDREQUIRED]" in reply.line
+    assert (await client.ok("UID SEARCH FILTER u")).untagged == [b"* SEARCH 1 2"]

@@ -12,13 +12,16 @@ store query, CONTEXT updates, UIDONLY checks) sees only ordinary keys. Invariant
 * A stored program that does not parse, or one that refers back to itself through
   other filters, is ``NO`` too: the client's command was well-formed, the data is not.
 * The expanded program is held to the grammar's limits on nesting and key count, so
-  filters cannot build a program the parser would have refused.
+  filters cannot build a program the parser would have refused; after ENABLE UIDONLY
+  a filter naming messages by number is BAD [UIDREQUIRED], as the command would be
+  (RFC 9586 §3.1; dispatch checked only what the client sent).
 """
 
 from __future__ import annotations
 
-from roost.imap.handler_types import no
+from roost.imap.handler_types import bad, no
 from roost.imap.session import Session
+from roost.imap.uidonly import requires_uid_keys
 from roost.imap.wire import search_keys as k
 from roost.imap.wire.grammar.search import MAX_KEY_DEPTH, MAX_SEARCH_KEYS, read_search_keys
 from roost.imap.wire.tokenizer import ParseError, Tokenizer
@@ -34,6 +37,8 @@ async def expand_filters(session: Session, key: k.SearchKey) -> k.SearchKey:
     expanded = await _expand(session, key, ())
     if k.depth(expanded) > MAX_KEY_DEPTH or len(k.walk(expanded)) > MAX_SEARCH_KEYS:
         raise no("The search program with its filters is too large", "LIMIT")
+    if session.uidonly and requires_uid_keys(expanded):
+        raise bad("A filter names messages by number: UIDONLY is enabled", "UIDREQUIRED")
     return expanded
 
 
