@@ -1,7 +1,8 @@
 """Nobody gets into another account's mail, whatever name they use for it.
 
-Roost has no shared or other-users namespace (NAMESPACE says so), so every mailbox
-name a signed-in user gives is one of their own mailboxes. Alice tries to reach bob's
+Another account's mailbox is reachable only under "Other Users/<owner>/" and only once
+its owner granted rights on it (ACL, RFC 4314; see tests/transcripts/
+test_shared_folders.py); bob grants alice nothing here. Alice tries to reach bob's
 mailboxes through path tricks, namespace prefixes, encodings and case, with every
 command that takes a mailbox name; bob's mail must stay exactly as it was and none of
 it may show in any reply to alice. Sign-in tricks (names with "..", SASL authzid) must
@@ -43,6 +44,11 @@ def _bob_names(account_dir: str) -> list[str]:
         "BOB/Secret",
         "bob@example.org/INBOX",
         "Other Users/bob/INBOX",
+        "Other Users/bob/Secret",
+        "other users/BOB/Secret",
+        "Other Users/alice/../bob/INBOX",
+        "Other Users/bob",
+        "Other Users",
         "user/bob/INBOX",
         "user.bob.INBOX",
         "user.bob",
@@ -144,11 +150,15 @@ async def test_other_accounts_mailboxes_cannot_be_named(start_server: StartServe
     assert len((await alice.ok("FETCH 1:* (FLAGS)")).untagged) == 1
 
 
-async def test_namespace_offers_no_other_users(start_server: StartServer) -> None:
+async def test_other_users_namespace_is_empty_without_grants(start_server: StartServer) -> None:
+    """RFC 2342: the other-users namespace is offered; with nothing granted it holds
+    nothing (RFC 4314 §4: a mailbox without "l" is not listed)."""
     handle = await start_server()
+    await _setup_bob(handle)
     alice = await handle.login()
     reply = await alice.ok("NAMESPACE")
-    assert reply.untagged[0].endswith(b" NIL NIL"), reply.untagged
+    assert reply.untagged[0].endswith(b' (("Other Users/" "/")) NIL'), reply.untagged
+    assert (await alice.ok('LIST "" "Other Users*"')).untagged == []
 
 
 async def test_sign_in_tricks_do_not_open_another_account(start_server: StartServer) -> None:

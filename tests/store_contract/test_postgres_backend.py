@@ -178,3 +178,30 @@ async def test_failed_sign_ins_count_on_every_node(
     await second.forget("192.0.2.1", "alice")
     assert await first.counts("192.0.2.1", "alice", 60) == (1, 1)
     assert await first.counts("192.0.2.1", "alice", 0) == (0, 0)  # outside the window
+
+
+async def test_a_site_names_the_special_folders(url: str) -> None:
+    """``[imap] special_use_names`` reaches PostgreSQL too: a new account gets those
+    names (a nested one with its parent), each subscribed, as on SQLite."""
+    folders = (("\\Sent", "Mail/Sent Items"), ("\\Trash", "Deleted Items"))
+    store = await PostgresStore.open(url, special_folders=folders)
+    try:
+        await store.create_account("alice", "h")
+        account = await store.open_account("alice")
+        try:
+            boxes = {m.name: m.special_use for m in await account.list_mailboxes()}
+            assert boxes == {
+                "INBOX": None,
+                "Mail": None,
+                "Mail/Sent Items": "\\Sent",
+                "Deleted Items": "\\Trash",
+            }
+            assert sorted(await account.list_subscriptions()) == [
+                "Deleted Items",
+                "INBOX",
+                "Mail/Sent Items",
+            ]
+        finally:
+            await account.close()
+    finally:
+        await store.close()

@@ -63,6 +63,10 @@ async def fill(data_dir: Path, tmp_path: Path) -> None:
         await alice.store_flags(inbox.id, [2, 4], FlagOp.ADD, frozenset({DELETED}))
         await alice.expunge(inbox.id)
         await alice.copy(inbox.id, [1], box.id)
+        await alice.set_metadata(None, {"/private/filters/values/small": b"SMALLER 5000"}, 10)
+        await alice.set_metadata(box.id, {"/shared/comment": b"the \x00 project"}, 10)
+        await alice.set_acl(box.id, "bob", "lrs")
+        await store.add_sharer("Alice", "bob")
         await alice.close()
     finally:
         await store.close()
@@ -85,6 +89,12 @@ async def state(store: SqliteStore | PostgresStore, name: str) -> dict[str, obje
                 changes.expunged,
                 snapshot.keywords,
             )
+            found[f"{info.name} metadata"] = await account.get_metadata(
+                info.id, ["/private", "/shared"]
+            )
+            found[f"{info.name} acl"] = await account.get_acl(info.id)
+        found["server metadata"] = await account.get_metadata(None, ["/private", "/shared"])
+        found["sharers"] = await store.sharers_of(name)
         found["subscriptions"] = await account.list_subscriptions()
         found["quota"] = await account.quota()
         return found
@@ -112,6 +122,11 @@ async def test_copy_keeps_what_clients_cached_and_resumes(tmp_path: Path, url: s
         box = await alice.get_mailbox("Projects/Roost")
         found = await alice.search(box.id, SearchQuery(MatchText(TextField.BODY, "big haystack")))
         assert found.uids == [1]
+        assert await alice.get_acl(box.id) == {"bob": "lrs"}
+        assert await target.sharers_of("bob") == ["Alice"]
+        assert await alice.get_metadata(None, ["/private"]) == {
+            "/private/filters/values/small": b"SMALLER 5000"
+        }
         appended = await alice.append(box.id, [new(message(7))])
         assert appended.uids == [3]  # UIDNEXT carried over
         await alice.close()

@@ -591,6 +591,9 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
     db = mail_db(tmp_path)
     blobs = BlobStore(db.parent / "blobs", db.parent / "tmp", durable=False)
     with sqlite3.connect(db) as conn:  # back to schema version 1: every message a file
+        conn.execute("DROP TABLE acl")  # ACL, schema version 12
+        conn.execute("DROP TRIGGER metadata_on_mailbox_delete")  # METADATA, version 11
+        conn.execute("DROP TABLE metadata")
         for (content,) in conn.execute("SELECT data FROM blob_data"):
             blobs.put(MessageSource(data=content))
         conn.execute("DROP TRIGGER mailbox_size_on_insert")  # STATUS counters, version 12

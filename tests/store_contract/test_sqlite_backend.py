@@ -632,3 +632,30 @@ async def test_storing_a_uid_list_never_waits_for_another_writer(
         other.close()
         await account.close()
         await store.close()
+
+
+async def test_a_site_names_the_special_folders(tmp_path: Path) -> None:
+    """``[imap] special_use_names`` reaches the store as ``special_folders``: a new
+    account gets those names (a nested one with its parent), each subscribed."""
+    folders = (("\\Sent", "Mail/Sent Items"), ("\\Trash", "Deleted Items"))
+    store = await SqliteStore.open(tmp_path / "data", durable=False, special_folders=folders)
+    try:
+        await store.create_account("alice", "h")
+        account = await store.open_account("alice")
+        try:
+            boxes = {m.name: m.special_use for m in await account.list_mailboxes()}
+            assert boxes == {
+                "INBOX": None,
+                "Mail": None,
+                "Mail/Sent Items": "\\Sent",
+                "Deleted Items": "\\Trash",
+            }
+            assert sorted(await account.list_subscriptions()) == [
+                "Deleted Items",
+                "INBOX",
+                "Mail/Sent Items",
+            ]
+        finally:
+            await account.close()
+    finally:
+        await store.close()

@@ -223,9 +223,11 @@ async def test_subscribe_unsubscribe(imap: ImapServer) -> None:
 
 
 async def test_namespace(imap: ImapServer) -> None:
+    """RFC 2342: the personal namespace without a prefix, and other users' mailboxes
+    shared with this one (ACL, RFC 4314) under "Other Users/"."""
     client = await imap.login()
     reply = await client.ok("NAMESPACE")
-    assert reply.untagged == [b'* NAMESPACE (("" "/")) NIL NIL']
+    assert reply.untagged == [b'* NAMESPACE (("" "/")) (("Other Users/" "/")) NIL']
 
 
 async def test_status_with_size_and_deleted(imap: ImapServer) -> None:

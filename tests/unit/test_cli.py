@@ -396,3 +396,42 @@ def test_user_prompt_confirmation_must_match(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     assert "do not match" in result.output
+
+
+@needs_store
+def test_user_add_names_the_special_folders_as_the_site_says(tmp_path: Path) -> None:
+    """``[imap] special_use_names``: a new account's special folders take the site's
+    names (Outlook's "Sent Items"); those not given keep theirs."""
+    import asyncio
+
+    from roost.store.sqlite import SqliteStore
+
+    path = write_config(
+        tmp_path,
+        '[server]\ndata_dir = "data"\n'
+        + '[imap]\nlisten = ["127.0.0.1:143"]\ntls_listen = []\nstarttls = false\n'
+        + 'special_use_names = { sent = "Sent Items", trash = "Deleted Items" }\n'
+        + '[pop3]\nlisten = ["127.0.0.1:110"]\ntls_listen = []\nstarttls = false\n',
+    )
+    result = invoke("user", "add", "erin", "--password-stdin", "--config", str(path), input="pw\n")
+    assert result.exit_code == 0, result.output
+
+    async def folders() -> dict[str, str | None]:
+        store = await SqliteStore.open(tmp_path / "data", durable=False)
+        try:
+            account = await store.open_account("erin")
+            try:
+                return {m.name: m.special_use for m in await account.list_mailboxes()}
+            finally:
+                await account.close()
+        finally:
+            await store.close()
+
+    assert asyncio.run(folders()) == {
+        "INBOX": None,
+        "Drafts": "\\Drafts",
+        "Sent Items": "\\Sent",
+        "Deleted Items": "\\Trash",
+        "Junk": "\\Junk",
+        "Archive": "\\Archive",
+    }

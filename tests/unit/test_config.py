@@ -415,6 +415,32 @@ def test_example_configuration_is_valid_and_complete() -> None:
         assert f"#{limit.name} = " in pop3_limits
 
 
+def test_special_use_names() -> None:
+    """``[imap] special_use_names``: the names of a new account's special folders."""
+    assert load(MINIMAL).imap.special_use_names == (
+        ("\\Drafts", "Drafts"),
+        ("\\Sent", "Sent"),
+        ("\\Trash", "Trash"),
+        ("\\Junk", "Junk"),
+        ("\\Archive", "Archive"),
+    )
+    settings = load(MINIMAL + '[imap]\nspecial_use_names = { sent = "Mail/Sent Items" }\n')
+    assert ("\\Sent", "Mail/Sent Items") in settings.imap.special_use_names
+    assert ("\\Trash", "Trash") in settings.imap.special_use_names
+    for value, why in (
+        ('{ outbox = "Out" }', "unknown special use 'outbox'"),
+        ('{ sent = "" }', "must be a folder name"),
+        ('{ sent = "a//b" }', "must be a folder name"),
+        ("{ sent = 3 }", "must be a folder name"),
+        ('{ sent = "INBOX/Sent" }', "must not be INBOX"),
+        ('{ sent = "Trash" }', "'Trash' is used twice"),
+        ('{ archive = "Old" , sent = "Old/Sent" }', "'Old' is used twice, or holds 'Old/Sent'"),
+        ('"Sent"', "must be a table"),
+    ):
+        message = error_of(MINIMAL + f"[imap]\nspecial_use_names = {value}\n")
+        assert "imap.special_use_names" in message and why in message, message
+
+
 def test_sieve_and_managesieve_sections(tmp_path: Path) -> None:
     from roost.config.sections import ListenAddress
 

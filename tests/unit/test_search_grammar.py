@@ -252,3 +252,11 @@ def test_replace() -> None:
     assert command.mailbox == b"Drafts" and command.message.flags == ("\\Draft",)
     assert command.message.data == b"abc"
     bad(b"t REPLACE 1:2 Drafts {3+}\r\nabc\r\n")
+
+
+def test_filter_key() -> None:
+    """RFC 5466 §4: ``FILTER filter-name``, an atom without "/"; the name as sent."""
+    assert keys("FILTER on-the-road") == k.Filter("on-the-road")
+    assert keys("NOT FILTER Small SEEN") == k.And((k.Not(k.Filter("Small")), SEEN))
+    bad(b"t SEARCH FILTER a/b\r\n")
+    bad(b"t SEARCH FILTER\r\n")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from roost.imap.wire.responses import (
+    AclResponse,
     AppendUidCode,
     BadCharsetCode,
     CapabilityCode,
@@ -25,6 +26,9 @@ from roost.imap.wire.responses import (
     FlagsResponse,
     IdResponse,
     ListResponse,
+    ListRightsResponse,
+    MetadataResponse,
+    MyRightsResponse,
     NamespaceResponse,
     NString,
     Parenthesized,
@@ -473,6 +477,42 @@ def test_flag_fetch_batch_writes_what_fetch_responses_write(items: tuple[str, ..
     with pytest.raises(ValueError):  # columns of different lengths
         serialize(FlagFetchBatch(items, numbers, uids, keys[:-1], modseqs, flags))
     assert serialize(FlagFetchBatch(items, [], [], [], [], {})) == b""
+
+
+@pytest.mark.parametrize(
+    ("response", "wire"),
+    [
+        # RFC 5464 §4.4.1: the server is mailbox ""; NIL for an entry without a value; a
+        # value with CR/LF is a literal, one with a NUL a literal8 (§5).
+        (
+            MetadataResponse("", (("/shared/comment", b"Shared comment"),)),
+            b'* METADATA "" (/shared/comment "Shared comment")\r\n',
+        ),
+        (
+            MetadataResponse("INBOX", (("/private/comment", None), ("/shared/x", b"a\r\nb"))),
+            b"* METADATA INBOX (/private/comment NIL /shared/x {4}\r\na\r\nb)\r\n",
+        ),
+        (
+            MetadataResponse("Entwürfe", (("/private/vendor/v", b"a\x00b"),)),
+            b"* METADATA Entw&APw-rfe (/private/vendor/v ~{3}\r\na\x00b)\r\n",
+        ),
+        # RFC 4314 §3.6-§3.8.
+        (
+            AclResponse("INBOX", (("alice", "lrswipkxtea"), ("Fred", "lr"))),
+            b"* ACL INBOX alice lrswipkxtea Fred lr\r\n",
+        ),
+        (
+            ListRightsResponse("Team", "smith", "", ("l", "r")),
+            b'* LISTRIGHTS Team smith "" l r\r\n',
+        ),
+        (
+            MyRightsResponse("Other Users/alice/Team", "lrs"),
+            b'* MYRIGHTS "Other Users/alice/Team" lrs\r\n',
+        ),
+    ],
+)
+def test_metadata_and_acl(response: Response, wire: bytes) -> None:
+    assert serialize(response) == wire
 
 
 def test_inprogress_code_and_uidfetch() -> None:

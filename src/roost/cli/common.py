@@ -28,6 +28,7 @@ from roost.runtime.data_dir import private_umask
 from roost.runtime.listeners import ServerError
 from roost.runtime.opening import STORE_ENV, open_store
 from roost.store.base import QuotaLimits, Store, StoreError
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS
 
 _T = TypeVar("_T")
 
@@ -160,16 +161,30 @@ def read_password(from_stdin: bool) -> str:
     return entered
 
 
+def special_folders_for(config_path: Path | None) -> tuple[tuple[str, str], ...]:
+    """The site's names for a new account's special folders (``[imap]
+    special_use_names``) from its configuration, if there is one; else the defaults."""
+    config_path = default_config(config_path)
+    if config_path is None:
+        return DEFAULT_SPECIAL_FOLDERS
+    try:
+        return Settings.load(config_path).imap.special_use_names
+    except ConfigError as error:
+        fail(str(error), EXIT_CONFIG)
+
+
 def with_store(
     directory: Path,
     action: Callable[[Store], Awaitable[_T]],
     *,
     quota: QuotaLimits | None = None,
+    special_folders: tuple[tuple[str, str], ...] = DEFAULT_SPECIAL_FOLDERS,
 ) -> _T:
-    """Run ``action`` on the store in ``directory`` (``quota``: the default limits)."""
+    """Run ``action`` on the store in ``directory`` (``quota``: the default limits;
+    ``special_folders``: those of accounts it creates)."""
 
     async def go() -> _T:
-        store = await open_store(directory, quota=quota)
+        store = await open_store(directory, quota=quota, special_folders=special_folders)
         try:
             return await action(store)
         finally:

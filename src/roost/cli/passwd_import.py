@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 from roost.admin import passwd_file
-from roost.cli.common import config_option, data_dir_for, data_dir_option, fail, with_store
+from roost.cli.common import (
+    config_option,
+    data_dir_for,
+    data_dir_option,
+    fail,
+    special_folders_for,
+    with_store,
+)
 from roost.cli.user import user
 from roost.store.base import Store
 
@@ -36,7 +43,7 @@ def import_passwd(
     async def run(store: Store) -> passwd_file.PasswdReport:
         return await passwd_file.import_entries(store, entries, update=update)
 
-    report = with_store(directory, run)
+    report = with_store(directory, run, special_folders=special_folders_for(config_path))
     for note in [*problems, *report.skipped]:
         click.echo(f"skipped {note}", err=True)
     click.echo(

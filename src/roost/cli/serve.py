@@ -375,6 +375,7 @@ async def _serve(
         settings.server.data_dir,
         quota=settings.quota.limits,
         limits=settings.limits,
+        special_folders=settings.imap.special_use_names,
         url=settings.store.postgresql_url,
     )
     try:
@@ -412,6 +413,7 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
         quota=settings.quota.limits,
         limits=settings.limits,
         url=settings.store.postgresql_url,
+        special_folders=settings.imap.special_use_names,
     )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None

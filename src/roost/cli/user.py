@@ -18,6 +18,7 @@ from roost.cli.common import (
     fail,
     main,
     read_password,
+    special_folders_for,
     store_option,
     utc,
     with_store,
@@ -57,7 +58,7 @@ def user_add(
         except AccountExists:
             fail(f"account {name!r} already exists")
 
-    scram_keys = with_store(directory, add)
+    scram_keys = with_store(directory, add, special_folders=special_folders_for(config_path))
     click.echo(f"Created account {name}.")
     if not scram_keys:
         click.echo(_NO_SCRAM_NOTE)

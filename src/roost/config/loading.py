@@ -48,6 +48,7 @@ from roost.config.sizes import parse_size
 from roost.config.submission import RelayTarget, SubmissionSettings
 from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS
 
 _T = TypeVar("_T")
 
@@ -262,6 +263,7 @@ def _read_imap(reader: _Reader, table: _Table) -> ImapSettings:
         tls_listen=table.addresses("tls_listen", defaults.tls_listen),
         starttls=table.boolean("starttls", defaults.starttls),
         allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
+        special_use_names=_read_special_use_names(reader, table),
     )
     both = {a for a in set(settings.listen) & set(settings.tls_listen) if a.port != 0}
     if both:
@@ -270,6 +272,35 @@ def _read_imap(reader: _Reader, table: _Table) -> ImapSettings:
         )
     table.finish()
     return settings
+
+
+def _read_special_use_names(reader: _Reader, table: _Table) -> tuple[tuple[str, str], ...]:
+    """``special_use_names = { sent = "Sent Items", ... }``: the names of a new
+    account's special folders, keyed by use without the backslash; those not given
+    keep their default name. Existing accounts are not changed."""
+    key = table.key("special_use_names")
+    given = table.get("special_use_names", {})
+    if not isinstance(given, dict):
+        raise reader.invalid(key, 'must be a table, e.g. { sent = "Sent Items" }')
+    defaults = {use[1:].lower(): (use, name) for use, name in DEFAULT_SPECIAL_FOLDERS}
+    for use in given:
+        if use not in defaults:
+            raise reader.invalid(key, f"unknown special use {use!r}; one of {sorted(defaults)}")
+    folders: list[tuple[str, str]] = []
+    for use, (attribute, default) in defaults.items():
+        name = given.get(use, default)
+        parts = name.split("/") if isinstance(name, str) else []
+        if not parts or not all(p.strip() for p in parts) or not name.isprintable():
+            raise reader.invalid(f"{key}.{use}", "must be a folder name (levels split by /)")
+        if parts[0].casefold() == "inbox":
+            raise reader.invalid(f"{key}.{use}", "must not be INBOX or inside it")
+        folders.append((attribute, name))
+    names = [name for _, name in folders]
+    for index, name in enumerate(names):
+        for other in names[:index] + names[index + 1 :]:
+            if other == name or other.startswith(name + "/"):
+                raise reader.invalid(key, f"{name!r} is used twice, or holds {other!r}")
+    return tuple(folders)
 
 
 def _read_pop3(reader: _Reader, table: _Table) -> Pop3Settings:

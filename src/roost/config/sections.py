@@ -22,7 +22,7 @@ from roost.mime.parse import MAX_DEPTH as MAX_MIME_DEPTH
 from roost.mime.parse import MAX_PARTS as MAX_MIME_PARTS
 from roost.mime.parse import MimeLimits
 from roost.pop3.context import DeleteMode, Pop3Limits, Pop3Policy
-from roost.store.values import QuotaLimits
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS, QuotaLimits
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
@@ -110,6 +110,8 @@ class ImapSettings:
     tls_listen: tuple[ListenAddress, ...] = (ListenAddress("0.0.0.0", 993),)
     starttls: bool = True  # offer STARTTLS on the plain listeners
     allow_plaintext_auth: bool = False  # LOGIN / AUTHENTICATE PLAIN before TLS
+    # (special use, name) of the folders a new account gets besides INBOX.
+    special_use_names: tuple[tuple[str, str], ...] = DEFAULT_SPECIAL_FOLDERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,10 @@ class ImapLimits:
     max_mailbox_name_bytes: int = 1024  # a longer mailbox name is refused (NO/BAD)
     max_mailbox_levels: int = 32  # hierarchy levels of a mailbox name
     max_mailboxes: int = 10_000  # per account; CREATE beyond it is NO [LIMIT]
+    # METADATA (RFC 5464): octets of one entry's value; beyond, NO [METADATA MAXSIZE n]
+    max_metadata_size: int = 64 * 1024
+    # entries of one mailbox, or of the server; beyond, NO [METADATA TOOMANY]
+    max_metadata_entries: int = 100
 
 
 @dataclass(slots=True)

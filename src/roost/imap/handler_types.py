@@ -22,6 +22,7 @@ from roost.store.base import (
     StorageFull,
     StoreBusy,
     StoreError,
+    TooManyMetadataEntries,
 )
 
 
@@ -86,6 +87,8 @@ def store_error_response(error: StoreError) -> CommandError:
             return no("Server storage is full; nothing was changed", "LIMIT")
         case StoreBusy():
             return no("The mailbox is busy; nothing was changed, try again", "UNAVAILABLE")
+        case TooManyMetadataEntries():
+            return no("Too many metadata entries", Code("METADATA", "TOOMANY"))  # RFC 5464 §4.3
         case AccountExists():
             return no("Account exists", "ALREADYEXISTS")
         case _:

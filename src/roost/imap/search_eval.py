@@ -15,7 +15,7 @@ import bisect
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from roost.imap.handler_types import bad
+from roost.imap.handler_types import bad, no
 from roost.imap.selected import SelectedMailbox
 from roost.imap.wire import search_keys as k
 from roost.imap.wire.sequence import SequenceSet
@@ -79,6 +79,9 @@ def to_criterion(key: k.SearchKey, selected: SelectedMailbox, now: datetime) -> 
             return s.MatchUids(sequence_ranges(selected, sequence, uid=uid))
         case k.ModSeq(modseq=modseq):
             return s.MatchModSeq(modseq)
+        case k.Filter(name=name):
+            # Commands expand filters (imap/filters.py) before they get here.
+            raise no(f"Filter {name} was not expanded", "SERVERBUG")
         case k.Not(key=inner):
             return s.MatchNot(to_criterion(inner, selected, now))
         case k.Or(keys=keys):

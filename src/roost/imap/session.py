@@ -35,6 +35,13 @@ from roost.imap.handler_types import (
 from roost.imap.mailbox_names import InvalidMailboxName, decode_mailbox_name
 from roost.imap.search_context import context_updates
 from roost.imap.selected import SelectedMailbox
+from roost.imap.shared import (
+    ALL_RIGHTS,
+    MergedListener,
+    Place,
+    owner_account,
+    split_shared,
+)
 from roost.imap.uidonly import uid_form
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
@@ -112,6 +119,13 @@ class Session:
         # Read ahead for a run of pipelined FETCHes (commands/fetch.py ``prefetch``).
         self.prefetched: Prefetched | None = None
         self._dirty = False
+        # Shared folders (imap/shared.py): owners' accounts opened by this session, by
+        # case-folded name; the selected mailbox's account and the user's rights on it
+        # while it is another's; the own listener while a merged one stands in.
+        self.other_accounts: dict[str, Account] = {}
+        self.mailbox_account: Account | None = None
+        self.mailbox_rights = ALL_RIGHTS
+        self._own_listener: ChangeListener | None = None
 
     # ---- facts handlers need ---------------------------------------------------------
 
@@ -177,6 +191,13 @@ class Session:
             "ESORT",
             "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES",
+            "METADATA",
+            "METADATA-SERVER",
+            "LIST-METADATA",
+            "FILTERS",  # RFC 5466: FILTER search key, from METADATA entries
+            "ACL",
+            "RIGHTS=texk",
+            "LIST-MYRIGHTS",
             "URLAUTH",  # RFC 4467, for BURL in submission (RFC 4468)
             "URLAUTH=BINARY",  # RFC 5524: extended URLFETCH
         ]
@@ -188,6 +209,50 @@ class Session:
         if self.account is None:
             raise bad("Not signed in")
         return self.account
+
+    def selected_account(self) -> Account:
+        """The account the selected mailbox lives in: the user's, or its owner's."""
+        return self.mailbox_account or self.require_account()
+
+    async def locate(self, raw: bytes) -> Place:
+        """Where a mailbox argument lives (imap/shared.py). A shared name the user may
+        neither list nor read is NO [NONEXISTENT], as if absent (RFC 4314 §4)."""
+        account = self.require_account()
+        name = self.mailbox_name(raw)
+        shared = split_shared(name)
+        if shared is None:
+            return Place(account, name, None, ALL_RIGHTS)
+        owner_name, rest = shared
+        owner = None
+        if owner_name and rest and owner_name.casefold() != account.name.casefold():
+            owner = await owner_account(
+                self.other_accounts, self.context.store.open_account, owner_name
+            )
+        rights = "" if owner is None else (await owner.rights_of(account.name)).get(rest, "")
+        if owner is None or not set(rights) & {"l", "r"}:
+            raise no(f"No mailbox {name}", "NONEXISTENT")
+        return Place(owner, rest, owner.name, rights)
+
+    def enter_shared(self, place: Place, mailbox_id: int) -> None:
+        """A mailbox of ``place.owner`` is now selected: work on their account and hear
+        its events about that mailbox as well as the user's own."""
+        self.leave_shared()
+        if place.owner is None:
+            return
+        self.mailbox_account = place.account
+        self.mailbox_rights = place.rights
+        if self.listener is not None:
+            self._own_listener = self.listener
+            self.listener = MergedListener(self.listener, place.account.listen(), mailbox_id)
+
+    def leave_shared(self) -> None:
+        """Back to the user's own account (SELECT, CLOSE, UNSELECT start here)."""
+        if isinstance(self.listener, MergedListener):
+            self.listener.other.close()
+            self.listener = self._own_listener
+        self._own_listener = None
+        self.mailbox_account = None
+        self.mailbox_rights = ALL_RIGHTS
 
     def require_selected(self) -> SelectedMailbox:
         if self.selected is None:
@@ -244,7 +309,9 @@ class Session:
                     yield expunged
             return
         try:
-            changes = await self.account.changes_since(selected.mailbox_id, selected.known_modseq)
+            changes = await self.selected_account().changes_since(
+                selected.mailbox_id, selected.known_modseq
+            )
         except NoSuchMailbox:
             # Another connection deleted or renamed it away: nothing valid remains.
             self.state = State.LOGOUT
@@ -278,7 +345,7 @@ class Session:
         floor; None when the store cannot record the claim for lack of space: \\Recent
         is a courtesy, never a reason to refuse SELECT or break a sync point on a full disk."""
         try:
-            account = self.require_account()
+            account = self.selected_account()
             if peek:
                 return await account.recent_floor(mailbox_id)
             return await account.claim_recent(mailbox_id)
@@ -386,8 +453,13 @@ class Session:
             self.context.account_connections.release(self.counted_account, self.remote_ip)
             self.counted_account = None
         if self.listener is not None:
-            self.listener.close()
+            self.listener.close()  # a merged one closes both
             self.listener = None
+        self._own_listener = None
+        self.mailbox_account = None
+        others, self.other_accounts = self.other_accounts, {}
+        for other in others.values():
+            await other.close()
         if self.account is not None:
             account, self.account = self.account, None
             await account.close()

@@ -26,15 +26,18 @@ def requires_uid(command: c.Command) -> bool:
     if isinstance(command, _NUMBERED) and not command.uid:
         return True
     criteria = getattr(command, "criteria", None)
-    if criteria is not None and any(
-        isinstance(key, k.Messages) and not key.uid for key in k.walk(criteria)
-    ):
+    if criteria is not None and requires_uid_keys(criteria):
         return True
     return (
         isinstance(command, c.Select)
         and command.qresync is not None
         and command.qresync.known_sequence is not None
     )
+
+
+def requires_uid_keys(criteria: k.SearchKey) -> bool:
+    """Whether a search program names messages by number (a sequence set, not UID)."""
+    return any(isinstance(key, k.Messages) and not key.uid for key in k.walk(criteria))
 
 
 def uid_form(response: Response) -> Response:

@@ -186,6 +186,7 @@ class Server:
                 settings.server.data_dir,
                 quota=settings.quota.limits,
                 limits=settings.limits,
+                special_folders=settings.imap.special_use_names,
                 url=settings.store.postgresql_url,
             )
         try:

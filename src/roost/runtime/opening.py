@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 from roost.config import ConfigError, LimitSettings, Settings
@@ -17,6 +18,7 @@ from roost.runtime.listeners import ServerError
 from roost.runtime.tls import TlsError, ensure_self_signed, server_context
 from roost.store.base import QuotaLimits, Store, StoreError
 from roost.store.events import EventHub
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS
 
 
 async def open_store(
@@ -26,6 +28,7 @@ async def open_store(
     quota: QuotaLimits | None = None,
     limits: LimitSettings | None = None,
     url: str | None = None,
+    special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
 ) -> Store:
     """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
     making an existing one private (``data_dir.secure_data_dir``); its change events go
@@ -33,26 +36,31 @@ async def open_store(
     account's default limits (``[quota]``; None: unlimited). From ``limits``: how long a
     write waits for another process's, how deep messages are analysed.
     With a PostgreSQL ``url`` (``[store]``), or ``$ROOST_STORE`` (``--store``, which
-    wins), the store is that database instead and ``data_dir`` is not used."""
+    wins), the store is that database instead and ``data_dir`` is not used.
+    ``special_folders``: a new account's folders besides INBOX (``[imap]
+    special_use_names``)."""
     from roost.store.sqlite import SqliteStore
 
     url = os.environ.get(STORE_ENV) or url
     match url:
         case str() if url.startswith(("postgresql://", "postgres://")):
-            return await _open_postgres_store(url, hub, quota, limits)
+            return await _open_postgres_store(url, hub, quota, limits, special_folders)
         case str() if url:
             raise ServerError(f"not a store URL: {url!r} (postgresql://user@host/db)")
     try:
         _make_private_dir(data_dir)
         secure_data_dir(data_dir)
         if limits is None:
-            return await SqliteStore.open(data_dir, hub=hub, quota=quota or QuotaLimits())
+            return await SqliteStore.open(
+                data_dir, hub=hub, quota=quota or QuotaLimits(), special_folders=special_folders
+            )
         return await SqliteStore.open(
             data_dir,
             hub=hub,
             quota=quota or QuotaLimits(),
             busy_timeout=limits.store_busy_timeout,
             mime_limits=limits.mime_limits(),
+            special_folders=special_folders,
         )
     except DataDirError as error:
         raise ServerError(str(error)) from None
@@ -64,7 +72,11 @@ STORE_ENV = "ROOST_STORE"  # set by --store; read by every process of a node
 
 
 async def _open_postgres_store(
-    url: str, hub: EventHub | None, quota: QuotaLimits | None, limits: LimitSettings | None
+    url: str,
+    hub: EventHub | None,
+    quota: QuotaLimits | None,
+    limits: LimitSettings | None,
+    special_folders: Sequence[tuple[str, str]],
 ) -> Store:
     from roost.store.postgres import PostgresStore
     from roost.store.postgres.pool import redact
@@ -76,6 +88,7 @@ async def _open_postgres_store(
             hub=hub,
             quota=quota or QuotaLimits(),
             mime_limits=None if limits is None else limits.mime_limits(),
+            special_folders=special_folders,
         )
     except (SchemaMismatch, StoreError) as error:
         raise ServerError(f"cannot use the database {redact(url)}: {error}") from None

@@ -132,6 +132,7 @@ async def _serve(
             hub=hub,
             quota=settings.quota.limits,
             limits=settings.limits,
+            special_folders=settings.imap.special_use_names,
             url=settings.store.postgresql_url,
         )
         try:

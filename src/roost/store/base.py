@@ -23,6 +23,7 @@ from roost.store.errors import (
     StorageFull,
     StoreBusy,
     StoreError,
+    TooManyMetadataEntries,
 )
 from roost.store.events import (
     ChangeEvent,
@@ -154,4 +155,5 @@ __all__ = [
     "StoreFlagsResult",
     "TextField",
     "ThreadFields",
+    "TooManyMetadataEntries",
 ]

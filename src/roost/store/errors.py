@@ -48,6 +48,11 @@ class StoreBusy(StoreError):
     stopped, or stuck): nothing was changed; the client may try again."""
 
 
+class TooManyMetadataEntries(StoreError):
+    """SETMETADATA would leave a mailbox (or the server) with more entries than allowed
+    (RFC 5464 §4.3, [METADATA TOOMANY]): nothing was changed."""
+
+
 class NoSuchScript(StoreError):
     """No Sieve script of that name in the account (RFC 5804 ``NO (NONEXISTENT)``)."""
 

@@ -25,7 +25,7 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
 from roost.store.credentials import CredentialStore
@@ -188,6 +188,37 @@ class Account(Protocol):
         """Threading fields of the messages matching ``query.criterion``, ascending UID."""
         ...
 
+    # metadata (RFC 5464): mailbox_id None is the server; names are lower case
+    async def get_metadata(self, mailbox_id: int | None, names: Sequence[str]) -> dict[str, bytes]:
+        """Every entry named in ``names`` or below one ("/a" covers "/a/b"), with its
+        value. NoSuchMailbox where the mailbox is gone."""
+        ...
+
+    async def set_metadata(
+        self, mailbox_id: int | None, changes: Mapping[str, bytes | None], max_entries: int
+    ) -> None:
+        """Set (bytes) or remove (None) entries, all or none; TooManyMetadataEntries if
+        the mailbox (or server) would then hold more than ``max_entries``. A mailbox's
+        entries are removed with it (and when DELETE leaves a \\Noselect placeholder)."""
+        ...
+
+    # access control lists (RFC 4314): what the owner granted others on a mailbox
+    async def get_acl(self, mailbox_id: int) -> dict[str, str]:
+        """Identifier → rights of every entry on the mailbox (the owner's own rights
+        are implicit and not among them). NoSuchMailbox where it is gone."""
+        ...
+
+    async def rights_of(self, identifier: str) -> dict[str, str]:
+        """Mailbox name → rights granted to ``identifier`` (as stored), for every
+        mailbox with an entry for it."""
+        ...
+
+    async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
+        """Set an entry's rights (a string of right letters; "" or None removes it).
+        Entries go with their mailbox (DELETE, including one that leaves a \\Noselect
+        placeholder); RENAME keeps them."""
+        ...
+
     # quota (RFC 9208; ARCHITECTURE.md decision 10)
     async def quota(self) -> QuotaUsage:
         """Usage now and the effective limits (the account's own, else the default):
@@ -245,8 +276,10 @@ class Store(CredentialStore, Protocol):
     async def close(self) -> None: ...
 
     async def create_account(self, name: str, password_hash: str) -> None:
-        """Create an account with INBOX, Drafts, Sent, Trash, Junk and Archive, each with
-        its special-use attribute and subscribed. AccountExists if present."""
+        """Create an account with INBOX and the special folders — by default Drafts,
+        Sent, Trash, Junk and Archive (``values.DEFAULT_SPECIAL_FOLDERS``), or the names
+        the backend was opened with (``[imap] special_use_names``) — each with its
+        special-use attribute and subscribed. AccountExists if present."""
         ...
 
     async def delete_account(self, name: str) -> None: ...
@@ -300,4 +333,14 @@ class Store(CredentialStore, Protocol):
 
     async def reset_urlauth_keys(self, name: str, mailbox: str | None) -> None:
         """Forget the secret of ``mailbox`` (None: of every mailbox): RESETKEY."""
+        ...
+
+    # shared folders (ACL, RFC 4314)
+    async def add_sharer(self, owner: str, grantee: str) -> None:
+        """Remember that ``owner`` granted ``grantee`` rights on some mailbox (kept
+        until the grantee's account is deleted; a hint, the ACLs are the truth)."""
+        ...
+
+    async def sharers_of(self, grantee: str) -> list[str]:
+        """The accounts that granted ``grantee`` something (``add_sharer``), by name."""
         ...

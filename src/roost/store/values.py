@@ -24,6 +24,17 @@ SPECIAL_USES: frozenset[str] = frozenset(
     {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
 )
 
+# The folders every new account gets besides INBOX (CLIENTS.md), special use → name.
+# A site may name them otherwise ("Sent Items"): ``[imap] special_use_names``, given to
+# the store when it is opened.
+DEFAULT_SPECIAL_FOLDERS: tuple[tuple[str, str], ...] = (
+    ("\\Drafts", "Drafts"),
+    ("\\Sent", "Sent"),
+    ("\\Trash", "Trash"),
+    ("\\Junk", "Junk"),
+    ("\\Archive", "Archive"),
+)
+
 
 class FlagOp(enum.Enum):
     REPLACE = "replace"

@@ -8,6 +8,9 @@ in a literal8 (``~{n}``), and then stored as it came.
 
 MULTIAPPEND is all or nothing (RFC 3502 §6.3.11): every message, catenated ones included,
 is checked and built before the store appends them in one transaction.
+
+Into another user's mailbox (shared folders) APPEND needs the "i" right, and sets only
+the flags the rights allow (RFC 4314 §4).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from roost.imap.commands.catenate import SpoolFiles, build, contains_nul, spool_
 from roost.imap.commands.flags import normalize_flags
 from roost.imap.handler_types import Done, no
 from roost.imap.session import Session
+from roost.imap.shared import Place
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import AppendUidCode, Response
 from roost.store.base import (
@@ -46,16 +50,24 @@ async def message_source(
 
 
 async def append(session: Session, cmd: c.Append) -> AsyncIterator[Response | Done]:
+    place = await session.locate(cmd.mailbox)
+    place.require("i", "APPEND")
     with spool_files(session) as spools:
-        result = await _append(session, cmd, spools)
-    if session.selected is not None and session.selected.mailbox_id == result.mailbox.id:
+        result = await _append(session, cmd, place, spools)
+    selected = session.selected
+    if (
+        selected is not None
+        and selected.mailbox_id == result.mailbox.id
+        and session.selected_account() is place.account
+    ):
         session.mark_dirty()
     yield Done("APPEND completed", AppendUidCode(result.uidvalidity, tuple(result.uids)))
 
 
-async def _append(session: Session, cmd: c.Append, spools: SpoolFiles) -> AppendResult:
-    account = session.require_account()
-    name = session.mailbox_name(cmd.mailbox)
+async def _append(
+    session: Session, cmd: c.Append, place: Place, spools: SpoolFiles
+) -> AppendResult:
+    account, name = place.account, place.name
     limit = session.context.limits.max_literal_size
     messages: list[NewMessage] = []
     for message in cmd.messages:
@@ -64,7 +76,7 @@ async def _append(session: Session, cmd: c.Append, spools: SpoolFiles) -> Append
             raise no("An empty message cannot be stored", "CANNOT")
         if size > limit:
             raise no(f"Message larger than {limit} bytes", "TOOBIG")
-        flags = normalize_flags(message.flags)
+        flags = allowed_flags(normalize_flags(message.flags), place.rights)
         messages.append(NewMessage(source, flags, message.internaldate, binary=message.binary))
     try:
         # By name: the store looks the mailbox up in the same job as it stores.
@@ -74,3 +86,10 @@ async def _append(session: Session, cmd: c.Append, spools: SpoolFiles) -> Append
         raise no(f"Mailbox {name} does not exist", "TRYCREATE") from None
     except CannotDoThat:
         raise no(f"{name} cannot hold messages", "CANNOT") from None
+
+
+def allowed_flags(flags: frozenset[str], rights: str) -> frozenset[str]:
+    """RFC 4314 §4: APPEND and COPY set only the flags the user may set — \\Seen with
+    "s", \\Deleted with "t", the others with "w" — and silently drop the rest."""
+    needs = {"\\Seen": "s", "\\Deleted": "t"}
+    return frozenset(f for f in flags if needs.get(f, "w") in rights)

@@ -18,7 +18,9 @@ from roost.imap.wire.responses import Response
 
 async def expunge(session: Session, cmd: c.Expunge) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
+    if "e" not in session.mailbox_rights:
+        raise no("EXPUNGE needs the right 'e' (RFC 4314)", "NOPERM")
     if selected.readonly:
         raise no("Mailbox is read-only", "READ-ONLY")
     uids = None if cmd.uids is None else selected.resolve(cmd.uids, uid=True)
@@ -35,12 +37,13 @@ async def expunge(session: Session, cmd: c.Expunge) -> AsyncIterator[Response | 
 
 async def close(session: Session, cmd: c.Close) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
     # RFC 9051 §6.4.1: expunge silently, and never in a read-only mailbox.
-    if not selected.readonly:
+    if not selected.readonly and "e" in session.mailbox_rights:  # RFC 4314 §4
         await account.expunge(selected.mailbox_id)
     session.selected = None
     session.state = State.AUTHENTICATED
+    session.leave_shared()
     yield Done("CLOSE completed")
 
 
@@ -48,6 +51,7 @@ async def unselect(session: Session, cmd: c.Unselect) -> AsyncIterator[Response 
     session.require_selected()
     session.selected = None
     session.state = State.AUTHENTICATED
+    session.leave_shared()
     yield Done("UNSELECT completed")
 
 

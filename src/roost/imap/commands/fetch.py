@@ -103,7 +103,7 @@ def _simple_value(
 
 async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
     if cmd.vanished and not session.qresync:
         raise bad("VANISHED needs QRESYNC to be enabled")  # RFC 7162 §3.2.6
     if not cmd.uid and not cmd.sequence.uses_star() and not selected.msn_valid(cmd.sequence):
@@ -119,7 +119,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     labels = [label(a) for a in attributes]
     content = [_needs_message(a) for a in attributes]
-    sets_seen = _sets_seen(selected, attributes)
+    # RFC 4314 §4: the implicit \Seen needs the "s" right in a shared mailbox.
+    sets_seen = _sets_seen(selected, attributes) and "s" in session.mailbox_rights
     has_flags = c.FetchItem.FLAGS in attributes
     with_model = any(_needs_model(a) for a in attributes)
     # Bodies come in the same store round trip as the metadata (small messages); the
@@ -288,7 +289,7 @@ async def _fetch_flags(
     ``_FLAG_READ_AHEAD`` batches are queued there at any time, so that its thread goes
     from one to the next without waiting for this loop to ask (a round trip per batch
     cost more than the batch's own read); at most that many more batches are held."""
-    selected, account = session.require_selected(), session.require_account()
+    selected, account = session.require_selected(), session.selected_account()
     size = session.context.limits.flag_fetch_batch_size
     batches = [uids[start : start + size] for start in range(0, len(uids), size)]
     with_modseq = c.FetchItem.MODSEQ in attributes or cmd.changedsince is not None
@@ -375,7 +376,7 @@ def _flag_batch(
 async def _vanished_since(session: Session, uids: SequenceSet, modseq: int) -> list[int]:
     """UIDs in ``uids`` expunged after ``modseq`` (RFC 7162 §3.2.6)."""
     selected = session.require_selected()
-    changes = await session.require_account().changes_since(selected.mailbox_id, modseq)
+    changes = await session.selected_account().changes_since(selected.mailbox_id, modseq)
     largest = max(selected.uidnext - 1, selected.uids[-1] if selected.uids else 1)
     wanted = uids.membership(largest)
     return [uid for uid in changes.expunged if wanted(uid)]

@@ -1,9 +1,14 @@
-"""SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, NAMESPACE,
-STATUS (RFC 9051 §6.3, RFC 3501 §6.3, LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819,
-SPECIAL-USE RFC 6154).
+"""SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, NAMESPACE
+(RFC 9051 §6.3, RFC 3501 §6.3, LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819,
+SPECIAL-USE RFC 6154, LIST-MYRIGHTS RFC 8440); STATUS is in status.py.
 
 Special-use attributes are returned in every LIST and LSUB, asked for or not: old
 Outlook looks only at LSUB, and RFC 6154 §2 allows it (CLIENTS.md).
+
+Mailboxes other accounts share with the user (ACL, imap/shared.py) are listed after
+the user's own, under "Other Users/<owner>/", with \\Noselect levels above them; a
+shared mailbox is selected in its owner's account, READ-ONLY without any of "s", "w",
+"t", "e" (RFC 4314 §4).
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from roost.imap.commands.quota import storage_units
+from roost.imap.commands.acl import shared_mailboxes
+from roost.imap.commands.metadata import list_metadata
+from roost.imap.commands.status import status_values
 from roost.imap.handler_types import Done, State, bad, no
 from roost.imap.mailbox_names import (
     DELIMITER,
@@ -23,16 +30,17 @@ from roost.imap.mailbox_names import (
 )
 from roost.imap.selected import SelectedMailbox
 from roost.imap.session import Session
+from roost.imap.shared import ALL_RIGHTS, OTHER_USERS, split_shared
 from roost.imap.wire import commands as c
-from roost.imap.wire.mutf7 import decode_mutf7
+from roost.imap.wire.mutf7 import decode_mutf7, encode_mutf7
 from roost.imap.wire.responses import (
     Code,
     Exists,
     FetchResponse,
     FlagsResponse,
     ListResponse,
+    MyRightsResponse,
     NamespaceResponse,
-    ObjectId,
     Parenthesized,
     PermanentFlagsCode,
     Recent,
@@ -45,16 +53,27 @@ from roost.imap.wire.responses import (
 from roost.store.base import (
     SPECIAL_USES,
     MailboxInfo,
-    MailboxStatus,
-    NoSuchMailbox,
     StorageFull,
 )
 
 log = logging.getLogger("roost.imap")
 
+# The names clients give the folders they create when they find none of their liking
+# (CLIENTS.md: Apple Mail's "Sent Messages", Outlook's "Sent Items"): created at the top
+# level without USE, they get that special use, so every other client finds them too.
+# RFC 6154 §2 lets several mailboxes share one.
+CLIENT_FOLDER_NAMES = {
+    "sent messages": "\\Sent",
+    "sent items": "\\Sent",
+    "deleted messages": "\\Trash",
+    "deleted items": "\\Trash",
+    "junk e-mail": "\\Junk",
+    "junk email": "\\Junk",
+}
+
 
 async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Done]:
-    account = session.require_account()
+    session.require_account()
     verb = "EXAMINE" if cmd.readonly else "SELECT"
     if cmd.qresync is not None and not session.qresync:
         raise bad("QRESYNC must be enabled first")  # RFC 7162 §3.2.5
@@ -67,14 +86,20 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
         yield Untagged(Status.OK, "Previous mailbox is now closed", Code("CLOSED"))
     session.selected = None
     session.state = State.AUTHENTICATED
+    session.leave_shared()
     name = session.mailbox_name(cmd.mailbox)
-    info = await account.get_mailbox(name)
+    place = await session.locate(cmd.mailbox)
+    place.require("r", verb)  # RFC 4314 §4
+    account = place.account
+    # RFC 4314 §4: without any right to change it, a shared mailbox is read-only.
+    readonly = cmd.readonly or not set(place.rights) & set("swte")
+    info = await account.get_mailbox(place.name)
     if info.noselect:
         raise no(f"{name} is not selectable: it only holds other mailboxes", "CANNOT")
-    claims = not cmd.readonly and not session.rev2  # RFC 9051 has no \Recent
+    claims = not readonly and not session.rev2  # RFC 9051 has no \Recent
     # RFC 3501 §6.3.2: EXAMINE must not take \Recent away, but a rev1 session that is
     # the first to hear of a message still sees it as recent (Dovecot does the same).
-    peeks = cmd.readonly and not session.rev2
+    peeks = readonly and not session.rev2
     try:
         snapshot = await account.snapshot(info.id, claim_recent=claims, peek_recent=peeks)
     except StorageFull:
@@ -83,8 +108,9 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
         # \Recent is a courtesy, never a reason to refuse SELECT on a full disk.
         log.warning("disk full: \\Recent not claimed ip=%s", session.remote_ip)
         snapshot = await account.snapshot(info.id)
-    view = SelectedMailbox(snapshot, readonly=cmd.readonly, recent_floor=snapshot.recent_floor)
+    view = SelectedMailbox(snapshot, readonly=readonly, recent_floor=snapshot.recent_floor)
     view.condstore, view.qresync, view.rev2 = session.condstore, session.qresync, session.rev2
+    session.enter_shared(place, info.id)
     view.uidonly = session.uidonly
     if session.listener is not None:
         session.listener.pending()  # everything up to now is in the snapshot
@@ -100,7 +126,7 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
         yield Untagged(Status.OK, "First unseen", Code("UNSEEN", str(first_unseen)))
     yield Untagged(Status.OK, "UIDs valid", Code("UIDVALIDITY", str(info.uidvalidity)))
     yield Untagged(Status.OK, "Predicted next UID", Code("UIDNEXT", str(info.uidnext)))
-    permanent = () if cmd.readonly else (*view.all_flags(), "\\*")
+    permanent = () if readonly else _permanent_flags(view.all_flags(), place.rights)
     yield Untagged(Status.OK, "Flags permitted", PermanentFlagsCode(permanent))
     # RFC 7162 §3.1.2.1: every mailbox keeps mod-sequences, so always say how far.
     yield Untagged(Status.OK, "Highest", Code("HIGHESTMODSEQ", str(snapshot.info.highestmodseq)))
@@ -108,8 +134,16 @@ async def select(session: Session, cmd: c.Select) -> AsyncIterator[Response | Do
     if cmd.qresync is not None and cmd.qresync.uidvalidity == info.uidvalidity:
         async for response in _qresync(session, view, cmd.qresync):
             yield response
-    access = Code("READ-ONLY") if cmd.readonly else Code("READ-WRITE")
+    access = Code("READ-ONLY") if readonly else Code("READ-WRITE")
     yield Done(f"{verb} completed", access)
+
+
+def _permanent_flags(flags: tuple[str, ...], rights: str) -> tuple[str, ...]:
+    """RFC 4314 §4: the flags the user may change: \\Seen with "s", \\Deleted with
+    "t", the others (and new keywords, "\\*") with "w"."""
+    needs = {"\\Seen": "s", "\\Deleted": "t"}
+    allowed = tuple(f for f in flags if needs.get(f, "w") in rights)
+    return (*allowed, "\\*") if "w" in rights else allowed
 
 
 async def _qresync(
@@ -117,7 +151,7 @@ async def _qresync(
 ) -> AsyncIterator[Response]:
     """RFC 7162 §3.2.5.2: what vanished and what changed since the client's modseq,
     limited to the UIDs it says it knows."""
-    account = session.require_account()
+    account = session.selected_account()
     changes = await account.changes_since(view.mailbox_id, params.modseq)
     largest = max(view.uidnext - 1, 1)
     known = params.known_uids.membership(largest) if params.known_uids else None
@@ -141,11 +175,19 @@ async def _qresync(
 def _new_mailbox_name(session: Session, raw: bytes) -> str:
     """A name a mailbox is to get: valid as any name, and without LIST wildcards."""
     name = session.mailbox_name(raw)
+    _not_shared(name)
     try:
         check_new_name(name)
     except InvalidMailboxName as error:
         raise no(f"Invalid mailbox name: {error}", "CANNOT") from None
     return name
+
+
+def _not_shared(name: str) -> None:
+    """CREATE, DELETE and RENAME act on the user's own mailboxes only: under "Other
+    Users" they would need the owner's "k"/"x" rights, which Roost does not grant."""
+    if split_shared(name) is not None:
+        raise no(f"{OTHER_USERS} holds other users' mailboxes; they manage them", "NOPERM")
 
 
 async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Done]:
@@ -163,6 +205,8 @@ async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Do
         if special_use is not None:
             raise no("Only one special use per mailbox", "USEATTR")
         special_use = canonical
+    if not cmd.special_use:
+        special_use = CLIENT_FOLDER_NAMES.get(name.casefold())
     await _check_mailbox_count(session, name)
     created = await account.create_mailbox(name, special_use)
     # RFC 8474 §4.1: the new mailbox's id comes with the OK.
@@ -184,6 +228,7 @@ async def _check_mailbox_count(session: Session, name: str) -> None:
 async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Done]:
     account = session.require_account()
     name = session.mailbox_name(cmd.mailbox)
+    _not_shared(name)
     if is_inbox(name):
         raise no("INBOX cannot be deleted", "CANNOT")
     selected = session.selected
@@ -197,6 +242,7 @@ async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Do
 async def rename(session: Session, cmd: c.Rename) -> AsyncIterator[Response | Done]:
     account = session.require_account()
     old = session.mailbox_name(cmd.old)
+    _not_shared(old)
     new = _new_mailbox_name(session, cmd.new)
     if is_inbox(new):
         raise no("INBOX already exists", "ALREADYEXISTS")
@@ -219,7 +265,9 @@ async def unsubscribe(session: Session, cmd: c.Unsubscribe) -> AsyncIterator[Res
 
 
 async def namespace(session: Session, cmd: c.Namespace) -> AsyncIterator[Response | Done]:
-    yield NamespaceResponse(personal=(("", DELIMITER),), other_users=None, shared=None)
+    # RFC 2342: other users' mailboxes shared with this user (ACL, RFC 4314).
+    others = ((OTHER_USERS + DELIMITER, DELIMITER),)
+    yield NamespaceResponse(personal=(("", DELIMITER),), other_users=others, shared=None)
     yield Done("NAMESPACE completed")
 
 
@@ -282,6 +330,8 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
         # RFC 5258 §3.5: a parent with subscribed children is listed (with CHILDINFO)
         # even when it neither exists nor is subscribed itself.
         candidates |= _children_index(subscribed)
+    # Names under "Other Users" are answered from the shared mailboxes, below.
+    candidates = {n for n in candidates if split_shared(n) is None}
     for name in _ordered(candidates):
         info = mailboxes.get(name)
         child_info: tuple[str, ...] = ()
@@ -301,14 +351,65 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
             attributes += ("\\Subscribed",)
         results.append((name, attributes, child_info))
 
+    shared_rights: dict[str, str] = {}
+    if not want_special:  # another's special folders are not this user's
+        tree = _shared_tree(await shared_mailboxes(session))
+        for name, attributes, rights in tree:
+            if (want_subscribed and name not in subscribed) or not matches(name):
+                continue
+            if show_subscribed and name in subscribed:
+                attributes += ("\\Subscribed",)
+            results.append((name, attributes, ()))
+            if rights:
+                shared_rights[name] = rights
+        if want_subscribed:  # RFC 5258 §3.4: subscribed, but no longer shared
+            listed = {name for name, _, _ in tree}
+            gone = {s for s in subscribed if split_shared(s) and s not in listed and matches(s)}
+            results += [(name, ("\\NonExistent", "\\Subscribed"), ()) for name in sorted(gone)]
+
     status_items = cmd.status_items
     for name, attributes, child_info in results:
         yield ListResponse(attributes, DELIMITER, name, child_info)
+        if "MYRIGHTS" in returns:  # RFC 8440: the rights of each mailbox listed
+            rights = shared_rights.get(name, ALL_RIGHTS if name in mailboxes else "")
+            if rights:
+                yield MyRightsResponse(name, rights)
         info = mailboxes.get(name)
         if status_items and info is not None and not info.noselect:
             status = await account.status(info.id)
-            yield StatusResponse(name, _status_items(session, status_items, status, info))
+            yield StatusResponse(name, status_values(session, status_items, status, info))
+        elif status_items and "r" in shared_rights.get(name, ""):  # RFC 4314 §4: STATUS
+            place = await session.locate(_wire_name(session, name))
+            shared = await place.account.get_mailbox(place.name)
+            status = await place.account.status(shared.id)
+            yield StatusResponse(name, status_values(session, status_items, status, shared))
+        if cmd.metadata_entries and info is not None:
+            yield await list_metadata(session, info, cmd.metadata_entries)
     yield Done("LIST completed")
+
+
+def _wire_name(session: Session, name: str) -> bytes:
+    """A mailbox name as the client would send it (for ``Session.locate``)."""
+    return name.encode("utf-8") if session.utf8 else encode_mutf7(name)
+
+
+def _shared_tree(
+    shared: list[tuple[str, str]],
+) -> list[tuple[str, tuple[str, ...], str]]:
+    """(name, attributes, rights) of the shared mailboxes and of the levels above them
+    ("Other Users", "Other Users/alice", a parent not shared itself: \\Noselect,
+    rights ""), in LIST order."""
+    rights = dict(shared)
+    names = set(rights)
+    for name in rights:
+        names.update(parent_names(name))
+    children = _children_index(names)
+    tree: list[tuple[str, tuple[str, ...], str]] = []
+    for name in _ordered(names):
+        kids = "\\HasChildren" if name in children else "\\HasNoChildren"
+        attributes = (kids,) if name in rights else (kids, "\\Noselect")
+        tree.append((name, attributes, rights.get(name, "")))
+    return tree
 
 
 def _attributes(info: MailboxInfo | None, has_children: bool) -> tuple[str, ...]:
@@ -342,13 +443,20 @@ async def lsub(session: Session, cmd: c.Lsub) -> AsyncIterator[Response | Done]:
     subscribed = set(await account.list_subscriptions())
     has_children = _children_index(set(mailboxes))
     matches = compile_list_pattern(reference, pattern)
+    shared: dict[str, tuple[str, ...]] = {}
+    if any(split_shared(name) is not None for name in subscribed):
+        tree = _shared_tree(await shared_mailboxes(session))
+        shared = {name: attributes for name, attributes, _ in tree}
     shown: dict[str, tuple[str, ...]] = {}
     for name in subscribed:
         if matches(name):
             info = mailboxes.get(name)
-            shown[name] = (
-                ("\\Noselect",) if info is None else _attributes(info, name in has_children)
-            )
+            if name in shared:
+                shown[name] = shared[name]
+            else:
+                shown[name] = (
+                    ("\\Noselect",) if info is None else _attributes(info, name in has_children)
+                )
         else:
             # RFC 3501 §6.3.9: a parent matched by "%" whose child is subscribed is
             # listed \Noselect when it is not subscribed itself.
@@ -361,43 +469,3 @@ async def lsub(session: Session, cmd: c.Lsub) -> AsyncIterator[Response | Done]:
 
 
 # ---- STATUS --------------------------------------------------------------------------
-
-
-def _status_items(
-    session: Session, items: tuple[str, ...], status: MailboxStatus, info: MailboxInfo
-) -> tuple[tuple[str, int | ObjectId], ...]:
-    values: dict[str, int | ObjectId] = {
-        "MESSAGES": status.messages,
-        "RECENT": status.recent,
-        "UIDNEXT": status.uidnext,
-        "UIDVALIDITY": status.uidvalidity,
-        "UNSEEN": status.unseen,
-        "DELETED": status.deleted,
-        "SIZE": status.size,
-        "DELETED-STORAGE": storage_units(status.deleted_size),  # RFC 9208 §4.2.2
-        "HIGHESTMODSEQ": status.highestmodseq,
-        "APPENDLIMIT": session.context.limits.max_literal_size,
-        "MAILBOXID": ObjectId(info.object_id),  # RFC 8474 §4.2
-    }
-    result: list[tuple[str, int | ObjectId]] = []
-    for item in items:
-        if item not in values:
-            raise bad(f"STATUS item {item} is not supported")
-        result.append((item, values[item]))
-    return tuple(result)
-
-
-async def status(session: Session, cmd: c.Status) -> AsyncIterator[Response | Done]:
-    account = session.require_account()
-    if "HIGHESTMODSEQ" in cmd.items:
-        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    name = session.mailbox_name(cmd.mailbox)
-    info = await account.get_mailbox(name)
-    if info.noselect:
-        raise no(f"{name} holds no messages", "NONEXISTENT")
-    try:
-        current = await account.status(info.id)
-    except NoSuchMailbox:
-        raise no("No such mailbox", "NONEXISTENT") from None
-    yield StatusResponse(name, _status_items(session, cmd.items, current, info))
-    yield Done("STATUS completed")

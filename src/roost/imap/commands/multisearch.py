@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from roost.imap.commands.search import _check_charset, _result_items, _returned_modseq
-from roost.imap.handler_types import Done, bad
+from roost.imap.filters import expand_filters
+from roost.imap.handler_types import Done, bad, no
 from roost.imap.mailbox_names import DELIMITER, is_inbox
 from roost.imap.progress import heartbeat
 from roost.imap.search_eval import to_criterion, uses_modseq
@@ -35,6 +37,7 @@ async def esearch(session: Session, cmd: c.ESearch) -> AsyncIterator[Response | 
     if cmd.charset is not None and session.utf8:
         raise bad("CHARSET is not allowed after ENABLE UTF8=ACCEPT")  # RFC 6855 §3
     _check_charset(cmd.charset)
+    cmd = replace(cmd, criteria=await expand_filters(session, cmd.criteria))
     for key in k.walk(cmd.criteria):
         if isinstance(key, k.Messages) and (not key.uid or key.sequence.is_saved):
             # RFC 7377 §2: message numbers and "$" are the selected mailbox's only.
@@ -49,7 +52,8 @@ async def esearch(session: Session, cmd: c.ESearch) -> AsyncIterator[Response | 
     interval = session.context.limits.progress_interval
     for info in targets:
         selected = session.selected
-        if selected is None or selected.mailbox_id != info.id:
+        own = session.mailbox_account is None  # a shared one's ids are its owner's
+        if selected is None or not own or selected.mailbox_id != info.id:
             snapshot = await account.snapshot(info.id)
             selected = SelectedMailbox(snapshot, readonly=True, recent_floor=None)
         criterion = to_criterion(cmd.criteria, selected, now)
@@ -81,6 +85,9 @@ async def _mailboxes(session: Session, sources: tuple[c.SearchSource, ...]) -> l
         if source.filter in _SELECTED:
             if session.selected is None:
                 raise bad("No mailbox is selected")  # RFC 7377 §2
+            if session.mailbox_account is not None:
+                # Another user's mailbox (shared folders): its ids are not the user's.
+                raise no("ESEARCH IN (SELECTED) on a shared mailbox: use SEARCH", "CANNOT")
             wanted.add(session.selected.mailbox_id)
             continue
         if source.filter == "SUBSCRIBED" and subscribed is None:

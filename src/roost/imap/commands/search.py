@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from roost.imap import thread as threading
+from roost.imap.filters import expand_filters
 from roost.imap.handler_types import Done, bad, no
 from roost.imap.progress import heartbeat
 from roost.imap.search_context import MAX_UPDATES, UpdateContext, partial_item
@@ -56,7 +58,7 @@ _SORT_FIELDS = {
 
 async def search(session: Session, cmd: c.Search) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
     options = cmd.return_options
     saving = options is not None and "SAVE" in options
     try:
@@ -64,6 +66,7 @@ async def search(session: Session, cmd: c.Search) -> AsyncIterator[Response | Do
             # RFC 6855 §3: after ENABLE UTF8=ACCEPT, CHARSET conflicts with UTF-8.
             raise bad("CHARSET is not allowed after ENABLE UTF8=ACCEPT")
         _check_charset(cmd.charset)
+        cmd = replace(cmd, criteria=await expand_filters(session, cmd.criteria))
         query, with_modseq = _query(session, selected, cmd.criteria)
         task = asyncio.ensure_future(account.search(selected.mailbox_id, query))
         async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
@@ -100,9 +103,10 @@ async def search(session: Session, cmd: c.Search) -> AsyncIterator[Response | Do
 async def sort(session: Session, cmd: c.Sort) -> AsyncIterator[Response | Done]:
     """RFC 5256 §3: equal keys keep message-number order; REVERSE turns one key."""
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
     _check_charset(cmd.charset)
     order = tuple(SortOrder(_SORT_FIELDS[s.key], s.reverse) for s in cmd.sort_criteria)
+    cmd = replace(cmd, criteria=await expand_filters(session, cmd.criteria))
     query, with_modseq = _query(session, selected, cmd.criteria, order)
     task = asyncio.ensure_future(account.search(selected.mailbox_id, query))
     async for progress in heartbeat(task, cmd.tag, session.context.limits.progress_interval):
@@ -156,11 +160,11 @@ def _keep_updated(
 
 async def thread(session: Session, cmd: c.Thread) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
     if cmd.algorithm not in THREAD_ALGORITHMS:
         raise bad(f"Unsupported threading algorithm {cmd.algorithm}")
     _check_charset(cmd.charset)
-    query, _ = _query(session, selected, cmd.criteria)
+    query, _ = _query(session, selected, await expand_filters(session, cmd.criteria))
     fields = await account.thread_fields(selected.mailbox_id, query)
     algorithm = threading.references if cmd.algorithm == "REFERENCES" else threading.ordered_subject
 

@@ -35,14 +35,15 @@ _OPS = {
 
 async def store(session: Session, cmd: c.Store) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
-    account = session.require_account()
+    account = session.selected_account()
     if cmd.unchangedsince is not None:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
+    flags = normalize_flags(cmd.flags)
+    _check_rights(session.mailbox_rights, flags)  # a sharer's missing right comes first
     if selected.readonly:
         raise no("Mailbox is read-only", "READ-ONLY")
     if not cmd.uid and not selected.msn_valid(cmd.sequence):
         raise bad("Message number out of range")
-    flags = normalize_flags(cmd.flags)
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if not uids:
         yield Done("STORE completed")
@@ -91,3 +92,14 @@ async def store(session: Session, cmd: c.Store) -> AsyncIterator[Response | Done
         yield Done("Some messages changed meanwhile", Code("MODIFIED", compress_uids(numbers)))
         return
     yield Done("STORE completed")
+
+
+def _check_rights(rights: str, flags: frozenset[str]) -> None:
+    """RFC 4314 §4: \\Seen needs "s", \\Deleted "t", any other flag "w" (a REPLACE with
+    no flags touches them all, so it needs all three)."""
+    needed = {"s", "t", "w"} if not flags else set()
+    for flag in flags:
+        needed.add({"\\Seen": "s", "\\Deleted": "t"}.get(flag, "w"))
+    missing = "".join(sorted(needed - set(rights)))
+    if missing:
+        raise no(f"STORE of these flags needs the right {missing!r} (RFC 4314)", "NOPERM")

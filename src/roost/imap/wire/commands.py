@@ -161,6 +161,7 @@ class List(Command):
     return_options: tuple[str, ...] = ()
     status_items: tuple[str, ...] = ()
     extended: bool = False  # any LIST-EXTENDED syntax was used
+    metadata_entries: tuple[str, ...] = ()  # RETURN (METADATA (...)), RFC 9590
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,65 @@ class GetQuotaRoot(Command):
 class SetQuota(Command):
     root: str
     limits: tuple[tuple[str, int], ...]  # (resource name upper-cased, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class GetMetadata(Command):
+    """GETMETADATA (RFC 5464 §4.2). ``mailbox`` is raw (b"" is the server); entries
+    lower-cased; ``depth`` 0, 1 or None for "infinity" (§4.2.2)."""
+
+    mailbox: bytes
+    entries: tuple[str, ...]
+    maxsize: int | None = None
+    depth: int | None = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SetMetadata(Command):
+    """SETMETADATA (RFC 5464 §4.3): (entry, value) pairs, a None value removes it; a
+    value too large to keep in memory arrives as a spooled ``Literal``."""
+
+    mailbox: bytes
+    values: tuple[tuple[str, bytes | Literal | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GetAcl(Command):
+    """GETACL (RFC 4314 §3.3)."""
+
+    mailbox: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetAcl(Command):
+    """SETACL (RFC 4314 §3.1): ``rights`` as sent, perhaps starting with "+" or "-"."""
+
+    mailbox: bytes
+    identifier: str
+    rights: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAcl(Command):
+    """DELETEACL (RFC 4314 §3.2)."""
+
+    mailbox: bytes
+    identifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListRights(Command):
+    """LISTRIGHTS (RFC 4314 §3.4)."""
+
+    mailbox: bytes
+    identifier: str
+
+
+@dataclass(frozen=True, slots=True)
+class MyRights(Command):
+    """MYRIGHTS (RFC 4314 §3.5)."""
+
+    mailbox: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,6 +592,13 @@ COMMAND_NAMES: dict[type[Command], str] = {
     GetQuota: "GETQUOTA",
     GetQuotaRoot: "GETQUOTAROOT",
     SetQuota: "SETQUOTA",
+    GetMetadata: "GETMETADATA",
+    SetMetadata: "SETMETADATA",
+    GetAcl: "GETACL",
+    SetAcl: "SETACL",
+    DeleteAcl: "DELETEACL",
+    ListRights: "LISTRIGHTS",
+    MyRights: "MYRIGHTS",
     Status: "STATUS",
     Append: "APPEND",
     Replace: "REPLACE",

@@ -159,6 +159,41 @@ class QuotaRootResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class MetadataResponse:
+    """``* METADATA mailbox (entry value ...)`` (RFC 5464 §4.4.1); ``mailbox`` "" is
+    the server; a None value is NIL (an entry asked for that has none)."""
+
+    mailbox: str
+    entries: tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AclResponse:
+    """``* ACL mailbox identifier rights ...`` (RFC 4314 §3.6)."""
+
+    mailbox: str
+    entries: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListRightsResponse:
+    """``* LISTRIGHTS mailbox identifier required optional ...`` (RFC 4314 §3.7)."""
+
+    mailbox: str
+    identifier: str
+    required: str
+    optional: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MyRightsResponse:
+    """``* MYRIGHTS mailbox rights`` (RFC 4314 §3.8)."""
+
+    mailbox: str
+    rights: str
+
+
+@dataclass(frozen=True, slots=True)
 class Exists:
     count: int
 
@@ -352,6 +387,10 @@ Response = (
     | NamespaceResponse
     | QuotaResponse
     | QuotaRootResponse
+    | MetadataResponse
+    | AclResponse
+    | ListRightsResponse
+    | MyRightsResponse
     | Exists
     | Recent
     | Expunged

@@ -143,6 +143,14 @@ class ModSeq:
 
 
 @dataclass(frozen=True, slots=True)
+class Filter:
+    """FILTER name (RFC 5466 §3.1): a search program stored as METADATA, expanded by
+    the session (imap/filters.py) before the program is evaluated."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Not:
     key: SearchKey
 
@@ -169,6 +177,7 @@ SearchKey = (
     | Header
     | Messages
     | ModSeq
+    | Filter
     | Not
     | Or
     | And

@@ -24,6 +24,7 @@ from typing import assert_never
 
 from roost.imap.wire.mutf7 import encode_mutf7
 from roost.imap.wire.responses import (
+    AclResponse,
     AppendUidCode,
     BadCharsetCode,
     CapabilityCode,
@@ -43,6 +44,9 @@ from roost.imap.wire.responses import (
     GenUrlAuthResponse,
     IdResponse,
     ListResponse,
+    ListRightsResponse,
+    MetadataResponse,
+    MyRightsResponse,
     NamespaceResponse,
     NString,
     ObjectId,
@@ -431,6 +435,23 @@ def _list(response: ListResponse, utf8: bool) -> bytes:
     return line + CRLF
 
 
+def _metadata(response: MetadataResponse, utf8: bool) -> bytes:
+    """RFC 5464 §4.4.1. The mailbox is "" for the server (never an atom); entry names
+    are ASCII astrings; a value is quoted when it can be, else a literal, and a
+    literal8 when it holds a NUL (``value = nstring / literal8``, §5)."""
+    mailbox = _mailbox(response.mailbox, utf8) if response.mailbox else b'""'
+    parts: list[bytes] = []
+    for entry, value in response.entries:
+        parts.append(_astring_bytes(_to_bytes(entry), False))
+        if value is None:
+            parts.append(NIL)
+        elif b"\x00" in value:
+            parts.append(b"~{%d}\r\n" % len(value) + value)
+        else:
+            parts.append(_string_bytes(value, utf8))
+    return b"* METADATA " + mailbox + b" (" + b" ".join(parts) + b")" + CRLF
+
+
 def _id(params: tuple[tuple[str, str | None], ...] | None, utf8: bool) -> bytes:
     if not params:
         return b"* ID NIL\r\n"
@@ -584,6 +605,29 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
                 b"%s %d %d" % (r.name.encode("ascii"), r.usage, r.limit) for r in resources
             )
             return b"* QUOTA " + _astring_bytes(_to_bytes(root), utf8) + b" (" + listed + b")\r\n"
+        case MetadataResponse():
+            return _metadata(response, utf8)
+        case AclResponse(mailbox=mailbox, entries=entries):
+            # RFC 4314 §4: identifier and rights are astrings.
+            line = b"* ACL " + _mailbox(mailbox, utf8)
+            for identifier, rights in entries:
+                line += b" " + _astring_bytes(_to_bytes(identifier), utf8)
+                line += b" " + _astring_bytes(_to_bytes(rights), utf8)
+            return line + CRLF
+        case ListRightsResponse(
+            mailbox=mailbox, identifier=identifier, required=required, optional=optional
+        ):
+            words = [_mailbox(mailbox, utf8), _astring_bytes(_to_bytes(identifier), utf8)]
+            words += [_astring_bytes(_to_bytes(w), utf8) for w in (required, *optional)]
+            return b"* LISTRIGHTS " + b" ".join(words) + CRLF
+        case MyRightsResponse(mailbox=mailbox, rights=rights):
+            return (
+                b"* MYRIGHTS "
+                + _mailbox(mailbox, utf8)
+                + b" "
+                + _astring_bytes(_to_bytes(rights), utf8)
+                + CRLF
+            )
         case QuotaRootResponse(mailbox=mailbox, roots=roots):
             line = b"* QUOTAROOT " + _mailbox(mailbox, utf8)
             for root in roots:

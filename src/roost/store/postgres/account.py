@@ -14,7 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +24,7 @@ from roost.mime.parse import MimeLimits
 from roost.store import line_endings
 from roost.store.errors import StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
-from roost.store.postgres import blobs, mailboxes, reading, search, sieve_scripts
+from roost.store.postgres import blobs, mailboxes, metadata, reading, search, sieve_scripts
 from roost.store.postgres import messages as ops
 from roost.store.postgres.notify import payload
 from roost.store.postgres.pool import Database
@@ -280,6 +280,37 @@ class PostgresAccount:
     async def _script_write(self, fn: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
         """A change of scripts or tracking: in the account's write turn (so two
         SETACTIVEs never both win), no mail event."""
+        self._usable()
+        await self._db.run(fn, account_id=self._id)
+
+    # ---- metadata (RFC 5464) and access control lists (RFC 4314) ------------------
+
+    async def get_metadata(self, mailbox_id: int | None, names: Sequence[str]) -> dict[str, bytes]:
+        return await self._read(lambda c: metadata.get_metadata(c, self._id, mailbox_id, names))
+
+    async def set_metadata(
+        self, mailbox_id: int | None, changes: Mapping[str, bytes | None], max_entries: int
+    ) -> None:
+        async def change(conn: asyncpg.Connection) -> None:
+            await metadata.set_metadata(conn, self._id, mailbox_id, changes, max_entries)
+
+        await self._quiet_write(change)
+
+    async def get_acl(self, mailbox_id: int) -> dict[str, str]:
+        return await self._read(lambda c: metadata.get_acl(c, self._id, mailbox_id))
+
+    async def rights_of(self, identifier: str) -> dict[str, str]:
+        return await self._plain(lambda c: metadata.rights_of(c, self._id, identifier))
+
+    async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
+        async def change(conn: asyncpg.Connection) -> None:
+            await metadata.set_acl(conn, self._id, mailbox_id, identifier, rights)
+
+        await self._quiet_write(change)
+
+    async def _quiet_write(self, fn: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
+        """A change in the account's write turn that no session is told of, as the
+        SQLite backend's metadata and ACL writes publish nothing."""
         self._usable()
         await self._db.run(fn, account_id=self._id)
 

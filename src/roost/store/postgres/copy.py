@@ -5,7 +5,8 @@ Kept exactly: account names, password hashes, SCRAM keys, TOTP secrets and last 
 app passwords, quota overrides; per mailbox its name, UIDVALIDITY, UIDNEXT,
 HIGHESTMODSEQ, special use, \\Recent floor and keywords; per message its UID, MODSEQ,
 flags, INTERNALDATE (with its zone), SAVEDATE and bytes; the expunge log (VANISHED);
-subscriptions; the account's modseq and UIDVALIDITY counters. Recomputed: the search
+subscriptions; the account's modseq and UIDVALIDITY counters; METADATA entries (server
+and mailbox), ACL grants and who shared with the account. Recomputed: the search
 text and threads (from the bytes, by the same analysis), mailbox ids — so MAILBOXID and
 THREADID (RFC 8474) change; EMAILID, named by the content, does not.
 
@@ -73,8 +74,16 @@ async def copy_store(data_dir: Path, url: str, progress: Progress) -> CopyOutcom
                     " FROM app_passwords WHERE name_key = ?",
                     (key,),
                 ).fetchall()
+                sharers = users.execute(
+                    "SELECT owner FROM sharers WHERE grantee_key = ?", (key,)
+                ).fetchall()
                 async with conn.transaction():
                     account_id = await _copy_account(conn, row, apps, db)
+                    await conn.executemany(
+                        "INSERT INTO sharers (grantee_key, owner) VALUES ($1, $2)"
+                        " ON CONFLICT DO NOTHING",
+                        [(key, owner) for (owner,) in sharers],
+                    )
                 count = await _verify(conn, account_id, db)
                 copied += 1
                 messages += count
@@ -127,6 +136,7 @@ async def _copy_account(
         "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2)",
         [(account_id, n) for (n,) in db.conn.execute("SELECT name FROM subscriptions")],
     )
+    await _copy_metadata(conn, account_id, 0, None, db)  # the server's entries
     analysed: set[str] = set()
     for box in db.conn.execute(
         "SELECT id, name, uidvalidity, uidnext, highestmodseq, special_use, noselect,"
@@ -165,8 +175,36 @@ async def _copy_account(
                 )
             ],
         )
+        await _copy_metadata(conn, account_id, old_id, new_id, db)
         await _copy_messages(conn, account_id, old_id, new_id, db, analysed)
     return account_id
+
+
+async def _copy_metadata(
+    conn: asyncpg.Connection, account_id: int, old_id: int, new_id: int | None, db: MailDB
+) -> None:
+    """A mailbox's METADATA entries and ACL grants (``old_id`` 0, ``new_id`` None: the
+    server's entries, which have no ACL)."""
+    await conn.executemany(
+        "INSERT INTO metadata (account_id, mailbox_id, name, value) VALUES ($1, $2, $3, $4)",
+        [
+            (account_id, new_id, name, bytes(value))
+            for name, value in db.conn.execute(
+                "SELECT name, value FROM metadata WHERE mailbox_id = ?", (old_id,)
+            )
+        ],
+    )
+    if new_id is None:
+        return
+    await conn.executemany(
+        "INSERT INTO acl (account_id, mailbox_id, identifier, rights) VALUES ($1, $2, $3, $4)",
+        [
+            (account_id, new_id, identifier, rights)
+            for identifier, rights in db.conn.execute(
+                "SELECT identifier, rights FROM acl WHERE mailbox_id = ?", (old_id,)
+            )
+        ],
+    )
 
 
 async def _copy_messages(

@@ -10,6 +10,7 @@ DELETE and RENAME (RFC 9051 §6.3.9). Every change runs in the account's write t
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import asyncpg
@@ -23,19 +24,11 @@ from roost.store.errors import (
 )
 from roost.store.events import ChangeEvent, MailboxChanged, MailboxListChanged
 from roost.store.postgres.pool import next_modseq
-from roost.store.values import SPECIAL_USES, MailboxInfo
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS, SPECIAL_USES, MailboxInfo
 
 INBOX = "INBOX"
 SEPARATOR = "/"
 UIDVALIDITY_MAX = 0xFFFFFFFF
-DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
-    (INBOX, None),
-    ("Drafts", "\\Drafts"),
-    ("Sent", "\\Sent"),
-    ("Trash", "\\Trash"),
-    ("Junk", "\\Junk"),
-    ("Archive", "\\Archive"),
-)
 MAILBOX_COLUMNS = (
     "id, name, uidvalidity, uidnext, highestmodseq, special_use, noselect, recent_floor"
 )
@@ -95,13 +88,22 @@ async def mailbox_by_name(
     return None if row is None else MailboxRow(*row.values())
 
 
-async def initialize(conn: asyncpg.Connection, account_id: int) -> None:
-    """Fill a new account: the default mailboxes, each subscribed."""
-    for name, special_use in DEFAULT_MAILBOXES:
-        await _insert(conn, account_id, name, special_use)
+async def initialize(
+    conn: asyncpg.Connection,
+    account_id: int,
+    special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
+) -> None:
+    """Fill a new account: INBOX and the special folders (use, name), each subscribed,
+    with any parent a nested name needs ("Mail/Sent"), as the SQLite backend does."""
+    await _insert(conn, account_id, INBOX, None)
+    for use, name in special_folders:
+        _check_name(name)
+        await _ensure_parents(conn, account_id, name)
+        await _insert(conn, account_id, name, use)
+    names = {INBOX, *(name for _, name in special_folders)}
     await conn.executemany(
         "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2)",
-        [(account_id, name) for name, _ in DEFAULT_MAILBOXES],
+        [(account_id, name) for name in sorted(names)],
     )
 
 
@@ -166,7 +168,8 @@ async def delete_mailbox(
     if await _has_inferiors(conn, account_id, name):
         if row.noselect:
             raise MailboxHasChildren(name)
-        for table in ("messages", "expunged", "keywords"):
+        # A placeholder keeps no METADATA or ACL entries (RFC 5464 §3.2), as SQLite's.
+        for table in ("messages", "expunged", "keywords", "metadata", "acl"):
             await conn.execute(f"DELETE FROM {table} WHERE mailbox_id = $1", row.id)
         await conn.execute(
             "UPDATE mailboxes SET noselect = true, special_use = NULL WHERE id = $1", row.id

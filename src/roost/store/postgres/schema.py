@@ -266,6 +266,37 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             PRIMARY KEY (account_id, mailbox)
         )""",
     ),
+    (
+        # METADATA (RFC 5464, metadata.py): an account's server entries (mailbox_id
+        # NULL) and its mailboxes' entries, which go with their mailbox (RFC 5464 §3.2)
+        # by the cascade; a RENAME keeps them (the id stays). name: lower case.
+        """CREATE TABLE metadata (
+            account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+            mailbox_id bigint REFERENCES mailboxes (id) ON DELETE CASCADE,
+            name text COLLATE "C" NOT NULL,
+            value bytea NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX metadata_key ON metadata (account_id, coalesce(mailbox_id, 0), name)",
+        "CREATE INDEX metadata_by_mailbox ON metadata (mailbox_id)",
+        # ACL (RFC 4314) grants the owner made on a mailbox: identifier (an account
+        # name as spelt) → rights letters; the owner's own rights are implicit.
+        """CREATE TABLE acl (
+            account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+            mailbox_id bigint NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+            identifier text COLLATE "C" NOT NULL,
+            rights text NOT NULL,
+            PRIMARY KEY (account_id, mailbox_id, identifier)
+        )""",
+        "CREATE INDEX acl_by_identifier ON acl (account_id, identifier)",
+        "CREATE INDEX acl_by_mailbox ON acl (mailbox_id)",
+        # Shared folders: the accounts (owner, as spelt) that granted the account
+        # grantee_key (case-folded) rights on some mailbox. A hint; the ACLs are the truth.
+        """CREATE TABLE sharers (
+            grantee_key text COLLATE "C" NOT NULL,
+            owner text COLLATE "C" NOT NULL,
+            PRIMARY KEY (grantee_key, owner)
+        )""",
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -32,7 +33,7 @@ from roost.store.postgres.failures import PostgresSharedFailures
 from roost.store.postgres.notify import Notifier
 from roost.store.postgres.pool import Database
 from roost.store.postgres.schema import check_version
-from roost.store.values import QuotaLimits, QuotaOverride
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS, QuotaLimits, QuotaOverride
 
 UNLIMITED = QuotaLimits()
 MAX_KNOWN_ADDRESSES = 16  # kept per name tried, as the SQLite backend keeps
@@ -53,8 +54,10 @@ class PostgresStore:
         quota: QuotaLimits,
         notifier: Notifier | None,
         mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+        special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
     ) -> None:
         self._mime_limits = mime_limits
+        self._special_folders = tuple(special_folders)
         self._db = db
         self._hub = hub
         self._quota = quota
@@ -70,9 +73,11 @@ class PostgresStore:
         listen: bool = True,
         pool_size: int = 10,
         mime_limits: MimeLimits | None = None,
+        special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
     ) -> PostgresStore:
         """Connect to ``url``, refuse a schema other than this Roost's, and (with
-        ``listen``) hear other nodes' changes on ``hub``."""
+        ``listen``) hear other nodes' changes on ``hub``. ``special_folders``: (special
+        use, name) of the folders a new account gets besides INBOX."""
         db = await Database.connect(url, max_size=pool_size)
         hub = hub or EventHub()
         notifier: Notifier | None = None
@@ -84,7 +89,7 @@ class PostgresStore:
         except BaseException:
             await db.close()
             raise
-        return cls(db, hub, quota, notifier, mime_limits or DEFAULT_MIME_LIMITS)
+        return cls(db, hub, quota, notifier, mime_limits or DEFAULT_MIME_LIMITS, special_folders)
 
     @property
     def hub(self) -> EventHub:
@@ -132,7 +137,7 @@ class PostgresStore:
                 " SELECT $1, uidvalidity_floor FROM settings WHERE id = 0",
                 account_id,
             )
-            await mailboxes.initialize(conn, account_id)
+            await mailboxes.initialize(conn, account_id, self._special_folders)
 
         await self._db.run(create)
 
@@ -152,6 +157,7 @@ class PostgresStore:
                 "SELECT DISTINCT blob_id FROM messages WHERE account_id = $1", row["id"]
             )
             await conn.execute("DELETE FROM accounts WHERE id = $1", row["id"])
+            await conn.execute("DELETE FROM sharers WHERE grantee_key = $1", key)
             await blobs.release(conn, [r["blob_id"] for r in blob_ids])
             await conn.execute(
                 "UPDATE settings SET uidvalidity_floor = greatest(uidvalidity_floor, $1)"
@@ -455,6 +461,22 @@ class PostgresStore:
                 fold_name(name),
                 mailbox,
             )
+
+    # ---- shared folders (ACL, RFC 4314) --------------------------------------------
+
+    async def add_sharer(self, owner: str, grantee: str) -> None:
+        await self._db.execute(
+            "INSERT INTO sharers (grantee_key, owner) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            fold_name(grantee),
+            owner,
+        )
+
+    async def sharers_of(self, grantee: str) -> list[str]:
+        rows = await self._db.fetch(
+            "SELECT owner FROM sharers WHERE grantee_key = $1 ORDER BY owner",
+            fold_name(grantee),
+        )
+        return [str(row["owner"]) for row in rows]
 
     # ---- helpers -------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 
@@ -36,6 +36,7 @@ from roost.store.sqlite import (
     analyses,
     mailbox_status,
     mailboxes,
+    metadata,
     previews,
     quota,
     replace,
@@ -306,6 +307,27 @@ class SqliteAccount:
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
         return await self._run(message_ops.changes_since, mailbox_id, modseq)
+
+    # ---- metadata (RFC 5464) -------------------------------------------------------
+
+    async def get_metadata(self, mailbox_id: int | None, names: Sequence[str]) -> dict[str, bytes]:
+        return await self._run(metadata.get_metadata, mailbox_id, names)
+
+    async def set_metadata(
+        self, mailbox_id: int | None, changes: Mapping[str, bytes | None], max_entries: int
+    ) -> None:
+        await self._run(metadata.set_metadata, mailbox_id, changes, max_entries)
+
+    # ---- access control lists (RFC 4314) -------------------------------------------
+
+    async def get_acl(self, mailbox_id: int) -> dict[str, str]:
+        return await self._run(metadata.get_acl, mailbox_id)
+
+    async def rights_of(self, identifier: str) -> dict[str, str]:
+        return await self._run(metadata.rights_of, identifier)
+
+    async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
+        await self._run(metadata.set_acl, mailbox_id, identifier, rights)
 
     # ---- quota ---------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import secrets
 import shutil
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from roost.store.credentials import AppPasswordRecord, SignInRecord
@@ -29,7 +30,7 @@ from roost.store.errors import AccountExists, CannotDoThat, NoSuchAccount
 from roost.store.sqlite import mailboxes
 from roost.store.sqlite.mail_db import MailDB
 from roost.store.sqlite.schema import USERS_MIGRATIONS, connect, migrate
-from roost.store.values import QuotaOverride
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS, QuotaOverride
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,12 @@ class Directory:
     def account_dir(self, dirname: str) -> Path:
         return self._accounts / dirname
 
-    def create(self, name: str, password_hash: str) -> None:
+    def create(
+        self,
+        name: str,
+        password_hash: str,
+        special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
+    ) -> None:
         key = fold_name(name)
         if not key:
             raise CannotDoThat("an account needs a name")
@@ -76,7 +82,7 @@ class Directory:
         try:
             db = MailDB.open(directory, durable=self.durable, create=True)
             try:
-                mailboxes.initialize(db, floor)
+                mailboxes.initialize(db, floor, special_folders)
             finally:
                 db.close()
             self._sync_dir(directory)
@@ -108,6 +114,7 @@ class Directory:
         try:
             self._conn.execute("DELETE FROM accounts WHERE name_key = ?", (key,))
             self._conn.execute("DELETE FROM known_addresses WHERE name_key = ?", (key,))
+            self._conn.execute("DELETE FROM sharers WHERE grantee_key = ?", (key,))
             self._conn.execute("DELETE FROM submissions WHERE name_key = ?", (key,))
             self._conn.execute(
                 "UPDATE counters SET uidvalidity_floor = max(uidvalidity_floor, ?) WHERE id = 0",
@@ -267,6 +274,18 @@ class Directory:
         )
         if cursor.rowcount == 0:
             raise NoSuchAccount(key)
+
+    def add_sharer(self, owner: str, grantee_key: str) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO sharers (grantee_key, owner) VALUES (?, ?)",
+            (grantee_key, owner),
+        )
+
+    def sharers_of(self, grantee_key: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT owner FROM sharers WHERE grantee_key = ? ORDER BY owner", (grantee_key,)
+        )
+        return [owner for (owner,) in rows]
 
     def remember_address(self, key: str, address: str, when: int) -> None:
         """Upsert, keeping the ``MAX_KNOWN_ADDRESSES`` most recent of the account."""

@@ -13,35 +13,41 @@ Invariants:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from roost.store.errors import CannotDoThat, MailboxExists, MailboxHasChildren, NoSuchMailbox
 from roost.store.events import ChangeEvent, MailboxChanged, MailboxListChanged
 from roost.store.sqlite.db import MAILBOX_COLUMNS, MailboxRow
 from roost.store.sqlite.mail_db import MailDB
-from roost.store.values import SPECIAL_USES, MailboxInfo
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS, SPECIAL_USES, MailboxInfo
 
 INBOX = "INBOX"
 SEPARATOR = "/"
 DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
     (INBOX, None),
-    ("Drafts", "\\Drafts"),
-    ("Sent", "\\Sent"),
-    ("Trash", "\\Trash"),
-    ("Junk", "\\Junk"),
-    ("Archive", "\\Archive"),
+    *((name, use) for use, name in DEFAULT_SPECIAL_FOLDERS),
 )
 
 Changed = tuple[None, list[ChangeEvent]]
 
 
-def initialize(db: MailDB, uidvalidity_floor: int) -> None:
-    """Fill a new account: the default mailboxes, each subscribed."""
+def initialize(
+    db: MailDB,
+    uidvalidity_floor: int,
+    special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
+) -> None:
+    """Fill a new account: INBOX and the special folders (use, name), each subscribed,
+    with any parent a nested name needs ("Mail/Sent")."""
     with db.write():
         db.seed_uidvalidity(uidvalidity_floor)
-        for name, special_use in DEFAULT_MAILBOXES:
-            _insert(db, name, special_use)
+        _insert(db, INBOX, None)
+        for use, name in special_folders:
+            _check_name(name)
+            _ensure_parents(db, name)
+            _insert(db, name, use)
+        names = {INBOX, *(name for _, name in special_folders)}
         db.conn.executemany(
-            "INSERT INTO subscriptions (name) VALUES (?)", [(n,) for n, _ in DEFAULT_MAILBOXES]
+            "INSERT INTO subscriptions (name) VALUES (?)", [(n,) for n in sorted(names)]
         )
 
 
@@ -100,7 +106,7 @@ def delete_mailbox(db: MailDB, name: str) -> Changed:
         if _has_inferiors(db, name):
             if row.noselect:
                 raise MailboxHasChildren(name)
-            for table in ("messages", "expunged", "keywords"):
+            for table in ("messages", "expunged", "keywords", "metadata", "acl"):
                 db.conn.execute(f"DELETE FROM {table} WHERE mailbox_id = ?", (row.id,))
             db.conn.execute(
                 "UPDATE mailboxes SET noselect = 1, special_use = NULL WHERE id = ?", (row.id,)

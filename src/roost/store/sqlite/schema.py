@@ -250,6 +250,32 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
             PRIMARY KEY (kind, key)
         ) WITHOUT ROWID""",
     ),
+    (
+        # METADATA (RFC 5464) entries: mailbox_id 0 holds the server's (the account's
+        # own view of them), any other a mailbox's. name: lower case ("/private/comment"),
+        # value: the octets as set. A mailbox's entries go with it (RFC 5464 §3.2), by
+        # this trigger for every path that deletes its row.
+        """CREATE TABLE metadata (
+            mailbox_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            value BLOB NOT NULL,
+            PRIMARY KEY (mailbox_id, name)
+        ) WITHOUT ROWID""",
+        """CREATE TRIGGER metadata_on_mailbox_delete AFTER DELETE ON mailboxes BEGIN
+            DELETE FROM metadata WHERE mailbox_id = OLD.id;
+        END""",
+    ),
+    (
+        # ACL (RFC 4314) entries the owner granted on a mailbox: identifier (an account
+        # name, as the directory spells it) → rights, letters of "lrswipkxtea" in that
+        # order. The owner's own rights are implicit (all of them) and never stored.
+        """CREATE TABLE acl (
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes (id) ON DELETE CASCADE,
+            identifier TEXT NOT NULL,
+            rights TEXT NOT NULL,
+            PRIMARY KEY (mailbox_id, identifier)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 # users.db: the accounts directory.
@@ -337,6 +363,16 @@ USERS_MIGRATIONS: Sequence[Sequence[str]] = (
             mailbox TEXT NOT NULL,
             secret BLOB NOT NULL,
             PRIMARY KEY (name_key, mailbox)
+        ) WITHOUT ROWID""",
+    ),
+    (
+        # ACL (RFC 4314) shared folders: the accounts (owner, as spelt) that granted the
+        # account grantee_key (case-folded) rights on some mailbox, so its sessions know
+        # whose mailboxes to look at. A hint: the owner's ACLs say what is granted now.
+        """CREATE TABLE sharers (
+            grantee_key TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            PRIMARY KEY (grantee_key, owner)
         ) WITHOUT ROWID""",
     ),
 )

@@ -33,6 +33,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
@@ -46,7 +47,7 @@ from roost.store.sqlite.mail_db import MailDB
 from roost.store.sqlite.quota import UNLIMITED
 from roost.store.sqlite.schema import DEFAULT_BUSY_TIMEOUT
 from roost.store.sqlite.worker import Worker
-from roost.store.values import QuotaLimits, QuotaOverride
+from roost.store.values import DEFAULT_SPECIAL_FOLDERS, QuotaLimits, QuotaOverride
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ class SqliteStore:
         quota_refresh: float = QUOTA_REFRESH_SECONDS,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+        special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
     ) -> None:
         self._data_dir = data_dir
+        self._special_folders = tuple(special_folders)
         self._quota = quota
         self._quota_refresh = quota_refresh
         self._busy_timeout = busy_timeout
@@ -102,6 +105,7 @@ class SqliteStore:
         quota_refresh: float = QUOTA_REFRESH_SECONDS,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+        special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
     ) -> SqliteStore:
         """Open (creating if needed) the store in ``data_dir``. ``durable=False`` skips
         fsyncs (tests only); ``hub`` lets several stores share change events;
@@ -110,7 +114,9 @@ class SqliteStore:
         of every account without its own (``set_quota_override``), ``quota_refresh``
         the most seconds an account's own limits are used before being read again;
         ``busy_timeout``: seconds a write waits for another process's before StoreBusy;
-        ``mime_limits``: how deep a message is analysed at delivery."""
+        ``mime_limits``: how deep a message is analysed at delivery;
+        ``special_folders``: (special use, name) of the folders a new account gets
+        besides INBOX (``[imap] special_use_names``)."""
         users = Worker("roost-users")
         try:
             directory = await users.run(Directory, data_dir, durable)
@@ -128,6 +134,7 @@ class SqliteStore:
             quota_refresh=quota_refresh,
             busy_timeout=busy_timeout,
             mime_limits=mime_limits,
+            special_folders=special_folders,
         )
 
     @property
@@ -146,7 +153,7 @@ class SqliteStore:
     # ---- accounts ------------------------------------------------------------------
 
     async def create_account(self, name: str, password_hash: str) -> None:
-        await self._users.run(self._directory.create, name, password_hash)
+        await self._users.run(self._directory.create, name, password_hash, self._special_folders)
 
     async def delete_account(self, name: str) -> None:
         key = fold_name(name)
@@ -246,6 +253,12 @@ class SqliteStore:
 
     async def quota_override(self, name: str) -> QuotaOverride:
         return await self._users.run(self._directory.quota_override, fold_name(name))
+
+    async def add_sharer(self, owner: str, grantee: str) -> None:
+        await self._users.run(self._directory.add_sharer, owner, fold_name(grantee))
+
+    async def sharers_of(self, grantee: str) -> list[str]:
+        return await self._users.run(self._directory.sharers_of, fold_name(grantee))
 
     async def set_quota_override(self, name: str, override: QuotaOverride) -> None:
         key = fold_name(name)

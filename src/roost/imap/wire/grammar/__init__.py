@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 
 from roost.imap.wire.commands import BadCommand, Command
 from roost.imap.wire.grammar import (
+    acl,
     append,
     copy_move,
     fetch,
     mailboxes,
+    metadata,
     notify,
     quota,
     search,
@@ -61,6 +63,13 @@ COMMANDS: dict[str, Parser] = {
     "GETQUOTA": quota.parse_getquota,
     "GETQUOTAROOT": quota.parse_getquotaroot,
     "SETQUOTA": quota.parse_setquota,
+    "GETMETADATA": metadata.parse_getmetadata,
+    "SETMETADATA": metadata.parse_setmetadata,
+    "GETACL": acl.parse_getacl,
+    "SETACL": acl.parse_setacl,
+    "DELETEACL": acl.parse_deleteacl,
+    "LISTRIGHTS": acl.parse_listrights,
+    "MYRIGHTS": acl.parse_myrights,
     "APPEND": append.parse_append,
     "REPLACE": append.parse_replace,
     "FETCH": fetch.parse_fetch,

@@ -20,6 +20,7 @@ from roost.imap.wire.commands import (
     Subscribe,
     Unsubscribe,
 )
+from roost.imap.wire.grammar.metadata import read_entry
 from roost.imap.wire.sequence import SequenceSet
 from roost.imap.wire.tokenizer import (
     MAX_NUMBER,
@@ -47,7 +48,9 @@ STATUS_ITEMS = frozenset(
     }
 )
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
-LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+LIST_RETURN = frozenset(
+    {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "METADATA", "MYRIGHTS"}  # RFC 8440
+)
 
 
 def _mailbox_only(tokens: Tokenizer) -> bytes:
@@ -208,6 +211,7 @@ def parse_list(tokens: Tokenizer, tag: str) -> List:
         patterns = [tokens.read_list_mailbox()]
     return_options: list[str] = []
     status_items: tuple[str, ...] = ()
+    metadata_entries: tuple[str, ...] = ()
     if not tokens.at_end():
         tokens.sp()
         if tokens.read_keyword() != "RETURN":
@@ -216,13 +220,18 @@ def parse_list(tokens: Tokenizer, tag: str) -> List:
         extended = True
 
         def read_return_option() -> str:
-            nonlocal status_items
+            nonlocal status_items, metadata_entries
             option = tokens.read_keyword()
             if option not in LIST_RETURN:
                 raise ParseError("Unknown LIST return option")
             if option == "STATUS":
                 tokens.sp()
                 status_items = read_status_items(tokens)
+            elif option == "METADATA":  # RFC 9590 §3: METADATA (entry ...)
+                tokens.sp()
+                metadata_entries = tuple(
+                    tokens.read_list(lambda: read_entry(tokens), allow_empty=False)
+                )
             return option
 
         return_options = tokens.read_list(read_return_option)
@@ -235,6 +244,7 @@ def parse_list(tokens: Tokenizer, tag: str) -> List:
         return_options=tuple(return_options),
         status_items=status_items,
         extended=extended,
+        metadata_entries=metadata_entries,
     )
 
 

@@ -367,6 +367,13 @@ def _read_leaf(tokens: Tokenizer, name: str) -> k.SearchKey:
             return k.Within(name == "OLDER", tokens.read_number(MAX_NUMBER, nonzero=True))
         case "MODSEQ":
             return _read_modseq(tokens)
+        case "FILTER":
+            # RFC 5466 §4: filter-name = 1*<any ATOM-CHAR except "/">.
+            tokens.sp()
+            filter_name = tokens.read_atom().decode("ascii")
+            if "/" in filter_name:
+                raise ParseError("A filter name cannot contain /")
+            return k.Filter(filter_name)
     raise ParseError(f"Unknown search key {name}")
 
 

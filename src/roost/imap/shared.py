@@ -1,0 +1,132 @@
+"""Shared folders (ACL, RFC 4314): where a mailbox name lives and what the user may do.
+
+A mailbox another account granted this user rights on appears as
+``Other Users/<owner>/<name>`` (the "Other Users" namespace, RFC 2342). The session
+opens the owner's Account through the store and works on it directly; while such a
+mailbox is selected it also listens to the owner's change events (``MergedListener``),
+so both users' sessions hear of every change, from any process.
+
+Rights (RFC 4314 §2.1) are read from the owner's ACL at each use, so a change of rights
+applies at the user's next command. The owner has every right on their own mailboxes.
+Flags are the mailbox's, shared by every user: a sharee with "s" marks a message seen
+for everyone (RFC 4314 allows per-user \\Seen; Roost keeps one set of flags).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from roost.imap.handler_types import no
+from roost.imap.mailbox_names import DELIMITER, is_inbox
+from roost.store.base import (
+    Account,
+    ChangeEvent,
+    ChangeListener,
+    MailboxChanged,
+    NoSuchAccount,
+)
+
+OTHER_USERS = "Other Users"
+ALL_RIGHTS = "lrswipkxtea"  # RFC 4314 §2.1, in the RFC's order
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a mailbox name the client gave lives: the account holding it, its name
+    there, its owner (None: the user's own) and the user's rights on it."""
+
+    account: Account
+    name: str
+    owner: str | None
+    rights: str
+
+    def require(self, rights: str, what: str) -> None:
+        """NO [NOPERM] unless the user holds every one of ``rights``."""
+        missing = [r for r in rights if r not in self.rights]
+        if missing:
+            raise no(f"{what} needs the right {''.join(missing)!r} (RFC 4314)", "NOPERM")
+
+
+def split_shared(name: str) -> tuple[str, str] | None:
+    """``Other Users/alice/Projects`` → ("alice", "Projects"); None for a personal
+    name. ``Other Users`` and ``Other Users/alice`` alone give ("", "") and
+    ("alice", ""): they name no mailbox."""
+    if name != OTHER_USERS and not name.startswith(OTHER_USERS + DELIMITER):
+        return None
+    parts = name.split(DELIMITER, 2)
+    owner = parts[1] if len(parts) > 1 else ""
+    rest = parts[2] if len(parts) > 2 else ""
+    if is_inbox(rest.split(DELIMITER, 1)[0]):
+        rest = "INBOX" + rest[5:]
+    return owner, rest
+
+
+def shared_name(owner: str, name: str) -> str:
+    return f"{OTHER_USERS}{DELIMITER}{owner}{DELIMITER}{name}"
+
+
+class MergedListener:
+    """The user's own events and, of the owner's, those about one shared mailbox
+    (implements ChangeListener). Mailbox ids are per account, so an own event may
+    look like one for the shared mailbox: that costs one needless sync, no more."""
+
+    def __init__(self, own: ChangeListener, other: ChangeListener, mailbox_id: int) -> None:
+        self.own = own
+        self.other = other
+        self.mailbox_id = mailbox_id
+
+    def _relevant(self, events: list[ChangeEvent]) -> list[ChangeEvent]:
+        return [
+            e
+            for e in events
+            if not isinstance(e, MailboxChanged) or e.mailbox_id == self.mailbox_id
+        ]
+
+    def pending(self) -> list[ChangeEvent]:
+        return self.own.pending() + self._relevant(self.other.pending())
+
+    async def wait(self) -> list[ChangeEvent]:
+        while True:
+            events = self.pending()
+            if events:
+                return events
+            own = asyncio.ensure_future(self.own.wait())
+            other = asyncio.ensure_future(self.other.wait())
+            try:
+                await asyncio.wait({own, other}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (own, other):
+                    if not task.done():
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+            answered = [t.result() for t in (own, other) if t.done() and not t.cancelled()]
+            events = own.result() if own.done() and not own.cancelled() else []
+            if other.done() and not other.cancelled():
+                events += self._relevant(other.result())
+            # A listener answers with nothing only once closed: stop waiting then.
+            if events or any(not result for result in answered):
+                return events
+
+    def close(self) -> None:
+        self.own.close()
+        self.other.close()
+
+
+async def owner_account(
+    others: dict[str, Account], opener: Callable[[str], Awaitable[Account]], owner: str
+) -> Account | None:
+    """The owner's Account, opened once per session (``others``, by case-folded name);
+    None where there is no such account."""
+    key = owner.casefold()
+    account = others.get(key)
+    if account is None:
+        try:
+            account = await opener(owner)
+        except NoSuchAccount:
+            return None
+        others[key] = account
+    return account
