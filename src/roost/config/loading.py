@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from roost.auth.bearer import MAX_MESSAGE_OCTETS
 from roost.auth.oauth import (
@@ -16,6 +16,13 @@ from roost.auth.oauth import (
     OAuthConfigError,
     OAuthIssuer,
     make_issuer,
+)
+from roost.config.mail_flow import (
+    read_delivery,
+    read_lmtp,
+    read_managesieve,
+    read_sieve,
+    read_submission,
 )
 from roost.config.sections import (
     DELETE_MODES,
@@ -30,8 +37,6 @@ from roost.config.sections import (
     ImapSettings,
     IPNetwork,
     LimitSettings,
-    ListenAddress,
-    LmtpAddress,
     LmtpSettings,
     LogSettings,
     ManageSieveSettings,
@@ -41,16 +46,13 @@ from roost.config.sections import (
     SieveSettings,
     StoreSettings,
     TlsSettings,
-    UnixAddress,
-    parse_lmtp_address,
 )
 from roost.config.sizes import parse_size
-from roost.config.submission import RelayTarget, SubmissionSettings
+from roost.config.submission import SubmissionSettings
+from roost.config.tables import Reader, Table, choice
 from roost.imap.context import ImapLimits
 from roost.pop3.context import DeleteMode, Pop3Limits
 from roost.store.values import DEFAULT_SPECIAL_FOLDERS
-
-_T = TypeVar("_T")
 
 # A token must fit the SASL message that carries it (auth/bearer.py), with room for
 # the rest of the message.
@@ -91,7 +93,7 @@ class Sections(NamedTuple):
 def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Sections:
     """The sections of the parsed TOML ``data``; relative paths are taken relative to
     ``base_dir``. Raises ConfigError naming the first unknown or invalid key."""
-    reader = _Reader(source, base_dir)
+    reader = Reader(source, base_dir)
     sections = reader.sections(
         data,
         (
@@ -109,12 +111,12 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
         auth=_read_auth(reader, sections["auth"]),
         log=_read_log(reader, sections["log"]),
         quota=_read_quota(reader, sections["quota"]),
-        lmtp=_read_lmtp(reader, sections["lmtp"]),
-        delivery=_read_delivery(reader, sections["delivery"]),
+        lmtp=read_lmtp(reader, sections["lmtp"]),
+        delivery=read_delivery(reader, sections["delivery"]),
         http=_read_http(reader, sections["http"]),
-        sieve=_read_sieve(reader, sections["sieve"]),
-        managesieve=_read_managesieve(reader, sections["managesieve"]),
-        submission=_read_submission(reader, sections["submission"]),
+        sieve=read_sieve(reader, sections["sieve"]),
+        managesieve=read_managesieve(reader, sections["managesieve"]),
+        submission=read_submission(reader, sections["submission"]),
         store=_read_store(reader, sections["store"]),
     )
 
@@ -122,114 +124,7 @@ def read_sections(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Se
 # ---- reading sections ----------------------------------------------------------------
 
 
-class _Reader:
-    """Reads values from one table, remembering which keys were used."""
-
-    def __init__(self, source: str, base_dir: Path) -> None:
-        self.source = source
-        self.base_dir = base_dir
-
-    def sections(self, data: Mapping[str, Any], names: Iterable[str]) -> dict[str, _Table]:
-        known = tuple(names)
-        for key, value in data.items():
-            if key not in known:
-                raise self.unknown(key)
-            if not isinstance(value, dict):
-                raise self.invalid(key, "must be a table ([" + key + "])")
-        return {name: _Table(self, name, data.get(name, {})) for name in known}
-
-    def unknown(self, key: str) -> ConfigError:
-        return ConfigError(f"unknown key '{key}' in {self.source}")
-
-    def invalid(self, key: str, why: str) -> ConfigError:
-        return ConfigError(f"invalid value for '{key}' in {self.source}: {why}")
-
-
-class _Table:
-    def __init__(self, reader: _Reader, name: str, data: Mapping[str, Any]) -> None:
-        self.reader = reader
-        self.name = name
-        self.data = data
-        self.used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.name}.{name}"
-
-    def get(self, name: str, default: _T) -> Any:
-        self.used.add(name)
-        return self.data.get(name, default)
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def finish(self, known: Iterable[str] | None = None) -> None:
-        allowed = set(known) if known is not None else self.used
-        for key in self.data:
-            if key not in allowed:
-                raise self.reader.unknown(self.key(key))
-
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
-        value = self.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.reader.invalid(self.key(name), "must be an integer")
-        if value < minimum:
-            raise self.reader.invalid(self.key(name), f"must be at least {minimum}")
-        return value
-
-    def number(
-        self, name: str, default: float, *, minimum: float = 0.0, positive: bool = False
-    ) -> float:
-        value = self.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.reader.invalid(self.key(name), "must be a number (seconds)")
-        if value < minimum or (positive and value <= 0):
-            why = "must be greater than 0" if positive else f"must be at least {minimum:g}"
-            raise self.reader.invalid(self.key(name), why)
-        return float(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.get(name, default)
-        if not isinstance(value, bool):
-            raise self.reader.invalid(self.key(name), "must be true or false")
-        return value
-
-    def string(self, name: str, default: str, *, choices: Sequence[str] | None = None) -> str:
-        value = self.get(name, default)
-        if not isinstance(value, str):
-            raise self.reader.invalid(self.key(name), "must be a string")
-        if choices is not None and value not in choices:
-            options = ", ".join(f'"{choice}"' for choice in choices)
-            raise self.reader.invalid(self.key(name), f"must be one of {options}")
-        return value
-
-    def path(self, name: str, default: Path | None) -> Path | None:
-        value = self.get(name, default)
-        if value is None or isinstance(value, Path):
-            return value
-        if not isinstance(value, str) or not value:
-            raise self.reader.invalid(self.key(name), "must be a non-empty path string")
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else self.reader.base_dir / path
-
-    def addresses(self, name: str, default: tuple[ListenAddress, ...]) -> tuple[ListenAddress, ...]:
-        value = self.get(name, None)
-        if value is None:
-            return default
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise self.reader.invalid(self.key(name), 'must be a list of "HOST:PORT" strings')
-        addresses = []
-        for item in value:
-            try:
-                addresses.append(ListenAddress.parse(item))
-            except ValueError as error:
-                raise self.reader.invalid(self.key(name), str(error)) from None
-        fixed = [address for address in addresses if address.port != 0]  # 0: any free port
-        if len(set(fixed)) != len(fixed):
-            raise self.reader.invalid(self.key(name), "lists an address twice")
-        return tuple(addresses)
-
-
-def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
+def _read_server(reader: Reader, table: Table) -> ServerSettings:
     defaults = ServerSettings()
     data_dir = table.path("data_dir", defaults.data_dir)
     assert data_dir is not None
@@ -256,7 +151,7 @@ def _read_server(reader: _Reader, table: _Table) -> ServerSettings:
     return settings
 
 
-def _read_imap(reader: _Reader, table: _Table) -> ImapSettings:
+def _read_imap(reader: Reader, table: Table) -> ImapSettings:
     defaults = ImapSettings()
     settings = ImapSettings(
         listen=table.addresses("listen", defaults.listen),
@@ -274,7 +169,7 @@ def _read_imap(reader: _Reader, table: _Table) -> ImapSettings:
     return settings
 
 
-def _read_special_use_names(reader: _Reader, table: _Table) -> tuple[tuple[str, str], ...]:
+def _read_special_use_names(reader: Reader, table: Table) -> tuple[tuple[str, str], ...]:
     """``special_use_names = { sent = "Sent Items", ... }``: the names of a new
     account's special folders, keyed by use without the backslash; those not given
     keep their default name. Existing accounts are not changed."""
@@ -303,7 +198,7 @@ def _read_special_use_names(reader: _Reader, table: _Table) -> tuple[tuple[str, 
     return tuple(folders)
 
 
-def _read_pop3(reader: _Reader, table: _Table) -> Pop3Settings:
+def _read_pop3(reader: Reader, table: Table) -> Pop3Settings:
     defaults = Pop3Settings()
     mode = table.string("delete_mode", defaults.delete_mode.value, choices=DELETE_MODES)
     move_to = table.string("move_to", defaults.move_to)
@@ -333,7 +228,7 @@ def _read_pop3(reader: _Reader, table: _Table) -> Pop3Settings:
     return settings
 
 
-def _read_tls(reader: _Reader, table: _Table) -> TlsSettings:
+def _read_tls(reader: Reader, table: Table) -> TlsSettings:
     defaults = TlsSettings()
     settings = TlsSettings(
         cert=table.path("cert", defaults.cert),
@@ -344,7 +239,7 @@ def _read_tls(reader: _Reader, table: _Table) -> TlsSettings:
     return settings
 
 
-def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
+def _read_limits(reader: Reader, table: Table) -> LimitSettings:
     defaults = LimitSettings()
     imap_values: dict[str, Any] = {}
     for limit in dataclasses.fields(ImapLimits):
@@ -359,7 +254,7 @@ def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
     pop3_data = table.get("pop3", {})
     if not isinstance(pop3_data, dict):
         raise reader.invalid(table.key("pop3"), "must be a table ([limits.pop3])")
-    pop3 = _read_pop3_limits(reader, _Table(reader, table.key("pop3"), pop3_data))
+    pop3 = _read_pop3_limits(reader, Table(reader, table.key("pop3"), pop3_data))
     settings = LimitSettings(
         imap=imap,
         pop3=pop3,
@@ -387,7 +282,7 @@ def _read_limits(reader: _Reader, table: _Table) -> LimitSettings:
     return settings
 
 
-def _read_networks(reader: _Reader, table: _Table, name: str) -> tuple[IPNetwork, ...]:
+def _read_networks(reader: Reader, table: Table, name: str) -> tuple[IPNetwork, ...]:
     """A list of CIDR strings ("10.0.0.0/8", "2001:db8::/32", or one address)."""
     value = table.get(name, [])
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
@@ -401,7 +296,7 @@ def _read_networks(reader: _Reader, table: _Table, name: str) -> tuple[IPNetwork
     return tuple(networks)
 
 
-def _read_pop3_limits(reader: _Reader, table: _Table) -> Pop3Limits:
+def _read_pop3_limits(reader: Reader, table: Table) -> Pop3Limits:
     defaults = Pop3Limits()
     values: dict[str, Any] = {}
     for limit in dataclasses.fields(Pop3Limits):
@@ -417,7 +312,7 @@ def _read_pop3_limits(reader: _Reader, table: _Table) -> Pop3Limits:
     return limits
 
 
-def _read_auth(reader: _Reader, table: _Table) -> AuthSettings:
+def _read_auth(reader: Reader, table: Table) -> AuthSettings:
     defaults = AuthSettings()
     settings = AuthSettings(
         failure_delay=table.number("failure_delay", defaults.failure_delay),
@@ -441,7 +336,7 @@ def _read_auth(reader: _Reader, table: _Table) -> AuthSettings:
     return settings
 
 
-def _read_oauth_issuers(reader: _Reader, auth: _Table) -> tuple[OAuthIssuer, ...]:
+def _read_oauth_issuers(reader: Reader, auth: Table) -> tuple[OAuthIssuer, ...]:
     """``[[auth.oauth]]``: issuer, audience, jwks (a file) and/or public_keys (PEM
     strings), username_claim, algorithms. The keys are read now, so a bad one is a
     configuration error at start-up."""
@@ -450,7 +345,7 @@ def _read_oauth_issuers(reader: _Reader, auth: _Table) -> tuple[OAuthIssuer, ...
         raise reader.invalid(auth.key("oauth"), "must be an array of tables ([[auth.oauth]])")
     issuers = []
     for number, item in enumerate(value, 1):
-        table = _Table(reader, f"auth.oauth[{number}]", item)
+        table = Table(reader, f"auth.oauth[{number}]", item)
         jwks_path = table.path("jwks", None)
         public_keys = table.get("public_keys", [])
         if not isinstance(public_keys, list) or not all(isinstance(k, str) for k in public_keys):
@@ -488,26 +383,26 @@ def _read_oauth_issuers(reader: _Reader, auth: _Table) -> tuple[OAuthIssuer, ...
     return tuple(issuers)
 
 
-def _read_http(reader: _Reader, table: _Table) -> HttpSettings:
+def _read_http(reader: Reader, table: Table) -> HttpSettings:
     settings = HttpSettings(listen=table.addresses("listen", HttpSettings().listen))
     table.finish()
     return settings
 
 
-def _read_log(reader: _Reader, table: _Table) -> LogSettings:
+def _read_log(reader: Reader, table: Table) -> LogSettings:
     defaults = LogSettings()
     level = table.get("level", defaults.level)
     if isinstance(level, str):
         level = level.lower()
     settings = LogSettings(
-        level=_choice(reader, table.key("level"), level, LOG_LEVELS),
+        level=choice(reader, table.key("level"), level, LOG_LEVELS),
         format=table.string("format", defaults.format, choices=LOG_FORMATS),
     )
     table.finish()
     return settings
 
 
-def _read_quota(reader: _Reader, table: _Table) -> QuotaSettings:
+def _read_quota(reader: Reader, table: Table) -> QuotaSettings:
     defaults = QuotaSettings()
     storage = table.get("storage", defaults.storage)
     try:
@@ -523,9 +418,9 @@ def _read_quota(reader: _Reader, table: _Table) -> QuotaSettings:
     return settings
 
 
-def _read_store(reader: _Reader, table: _Table) -> StoreSettings:
+def _read_store(reader: Reader, table: Table) -> StoreSettings:
     defaults = StoreSettings()
-    backend = _choice(
+    backend = choice(
         reader, table.key("backend"), table.get("backend", defaults.backend), STORE_BACKENDS
     )
     url = table.get("url", defaults.url)
@@ -538,141 +433,3 @@ def _read_store(reader: _Reader, table: _Table) -> StoreSettings:
 
 
 STORE_BACKENDS = ("sqlite", "postgresql")
-
-
-def _choice(reader: _Reader, key: str, value: object, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        options = ", ".join(f'"{choice}"' for choice in choices)
-        raise reader.invalid(key, f"must be one of {options}")
-    return value
-
-
-def _read_lmtp(reader: _Reader, table: _Table) -> LmtpSettings:
-    defaults = LmtpSettings()
-    value = table.get("listen", [])
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise reader.invalid(table.key("listen"), 'must be a list of "unix:PATH" or "HOST:PORT"')
-    listen: list[LmtpAddress] = []
-    for item in value:
-        try:
-            listen.append(parse_lmtp_address(item, reader.base_dir))
-        except ValueError as error:
-            raise reader.invalid(table.key("listen"), str(error)) from None
-    fixed = [a for a in listen if isinstance(a, UnixAddress) or a.port != 0]
-    if len(set(fixed)) != len(fixed):
-        raise reader.invalid(table.key("listen"), "lists an address twice")
-    mode = table.integer("socket_mode", defaults.socket_mode)
-    if mode > 0o777:
-        raise reader.invalid(table.key("socket_mode"), "must be a mode such as 0o660")
-    group = table.string("socket_group", "")
-    settings = LmtpSettings(
-        listen=tuple(listen),
-        socket_mode=mode,
-        socket_group=group or None,
-        allow_remote=table.boolean("allow_remote", defaults.allow_remote),
-        private_socket=table.boolean("private_socket", defaults.private_socket),
-        max_message_size=table.integer("max_message_size", defaults.max_message_size, minimum=1024),
-        max_recipients=table.integer("max_recipients", defaults.max_recipients, minimum=1),
-        spool_threshold=table.integer("spool_threshold", defaults.spool_threshold, minimum=1),
-        timeout=table.number("timeout", defaults.timeout, positive=True),
-    )
-    table.finish()
-    return settings
-
-
-def _read_delivery(reader: _Reader, table: _Table) -> DeliverySettings:
-    defaults = DeliverySettings()
-    domains = table.get("domains", [])
-    if not isinstance(domains, list) or not all(isinstance(item, str) and item for item in domains):
-        raise reader.invalid(table.key("domains"), 'must be a list of domains ("example.org")')
-    separator = table.string("subaddress_separator", defaults.subaddress_separator)
-    if len(separator) > 1 or (separator and separator in '@"\\ '):
-        why = 'must be one character, as "+" (or "" for none)'
-        raise reader.invalid(table.key("subaddress_separator"), why)
-    settings = DeliverySettings(
-        domains=tuple(domain.lower().rstrip(".") for domain in domains),
-        strip_domain=table.boolean("strip_domain", defaults.strip_domain),
-        detail_folders=table.boolean("detail_folders", defaults.detail_folders),
-        subaddress_separator=separator,
-    )
-    table.finish()
-    return settings
-
-
-def _read_sieve(reader: _Reader, table: _Table) -> SieveSettings:
-    defaults = SieveSettings()
-    scripts: dict[str, tuple[Path, ...]] = {}
-    for name in ("before", "after"):
-        value = table.get(name, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise reader.invalid(table.key(name), "must be a script path or a list of them")
-        scripts[name] = tuple(reader.base_dir / item for item in value)
-    relay_text = table.string("relay", "")
-    try:
-        relay = ListenAddress.parse(relay_text) if relay_text else None
-    except ValueError as error:
-        raise reader.invalid(table.key("relay"), str(error)) from None
-    settings = SieveSettings(
-        before=scripts["before"],
-        after=scripts["after"],
-        global_dir=table.path("global_dir", None),
-        relay=relay,
-        relay_timeout=table.number("relay_timeout", defaults.relay_timeout, positive=True),
-        relay_starttls=table.boolean("relay_starttls", defaults.relay_starttls),
-        helo_name=table.string("helo_name", defaults.helo_name),
-        max_redirects=table.integer("max_redirects", defaults.max_redirects),
-        max_actions=table.integer("max_actions", defaults.max_actions, minimum=1),
-        max_instructions=table.integer("max_instructions", defaults.max_instructions, minimum=100),
-        max_message_size=table.integer("max_message_size", defaults.max_message_size),
-        spam_header=table.string("spam_header", defaults.spam_header),
-        spam_max_score=table.number("spam_max_score", defaults.spam_max_score, positive=True),
-        virus_header=table.string("virus_header", defaults.virus_header),
-        virus_max_score=table.number("virus_max_score", defaults.virus_max_score, positive=True),
-    )
-    table.finish()
-    return settings
-
-
-def _read_managesieve(reader: _Reader, table: _Table) -> ManageSieveSettings:
-    defaults = ManageSieveSettings()
-    settings = ManageSieveSettings(
-        listen=table.addresses("listen", defaults.listen),
-        starttls=table.boolean("starttls", defaults.starttls),
-        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
-        max_script_size=table.integer("max_script_size", defaults.max_script_size, minimum=1),
-        max_scripts=table.integer("max_scripts", defaults.max_scripts, minimum=1),
-        timeout=table.number("timeout", defaults.timeout, positive=True),
-    )
-    table.finish()
-    return settings
-
-
-def _read_submission(reader: _Reader, table: _Table) -> SubmissionSettings:
-    defaults = SubmissionSettings()
-    relay_text = table.string("relay", "")
-    relay = defaults.relay
-    if relay_text:
-        try:
-            relay = RelayTarget.parse(relay_text)
-        except ValueError as error:
-            raise reader.invalid(table.key("relay"), str(error)) from None
-    settings = SubmissionSettings(
-        listen=table.addresses("listen", defaults.listen),
-        tls_listen=table.addresses("tls_listen", defaults.tls_listen),
-        allow_plaintext_auth=table.boolean("allow_plaintext_auth", defaults.allow_plaintext_auth),
-        relay=relay,
-        relay_timeout=table.number("relay_timeout", defaults.relay_timeout, positive=True),
-        max_message_size=table.integer("max_message_size", defaults.max_message_size, minimum=1024),
-        max_recipients=table.integer("max_recipients", defaults.max_recipients, minimum=1),
-        max_messages_per_hour=table.integer(
-            "max_messages_per_hour", defaults.max_messages_per_hour
-        ),
-        hide_client_ip=table.boolean("hide_client_ip", defaults.hide_client_ip),
-        save_sent=table.boolean("save_sent", defaults.save_sent),
-        timeout=table.number("timeout", defaults.timeout, positive=True),
-        spool_threshold=table.integer("spool_threshold", defaults.spool_threshold, minimum=1),
-    )
-    table.finish()
-    return settings

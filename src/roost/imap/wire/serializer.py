@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import assert_never
 
+from roost.imap.wire import encoding as enc
+from roost.imap.wire.encoding import CRLF, NIL, TEXT_FORBIDDEN
 from roost.imap.wire.mutf7 import encode_mutf7
 from roost.imap.wire.responses import (
     AclResponse,
@@ -75,13 +77,6 @@ from roost.imap.wire.sequence import compress_uids
 
 __all__ = ["serialize", "serialize_many"]
 
-CRLF = b"\r\n"
-NIL = b"NIL"
-
-# ATOM-CHAR (RFC 9051 §9): CHAR except atom-specials. "[" is excluded as well, so that
-# a name like "[Gmail]" is quoted, as lenient client parsers expect.
-_ATOM_CHARS = bytes(c for c in range(0x21, 0x7F) if c not in b'(){%*"\\[]')
-_TEXT_FORBIDDEN = str.maketrans({"\r": " ", "\n": " ", "\x00": " "})
 _MONTHS = tuple(b"JanFebMarAprMayJunJulAugSepOctNovDec"[i : i + 3] for i in range(0, 36, 3))
 # RFC 3501 requires text after a status; used when a handler gave none.
 _DEFAULT_TEXT = {
@@ -92,85 +87,6 @@ _DEFAULT_TEXT = {
     Status.BYE: "Logging out",
 }
 _STATUS_BYTES = {status: status.value.encode("ascii") for status in Status}
-
-
-# ---- strings --------------------------------------------------------------------------
-
-
-def _to_bytes(text: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        # Bytes kept through surrogateescape go back as they were; anything else is "?".
-        try:
-            return text.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            return text.encode("utf-8", "replace")
-
-
-def _quotable(data: bytes, utf8: bool) -> bool:
-    if b"\r" in data or b"\n" in data or b"\x00" in data:
-        return False
-    if data.isascii():
-        return True
-    if not utf8:
-        return False
-    try:
-        data.decode("utf-8")  # RFC 9051 QUOTED-CHAR: only well-formed UTF-8
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _string_bytes(data: bytes, utf8: bool) -> bytes:
-    """``string``: quoted if possible, else a literal."""
-    if _quotable(data, utf8):
-        if b"\\" in data or b'"' in data:
-            data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
-        return b'"' + data + b'"'
-    return b"{%d}\r\n" % len(data) + data
-
-
-def _string(text: str, utf8: bool) -> bytes:
-    return _string_bytes(_to_bytes(text), utf8)
-
-
-def _astring_bytes(data: bytes, utf8: bool) -> bytes:
-    """``astring``: a bare atom when safe, else as ``_string_bytes``. "NIL" is quoted so
-    that no client mistakes it for a missing value."""
-    if data and not data.translate(None, _ATOM_CHARS) and data.upper() != NIL:
-        return data
-    return _string_bytes(data, utf8)
-
-
-def _mailbox(name: str, utf8: bool) -> bytes:
-    """A mailbox name (RFC 9051 ``mailbox``): UTF-8 with ``utf8``, else modified UTF-7."""
-    return _astring_bytes(_to_bytes(name) if utf8 else encode_mutf7(name), utf8)
-
-
-def _quoted_char(char: str | None) -> bytes:
-    """A hierarchy delimiter: ``QUOTED-CHAR`` or NIL."""
-    if not char:
-        return NIL
-    return _string(char, True)
-
-
-def _text(text: str, utf8: bool, *, after_code: bool, default: str) -> bytes:
-    """Human-readable ``text`` (RFC 9051 ``resp-text``)."""
-    if "\r" in text or "\n" in text or "\x00" in text:
-        text = text.translate(_TEXT_FORBIDDEN)
-    if not after_code and text.startswith("["):
-        text = text.lstrip("[")
-    if not text.strip():
-        text = default
-    if utf8:
-        return _to_bytes(text)
-    return text.encode("ascii", "replace")
-
-
-def _atoms(words: Iterable[str]) -> bytes:
-    """Words that are atoms by construction (capabilities, flags, attributes)."""
-    return _to_bytes(" ".join(words))
 
 
 # ---- response codes -------------------------------------------------------------------
@@ -208,14 +124,14 @@ def _code(code: ResponseCode) -> bytes:
         case Code(name=name, data=data):
             if data is not None:
                 # resp-text-code data: TEXT-CHAR except "]".
-                data = data.translate(_TEXT_FORBIDDEN).replace("]", "").strip()
+                data = data.translate(TEXT_FORBIDDEN).replace("]", "").strip()
             if not data:
-                return b"[" + _to_bytes(name) + b"]"
-            return b"[" + _to_bytes(name) + b" " + data.encode("ascii", "replace") + b"]"
+                return b"[" + enc.to_bytes(name) + b"]"
+            return b"[" + enc.to_bytes(name) + b" " + data.encode("ascii", "replace") + b"]"
         case CapabilityCode(capabilities=capabilities):
-            return b"[CAPABILITY " + _atoms(capabilities) + b"]"
+            return b"[CAPABILITY " + enc.atoms(capabilities) + b"]"
         case PermanentFlagsCode(flags=flags):
-            return b"[PERMANENTFLAGS (" + _atoms(flags) + b")]"
+            return b"[PERMANENTFLAGS (" + enc.atoms(flags) + b")]"
         case AppendUidCode(uidvalidity=uidvalidity, uids=uids):
             if not uids:
                 raise ValueError("APPENDUID needs at least one UID")
@@ -226,12 +142,12 @@ def _code(code: ResponseCode) -> bytes:
         case BadCharsetCode(charsets=charsets):
             if not charsets:
                 return b"[BADCHARSET]"
-            names = b" ".join(_astring_bytes(_to_bytes(c), False) for c in charsets)
+            names = b" ".join(enc.astring_bytes(enc.to_bytes(c), False) for c in charsets)
             return b"[BADCHARSET (" + names + b")]"
         case ProgressCode(tag=tag, count=count, total=total):
             # RFC 9585 §3: progress-tag is quoted (or NIL), the numbers NIL when unknown.
             fields = (
-                NIL if tag is None else _string_bytes(_to_bytes(tag), False),
+                NIL if tag is None else enc.string_bytes(enc.to_bytes(tag), False),
                 NIL if count is None else b"%d" % count,
                 NIL if total is None else b"%d" % total,
             )
@@ -246,8 +162,8 @@ def _status_line(
     head = prefix + _STATUS_BYTES[status] + b" "
     default = _DEFAULT_TEXT[status]
     if code is None:
-        return head + _text(text, utf8, after_code=False, default=default) + CRLF
-    return head + _code(code) + b" " + _text(text, utf8, after_code=True, default=default) + CRLF
+        return head + enc.text(text, utf8, after_code=False, default=default) + CRLF
+    return head + _code(code) + b" " + enc.text(text, utf8, after_code=True, default=default) + CRLF
 
 
 # ---- FETCH ----------------------------------------------------------------------------
@@ -279,13 +195,13 @@ def _fetch_value_slow(value: FetchValue, utf8: bool) -> bytes:
     if isinstance(value, datetime):
         return _date_time(value)
     if isinstance(value, str):
-        return _string(value, utf8)
+        return enc.string(value, utf8)
     if isinstance(value, NString):
         if value.data is None:
             return NIL
         return (b"~{%d}\r\n" if value.binary else b"{%d}\r\n") % len(value.data) + value.data
     if isinstance(value, FlagList):
-        return b"(" + _atoms(value.flags) + b")"
+        return b"(" + enc.atoms(value.flags) + b")"
     if isinstance(value, RawValue):
         return value.data
     if isinstance(value, Parenthesized):
@@ -402,9 +318,9 @@ def _namespace(spaces: tuple[tuple[str, str], ...] | None, utf8: bool) -> bytes:
     # RFC 2342: the prefix is a ``string`` (never an atom), encoded like a mailbox name.
     items = (
         b"("
-        + _string_bytes(_to_bytes(p) if utf8 else encode_mutf7(p), utf8)
+        + enc.string_bytes(enc.to_bytes(p) if utf8 else encode_mutf7(p), utf8)
         + b" "
-        + _quoted_char(d)
+        + enc.quoted_char(d)
         + b")"
         for p, d in spaces
     )
@@ -415,21 +331,21 @@ def _list(response: ListResponse, utf8: bool) -> bytes:
     line = b"".join(
         (
             b"* LSUB (" if response.lsub else b"* LIST (",
-            _atoms(response.attributes),
+            enc.atoms(response.attributes),
             b") ",
-            _quoted_char(response.delimiter),
+            enc.quoted_char(response.delimiter),
             b" ",
-            _mailbox(response.name, utf8),
+            enc.mailbox(response.name, utf8),
         )
     )
     extended: list[bytes] = []
     if response.child_info and not response.lsub:
         # RFC 5258 §3.5: ("CHILDINFO" ("SUBSCRIBED")).
-        infos = b" ".join(_string(i, utf8) for i in response.child_info)
+        infos = b" ".join(enc.string(i, utf8) for i in response.child_info)
         extended.append(b'"CHILDINFO" (' + infos + b")")
     if response.old_name is not None and not response.lsub:
         # RFC 5465 §5.4: ("OLDNAME" ("old name")).
-        extended.append(b'"OLDNAME" (' + _mailbox(response.old_name, utf8) + b")")
+        extended.append(b'"OLDNAME" (' + enc.mailbox(response.old_name, utf8) + b")")
     if extended:
         line += b" (" + b" ".join(extended) + b")"
     return line + CRLF
@@ -439,16 +355,16 @@ def _metadata(response: MetadataResponse, utf8: bool) -> bytes:
     """RFC 5464 §4.4.1. The mailbox is "" for the server (never an atom); entry names
     are ASCII astrings; a value is quoted when it can be, else a literal, and a
     literal8 when it holds a NUL (``value = nstring / literal8``, §5)."""
-    mailbox = _mailbox(response.mailbox, utf8) if response.mailbox else b'""'
+    mailbox = enc.mailbox(response.mailbox, utf8) if response.mailbox else b'""'
     parts: list[bytes] = []
     for entry, value in response.entries:
-        parts.append(_astring_bytes(_to_bytes(entry), False))
+        parts.append(enc.astring_bytes(enc.to_bytes(entry), False))
         if value is None:
             parts.append(NIL)
         elif b"\x00" in value:
             parts.append(b"~{%d}\r\n" % len(value) + value)
         else:
-            parts.append(_string_bytes(value, utf8))
+            parts.append(enc.string_bytes(value, utf8))
     return b"* METADATA " + mailbox + b" (" + b" ".join(parts) + b")" + CRLF
 
 
@@ -456,7 +372,7 @@ def _id(params: tuple[tuple[str, str | None], ...] | None, utf8: bool) -> bytes:
     if not params:
         return b"* ID NIL\r\n"
     fields = b" ".join(
-        _string(key, utf8) + b" " + (NIL if value is None else _string(value, utf8))
+        enc.string(key, utf8) + b" " + (NIL if value is None else enc.string(value, utf8))
         for key, value in params
     )
     return b"* ID (" + fields + b")\r\n"
@@ -465,16 +381,16 @@ def _id(params: tuple[tuple[str, str | None], ...] | None, utf8: bool) -> bytes:
 def _esearch(response: ESearchResponse, utf8: bool) -> bytes:
     parts = [b"* ESEARCH"]
     if response.tag is not None:
-        correlator = b"(TAG " + _string(response.tag, False)
+        correlator = b"(TAG " + enc.string(response.tag, False)
         if response.mailbox is not None:
             # RFC 7377 §2: ("TAG" tag "MAILBOX" mailbox "UIDVALIDITY" n)
-            correlator += b" MAILBOX " + _mailbox(response.mailbox, utf8)
+            correlator += b" MAILBOX " + enc.mailbox(response.mailbox, utf8)
             correlator += b" UIDVALIDITY %d" % (response.uidvalidity or 0)
         parts.append(correlator + b")")
     if response.uid:
         parts.append(b"UID")
     for name, value in response.items:
-        parts.append(_to_bytes(name) + b" " + _to_bytes(value))
+        parts.append(enc.to_bytes(name) + b" " + enc.to_bytes(value))
     return b" ".join(parts) + CRLF
 
 
@@ -546,7 +462,7 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
         case Recent(count=count):
             return b"* %d RECENT\r\n" % count
         case Tagged(tag=tag, status=status, text=text, code=code):
-            return _status_line(_to_bytes(tag) + b" ", status, text, code, utf8)
+            return _status_line(enc.to_bytes(tag) + b" ", status, text, code, utf8)
         case Untagged(status=status, text=text, code=code):
             return _status_line(b"* ", status, text, code, utf8)
         case Continuation(text=text, data=data):
@@ -555,21 +471,21 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
                 return b"+ " + binascii.b2a_base64(data, newline=False) + CRLF
             if not text:
                 return b"+ \r\n"
-            return b"+ " + _text(text, utf8, after_code=False, default="Ready") + CRLF
+            return b"+ " + enc.text(text, utf8, after_code=False, default="Ready") + CRLF
         case Vanished(uids=uids, earlier=earlier):
             if not uids:
                 raise ValueError("VANISHED needs at least one UID")
             uid_set = compress_uids(sorted(set(uids))).encode("ascii")
             return (b"* VANISHED (EARLIER) " if earlier else b"* VANISHED ") + uid_set + CRLF
         case FlagsResponse(flags=flags):
-            return b"* FLAGS (" + _atoms(flags) + b")\r\n"
+            return b"* FLAGS (" + enc.atoms(flags) + b")\r\n"
         case ListResponse():
             return _list(response, utf8)
         case StatusResponse(mailbox=mailbox, items=items):
             attributes = b" ".join(
                 name.encode("ascii") + b" " + _status_value(value) for name, value in items
             )
-            return b"".join((b"* STATUS ", _mailbox(mailbox, utf8), b" (", attributes, b")\r\n"))
+            return b"".join((b"* STATUS ", enc.mailbox(mailbox, utf8), b" (", attributes, b")\r\n"))
         case SearchResponse(numbers=numbers, modseq=modseq):
             if not numbers:
                 return b"* SEARCH\r\n"
@@ -588,11 +504,11 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
         case ESearchResponse():
             return _esearch(response, utf8)
         case CapabilityResponse(capabilities=capabilities):
-            return b"* CAPABILITY " + _atoms(capabilities) + CRLF
+            return b"* CAPABILITY " + enc.atoms(capabilities) + CRLF
         case Enabled(capabilities=capabilities):
             if not capabilities:
                 return b"* ENABLED\r\n"
-            return b"* ENABLED " + _atoms(capabilities) + CRLF
+            return b"* ENABLED " + enc.atoms(capabilities) + CRLF
         case IdResponse(params=params):
             return _id(params, utf8)
         case NamespaceResponse(personal=personal, other_users=other, shared=shared):
@@ -604,44 +520,50 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
             listed = b" ".join(
                 b"%s %d %d" % (r.name.encode("ascii"), r.usage, r.limit) for r in resources
             )
-            return b"* QUOTA " + _astring_bytes(_to_bytes(root), utf8) + b" (" + listed + b")\r\n"
+            return (
+                b"* QUOTA "
+                + enc.astring_bytes(enc.to_bytes(root), utf8)
+                + b" ("
+                + listed
+                + b")\r\n"
+            )
         case MetadataResponse():
             return _metadata(response, utf8)
         case AclResponse(mailbox=mailbox, entries=entries):
             # RFC 4314 §4: identifier and rights are astrings.
-            line = b"* ACL " + _mailbox(mailbox, utf8)
+            line = b"* ACL " + enc.mailbox(mailbox, utf8)
             for identifier, rights in entries:
-                line += b" " + _astring_bytes(_to_bytes(identifier), utf8)
-                line += b" " + _astring_bytes(_to_bytes(rights), utf8)
+                line += b" " + enc.astring_bytes(enc.to_bytes(identifier), utf8)
+                line += b" " + enc.astring_bytes(enc.to_bytes(rights), utf8)
             return line + CRLF
         case ListRightsResponse(
             mailbox=mailbox, identifier=identifier, required=required, optional=optional
         ):
-            words = [_mailbox(mailbox, utf8), _astring_bytes(_to_bytes(identifier), utf8)]
-            words += [_astring_bytes(_to_bytes(w), utf8) for w in (required, *optional)]
+            words = [enc.mailbox(mailbox, utf8), enc.astring_bytes(enc.to_bytes(identifier), utf8)]
+            words += [enc.astring_bytes(enc.to_bytes(w), utf8) for w in (required, *optional)]
             return b"* LISTRIGHTS " + b" ".join(words) + CRLF
         case MyRightsResponse(mailbox=mailbox, rights=rights):
             return (
                 b"* MYRIGHTS "
-                + _mailbox(mailbox, utf8)
+                + enc.mailbox(mailbox, utf8)
                 + b" "
-                + _astring_bytes(_to_bytes(rights), utf8)
+                + enc.astring_bytes(enc.to_bytes(rights), utf8)
                 + CRLF
             )
         case QuotaRootResponse(mailbox=mailbox, roots=roots):
-            line = b"* QUOTAROOT " + _mailbox(mailbox, utf8)
+            line = b"* QUOTAROOT " + enc.mailbox(mailbox, utf8)
             for root in roots:
-                line += b" " + _astring_bytes(_to_bytes(root), utf8)
+                line += b" " + enc.astring_bytes(enc.to_bytes(root), utf8)
             return line + CRLF
         case GenUrlAuthResponse(urls=urls):
             return (
                 b"* GENURLAUTH "
-                + b" ".join(_astring_bytes(_to_bytes(u), utf8) for u in urls)
+                + b" ".join(enc.astring_bytes(enc.to_bytes(u), utf8) for u in urls)
                 + CRLF
             )
         case UrlFetchResponse(items=items):
             pieces = [
-                _astring_bytes(_to_bytes(url), utf8) + b" " + _urlfetch_value(value)
+                enc.astring_bytes(enc.to_bytes(url), utf8) + b" " + _urlfetch_value(value)
                 for url, value in items
             ]
             return b"* URLFETCH " + b" ".join(pieces) + CRLF
