@@ -28,7 +28,6 @@ from roost.mime.casemap import casemap
 from roost.store.postgres.mailboxes import mailbox
 from roost.store.query import (
     Criterion,
-    DateComparison,
     MatchAll,
     MatchAllOf,
     MatchAnyOf,
@@ -46,21 +45,18 @@ from roost.store.query import (
     MatchUids,
     SearchQuery,
     SearchResult,
-    SortField,
     TextField,
     ThreadFields,
 )
-from roost.store.sqlite.flags import ANSWERED_BIT, DELETED_BIT, DRAFT_BIT, FLAGGED_BIT, SEEN_BIT
-from roost.store.values import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN
+from roost.store.sql_terms import (
+    ARRIVAL_DAY,
+    COMPARE,
+    EPOCH_ORDINAL,
+    FLAG_BITS,
+    MESSAGE_SORTS,
+    ORDER,
+)
 
-_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
-_FLAG_BITS = {
-    SEEN.lower(): SEEN_BIT,
-    ANSWERED.lower(): ANSWERED_BIT,
-    FLAGGED.lower(): FLAGGED_BIT,
-    DELETED.lower(): DELETED_BIT,
-    DRAFT.lower(): DRAFT_BIT,
-}
 _COLUMNS: dict[TextField, tuple[str, ...]] = {
     TextField.HEADER: ("x.t_header",),
     TextField.BODY: ("x.t_body",),
@@ -71,22 +67,6 @@ _COLUMNS: dict[TextField, tuple[str, ...]] = {
     TextField.CC: ("x.t_cc",),
     TextField.BCC: ("x.t_bcc",),
 }
-_COMPARE = {DateComparison.BEFORE: "<", DateComparison.ON: "=", DateComparison.SINCE: ">="}
-# INTERNALDATE's calendar day in its own zone: floor((seconds + offset) / 86400).
-_LOCAL = "(m.internaldate + m.tzoffset * 60)"
-_ARRIVAL_DAY = f"(({_LOCAL} - (({_LOCAL} % 86400) + 86400) % 86400) / 86400)"
-_ORDER: dict[SortField, str] = {
-    SortField.ARRIVAL: "m.internaldate",
-    SortField.DATE: "coalesce(a.sent_date, m.internaldate)",
-    SortField.SIZE: "m.size",
-    SortField.SUBJECT: "coalesce(a.sort_subject, '')",
-    SortField.FROM: "coalesce(a.sort_from, '')",
-    SortField.TO: "coalesce(a.sort_to, '')",
-    SortField.CC: "coalesce(a.sort_cc, '')",
-    SortField.DISPLAY_FROM: "coalesce(a.display_from, '')",
-    SortField.DISPLAY_TO: "coalesce(a.display_to, '')",
-}
-_MESSAGE_SORTS = frozenset({SortField.ARRIVAL, SortField.SIZE})
 # Text is matched in an uncorrelated subquery over the account's analyses: the trigram
 # GIN indexes find the few hits once, and each message is a hash probe (no NULLs: NOT
 # of it is exactly "does not match").
@@ -98,8 +78,8 @@ async def search(
     conn: asyncpg.Connection, account_id: int, mailbox_id: int, query: SearchQuery
 ) -> SearchResult:
     await mailbox(conn, account_id, mailbox_id)
-    order = [_ORDER[o.field] + (" DESC" if o.reverse else "") for o in query.order]
-    analysis = any(o.field not in _MESSAGE_SORTS for o in query.order)
+    order = [ORDER[o.field] + (" DESC" if o.reverse else "") for o in query.order]
+    analysis = any(o.field not in MESSAGE_SORTS for o in query.order)
     sql, params = _select(account_id, mailbox_id, query, "m.uid, m.modseq", order, analysis)
     rows = await conn.fetch(sql, *params)
     if not rows:
@@ -169,16 +149,16 @@ class _Compiler:
             case MatchFlag(flag=flag):
                 return self._flag(flag)
             case MatchArrivalDay(comparison=comparison, day=day):
-                value = self.param(day.toordinal() - _EPOCH_ORDINAL)
-                return f"{_ARRIVAL_DAY} {_COMPARE[comparison]} {value}"
+                value = self.param(day.toordinal() - EPOCH_ORDINAL)
+                return f"{ARRIVAL_DAY} {COMPARE[comparison]} {value}"
             case MatchSentDay(comparison=comparison, day=day):
-                value = self.param(day.toordinal() - _EPOCH_ORDINAL)
+                value = self.param(day.toordinal() - EPOCH_ORDINAL)
                 self.needs_analysis = True
-                return f"coalesce(a.sent_day, {_ARRIVAL_DAY}) {_COMPARE[comparison]} {value}"
+                return f"coalesce(a.sent_day, {ARRIVAL_DAY}) {COMPARE[comparison]} {value}"
             case MatchSavedDay(comparison=comparison, day=day):
-                value = self.param(day.toordinal() - _EPOCH_ORDINAL)
+                value = self.param(day.toordinal() - EPOCH_ORDINAL)
                 return (
-                    f"(coalesce(m.savedate, m.internaldate) / 86400) {_COMPARE[comparison]} {value}"
+                    f"(coalesce(m.savedate, m.internaldate) / 86400) {COMPARE[comparison]} {value}"
                 )
             case MatchArrivedBy(instant=instant):
                 return f"m.internaldate <= {self.param(int(instant.timestamp()))}"
@@ -217,7 +197,7 @@ class _Compiler:
 
     def _flag(self, flag: str) -> str:
         if flag.startswith("\\"):
-            bit = _FLAG_BITS.get(flag.lower())
+            bit = FLAG_BITS.get(flag.lower())
             if bit is None:  # \Recent and unknown system flags are never stored
                 return "false"
             return f"(m.flags & {bit} != 0)"

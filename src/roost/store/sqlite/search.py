@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 from roost.mime.casemap import casemap
 from roost.store.query import (
     Criterion,
-    DateComparison,
     MatchAll,
     MatchAllOf,
     MatchAnyOf,
@@ -47,26 +46,23 @@ from roost.store.query import (
     MatchUids,
     SearchQuery,
     SearchResult,
-    SortField,
     TextField,
     ThreadFields,
 )
+from roost.store.sql_terms import (
+    ARRIVAL_DAY,
+    COMPARE,
+    EPOCH_ORDINAL,
+    FLAG_BITS,
+    MESSAGE_SORTS,
+    ORDER,
+)
 from roost.store.sqlite.analyses import indexed_read
-from roost.store.sqlite.flags import ANSWERED_BIT, DELETED_BIT, DRAFT_BIT, FLAGGED_BIT, SEEN_BIT
-from roost.store.values import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN
 
 if TYPE_CHECKING:
     from roost.store.sqlite.db import Database
 
 MAX_BETWEEN_RANGES = 16  # more UID ranges than this go through one JSON list
-_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
-_FLAG_BITS = {
-    SEEN.lower(): SEEN_BIT,
-    ANSWERED.lower(): ANSWERED_BIT,
-    FLAGGED.lower(): FLAGGED_BIT,
-    DELETED.lower(): DELETED_BIT,
-    DRAFT.lower(): DRAFT_BIT,
-}
 _COLUMNS: dict[TextField, tuple[str, ...]] = {
     TextField.HEADER: ("header",),
     TextField.BODY: ("body",),
@@ -77,24 +73,6 @@ _COLUMNS: dict[TextField, tuple[str, ...]] = {
     TextField.CC: ("addr_cc",),
     TextField.BCC: ("addr_bcc",),
 }
-_COMPARE = {DateComparison.BEFORE: "<", DateComparison.ON: "=", DateComparison.SINCE: ">="}
-# INTERNALDATE's calendar day in its own zone: floor((seconds + offset) / 86400).
-_LOCAL = "(m.internaldate + m.tzoffset * 60)"
-_ARRIVAL_DAY = f"(({_LOCAL} - (({_LOCAL} % 86400) + 86400) % 86400) / 86400)"
-_ORDER: dict[SortField, str] = {
-    SortField.ARRIVAL: "m.internaldate",
-    SortField.DATE: "coalesce(a.sent_date, m.internaldate)",
-    SortField.SIZE: "m.size",
-    # The keys are stored in i;unicode-casemap form (RFC 5255 §4.3, RFC 5051): their
-    # UTF-8 octets (SQLite's BINARY collation) are the comparator's order.
-    SortField.SUBJECT: "coalesce(a.sort_subject, '')",
-    SortField.FROM: "coalesce(a.sort_from, '')",
-    SortField.TO: "coalesce(a.sort_to, '')",
-    SortField.CC: "coalesce(a.sort_cc, '')",
-    SortField.DISPLAY_FROM: "coalesce(a.display_from, '')",
-    SortField.DISPLAY_TO: "coalesce(a.display_to, '')",
-}
-_MESSAGE_SORTS = frozenset({SortField.ARRIVAL, SortField.SIZE})
 # CROSS JOIN fixes the join order (SQLite never reorders it): the index first.
 _HITS = (
     "(SELECT x.blob_id AS blob_id FROM message_text CROSS JOIN analyses x"
@@ -112,8 +90,8 @@ _INDEXED_HEADER = (
 
 
 def search(db: Database, mailbox_id: int, query: SearchQuery) -> SearchResult:
-    order = [_ORDER[o.field] + (" DESC" if o.reverse else "") for o in query.order]
-    sorts_on_analysis = any(o.field not in _MESSAGE_SORTS for o in query.order)
+    order = [ORDER[o.field] + (" DESC" if o.reverse else "") for o in query.order]
+    sorts_on_analysis = any(o.field not in MESSAGE_SORTS for o in query.order)
     sql, params = _select(mailbox_id, query, "m.uid, m.modseq", order, sorts_on_analysis)
     with indexed_read(db):
         db.mailbox(mailbox_id)
@@ -222,15 +200,15 @@ class _Compiler:
             case MatchFlag(flag=flag):
                 return self._flag(flag)
             case MatchArrivalDay(comparison=comparison, day=day):
-                self.params.append(day.toordinal() - _EPOCH_ORDINAL)
-                return f"{_ARRIVAL_DAY} {_COMPARE[comparison]} ?"
+                self.params.append(day.toordinal() - EPOCH_ORDINAL)
+                return f"{ARRIVAL_DAY} {COMPARE[comparison]} ?"
             case MatchSentDay(comparison=comparison, day=day):
-                self.params.append(day.toordinal() - _EPOCH_ORDINAL)
+                self.params.append(day.toordinal() - EPOCH_ORDINAL)
                 self.needs_analysis = True
-                return f"coalesce(a.sent_day, {_ARRIVAL_DAY}) {_COMPARE[comparison]} ?"
+                return f"coalesce(a.sent_day, {ARRIVAL_DAY}) {COMPARE[comparison]} ?"
             case MatchSavedDay(comparison=comparison, day=day):
-                self.params.append(day.toordinal() - _EPOCH_ORDINAL)
-                return f"(coalesce(m.savedate, m.internaldate) / 86400) {_COMPARE[comparison]} ?"
+                self.params.append(day.toordinal() - EPOCH_ORDINAL)
+                return f"(coalesce(m.savedate, m.internaldate) / 86400) {COMPARE[comparison]} ?"
             case MatchArrivedBy(instant=instant):
                 self.params.append(int(instant.timestamp()))
                 return "m.internaldate <= ?"
@@ -286,7 +264,7 @@ class _Compiler:
 
     def _flag(self, flag: str) -> str:
         if flag.startswith("\\"):
-            bit = _FLAG_BITS.get(flag.lower())
+            bit = FLAG_BITS.get(flag.lower())
             if bit is None:  # \Recent and unknown system flags are never stored
                 return "0"
             return f"(m.flags & {bit} != 0)"
