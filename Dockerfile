@@ -26,6 +26,7 @@ ENV ROOST_CONFIG=/etc/roost/roost.toml PYTHONUNBUFFERED=1
 USER roost
 WORKDIR /var/lib/roost
 VOLUME ["/var/lib/roost", "/etc/roost"]
+# IMAP and POP3; LMTP (24) and submission (587, 465) once enabled in roost.toml.
 EXPOSE 143 993 110 995
 # Healthy when the IMAP listener greets ("* OK"): the process is up and serving.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

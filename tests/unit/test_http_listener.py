@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from roost.config import Settings
 from roost.observability import metrics
-from roost.runtime.http import ClientSettings, HttpApp, MailService, start_http
+from roost.runtime.http import (
+    ClientSettings,
+    HttpApp,
+    MailService,
+    autoconfig_xml,
+    autodiscover_xml,
+    client_settings,
+    start_http,
+)
 
 CLIENTS = ClientSettings(
     "mail.example.org",
@@ -130,3 +140,42 @@ async def test_bad_requests_get_a_status_not_a_hang(http: tuple[int, Ready]) -> 
     big_body = b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nContent-Length: 999999\r\n\r\n"
     assert (await fetch(port, big_body))[0] == 413
     assert (await fetch(port, get("/mail/config-v1.1.xml", host="")))[0] == 400
+
+
+def test_submission_listeners_are_announced_as_the_outgoing_server(tmp_path: Path) -> None:
+    """A client set up from autoconfig must be able to send too: the submission
+    listeners are its outgoing server, implicit TLS (465) before STARTTLS (587)."""
+    settings = Settings.from_toml(
+        f"""
+        [server]
+        data_dir = "{tmp_path}"
+        hostname = "mail.example.org"
+        [tls]
+        cert = "{tmp_path}/cert.pem"
+        key = "{tmp_path}/key.pem"
+        [imap]
+        tls_listen = ["127.0.0.1:993"]
+        [submission]
+        listen = ["127.0.0.1:587"]
+        tls_listen = ["127.0.0.1:465"]
+        """
+    )
+    clients = client_settings(settings)
+    assert MailService("smtp", 465, "SSL") in clients.services
+    assert MailService("smtp", 587, "STARTTLS") in clients.services
+    text = autoconfig_xml(clients, "example.org").decode()
+    outgoing = text[text.index('<outgoingServer type="smtp">') :]
+    assert text.index("</incomingServer>") < text.index("<outgoingServer")
+    assert outgoing.index("<port>465</port>") < outgoing.index("<port>587</port>")
+    assert "<socketType>STARTTLS</socketType>" in outgoing
+    pox = autodiscover_xml(clients, "alice@example.org").decode()
+    smtp = pox[pox.index("<Type>SMTP</Type>") :]
+    assert "<Port>465</Port>" in smtp.split("</Protocol>")[0]
+    assert "<Encryption>SSL</Encryption>" in smtp.split("</Protocol>")[0]
+
+
+def test_without_submission_listeners_no_outgoing_server_is_announced(tmp_path: Path) -> None:
+    settings = Settings.from_toml(
+        f'[server]\ndata_dir = "{tmp_path}"\n[tls]\ncert = "{tmp_path}/c"\nkey = "{tmp_path}/k"\n'
+    )
+    assert all(s.protocol != "smtp" for s in client_settings(settings).services)

@@ -287,12 +287,18 @@ async def start_http(app: HttpApp, host: str, port: int) -> asyncio.Server:
 
 def client_settings(settings: Settings) -> ClientSettings:
     """What autoconfig and autodiscover announce: the host name, and each configured
-    listener a mail client can use (implicit TLS, or STARTTLS where it is offered)."""
+    listener a mail client can use (implicit TLS, or STARTTLS where it is offered),
+    incoming (IMAP, POP3) and outgoing (submission)."""
     services: list[MailService] = []
     for protocol, section in (("imap", settings.imap), ("pop3", settings.pop3)):
         services += [MailService(protocol, a.port, "SSL") for a in section.tls_listen]
         if section.starttls:
             services += [MailService(protocol, a.port, "STARTTLS") for a in section.listen]
+    # Submission always offers STARTTLS on its plain listeners and takes AUTH only
+    # after it (RFC 8314 §3.3 prefers the implicit-TLS port, so it comes first).
+    submission = settings.submission
+    services += [MailService("smtp", a.port, "SSL") for a in submission.tls_listen]
+    services += [MailService("smtp", a.port, "STARTTLS") for a in submission.listen]
     return ClientSettings(settings.server.hostname, tuple(services))
 
 
