@@ -224,3 +224,59 @@ def import_rate(messages: int) -> dict[str, Any]:
         "messages_per_s": float(found.group(2).replace(",", "")),
         "wall_s": round(time.perf_counter() - started, 2),
     }
+
+
+# ---- Sieve and submission (Roost only) ---------------------------------------------------
+
+
+def _run_script(name: str, *args: str, timeout: float = 600) -> tuple[str, str | None]:
+    """Run ``bench/NAME`` with this Python; its stdout, or the failure's tail."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH_DIR / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode:
+        return done.stdout, (done.stdout + done.stderr)[-500:]
+    return done.stdout, None
+
+
+def sieve_eval(runs: int) -> dict[str, Any]:
+    """Sieve at delivery: µs of CPU per message against a 100-rule script
+    (bench/sieve_eval.py: the message parsed once, then evaluated; and both)."""
+    out, failed = _run_script("sieve_eval.py", "--runs", str(runs))
+    evaluate = re.search(r"evaluate one message: best ([\d.]+) µs, median ([\d.]+)", out)
+    both = re.search(r"parse message header \+ evaluate: best ([\d.]+) µs, median ([\d.]+)", out)
+    compiled = re.search(r"compile once: ([\d.]+) µs", out)
+    if failed or not evaluate or not both or not compiled:
+        return {"failed": failed or out[-500:]}
+    return {
+        "evaluate_us": float(evaluate.group(2)),
+        "parse_evaluate_us": float(both.group(2)),
+        "compile_us": float(compiled.group(1)),
+    }
+
+
+_SUBMISSION_LINE = re.compile(
+    r"connections=\s*(\d+) (straight to the relay|through Roost save_sent=(\w+)\s+"
+    r"hourly limit=(on|off))\s+msg/s=\s*([\d.]+)"
+)
+
+
+def submission_rate(messages: int) -> dict[str, Any]:
+    """Submissions per second through Roost to a relay that accepts everything, beside
+    the same client sending straight to that relay (bench/submission_rate.py)."""
+    out, failed = _run_script("submission_rate.py", "--messages", str(messages))
+    figures: dict[str, float] = {}
+    for found in _SUBMISSION_LINE.finditer(out):
+        connections, how, save_sent, limit, rate = found.groups()
+        if how.startswith("straight"):
+            key = f"direct-{connections}"
+        else:
+            key = f"roost-{connections}-sent_{save_sent.lower()}-limit_{limit}"
+        figures[key] = float(rate)
+    if failed or not figures:
+        return {"failed": failed or out[-500:]}
+    return figures

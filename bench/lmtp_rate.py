@@ -1,5 +1,5 @@
-"""LMTP delivery rate and wake-up time of Roost, on loopback (a quick measurement, not
-yet a row of ``make bench``, which compares against Dovecot).
+"""LMTP delivery rate and wake-up time of Roost alone, on loopback: a quick check while
+working (``make bench``'s "lmtp" rows measure the same beside Dovecot's LMTP).
 
 Starts ``roost serve`` (one process, durable store: every 250 waits for fsync) on a
 temporary data directory, then measures deliveries per second with 1 and 10

@@ -46,6 +46,9 @@ SEED = 1
 # The mixed workload on defaults starts with this many seconds uncounted: the first
 # sign-in of each account in each Roost worker is a full argon2id check (~150 ms of CPU).
 TLS_WARMUP = 4.0
+# LMTP rows: (connections, recipients per message); 1x100 is the cost of one message
+# to 100 accounts of this server (stored once, a copy in each mailbox).
+LMTP_SHAPES = ((1, 1), (1, 10), (10, 1), (10, 10), (1, 100))
 GROUPS = (
     "login",
     "mixed",
@@ -57,6 +60,8 @@ GROUPS = (
     "large",
     "idle",
     "import",
+    "sieve",
+    "submission",
 )
 
 
@@ -88,6 +93,8 @@ class Sizes:
     lmtp_deliveries: int
     lmtp_wake_rounds: int
     import_messages: int
+    sieve_runs: int
+    submission_messages: int
     budget: float  # seconds the whole run should stay under
 
 
@@ -118,7 +125,9 @@ FULL = Sizes(
     lmtp_deliveries=2000,
     lmtp_wake_rounds=50,
     import_messages=20_000,
-    budget=720.0,
+    sieve_runs=7_000,
+    submission_messages=400,
+    budget=900.0,
 )
 QUICK = Sizes(
     large=10_000,
@@ -147,7 +156,9 @@ QUICK = Sizes(
     lmtp_deliveries=500,
     lmtp_wake_rounds=20,
     import_messages=5_000,
-    budget=180.0,
+    sieve_runs=2_000,
+    submission_messages=200,
+    budget=330.0,
 )
 
 
@@ -191,7 +202,8 @@ def account_plans(sizes: Sizes, groups: set[str]) -> dict[str, list[AccountPlan]
         ]
         if "defaults" in groups
         else [],
-        "lmtp": [AccountPlan(f"lmtp{i}", 0, cheap) for i in range(10)],
+        # 100 so that one message can go to 100 different accounts (lmtp-1x100).
+        "lmtp": [AccountPlan(f"lmtp{i}", 0, cheap) for i in range(100)],
     }
     wanted = groups | {"plain"}
     return {
@@ -298,6 +310,7 @@ class Bench:
         self.args = args
         self.sizes = QUICK if args.quick else FULL
         self.groups = set(args.only.split(",")) if args.only else set(GROUPS)
+        self.lmtp_shapes = LMTP_SHAPES
         unknown = self.groups - set(GROUPS)
         if unknown:
             raise SystemExit(f"unknown scenario group(s) {sorted(unknown)}; known: {GROUPS}")
@@ -510,14 +523,13 @@ class Bench:
             )
         if "lmtp" in self.groups:
             users = [plan.name for plan in plans["lmtp"]]
-            for connections in (1, 10):
-                for recipients in (1, 10):
-                    await self.each_server(
-                        f"lmtp-{connections}x{recipients}",
-                        lambda s, c=connections, r=recipients: extra.lmtp_rate(
-                            s, users, c, r, sizes.lmtp_deliveries
-                        ),
-                    )
+            for connections, recipients in LMTP_SHAPES:
+                await self.each_server(
+                    f"lmtp-{connections}x{recipients}",
+                    lambda s, c=connections, r=recipients: extra.lmtp_rate(
+                        s, users, c, r, sizes.lmtp_deliveries
+                    ),
+                )
             await self.each_server(
                 "lmtp-wake", lambda s: extra.lmtp_wake(s, users[0], sizes.lmtp_wake_rounds)
             )
@@ -525,6 +537,14 @@ class Bench:
             log(f"import: roost ({sizes.import_messages:,} messages)")
             result = await asyncio.to_thread(extra.import_rate, sizes.import_messages)
             self.details["import"] = {"roost": result}
+        if "sieve" in self.groups:
+            log("sieve: roost (100-rule script)")
+            result = await asyncio.to_thread(extra.sieve_eval, sizes.sieve_runs)
+            self.details["sieve"] = {"roost": result}
+        if "submission" in self.groups:
+            log(f"submission: roost ({sizes.submission_messages} messages per figure)")
+            result = await asyncio.to_thread(extra.submission_rate, sizes.submission_messages)
+            self.details["submission"] = {"roost": result}
         if "mbsync" in self.groups:
             await self.each_server(
                 "mbsync", lambda s: scenarios.mbsync_initial(s, "sync", sizes.sync, time_limit=240)

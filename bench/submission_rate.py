@@ -1,5 +1,5 @@
 """Submissions per second through Roost to a relay, against the same client sending
-straight to that relay (a quick measurement on loopback, not a row of ``make bench``).
+straight to that relay, on loopback (the "submission" rows of ``make bench``).
 
 Starts ``roost serve`` (one process, durable store, ``save_sent`` on and off) with
 submission on a loopback port (AUTH allowed in the clear there, to time Roost rather
