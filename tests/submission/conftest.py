@@ -113,6 +113,7 @@ class SubmissionServer:
     server: Server
     store: SqliteStore
     relay: FakeRelay
+    authenticator: StoreAuthenticator
     clients: list[SmtpClient] = field(default_factory=list)
     imap_clients: list[ImapClient] = field(default_factory=list)
 
@@ -191,7 +192,7 @@ async def submission_server(
     for user in USERS:
         await store.create_account(user, hash_password(PASSWORD, hasher=FAST_HASHER))
     await server.start()
-    handle = SubmissionServer(server, store, relay)
+    handle = SubmissionServer(server, store, relay, authenticator)
     try:
         yield handle
     finally:

@@ -5,11 +5,17 @@ client retries; a relay's permanent refusal is passed through."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roost.config.submission import RelayTarget
+from roost.runtime.tls import ensure_self_signed
+from roost.smtp import MailParams, RcptParams
+from roost.submission.relay import RelayEnvelope, relay_message
 from tests.submission.conftest import message, submission_server
 from tests.support.fake_relay import EXTENSIONS, FakeRelay
 
@@ -131,3 +137,79 @@ async def test_concurrent_submissions_each_get_their_verdict() -> None:
         )
         assert all(r.startswith("250 ") for r in replies)
         assert len(server.relay.messages) == 5
+
+
+def _relay_tls(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A relay's server context with a self-signed certificate for 127.0.0.1, and a
+    client context that trusts exactly that certificate."""
+    cert, key = ensure_self_signed(tmp_path / "relay-tls")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+async def test_smtps_relay_over_implicit_tls(tmp_path: Path) -> None:
+    """``smtps://`` (RFC 8314 §3.3): the relay is spoken to over TLS from the first
+    byte, its certificate verified, the message passed through whole."""
+    server_tls, client_tls = _relay_tls(tmp_path)
+    relay = FakeRelay(tls=server_tls)
+    port = await relay.start()
+    try:
+        envelope = RelayEnvelope(
+            "alice@example.org", MailParams(), (("carol@elsewhere.test", RcptParams()),)
+        )
+        data = message()
+
+        async def content() -> AsyncIterator[bytes]:
+            yield data
+
+        reply = await relay_message(
+            RelayTarget("127.0.0.1", port, True),
+            envelope,
+            content(),
+            len(data),
+            helo_name="mail.example.org",
+            reply_timeout=5.0,
+            tls_context=client_tls,
+        )
+        assert reply.code == 250, reply
+        (relayed,) = relay.messages
+        assert relayed.data == data
+    finally:
+        await relay.stop()
+
+
+async def test_smtps_relay_with_an_untrusted_certificate_is_451(tmp_path: Path) -> None:
+    """The relay's certificate is verified against the system's CAs by default: a
+    self-signed one is refused, and the client is told to retry, nothing relayed."""
+    server_tls, _ = _relay_tls(tmp_path)
+    relay = FakeRelay(tls=server_tls)
+    port = await relay.start()
+    reply, _, sent = await _send_one(relay, relay=RelayTarget("127.0.0.1", port, True))
+    assert reply.startswith("451 4.4.1"), reply
+    assert relay.messages == [] and sent == []
+
+
+async def test_smtputf8_message_is_relayed_as_it_came() -> None:
+    """RFC 6531: an internationalised address and UTF-8 header fields go to the relay
+    byte for byte, with SMTPUTF8 on its MAIL FROM, and the Sent copy is the same."""
+    relay = FakeRelay()
+    async with submission_server(relay) as server:
+        client = await server.signed_in()
+        body = (
+            "From: Alice <alice@example.org>\r\nTo: José <josé@exämple.test>\r\n"
+            "Subject: Grüße aus Köln\r\nMessage-ID: <u8@example.org>\r\n\r\nÇa va ?\r\n"
+        ).encode()
+        reply = await client.command("MAIL FROM:<alice@example.org> SMTPUTF8 BODY=8BITMIME")
+        assert reply.startswith("250"), reply
+        assert (await client.command("RCPT TO:<josé@exämple.test>")).startswith("250")
+        assert (await client.command("DATA")).startswith("354")
+        await client.send(body + b".\r\n")
+        assert (await client.reply()).startswith("250 ")
+        (relayed,) = relay.messages
+        assert "SMTPUTF8" in relayed.mail
+        assert relayed.rcpts[0].startswith("RCPT TO:<josé@exämple.test>")
+        assert relayed.data.endswith(body)
+        (sent,) = await server.mailbox("alice", "Sent")
+        assert sent.endswith(body)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ class FakeRelay:
     stall_after_data: bool = False  # never answer the end of the message
     close_mid_data: bool = False  # hang up after the first bytes of the message
     auth: tuple[str, str] | None = None  # require AUTH PLAIN with these
+    tls: ssl.SSLContext | None = None  # implicit TLS (an smtps:// relay)
     messages: list[Received] = field(default_factory=list)
     connections: int = 0
     _server: asyncio.Server | None = None
@@ -36,7 +38,7 @@ class FakeRelay:
     async def start(self) -> int:
         if self._server is not None:
             return self.port
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
