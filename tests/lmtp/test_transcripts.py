@@ -151,6 +151,29 @@ async def test_idle_session_is_told(lmtp: LmtpServer) -> None:
     await imap.done(tag)
 
 
+async def test_notify_watchers_are_told(lmtp: LmtpServer) -> None:
+    """RFC 5465: a session that selected another mailbox and asked NOTIFY for
+    MessageNew in its personal mailboxes hears of an LMTP delivery to INBOX as a STATUS
+    response (§5.1), during IDLE too; one that selected INBOX with NOTIFY on the selected
+    mailbox gets EXISTS and the FETCH it asked for (§5.2)."""
+    elsewhere = await lmtp.imap(select="Archive")  # a special folder made at creation
+    await elsewhere.ok(
+        "NOTIFY SET (selected (MessageNew MessageExpunge)) (personal (MessageNew MessageExpunge))"
+    )
+    tag = await elsewhere.idle()
+    selected = await lmtp.imap(user="alice")
+    await selected.ok("NOTIFY SET (selected (MessageNew (UID) MessageExpunge))")
+    client = await lmtp.connect()
+    _, final = await client.send_message("s@example.net", ["alice@example.org"], MESSAGE)
+    assert final[0].startswith("250")
+    line = await elsewhere.read_response()
+    assert line.startswith(b"* STATUS INBOX (MESSAGES 1 UIDNEXT 2 "), line
+    await elsewhere.done(tag)
+    assert await selected.read_response() == b"* 1 EXISTS"
+    assert await selected.read_response() == b"* 1 RECENT"
+    assert await selected.read_response() == b"* 1 FETCH (UID 1)"
+
+
 async def test_headers_byte_exact_over_imap(lmtp: LmtpServer) -> None:
     client = await lmtp.connect()
     _, final = await client.send_message("s@example.net", ["alice@example.org"], MESSAGE)
