@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 import pytest
 
+from roost.observability import metrics
 from roost.store.errors import QuotaExceeded, StorageFull
 from roost.store.sqlite.account import SqliteAccount
 from roost.store.values import QuotaOverride
@@ -233,3 +235,40 @@ async def test_a_full_mailbox_is_refused_at_rcpt(lmtp: LmtpServer) -> None:
     await client.command("RSET")
     assert (await client.command("MAIL FROM:<s@example.net> SIZE=50")).startswith("250")
     assert (await client.command("RCPT TO:<carol@example.org>")).startswith("250")
+
+
+async def test_each_delivery_is_logged_and_counted(
+    lmtp: LmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16: one log line per delivery (queue id, sender, recipient, folder, size,
+    ms, result), the queue id the one in the Received: line, and the deliveries metric
+    counted by result."""
+    delivered = metrics.DELIVERIES.labels("ok")
+    before = delivered._value.get()  # type: ignore[attr-defined]
+    caplog.set_level(logging.INFO, logger="roost.delivery")
+    client = await lmtp.connect()
+    _, final = await client.send_message(
+        "s@example.net", ["alice+lists@example.org", "bob@example.org"], MESSAGE
+    )
+    assert [reply[:3] for reply in final] == ["250", "250"]
+    lines = {
+        record.account: record  # type: ignore[attr-defined]
+        for record in caplog.records
+        if record.getMessage().startswith("delivery ")
+    }
+    assert sorted(lines) == ["alice", "bob"]
+    (stored,) = await lmtp.messages()
+    found = re.search(rb"\r\n\tid ([0-9A-F]+)", stored) or re.search(rb" id ([0-9A-F]+)", stored)
+    assert found is not None, stored[:400]
+    queue_id = found.group(1).decode()
+    text = lines["alice"].getMessage()
+    assert text.startswith(
+        f"delivery queue={queue_id} from=<s@example.net> to=<alice+lists@example.org>"
+        f" account=alice folder=INBOX size={len(stored)} ms="
+    ), text
+    assert text.endswith(" result=ok Saved as UID 1"), text
+    record = lines["alice"]
+    assert record.queue_id == queue_id  # type: ignore[attr-defined]
+    assert record.result == "ok" and isinstance(record.ms, int)  # type: ignore[attr-defined]
+    after = delivered._value.get()  # type: ignore[attr-defined]
+    assert after - before == 2

@@ -115,6 +115,7 @@ async def deliver(
     sender: str = "",
     recipient: str = "",
     sieve: SieveContext | None = None,
+    queue_id: str = "",
 ) -> DeliveryStatus:
     """Store ``source`` in ``folder`` of the account (INBOX when ``folder`` is None or
     does not exist). Returns only after the message is durable and its change event is
@@ -129,23 +130,27 @@ async def deliver(
             store, account_name, source, size, folder, sieve, sender, recipient
         )
     metrics.DELIVERIES.labels(status.outcome.value).inc()
+    elapsed_ms = round((time.monotonic() - started) * 1000)
     log.info(
-        "delivery from=<%s> to=<%s> account=%s folder=%s size=%d ms=%d result=%s %s",
+        "delivery queue=%s from=<%s> to=<%s> account=%s folder=%s size=%d ms=%d result=%s %s",
+        queue_id or "-",
         sender,
         recipient,
         account_name,
         status.folder or "-",
         size,
-        (time.monotonic() - started) * 1000,
+        elapsed_ms,
         status.outcome.value,
         status.text,
         extra={
             "event": "delivery",
+            "queue_id": queue_id or None,
             "sender": sender,
             "recipient": recipient,
             "account": account_name,
             "folder": status.folder,
             "size": size,
+            "ms": elapsed_ms,
             "result": status.outcome.value,
         },
     )

@@ -295,6 +295,7 @@ class LmtpConnection:
                         sender=sender,
                         recipient=addresses[index],
                         sieve=self.context.sieve,
+                        queue_id=self._queue_id,
                     )
                 )
             tempfail = self.context.over_quota_tempfail
