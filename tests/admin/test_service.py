@@ -3,7 +3,10 @@ serve``, and the systemd unit in contrib/ checked by ``systemd-analyze verify``.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -46,15 +49,22 @@ def test_notify_to_a_missing_socket_is_only_logged(
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_says_ready_then_stopping(
+def test_serve_says_ready_reloading_then_stopping(
     tmp_path: Path, notify_socket: socket.socket, workers: int
 ) -> None:
+    """sd_notify(3) as Type=notify (and notify-reload) expect: READY=1 once listening; on SIGHUP
+    RELOADING=1 with MONOTONIC_USEC, then READY=1 when the reload is done; STOPPING=1."""
     config = write_config(tmp_path / "roost.toml", tmp_path / "data", workers=workers)
     server = RoostProcess(config, tmp_path / "server.log")
     server.start()
     try:
         ready = notify_socket.recv(4096).decode()
         assert ready.splitlines() == ["READY=1", f"MAINPID={server.pid}"]
+        os.kill(server.pid, signal.SIGHUP)
+        reloading = notify_socket.recv(4096).decode().splitlines()
+        assert reloading[0] == "RELOADING=1"
+        assert re.fullmatch(r"MONOTONIC_USEC=\d+", reloading[1]), reloading
+        assert notify_socket.recv(4096) == b"READY=1"
     finally:
         assert server.stop() == 0
     assert notify_socket.recv(4096) == b"STOPPING=1"
