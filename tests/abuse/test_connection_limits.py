@@ -26,8 +26,10 @@ import pytest
 from roost.auth.passwords import hash_password
 from roost.config import AuthSettings, LimitSettings, Settings
 from roost.runtime.app import Server
+from roost.runtime.coordination import Coordination
 from roost.runtime.descriptors import MIN_RESERVE, connection_cap
 from roost.runtime.listeners import POP3
+from roost.store.errors import StoreBusy
 from tests.conftest import FAST_HASHER, PASSWORD
 from tests.support.imap_client import ImapClient
 
@@ -155,6 +157,43 @@ async def test_trusted_networks_are_exempt_from_the_address_limit(
         assert (await first_line(server.address())).startswith(b"* OK")
     finally:
         held.close()
+
+
+class UnreachableSlots:
+    """An address count kept in a store that cannot be reached (``AddressSlots``)."""
+
+    limit = 1
+
+    async def acquire(self, key: str) -> bool:
+        raise StoreBusy("database unavailable: connection refused")
+
+    def release(self, key: str) -> None:
+        raise AssertionError("nothing was counted, so nothing is given back")
+
+
+async def test_a_connection_the_store_cannot_count_is_let_in_uncounted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the limits kept in the database (PostgreSQL, runtime/node_limits.py), an
+    unreachable database neither refuses every client nor hangs accept: the
+    connection is served uncounted, and the log says so."""
+    data_dir = tmp_path / "data"
+    settings = Settings.for_dev(data_dir, *[["127.0.0.1:0"]] * 4)
+    settings = settings.replace(
+        server=dataclasses.replace(settings.server, data_dir=data_dir, shutdown_timeout=0.5)
+    )
+    coordination = dataclasses.replace(
+        Coordination.local(settings.limits), ip_slots=UnreachableSlots()
+    )
+    server = Server(settings, coordination=coordination)
+    await server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="roost.server"):
+            for _ in range(2):  # more than the limit: none of them counted
+                assert (await first_line(server.address())).startswith(b"* OK")
+        assert "not counted per address" in caplog.text
+    finally:
+        await server.shutdown()
 
 
 NO_TLS = "[imap]\ntls_listen = []\nstarttls = false\n[pop3]\ntls_listen = []\nstarttls = false\n"

@@ -13,7 +13,8 @@ connection on worker N connects until the kernel hands one to that worker.
 * SIGKILL of one worker: the other keeps serving its open connections, a replacement
   takes the number, SIGTERM ends everything with exit status 0 and no process left.
 * Limits across workers: the POP3 maildrop lock ([IN-USE]), freed by the kernel when
-  its worker dies; sessions per account; connections per address.
+  its worker dies; sessions per account, and per account and address; connections
+  per address.
 
 Every process is started here and stopped by its own PID.
 """
@@ -380,6 +381,19 @@ async def test_sessions_per_account_are_counted_across_workers(
     await two.login(USER, PASSWORD)
     reply = await extra.no(f'LOGIN "{USER}" "{PASSWORD}"')
     assert b"[LIMIT]" in reply.line
+
+
+async def test_sessions_per_account_and_address_are_counted_across_workers(
+    start_workers: StartWorkers,
+) -> None:
+    server = await start_workers(max_connections_per_user_ip=2)
+    one, _ = await server.connect(1)
+    two, _ = await server.connect(2)
+    extra, _ = await server.connect()
+    await one.login(USER, PASSWORD)
+    await two.login(USER, PASSWORD)
+    reply = await extra.no(f'LOGIN "{USER}" "{PASSWORD}"')
+    assert b"[LIMIT]" in reply.line and b"max_connections_per_user_ip" in reply.line
 
 
 async def test_connections_per_address_are_counted_across_workers(

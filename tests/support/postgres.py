@@ -100,6 +100,7 @@ class ScratchDatabases:
             await conn.execute("DELETE FROM blobs")
             await conn.execute("DELETE FROM known_addresses")
             await conn.execute("DELETE FROM sign_in_failures")
+            await conn.execute("DELETE FROM node_leases")  # and their slots
             await conn.execute(
                 "UPDATE settings SET uidvalidity_floor = 0,"
                 " secret = gen_random_uuid()::text::bytea WHERE id = 0"

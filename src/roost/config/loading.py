@@ -428,8 +428,9 @@ def _read_store(reader: Reader, table: Table) -> StoreSettings:
         raise reader.invalid(table.key("url"), "must be a string")
     if backend == "postgresql" and not url.startswith(("postgresql://", "postgres://")):
         raise reader.invalid(table.key("url"), 'must be a "postgresql://..." URL')
+    node_lease = table.number("node_lease", defaults.node_lease, minimum=1.0)
     table.finish()
-    return StoreSettings(backend=backend, url=url)
+    return StoreSettings(backend=backend, url=url, node_lease=node_lease)
 
 
 STORE_BACKENDS = ("sqlite", "postgresql")

@@ -364,6 +364,9 @@ class StoreSettings:
 
     backend: str = "sqlite"
     url: str = ""
+    # Seconds a node's connection slots and POP3 locks outlive it (a SIGKILL, a lost
+    # machine) on PostgreSQL; renewed every third of it (store/postgres/connections.py).
+    node_lease: float = 30.0
 
     @property
     def postgresql_url(self) -> str | None:

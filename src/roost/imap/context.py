@@ -9,7 +9,7 @@ from pathlib import Path
 from roost.auth.base import Authenticator
 from roost.imap.wire.receiver import SpoolBudget
 from roost.observability.sessions import SessionRegistry
-from roost.runtime.account_limits import AccountConnections
+from roost.runtime.account_limits import AccountConnections, SessionLimits
 from roost.store.base import Store
 
 
@@ -62,7 +62,7 @@ class ImapContext:
     spool_dir: Path | None = None
     server_name: str = "Roost"
     # Shared by every session of the process (and by POP3): sessions per account.
-    account_connections: AccountConnections = field(default_factory=AccountConnections)
+    account_connections: SessionLimits = field(default_factory=AccountConnections)
     # This process's worker number when the server runs several; the ID response
     # names it ("x-roost-worker"). None in a single process.
     worker: int | None = None

@@ -6,7 +6,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from roost.auth.base import Authenticator
-from roost.runtime.account_limits import AccountConnections
+from roost.runtime.account_limits import AccountConnections, SessionLimits
 from roost.store.base import Store
 
 
@@ -27,4 +27,4 @@ class ManageSieveContext:
     limits: ManageSieveLimits = field(default_factory=ManageSieveLimits)
     tls_context: ssl.SSLContext | None = None  # None: STARTTLS not offered
     allow_plaintext_auth: bool = False  # AUTHENTICATE before TLS
-    account_connections: AccountConnections = field(default_factory=AccountConnections)
+    account_connections: SessionLimits = field(default_factory=AccountConnections)

@@ -204,7 +204,7 @@ class Session:
             raise CommandFailed("Too many failed sign-ins; try again later", "TRYLATER")
         if result.account is None:
             raise CommandFailed("Authentication failed")
-        refused_by = self.context.account_connections.admit(result.account, self.remote_ip)
+        refused_by = await self.context.account_connections.admit(result.account, self.remote_ip)
         if refused_by is not None:
             raise CommandFailed(f"Too many connections for this account ({refused_by})", "TRYLATER")
         self.account_name = result.account

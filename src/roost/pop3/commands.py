@@ -189,7 +189,7 @@ async def _signed_in(session: Session, result: AuthResult) -> Ok:
         wait = math.ceil(delay - (now - last))
         raise CommandError(f"Signed in less than {delay} s ago; wait {wait} s", LOGIN_DELAY)
     try:
-        refused_by = context.account_connections.admit(name, session.remote_ip)
+        refused_by = await context.account_connections.admit(name, session.remote_ip)
         if refused_by is not None:
             log.warning(
                 "too many sessions ip=%s user=%s limit=%s", session.remote_ip, name, refused_by

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from roost.auth.base import Authenticator
 from roost.observability.sessions import SessionRegistry
 from roost.pop3.locks import InProcessLocks, InProcessSignInTimes, MaildropLocks, SignInTimes
-from roost.runtime.account_limits import AccountConnections
+from roost.runtime.account_limits import AccountConnections, SessionLimits
 from roost.store.base import Store
 
 
@@ -85,7 +85,7 @@ class Pop3Context:
     allow_plaintext_auth: bool = False
     server_name: str = "Roost"
     # Shared with IMAP (server.py passes the same instance): sessions per account.
-    account_connections: AccountConnections = field(default_factory=AccountConnections)
+    account_connections: SessionLimits = field(default_factory=AccountConnections)
     locks: MaildropLocks = field(default_factory=InProcessLocks)
     sign_in_times: SignInTimes = field(default_factory=InProcessSignInTimes)
     sizes: SizeCache = field(default_factory=SizeCache)

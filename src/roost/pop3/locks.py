@@ -10,7 +10,8 @@ Each has two implementations behind a small async interface: in-process (one wor
 and shared by the worker processes of one server (``roost serve --workers N``): the lock
 is a slot of a ``slots.FileSlots`` table, which the kernel releases when its process
 dies, and the sign-in times are rows of a small SQLite file in the run directory.
-Several nodes on one database would need a lock row there instead.
+With the PostgreSQL backend the lock is a row in the database, held over every node
+(runtime/node_limits.py); the sign-in times stay per node.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """How many sessions each account has open, across every protocol (and, with several
-workers, every worker process: the counts live in shared ``slots.FileSlots``).
+workers, every worker process: the counts live in shared ``slots.FileSlots``; with
+the PostgreSQL backend, every node: node_limits.py).
 
 Two limits, both checked at sign-in:
 
@@ -14,6 +15,8 @@ Two limits, both checked at sign-in:
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from roost.auth.throttle import address_key
 from roost.runtime.slots import LocalSlots, SlotTable
 
@@ -21,7 +24,29 @@ PER_ACCOUNT = "max_connections_per_account"
 PER_USER_IP = "max_connections_per_user_ip"
 
 
+class SessionLimits(Protocol):
+    """What the protocols ask at sign-in and give back at the end. ``admit`` may wait
+    for a round trip (PostgreSQL: node_limits.py); ``release`` never waits."""
+
+    @property
+    def limit(self) -> int: ...
+
+    @property
+    def per_user_ip(self) -> int: ...
+
+    async def admit(self, account: str, remote_ip: str | None = None) -> str | None:
+        """Count one more session of ``account`` from ``remote_ip``: None when counted,
+        else the name of the limit that refused it (and nothing is counted)."""
+        ...
+
+    def release(self, account: str, remote_ip: str | None = None) -> None:
+        """Give back what ``admit(account, remote_ip)`` counted."""
+        ...
+
+
 class AccountConnections:
+    """``SessionLimits`` in slot tables of this host (this process, or every worker's)."""
+
     def __init__(
         self,
         limit: int = 100,
@@ -35,9 +60,10 @@ class AccountConnections:
         self.limit = self._slots.limit
         self.per_user_ip = self._user_ip.limit
 
-    def admit(self, account: str, remote_ip: str | None = None) -> str | None:
-        """Count one more session of ``account`` from ``remote_ip``: None when counted,
-        else the name of the limit that refused it (and nothing is counted)."""
+    async def admit(self, account: str, remote_ip: str | None = None) -> str | None:
+        return self._admit(account, remote_ip)
+
+    def _admit(self, account: str, remote_ip: str | None) -> str | None:
         if not self._slots.acquire(account.casefold()):
             return PER_ACCOUNT
         if remote_ip is not None and not self._user_ip.acquire(_pair(account, remote_ip)):
@@ -48,10 +74,9 @@ class AccountConnections:
     def acquire(self, account: str) -> bool:
         """Count one more session for ``account`` (per account only); False (and nothing
         counted) when the account is at its limit."""
-        return self.admit(account) is None
+        return self._admit(account, None) is None
 
     def release(self, account: str, remote_ip: str | None = None) -> None:
-        """Give back what ``admit(account, remote_ip)`` counted."""
         self._slots.release(account.casefold())
         if remote_ip is not None:
             self._user_ip.release(_pair(account, remote_ip))

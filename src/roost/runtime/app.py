@@ -19,7 +19,9 @@ Invariants:
 
 As one worker of several (``supervisor.py``), a ``Server`` is given listening sockets
 that the supervisor bound (``listeners.bind_listeners``) instead of binding its own, and
-a shared ``Coordination``; everything else is the same.
+a shared ``Coordination``; everything else is the same. On a store shared by several
+nodes (PostgreSQL), the connection limits and POP3 locks are counted in the store
+(``node_limits.py``) from ``start`` until ``shutdown`` has ended every connection.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from roost.runtime.listeners import (
     Listeners,
     ListenSocket,
 )
+from roost.runtime.node_limits import NodeSlotStore, NodeStore
 from roost.runtime.opening import build_tls_context, open_store
 from roost.runtime.tls import TlsError, reload_certificate
 from roost.store.base import Store
@@ -130,6 +133,8 @@ class Server:
         # Live sessions of this process, for `roost who` and `kick` (control socket).
         self.sessions = SessionRegistry(self.coordination.worker)
         self._control: ControlServer | None = None
+        # A store shared by several nodes: its count of their connections.
+        self._node_slots: NodeSlotStore | None = None
 
     # ---- facts -----------------------------------------------------------------------
 
@@ -190,6 +195,12 @@ class Server:
                 url=settings.store.postgresql_url,
             )
         try:
+            if isinstance(self._store, NodeStore):
+                self._node_slots = await self._store.node_slots(settings.store.node_lease)
+                self.coordination = self.coordination.across_nodes(
+                    self._node_slots, settings.limits
+                )
+                self._listeners.coordination = self.coordination
             imap = contexts.imap_context(
                 settings,
                 self._store,
@@ -212,6 +223,7 @@ class Server:
             await self._listeners.bind(self._tls_context)
         except BaseException:
             await self._listeners.close()
+            await self._close_node_slots()
             if self._owns_store:
                 await self._store.close()
             raise
@@ -324,11 +336,18 @@ class Server:
                 await self._control.close()
             await self._listeners.close()
             await self._listeners.end_connections(self.settings.server.shutdown_timeout)
+            await self._close_node_slots()
             if self._owns_store and self._store is not None:
                 await self._store.close()
         finally:
             self._shutdown_done.set()
         log.info("stopped")
+
+    async def _close_node_slots(self) -> None:
+        """Give back every slot of this node at once (not at the lease's end)."""
+        if self._node_slots is not None:
+            slots, self._node_slots = self._node_slots, None
+            await slots.close()
 
     async def __aenter__(self) -> Server:
         await self.start()

@@ -21,11 +21,15 @@ cross between workers through the bus.
 
 The failed sign-in throttle (auth/throttle.py) counts failures in
 ``sign-in-failures.db``, so its delays and refusals hold over all workers.
+
+With the PostgreSQL backend the connection limits and the maildrop locks are counted
+in the database instead, over every node and every worker (``across_nodes``,
+node_limits.py); the run directory then keeps only the POP3 sign-in times.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from roost.auth.throttle import SharedFailures
@@ -38,9 +42,15 @@ from roost.pop3.locks import (
     SharedSignInTimes,
     SignInTimes,
 )
-from roost.runtime.account_limits import AccountConnections
+from roost.runtime.account_limits import AccountConnections, SessionLimits
+from roost.runtime.node_limits import (
+    NodeAddressSlots,
+    NodeMaildropLocks,
+    NodeSessionLimits,
+    NodeSlotStore,
+)
 from roost.runtime.shared_failures import SqliteSharedFailures
-from roost.runtime.slots import FileSlots, LocalSlots, SlotTable
+from roost.runtime.slots import AddressSlots, FileSlots, InstantSlots, LocalSlots
 
 RUN_DIR = "run"
 SUPERVISOR_LOCK = "supervisor.lock"
@@ -62,8 +72,8 @@ def worker_pid_file(index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Coordination:
-    ip_slots: SlotTable  # connections per client address (roost.auth.throttle.address_key)
-    account_connections: AccountConnections
+    ip_slots: AddressSlots  # connections per client address (roost.auth.throttle.address_key)
+    account_connections: SessionLimits
     maildrop_locks: MaildropLocks
     sign_in_times: SignInTimes
     worker: int | None = None
@@ -76,7 +86,7 @@ class Coordination:
     def local(cls, limits: LimitSettings) -> Coordination:
         """Everything in this process: ``workers = 1``."""
         return cls(
-            ip_slots=LocalSlots(limits.max_connections_per_ip),
+            ip_slots=InstantSlots(LocalSlots(limits.max_connections_per_ip)),
             account_connections=AccountConnections(
                 limits.max_connections_per_account,
                 per_user_ip=limits.max_connections_per_user_ip,
@@ -91,7 +101,7 @@ class Coordination:
         directory = run_dir(settings)
         limits = settings.limits
         return cls(
-            ip_slots=FileSlots(directory / IP_SLOTS, limits.max_connections_per_ip),
+            ip_slots=InstantSlots(FileSlots(directory / IP_SLOTS, limits.max_connections_per_ip)),
             account_connections=AccountConnections(
                 slots=FileSlots(directory / ACCOUNT_SLOTS, limits.max_connections_per_account),
                 user_ip_slots=FileSlots(
@@ -104,4 +114,16 @@ class Coordination:
             ),
             worker=worker,
             sign_in_failures=SqliteSharedFailures(directory / SIGN_IN_FAILURES),
+        )
+
+    def across_nodes(self, slots: NodeSlotStore, limits: LimitSettings) -> Coordination:
+        """The same, with the connection limits and maildrop locks counted in ``slots``
+        (the PostgreSQL store's), over every node."""
+        return replace(
+            self,
+            ip_slots=NodeAddressSlots(slots, limits.max_connections_per_ip),
+            account_connections=NodeSessionLimits(
+                slots, limits.max_connections_per_account, limits.max_connections_per_user_ip
+            ),
+            maildrop_locks=NodeMaildropLocks(slots),
         )

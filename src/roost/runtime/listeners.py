@@ -17,7 +17,10 @@ Invariants:
 * Both are counted at accept, before an implicit-TLS handshake: a client that opens
   sockets and never sends a ClientHello holds at most its address's share, each for
   at most ``tls_handshake_timeout`` seconds. (A refused implicit-TLS client is closed
-  without a word: there is no TLS session to say it in.)
+  without a word: there is no TLS session to say it in.) The address's count may take
+  a round trip (PostgreSQL, every node's: node_limits.py), so it is taken in the
+  connection's task, before anything is read or written; while the database cannot
+  be reached, connections are let in uncounted (they cannot sign in meanwhile).
 * Every accepted socket has TCP keepalive on (CLIENTS.md: idling clients behind NAT).
 * Once ``close`` has begun, a connection still accepted is aborted at once.
 * LMTP listeners may be Unix sockets (``unix_sockets.py``), bound with the rest and
@@ -269,18 +272,26 @@ class Listeners:
         host, port = listen.sock.getsockname()[:2]
         self._bound.append(BoundAddress(host, port, True, listen.protocol))
 
-    def _admit(self, remote_ip: str) -> tuple[bool, str | None, str]:
-        """Count one more connection from ``remote_ip``: (admitted, the address slot's
-        key or None when not counted per address, the refusing limit's name)."""
+    def _admit(self) -> bool:
+        """Count one more connection of this process, unless at ``max_connections``."""
         if self._open >= self.max_connections:
-            return False, None, "max_connections"
-        key: str | None = None
-        if not self.settings.limits.is_trusted(remote_ip):
-            key = address_key(remote_ip)
-            if not self.coordination.ip_slots.acquire(key):
-                return False, None, "max_connections_per_ip"
+            return False
         self._open += 1
-        return True, key, ""
+        return True
+
+    async def _admit_address(self, remote_ip: str) -> tuple[bool, str | None]:
+        """Count one more connection from ``remote_ip``: (admitted, the address slot's
+        key, or None when not counted per address)."""
+        if self.settings.limits.is_trusted(remote_ip):
+            return True, None
+        key = address_key(remote_ip)
+        try:
+            if await self.coordination.ip_slots.acquire(key):
+                return True, key
+        except Exception as error:  # the store's: unreachable, or failing
+            log.warning("connection from %s not counted per address: %r", remote_ip, error)
+            return True, None
+        return False, None
 
     def _on_accept(
         self, protocol: str
@@ -290,17 +301,40 @@ class Listeners:
                 writer.transport.abort()
                 return
             remote_ip = _remote_ip(writer.get_extra_info("peername"))
-            admitted, key, refused_by = self._admit(remote_ip)
-            if not admitted:
-                self._log_refusal(remote_ip, refused_by, protocol)
-                writer.write(_refusal(protocol, refused_by))
-                writer.close()  # the line fits a fresh socket's buffer: freed at once
+            if not self._admit():
+                self._refuse(writer, remote_ip, "max_connections", protocol)
                 return
             _enable_keepalive(writer.get_extra_info("socket"))
-            coroutine = self._serve(reader, writer, key, remote_ip, False, protocol)
-            self._track(coroutine, writer)
+            self._track(self._count_then_serve(reader, writer, remote_ip, protocol), writer)
 
         return accepted
+
+    async def _count_then_serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        remote_ip: str,
+        protocol: str,
+    ) -> None:
+        """A plain connection, counted per process: count it per address, then serve it."""
+        try:
+            admitted, key = await self._admit_address(remote_ip)
+        except BaseException:
+            self._open -= 1
+            writer.transport.abort()
+            raise
+        if not admitted:
+            self._open -= 1
+            self._refuse(writer, remote_ip, "max_connections_per_ip", protocol)
+            return
+        await self._serve(reader, writer, key, remote_ip, False, protocol)
+
+    def _refuse(
+        self, writer: asyncio.StreamWriter, remote_ip: str, refused_by: str, protocol: str
+    ) -> None:
+        self._log_refusal(remote_ip, refused_by, protocol)
+        writer.write(_refusal(protocol, refused_by))
+        writer.close()  # the line fits a fresh socket's buffer: freed at once
 
     async def _accept_tls(self, listen: ListenSocket) -> None:
         """Accept on an implicit-TLS socket: count, then hand over for the handshake."""
@@ -319,20 +353,29 @@ class Listeners:
                 conn.close()
                 return
             remote_ip = _remote_ip(peer)
-            admitted, key, refused_by = self._admit(remote_ip)
-            if not admitted:
+            if not self._admit():
                 # No TLS session to say it in: closed without a word, and logged.
-                self._log_refusal(remote_ip, refused_by, listen.protocol)
+                self._log_refusal(remote_ip, "max_connections", listen.protocol)
                 conn.close()
                 continue
             _enable_keepalive(conn)
-            self._track(self._handshake(conn, key, remote_ip, listen.protocol), None)
+            self._track(self._handshake(conn, remote_ip, listen.protocol), None)
 
-    async def _handshake(
-        self, conn: socket.socket, key: str | None, remote_ip: str, protocol: str
-    ) -> None:
-        """The TLS handshake of an accepted, counted socket, then the connection."""
+    async def _handshake(self, conn: socket.socket, remote_ip: str, protocol: str) -> None:
+        """An accepted socket, counted per process: count it per address, then the TLS
+        handshake, then the connection."""
         assert self._tls_context is not None  # bind refuses TLS listeners without one
+        try:
+            admitted, key = await self._admit_address(remote_ip)
+        except BaseException:
+            self._open -= 1
+            conn.close()
+            raise
+        if not admitted:
+            self._open -= 1
+            self._log_refusal(remote_ip, "max_connections_per_ip", protocol)
+            conn.close()
+            return
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         stream = asyncio.StreamReaderProtocol(reader)

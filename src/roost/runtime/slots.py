@@ -1,7 +1,8 @@
 """Counted slots: "may one more be opened for this key, at most ``limit`` at once?"
 
 Connections per client address, sessions per account and the POP3 maildrop lock (a
-limit of one) are all slot tables. ``LocalSlots`` counts in this process: enough for
+limit of one) are all slot tables (with the PostgreSQL backend, counted across nodes
+in the database instead: node_limits.py). ``LocalSlots`` counts in this process: enough for
 one worker. ``FileSlots`` counts across every process that opens the same file, which is
 how the workers of one server (``roost serve --workers N``) share their limits exactly:
 
@@ -57,6 +58,36 @@ class SlotTable(Protocol):
     def held(self, key: str) -> int:
         """How many slots of ``key`` this process holds."""
         ...
+
+
+class AddressSlots(Protocol):
+    """The connections per client address as the listeners count them: taking a slot
+    may wait for a round trip (with PostgreSQL, node_limits.py); giving one back never
+    waits."""
+
+    @property
+    def limit(self) -> int: ...
+
+    async def acquire(self, key: str) -> bool: ...
+
+    def release(self, key: str) -> None: ...
+
+
+class InstantSlots:
+    """A ``SlotTable`` of this host as ``AddressSlots``: it answers at once."""
+
+    def __init__(self, table: SlotTable) -> None:
+        self.table = table
+
+    @property
+    def limit(self) -> int:
+        return self.table.limit
+
+    async def acquire(self, key: str) -> bool:
+        return self.table.acquire(key)
+
+    def release(self, key: str) -> None:
+        self.table.release(key)
 
 
 class LocalSlots:

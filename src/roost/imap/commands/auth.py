@@ -102,7 +102,7 @@ async def _sign_in(session: Session, result: AuthResult) -> Done:
         raise no("Too many failed sign-ins; try again later", "UNAVAILABLE")
     if result.account is None:
         raise no("Authentication failed", "AUTHENTICATIONFAILED")
-    refused_by = session.context.account_connections.admit(result.account, session.remote_ip)
+    refused_by = await session.context.account_connections.admit(result.account, session.remote_ip)
     if refused_by is not None:
         log.warning(
             "too many sessions ip=%s user=%s limit=%s",

@@ -297,6 +297,57 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             PRIMARY KEY (grantee_key, owner)
         )""",
     ),
+    (
+        # Connection limits and POP3 maildrop locks held across nodes (connections.py).
+        # Each node (each store of a process) holds a lease it renews; a slot counts
+        # only while its node's lease runs, and goes with it when the lease is swept.
+        # UNLOGGED: no WAL; a crash of PostgreSQL empties them, and the nodes, which
+        # remember what they hold, put it back at their next renewal.
+        """CREATE UNLOGGED TABLE node_leases (
+            node text COLLATE "C" PRIMARY KEY,
+            expires timestamptz NOT NULL
+        )""",
+        """CREATE UNLOGGED TABLE live_slots (
+            node text COLLATE "C" NOT NULL REFERENCES node_leases (node) ON DELETE CASCADE,
+            id bigint NOT NULL,
+            kind text COLLATE "C" NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            PRIMARY KEY (node, id)
+        )""",
+        "CREATE INDEX live_slots_by_key ON live_slots (kind, key)",
+        # Take a slot for every (kind, key) claim, each within its limit, or none: 0
+        # when taken, else the 1-based index of the claim that is full; -1 when the
+        # node's own lease has run out (it renews and asks again). The advisory locks on
+        # the claimed keys, taken in one order and held to COMMIT, make count-then-insert
+        # exact between nodes; each statement of a function sees what committed before
+        # it (READ COMMITTED), so the count sees every slot taken under the lock before.
+        """CREATE FUNCTION roost_take_slots(
+            p_node text, p_ids bigint[], p_kinds text[], p_keys text[], p_limits integer[]
+        ) RETURNS integer LANGUAGE plpgsql AS $$
+        DECLARE
+            taken bigint;
+        BEGIN
+            PERFORM 1 FROM node_leases WHERE node = p_node AND expires > now();
+            IF NOT FOUND THEN
+                RETURN -1;
+            END IF;
+            PERFORM pg_advisory_xact_lock(1383034740, h) FROM (
+                SELECT DISTINCT hashtext(k || E'\n' || c) AS h
+                FROM unnest(p_kinds, p_keys) AS u (k, c) ORDER BY 1
+            ) AS ordered;
+            FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+                SELECT count(*) INTO taken FROM live_slots s
+                    JOIN node_leases n ON n.node = s.node
+                    WHERE s.kind = p_kinds[i] AND s.key = p_keys[i] AND n.expires > now();
+                IF taken >= p_limits[i] THEN
+                    RETURN i;
+                END IF;
+            END LOOP;
+            INSERT INTO live_slots (node, id, kind, key)
+                SELECT p_node, u.id, u.k, u.c FROM unnest(p_ids, p_kinds, p_keys) AS u (id, k, c);
+            RETURN 0;
+        END $$""",
+    ),
 )
 
 

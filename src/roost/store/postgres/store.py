@@ -29,6 +29,7 @@ from roost.store.errors import AccountExists, CannotDoThat, NoSuchAccount
 from roost.store.events import EventHub
 from roost.store.postgres import blobs, mailboxes
 from roost.store.postgres.account import PostgresAccount
+from roost.store.postgres.connections import NodeSlots
 from roost.store.postgres.failures import PostgresSharedFailures
 from roost.store.postgres.notify import Notifier
 from roost.store.postgres.pool import Database
@@ -103,6 +104,12 @@ class PostgresStore:
     def shared_sign_in_failures(self) -> PostgresSharedFailures:
         """The throttle's failure counts, shared by every node (failures.py)."""
         return PostgresSharedFailures(self._db)
+
+    async def node_slots(self, lease: float) -> NodeSlots:
+        """This node's connection slots and maildrop locks, counted with every other
+        node's (connections.py); ``lease``: seconds they outlive a dead node. The caller
+        closes it."""
+        return await NodeSlots.start(self._db, lease=lease)
 
     @property
     def default_quota(self) -> QuotaLimits:
