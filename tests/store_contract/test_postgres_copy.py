@@ -143,3 +143,116 @@ def test_the_command_refuses_a_directory_that_is_not_roosts(tmp_path: Path) -> N
         main, ["store", "copy", "--from", f"sqlite:{tmp_path}", "--to", "postgresql://x/y"]
     )
     assert result.exit_code == 2 and "users.db is missing" in result.output
+
+
+# Each of these is something the SQLite store keeps beyond mailboxes and messages; a
+# copy that dropped it would lose a user's filter, void their URLs, or send a second
+# vacation reply.
+
+
+async def fill_extras(data_dir: Path) -> None:
+    store = await SqliteStore.open(data_dir, durable=False)
+    try:
+        await store.create_account("carol", "hash-c")
+        carol = await store.open_account("carol")
+        await carol.put_script("main", "keep;", "compiled-main", 3)
+        await carol.put_script("spare", "discard;", "compiled-spare", 3)
+        await carol.set_active_script("main")
+        await carol.sieve_track("vacation", "bob@example.org", 2_000_000_000, 1_000)
+        await carol.sieve_track("duplicate", "<id@x>", 2_000_000_000, 1_000)
+        await carol.close()
+        await store.add_alias("carol", "Carol.Sales@example.org")
+        await store.urlauth_key("carol", "INBOX", create=True)
+        assert await store.claim_submission("carol", 1_000.0, 3600.0, 2)
+        await store.remember_sign_in_address("carol", "192.0.2.7", 1_234)
+    finally:
+        await store.close()
+
+
+async def extras(store: SqliteStore | PostgresStore, check: str) -> object:
+    match check:
+        case "sieve scripts":
+            carol = await store.open_account("carol")
+            try:
+                active = await carol.active_script()
+                return (await carol.list_scripts(), active and active.name)
+            finally:
+                await carol.close()
+        case "sieve tracking":
+            carol = await store.open_account("carol")
+            try:
+                return [
+                    await carol.sieve_tracked(kind, key, 2_000.0)
+                    for kind, key in [("vacation", "bob@example.org"), ("duplicate", "<id@x>")]
+                ]
+            finally:
+                await carol.close()
+        case "aliases":
+            return await store.list_aliases("carol")
+        case "urlauth keys":
+            return await store.urlauth_key("carol", "INBOX", create=False)
+        case "submissions":
+            # The one counted message still counts against a limit of 1 an hour.
+            return await store.claim_submission("carol", 1_100.0, 3600.0, 1)
+        case "known addresses":
+            return await store.last_sign_in_from("carol", "192.0.2.7")
+        case "instance secret":
+            return await store.instance_secret()
+    raise AssertionError(check)
+
+
+EXPECTED: dict[str, object] = {
+    "sieve tracking": [True, True],
+    "aliases": ["Carol.Sales@example.org"],
+    "submissions": False,
+    "known addresses": 1_234,
+}
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        "sieve scripts",
+        "sieve tracking",
+        "aliases",
+        "urlauth keys",
+        "submissions",
+        "known addresses",
+        "instance secret",
+    ],
+)
+async def test_copy_carries(check: str, tmp_path: Path, url: str) -> None:
+    data_dir = tmp_path / "data"
+    await fill_extras(data_dir)
+    source = await SqliteStore.open(data_dir, durable=False)
+    try:
+        wanted = await extras(source, check)
+    finally:
+        await source.close()
+    assert wanted is not None
+    if check in EXPECTED:
+        assert wanted == EXPECTED[check]
+    await copy_store(data_dir, url, lambda _line: None)
+    target = await PostgresStore.open(url, listen=False)
+    try:
+        assert await extras(target, check) == wanted
+    finally:
+        await target.close()
+
+
+async def test_a_target_with_accounts_keeps_its_secret(tmp_path: Path, url: str) -> None:
+    data_dir = tmp_path / "data"
+    await fill_extras(data_dir)
+    target = await PostgresStore.open(url, listen=False)
+    try:
+        await target.create_account("zed", "hash-z")
+        before = await target.instance_secret()
+    finally:
+        await target.close()
+    await copy_store(data_dir, url, lambda _line: None)
+    target = await PostgresStore.open(url, listen=False)
+    try:
+        assert await target.instance_secret() == before
+        assert await target.list_accounts() == ["carol", "zed"]
+    finally:
+        await target.close()
