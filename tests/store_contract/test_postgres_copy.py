@@ -4,6 +4,7 @@ every credential, is verified, and a second run skips what is already there."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,6 +27,7 @@ from roost.store.base import (
 from roost.store.credentials import AppPasswordRecord
 from roost.store.postgres import PostgresStore
 from roost.store.postgres.copy import copy_store
+from roost.store.postgres.copy_back import copy_to_sqlite
 from roost.store.sqlite import SqliteStore
 from tests.store_contract.helpers import message, new, read_all
 from tests.support.postgres import SCRATCH
@@ -256,3 +258,52 @@ async def test_a_target_with_accounts_keeps_its_secret(tmp_path: Path, url: str)
         assert await target.list_accounts() == ["carol", "zed"]
     finally:
         await target.close()
+
+
+async def test_copy_back_to_sqlite_keeps_everything(tmp_path: Path, url: str) -> None:
+    data_dir = tmp_path / "data"
+    await fill(data_dir, tmp_path)
+    await fill_extras(data_dir)
+    await copy_store(data_dir, url, lambda _line: None)
+    back = tmp_path / "back"
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["store", "copy", "--from", url, "--to", f"sqlite:{back}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "done: 3 accounts copied (5 messages), 0 already there; every one verified"
+    )
+
+    source = await SqliteStore.open(data_dir, durable=False)
+    middle = await PostgresStore.open(url, listen=False)
+    copied = await SqliteStore.open(back, durable=False)
+    try:
+        assert await copied.list_accounts() == ["Alice", "bob", "carol"]
+        for name in ("alice", "bob", "carol"):
+            assert await state(copied, name) == await state(source, name)
+            assert await copied.get_sign_in_record(name) == await source.get_sign_in_record(name)
+            assert await copied.quota_override(name) == await source.quota_override(name)
+        for check in ("sieve scripts", "sieve tracking", "aliases", "urlauth keys"):
+            assert await extras(copied, check) == await extras(source, check), check
+        for check in ("submissions", "known addresses"):
+            assert await extras(copied, check) == await extras(source, check), check
+        assert await copied.instance_secret() == await source.instance_secret()
+        # Mailbox ids come from the database: MAILBOXID (RFC 8474) stays.
+        alice_there = await middle.open_account("alice")
+        alice = await copied.open_account("alice")
+        assert [(b.name, b.id) for b in await alice.list_mailboxes()] == [
+            (b.name, b.id) for b in await alice_there.list_mailboxes()
+        ]
+        box = await alice.get_mailbox("Projects/Roost")
+        found = await alice.search(box.id, SearchQuery(MatchText(TextField.BODY, "big haystack")))
+        assert found.uids == [1]
+        assert (await alice.append(box.id, [new(message(7))])).uids == [3]
+        await alice.close()
+        await alice_there.close()
+    finally:
+        await source.close()
+        await middle.close()
+        await copied.close()
+
+    again = await copy_to_sqlite(url, back, lambda _line: None)
+    assert (again.copied, again.skipped) == (0, 3)
