@@ -157,6 +157,10 @@ DAMAGE = {
         "UPDATE mailboxes SET uidnext = 2 WHERE name = 'INBOX'",
         "at or above UIDNEXT 2",
     ),
+    "a message counted in another account": (
+        "UPDATE messages SET account_id = account_id + 1000 WHERE uid = 4",
+        "1 messages in its mailboxes are counted in another account",
+    ),
     "the MODSEQ counter": (
         f"UPDATE mail_counters SET modseq = 1 WHERE account_id = {ALICE}",
         "MODSEQ counter 1 below",

@@ -126,8 +126,9 @@ async def _copy_contents(conn: asyncpg.Connection, account_id: int, db: MailDB) 
     that a reply finds its parent's thread."""
     cursor = conn.cursor(
         "WITH b AS (SELECT m.blob_id, min(coalesce(a.id, 0)) AS first FROM messages m"
-        " LEFT JOIN analyses a ON a.account_id = m.account_id AND a.blob_id = m.blob_id"
-        " WHERE m.account_id = $1 GROUP BY m.blob_id)"
+        " JOIN mailboxes mb ON mb.id = m.mailbox_id AND mb.account_id = $1"
+        " LEFT JOIN analyses a ON a.account_id = $1 AND a.blob_id = m.blob_id"
+        " GROUP BY m.blob_id)"
         " SELECT c.blob_id, c.data FROM b JOIN blob_chunks c ON c.blob_id = b.blob_id"
         " ORDER BY b.first, c.blob_id, c.seq",
         account_id,
@@ -260,12 +261,12 @@ async def _copy_rows(conn: asyncpg.Connection, account_id: int, db: MailDB) -> N
     )
     await copy(
         "SELECT mailbox_id, uid, modseq, flags, keywords, internaldate, tzoffset, size,"
-        " header_size, blob_id, savedate FROM messages WHERE account_id = $1"
+        " header_size, blob_id, savedate FROM messages WHERE mailbox_id = ANY($1::bigint[])"
         " ORDER BY mailbox_id, uid",
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internaldate,"
         " tzoffset, size, header_size, blob_id, savedate)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        account_id,
+        ids,
     )
 
 

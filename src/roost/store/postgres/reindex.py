@@ -62,7 +62,8 @@ async def rebuild(db: Database, account_id: int, limits: MimeLimits) -> int:
             await db.run(functools.partial(_update, rows=updates))
         last = batch[-1]["id"]
     missing = await db.fetch(
-        "SELECT DISTINCT m.blob_id FROM messages m WHERE m.account_id = $1 AND NOT EXISTS"
+        "SELECT DISTINCT m.blob_id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
+        " WHERE b.account_id = $1 AND NOT EXISTS"
         " (SELECT 1 FROM analyses a WHERE a.account_id = $1 AND a.blob_id = m.blob_id)",
         account_id,
     )
@@ -83,7 +84,7 @@ async def _update(conn: asyncpg.Connection, rows: Sequence[tuple[object, ...]]) 
 
 async def _add(conn: asyncpg.Connection, account_id: int, blob_id: str, row: AnalysisRow) -> None:
     referenced = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM messages WHERE account_id = $1 AND blob_id = $2)",
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = $2 AND account_id = $1)",
         account_id,
         blob_id,
     )

@@ -33,6 +33,10 @@ from roost.store.sqlite.verify import VerifyError, VerifyReport
 
 PREFETCH = 16  # chunks a cursor fetches per round trip: at most 4 MiB
 
+# The account's messages, found through its mailboxes (an index on mailboxes, then the
+# messages' primary key): messages.account_id has no index of its own.
+MINE = "messages m JOIN mailboxes mb ON mb.id = m.mailbox_id AND mb.account_id = $1"
+
 
 @dataclass
 class _Blob:
@@ -67,15 +71,12 @@ async def _verify_account(
     conn: asyncpg.Connection, account_id: int, report: VerifyReport, hashed: dict[str, list[str]]
 ) -> list[str]:
     problems: list[str] = []
-    report.messages += await conn.fetchval(
-        "SELECT count(*) FROM messages WHERE account_id = $1", account_id
-    )
+    report.messages += await conn.fetchval(f"SELECT count(*) FROM {MINE}", account_id)
     contents = {
         row["blob_id"]: _Blob(row["size"], (row["least"], row["most"]))
         for row in await conn.fetch(
             "SELECT m.blob_id, b.size, min(m.size) AS least, max(m.size) AS most"
-            " FROM messages m JOIN blobs b ON b.blob_id = m.blob_id"
-            " WHERE m.account_id = $1 GROUP BY m.blob_id, b.size",
+            f" FROM {MINE} JOIN blobs b ON b.blob_id = m.blob_id GROUP BY m.blob_id, b.size",
             account_id,
         )
     }
@@ -90,9 +91,8 @@ async def _verify_account(
     for blob_id in contents:
         problems.extend(f"message {blob_id}: {problem}" for problem in hashed[blob_id])
     (unanalysed,) = await conn.fetchrow(
-        "SELECT count(DISTINCT m.blob_id) FROM messages m WHERE m.account_id = $1"
-        " AND NOT EXISTS (SELECT 1 FROM analyses a"
-        " WHERE a.account_id = m.account_id AND a.blob_id = m.blob_id)",
+        f"SELECT count(DISTINCT m.blob_id) FROM {MINE} WHERE NOT EXISTS"
+        " (SELECT 1 FROM analyses a WHERE a.account_id = $1 AND a.blob_id = m.blob_id)",
         account_id,
     )
     if unanalysed:
@@ -145,7 +145,7 @@ async def _hash_contents(
     current: _Hashing | None = None
     cursor = conn.cursor(
         "SELECT c.blob_id, c.seq, c.data FROM blob_chunks c WHERE c.blob_id IN"
-        " (SELECT DISTINCT blob_id FROM messages WHERE account_id = $1)"
+        f" (SELECT DISTINCT m.blob_id FROM {MINE})"
         " ORDER BY c.blob_id, c.seq",
         account_id,
         prefetch=PREFETCH,
@@ -189,12 +189,11 @@ async def _counter_problems(conn: asyncpg.Connection, account_id: int) -> list[s
         if noselect and count:
             problems.append(f"mailbox {name}: {count} messages in a \\Noselect placeholder")
     misfiled = await conn.fetchval(
-        "SELECT count(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
-        " WHERE (m.account_id = $1) != (b.account_id = $1)",
+        f"SELECT count(*) FROM {MINE} WHERE m.account_id != $1",
         account_id,
     )
     if misfiled:
-        problems.append(f"{misfiled} messages counted in one account, filed in another's mailbox")
+        problems.append(f"{misfiled} messages in its mailboxes are counted in another account")
     counters = await conn.fetchrow(
         "SELECT modseq, storage, messages FROM mail_counters WHERE account_id = $1", account_id
     )
@@ -206,7 +205,7 @@ async def _counter_problems(conn: asyncpg.Connection, account_id: int) -> list[s
             f"MODSEQ counter {counters['modseq']} below a mailbox's HIGHESTMODSEQ {top}"
         )
     storage, messages = await conn.fetchrow(
-        "SELECT coalesce(sum(size), 0), count(*) FROM messages WHERE account_id = $1", account_id
+        f"SELECT coalesce(sum(m.size), 0), count(*) FROM {MINE}", account_id
     )
     if (counters["storage"], counters["messages"]) != (storage, messages):
         problems.append(
