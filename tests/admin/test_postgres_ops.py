@@ -21,6 +21,7 @@ from roost.store.postgres import PostgresStore
 from roost.store.postgres.blobs import CHUNK
 from roost.store.query import MatchText, SearchQuery, TextField
 from roost.store.values import MessageSource, NewMessage
+from tests.admin.test_migrate import SOURCE_PASSWORD, Dovecot, dovecot, expected, seed  # noqa: F401
 from tests.support.postgres import SCRATCH, url_for
 from tests.support.server_process import write_config
 
@@ -268,3 +269,55 @@ async def test_the_configuration_names_the_store(url: str, tmp_path: Path) -> No
     assert code == 0 and "Verified 2 accounts" in output, output
     code, output = await roost("mailbox", "list", "--config", str(config), "bob")
     assert code == 0 and "INBOX" in output.splitlines(), output
+
+
+@pytest.mark.skipif(
+    shutil.which("dovecot") is None and not Path("/usr/sbin/dovecot").exists(),
+    reason="Dovecot is not installed (Debian: dovecot-imapd)",
+)
+async def test_migrate_into_postgresql(
+    dovecot: Dovecot,  # noqa: F811 - the fixture of test_migrate.py
+    url: str,
+    tmp_path: Path,
+) -> None:
+    await asyncio.to_thread(seed, dovecot)
+    store = await PostgresStore.open(url, listen=False)
+    try:
+        await store.create_account("alice", "hash")
+    finally:
+        await store.close()
+    password_file = tmp_path / "password"
+    password_file.write_text(SOURCE_PASSWORD + "\n")
+    source = f"imaps://olduser@127.0.0.1:{dovecot.port}"
+    args = ("migrate", "--store", url, "--data-dir", str(tmp_path / "node"), "alice")
+    options = ("--from", source, "--password-file", str(password_file), "--insecure")
+    code, output = await roost(*args, *options)
+    assert code == 0 and "Copied 8 messages" in output, output
+    assert await migrated(url) == expected()
+    code, output = await roost(*args, *options)
+    assert code == 0 and "Copied 0 messages" in output and "8 were already there" in output
+    assert await migrated(url) == expected()
+
+
+async def migrated(url: str) -> dict[str, list[tuple[frozenset[str], datetime, bytes]]]:
+    store = await PostgresStore.open(url, listen=False)
+    result: dict[str, list[tuple[frozenset[str], datetime, bytes]]] = {}
+    try:
+        account = await store.open_account("alice")
+        for box in await account.list_mailboxes():
+            if box.noselect or box.special_use:
+                continue
+            snapshot = await account.snapshot(box.id)
+            metas = await account.fetch_meta(box.id, list(snapshot.uids), with_model=False)
+            result[box.name] = [
+                (
+                    meta.flags,
+                    meta.internaldate,
+                    b"".join([chunk async for chunk in account.read_message(meta)]),
+                )
+                for meta in metas
+            ]
+        await account.close()
+    finally:
+        await store.close()
+    return result
