@@ -53,11 +53,12 @@ async def rebuild(db: Database, account_id: int, limits: MimeLimits) -> int:
         last,
         BATCH,
     ):
-        updates = []
-        for analysis_id, blob_id in batch:
-            row = await _analyse(db, blob_id, limits)
-            if row is not None:
-                updates.append((analysis_id, *_values(row)))
+        rows = await _analyse_many(db, [blob_id for _, blob_id in batch], limits)
+        updates = [
+            (analysis_id, *_values(rows[blob_id]))
+            for analysis_id, blob_id in batch
+            if blob_id in rows
+        ]
         if updates:
             await db.run(functools.partial(_update, rows=updates))
         last = batch[-1]["id"]
@@ -67,11 +68,10 @@ async def rebuild(db: Database, account_id: int, limits: MimeLimits) -> int:
         " (SELECT 1 FROM analyses a WHERE a.account_id = $1 AND a.blob_id = m.blob_id)",
         account_id,
     )
-    for (blob_id,) in missing:
-        row = await _analyse(db, blob_id, limits)
-        if row is not None:
-            add = functools.partial(_add, account_id=account_id, blob_id=blob_id, row=row)
-            await db.run(add, account_id=account_id)
+    found = await _analyse_many(db, [blob_id for (blob_id,) in missing], limits)
+    for blob_id, row in found.items():
+        add = functools.partial(_add, account_id=account_id, blob_id=blob_id, row=row)
+        await db.run(add, account_id=account_id)
     count: int = await db.fetchval(
         "SELECT count(*) FROM analyses WHERE account_id = $1", account_id
     )
@@ -99,11 +99,40 @@ def _values(row: AnalysisRow) -> tuple[object, ...]:
     return (*columns, texts[2], *texts)
 
 
-async def _analyse(db: Database, blob_id: str, limits: MimeLimits) -> AnalysisRow | None:
-    """The analysis of a stored content; None when it is gone (expunged meanwhile)."""
-    size = await db.fetchval("SELECT size FROM blobs WHERE blob_id = $1", blob_id)
-    if size is None:
-        return None
+async def _analyse_many(
+    db: Database, blob_ids: Sequence[str], limits: MimeLimits
+) -> dict[str, AnalysisRow]:
+    """The analyses of stored contents, but of those gone (expunged meanwhile). Those of
+    one chunk (most mail) are read in one query and analysed together off the loop."""
+    sizes = {
+        row["blob_id"]: row["size"]
+        for row in await db.fetch(
+            "SELECT blob_id, size FROM blobs WHERE blob_id = ANY($1::text[])", list(blob_ids)
+        )
+    }
+    small = [blob_id for blob_id, size in sizes.items() if size < blobs.CHUNK]
+    contents = {
+        row["blob_id"]: bytes(row["data"])
+        for row in await db.fetch(
+            "SELECT blob_id, data FROM blob_chunks WHERE blob_id = ANY($1::text[]) AND seq = 0",
+            small,
+        )
+    }
+    found = await asyncio.to_thread(
+        lambda: {
+            blob_id: compute(MessageSource(data=data), limits) for blob_id, data in contents.items()
+        }
+    )
+    for blob_id, size in sizes.items():
+        if blob_id not in contents:
+            row = await _analyse(db, blob_id, size, limits)
+            if row is not None:
+                found[blob_id] = row
+    return found
+
+
+async def _analyse(db: Database, blob_id: str, size: int, limits: MimeLimits) -> AnalysisRow | None:
+    """The analysis of one stored content; None when it is gone (expunged meanwhile)."""
     try:
         if size <= IN_MEMORY:
             data = b"".join([chunk async for chunk in blobs.read_chunks(db, blob_id)])
