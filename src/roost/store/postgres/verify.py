@@ -40,7 +40,7 @@ MINE = "messages m JOIN mailboxes mb ON mb.id = m.mailbox_id AND mb.account_id =
 
 @dataclass
 class _Blob:
-    """One content as the account's rows describe it, and what was found of it."""
+    """One content as the account's rows and its blob row describe it."""
 
     size: int  # the blob row's
     message_sizes: tuple[int, int]  # min and max over the account's message rows
