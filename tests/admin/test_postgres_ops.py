@@ -321,3 +321,41 @@ async def migrated(url: str) -> dict[str, list[tuple[frozenset[str], datetime, b
     finally:
         await store.close()
     return result
+
+
+def test_pg_dump_gets_the_password_in_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not on its command line, which every local user can read (ps); and a failed
+    dump leaves the previous one in place."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "pg_dump"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" > {tmp_path}/args\n'
+        f'echo "$PGPASSWORD" > {tmp_path}/password\n'
+        'for a in "$@"; do case "$a" in --file=*) echo dump > "${a#--file=}";; esac; done\n'
+        'test -z "$FAIL" || { echo "pg_dump: error: it broke" >&2; exit 1; }\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("FAIL", raising=False)
+    monkeypatch.setenv("ROOST_STORE", "")
+    url = "postgresql://roost:s%40cret@db.example:5433/mail?sslmode=require"
+    dest = tmp_path / "backup"
+    result = CliRunner().invoke(main, ["backup", "--store", url, str(dest)])
+    assert result.exit_code == 0, result.output
+    assert "s%40cret" not in result.output and "cret" not in result.output
+    args = (tmp_path / "args").read_text()
+    assert "cret" not in args
+    assert "--dbname=postgresql://roost@db.example:5433/mail?sslmode=require" in args
+    assert (tmp_path / "password").read_text() == "s@cret\n"
+    assert (dest / "roost.pgdump").read_text() == "dump\n"
+
+    (dest / "roost.pgdump").write_text("the previous dump\n")
+    monkeypatch.setenv("FAIL", "1")
+    result = CliRunner().invoke(main, ["backup", "--store", url, str(dest)])
+    assert result.exit_code == 1 and "pg_dump failed: pg_dump: error: it broke" in result.output
+    assert [p.name for p in dest.iterdir()] == ["roost.pgdump"]
+    assert (dest / "roost.pgdump").read_text() == "the previous dump\n"
