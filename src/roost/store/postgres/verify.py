@@ -16,7 +16,8 @@ while every node keeps serving, and a message expunged meanwhile is simply not s
   (ARCHITECTURE.md decision 10; ``roost user quota recalc`` repairs it).
 
 Bytes are hashed here, streamed through a cursor, never a whole message in memory on
-either side; content shared by several accounts is hashed once per run. Each problem
+either side; content shared by several accounts is hashed once per run (as long as
+the run remembers it: ``HASHED_MAX``). Each problem
 is one line naming the account; the command exits non-zero when there is any.
 """
 
@@ -32,6 +33,7 @@ from roost.store.postgres.store import fold_name
 from roost.store.sqlite.verify import VerifyError, VerifyReport
 
 PREFETCH = 16  # chunks a cursor fetches per round trip: at most 4 MiB
+HASHED_MAX = 200_000  # contents remembered as hashed (a site's may not fit in memory)
 
 # The account's messages, found through its mailboxes (an index on mailboxes, then the
 # messages' primary key): messages.account_id has no index of its own.
@@ -62,6 +64,8 @@ async def verify(url: str, user: str | None = None) -> VerifyReport:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 problems = await _verify_account(conn, row["id"], report, hashed)
             report.problems.extend(f"{row['name']}: {problem}" for problem in problems)
+            if len(hashed) > HASHED_MAX:
+                hashed.clear()  # a shared content may then be hashed again: only slower
         return report
     finally:
         await conn.close()
