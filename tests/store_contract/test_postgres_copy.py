@@ -25,7 +25,7 @@ from roost.store.base import (
     TextField,
 )
 from roost.store.credentials import AppPasswordRecord
-from roost.store.postgres import PostgresStore
+from roost.store.postgres import PostgresStore, copy_back
 from roost.store.postgres.copy import copy_store
 from roost.store.postgres.copy_back import copy_to_sqlite
 from roost.store.sqlite import SqliteStore
@@ -307,3 +307,29 @@ async def test_copy_back_to_sqlite_keeps_everything(tmp_path: Path, url: str) ->
 
     again = await copy_to_sqlite(url, back, lambda _line: None)
     assert (again.copied, again.skipped) == (0, 3)
+
+
+async def test_an_interrupted_copy_back_leaves_nothing_half(
+    tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    await fill(data_dir, tmp_path)
+    await copy_store(data_dir, url, lambda _line: None)
+    back = tmp_path / "back"
+
+    async def broken(*_args: object) -> None:
+        raise OSError("the disk is full")
+
+    monkeypatch.setattr(copy_back, "_register", broken)
+    with pytest.raises(OSError, match="disk is full"):
+        await copy_to_sqlite(url, back, lambda _line: None)
+    assert list((back / "accounts").iterdir()) == []  # the built directory is removed
+    monkeypatch.undo()
+    lines: list[str] = []
+    outcome = await copy_to_sqlite(url, back, lines.append)
+    assert (outcome.copied, outcome.skipped, outcome.messages) == (2, 0, 5)
+    copied = await SqliteStore.open(back, durable=False)
+    try:
+        assert await copied.list_accounts() == ["Alice", "bob"]
+    finally:
+        await copied.close()
