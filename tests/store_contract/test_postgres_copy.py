@@ -4,6 +4,7 @@ every credential, is verified, and a second run skips what is already there."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,8 +25,9 @@ from roost.store.base import (
     TextField,
 )
 from roost.store.credentials import AppPasswordRecord
-from roost.store.postgres import PostgresStore
+from roost.store.postgres import PostgresStore, copy_back
 from roost.store.postgres.copy import copy_store
+from roost.store.postgres.copy_back import copy_to_sqlite
 from roost.store.sqlite import SqliteStore
 from tests.store_contract.helpers import message, new, read_all
 from tests.support.postgres import SCRATCH
@@ -143,3 +145,191 @@ def test_the_command_refuses_a_directory_that_is_not_roosts(tmp_path: Path) -> N
         main, ["store", "copy", "--from", f"sqlite:{tmp_path}", "--to", "postgresql://x/y"]
     )
     assert result.exit_code == 2 and "users.db is missing" in result.output
+
+
+# Each of these is something the SQLite store keeps beyond mailboxes and messages; a
+# copy that dropped it would lose a user's filter, void their URLs, or send a second
+# vacation reply.
+
+
+async def fill_extras(data_dir: Path) -> None:
+    store = await SqliteStore.open(data_dir, durable=False)
+    try:
+        await store.create_account("carol", "hash-c")
+        carol = await store.open_account("carol")
+        await carol.put_script("main", "keep;", "compiled-main", 3)
+        await carol.put_script("spare", "discard;", "compiled-spare", 3)
+        await carol.set_active_script("main")
+        await carol.sieve_track("vacation", "bob@example.org", 2_000_000_000, 1_000)
+        await carol.sieve_track("duplicate", "<id@x>", 2_000_000_000, 1_000)
+        await carol.close()
+        await store.add_alias("carol", "Carol.Sales@example.org")
+        await store.urlauth_key("carol", "INBOX", create=True)
+        assert await store.claim_submission("carol", 1_000.0, 3600.0, 2)
+        await store.remember_sign_in_address("carol", "192.0.2.7", 1_234)
+    finally:
+        await store.close()
+
+
+async def extras(store: SqliteStore | PostgresStore, check: str) -> object:
+    match check:
+        case "sieve scripts":
+            carol = await store.open_account("carol")
+            try:
+                active = await carol.active_script()
+                return (await carol.list_scripts(), active and active.name)
+            finally:
+                await carol.close()
+        case "sieve tracking":
+            carol = await store.open_account("carol")
+            try:
+                return [
+                    await carol.sieve_tracked(kind, key, 2_000.0)
+                    for kind, key in [("vacation", "bob@example.org"), ("duplicate", "<id@x>")]
+                ]
+            finally:
+                await carol.close()
+        case "aliases":
+            return await store.list_aliases("carol")
+        case "urlauth keys":
+            return await store.urlauth_key("carol", "INBOX", create=False)
+        case "submissions":
+            # The one counted message still counts against a limit of 1 an hour.
+            return await store.claim_submission("carol", 1_100.0, 3600.0, 1)
+        case "known addresses":
+            return await store.last_sign_in_from("carol", "192.0.2.7")
+        case "instance secret":
+            return await store.instance_secret()
+    raise AssertionError(check)
+
+
+EXPECTED: dict[str, object] = {
+    "sieve tracking": [True, True],
+    "aliases": ["Carol.Sales@example.org"],
+    "submissions": False,
+    "known addresses": 1_234,
+}
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        "sieve scripts",
+        "sieve tracking",
+        "aliases",
+        "urlauth keys",
+        "submissions",
+        "known addresses",
+        "instance secret",
+    ],
+)
+async def test_copy_carries(check: str, tmp_path: Path, url: str) -> None:
+    data_dir = tmp_path / "data"
+    await fill_extras(data_dir)
+    source = await SqliteStore.open(data_dir, durable=False)
+    try:
+        wanted = await extras(source, check)
+    finally:
+        await source.close()
+    assert wanted is not None
+    if check in EXPECTED:
+        assert wanted == EXPECTED[check]
+    await copy_store(data_dir, url, lambda _line: None)
+    target = await PostgresStore.open(url, listen=False)
+    try:
+        assert await extras(target, check) == wanted
+    finally:
+        await target.close()
+
+
+async def test_a_target_with_accounts_keeps_its_secret(tmp_path: Path, url: str) -> None:
+    data_dir = tmp_path / "data"
+    await fill_extras(data_dir)
+    target = await PostgresStore.open(url, listen=False)
+    try:
+        await target.create_account("zed", "hash-z")
+        before = await target.instance_secret()
+    finally:
+        await target.close()
+    await copy_store(data_dir, url, lambda _line: None)
+    target = await PostgresStore.open(url, listen=False)
+    try:
+        assert await target.instance_secret() == before
+        assert await target.list_accounts() == ["carol", "zed"]
+    finally:
+        await target.close()
+
+
+async def test_copy_back_to_sqlite_keeps_everything(tmp_path: Path, url: str) -> None:
+    data_dir = tmp_path / "data"
+    await fill(data_dir, tmp_path)
+    await fill_extras(data_dir)
+    await copy_store(data_dir, url, lambda _line: None)
+    back = tmp_path / "back"
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["store", "copy", "--from", url, "--to", f"sqlite:{back}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "done: 3 accounts copied (5 messages), 0 already there; every one verified"
+    )
+
+    source = await SqliteStore.open(data_dir, durable=False)
+    middle = await PostgresStore.open(url, listen=False)
+    copied = await SqliteStore.open(back, durable=False)
+    try:
+        assert await copied.list_accounts() == ["Alice", "bob", "carol"]
+        for name in ("alice", "bob", "carol"):
+            assert await state(copied, name) == await state(source, name)
+            assert await copied.get_sign_in_record(name) == await source.get_sign_in_record(name)
+            assert await copied.quota_override(name) == await source.quota_override(name)
+        for check in ("sieve scripts", "sieve tracking", "aliases", "urlauth keys"):
+            assert await extras(copied, check) == await extras(source, check), check
+        for check in ("submissions", "known addresses"):
+            assert await extras(copied, check) == await extras(source, check), check
+        assert await copied.instance_secret() == await source.instance_secret()
+        # Mailbox ids come from the database: MAILBOXID (RFC 8474) stays.
+        alice_there = await middle.open_account("alice")
+        alice = await copied.open_account("alice")
+        assert [(b.name, b.id) for b in await alice.list_mailboxes()] == [
+            (b.name, b.id) for b in await alice_there.list_mailboxes()
+        ]
+        box = await alice.get_mailbox("Projects/Roost")
+        found = await alice.search(box.id, SearchQuery(MatchText(TextField.BODY, "big haystack")))
+        assert found.uids == [1]
+        assert (await alice.append(box.id, [new(message(7))])).uids == [3]
+        await alice.close()
+        await alice_there.close()
+    finally:
+        await source.close()
+        await middle.close()
+        await copied.close()
+
+    again = await copy_to_sqlite(url, back, lambda _line: None)
+    assert (again.copied, again.skipped) == (0, 3)
+
+
+async def test_an_interrupted_copy_back_leaves_nothing_half(
+    tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    await fill(data_dir, tmp_path)
+    await copy_store(data_dir, url, lambda _line: None)
+    back = tmp_path / "back"
+
+    async def broken(*_args: object) -> None:
+        raise OSError("the disk is full")
+
+    monkeypatch.setattr(copy_back, "_register", broken)
+    with pytest.raises(OSError, match="disk is full"):
+        await copy_to_sqlite(url, back, lambda _line: None)
+    assert list((back / "accounts").iterdir()) == []  # the built directory is removed
+    monkeypatch.undo()
+    lines: list[str] = []
+    outcome = await copy_to_sqlite(url, back, lines.append)
+    assert (outcome.copied, outcome.skipped, outcome.messages) == (2, 0, 5)
+    copied = await SqliteStore.open(back, durable=False)
+    try:
+        assert await copied.list_accounts() == ["Alice", "bob"]
+    finally:
+        await copied.close()

@@ -4,8 +4,9 @@
 ``who`` and ``kick`` ask the running server, through the control sockets of its
 processes (runtime/control.py); with none running they fail, saying so. The mailbox
 and index commands go the same way when a server runs — it performs the change, and
-its sessions hear of it as of any other — and otherwise open the store directly. The
-work itself is ``roost.admin.mailboxes.perform`` either way.
+its sessions hear of it as of any other — and otherwise open the store directly, as
+they always do on a PostgreSQL store (``perform``). The work itself is
+``roost.admin.mailboxes.perform`` either way.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from typing import Any
 import click
 
 from roost.admin import mailboxes
-from roost.cli.common import config_option, data_dir_for, data_dir_option, fail, main, with_store
+from roost.cli.common import (
+    config_option,
+    data_dir_for,
+    data_dir_option,
+    fail,
+    main,
+    postgres_url,
+    store_option,
+    with_store,
+)
 from roost.runtime.control import ControlError, NoServer, request_all, request_one
 from roost.runtime.coordination import RUN_DIR
 from roost.store.base import Store, StoreError
@@ -103,15 +113,19 @@ def kick_command(user: str, config_path: Path | None, data_dir: Path | None) -> 
 
 
 def perform(config_path: Path | None, data_dir: Path | None, request: dict[str, Any]) -> Any:
-    """Through the running server when there is one, else on the store directly."""
+    """Through the running server when there is one, else on the store directly. On
+    a PostgreSQL store always directly: the change is NOTIFYed to every node, whose
+    sessions hear of it as of any other node's (ARCHITECTURE.md decision 11), and a
+    server on this data directory may not be on that database."""
     directory = data_dir_for(config_path, data_dir, must_exist=True)
     full = {"op": "mailbox", **request}
-    try:
-        return request_one(directory / RUN_DIR, full)
-    except NoServer:
-        pass
-    except ControlError as error:
-        fail(str(error))
+    if postgres_url() is None:
+        try:
+            return request_one(directory / RUN_DIR, full)
+        except NoServer:
+            pass
+        except ControlError as error:
+            fail(str(error))
 
     async def direct(store: Store) -> Any:
         try:
@@ -130,6 +144,7 @@ def mailbox_group() -> None:
 @mailbox_group.command("list")
 @click.argument("user")
 @format_option
+@store_option
 @config_option
 @data_dir_option
 def mailbox_list(user: str, fmt: str, config_path: Path | None, data_dir: Path | None) -> None:
@@ -150,6 +165,7 @@ STATUS_COLUMNS = ("messages", "unseen", "deleted", "size", "uidnext", "uidvalidi
 @click.argument("user")
 @click.argument("names", nargs=-1)
 @format_option
+@store_option
 @config_option
 @data_dir_option
 def mailbox_status(
@@ -168,6 +184,7 @@ def mailbox_status(
 @mailbox_group.command("create")
 @click.argument("user")
 @click.argument("name")
+@store_option
 @config_option
 @data_dir_option
 def mailbox_create(user: str, name: str, config_path: Path | None, data_dir: Path | None) -> None:
@@ -179,6 +196,7 @@ def mailbox_create(user: str, name: str, config_path: Path | None, data_dir: Pat
 @mailbox_group.command("delete")
 @click.argument("user")
 @click.argument("name")
+@store_option
 @config_option
 @data_dir_option
 def mailbox_delete(user: str, name: str, config_path: Path | None, data_dir: Path | None) -> None:
@@ -191,6 +209,7 @@ def mailbox_delete(user: str, name: str, config_path: Path | None, data_dir: Pat
 @click.argument("user")
 @click.argument("name")
 @click.argument("new_name")
+@store_option
 @config_option
 @data_dir_option
 def mailbox_rename(
@@ -209,6 +228,7 @@ def mailbox_rename(
 @click.option("--seen", is_flag=True, help="Flagged \\Seen.")
 @click.option("--deleted", is_flag=True, help="Flagged \\Deleted.")
 @click.option("--larger", type=click.IntRange(0), metavar="N", help="Larger than N bytes.")
+@store_option
 @config_option
 @data_dir_option
 def mailbox_expunge(
@@ -246,6 +266,7 @@ def index_group() -> None:
 
 @index_group.command("rebuild")
 @click.argument("user")
+@store_option
 @config_option
 @data_dir_option
 def index_rebuild(user: str, config_path: Path | None, data_dir: Path | None) -> None:

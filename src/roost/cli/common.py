@@ -78,6 +78,13 @@ store_option = click.option(
 )
 
 
+def postgres_url() -> str | None:
+    """The PostgreSQL store's URL when the command works on one (--store, $ROOST_STORE,
+    or ``[store]`` as ``data_dir_for`` read it), else None: the data directory's."""
+    url = os.environ.get(STORE_ENV, "")
+    return url if url.startswith(("postgresql://", "postgres://")) else None
+
+
 def default_config(config_path: Path | None) -> Path | None:
     """``config_path`` when given (--config, $ROOST_CONFIG), else the default file
     when it exists."""
@@ -131,8 +138,8 @@ def data_dir_for(config_path: Path | None, data_dir: Path | None, *, must_exist:
         except ConfigError as error:
             fail(str(error), EXIT_CONFIG)
         directory = settings.server.data_dir
-        if (url := settings.store.postgresql_url) is not None:
-            os.environ.setdefault(STORE_ENV, url)
+        if (url := settings.store.postgresql_url) is not None and not os.environ.get(STORE_ENV):
+            os.environ[STORE_ENV] = url  # --store (or a non-empty $ROOST_STORE) wins
     else:
         directory = DEV_DATA_DIR.absolute()
         if not directory.is_dir() and not os.environ.get(STORE_ENV):

@@ -1,18 +1,29 @@
 """``roost backup DEST``, ``roost restore SRC`` and ``roost verify [USER]``: the work is
 in ``roost.store.sqlite.backup`` and ``roost.store.sqlite.verify``, which know the
-embedded store's files; these parse and report.
+embedded store's files, and on a PostgreSQL store in ``roost.store.postgres.dump``
+(``pg_dump``) and ``roost.store.postgres.verify``; these parse and report.
 
 Exit codes: 0 done (verify: no problem found), 1 a failure or any problem found.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import click
 
-from roost.cli.common import config_option, data_dir_for, data_dir_option, fail, main
+from roost.cli.common import (
+    EXIT_CONFIG,
+    config_option,
+    data_dir_for,
+    data_dir_option,
+    fail,
+    main,
+    postgres_url,
+    store_option,
+)
 from roost.store.sqlite import backup as backups
 from roost.store.sqlite import verify as verifying
 
@@ -20,6 +31,7 @@ from roost.store.sqlite import verify as verifying
 @main.command("backup")
 @click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+@store_option
 @config_option
 @data_dir_option
 def backup_command(
@@ -28,9 +40,13 @@ def backup_command(
     """Copy the data directory to DEST consistently, while the server runs.
 
     DEST is new, empty, or an earlier backup (then only new message files are added).
-    Message files are hard-linked when DEST is on the same filesystem.
+    Message files are hard-linked when DEST is on the same filesystem. On a PostgreSQL
+    store: pg_dump of the database to DEST/roost.pgdump (restore with pg_restore).
     """
     directory = data_dir_for(config_path, data_dir, must_exist=True)
+    if (url := postgres_url()) is not None:
+        _dump(url, dest)
+        return
     notice = None if quiet else (lambda line: click.echo(line, err=True))
     try:
         report = backups.backup(directory, dest.absolute(), notice=notice)
@@ -49,9 +65,24 @@ def backup_command(
         fail(f"the backup in {dest} is incomplete: {len(report.errors)} accounts failed")
 
 
+def _dump(url: str, dest: Path) -> None:
+    from roost.store.postgres.dump import DumpError, dump
+    from roost.store.postgres.pool import redact
+
+    try:
+        report = dump(url, dest.absolute())
+    except (DumpError, OSError) as error:
+        fail(f"backup of {redact(url)} failed: {error}")
+    click.echo(
+        f"Dumped {redact(url)} to {report.path} ({report.size / 1e6:.1f} MB) in"
+        f" {report.seconds:.1f} s; restore it with pg_restore."
+    )
+
+
 @main.command("restore")
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace the accounts already in the data directory.")
+@store_option
 @config_option
 @data_dir_option
 def restore_command(
@@ -59,6 +90,16 @@ def restore_command(
 ) -> None:
     """Restore the backup in SRC into the data directory (the server must be stopped)."""
     directory = data_dir_for(config_path, data_dir, must_exist=False)
+    if (url := postgres_url()) is not None:
+        from roost.store.postgres.dump import DUMP_NAME
+        from roost.store.postgres.pool import redact
+
+        fail(
+            f"the store is the PostgreSQL database {redact(url)}: restore its dump with"
+            f" PostgreSQL's tools, into an empty database: pg_restore --no-owner"
+            f" --dbname URL {src / DUMP_NAME}",
+            EXIT_CONFIG,
+        )
     try:
         manifest = backups.restore(src.absolute(), directory, force=force)
     except (backups.BackupError, OSError, sqlite3.Error) as error:
@@ -72,15 +113,19 @@ def restore_command(
 
 @main.command("verify")
 @click.argument("user", required=False)
+@store_option
 @config_option
 @data_dir_option
 def verify_command(user: str | None, config_path: Path | None, data_dir: Path | None) -> None:
     """Check every message of USER (default: every account): present, intact, counted."""
     directory = data_dir_for(config_path, data_dir, must_exist=True)
-    try:
-        report = verifying.verify(directory, user)
-    except (verifying.VerifyError, OSError, sqlite3.Error) as error:
-        fail(str(error))
+    if (url := postgres_url()) is not None:
+        report = _verify_postgres(url, user)
+    else:
+        try:
+            report = verifying.verify(directory, user)
+        except (verifying.VerifyError, OSError, sqlite3.Error) as error:
+            fail(str(error))
     for problem in report.problems:
         click.echo(problem)
     summary = (
@@ -91,3 +136,17 @@ def verify_command(user: str | None, config_path: Path | None, data_dir: Path | 
         click.echo(summary + f"{len(report.problems)} problems.", err=True)
         raise click.exceptions.Exit(1)
     click.echo(summary + "no problems.")
+
+
+def _verify_postgres(url: str, user: str | None) -> verifying.VerifyReport:
+    import asyncpg
+
+    from roost.store.postgres import verify as pg_verifying
+    from roost.store.postgres.pool import redact
+
+    try:
+        return asyncio.run(pg_verifying.verify(url, user))
+    except verifying.VerifyError as error:
+        fail(str(error))
+    except (OSError, asyncpg.PostgresError) as error:
+        fail(f"cannot verify {redact(url)}: {error}")

@@ -1,5 +1,5 @@
 """``roost db migrate``: bring a PostgreSQL store's schema to this Roost's version;
-``roost store copy``: move a SQLite data directory's accounts into PostgreSQL.
+``roost store copy``: move a SQLite data directory's accounts into PostgreSQL, or back.
 
 Nodes never migrate on their own (store/postgres/schema.py): with many nodes on one
 database, the operator upgrades the schema once, then the nodes.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
 import asyncpg
@@ -67,38 +68,47 @@ def store_group() -> None:
 
 
 @store_group.command("copy")
-@click.option("--from", "source", required=True, metavar="sqlite:DATA_DIR")
-@click.option("--to", "target", required=True, metavar="postgresql://...")
+@click.option("--from", "source", required=True, metavar="sqlite:DATA_DIR | postgresql://...")
+@click.option("--to", "target", required=True, metavar="postgresql://... | sqlite:DATA_DIR")
 def store_copy(source: str, target: str) -> None:
     """Copy every account of a SQLite data directory into a PostgreSQL store (its schema
-    applied by `roost db migrate`), keeping UIDs, UIDVALIDITY, MODSEQs, flags, dates
-    and credentials so that clients do not resync. Accounts already copied are verified
-    and skipped: run it again to resume. Stop the servers on DATA_DIR first."""
-    from roost.store.postgres.copy import VerifyFailed, copy_store
+    applied by `roost db migrate`), or of a PostgreSQL store into a SQLite data
+    directory, keeping UIDs, UIDVALIDITY, MODSEQs, flags, dates, credentials, Sieve
+    scripts and the rest, so that clients do not resync. Accounts already copied are
+    verified and skipped: run it again to resume. Stop the servers on DATA_DIR first."""
+    from roost.store.postgres.copy import CopyOutcome, VerifyFailed, copy_store
+    from roost.store.postgres.copy_back import copy_to_sqlite
     from roost.store.postgres.pool import redact
     from roost.store.postgres.schema import SchemaMismatch, check_version
 
-    if not source.startswith("sqlite:"):
-        fail("--from must be sqlite:DATA_DIR", EXIT_CONFIG)
-    data_dir = Path(source.removeprefix("sqlite:")).absolute()
-    if not (data_dir / "users.db").is_file():
-        fail(f"no Roost data directory at {data_dir} (users.db is missing)", EXIT_CONFIG)
-    if not target.startswith(("postgresql://", "postgres://")):
-        fail("--to must be a postgresql:// URL", EXIT_CONFIG)
+    postgres = ("postgresql://", "postgres://")
+    if source.startswith("sqlite:") and target.startswith(postgres):
+        url, data_dir = target, Path(source.removeprefix("sqlite:")).absolute()
+        if not (data_dir / "users.db").is_file():
+            fail(f"no Roost data directory at {data_dir} (users.db is missing)", EXIT_CONFIG)
+    elif source.startswith(postgres) and target.startswith("sqlite:"):
+        url, data_dir = source, Path(target.removeprefix("sqlite:")).absolute()
+    else:
+        fail(
+            "copy --from sqlite:DATA_DIR --to postgresql://..., or the reverse",
+            EXIT_CONFIG,
+        )
 
-    async def go() -> None:
-        conn = await asyncpg.connect(target)
+    async def go() -> CopyOutcome:
+        conn = await asyncpg.connect(url)
         try:
             await check_version(conn)
         finally:
             await conn.close()
-        outcome = await copy_store(data_dir, target, lambda line: click.echo(line))
-        click.echo(
-            f"done: {outcome.copied} accounts copied ({outcome.messages} messages),"
-            f" {outcome.skipped} already there; every one verified"
-        )
+        if url == target:
+            return await copy_store(data_dir, url, click.echo)
+        return await copy_to_sqlite(url, data_dir, click.echo)
 
     try:
-        asyncio.run(go())
-    except (OSError, asyncpg.PostgresError, SchemaMismatch, VerifyFailed) as error:
-        fail(f"copy to {redact(target)} stopped: {error}")
+        outcome = asyncio.run(go())
+    except (OSError, sqlite3.Error, asyncpg.PostgresError, SchemaMismatch, VerifyFailed) as error:
+        fail(f"copy {redact(source)} to {redact(target)} stopped: {error}")
+    click.echo(
+        f"done: {outcome.copied} accounts copied ({outcome.messages} messages),"
+        f" {outcome.skipped} already there; every one verified"
+    )

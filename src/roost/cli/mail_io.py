@@ -24,6 +24,7 @@ from roost.cli.common import (
     existing_account,
     fail,
     main,
+    store_option,
     with_store,
 )
 from roost.store.base import Store
@@ -92,6 +93,7 @@ def _clock(seconds: float) -> str:
     show_default=True,
     help="Messages stored per transaction.",
 )
+@store_option
 @config_option
 @data_dir_option
 def import_command(
@@ -151,6 +153,7 @@ def import_command(
     default="maildir",
     show_default=True,
 )
+@store_option
 @config_option
 @data_dir_option
 def export_command(

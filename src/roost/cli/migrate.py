@@ -22,6 +22,7 @@ from roost.cli.common import (
     existing_account,
     fail,
     main,
+    store_option,
     with_store,
 )
 from roost.store.base import Store
@@ -47,6 +48,7 @@ def _progress(line: str) -> None:
     help="File whose first line is the old server's password. Default: a prompt.",
 )
 @click.option("--insecure", is_flag=True, help="Do not check the old server's certificate.")
+@store_option
 @config_option
 @data_dir_option
 def migrate_command(

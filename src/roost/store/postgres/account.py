@@ -24,7 +24,15 @@ from roost.mime.parse import MimeLimits
 from roost.store import line_endings
 from roost.store.errors import StoreError
 from roost.store.events import ChangeEvent, EventHub, Listener
-from roost.store.postgres import blobs, mailboxes, metadata, reading, search, sieve_scripts
+from roost.store.postgres import (
+    blobs,
+    mailboxes,
+    metadata,
+    reading,
+    reindex,
+    search,
+    sieve_scripts,
+)
 from roost.store.postgres import messages as ops
 from roost.store.postgres.notify import payload
 from roost.store.postgres.pool import Database
@@ -321,6 +329,12 @@ class PostgresAccount:
 
     async def thread_fields(self, mailbox_id: int, query: SearchQuery) -> list[ThreadFields]:
         return await self._plain(lambda c: search.thread_fields(c, self._id, mailbox_id, query))
+
+    async def rebuild_index(self) -> int:
+        """Analyse every message again and store the analyses afresh, search text
+        included (``roost index rebuild``); the number of analyses stored."""
+        self._usable()
+        return await reindex.rebuild(self._db, self._id, self._mime_limits)
 
     async def quota(self) -> QuotaUsage:
         return await self._read(lambda c: ops.usage(c, self._id, self._default_quota))

@@ -2,13 +2,18 @@
 keeping what clients have cached, so that none must resync.
 
 Kept exactly: account names, password hashes, SCRAM keys, TOTP secrets and last step,
-app passwords, quota overrides; per mailbox its name, UIDVALIDITY, UIDNEXT,
-HIGHESTMODSEQ, special use, \\Recent floor and keywords; per message its UID, MODSEQ,
-flags, INTERNALDATE (with its zone), SAVEDATE and bytes; the expunge log (VANISHED);
-subscriptions; the account's modseq and UIDVALIDITY counters; METADATA entries (server
-and mailbox), ACL grants and who shared with the account. Recomputed: the search
-text and threads (from the bytes, by the same analysis), mailbox ids — so MAILBOXID and
-THREADID (RFC 8474) change; EMAILID, named by the content, does not.
+app passwords, quota overrides, aliases (send-as addresses), URLAUTH keys (RFC 4467
+§7: URLs already handed out still verify), the addresses the sign-in throttle trusts,
+the submissions of the last hour (the hourly limit); Sieve scripts with the active
+one, and the vacation and duplicate tracking (RFC 5230, RFC 7352: no second
+auto-reply); per mailbox its name, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, special use,
+\\Recent floor and keywords; per message its UID, MODSEQ, flags, INTERNALDATE (with
+its zone), SAVEDATE and bytes; the expunge log (VANISHED); subscriptions; the account's
+modseq and UIDVALIDITY counters; METADATA entries (server and mailbox), ACL grants and
+who shared with the account; the site's UIDVALIDITY floor, and its secret (the made-up
+SCRAM salts of unknown names) when the target held no account before. Recomputed: the
+search text and threads (from the bytes, by the same analysis), mailbox ids — so
+MAILBOXID and THREADID (RFC 8474) change; EMAILID, named by the content, does not.
 
 Invariants:
 
@@ -54,6 +59,7 @@ async def copy_store(data_dir: Path, url: str, progress: Progress) -> CopyOutcom
     conn = await asyncpg.connect(url)
     copied = skipped = messages = 0
     try:
+        fresh = await conn.fetchval("SELECT NOT EXISTS (SELECT 1 FROM accounts)")
         rows = users.execute(
             "SELECT name_key, name, dirname, password_hash, created, scram_keys, totp_secret,"
             " totp_last_step, quota_storage, quota_messages FROM accounts ORDER BY name_key"
@@ -69,31 +75,24 @@ async def copy_store(data_dir: Path, url: str, progress: Progress) -> CopyOutcom
                     skipped += 1
                     progress(f"[{number}/{len(rows)}] {name}: already there, bytes verified")
                     continue
-                apps = users.execute(
-                    "SELECT label_key, label, selector, password_hash, created, last_used"
-                    " FROM app_passwords WHERE name_key = ?",
-                    (key,),
-                ).fetchall()
-                sharers = users.execute(
-                    "SELECT owner FROM sharers WHERE grantee_key = ?", (key,)
-                ).fetchall()
                 async with conn.transaction():
-                    account_id = await _copy_account(conn, row, apps, db)
-                    await conn.executemany(
-                        "INSERT INTO sharers (grantee_key, owner) VALUES ($1, $2)"
-                        " ON CONFLICT DO NOTHING",
-                        [(key, owner) for (owner,) in sharers],
-                    )
+                    account_id = await _copy_account(conn, row, users, db)
                 count = await _verify(conn, account_id, db)
                 copied += 1
                 messages += count
                 progress(f"[{number}/{len(rows)}] {name}: copied {count} messages, verified")
             finally:
                 db.close()
+        floor, secret = users.execute(
+            "SELECT uidvalidity_floor, secret FROM counters WHERE id = 0"
+        ).fetchone()
         await conn.execute(
-            "UPDATE settings SET uidvalidity_floor = greatest(uidvalidity_floor, $1)",
-            users.execute("SELECT uidvalidity_floor FROM counters WHERE id = 0").fetchone()[0],
+            "UPDATE settings SET uidvalidity_floor = greatest(uidvalidity_floor, $1)", floor
         )
+        if fresh and secret:
+            # A site moved whole keeps its made-up salts: an unknown name's SCRAM salt
+            # does not change under an observer's eyes (store/credentials.py).
+            await conn.execute("UPDATE settings SET secret = $1", bytes(secret))
     finally:
         users.close()
         await conn.close()
@@ -101,7 +100,7 @@ async def copy_store(data_dir: Path, url: str, progress: Progress) -> CopyOutcom
 
 
 async def _copy_account(
-    conn: asyncpg.Connection, row: tuple[object, ...], apps: list[tuple[object, ...]], db: MailDB
+    conn: asyncpg.Connection, row: tuple[object, ...], users: sqlite3.Connection, db: MailDB
 ) -> int:
     key, name, _, password_hash, created, scram, totp, step, q_storage, q_messages = row
     account_id: int = await conn.fetchval(
@@ -118,11 +117,8 @@ async def _copy_account(
         q_storage,
         q_messages,
     )
-    await conn.executemany(
-        "INSERT INTO app_passwords (account_id, label_key, label, selector, password_hash,"
-        " created, last_used) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        [(account_id, *app) for app in apps],
-    )
+    await _copy_directory_rows(conn, account_id, key, users)
+    await _copy_sieve(conn, account_id, db)
     modseq, uidvalidity = db.conn.execute(
         "SELECT modseq, uidvalidity FROM counters WHERE id = 0"
     ).fetchone()
@@ -178,6 +174,74 @@ async def _copy_account(
         await _copy_metadata(conn, account_id, old_id, new_id, db)
         await _copy_messages(conn, account_id, old_id, new_id, db, analysed)
     return account_id
+
+
+async def _copy_directory_rows(
+    conn: asyncpg.Connection, account_id: int, key: object, users: sqlite3.Connection
+) -> None:
+    """What users.db keeps of the account besides its row."""
+
+    def rows(sql: str) -> list[tuple[object, ...]]:
+        return [(account_id, *row) for row in users.execute(sql, (key,))]
+
+    await conn.executemany(
+        "INSERT INTO app_passwords (account_id, label_key, label, selector, password_hash,"
+        " created, last_used) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        rows(
+            "SELECT label_key, label, selector, password_hash, created, last_used"
+            " FROM app_passwords WHERE name_key = ?"
+        ),
+    )
+    await conn.executemany(
+        "INSERT INTO aliases (account_id, address_key, address) VALUES ($1, $2, $3)",
+        rows("SELECT address_key, address FROM aliases WHERE name_key = ?"),
+    )
+    await conn.executemany(
+        "INSERT INTO urlauth_keys (account_id, mailbox, secret) VALUES ($1, $2, $3)",
+        rows("SELECT mailbox, secret FROM urlauth_keys WHERE name_key = ?"),
+    )
+    await conn.executemany(
+        "INSERT INTO submissions (account_id, sent_at) VALUES ($1, $2)",
+        rows("SELECT sent_at FROM submissions WHERE name_key = ?"),
+    )
+    # Keyed by name, not account (a throttle fact about the name tried).
+    await conn.executemany(
+        "INSERT INTO known_addresses (name_key, address, last_success) VALUES ($1, $2, $3)"
+        " ON CONFLICT (name_key, address) DO UPDATE"
+        " SET last_success = greatest(known_addresses.last_success, excluded.last_success)",
+        [
+            (key, address, when)
+            for _, address, when in rows(
+                "SELECT address, last_success FROM known_addresses WHERE name_key = ?"
+            )
+        ],
+    )
+    await conn.executemany(
+        "INSERT INTO sharers (grantee_key, owner) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        [(key, owner) for _, owner in rows("SELECT owner FROM sharers WHERE grantee_key = ?")],
+    )
+
+
+async def _copy_sieve(conn: asyncpg.Connection, account_id: int, db: MailDB) -> None:
+    """The account's Sieve scripts (the active one stays active) and what vacation and
+    duplicate remembered."""
+    await conn.executemany(
+        "INSERT INTO sieve_scripts (account_id, name, source, compiled, compiled_version,"
+        " active) VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            (account_id, name, source, compiled, version, bool(active))
+            for name, source, compiled, version, active in db.conn.execute(
+                "SELECT name, source, compiled, compiled_version, active FROM sieve_scripts"
+            )
+        ],
+    )
+    await conn.executemany(
+        "INSERT INTO sieve_tracking (account_id, kind, key, expires) VALUES ($1, $2, $3, $4)",
+        [
+            (account_id, *row)
+            for row in db.conn.execute("SELECT kind, key, expires FROM sieve_tracking")
+        ],
+    )
 
 
 async def _copy_metadata(

@@ -402,6 +402,13 @@ class Directory:
         ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
 
+    def new_account_dir(self, name: str) -> tuple[str, Path]:
+        """A fresh dirname for account ``name`` and its directory (not made yet): for
+        ``roost store copy`` into this directory, which registers the account once
+        its directory is complete, as ``create`` does."""
+        dirname = self._new_dirname(fold_name(name))
+        return dirname, self.account_dir(dirname)
+
     def _new_dirname(self, key: str) -> str:
         prefix = re.sub(r"[^a-z0-9_-]+", "_", key)[:32] or "account"
         while True:
