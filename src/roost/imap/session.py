@@ -40,6 +40,7 @@ from roost.imap.shared import (
     MergedListener,
     Place,
     owner_account,
+    rights_in,
     split_shared,
 )
 from roost.imap.uidonly import uid_form
@@ -217,20 +218,28 @@ class Session:
     async def locate(self, raw: bytes) -> Place:
         """Where a mailbox argument lives (imap/shared.py). A shared name the user may
         neither list nor read is NO [NONEXISTENT], as if absent (RFC 4314 §4)."""
-        account = self.require_account()
         name = self.mailbox_name(raw)
+        place = await self.place_of(name)
+        if place is None or not set(place.rights) & {"l", "r"}:
+            raise no(f"No mailbox {name}", "NONEXISTENT")
+        return place
+
+    async def place_of(self, name: str) -> Place | None:
+        """Where a decoded mailbox name lives, whatever the user's rights on it (they
+        may be none); None for a name under "Other Users" of no other account."""
+        account = self.require_account()
         shared = split_shared(name)
         if shared is None:
             return Place(account, name, None, ALL_RIGHTS)
         owner_name, rest = shared
-        owner = None
-        if owner_name and rest and owner_name.casefold() != account.name.casefold():
-            owner = await owner_account(
-                self.other_accounts, self.context.store.open_account, owner_name
-            )
-        rights = "" if owner is None else (await owner.rights_of(account.name)).get(rest, "")
-        if owner is None or not set(rights) & {"l", "r"}:
-            raise no(f"No mailbox {name}", "NONEXISTENT")
+        if not owner_name or not rest or owner_name.casefold() == account.name.casefold():
+            return None
+        owner = await owner_account(
+            self.other_accounts, self.context.store.open_account, owner_name
+        )
+        if owner is None:
+            return None
+        rights = (await rights_in(owner, account.name)).get(rest, "")
         return Place(owner, rest, owner.name, rights)
 
     def enter_shared(self, place: Place, mailbox_id: int) -> None:

@@ -8,6 +8,9 @@ so both users' sessions hear of every change, from any process.
 
 Rights (RFC 4314 §2.1) are read from the owner's ACL at each use, so a change of rights
 applies at the user's next command. The owner has every right on their own mailboxes.
+Another user's rights are those of the entries for them and for "anyone" (every
+signed-in user), less those of the negative entries ("-name", "-anyone") for them
+(RFC 4314 §2: the union of positive rights minus the union of negative ones).
 Flags are the mailbox's, shared by every user: a sharee with "s" marks a message seen
 for everyone (RFC 4314 allows per-user \\Seen; Roost keeps one set of flags).
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from roost.imap.handler_types import no
@@ -31,6 +34,27 @@ from roost.store.base import (
 
 OTHER_USERS = "Other Users"
 ALL_RIGHTS = "lrswipkxtea"  # RFC 4314 §2.1, in the RFC's order
+ANYONE = "anyone"  # RFC 4314 §2: the identifier that stands for every user
+
+
+def identifiers_for(user: str) -> tuple[str, ...]:
+    """The ACL identifiers whose entries concern ``user`` (an account name)."""
+    return (user, ANYONE, "-" + user, "-" + ANYONE)
+
+
+def effective_rights(entries: Mapping[str, str], user: str) -> str:
+    """``user``'s rights from a mailbox's entries: positive ones for the user and
+    "anyone", less the negative ones for either (RFC 4314 §2), in ALL_RIGHTS order."""
+    granted = set(entries.get(user, "")) | set(entries.get(ANYONE, ""))
+    denied = set(entries.get("-" + user, "")) | set(entries.get("-" + ANYONE, ""))
+    return "".join(r for r in ALL_RIGHTS if r in granted - denied)
+
+
+async def rights_in(owner: Account, user: str) -> dict[str, str]:
+    """Mailbox name → ``user``'s rights, for the owner's mailboxes where they hold any."""
+    entries = await owner.acl_entries_for(identifiers_for(user))
+    found = {name: effective_rights(e, user) for name, e in entries.items()}
+    return {name: rights for name, rights in found.items() if rights}
 
 
 @dataclass(frozen=True, slots=True)
