@@ -5,8 +5,12 @@ answer accordingly, and an "anyone" grant puts the mailbox under "Other Users" f
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ImapServer
 from tests.support.imap_client import message
+
+pytestmark = pytest.mark.both_backends
 
 TEAM = '"Other Users/alice/Team"'
 
@@ -18,9 +22,7 @@ async def test_anyone_shows_the_mailbox_to_every_user(imap: ImapServer) -> None:
     await alice.ok("CREATE Team")
     await alice.append("Team", message("plan"))
     await alice.ok("SETACL Team anyone lr")
-    assert (await alice.ok("GETACL Team")).untagged == [
-        b"* ACL Team alice lrswipkxtea anyone lr"
-    ]
+    assert (await alice.ok("GETACL Team")).untagged == [b"* ACL Team alice lrswipkxtea anyone lr"]
     carol = await imap.login("carol")
     assert (await carol.ok('LIST "" "Other Users/*"')).untagged == [
         b'* LIST (\\HasChildren \\Noselect) "/" "Other Users/alice"',
@@ -55,7 +57,9 @@ async def test_negative_rights_take_away(imap: ImapServer) -> None:
     ]
     bob = await imap.login("bob")
     carol = await imap.login("carol")
-    assert (await bob.ok(f"MYRIGHTS {TEAM}")).untagged == [b'* MYRIGHTS "Other Users/alice/Team" lr']
+    assert (await bob.ok(f"MYRIGHTS {TEAM}")).untagged == [
+        b'* MYRIGHTS "Other Users/alice/Team" lr'
+    ]
     assert (await carol.ok(f"MYRIGHTS {TEAM}")).untagged == [
         b'* MYRIGHTS "Other Users/alice/Team" lrs'
     ]
