@@ -380,13 +380,17 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
         if status_items and info is not None and not info.noselect:
             status = await account.status(info.id)
             yield StatusResponse(name, status_values(session, status_items, status, info))
-        elif status_items and "r" in shared_rights.get(name, ""):  # RFC 4314 §4: STATUS
+        if cmd.metadata_entries and info is not None:
+            yield await list_metadata(session, name, info, cmd.metadata_entries)
+        if (status_items or cmd.metadata_entries) and "r" in shared_rights.get(name, ""):
+            # RFC 4314 §4: STATUS and GETMETADATA of a shared mailbox need "r".
             place = await session.locate(_wire_name(session, name))
             shared = await place.account.get_mailbox(place.name)
-            status = await place.account.status(shared.id)
-            yield StatusResponse(name, status_values(session, status_items, status, shared))
-        if cmd.metadata_entries and info is not None:
-            yield await list_metadata(session, info, cmd.metadata_entries)
+            if status_items:
+                status = await place.account.status(shared.id)
+                yield StatusResponse(name, status_values(session, status_items, status, shared))
+            if cmd.metadata_entries:
+                yield await list_metadata(session, name, shared, cmd.metadata_entries, place)
     yield Done("LIST completed")
 
 
