@@ -122,11 +122,10 @@ class Session:
         self._dirty = False
         # Shared folders (imap/shared.py): owners' accounts opened by this session, by
         # case-folded name; the selected mailbox's account and the user's rights on it
-        # while it is another's; the own listener while a merged one stands in.
+        # while it is another's.
         self.other_accounts: dict[str, Account] = {}
         self.mailbox_account: Account | None = None
         self.mailbox_rights = ALL_RIGHTS
-        self._own_listener: ChangeListener | None = None
 
     # ---- facts handlers need ---------------------------------------------------------
 
@@ -250,18 +249,27 @@ class Session:
             return
         self.mailbox_account = place.account
         self.mailbox_rights = place.rights
-        if self.listener is not None:
-            self._own_listener = self.listener
-            self.listener = MergedListener(self.listener, place.account.listen(), mailbox_id)
+        merged = self._merged_listener()
+        if merged is not None:
+            merged.select(place.account.listen(), mailbox_id)
 
     def leave_shared(self) -> None:
         """Back to the user's own account (SELECT, CLOSE, UNSELECT start here)."""
         if isinstance(self.listener, MergedListener):
-            self.listener.other.close()
-            self.listener = self._own_listener
-        self._own_listener = None
+            self.listener.unselect()
         self.mailbox_account = None
         self.mailbox_rights = ALL_RIGHTS
+
+    def watch_accounts(self, accounts: Iterable[Account]) -> None:
+        """Hear these other accounts' events, for NOTIFY (none: stop)."""
+        merged = self._merged_listener()
+        if merged is not None:
+            merged.watch({account.name.casefold(): account.listen() for account in accounts})
+
+    def _merged_listener(self) -> MergedListener | None:
+        if self.listener is not None and not isinstance(self.listener, MergedListener):
+            self.listener = MergedListener(self.listener)
+        return self.listener
 
     def require_selected(self) -> SelectedMailbox:
         if self.selected is None:
@@ -410,8 +418,19 @@ class Session:
             self.note_events(self.listener.pending())
         events, self._notify_backlog = self._notify_backlog, []
         selected = self.selected.mailbox_id if self.selected is not None else None
-        async for response in self.notifier.updates(self.account, events, selected, self.condstore):
+        # A selected mailbox's id is its account's: the user's, or a sharing owner's.
+        owner = None if self.mailbox_account is None else self.mailbox_account.name.casefold()
+        own_selected = selected if owner is None else None
+        notifier = self.notifier
+        async for response in notifier.updates(self.account, events, own_selected, self.condstore):
             yield response
+        watched = self.listener.take_watched() if isinstance(self.listener, MergedListener) else {}
+        for key, shared_events in watched.items():
+            in_it = selected if key == owner else None
+            async for response in notifier.shared_updates(
+                key, shared_events, in_it, self.condstore
+            ):
+                yield response
 
     async def _fetch_new(self, notifier: Notifier) -> AsyncIterator[Response]:
         """MessageNew with fetch attributes: the new messages, as a UID FETCH would
@@ -462,9 +481,8 @@ class Session:
             self.context.account_connections.release(self.counted_account, self.remote_ip)
             self.counted_account = None
         if self.listener is not None:
-            self.listener.close()  # a merged one closes both
+            self.listener.close()  # a merged one closes all it listens to
             self.listener = None
-        self._own_listener = None
         self.mailbox_account = None
         others, self.other_accounts = self.other_accounts, {}
         for other in others.values():

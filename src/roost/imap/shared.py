@@ -93,14 +93,55 @@ def shared_name(owner: str, name: str) -> str:
 
 
 class MergedListener:
-    """The user's own events and, of the owner's, those about one shared mailbox
-    (implements ChangeListener). Mailbox ids are per account, so an own event may
-    look like one for the shared mailbox: that costs one needless sync, no more."""
+    """The user's own events, with other accounts' (implements ChangeListener).
 
-    def __init__(self, own: ChangeListener, other: ChangeListener, mailbox_id: int) -> None:
+    While another's mailbox is selected (``select``), the owner's events about it are
+    mixed in with the user's own: mailbox ids are per account, so an own event may
+    look like one for the shared mailbox, which costs one needless sync, no more.
+    The accounts NOTIFY watches (``watch``) wake a wait too, but their events are
+    kept apart, by account, for the notifier (``take_watched``)."""
+
+    def __init__(self, own: ChangeListener) -> None:
         self.own = own
-        self.other = other
-        self.mailbox_id = mailbox_id
+        self.selected: ChangeListener | None = None
+        self.mailbox_id = 0
+        self.watched: dict[str, ChangeListener] = {}
+        self._watched_events: dict[str, dict[int | None, ChangeEvent]] = {}
+
+    def select(self, other: ChangeListener, mailbox_id: int) -> None:
+        self.unselect()
+        self.selected, self.mailbox_id = other, mailbox_id
+
+    def unselect(self) -> None:
+        if self.selected is not None:
+            self.selected.close()
+            self.selected = None
+
+    def watch(self, accounts: dict[str, ChangeListener]) -> None:
+        """Listen to these accounts (by key) for NOTIFY, instead of any before."""
+        for listener in self.watched.values():
+            listener.close()
+        self.watched = dict(accounts)
+        self._watched_events.clear()
+
+    def take_watched(self) -> dict[str, list[ChangeEvent]]:
+        """The watched accounts' events since the last call, by account key."""
+        self._keep({key: w.pending() for key, w in self.watched.items()})
+        taken = {key: list(events.values()) for key, events in self._watched_events.items()}
+        self._watched_events.clear()
+        return taken
+
+    def _keep(self, found: dict[str, list[ChangeEvent]]) -> None:
+        for key, events in found.items():
+            if not events:
+                continue
+            kept = self._watched_events.setdefault(key, {})
+            for event in events:  # coalesced, as a Listener does: the latest per mailbox
+                slot = event.mailbox_id if isinstance(event, MailboxChanged) else None
+                seen = kept.get(slot)
+                if isinstance(seen, MailboxChanged) and isinstance(event, MailboxChanged):
+                    event = max(seen, event, key=lambda e: e.modseq)
+                kept[slot] = event
 
     def _relevant(self, events: list[ChangeEvent]) -> list[ChangeEvent]:
         return [
@@ -110,34 +151,49 @@ class MergedListener:
         ]
 
     def pending(self) -> list[ChangeEvent]:
-        return self.own.pending() + self._relevant(self.other.pending())
+        self._keep({key: w.pending() for key, w in self.watched.items()})
+        selected = [] if self.selected is None else self._relevant(self.selected.pending())
+        return self.own.pending() + selected
 
     async def wait(self) -> list[ChangeEvent]:
+        """Own and selected events, waiting for the first; [] when only watched
+        accounts' events came (``take_watched`` has them) or once closed."""
         while True:
             events = self.pending()
-            if events:
+            if events or self._watched_events:
                 return events
-            own = asyncio.ensure_future(self.own.wait())
-            other = asyncio.ensure_future(self.other.wait())
+            sources: dict[str, ChangeListener] = {
+                "": self.own,
+                **{"=" + key: listener for key, listener in self.watched.items()},
+            }
+            if self.selected is not None:
+                sources["selected"] = self.selected
+            tasks = {name: asyncio.ensure_future(s.wait()) for name, s in sources.items()}
             try:
-                await asyncio.wait({own, other}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (own, other):
+                for task in tasks.values():
                     if not task.done():
                         task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
-            answered = [t.result() for t in (own, other) if t.done() and not t.cancelled()]
-            events = own.result() if own.done() and not own.cancelled() else []
-            if other.done() and not other.cancelled():
-                events += self._relevant(other.result())
+            answered = {
+                name: task.result()
+                for name, task in tasks.items()
+                if task.done() and not task.cancelled()
+            }
+            events = answered.get("", []) + self._relevant(answered.get("selected", []))
+            self._keep(
+                {name[1:]: found for name, found in answered.items() if name.startswith("=")},
+            )
             # A listener answers with nothing only once closed: stop waiting then.
-            if events or any(not result for result in answered):
+            if events or self._watched_events or any(not r for r in answered.values()):
                 return events
 
     def close(self) -> None:
         self.own.close()
-        self.other.close()
+        self.unselect()
+        self.watch({})
 
 
 async def owner_account(

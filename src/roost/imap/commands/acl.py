@@ -27,7 +27,7 @@ from roost.imap.wire.responses import (
     MyRightsResponse,
     Response,
 )
-from roost.store.base import MailboxInfo
+from roost.store.base import Account, MailboxInfo
 
 _LEGACY = {"c": "k", "d": "xte"}  # RFC 2086 rights (RFC 4314 §2.1.1)
 
@@ -90,18 +90,26 @@ async def shared_mailboxes(session: Session) -> list[tuple[str, str]]:
     """(name under "Other Users", rights) of every mailbox other accounts let this
     user see ("l", RFC 4314 §4 LIST), ordered by owner then name."""
     account = session.require_account()
-    store = session.context.store
-    owners = {*await store.sharers_of(account.name), *await store.sharers_of(ANYONE)}
     found: list[tuple[str, str]] = []
-    for owner_name in sorted(owners):
-        if owner_name.casefold() == account.name.casefold():
-            continue
-        owner = await owner_account(session.other_accounts, store.open_account, owner_name)
-        if owner is None:
-            continue
+    for owner in await sharing_accounts(session):
         for name, rights in (await rights_in(owner, account.name)).items():
             if "l" in rights:
                 found.append((shared_name(owner.name, name), rights))
+    return found
+
+
+async def sharing_accounts(session: Session) -> list[Account]:
+    """The other accounts that granted this user, or anyone, something (by name)."""
+    account = session.require_account()
+    store = session.context.store
+    names = {*await store.sharers_of(account.name), *await store.sharers_of(ANYONE)}
+    found: list[Account] = []
+    for owner_name in sorted(names):
+        if owner_name.casefold() == account.name.casefold():
+            continue
+        owner = await owner_account(session.other_accounts, store.open_account, owner_name)
+        if owner is not None:
+            found.append(owner)
     return found
 
 
