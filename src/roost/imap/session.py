@@ -39,6 +39,7 @@ from roost.imap.shared import (
     ALL_RIGHTS,
     MergedListener,
     Place,
+    effective_rights,
     owner_account,
     rights_in,
     split_shared,
@@ -252,6 +253,19 @@ class Session:
         merged = self._merged_listener()
         if merged is not None:
             merged.select(place.account.listen(), mailbox_id)
+
+    async def refresh_rights(self) -> None:
+        """Read the user's rights on the selected shared mailbox again (before each
+        command): a right to change it that was taken away (or given) applies at once,
+        as Dovecot checks each change; reading is as SELECT found it ("r" is checked
+        there, as Dovecot and Cyrus do). The session is told nothing."""
+        if self.mailbox_account is None or self.selected is None:
+            return
+        try:
+            entries = await self.mailbox_account.get_acl(self.selected.mailbox_id)
+        except NoSuchMailbox:
+            return  # the sync point after the command says it is gone
+        self.mailbox_rights = effective_rights(entries, self.require_account().name)
 
     def leave_shared(self) -> None:
         """Back to the user's own account (SELECT, CLOSE, UNSELECT start here)."""
