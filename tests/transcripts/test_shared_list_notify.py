@@ -125,3 +125,16 @@ async def test_notify_mailbox_names_and_revoked_rights(imap: ImapServer) -> None
     assert (await bob.read_response()).startswith(
         b'* STATUS "Other Users/alice/Notes" (MESSAGES 2 '
     )
+
+
+async def test_notify_status_leaves_out_the_selected_shared_mailbox(imap: ImapServer) -> None:
+    """RFC 5465 §3: NOTIFY SET STATUS reports the watched mailboxes but the selected
+    one, here alice's Team; a second shared mailbox is reported."""
+    alice, bob = await share(imap, "lr")
+    await alice.ok("CREATE Notes")
+    await alice.ok("SETACL Notes bob lr")
+    await bob.ok(f"SELECT {TEAM}")
+    reply = await bob.ok(
+        'NOTIFY SET STATUS (subtree "Other Users/alice" (MessageNew MessageExpunge))'
+    )
+    assert [line[:35] for line in reply.untagged] == [b'* STATUS "Other Users/alice/Notes" ']

@@ -189,9 +189,14 @@ class Notifier:
         return bool(self.spec.events_for(name, self.subscribed) & events)
 
     async def initial_status(
-        self, account: Account, selected_id: int | None, condstore: bool
+        self,
+        account: Account,
+        selected_id: int | None,
+        condstore: bool,
+        selected_shared: tuple[str, int] | None = None,
     ) -> AsyncIterator[Response]:
-        """NOTIFY SET STATUS: where every watched mailbox stands now (§3)."""
+        """NOTIFY SET STATUS: where every watched mailbox stands now (§3), but the
+        selected one: the user's own (``selected_id``) or a sharer's (owner key, id)."""
         for mailbox_id, name in sorted(self.names.items(), key=lambda item: item[1]):
             if mailbox_id != selected_id and self.spec.events_for(name, self.subscribed) & (
                 MESSAGE_EVENTS
@@ -201,6 +206,8 @@ class Notifier:
                     yield status
         for key, watch in sorted(self.shared.items()):
             for mailbox_id, (name, rights) in sorted(watch.names.items(), key=lambda i: i[1]):
+                if (key, mailbox_id) == selected_shared:
+                    continue
                 if "r" in rights and self._watched(name, MESSAGE_EVENTS):
                     status = await self._status(
                         watch.account, mailbox_id, name, condstore, force=True, key=key

@@ -36,7 +36,11 @@ async def notify(session: Session, cmd: c.Notify) -> AsyncIterator[Response | Do
     session.notifier = notifier
     if cmd.status:
         selected = session.selected.mailbox_id if session.selected else None
-        own_selected = selected if session.mailbox_account is None else None
-        async for response in notifier.initial_status(account, own_selected, session.condstore):
+        owner = session.mailbox_account
+        own_selected = selected if owner is None else None
+        in_shared = None if owner is None or selected is None else (owner.name.casefold(), selected)
+        async for response in notifier.initial_status(
+            account, own_selected, session.condstore, in_shared
+        ):
             yield response
     yield Done("NOTIFY completed")
