@@ -138,3 +138,23 @@ async def test_notify_status_leaves_out_the_selected_shared_mailbox(imap: ImapSe
         'NOTIFY SET STATUS (subtree "Other Users/alice" (MessageNew MessageExpunge))'
     )
     assert [line[:35] for line in reply.untagged] == [b'* STATUS "Other Users/alice/Notes" ']
+
+
+async def test_esearch_over_shared_mailboxes(imap: ImapServer) -> None:
+    """RFC 7377 §2 with RFC 5465 §6 filters: "subtree" naming Other Users/alice and
+    "subscribed" take the mailboxes bob may read ("r"), after his own, searched in
+    alice's account; "personal" does not; one he may only list ("l") is left out."""
+    alice, bob = await share(imap, "lr")
+    await alice.ok("CREATE Notes")
+    await alice.append("Notes", message("plan B"))
+    await alice.ok("SETACL Notes bob l")
+    await bob.append("INBOX", message("plan C"))
+    reply = await bob.ok('ESEARCH IN (personal subtree "Other Users/alice") SUBJECT plan')
+    assert [re.sub(rb'TAG "\w+"|UIDVALIDITY \d+', b"_", line) for line in reply.untagged] == [
+        b"* ESEARCH (_ MAILBOX INBOX _) UID ALL 1",
+        b'* ESEARCH (_ MAILBOX "Other Users/alice/Team" _) UID ALL 1',
+    ]
+    assert (await bob.ok("ESEARCH IN (personal) SUBJECT plan")).untagged[1:] == []
+    await bob.ok(f"SUBSCRIBE {TEAM}")
+    reply = await bob.ok("ESEARCH IN (subscribed) SUBJECT plan")
+    assert [line.split(b"MAILBOX ")[1][:7] for line in reply.untagged] == [b"INBOX U", b'"Other ']
