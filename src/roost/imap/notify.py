@@ -249,7 +249,7 @@ class Notifier:
         if self.spec.wants_mailbox_names:
             visible_before = {i: name for i, (name, rights) in before.items() if "l" in rights}
             visible = {i: name for i, (name, rights) in watch.names.items() if "l" in rights}
-            for response in self._renames(visible_before, visible):
+            for response in self._mailbox_name_events(visible_before, visible):
                 yield response
         for event in events:
             if not isinstance(event, MailboxChanged) or event.mailbox_id == selected_id:
@@ -307,7 +307,7 @@ class Notifier:
         def wants(name: str, event: str, subscribed: set[str]) -> bool:
             return event in self.spec.events_for(name, subscribed)
 
-        for response in self._renames(before, after, subscribed_before):
+        for response in self._mailbox_name_events(before, after, subscribed_before):
             yield response
         for mailbox_id in before.keys() - after.keys():
             self.last_status.pop(mailbox_id, None)
@@ -318,7 +318,7 @@ class Notifier:
                 attributes = ("\\Subscribed",) if subscribed_now else ()
                 yield ListResponse(attributes, DELIMITER, name)
 
-    def _renames(
+    def _mailbox_name_events(
         self,
         before: dict[int, str],
         after: dict[int, str],

@@ -74,15 +74,19 @@ async def copy_store(data_dir: Path, url: str, progress: Progress) -> CopyOutcom
                     " FROM app_passwords WHERE name_key = ?",
                     (key,),
                 ).fetchall()
+                # Who shared with the account, and whether it shared with "anyone"
+                # (RFC 4314 §2: every user), which no account's own rows carry.
                 sharers = users.execute(
-                    "SELECT owner FROM sharers WHERE grantee_key = ?", (key,)
+                    "SELECT grantee_key, owner FROM sharers"
+                    " WHERE grantee_key = ? OR (grantee_key = 'anyone' AND owner = ?)",
+                    (key, name),
                 ).fetchall()
                 async with conn.transaction():
                     account_id = await _copy_account(conn, row, apps, db)
                     await conn.executemany(
                         "INSERT INTO sharers (grantee_key, owner) VALUES ($1, $2)"
                         " ON CONFLICT DO NOTHING",
-                        [(key, owner) for (owner,) in sharers],
+                        sharers,
                     )
                 count = await _verify(conn, account_id, db)
                 copied += 1
