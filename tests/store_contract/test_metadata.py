@@ -87,15 +87,26 @@ async def test_acl_entries(alice: Account) -> None:
         await alice.set_acl(box.id, "bob", "l")
 
 
-async def test_rights_of_an_identifier(alice: Account) -> None:
-    """Every selectable mailbox with an entry for the identifier, by name."""
+async def test_acl_entries_for_identifiers(alice: Account) -> None:
+    """Every selectable mailbox with an entry for one of the identifiers, by name, with
+    those entries only; "anyone" and negative ("-bob") entries are kept as given."""
     team = await alice.create_mailbox("Team")
     inbox = await alice.get_mailbox("INBOX")
     await alice.set_acl(team.id, "bob", "lrs")
+    await alice.set_acl(team.id, "-bob", "s")
     await alice.set_acl(inbox.id, "bob", "lr")
     await alice.set_acl(inbox.id, "carol", "l")
-    assert await alice.rights_of("bob") == {"INBOX": "lr", "Team": "lrs"}
-    assert await alice.rights_of("dave") == {}
+    await alice.set_acl(inbox.id, "anyone", "l")
+    assert await alice.acl_entries_for(["bob", "-bob"]) == {
+        "INBOX": {"bob": "lr"},
+        "Team": {"bob": "lrs", "-bob": "s"},
+    }
+    assert await alice.acl_entries_for(["dave", "anyone"]) == {"INBOX": {"anyone": "l"}}
+    assert await alice.acl_entries_for(["dave"]) == {}
+    assert await alice.get_acl(team.id) == {"-bob": "s", "bob": "lrs"}
+    await alice.create_mailbox("Team/Sub")
+    await alice.delete_mailbox("Team")  # a \Noselect placeholder keeps no entries
+    assert await alice.acl_entries_for(["bob", "-bob"]) == {"INBOX": {"bob": "lr"}}
 
 
 async def test_sharers(store: Store, alice: Account) -> None:

@@ -69,6 +69,9 @@ async def fill(data_dir: Path, tmp_path: Path) -> None:
         await alice.set_metadata(box.id, {"/shared/comment": b"the \x00 project"}, 10)
         await alice.set_acl(box.id, "bob", "lrs")
         await store.add_sharer("Alice", "bob")
+        await alice.set_acl(inbox.id, "anyone", "l")  # RFC 4314 §2: every user
+        await alice.set_acl(inbox.id, "-bob", "l")
+        await store.add_sharer("Alice", "anyone")
         await alice.close()
     finally:
         await store.close()
@@ -126,6 +129,9 @@ async def test_copy_keeps_what_clients_cached_and_resumes(tmp_path: Path, url: s
         assert found.uids == [1]
         assert await alice.get_acl(box.id) == {"bob": "lrs"}
         assert await target.sharers_of("bob") == ["Alice"]
+        assert await target.sharers_of("anyone") == ["Alice"]
+        inbox = await alice.get_mailbox("INBOX")
+        assert await alice.get_acl(inbox.id) == {"-bob": "l", "anyone": "l"}
         assert await alice.get_metadata(None, ["/private"]) == {
             "/private/filters/values/small": b"SMALLER 5000"
         }

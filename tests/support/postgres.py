@@ -97,6 +97,7 @@ class ScratchDatabases:
         try:
             # DELETE, not TRUNCATE: a few rows, and TRUNCATE rewrites every file.
             await conn.execute("DELETE FROM accounts")  # the rest cascades
+            await conn.execute("DELETE FROM sharers")  # keyed by name, not by account
             await conn.execute("DELETE FROM blobs")
             await conn.execute("DELETE FROM known_addresses")
             await conn.execute("DELETE FROM sign_in_failures")

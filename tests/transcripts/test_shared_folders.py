@@ -4,6 +4,8 @@ far as his rights go (RFC 4314 §4), and each hears of the other's changes."""
 
 from __future__ import annotations
 
+import re
+
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient, message
 
@@ -160,10 +162,33 @@ async def test_subscribing_to_a_shared_mailbox(imap: ImapServer) -> None:
     ]
 
 
+async def test_a_change_of_rights_applies_at_the_next_command(imap: ImapServer) -> None:
+    """RFC 4314 §4 leaves it to the server when a change of rights reaches a session
+    that has the mailbox selected. As Dovecot, which checks each change against the
+    ACL: what bob may change follows alice's SETACL at his next command (NO [NOPERM]
+    once taken away); reading stays as SELECT found it (Dovecot and Cyrus check "r"
+    when the mailbox is opened), and neither server tells the session, nor Roost."""
+    alice, bob = await share(imap, "lrswte")
+    reply = await bob.ok(f"SELECT {TEAM}")
+    assert b"[READ-WRITE]" in reply.line
+    await bob.ok("STORE 1 +FLAGS (\\Flagged)")
+    await alice.ok("SETACL Team bob lr")
+    reply = await bob.no("STORE 1 -FLAGS (\\Flagged)")
+    assert b"[NOPERM]" in reply.line and reply.untagged == []
+    assert b"[NOPERM]" in (await bob.no("STORE 1 +FLAGS (\\Seen)")).line
+    assert b"[NOPERM]" in (await bob.no("EXPUNGE")).line
+    assert b"[NOPERM]" in (await bob.no("MOVE 1 INBOX")).line
+    await bob.ok("FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+    await alice.ok('SETACL Team bob "+w"')
+    await bob.ok("STORE 1 -FLAGS (\\Flagged)")
+    await alice.ok("DELETEACL Team bob")
+    assert b"[NONEXISTENT]" in (await bob.no(f"SELECT {TEAM}")).line
+
+
 async def test_replace_and_esearch_in_a_shared_mailbox(imap: ImapServer) -> None:
     """Main's REPLACE (RFC 8508) and MULTISEARCH (RFC 7377) meet shared folders: REPLACE
     acts on alice's Team (never bob's own mailbox of the same id) and needs "t", "e"
-    and "i"; ESEARCH IN (SELECTED) does not mistake Team for one of bob's mailboxes."""
+    and "i"; ESEARCH IN (SELECTED) searches Team, never bob's mailbox of the same id."""
     alice, bob = await share(imap, "lr")
     await bob.append("INBOX", message("bob's own", body="mine\r\n"))
     await bob.ok(f"SELECT {TEAM}")
@@ -179,6 +204,16 @@ async def test_replace_and_esearch_in_a_shared_mailbox(imap: ImapServer) -> None
     await bob.ok("SELECT INBOX")
     assert (await bob.ok("SEARCH ALL")).untagged == [b"* SEARCH 1"]  # untouched
     await bob.ok(f"SELECT {TEAM}")
-    assert b"[CANNOT]" in (await bob.no("ESEARCH IN (SELECTED) ALL")).line
+    # RFC 7377 §2: the selected mailbox, named as bob knows it, searched in alice's
+    # account (bob's INBOX has a message of the same UID: not it).
+    reply = await bob.ok("ESEARCH IN (SELECTED) ALL")
+    assert re.fullmatch(
+        rb'\* ESEARCH \(TAG "A\d+" MAILBOX "Other Users/alice/Team" UIDVALIDITY \d+\) UID ALL 2',
+        reply.untagged[0],
+    ), reply.untagged
+    reply = await bob.ok('ESEARCH IN (SELECTED personal) SUBJECT "plan"')
+    assert [line.split(b"MAILBOX ")[1][:24] for line in reply.untagged] == [
+        b'"Other Users/alice/Team"'
+    ]
     reply = await bob.no(f"UID REPLACE 2 INBOX {{{len(draft)}+}}\r\n".encode() + draft)
     assert b"[CANNOT]" in reply.line

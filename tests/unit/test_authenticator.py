@@ -264,6 +264,9 @@ async def test_find_account(store: FakeStore) -> None:
         ("nul\x00", False),
         ("a/b", False),
         ("\u2028", False),
+        ("Anyone", False),  # RFC 4314 §2: ACL identifiers of their own
+        ("-bob", False),
+        ("bob-smith", True),
     ],
 )
 def test_account_name_rules(name: str, ok: bool) -> None:

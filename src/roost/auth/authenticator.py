@@ -70,9 +70,12 @@ APP_PASSWORD_USE_RESOLUTION = 60
 
 def account_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name an account, or None when it can: 1 to 255 characters,
-    no whitespace, no control characters, no "/" ("@" and "." are fine)."""
+    no whitespace, no control characters, no "/" ("@" and "." are fine); not "anyone"
+    nor starting with "-", which are ACL identifiers of their own (RFC 4314 §2)."""
     if not name:
         return "an account name cannot be empty"
+    if name.casefold() == "anyone" or name.startswith("-"):
+        return 'an account name cannot be "anyone" or start with "-" (RFC 4314 §2)'
     if len(name) > MAX_USERNAME_LENGTH:
         return f"an account name has at most {MAX_USERNAME_LENGTH} characters"
     for ch in name:

@@ -205,6 +205,7 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
 
     done = Done(f"{spec.name} completed")
     try:
+        await session.refresh_rights()  # a shared mailbox's (RFC 4314), at each command
         async for response in spec.run(session, command):
             if isinstance(response, Done):
                 done = response

@@ -39,7 +39,9 @@ from roost.imap.shared import (
     ALL_RIGHTS,
     MergedListener,
     Place,
+    effective_rights,
     owner_account,
+    rights_in,
     split_shared,
 )
 from roost.imap.uidonly import uid_form
@@ -121,11 +123,10 @@ class Session:
         self._dirty = False
         # Shared folders (imap/shared.py): owners' accounts opened by this session, by
         # case-folded name; the selected mailbox's account and the user's rights on it
-        # while it is another's; the own listener while a merged one stands in.
+        # while it is another's.
         self.other_accounts: dict[str, Account] = {}
         self.mailbox_account: Account | None = None
         self.mailbox_rights = ALL_RIGHTS
-        self._own_listener: ChangeListener | None = None
 
     # ---- facts handlers need ---------------------------------------------------------
 
@@ -217,20 +218,28 @@ class Session:
     async def locate(self, raw: bytes) -> Place:
         """Where a mailbox argument lives (imap/shared.py). A shared name the user may
         neither list nor read is NO [NONEXISTENT], as if absent (RFC 4314 §4)."""
-        account = self.require_account()
         name = self.mailbox_name(raw)
+        place = await self.place_of(name)
+        if place is None or not set(place.rights) & {"l", "r"}:
+            raise no(f"No mailbox {name}", "NONEXISTENT")
+        return place
+
+    async def place_of(self, name: str) -> Place | None:
+        """Where a decoded mailbox name lives, whatever the user's rights on it (they
+        may be none); None for a name under "Other Users" of no other account."""
+        account = self.require_account()
         shared = split_shared(name)
         if shared is None:
             return Place(account, name, None, ALL_RIGHTS)
         owner_name, rest = shared
-        owner = None
-        if owner_name and rest and owner_name.casefold() != account.name.casefold():
-            owner = await owner_account(
-                self.other_accounts, self.context.store.open_account, owner_name
-            )
-        rights = "" if owner is None else (await owner.rights_of(account.name)).get(rest, "")
-        if owner is None or not set(rights) & {"l", "r"}:
-            raise no(f"No mailbox {name}", "NONEXISTENT")
+        if not owner_name or not rest or owner_name.casefold() == account.name.casefold():
+            return None
+        owner = await owner_account(
+            self.other_accounts, self.context.store.open_account, owner_name
+        )
+        if owner is None:
+            return None
+        rights = (await rights_in(owner, account.name)).get(rest, "")
         return Place(owner, rest, owner.name, rights)
 
     def enter_shared(self, place: Place, mailbox_id: int) -> None:
@@ -241,18 +250,40 @@ class Session:
             return
         self.mailbox_account = place.account
         self.mailbox_rights = place.rights
-        if self.listener is not None:
-            self._own_listener = self.listener
-            self.listener = MergedListener(self.listener, place.account.listen(), mailbox_id)
+        merged = self._merged_listener()
+        if merged is not None:
+            merged.select(place.account.listen(), mailbox_id)
+
+    async def refresh_rights(self) -> None:
+        """Read the user's rights on the selected shared mailbox again (before each
+        command): a right to change it that was taken away (or given) applies at once,
+        as Dovecot checks each change; reading is as SELECT found it ("r" is checked
+        there, as Dovecot and Cyrus do). The session is told nothing."""
+        if self.mailbox_account is None or self.selected is None:
+            return
+        try:
+            entries = await self.mailbox_account.get_acl(self.selected.mailbox_id)
+        except NoSuchMailbox:
+            return  # the sync point after the command says it is gone
+        self.mailbox_rights = effective_rights(entries, self.require_account().name)
 
     def leave_shared(self) -> None:
         """Back to the user's own account (SELECT, CLOSE, UNSELECT start here)."""
         if isinstance(self.listener, MergedListener):
-            self.listener.other.close()
-            self.listener = self._own_listener
-        self._own_listener = None
+            self.listener.unselect()
         self.mailbox_account = None
         self.mailbox_rights = ALL_RIGHTS
+
+    def watch_accounts(self, accounts: Iterable[Account]) -> None:
+        """Hear these other accounts' events, for NOTIFY (none: stop)."""
+        merged = self._merged_listener()
+        if merged is not None:
+            merged.watch({account.name.casefold(): account.listen() for account in accounts})
+
+    def _merged_listener(self) -> MergedListener | None:
+        if self.listener is not None and not isinstance(self.listener, MergedListener):
+            self.listener = MergedListener(self.listener)
+        return self.listener
 
     def require_selected(self) -> SelectedMailbox:
         if self.selected is None:
@@ -401,8 +432,19 @@ class Session:
             self.note_events(self.listener.pending())
         events, self._notify_backlog = self._notify_backlog, []
         selected = self.selected.mailbox_id if self.selected is not None else None
-        async for response in self.notifier.updates(self.account, events, selected, self.condstore):
+        # A selected mailbox's id is its account's: the user's, or a sharing owner's.
+        owner = None if self.mailbox_account is None else self.mailbox_account.name.casefold()
+        own_selected = selected if owner is None else None
+        notifier = self.notifier
+        async for response in notifier.updates(self.account, events, own_selected, self.condstore):
             yield response
+        watched = self.listener.take_watched() if isinstance(self.listener, MergedListener) else {}
+        for key, shared_events in watched.items():
+            in_it = selected if key == owner else None
+            async for response in notifier.shared_updates(
+                key, shared_events, in_it, self.condstore
+            ):
+                yield response
 
     async def _fetch_new(self, notifier: Notifier) -> AsyncIterator[Response]:
         """MessageNew with fetch attributes: the new messages, as a UID FETCH would
@@ -453,9 +495,8 @@ class Session:
             self.context.account_connections.release(self.counted_account, self.remote_ip)
             self.counted_account = None
         if self.listener is not None:
-            self.listener.close()  # a merged one closes both
+            self.listener.close()  # a merged one closes all it listens to
             self.listener = None
-        self._own_listener = None
         self.mailbox_account = None
         others, self.other_accounts = self.other_accounts, {}
         for other in others.values():

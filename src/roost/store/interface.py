@@ -208,13 +208,15 @@ class Account(Protocol):
         are implicit and not among them). NoSuchMailbox where it is gone."""
         ...
 
-    async def rights_of(self, identifier: str) -> dict[str, str]:
-        """Mailbox name → rights granted to ``identifier`` (as stored), for every
-        mailbox with an entry for it."""
+    async def acl_entries_for(self, identifiers: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Mailbox name → {identifier: rights} of the entries for any of
+        ``identifiers`` (as stored: an account's name, "anyone", or either with a
+        leading "-" for negative rights), for every selectable mailbox with one."""
         ...
 
     async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
         """Set an entry's rights (a string of right letters; "" or None removes it).
+        The identifier is kept as given (RFC 4314 §2: "anyone", "-name" included).
         Entries go with their mailbox (DELETE, including one that leaves a \\Noselect
         placeholder); RENAME keeps them."""
         ...

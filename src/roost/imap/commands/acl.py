@@ -6,8 +6,10 @@ the owner rights that cannot be taken away), and cannot be given an entry. Other
 what was granted, each right on its own (LISTRIGHTS: nothing required, each letter
 optional). Reading or changing a mailbox's ACL needs "a" (§4). The RFC 2086 rights are
 accepted on input: "c" as "k" and "d" as "xte" (§2.1.1); answers use the RFC 4314
-letters only. Identifiers are account names (any case); "anyone" and negative
-("-name") entries are refused with NO [CANNOT].
+letters only. Identifiers are account names (any case, kept as the directory spells
+them), "anyone" (every signed-in user, §2) and either with a leading "-": negative
+rights, taken away from what the positive entries give (imap/shared.py). An "anyone"
+entry shows the mailbox to every user under "Other Users" (when it holds "l").
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import AsyncIterator
 from roost.auth.authenticator import find_account
 from roost.imap.handler_types import Done, bad, no
 from roost.imap.session import Session
-from roost.imap.shared import ALL_RIGHTS, Place, owner_account, shared_name
+from roost.imap.shared import ALL_RIGHTS, ANYONE, Place, owner_account, rights_in, shared_name
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     AclResponse,
@@ -25,7 +27,7 @@ from roost.imap.wire.responses import (
     MyRightsResponse,
     Response,
 )
-from roost.store.base import MailboxInfo
+from roost.store.base import Account, MailboxInfo
 
 _LEGACY = {"c": "k", "d": "xte"}  # RFC 2086 rights (RFC 4314 §2.1.1)
 
@@ -52,7 +54,9 @@ async def setacl(session: Session, cmd: c.SetAcl) -> AsyncIterator[Response | Do
     elif mode == "-":
         wanted = current - wanted
     rights = _ordered(wanted)
-    if rights:  # the grantee's sessions look at this owner's mailboxes from now on
+    if rights and not identifier.startswith("-"):
+        # The grantee's sessions (every user's, for "anyone") look at this owner's
+        # mailboxes from now on; negative rights give nothing to look at.
         await session.context.store.add_sharer(account.name, identifier)
     await account.set_acl(info.id, identifier, rights or None)
     yield Done("SETACL completed")
@@ -70,7 +74,7 @@ async def listrights(session: Session, cmd: c.ListRights) -> AsyncIterator[Respo
     name = session.mailbox_name(cmd.mailbox)
     if _is_owner(place, cmd.identifier):
         yield ListRightsResponse(name, place.account.name, ALL_RIGHTS, ())
-    else:
+    else:  # anyone, another account or a negative entry: each right on its own
         identifier = await _grantee(session, place, cmd.identifier)
         yield ListRightsResponse(name, identifier, "", tuple(ALL_RIGHTS))
     yield Done("LISTRIGHTS completed")
@@ -87,17 +91,25 @@ async def shared_mailboxes(session: Session) -> list[tuple[str, str]]:
     user see ("l", RFC 4314 §4 LIST), ordered by owner then name."""
     account = session.require_account()
     found: list[tuple[str, str]] = []
-    for owner_name in await session.context.store.sharers_of(account.name):
-        if owner_name.casefold() == account.name.casefold():
-            continue
-        owner = await owner_account(
-            session.other_accounts, session.context.store.open_account, owner_name
-        )
-        if owner is None:
-            continue
-        for name, rights in (await owner.rights_of(account.name)).items():
+    for owner in await sharing_accounts(session):
+        for name, rights in (await rights_in(owner, account.name)).items():
             if "l" in rights:
                 found.append((shared_name(owner.name, name), rights))
+    return found
+
+
+async def sharing_accounts(session: Session) -> list[Account]:
+    """The other accounts that granted this user, or anyone, something (by name)."""
+    account = session.require_account()
+    store = session.context.store
+    names = {*await store.sharers_of(account.name), *await store.sharers_of(ANYONE)}
+    found: list[Account] = []
+    for owner_name in sorted(names):
+        if owner_name.casefold() == account.name.casefold():
+            continue
+        owner = await owner_account(session.other_accounts, store.open_account, owner_name)
+        if owner is not None:
+            found.append(owner)
     return found
 
 
@@ -113,15 +125,17 @@ def _is_owner(place: Place, identifier: str) -> bool:
 
 
 async def _grantee(session: Session, place: Place, identifier: str) -> str:
-    """The account an entry is for, as the directory spells it."""
-    if _is_owner(place, identifier):
+    """The identifier an entry is kept under: "anyone", or an account as the directory
+    spells it; with its leading "-" for negative rights (RFC 4314 §2)."""
+    sign, name = ("-", identifier[1:]) if identifier.startswith("-") else ("", identifier)
+    if _is_owner(place, name):
         raise no("The owner always has every right", "CANNOT")
-    if identifier.startswith("-") or identifier.casefold() == "anyone":
-        raise no("Only entries for other accounts are kept", "CANNOT")
-    found = await find_account(session.context.store, identifier)
+    if name.casefold() == ANYONE:
+        return sign + ANYONE
+    found = await find_account(session.context.store, name) if name else None
     if found is None:
-        raise no(f"No account {identifier}", "NONEXISTENT")
-    return found
+        raise no(f"No account {name}", "NONEXISTENT")
+    return sign + found
 
 
 def _expand(letters: str) -> str:

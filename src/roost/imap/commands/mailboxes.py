@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from roost.imap.commands.acl import shared_mailboxes
+from roost.imap.commands.acl_hierarchy import creation_place, inherit_acl
 from roost.imap.commands.metadata import list_metadata
 from roost.imap.commands.status import status_values
 from roost.imap.handler_types import Done, State, bad, no
@@ -175,7 +176,6 @@ async def _qresync(
 def _new_mailbox_name(session: Session, raw: bytes) -> str:
     """A name a mailbox is to get: valid as any name, and without LIST wildcards."""
     name = session.mailbox_name(raw)
-    _not_shared(name)
     try:
         check_new_name(name)
     except InvalidMailboxName as error:
@@ -183,15 +183,8 @@ def _new_mailbox_name(session: Session, raw: bytes) -> str:
     return name
 
 
-def _not_shared(name: str) -> None:
-    """CREATE, DELETE and RENAME act on the user's own mailboxes only: under "Other
-    Users" they would need the owner's "k"/"x" rights, which Roost does not grant."""
-    if split_shared(name) is not None:
-        raise no(f"{OTHER_USERS} holds other users' mailboxes; they manage them", "NOPERM")
-
-
 async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Done]:
-    account = session.require_account()
+    session.require_account()
     # RFC 9051 §6.3.4: a trailing separator says children will follow; the name is without it.
     raw = cmd.mailbox[:-1] if cmd.mailbox.endswith(b"/") and len(cmd.mailbox) > 1 else cmd.mailbox
     name = _new_mailbox_name(session, raw)
@@ -207,17 +200,21 @@ async def create(session: Session, cmd: c.Create) -> AsyncIterator[Response | Do
         special_use = canonical
     if not cmd.special_use:
         special_use = CLIENT_FOLDER_NAMES.get(name.casefold())
-    await _check_mailbox_count(session, name)
-    created = await account.create_mailbox(name, special_use)
+    place = await creation_place(session, name)  # another's needs "k" (RFC 4314 §4)
+    existing = await place.account.list_mailboxes()
+    _check_mailbox_count(session, existing, place.name)
+    created = await place.account.create_mailbox(place.name, special_use)
+    await inherit_acl(place.account, place.name, existing)
     # RFC 8474 §4.1: the new mailbox's id comes with the OK.
     yield Done("CREATE completed", Code("MAILBOXID", f"({created.object_id})"))
 
 
-async def _check_mailbox_count(session: Session, name: str) -> None:
-    """``max_mailboxes``: counting what CREATE would add, the name and any missing
-    parent. Checked before the store call, so two CREATEs at once may pass it by one."""
+def _check_mailbox_count(session: Session, mailboxes: list[MailboxInfo], name: str) -> None:
+    """``max_mailboxes`` of the account holding ``mailboxes``: counting what CREATE
+    would add, the name and any missing parent. Checked before the store call, so two
+    CREATEs at once may pass it by one."""
     limit = session.context.limits.max_mailboxes
-    existing = {info.name for info in await session.require_account().list_mailboxes()}
+    existing = {info.name for info in mailboxes}
     levels = name.split("/")
     wanted = {"/".join(levels[:depth]) for depth in range(1, len(levels) + 1)}
     if len(existing) + len(wanted - existing) > limit:
@@ -226,29 +223,34 @@ async def _check_mailbox_count(session: Session, name: str) -> None:
 
 
 async def delete(session: Session, cmd: c.Delete) -> AsyncIterator[Response | Done]:
-    account = session.require_account()
-    name = session.mailbox_name(cmd.mailbox)
-    _not_shared(name)
-    if is_inbox(name):
+    place = await session.locate(cmd.mailbox)
+    place.require("x", "DELETE")  # RFC 4314 §4, in another user's mailbox
+    if is_inbox(place.name):
         raise no("INBOX cannot be deleted", "CANNOT")
     selected = session.selected
-    await account.delete_mailbox(name)
-    if selected is not None and selected.info.name == name:
+    await place.account.delete_mailbox(place.name)
+    if (
+        selected is not None
+        and session.selected_account() is place.account
+        and selected.info.name == place.name
+    ):
         session.selected = None
         session.state = State.AUTHENTICATED
+        session.leave_shared()
     yield Done("DELETE completed")
 
 
 async def rename(session: Session, cmd: c.Rename) -> AsyncIterator[Response | Done]:
-    account = session.require_account()
-    old = session.mailbox_name(cmd.old)
-    _not_shared(old)
-    new = _new_mailbox_name(session, cmd.new)
-    if is_inbox(new):
+    old = await session.locate(cmd.old)
+    old.require("x", "RENAME")  # RFC 4314 §4: "x" on the old name, "k" on the new parent
+    new = await creation_place(session, _new_mailbox_name(session, cmd.new))
+    if new.account is not old.account:
+        raise no("RENAME moves a mailbox within its owner's account only", "CANNOT")
+    if is_inbox(new.name):
         raise no("INBOX already exists", "ALREADYEXISTS")
-    if old == new:
+    if old.name == new.name:
         raise no("Source and destination are the same", "ALREADYEXISTS")
-    await account.rename_mailbox(old, new)
+    await old.account.rename_mailbox(old.name, new.name)
     yield Done("RENAME completed")
 
 
@@ -378,13 +380,17 @@ async def list_(session: Session, cmd: c.List) -> AsyncIterator[Response | Done]
         if status_items and info is not None and not info.noselect:
             status = await account.status(info.id)
             yield StatusResponse(name, status_values(session, status_items, status, info))
-        elif status_items and "r" in shared_rights.get(name, ""):  # RFC 4314 §4: STATUS
+        if cmd.metadata_entries and info is not None:
+            yield await list_metadata(session, name, info, cmd.metadata_entries)
+        if (status_items or cmd.metadata_entries) and "r" in shared_rights.get(name, ""):
+            # RFC 4314 §4: STATUS and GETMETADATA of a shared mailbox need "r".
             place = await session.locate(_wire_name(session, name))
             shared = await place.account.get_mailbox(place.name)
-            status = await place.account.status(shared.id)
-            yield StatusResponse(name, status_values(session, status_items, status, shared))
-        if cmd.metadata_entries and info is not None:
-            yield await list_metadata(session, info, cmd.metadata_entries)
+            if status_items:
+                status = await place.account.status(shared.id)
+                yield StatusResponse(name, status_values(session, status_items, status, shared))
+            if cmd.metadata_entries:
+                yield await list_metadata(session, name, shared, cmd.metadata_entries, place)
     yield Done("LIST completed")
 
 

@@ -91,13 +91,18 @@ async def setmetadata(session: Session, cmd: c.SetMetadata) -> AsyncIterator[Res
 
 
 async def list_metadata(
-    session: Session, info: MailboxInfo, entries: tuple[str, ...]
+    session: Session,
+    name: str,
+    info: MailboxInfo,
+    entries: tuple[str, ...],
+    place: Place | None = None,
 ) -> MetadataResponse:
     """RFC 9590 §3: after a mailbox's LIST response, the entries asked for (NIL where
-    none), exactly as ``GETMETADATA mailbox (entries)`` would give them."""
-    target = _Target(info.name, info, session.require_account(), None)
-    found = await _read(target, entries)
-    return MetadataResponse(info.name, tuple((entry, found.get(entry)) for entry in entries))
+    none), exactly as ``GETMETADATA mailbox (entries)`` would give them: of a mailbox
+    shared with the user (``place``, which must hold "r"), its /shared entries."""
+    account = session.require_account() if place is None else place.account
+    found = await _read(_Target(name, info, account, place), entries)
+    return MetadataResponse(name, tuple((entry, found.get(entry)) for entry in entries))
 
 
 @dataclass(frozen=True, slots=True)

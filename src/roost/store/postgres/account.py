@@ -307,8 +307,8 @@ class PostgresAccount:
     async def get_acl(self, mailbox_id: int) -> dict[str, str]:
         return await self._read(lambda c: metadata.get_acl(c, self._id, mailbox_id))
 
-    async def rights_of(self, identifier: str) -> dict[str, str]:
-        return await self._plain(lambda c: metadata.rights_of(c, self._id, identifier))
+    async def acl_entries_for(self, identifiers: Sequence[str]) -> dict[str, dict[str, str]]:
+        return await self._plain(lambda c: metadata.acl_entries_for(c, self._id, identifiers))
 
     async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
         async def change(conn: asyncpg.Connection) -> None:

@@ -117,7 +117,7 @@ async def _copy_account(
         q_storage,
         q_messages,
     )
-    await _copy_directory_rows(conn, account_id, key, users)
+    await _copy_directory_rows(conn, account_id, key, str(name), users)
     await _copy_sieve(conn, account_id, db)
     modseq, uidvalidity = db.conn.execute(
         "SELECT modseq, uidvalidity FROM counters WHERE id = 0"
@@ -177,7 +177,7 @@ async def _copy_account(
 
 
 async def _copy_directory_rows(
-    conn: asyncpg.Connection, account_id: int, key: object, users: sqlite3.Connection
+    conn: asyncpg.Connection, account_id: int, key: object, name: str, users: sqlite3.Connection
 ) -> None:
     """What users.db keeps of the account besides its row."""
 
@@ -216,9 +216,15 @@ async def _copy_directory_rows(
             )
         ],
     )
+    # Who shared with the account, and whether it shared with "anyone" (RFC 4314 §2:
+    # every user), which no account's own rows carry.
     await conn.executemany(
         "INSERT INTO sharers (grantee_key, owner) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        [(key, owner) for _, owner in rows("SELECT owner FROM sharers WHERE grantee_key = ?")],
+        users.execute(
+            "SELECT grantee_key, owner FROM sharers"
+            " WHERE grantee_key = ? OR (grantee_key = 'anyone' AND owner = ?)",
+            (key, name),
+        ).fetchall(),
     )
 
 

@@ -125,12 +125,19 @@ async def set_acl(
         )
 
 
-async def rights_of(conn: asyncpg.Connection, account_id: int, identifier: str) -> dict[str, str]:
-    """The rights ``identifier`` holds on each of the account's selectable mailboxes."""
+async def acl_entries_for(
+    conn: asyncpg.Connection, account_id: int, identifiers: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """The entries for any of ``identifiers`` on each of the account's selectable
+    mailboxes, by mailbox name."""
     rows = await conn.fetch(
-        "SELECT m.name, a.rights FROM acl a JOIN mailboxes m ON m.id = a.mailbox_id"
-        " WHERE a.account_id = $1 AND a.identifier = $2 AND NOT m.noselect ORDER BY m.name",
+        "SELECT m.name, a.identifier, a.rights FROM acl a JOIN mailboxes m ON m.id = a.mailbox_id"
+        " WHERE a.account_id = $1 AND a.identifier = ANY($2::text[]) AND NOT m.noselect"
+        " ORDER BY m.name",
         account_id,
-        identifier,
+        list(identifiers),
     )
-    return {row["name"]: row["rights"] for row in rows}
+    found: dict[str, dict[str, str]] = {}
+    for row in rows:
+        found.setdefault(row["name"], {})[row["identifier"]] = row["rights"]
+    return found

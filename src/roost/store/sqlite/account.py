@@ -323,8 +323,8 @@ class SqliteAccount:
     async def get_acl(self, mailbox_id: int) -> dict[str, str]:
         return await self._run(metadata.get_acl, mailbox_id)
 
-    async def rights_of(self, identifier: str) -> dict[str, str]:
-        return await self._run(metadata.rights_of, identifier)
+    async def acl_entries_for(self, identifiers: Sequence[str]) -> dict[str, dict[str, str]]:
+        return await self._run(metadata.acl_entries_for, identifiers)
 
     async def set_acl(self, mailbox_id: int, identifier: str, rights: str | None) -> None:
         await self._run(metadata.set_acl, mailbox_id, identifier, rights)

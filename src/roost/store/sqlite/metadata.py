@@ -90,10 +90,14 @@ def set_acl(db: MailDB, mailbox_id: int, identifier: str, rights: str | None) ->
             )
 
 
-def rights_of(db: MailDB, identifier: str) -> dict[str, str]:
+def acl_entries_for(db: MailDB, identifiers: Sequence[str]) -> dict[str, dict[str, str]]:
+    marks = ", ".join("?" * len(identifiers))
     rows = db.conn.execute(
-        "SELECT m.name, a.rights FROM acl a JOIN mailboxes m ON m.id = a.mailbox_id"
-        " WHERE a.identifier = ? AND m.noselect = 0 ORDER BY m.name",
-        (identifier,),
+        "SELECT m.name, a.identifier, a.rights FROM acl a JOIN mailboxes m ON m.id = a.mailbox_id"
+        f" WHERE a.identifier IN ({marks}) AND m.noselect = 0 ORDER BY m.name",
+        tuple(identifiers),
     )
-    return dict(rows.fetchall())
+    found: dict[str, dict[str, str]] = {}
+    for name, identifier, rights in rows.fetchall():
+        found.setdefault(name, {})[identifier] = rights
+    return found
