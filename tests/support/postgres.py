@@ -100,8 +100,10 @@ class ScratchDatabases:
             await conn.execute("DELETE FROM blobs")
             await conn.execute("DELETE FROM known_addresses")
             await conn.execute("DELETE FROM sign_in_failures")
+            await conn.execute("DELETE FROM account_shards")
+            await conn.execute("DELETE FROM alias_claims")
             await conn.execute(
-                "UPDATE settings SET uidvalidity_floor = 0,"
+                "UPDATE settings SET uidvalidity_floor = 0, shard = NULL,"
                 " secret = gen_random_uuid()::text::bytea WHERE id = 0"
             )
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import click
@@ -21,8 +22,13 @@ from roost.cli.common import (
     fail,
     main,
     store_option,
+    with_store,
 )
 from roost.runtime.opening import STORE_ENV
+from roost.store.base import Store
+
+if TYPE_CHECKING:
+    from roost.store.postgres.shards import ShardLoad
 
 
 @main.group()
@@ -34,9 +40,11 @@ def db() -> None:
 @store_option
 @config_option
 def db_migrate(config_path: Path | None) -> None:
-    """Apply the schema migrations this Roost knows to the --store database."""
+    """Apply the schema migrations this Roost knows to the --store database (to every
+    shard, with [store] shards, each then set up as the shard its place says)."""
     from roost.store.postgres.pool import redact
-    from roost.store.postgres.schema import SchemaMismatch, migrate
+    from roost.store.postgres.schema import SchemaMismatch, claim_shard, migrate
+    from roost.store.postgres.shards import shard_urls
 
     if not os.environ.get(STORE_ENV) and config_path is not None:
         data_dir_for(config_path, None, must_exist=False)  # reads [store]
@@ -44,21 +52,28 @@ def db_migrate(config_path: Path | None) -> None:
     if not url:
         fail("give --store postgresql://... (or set [store] url in the configuration)", EXIT_CONFIG)
 
-    async def go() -> tuple[int, int]:
-        conn = await asyncpg.connect(url)
+    urls = shard_urls(url)
+
+    async def go(index: int, shard_url: str) -> tuple[int, int]:
+        conn = await asyncpg.connect(shard_url)
         try:
-            return await migrate(conn)
+            versions = await migrate(conn)
+            if len(urls) > 1:
+                await claim_shard(conn, index, len(urls))
+            return versions
         finally:
             await conn.close()
 
-    try:
-        before, after = asyncio.run(go())
-    except (OSError, asyncpg.PostgresError, SchemaMismatch) as error:
-        fail(f"cannot migrate {redact(url)}: {error}")
-    if before == after:
-        click.echo(f"schema of {redact(url)} is current (version {after})")
-    else:
-        click.echo(f"migrated {redact(url)} from version {before} to {after}")
+    for index, shard_url in enumerate(urls):
+        try:
+            before, after = asyncio.run(go(index, shard_url))
+        except (OSError, asyncpg.PostgresError, SchemaMismatch) as error:
+            fail(f"cannot migrate {redact(shard_url)}: {error}")
+        name = redact(shard_url) if len(urls) == 1 else f"shard {index + 1} ({redact(shard_url)})"
+        if before == after:
+            click.echo(f"schema of {name} is current (version {after})")
+        else:
+            click.echo(f"migrated {name} from version {before} to {after}")
 
 
 @main.group("store")
@@ -102,3 +117,22 @@ def store_copy(source: str, target: str) -> None:
         asyncio.run(go())
     except (OSError, asyncpg.PostgresError, SchemaMismatch, VerifyFailed) as error:
         fail(f"copy to {redact(target)} stopped: {error}")
+
+
+@store_group.command("shards")
+@store_option
+@config_option
+def store_shards(config_path: Path | None) -> None:
+    """List the shards of a sharded PostgreSQL store ([store] shards) with the number
+    of accounts on each."""
+    from roost.store.postgres.pool import redact
+    from roost.store.postgres.shards import ShardedStore
+
+    async def listing(store: Store) -> list[ShardLoad]:
+        if not isinstance(store, ShardedStore):
+            fail("not a sharded store: give [store] shards (or --store 'URL1 URL2 ...')")
+        return await store.loads()
+
+    directory = data_dir_for(config_path, None, must_exist=False)
+    for load in with_store(directory, listing):
+        click.echo(f"{load.index + 1:>5}  {load.accounts:>9} accounts  {redact(load.url)}")
