@@ -35,8 +35,8 @@ from roost.store.errors import AccountExists, CannotDoThat, NoSuchAccount
 from roost.store.events import EventHub
 from roost.store.postgres.account import PostgresAccount
 from roost.store.postgres.failures import PostgresSharedFailures
-from roost.store.postgres.pool import Database
-from roost.store.postgres.schema import check_shard
+from roost.store.postgres.pool import Database, redact
+from roost.store.postgres.schema import SchemaMismatch, check_shard
 from roost.store.postgres.store import UNLIMITED, PostgresStore, fold_name
 from roost.store.values import DEFAULT_SPECIAL_FOLDERS, QuotaLimits, QuotaOverride
 
@@ -81,15 +81,18 @@ class ShardedStore:
         opened: list[PostgresStore] = []
         try:
             for index, url in enumerate(urls):
-                shard = await PostgresStore.open(
-                    url,
-                    hub=hub,
-                    quota=quota,
-                    listen=listen,
-                    pool_size=pool_size,
-                    mime_limits=mime_limits,
-                    special_folders=special_folders,
-                )
+                try:
+                    shard = await PostgresStore.open(
+                        url,
+                        hub=hub,
+                        quota=quota,
+                        listen=listen,
+                        pool_size=pool_size,
+                        mime_limits=mime_limits,
+                        special_folders=special_folders,
+                    )
+                except SchemaMismatch as error:
+                    raise SchemaMismatch(f"shard {index + 1} ({redact(url)}): {error}") from None
                 opened.append(shard)
                 async with shard.database.pool.acquire() as conn:
                     await check_shard(conn, index, len(urls))
