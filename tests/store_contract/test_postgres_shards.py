@@ -1,0 +1,196 @@
+"""What only a sharded PostgreSQL store has (store/postgres/shards.py): placement of
+accounts over two shards and the map in the first, site-wide aliases and UIDVALIDITY
+floor, creation cut short, the refusal of a reordered or unprepared shard list, and
+``roost db migrate`` / ``user add --shard`` / ``store shards`` on two databases."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from click.testing import CliRunner, Result
+
+from roost.cli import main
+from roost.store.errors import AccountExists, CannotDoThat
+from roost.store.postgres import PostgresStore
+from roost.store.postgres.schema import MIGRATIONS, SchemaMismatch
+from roost.store.postgres.shards import ShardedStore
+from tests.store_contract.conftest import make_shards
+from tests.support.postgres import SCRATCH, url_for
+
+
+@pytest.fixture
+async def urls() -> AsyncIterator[list[str]]:
+    await SCRATCH.check()
+    made = await make_shards(2)
+    try:
+        yield made
+    finally:
+        for url in made:
+            await SCRATCH.release(url)
+
+
+@pytest.fixture
+async def store(urls: list[str]) -> AsyncIterator[ShardedStore]:
+    opened = await ShardedStore.open(urls, pool_size=2)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def names_on(url: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [row[0] for row in await conn.fetch("SELECT name FROM accounts ORDER BY name")]
+    finally:
+        await conn.close()
+
+
+async def test_accounts_are_spread_over_the_shards_and_mapped(
+    store: ShardedStore, urls: list[str]
+) -> None:
+    # make_shards counts a phantom account on the first shard.
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        await store.create_account(name, "h")
+    assert await names_on(urls[0]) == ["a2", "a4"]
+    assert await names_on(urls[1]) == ["a1", "a3", "a5"]
+    assert [load.accounts for load in await store.loads()] == [3, 3]
+    assert [await store.shard_of(name) for name in ("A1", "a2")] == [1, 0]
+    assert await store.list_accounts() == ["a1", "a2", "a3", "a4", "a5"]
+    for name in ("a1", "a2"):
+        account = await store.open_account(name.upper())
+        try:
+            assert (await account.get_mailbox("INBOX")).name == "INBOX"
+        finally:
+            await account.close()
+    await store.delete_account("a1")
+    assert await store.shard_of("a1") is None
+    assert await names_on(urls[1]) == ["a3", "a5"]
+
+
+async def test_an_account_goes_on_the_shard_asked_for(store: ShardedStore, urls: list[str]) -> None:
+    await store.create_account("alice", "h", shard=0)
+    assert await names_on(urls[0]) == ["alice"]
+    with pytest.raises(AccountExists):
+        await store.create_account("ALICE", "h", shard=1)
+    with pytest.raises(CannotDoThat):
+        await store.create_account("bob", "h", shard=2)
+    assert await names_on(urls[1]) == []
+
+
+async def test_an_alias_belongs_to_one_account_across_shards(store: ShardedStore) -> None:
+    await store.create_account("alice", "h", shard=0)
+    await store.create_account("bob", "h", shard=1)
+    await store.add_alias("alice", "Team@example.org")
+    with pytest.raises(CannotDoThat):
+        await store.add_alias("bob", "team@EXAMPLE.org")
+    assert await store.delete_alias("alice", "team@example.org")
+    await store.add_alias("bob", "team@example.org")
+    assert await store.list_aliases("bob") == ["team@example.org"]
+    assert await store.list_aliases("alice") == []
+
+
+async def test_a_name_made_again_on_another_shard_gets_new_uidvalidities(
+    store: ShardedStore,
+) -> None:
+    await store.create_account("alice", "h", shard=1)
+    account = await store.open_account("alice")
+    first = (await account.get_mailbox("INBOX")).uidvalidity
+    await account.close()
+    await store.delete_account("alice")
+    await store.create_account("alice", "h", shard=0)
+    account = await store.open_account("alice")
+    try:
+        assert (await account.get_mailbox("INBOX")).uidvalidity > first
+    finally:
+        await account.close()
+
+
+async def test_a_creation_cut_short_is_not_listed_and_can_be_made_again(
+    store: ShardedStore, urls: list[str]
+) -> None:
+    conn = await asyncpg.connect(urls[0])
+    try:  # the map row written, the account never made (a crash between)
+        await conn.execute("INSERT INTO account_shards (name_key, shard) VALUES ('carol', 1)")
+    finally:
+        await conn.close()
+    assert await store.list_accounts() == []
+    assert await store.get_password_hash("carol") is None
+    await store.create_account("Carol", "h")
+    assert await store.list_accounts() == ["Carol"]
+    assert await names_on(urls[1]) == ["Carol"]
+
+
+async def test_a_reordered_or_unprepared_shard_list_is_refused(urls: list[str]) -> None:
+    with pytest.raises(SchemaMismatch, match="listed as shard 1 is shard 2"):
+        await ShardedStore.open(list(reversed(urls)))
+    fresh = await SCRATCH.acquire()
+    try:
+        with pytest.raises(SchemaMismatch, match="shard 3 of 3 is not set up"):
+            await ShardedStore.open([*urls, fresh])
+    finally:
+        await SCRATCH.release(fresh)
+
+
+@pytest.fixture
+async def empty_databases(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Two databases without Roost's schema; $ROOST_STORE restored afterwards."""
+    monkeypatch.setenv("ROOST_STORE", "")
+    await SCRATCH.check()
+    admin = await asyncpg.connect(url_for("postgres"))
+    names = [f"roost_shard_{id(monkeypatch)}_{n}" for n in (1, 2)]
+    try:
+        for name in names:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            SCRATCH.adopt(name)
+    finally:
+        await admin.close()
+    return [url_for(name) for name in names]
+
+
+async def test_migrate_add_and_list_on_two_shards(empty_databases: list[str]) -> None:
+    first, second = empty_databases
+    runner = CliRunner()
+    # The first database served alone before the second was added.
+    assert (await _invoke(runner, ["db", "migrate", "--store", first])).exit_code == 0
+    alone = await PostgresStore.open(first, listen=False)
+    try:
+        await alone.create_account("old", "h")
+    finally:
+        await alone.close()
+    both = f"{first} {second}"
+    refused = await _invoke(runner, ["user", "--store", both, "list"])
+    assert refused.exit_code == 1 and "not set up as a shard" in refused.output
+    migrated = await _invoke(runner, ["db", "migrate", "--store", both])
+    assert migrated.exit_code == 0, migrated.output
+    assert "schema of shard 1" in migrated.output and "is current" in migrated.output
+    assert f"shard 2 ({second}) from version 0 to {len(MIGRATIONS)}" in migrated.output
+    added = await _invoke(
+        runner, ["user", "--store", both, "add", "bob", "--shard", "2", "--password-stdin"], "p\n"
+    )
+    assert added.exit_code == 0, added.output
+    added = await _invoke(
+        runner, ["user", "--store", both, "add", "carol", "--password-stdin"], "p\n"
+    )
+    assert added.exit_code == 0, added.output
+    assert await names_on(second) == ["bob"]
+    assert await names_on(first) == ["carol", "old"]  # 1 and 1: the first wins the tie
+    listed = await _invoke(runner, ["user", "--store", both, "list"])
+    assert listed.output.split() == ["bob", "carol", "old"]
+    shards = await _invoke(runner, ["store", "shards", "--store", both])
+    assert shards.exit_code == 0, shards.output
+    rows = [line.split() for line in shards.output.splitlines()]
+    assert rows == [["1", "2", "accounts", first], ["2", "1", "accounts", second]]
+    wrong = await _invoke(
+        runner, ["user", "--store", both, "add", "dan", "--shard", "3", "--password-stdin"], "p\n"
+    )
+    assert wrong.exit_code != 0 and "no shard 3" in wrong.output
+
+
+async def _invoke(runner: CliRunner, args: list[str], stdin: str | None = None) -> Result:
+    # The commands run their own event loop: off this test's.
+    return await asyncio.to_thread(runner.invoke, main, args, input=stdin)
