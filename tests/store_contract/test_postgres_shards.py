@@ -6,7 +6,7 @@ floor, creation cut short, the refusal of a reordered or unprepared shard list, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
@@ -15,9 +15,13 @@ from click.testing import CliRunner, Result
 from roost.cli import main
 from roost.store.errors import AccountExists, CannotDoThat
 from roost.store.postgres import PostgresStore
+from roost.store.postgres.move import move_account
 from roost.store.postgres.schema import MIGRATIONS, SchemaMismatch
 from roost.store.postgres.shards import ShardedStore
+from roost.store.query import MatchText, SearchQuery, TextField
+from roost.store.values import FlagOp, QuotaOverride
 from tests.store_contract.conftest import make_shards
+from tests.store_contract.helpers import message, new, read_all
 from tests.support.postgres import SCRATCH, url_for
 
 
@@ -189,8 +193,141 @@ async def test_migrate_add_and_list_on_two_shards(empty_databases: list[str]) ->
         runner, ["user", "--store", both, "add", "dan", "--shard", "3", "--password-stdin"], "p\n"
     )
     assert wrong.exit_code != 0 and "no shard 3" in wrong.output
+    moved = await _invoke(runner, ["store", "move-account", "--store", both, "BOB", "--to", "1"])
+    assert moved.exit_code == 0, moved.output
+    assert "BOB is now served from shard 1" in moved.output
+    assert await names_on(first) == ["bob", "carol", "old"]
+    assert await names_on(second) == []
+    shards = await _invoke(runner, ["store", "shards", "--store", both])
+    assert [line.split()[1] for line in shards.output.splitlines()] == ["3", "0"]
 
 
 async def _invoke(runner: CliRunner, args: list[str], stdin: str | None = None) -> Result:
     # The commands run their own event loop: off this test's.
     return await asyncio.to_thread(runner.invoke, main, args, input=stdin)
+
+
+async def _state(store: ShardedStore, name: str) -> tuple[object, ...]:
+    """What a client has cached of ``name``, and more: mailboxes with their ids and
+    UIDVALIDITY, every message's UID, flags, modseq, thread and bytes, search, scripts,
+    metadata, aliases, quota, credentials."""
+    account = await store.open_account(name)
+    try:
+        boxes = await account.list_mailboxes()
+        messages = []
+        for box in boxes:
+            status = await account.status(box.id)
+            snapshot = await account.snapshot(box.id)
+            metas = await account.fetch_meta(box.id, list(snapshot.uids))
+            messages.append((box, status, snapshot))
+            messages.append(await account.changes_since(box.id, 1))  # the expunge log too
+            messages += [
+                (m.uid, m.flags, m.modseq, m.thread_id, await read_all(account, m)) for m in metas
+            ]
+        inbox = await account.get_mailbox("INBOX")
+        found = await account.search(inbox.id, SearchQuery(MatchText(TextField.BODY, "message 2")))
+        return (
+            messages,
+            found,
+            await account.list_scripts(),
+            await account.get_metadata(None, ["/private/comment"]),
+            await account.quota(),
+            await store.list_aliases(name),
+            await store.get_sign_in_record(name),
+        )
+    finally:
+        await account.close()
+
+
+async def _fill(store: ShardedStore, name: str) -> None:
+    """An account with something in every table a move carries."""
+    await store.set_password(name, "hash", "scram-keys")
+    await store.set_quota_override(name, QuotaOverride(10**9, None))
+    await store.add_alias(name, f"{name}-alias@example.org")
+    await store.add_sharer("someone", name)
+    await store.remember_sign_in_address(name, "192.0.2.1", 1000)
+    assert await store.claim_submission(name, 1000.0, 3600.0, 10)
+    await store.urlauth_key(name, "INBOX", create=True)
+    account = await store.open_account(name)
+    try:
+        inbox = await account.get_mailbox("INBOX")
+        await account.append(
+            inbox.id, [new(message(n), frozenset({"\\Seen", "$Work"})) for n in (1, 2)]
+        )
+        await account.append("Archive", [new(message(3, body=b"x" * 600_000))])
+        await account.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"\\Deleted"}))
+        assert await account.expunge(inbox.id, [1]) == [1]
+        await account.append(inbox.id, [new(message(4))])
+        await account.put_script("main", "keep;", "compiled", 1)
+        await account.set_active_script("main")
+        await account.sieve_track("vacation", "bob@example.org", 2000.0, 1000.0)
+        await account.set_metadata(None, {"/private/comment": b"hello"}, 100)
+        await account.set_acl(inbox.id, "bob", "lr")
+    finally:
+        await account.close()
+
+
+async def test_a_moved_account_keeps_everything_and_leaves_its_old_shard(
+    store: ShardedStore, urls: list[str]
+) -> None:
+    await store.create_account("alice", "h", shard=0)
+    await store.create_account("bob", "h", shard=1)
+    await _fill(store, "alice")
+    before = await _state(store, "alice")
+    lines: list[str] = []
+    outcome = await move_account(store, "ALICE", 1, lines.append)
+    assert (outcome.source, outcome.target, outcome.messages) == (0, 1, 3)
+    assert await store.shard_of("alice") == 1
+    assert await names_on(urls[0]) == []
+    assert await names_on(urls[1]) == ["alice", "bob"]
+    assert await _state(store, "alice") == before
+    conn = await asyncpg.connect(urls[0])
+    try:  # nothing of alice's is left on the first shard, bytes included
+        assert await conn.fetchval("SELECT count(*) FROM blobs") == 0
+        assert await conn.fetchval("SELECT count(*) FROM analyses") == 0
+    finally:
+        await conn.close()
+    # It lives on: new mail continues its UIDs and modseqs; the alias is still its own.
+    account = await store.open_account("alice")
+    try:
+        result = await account.append("INBOX", [new(message(5))])
+        assert result.uids == [4]
+    finally:
+        await account.close()
+    with pytest.raises(CannotDoThat):
+        await store.add_alias("bob", "alice-alias@example.org")
+    again = await move_account(store, "alice", 1, lines.append)
+    assert (again.messages, again.leftovers) == (0, 0)
+
+
+class Cut(Exception):
+    """A crash of the mover, at the line it was about to print."""
+
+
+def cut_at(words: str) -> Callable[[str], None]:
+    def progress(line: str) -> None:
+        if words in line:
+            raise Cut(line)
+
+    return progress
+
+
+@pytest.mark.parametrize("words", ["verified the copy", "now served from"])
+async def test_a_move_cut_short_serves_one_copy_and_the_next_run_cleans_up(
+    store: ShardedStore, urls: list[str], words: str
+) -> None:
+    await store.create_account("alice", "h", shard=0)
+    await _fill(store, "alice")
+    before = await _state(store, "alice")
+    with pytest.raises(Cut):
+        await move_account(store, "alice", 1, cut_at(words))
+    # A copy on each shard, the map naming one: one account, as it was.
+    assert await names_on(urls[0]) == await names_on(urls[1]) == ["alice"]
+    assert await store.list_accounts() == ["alice"]
+    assert await _state(store, "alice") == before
+    mapped = await store.shard_of("alice")
+    assert mapped == (0 if words == "verified the copy" else 1)
+    outcome = await move_account(store, "alice", 1, lambda _line: None)
+    assert outcome.leftovers == 1
+    assert await names_on(urls[0]) == []
+    assert await _state(store, "alice") == before

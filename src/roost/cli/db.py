@@ -136,3 +136,28 @@ def store_shards(config_path: Path | None) -> None:
     directory = data_dir_for(config_path, None, must_exist=False)
     for load in with_store(directory, listing):
         click.echo(f"{load.index + 1:>5}  {load.accounts:>9} accounts  {redact(load.url)}")
+
+
+@store_group.command("move-account")
+@click.argument("name")
+@click.option("--to", "target", required=True, type=click.IntRange(min=1), metavar="N")
+@store_option
+@config_option
+def store_move_account(name: str, target: int, config_path: Path | None) -> None:
+    """Move account NAME to shard N of a sharded store (1 is the first listed),
+    keeping its UIDs, MODSEQs and ids so that clients do not resync. Its open sessions
+    end or fail and sign in again; safe to run again after an interruption."""
+    from roost.store.postgres.copy import VerifyFailed
+    from roost.store.postgres.move import move_account
+    from roost.store.postgres.shards import ShardedStore
+
+    async def move(store: Store) -> None:
+        if not isinstance(store, ShardedStore):
+            fail("not a sharded store: give [store] shards (or --store 'URL1 URL2 ...')")
+        try:
+            await move_account(store, name, target - 1, lambda line: click.echo(line))
+        except VerifyFailed as error:
+            fail(f"the copy did not verify, nothing moved: {error}")
+
+    directory = data_dir_for(config_path, None, must_exist=False)
+    with_store(directory, move)
