@@ -331,3 +331,20 @@ async def test_a_move_cut_short_serves_one_copy_and_the_next_run_cleans_up(
     assert outcome.leftovers == 1
     assert await names_on(urls[0]) == []
     assert await _state(store, "alice") == before
+
+
+async def test_an_account_in_the_first_database_but_not_in_the_map_is_found(
+    store: ShardedStore, urls: list[str]
+) -> None:
+    """As ``roost store copy`` into the first shard leaves it, before ``db migrate``."""
+    alone = await PostgresStore.open(urls[0], listen=False)
+    try:
+        await alone.create_account("old", "h")
+    finally:
+        await alone.close()
+    assert await store.list_accounts() == ["old"]
+    assert await store.get_password_hash("OLD") == "h"
+    with pytest.raises(AccountExists):
+        await store.create_account("old", "h")  # the least-loaded shard is the second
+    assert await store.shard_of("old") == 0
+    assert await names_on(urls[1]) == []

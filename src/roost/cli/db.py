@@ -100,6 +100,13 @@ def store_copy(source: str, target: str) -> None:
         fail(f"no Roost data directory at {data_dir} (users.db is missing)", EXIT_CONFIG)
     if not target.startswith(("postgresql://", "postgres://")):
         fail("--to must be a postgresql:// URL", EXIT_CONFIG)
+    if len(target.split()) > 1:
+        fail(
+            "--to takes one database: copy into the first shard, then run `roost db migrate`"
+            " with every shard listed (it maps the accounts to the first shard), then"
+            " spread them with `roost store move-account`",
+            EXIT_CONFIG,
+        )
 
     async def go() -> None:
         conn = await asyncpg.connect(target)

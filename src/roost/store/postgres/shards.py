@@ -13,7 +13,9 @@ Invariants:
   ``settings.shard`` of each database records that index (schema.py ``claim_shard``):
   a node refuses to start when the list was reordered or a shard was not set up.
 * A name with no map row routes to the first shard, where it does not exist either:
-  lookups of unknown names answer as the first shard does (None, NoSuchAccount).
+  lookups of unknown names answer as the first shard does (None, NoSuchAccount). (An
+  account put there without the map — ``roost store copy`` into the first shard — is
+  served from it, and ``roost db migrate`` maps it.)
 * Creating writes the map row first (its primary key is the site-wide lock on the
   name), then the account on its shard; deleting removes the account, then the row.
   A crash between leaves a row without an account, which ``list_accounts`` ignores
@@ -173,6 +175,13 @@ class ShardedStore:
             key,
             target,
         )
+        if placed is not None and target != 0 and await self._unmapped_on_first(name):
+            # Put in the first database without the map (``roost store copy``
+            # before ``roost db migrate`` mapped it): it is there, as reads see it.
+            await self.directory.execute(
+                "UPDATE account_shards SET shard = 0 WHERE name_key = $1", key
+            )
+            raise AccountExists(name)
         if placed is None:
             # Mapped already: a live account, or a creation or deletion cut short.
             mapped = await self.shard_of(name)
@@ -189,6 +198,9 @@ class ShardedStore:
             )
         floor = await self.directory.fetchval("SELECT uidvalidity_floor FROM settings WHERE id = 0")
         await self._shards[target].create_account(name, password_hash, uidvalidity_floor=int(floor))
+
+    async def _unmapped_on_first(self, name: str) -> bool:
+        return await self._shards[0].get_password_hash(name) is not None
 
     async def delete_account(self, name: str) -> None:
         shard = await self._route(name)
