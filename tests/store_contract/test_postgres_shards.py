@@ -348,3 +348,19 @@ async def test_an_account_in_the_first_database_but_not_in_the_map_is_found(
         await store.create_account("old", "h")  # the least-loaded shard is the second
     assert await store.shard_of("old") == 0
     assert await names_on(urls[1]) == []
+
+
+async def test_of_two_racing_creations_of_a_name_one_wins(
+    store: ShardedStore, urls: list[str]
+) -> None:
+    for round_ in range(5):
+        name = f"racer{round_}"
+        outcomes = await asyncio.gather(
+            store.create_account(name, "h", shard=0),
+            store.create_account(name.upper(), "h", shard=1),
+            return_exceptions=True,
+        )
+        assert sorted(type(o).__name__ for o in outcomes) == ["AccountExists", "NoneType"]
+    listed = await store.list_accounts()
+    assert len(listed) == 5
+    assert sorted([*await names_on(urls[0]), *await names_on(urls[1])]) == sorted(listed)

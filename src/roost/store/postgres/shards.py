@@ -183,19 +183,15 @@ class ShardedStore:
             )
             raise AccountExists(name)
         if placed is None:
-            # Mapped already: a live account, or a creation or deletion cut short.
+            # Mapped already: a live account, a creation under way, or a creation or
+            # deletion cut short. Make it where the map says: of two creations racing
+            # there, the shard's unique name lets one win.
             mapped = await self.shard_of(name)
-            if mapped is not None:
-                if await self._shards[mapped].get_password_hash(name) is not None:
-                    raise AccountExists(name)
-                if shard is None:
-                    target = mapped
-            await self.directory.execute(
-                "INSERT INTO account_shards (name_key, shard) VALUES ($1, $2)"
-                " ON CONFLICT (name_key) DO UPDATE SET shard = $2",
-                key,
-                target,
-            )
+            if mapped is None:  # deleted meanwhile
+                return await self.create_account(name, password_hash, shard=shard)
+            if await self._shards[mapped].get_password_hash(name) is not None:
+                raise AccountExists(name)
+            target = mapped
         floor = await self.directory.fetchval("SELECT uidvalidity_floor FROM settings WHERE id = 0")
         await self._shards[target].create_account(name, password_hash, uidvalidity_floor=int(floor))
 
