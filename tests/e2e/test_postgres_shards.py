@@ -176,3 +176,40 @@ async def test_a_node_refuses_to_start_while_a_shard_schema_is_stale(
         node.stop()
     log = node.log_path.read_text()
     assert "shard 2" in log and "roost db migrate" in log, log
+
+
+async def test_an_account_moved_under_a_session_keeps_its_mail_and_uids(
+    nodes: list[RoostProcess], shards: list[str]
+) -> None:
+    """``move_account`` while a session of bob is open: that session's next write is
+    refused, nothing is lost, and a new session (on either node) sees the same mailbox
+    with the same UIDVALIDITY and UIDs, now served from the first shard."""
+    from roost.store.postgres.move import move_account
+
+    old = await login(nodes[0], "bob")
+    try:
+        first = await old.append("INBOX", message("before the move"))
+        selected = await old.ok("SELECT INBOX")
+        store = await ShardedStore.open(shards, listen=False)
+        try:
+            await move_account(store, "bob", 0, lambda _line: None)
+        finally:
+            await store.close()
+        refused = await old.command(b"APPEND INBOX {5+}\r\nHello")
+        assert refused.status == "NO", refused.line
+    finally:
+        await old.close()
+    assert await messages_on(shards[0], "bob") == 1
+    assert await messages_on(shards[1], "bob") == 0
+    for node in nodes:
+        new = await login(node, "bob")
+        try:
+            again = await new.ok("SELECT INBOX")
+            validity = [u for u in again.untagged if b"UIDVALIDITY" in u]
+            assert validity == [u for u in selected.untagged if b"UIDVALIDITY" in u]
+            assert b"* 1 EXISTS" in again.untagged
+            uids = await new.ok("UID FETCH 1:* (FLAGS)")
+            assert uids.untagged[0].startswith(b"* 1 FETCH (UID 1 ")
+        finally:
+            await new.close()
+    assert b"[APPENDUID" in first.line
