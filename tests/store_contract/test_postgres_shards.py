@@ -364,3 +364,13 @@ async def test_of_two_racing_creations_of_a_name_one_wins(
     listed = await store.list_accounts()
     assert len(listed) == 5
     assert sorted([*await names_on(urls[0]), *await names_on(urls[1])]) == sorted(listed)
+
+
+async def test_a_move_replaces_what_the_target_kept_of_the_name(store: ShardedStore) -> None:
+    """A grant to a name that was not yet an account stays on the first shard; the
+    account, made on the second and moved to the first, takes its own over."""
+    await store.add_sharer("carol", "alice")
+    await store.create_account("alice", "h", shard=1)
+    await store.add_sharer("dave", "alice")
+    await move_account(store, "alice", 0, lambda _line: None)
+    assert await store.sharers_of("alice") == ["dave"]

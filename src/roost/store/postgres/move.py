@@ -151,6 +151,10 @@ async def _copy(
     for table, where in TABLES:
         args = (key,) if "$2" in where else (account_id,)
         where = where.replace("$2", "$1")
+        if args == (key,):
+            # Keyed by name, with no account row to hang from: the target may keep
+            # some of a name that was never its (a grant to a name not yet an account).
+            await dst.execute(f"DELETE FROM {table} WHERE {where}", key)
         count = 0
         batch: list[asyncpg.Record] = []
         async for row in src.cursor(f"SELECT * FROM {table} WHERE {where}", *args):
