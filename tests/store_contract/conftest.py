@@ -12,10 +12,12 @@ from roost.store.base import Account, MailboxInfo, Store
 from roost.store.sqlite import SqliteStore
 from tests.support.postgres import SCRATCH
 
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", "postgresql", "sharded"]
 
-# PostgreSQL: each store path of a test is a scratch database (tests/support/postgres.py).
+# PostgreSQL: each store path of a test is a scratch database (tests/support/postgres.py);
+# sharded: two, as two shards.
 _urls: dict[Path, str] = {}
+_shard_urls: dict[Path, list[str]] = {}
 
 
 async def open_store(backend: str, path: Path) -> Store:
@@ -31,18 +33,51 @@ async def open_store(backend: str, path: Path) -> Store:
             if url is None:
                 url = _urls[path] = await SCRATCH.acquire()
             return await PostgresStore.open(url, pool_size=4)
+        case "sharded":
+            from roost.store.postgres.shards import ShardedStore
+
+            urls = _shard_urls.get(path)
+            if urls is None:
+                urls = _shard_urls[path] = await make_shards(2)
+            return await ShardedStore.open(urls, pool_size=4)
     raise ValueError(f"unknown backend {backend}")
+
+
+async def make_shards(count: int) -> list[str]:
+    """``count`` scratch databases set up as shards (as ``roost db migrate`` does). The
+    map counts one phantom account on the first, so that the first account made lands
+    on the second shard and the next on the first: tests span both."""
+    import asyncpg
+
+    from roost.store.postgres.schema import claim_shard
+
+    urls = [await SCRATCH.acquire() for _ in range(count)]
+    for index, url in enumerate(urls):
+        conn = await asyncpg.connect(url)
+        try:
+            await claim_shard(conn, index, count)
+            if index == 0:
+                await conn.execute(
+                    "INSERT INTO account_shards (name_key, shard) VALUES (' phantom', 0)"
+                )
+        finally:
+            await conn.close()
+    return urls
 
 
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     name: str = request.param
-    if name == "postgresql":
+    if name != "sqlite":
         await SCRATCH.check()
     yield name
     while _urls:
         _, url = _urls.popitem()
         await SCRATCH.release(url)
+    while _shard_urls:
+        _, urls = _shard_urls.popitem()
+        for url in urls:
+            await SCRATCH.release(url)
 
 
 @pytest.fixture

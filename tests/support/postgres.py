@@ -102,8 +102,16 @@ class ScratchDatabases:
             await conn.execute("DELETE FROM known_addresses")
             await conn.execute("DELETE FROM sign_in_failures")
             await conn.execute("DELETE FROM node_leases")  # and their slots
+            await conn.execute("DELETE FROM account_shards")
+            await conn.execute("DELETE FROM alias_claims")
+            # A shard's ids start high (schema.py SHARD_ID_SPAN); the next test may use
+            # this database as another shard, whose range must be its own.
             await conn.execute(
-                "UPDATE settings SET uidvalidity_floor = 0,"
+                "SELECT setval(format('%I.%I', schemaname, sequencename), 1, false)"
+                " FROM pg_sequences WHERE schemaname = current_schema()"
+            )
+            await conn.execute(
+                "UPDATE settings SET uidvalidity_floor = 0, shard = NULL,"
                 " secret = gen_random_uuid()::text::bytea WHERE id = 0"
             )
         finally:

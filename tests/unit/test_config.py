@@ -463,3 +463,27 @@ def test_sieve_and_managesieve_sections(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"managesieve\.max_scripts"):
         Settings.from_toml("[managesieve]\nmax_scripts = 0\n")
     assert Settings().managesieve.listen == ()  # off unless configured
+
+
+def test_store_shards_make_one_locator() -> None:
+    shards = '["postgresql://db1/roost", "postgresql://db2/roost"]'
+    settings = load(MINIMAL + f'[store]\nbackend = "postgresql"\nshards = {shards}\n')
+    assert settings.store.shards == ("postgresql://db1/roost", "postgresql://db2/roost")
+    assert settings.store.postgresql_url == "postgresql://db1/roost postgresql://db2/roost"
+    alone = load(MINIMAL + '[store]\nbackend = "postgresql"\nurl = "postgresql://db1/r"\n')
+    assert alone.store.postgresql_url == "postgresql://db1/r"
+
+
+@pytest.mark.parametrize(
+    ("store", "complaint"),
+    [
+        ('url = "postgresql://a/r"\nshards = ["postgresql://b/r"]', "not both"),
+        ('shards = ["mysql://b/r"]', "each must be"),
+        ('shards = ["postgresql://b/r x"]', "each must be"),
+        ('shards = ["postgresql://b/r", "postgresql://b/r"]', "twice"),
+        ('shards = "postgresql://b/r"', "list of strings"),
+    ],
+)
+def test_store_shards_are_checked(store: str, complaint: str) -> None:
+    message = error_of(MINIMAL + f'[store]\nbackend = "postgresql"\n{store}\n')
+    assert "shards" in message and complaint in message

@@ -8,6 +8,7 @@ Hashing and PBKDF2 run off the event loop (``passwords.run_off_loop``).
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from argon2 import PasswordHasher
 
@@ -35,12 +36,19 @@ async def scram_keys_for(password: str) -> str | None:
 
 
 async def create_account(
-    store: Store, name: str, password: str, *, hasher: PasswordHasher = DEFAULT_HASHER
+    store: Store,
+    name: str,
+    password: str,
+    *,
+    hasher: PasswordHasher = DEFAULT_HASHER,
+    create: Callable[[str, str], Awaitable[None]] | None = None,
 ) -> bool:
-    """Create ``name`` with ``password``; False when the password has no SCRAM keys."""
+    """Create ``name`` with ``password``; False when the password has no SCRAM keys.
+    ``create``: how to make the account from (name, hash), where not the store's plain
+    ``create_account`` (a sharded store's, placing it on a chosen shard)."""
     password_hash = await hash_password_async(password, hasher=hasher)
     keys = await scram_keys_for(password)
-    await store.create_account(name, password_hash)
+    await (create or store.create_account)(name, password_hash)
     if keys is not None:
         await store.set_password(name, password_hash, keys)
     return keys is not None

@@ -3,6 +3,7 @@ enable|disable. The work is in ``roost.auth.manage``; these only parse and print
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -36,10 +37,20 @@ def user() -> None:
 @user.command("add")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option(
+    "--shard",
+    type=click.IntRange(min=1),
+    help="With [store] shards: the shard (1 is the first listed) to place the account "
+    "on. Default: the one with the fewest accounts.",
+)
 @config_option
 @data_dir_option
 def user_add(
-    name: str, password_stdin: bool, config_path: Path | None, data_dir: Path | None
+    name: str,
+    password_stdin: bool,
+    shard: int | None,
+    config_path: Path | None,
+    data_dir: Path | None,
 ) -> None:
     """Create an account NAME with its standard folders."""
     problem = account_name_problem(name)
@@ -53,8 +64,15 @@ def user_add(
         if existing is not None:
             same = "" if existing == name else f" (as {existing!r}; names ignore case)"
             fail(f"account {name!r} already exists{same}")
+        create = None
+        if shard is not None:
+            from roost.store.postgres.shards import ShardedStore
+
+            if not isinstance(store, ShardedStore):
+                fail("--shard needs a sharded store ([store] shards)", EXIT_CONFIG)
+            create = functools.partial(store.create_account, shard=shard - 1)
         try:
-            return await manage.create_account(store, name, password)
+            return await manage.create_account(store, name, password, create=create)
         except AccountExists:
             fail(f"account {name!r} already exists")
 

@@ -426,11 +426,24 @@ def _read_store(reader: Reader, table: Table) -> StoreSettings:
     url = table.get("url", defaults.url)
     if not isinstance(url, str):
         raise reader.invalid(table.key("url"), "must be a string")
-    if backend == "postgresql" and not url.startswith(("postgresql://", "postgres://")):
+    shards = table.get("shards", list(defaults.shards))
+    if not isinstance(shards, list) or not all(isinstance(s, str) for s in shards):
+        raise reader.invalid(table.key("shards"), "must be a list of strings")
+    if shards and url:
+        raise reader.invalid(table.key("shards"), "give url or shards, not both")
+    for shard in shards:
+        if not shard.startswith(PG_SCHEMES) or shard.split() != [shard]:
+            raise reader.invalid(table.key("shards"), 'each must be a "postgresql://..." URL')
+    if len(set(shards)) != len(shards):
+        raise reader.invalid(table.key("shards"), "names one database twice")
+    if backend == "postgresql" and not shards and not url.startswith(PG_SCHEMES):
         raise reader.invalid(table.key("url"), 'must be a "postgresql://..." URL')
     node_lease = table.number("node_lease", defaults.node_lease, minimum=1.0)
     table.finish()
-    return StoreSettings(backend=backend, url=url, node_lease=node_lease)
+    return StoreSettings(backend=backend, url=url, shards=tuple(shards), node_lease=node_lease)
+
+
+PG_SCHEMES = ("postgresql://", "postgres://")
 
 
 STORE_BACKENDS = ("sqlite", "postgresql")

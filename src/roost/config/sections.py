@@ -359,15 +359,24 @@ class StoreSettings:
     """[store]: where the mail is kept. ``backend = "sqlite"`` (the default): one
     database per account under ``server.data_dir``. ``"postgresql"``: every account in
     the PostgreSQL database at ``url`` (postgresql://user@host/db), which several nodes
-    share (README, "Running several nodes"). ``--store URL`` or ``$ROOST_STORE``
-    overrides both."""
+    share (README, "Running several nodes"). ``shards``, instead of ``url``: several
+    such databases, accounts spread over them; the first keeps the account → shard map
+    (store/postgres/shards.py). ``--store URL`` or ``$ROOST_STORE`` overrides both.
+
+    The store is named to the rest of Roost by one *locator* string: a URL, or the
+    shards' URLs separated by spaces (a URL has none), so ``--store`` and
+    ``$ROOST_STORE`` can name shards too."""
 
     backend: str = "sqlite"
     url: str = ""
+    shards: tuple[str, ...] = ()
     # Seconds a node's connection slots and POP3 locks outlive it (a SIGKILL, a lost
     # machine) on PostgreSQL; renewed every third of it (store/postgres/connections.py).
     node_lease: float = 30.0
 
     @property
     def postgresql_url(self) -> str | None:
-        return self.url if self.backend == "postgresql" else None
+        """The locator of the PostgreSQL store, None with the SQLite backend."""
+        if self.backend != "postgresql":
+            return None
+        return " ".join(self.shards) if self.shards else self.url

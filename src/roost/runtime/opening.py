@@ -81,8 +81,18 @@ async def _open_postgres_store(
     from roost.store.postgres import PostgresStore
     from roost.store.postgres.pool import redact
     from roost.store.postgres.schema import SchemaMismatch
+    from roost.store.postgres.shards import ShardedStore, shard_urls
 
+    urls = shard_urls(url)
     try:
+        if len(urls) > 1:
+            return await ShardedStore.open(
+                urls,
+                hub=hub,
+                quota=quota or QuotaLimits(),
+                mime_limits=None if limits is None else limits.mime_limits(),
+                special_folders=special_folders,
+            )
         return await PostgresStore.open(
             url,
             hub=hub,

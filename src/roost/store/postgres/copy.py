@@ -71,7 +71,7 @@ async def copy_store(data_dir: Path, url: str, progress: Progress) -> CopyOutcom
                 exists = await conn.fetchval("SELECT id FROM accounts WHERE name_key = $1", key)
                 if exists is not None:
                     # Served since, perhaps: only its bytes are checked, not its state.
-                    await _verify_bytes(conn, exists)
+                    await verify_bytes(conn, exists)
                     skipped += 1
                     progress(f"[{number}/{len(rows)}] {name}: already there, bytes verified")
                     continue
@@ -324,11 +324,11 @@ async def _verify(conn: asyncpg.Connection, account_id: int, db: MailDB) -> int:
         if [tuple(r) for r in target] != [tuple(r) for r in source]:
             raise VerifyFailed(f"mailbox {name!r} differs ({len(source)} vs {len(target)})")
         total += len(source)
-    await _verify_bytes(conn, account_id)
+    await verify_bytes(conn, account_id)
     return total
 
 
-async def _verify_bytes(conn: asyncpg.Connection, account_id: int) -> None:
+async def verify_bytes(conn: asyncpg.Connection, account_id: int) -> None:
     """VerifyFailed unless every message's bytes hash to its name."""
     bad = await conn.fetch(
         "SELECT c.blob_id FROM blob_chunks c WHERE c.blob_id IN"

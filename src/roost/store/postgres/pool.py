@@ -203,7 +203,10 @@ async def next_modseq(conn: asyncpg.Connection, account_id: int) -> int:
 
 
 def redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
+    """``url`` without its password, for messages and logs (each URL of a sharded
+    store's locator, shards.py)."""
+    if len(urls := url.split()) > 1:
+        return " ".join(redact(one) for one in urls)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

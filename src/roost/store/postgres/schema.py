@@ -348,6 +348,24 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             RETURN 0;
         END $$""",
     ),
+    (
+        # Sharding (shards.py): the shard (its place in [store] shards) each account
+        # lives on, kept in the first shard only. ``settings.shard``: this database's
+        # place in that list, set once by ``roost db migrate`` (NULL: not a shard).
+        """CREATE TABLE account_shards (
+            name_key text COLLATE "C" PRIMARY KEY,
+            shard integer NOT NULL
+        )""",
+        "CREATE INDEX account_shards_by_shard ON account_shards (shard)",
+        # Which account (name_key) holds each alias address, across the shards: an
+        # address belongs to one account site-wide. Each shard's ``aliases`` stays the
+        # truth of what its accounts hold; this is the claim that keeps them apart.
+        """CREATE TABLE alias_claims (
+            address_key text COLLATE "C" PRIMARY KEY,
+            name_key text COLLATE "C" NOT NULL
+        )""",
+        "ALTER TABLE settings ADD COLUMN shard integer",
+    ),
 )
 
 
@@ -397,4 +415,54 @@ async def check_version(conn: asyncpg.Connection) -> None:
         raise SchemaMismatch(
             f"the database's schema version {version} is newer than this Roost knows"
             f" ({len(MIGRATIONS)}): upgrade Roost on this node"
+        )
+
+
+# Shard k's sequences start at k * SHARD_ID_SPAN, so that the ids (accounts, mailboxes,
+# analyses) of one shard are never taken on another: an account moved between shards
+# keeps them, and with them its MAILBOXIDs and THREADIDs (RFC 8474).
+SHARD_ID_SPAN = 1 << 48
+
+
+async def claim_shard(conn: asyncpg.Connection, index: int, shard_count: int) -> None:
+    """Make a migrated database shard ``index`` of ``shard_count`` (``roost db migrate``
+    with several shards): record its place, move its sequences into its own id range
+    and, on the first shard, map every account not yet mapped to it (a database that
+    served alone becomes the first shard with its accounts). SchemaMismatch when the
+    database is already another shard: the shards list was reordered."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        claimed = await conn.fetchval("SELECT shard FROM settings WHERE id = 0")
+        if claimed is not None and claimed != index:
+            raise SchemaMismatch(
+                f"this database is shard {claimed + 1}, listed as shard {index + 1} of"
+                f" {shard_count}: keep [store] shards in the order they were added"
+            )
+        await conn.execute("UPDATE settings SET shard = $1 WHERE id = 0", index)
+        if index > 0:
+            await conn.execute(
+                "SELECT setval(format('%I.%I', schemaname, sequencename),"
+                " greatest(coalesce(last_value, 0), $1))"
+                " FROM pg_sequences WHERE schemaname = current_schema()",
+                index * SHARD_ID_SPAN,
+            )
+        else:
+            await conn.execute(
+                "INSERT INTO account_shards (name_key, shard) SELECT name_key, 0 FROM accounts"
+                " ON CONFLICT (name_key) DO NOTHING"
+            )
+
+
+async def check_shard(conn: asyncpg.Connection, index: int, shard_count: int) -> None:
+    """SchemaMismatch unless the database was made shard ``index`` by ``claim_shard``."""
+    claimed = await conn.fetchval("SELECT shard FROM settings WHERE id = 0")
+    if claimed is None:
+        raise SchemaMismatch(
+            f"shard {index + 1} of {shard_count} is not set up as a shard:"
+            " run `roost db migrate` with every shard listed"
+        )
+    if claimed != index:
+        raise SchemaMismatch(
+            f"the database listed as shard {index + 1} is shard {claimed + 1}:"
+            " keep [store] shards in the order they were added"
         )

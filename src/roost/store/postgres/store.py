@@ -122,7 +122,11 @@ class PostgresStore:
 
     # ---- accounts ------------------------------------------------------------------
 
-    async def create_account(self, name: str, password_hash: str) -> None:
+    async def create_account(
+        self, name: str, password_hash: str, *, uidvalidity_floor: int = 0
+    ) -> None:
+        """``uidvalidity_floor``: a floor kept elsewhere too (a sharded site's, which
+        spans its shards; shards.py)."""
         key = fold_name(name)
         if not key:
             raise CannotDoThat("an account needs a name")
@@ -141,8 +145,9 @@ class PostgresStore:
                 raise AccountExists(name) from exc
             await conn.execute(
                 "INSERT INTO mail_counters (account_id, uidvalidity)"
-                " SELECT $1, uidvalidity_floor FROM settings WHERE id = 0",
+                " SELECT $1, greatest(uidvalidity_floor, $2) FROM settings WHERE id = 0",
                 account_id,
+                uidvalidity_floor,
             )
             await mailboxes.initialize(conn, account_id, self._special_folders)
 
