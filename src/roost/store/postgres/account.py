@@ -123,13 +123,11 @@ class PostgresAccount:
     async def snapshot(
         self, mailbox_id: int, *, claim_recent: bool = False, peek_recent: bool = False
     ) -> MailboxSnapshot:
-        self._usable()
-        if not claim_recent:
-            return await self._read(
-                lambda c: reading.snapshot(c, self._id, mailbox_id, False, peek_recent)
-            )
-        # Not in the account's write turn: the mailbox row lock is the claim's only need.
-        return await self._db.run(lambda c: reading.snapshot(c, self._id, mailbox_id, True))
+        # One statement (reading.py): not in the account's write turn, as the mailbox
+        # row lock is the claim's only need.
+        return await self._plain(
+            lambda c: reading.snapshot(c, self._id, mailbox_id, claim_recent, peek_recent)
+        )
 
     async def recent_floor(self, mailbox_id: int) -> int:
         async def floor(conn: asyncpg.Connection) -> int:
@@ -139,7 +137,7 @@ class PostgresAccount:
 
     async def claim_recent(self, mailbox_id: int) -> int:
         self._usable()
-        return await self._db.run(lambda c: reading.claim_recent(c, self._id, mailbox_id))
+        return await self._plain(lambda c: reading.claim_recent(c, self._id, mailbox_id))
 
     async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
         self._usable()
@@ -210,12 +208,7 @@ class PostgresAccount:
         )
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
-        unchanged = await self._plain(
-            lambda c: reading.unchanged_since(c, self._id, mailbox_id, modseq)
-        )
-        if unchanged is not None:
-            return unchanged
-        return await self._read(lambda c: reading.changes_since(c, self._id, mailbox_id, modseq))
+        return await self._plain(lambda c: reading.changes_since(c, self._id, mailbox_id, modseq))
 
     async def previews(
         self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True

@@ -16,6 +16,10 @@ Invariants:
   of it only once it is committed.
 * Losing the server is ``StoreUnavailable`` (a ``StoreBusy``): never a hang, never a
   half-done write.
+* A pooled connection carries no session state between users: no LISTEN, advisory
+  lock, cursor or SET is left on one (LISTEN has its own connection, notify.py), so the
+  pool skips asyncpg's reset query, a round trip per store call (``_no_reset``); an
+  open transaction is still rolled back by asyncpg before the connection goes back.
 """
 
 from __future__ import annotations
@@ -77,7 +81,11 @@ class Database:
     async def connect(cls, url: str, *, max_size: int = POOL_MAX) -> Database:
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=POOL_MIN, max_size=max_size, command_timeout=60
+                url,
+                min_size=POOL_MIN,
+                max_size=max_size,
+                command_timeout=60,
+                reset=_no_reset,
             )
         except (OSError, asyncpg.PostgresError) as error:
             raise StoreUnavailable(f"cannot connect to {redact(url)}: {error}") from None
@@ -152,6 +160,10 @@ class Database:
         """``fn`` in one read-only snapshot (REPEATABLE READ): every statement sees the
         same instant."""
         return await self.run(fn, readonly=True, isolation="repeatable_read")
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """The pool's reset of a released connection: nothing to undo (module docstring)."""
 
 
 async def _transaction(
