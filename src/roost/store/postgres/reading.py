@@ -5,7 +5,6 @@ semantics (store/sqlite) so the one contract suite holds for both."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
@@ -15,7 +14,13 @@ import asyncpg
 from roost.store.errors import NoSuchMailbox
 from roost.store.postgres import blobs
 from roost.store.postgres.mailboxes import MAILBOX_COLUMNS, MailboxRow, mailbox
-from roost.store.postgres.messages import CODEC, clean_text, select_messages
+from roost.store.postgres.messages import (
+    CODEC,
+    clean_text,
+    mailbox_messages,
+    select_messages,
+    uid_condition,
+)
 from roost.store.sqlite.db import zone_of
 from roost.store.sqlite.flags import (
     DELETED_BIT,
@@ -48,15 +53,33 @@ async def fetch_meta(
     with_model: bool,
     with_content: bool,
 ) -> list[MessageMeta]:
-    await mailbox(conn, account_id, mailbox_id)
+    """One statement: the mailbox (NoSuchMailbox as ``mailbox`` raises it), the rows,
+    and with ``with_content`` the bytes of one-chunk messages inlined in UID order
+    while their running total stays within ``INLINE_CONTENT_BUDGET``."""
     if with_model:
         columns = f"{META_COLUMNS}, a.model, coalesce(a.thread_id, a.id)"
         joins = "LEFT JOIN analyses a ON a.account_id = m.account_id AND a.blob_id = m.blob_id"
     else:
-        columns, joins = f"{META_COLUMNS}, NULL AS model, NULL AS thread_id", ""
-    rows = await select_messages(conn, columns, mailbox_id, uids, joins)
+        columns, joins = f"{META_COLUMNS}, NULL::bytea, NULL::bigint", ""
+    condition, params = uid_condition(uids, 6) if uids else ("false", [])
+    rows = await conn.fetch(
+        "SELECT b.noselect, t.* FROM mailboxes b LEFT JOIN LATERAL"
+        f" (SELECT {columns}, CASE WHEN $3 AND m.size <= $4"
+        "  AND sum(CASE WHEN m.size <= $4 THEN m.size ELSE 0 END) OVER (ORDER BY m.uid) <= $5"
+        "  THEN (SELECT data FROM blob_chunks c WHERE c.blob_id = m.blob_id AND c.seq = 0) END"
+        f"  FROM messages m {joins} WHERE m.mailbox_id = b.id AND {condition}) t ON true"
+        " WHERE b.id = $1 AND b.account_id = $2 ORDER BY 2",
+        mailbox_id,
+        account_id,
+        with_content,
+        min(INLINE_CONTENT_MAX, blobs.CHUNK),
+        INLINE_CONTENT_BUDGET,
+        *params,
+    )
+    if not rows or rows[0][0]:
+        raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
     decode, from_timestamp = CODEC.decode, datetime.fromtimestamp
-    metas = [
+    return [
         MessageMeta(
             uid,
             decode(bits, keywords),
@@ -68,8 +91,10 @@ async def fetch_meta(
             None if model is None else bytes(model),
             None if saved is None else from_timestamp(saved, UTC),
             thread,
+            None if content is None else bytes(content),
         )
         for (
+            _,
             uid,
             bits,
             keywords,
@@ -82,28 +107,9 @@ async def fetch_meta(
             saved,
             model,
             thread,
+            content,
         ) in rows
-    ]
-    if with_content:
-        metas = await _with_content(conn, metas)
-    return metas
-
-
-async def _with_content(conn: asyncpg.Connection, metas: list[MessageMeta]) -> list[MessageMeta]:
-    budget = INLINE_CONTENT_BUDGET
-    wanted: list[str] = []
-    for meta in metas:
-        if meta.size <= min(INLINE_CONTENT_MAX, blobs.CHUNK) and meta.size <= budget:
-            budget -= meta.size
-            wanted.append(meta.blob_id)
-    if not wanted:
-        return metas
-    contents = await blobs.small_contents(conn, wanted)
-    return [
-        dataclasses.replace(meta, content=contents[meta.blob_id])
-        if meta.blob_id in contents and meta.blob_id in wanted
-        else meta
-        for meta in metas
+        if uid is not None
     ]
 
 
@@ -114,11 +120,12 @@ async def fetch_flags(
     uids: Sequence[int],
     with_modseq: bool,
 ) -> FlagRows:
-    await mailbox(conn, account_id, mailbox_id)
-    rows = await select_messages(conn, "m.uid, m.flags, m.keywords, m.modseq", mailbox_id, uids)
-    found = [row[0] for row in rows]
-    pairs: list[tuple[int, str]] = [(row[1], row[2]) for row in rows]
-    modseqs = [row[3] for row in rows] if with_modseq else None
+    _, rows = await mailbox_messages(
+        conn, account_id, mailbox_id, "m.uid, m.flags, m.keywords, m.modseq", uids
+    )
+    found = [row[2] for row in rows]
+    pairs: list[tuple[int, str]] = [(row[3], row[4]) for row in rows]
+    modseqs = [row[5] for row in rows] if with_modseq else None
     flags: dict[Hashable, frozenset[str]] = {pair: CODEC.decode(*pair) for pair in set(pairs)}
     keys: list[Hashable] = list(pairs)
     return FlagRows(found, keys, modseqs, flags)
