@@ -96,13 +96,6 @@ def _insert_analysis(first: int) -> str:
 
 
 _INSERT_ANALYSIS = _insert_analysis(1)
-# A one-chunk message's blob, its chunk and its analysis: one round trip (blobs.py).
-_INSERT_SMALL_WITH_ANALYSIS = (
-    "WITH b AS (INSERT INTO blobs (blob_id, size, header_size) VALUES ($1, $2, $3)"
-    " ON CONFLICT (blob_id) DO NOTHING RETURNING blob_id),"
-    " c AS (INSERT INTO blob_chunks (blob_id, seq, data) SELECT blob_id, 0, $4 FROM b) "
-    + _insert_analysis(5)
-)
 
 
 # ---- APPEND -----------------------------------------------------------------------
@@ -151,8 +144,12 @@ async def append(
 ) -> tuple[AppendResult, list[ChangeEvent]]:
     """Inside the account's write turn: store all of ``prepared`` or none. A round
     trip for the mailbox with the quota, one per message (its blob and analysis), and
-    one for the modseq, the rows and the new UIDNEXT."""
-    row, keyword_names, now = await _target_and_usage(conn, account_id, name_or_id, default_quota)
+    one for the modseq, the rows and the new UIDNEXT; the first message's blob and
+    analysis go with the mailbox read when it is one chunk (most mail)."""
+    first = prepared[0] if prepared and _one_chunk(prepared[0]) else None
+    row, keyword_names, now = await _target_and_usage(
+        conn, account_id, name_or_id, default_quota, first
+    )
     if not prepared:
         return AppendResult(row.uidvalidity, [], row.info()), []
     # The usage after the insert, as the insert's trigger will count it (schema.py):
@@ -164,20 +161,13 @@ async def append(
             messages=now.messages + len(prepared),
         )
     )
-    for item in prepared:
-        source = item.message.source
-        if source.data is not None and len(source.data) <= blobs.CHUNK:
-            blob = item.blob
+    for item in prepared[1:] if first is not None else prepared:
+        if _one_chunk(item):
             await conn.execute(
-                _INSERT_SMALL_WITH_ANALYSIS,
-                blob.blob_id,
-                blob.size,
-                blob.header_size,
-                source.data,
-                *_analysis_values(account_id, blob.blob_id, item.analysis),
+                _small_blob_ctes(1) + "SELECT 1", *_small_blob_values(account_id, item)
             )
         else:
-            await blobs.store(conn, item.blob, source)
+            await blobs.store(conn, item.blob, item.message.source)
             await insert_analysis(conn, account_id, item.blob.blob_id, item.analysis)
     keywords = Keywords(keyword_names)
     uids = list(range(row.uidnext, row.uidnext + len(prepared)))
@@ -216,12 +206,23 @@ async def append(
 
 
 async def _target_and_usage(
-    conn: asyncpg.Connection, account_id: int, name_or_id: int | str, default: QuotaLimits
+    conn: asyncpg.Connection,
+    account_id: int,
+    name_or_id: int | str,
+    default: QuotaLimits,
+    first: Prepared | None,
 ) -> tuple[MailboxRow, list[str], QuotaUsage]:
     """The mailbox an APPEND goes to (as ``target``), its keywords, and the account's
-    usage and limits now: one round trip."""
+    usage and limits now: one round trip, which also stores ``first`` (a one-chunk
+    message) when given. The usage read is the statement's snapshot, before that
+    insert; what it stored goes if the mailbox is wrong (the transaction rolls back)."""
     by = "b.id = $2" if isinstance(name_or_id, int) else "b.name = $2"
+    store_first, params = "", []
+    if first is not None:
+        store_first = _small_blob_ctes(3)
+        params = _small_blob_values(account_id, first)
     found = await conn.fetchrow(
+        f"{store_first}"
         f"SELECT {', '.join('b.' + c.strip() for c in MAILBOX_COLUMNS.split(','))},"
         " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = b.id),"
         " a.quota_storage, a.quota_messages, c.storage, c.messages"
@@ -230,6 +231,7 @@ async def _target_and_usage(
         f" WHERE b.account_id = $1 AND {by}",
         account_id,
         name_or_id,
+        *params,
     )
     if found is None or found["noselect"]:
         if isinstance(name_or_id, int):
@@ -243,6 +245,36 @@ async def _target_and_usage(
     limits = QuotaOverride(quota[0], quota[1]).apply(default)
     usage = QuotaUsage(int(quota[2]), int(quota[3]), limits.storage, limits.messages)
     return row, list(keyword_names), usage
+
+
+def _one_chunk(item: Prepared) -> bool:
+    data = item.message.source.data
+    return data is not None and len(data) <= blobs.CHUNK
+
+
+def _small_blob_ctes(first: int) -> str:
+    """CTEs storing a one-chunk message's blob, its chunk and its analysis, with their
+    parameters from ``$first`` (``_small_blob_values``): blobs.py ``store`` and
+    ``insert_analysis`` in one round trip."""
+    return (
+        f"WITH nb AS (INSERT INTO blobs (blob_id, size, header_size)"
+        f" VALUES (${first}, ${first + 1}, ${first + 2})"
+        " ON CONFLICT (blob_id) DO NOTHING RETURNING blob_id),"
+        f" nc AS (INSERT INTO blob_chunks (blob_id, seq, data) SELECT blob_id, 0, ${first + 3}"
+        " FROM nb),"
+        f" na AS ({_insert_analysis(first + 4)}) "
+    )
+
+
+def _small_blob_values(account_id: int, item: Prepared) -> list[object]:
+    blob = item.blob
+    return [
+        blob.blob_id,
+        blob.size,
+        blob.header_size,
+        item.message.source.data,
+        *_analysis_values(account_id, blob.blob_id, item.analysis),
+    ]
 
 
 def _analysis_values(account_id: int, blob_id: str, row: AnalysisRow) -> list[object]:
