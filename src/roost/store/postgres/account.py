@@ -146,8 +146,10 @@ class PostgresAccount:
         # CRLF on the way in, as every backend stores (store/line_endings.py).
         with line_endings.normalized_batch([(mailbox, messages)], spool_dir) as normalized:
             prepared = await ops.prepare(normalized[0][1], self._mime_limits)
+            deferred: list[str] = []
             return await self._write(
-                lambda c: ops.append(c, self._id, mailbox, prepared, self._default_quota)
+                lambda c: ops.append(c, self._id, mailbox, prepared, self._default_quota, deferred),
+                deferred,
             )
 
     async def fetch_meta(
@@ -186,12 +188,19 @@ class PostgresAccount:
         flags: frozenset[str],
         unchangedsince: int | None = None,
     ) -> StoreFlagsResult:
+        deferred: list[str] = []
         return await self._write(
-            lambda c: ops.store_flags(c, self._id, mailbox_id, uids, op, flags, unchangedsince)
+            lambda c: ops.store_flags(
+                c, self._id, mailbox_id, uids, op, flags, unchangedsince, deferred
+            ),
+            deferred,
         )
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
-        return await self._write(lambda c: ops.expunge(c, self._id, mailbox_id, uids))
+        deferred: list[str] = []
+        return await self._write(
+            lambda c: ops.expunge(c, self._id, mailbox_id, uids, deferred), deferred
+        )
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
         return await self._write(
@@ -226,10 +235,12 @@ class PostgresAccount:
         )
         with line_endings.normalized_batch([(target, [message])], spool_dir) as normalized:
             [prepared] = await ops.prepare(normalized[0][1], self._mime_limits)
+            deferred: list[str] = []
             return await self._write(
                 lambda c: ops.replace(
-                    c, self._id, mailbox_id, uid, target, prepared, self._default_quota
-                )
+                    c, self._id, mailbox_id, uid, target, prepared, self._default_quota, deferred
+                ),
+                deferred,
             )
 
     # ---- Sieve scripts and tracking ------------------------------------------------
@@ -343,10 +354,13 @@ class PostgresAccount:
         return await self._db.plain(fn)
 
     async def _write(
-        self, fn: Callable[[asyncpg.Connection], Awaitable[tuple[T, list[ChangeEvent]]]]
+        self,
+        fn: Callable[[asyncpg.Connection], Awaitable[tuple[T, list[ChangeEvent]]]],
+        deferred: list[str] | None = None,
     ) -> T:
         """``fn`` in the account's write turn; its events NOTIFYed in the transaction
-        and published here after the commit."""
+        and published here after the commit; ``deferred``: the list ``fn`` leaves its
+        last statements in, run with the COMMIT (pool.py ``Database.run``)."""
         self._usable()
         changed: list[ChangeEvent] = []
 
@@ -358,7 +372,7 @@ class PostgresAccount:
         def notice() -> str | None:
             return payload(self._db.node, self._key, changed) if changed else None
 
-        result = await self._db.run(job, account_id=self._id, notify=notice)
+        result = await self._db.run(job, account_id=self._id, notify=notice, deferred=deferred)
         events = changed
         if events:
             self._hub.publish(self._key, events)

@@ -23,6 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import asyncpg
 
@@ -32,7 +33,7 @@ from roost.store.errors import CannotDoThat, NoSuchMailbox, QuotaExceeded
 from roost.store.events import ChangeEvent, MailboxChanged
 from roost.store.postgres import blobs
 from roost.store.postgres.mailboxes import MAILBOX_COLUMNS, MailboxRow, mailbox, mailbox_by_name
-from roost.store.postgres.pool import next_modseq
+from roost.store.postgres.pool import next_modseq, sql_ints, sql_texts
 from roost.store.sqlite.analyses import AnalysisRow, compute
 from roost.store.sqlite.db import encode_date
 from roost.store.sqlite.flags import (
@@ -141,13 +142,15 @@ async def append(
     name_or_id: int | str,
     prepared: Sequence[Prepared],
     default_quota: QuotaLimits,
+    deferred: list[str],
 ) -> tuple[AppendResult, list[ChangeEvent]]:
     """Inside the account's write turn: store all of ``prepared`` or none. A round
     trip for the mailbox with the quota, one per message (its blob and analysis), and
-    one for the modseq, the rows and the new UIDNEXT; the first message's blob and
-    analysis go with the mailbox read when it is one chunk (most mail)."""
+    the modseq, the rows and the new UIDNEXT ``deferred`` to the COMMIT's (pool.py;
+    the turn keeps the modseq read); the first message's blob and analysis go with the
+    mailbox read when it is one chunk (most mail)."""
     first = prepared[0] if prepared and _one_chunk(prepared[0]) else None
-    row, keyword_names, now = await _target_and_usage(
+    row, keyword_names, now, account_modseq = await _target_and_usage(
         conn, account_id, name_or_id, default_quota, first
     )
     if not prepared:
@@ -179,26 +182,20 @@ async def append(
         values = (uid, bits, keyword_text(names), seconds, offset, blob.size)
         for column, value in zip(columns, (*values, blob.header_size, blob.blob_id), strict=True):
             column.append(value)
-    modseq = await conn.fetchval(
-        "WITH s AS (UPDATE mail_counters SET modseq = modseq + 1 WHERE account_id = $2"
-        "  RETURNING modseq),"
+    modseq = account_modseq + 1
+    deferred.append(
+        f"WITH s AS (UPDATE mail_counters SET modseq = {modseq}"
+        f"  WHERE account_id = {int(account_id)}),"
         f" i AS (INSERT INTO messages ({_INSERT_COLUMNS})"
-        "  SELECT $1, u.uid, $2, s.modseq, u.flags, u.keywords, u.internaldate, u.tzoffset,"
-        "  u.size, u.header_size, u.blob_id, $3 FROM s,"
-        "  unnest($4::bigint[], $5::int[], $6::text[], $7::bigint[], $8::int[],"
-        "  $9::bigint[], $10::bigint[], $11::text[])"
+        f"  SELECT {int(row.id)}, u.uid, {int(account_id)}, {modseq}, u.flags, u.keywords,"
+        f"  u.internaldate, u.tzoffset, u.size, u.header_size, u.blob_id, {_now()}"
+        f"  FROM unnest({', '.join(_column_literals(columns))})"
         "  AS u(uid, flags, keywords, internaldate, tzoffset, size, header_size, blob_id)),"
         " k AS (INSERT INTO keywords (mailbox_id, name_key, name)"
-        "  SELECT $1, lower(k), k FROM unnest($12::text[]) AS k ON CONFLICT DO NOTHING),"
-        " b AS (UPDATE mailboxes SET highestmodseq = s.modseq, uidnext = $13 FROM s"
-        "  WHERE id = $1)"
-        " SELECT modseq FROM s",
-        row.id,
-        account_id,
-        _now(),
-        *columns,
-        list(keywords.added),
-        uids[-1] + 1,
+        f"  SELECT {int(row.id)}, lower(k), k FROM unnest({sql_texts(keywords.added)}) AS k"
+        "  ON CONFLICT DO NOTHING)"
+        f" UPDATE mailboxes SET highestmodseq = {modseq}, uidnext = {uids[-1] + 1}"
+        f" WHERE id = {int(row.id)}"
     )
     keywords.added.clear()
     info = dataclasses.replace(row.info(), uidnext=uids[-1] + 1, highestmodseq=modseq)
@@ -211,7 +208,7 @@ async def _target_and_usage(
     name_or_id: int | str,
     default: QuotaLimits,
     first: Prepared | None,
-) -> tuple[MailboxRow, list[str], QuotaUsage]:
+) -> tuple[MailboxRow, list[str], QuotaUsage, int]:
     """The mailbox an APPEND goes to (as ``target``), its keywords, and the account's
     usage and limits now: one round trip, which also stores ``first`` (a one-chunk
     message) when given. The usage read is the statement's snapshot, before that
@@ -225,7 +222,7 @@ async def _target_and_usage(
         f"{store_first}"
         f"SELECT {', '.join('b.' + c.strip() for c in MAILBOX_COLUMNS.split(','))},"
         " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = b.id),"
-        " a.quota_storage, a.quota_messages, c.storage, c.messages"
+        " a.quota_storage, a.quota_messages, c.storage, c.messages, c.modseq"
         " FROM mailboxes b JOIN accounts a ON a.id = b.account_id"
         " JOIN mail_counters c ON c.account_id = b.account_id"
         f" WHERE b.account_id = $1 AND {by}",
@@ -244,7 +241,16 @@ async def _target_and_usage(
     keyword_names, *quota = values[8:]
     limits = QuotaOverride(quota[0], quota[1]).apply(default)
     usage = QuotaUsage(int(quota[2]), int(quota[3]), limits.storage, limits.messages)
-    return row, list(keyword_names), usage
+    return row, list(keyword_names), usage, int(quota[4])
+
+
+def _column_literals(columns: list[list[object]]) -> list[str]:
+    """The eight columns of new message rows as array constants: uid, flags,
+    keywords, internaldate, tzoffset, size, header_size, blob_id."""
+    return [
+        sql_texts(cast(list[str], column)) if n in (2, 7) else sql_ints(cast(list[int], column))
+        for n, column in enumerate(columns)
+    ]
 
 
 def _one_chunk(item: Prepared) -> bool:
@@ -397,14 +403,16 @@ async def select_messages(
 
 async def mailbox_messages(
     conn: asyncpg.Connection, account_id: int, mailbox_id: int, columns: str, uids: Sequence[int]
-) -> tuple[Keywords, list[asyncpg.Record]]:
-    """The mailbox's keywords and the rows of ``uids`` in it, in one round trip;
-    NoSuchMailbox as ``mailbox`` raises it. The mailbox comes first in a LEFT JOIN, so
-    it answers even when none of ``uids`` is there (one row of NULL columns, dropped)."""
+) -> tuple[Keywords, int, list[asyncpg.Record]]:
+    """The mailbox's keywords, the account's modseq now, and the rows of ``uids`` in
+    the mailbox (after three leading columns), in one round trip; NoSuchMailbox as
+    ``mailbox`` raises it. The mailbox comes first in a LEFT JOIN, so it answers even
+    when none of ``uids`` is there (one row of NULL columns, dropped)."""
     condition, params = uid_condition(uids, 3) if uids else ("false", [])
     rows = await conn.fetch(
         "SELECT b.noselect,"
         " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1),"
+        " (SELECT modseq FROM mail_counters WHERE account_id = $2),"
         f" {columns} FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id AND {condition}"
         " WHERE b.id = $1 AND b.account_id = $2 ORDER BY m.uid",
         mailbox_id,
@@ -413,8 +421,8 @@ async def mailbox_messages(
     )
     if not rows or rows[0][0]:
         raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
-    found = [row for row in rows if row[2] is not None]
-    return Keywords(rows[0][1]), found
+    found = [row for row in rows if row[3] is not None]
+    return Keywords(rows[0][1]), int(rows[0][2]), found
 
 
 async def store_flags(
@@ -425,19 +433,22 @@ async def store_flags(
     op: FlagOp,
     flags: frozenset[str],
     unchangedsince: int | None,
+    deferred: list[str],
 ) -> tuple[StoreFlagsResult, list[ChangeEvent]]:
-    """Two statements inside the write turn: read the mailbox, its keywords and the
-    messages; then take a modseq and change messages, keywords and HIGHESTMODSEQ."""
+    """Inside the write turn, one statement reads the mailbox, its keywords, the
+    account's modseq and the messages; the change — the next modseq, the rows,
+    keywords and HIGHESTMODSEQ — is ``deferred`` to the COMMIT's round trip (pool.py):
+    the turn keeps the modseq read, so the next is known without asking."""
     decode = CODEC.decode
     updates: list[tuple[int, int, str]] = []
     previous: dict[int, int] = {}
     unchanged: list[FlagState] = []
     failed: list[int] = []
-    keywords, rows = await mailbox_messages(
+    keywords, account_modseq, rows = await mailbox_messages(
         conn, account_id, mailbox_id, "m.uid, m.flags, m.keywords, m.modseq", uids
     )
     wanted_bits, wanted = encode(flags, keywords, define=op is not FlagOp.REMOVE)
-    for _, _, uid, bits, text, modseq in rows:
+    for _, _, _, uid, bits, text, modseq in rows:
         # RFC 7162 §3.1.3: changed since the client looked: leave it, report it.
         if unchangedsince is not None and modseq > unchangedsince:
             failed.append(uid)
@@ -458,23 +469,19 @@ async def store_flags(
     events: list[ChangeEvent] = []
     new_modseq = 0
     if updates:
-        new_modseq = await conn.fetchval(
-            "WITH s AS (UPDATE mail_counters SET modseq = modseq + 1 WHERE account_id = $1"
-            "  RETURNING modseq),"
-            " f AS (UPDATE messages m SET flags = u.flags, keywords = u.keywords,"
-            "  modseq = s.modseq FROM s,"
-            "  unnest($3::bigint[], $4::int[], $5::text[]) AS u(uid, flags, keywords)"
-            "  WHERE m.mailbox_id = $2 AND m.uid = u.uid),"
+        new_modseq = account_modseq + 1
+        deferred.append(
+            f"WITH s AS (UPDATE mail_counters SET modseq = {new_modseq}"
+            f"  WHERE account_id = {int(account_id)}),"
+            f" f AS (UPDATE messages m SET flags = u.flags, keywords = u.keywords,"
+            f"  modseq = {new_modseq} FROM unnest({sql_ints([u[0] for u in updates])},"
+            f"  {sql_ints([u[1] for u in updates])}, {sql_texts([u[2] for u in updates])})"
+            "  AS u(uid, flags, keywords)"
+            f"  WHERE m.mailbox_id = {int(mailbox_id)} AND m.uid = u.uid),"
             " k AS (INSERT INTO keywords (mailbox_id, name_key, name)"
-            "  SELECT $2, lower(k), k FROM unnest($6::text[]) AS k ON CONFLICT DO NOTHING),"
-            " b AS (UPDATE mailboxes SET highestmodseq = s.modseq FROM s WHERE id = $2)"
-            " SELECT modseq FROM s",
-            account_id,
-            mailbox_id,
-            [u[0] for u in updates],
-            [u[1] for u in updates],
-            [u[2] for u in updates],
-            list(keywords.added),
+            f"  SELECT {int(mailbox_id)}, lower(k), k FROM unnest({sql_texts(keywords.added)})"
+            "  AS k ON CONFLICT DO NOTHING)"
+            f" UPDATE mailboxes SET highestmodseq = {new_modseq} WHERE id = {int(mailbox_id)}"
         )
         keywords.added.clear()
         events.append(MailboxChanged(mailbox_id, new_modseq))
@@ -483,11 +490,16 @@ async def store_flags(
 
 
 async def expunge(
-    conn: asyncpg.Connection, account_id: int, mailbox_id: int, uids: Sequence[int] | None
+    conn: asyncpg.Connection,
+    account_id: int,
+    mailbox_id: int,
+    uids: Sequence[int] | None,
+    deferred: list[str],
 ) -> tuple[list[int], list[ChangeEvent]]:
-    """Inside the write turn, two statements: one finds the \\Deleted messages and, if
-    there are any, takes a modseq, deletes them, logs their expunge and sets
-    HIGHESTMODSEQ; the next (which sees the deletion) forgets what nothing refers to."""
+    """Inside the write turn, one statement finds the \\Deleted messages and, if there
+    are any, takes a modseq, deletes them, logs their expunge and sets HIGHESTMODSEQ;
+    forgetting what nothing refers to then (it must see the deletion) is ``deferred``
+    to the COMMIT's round trip (pool.py)."""
     condition, params = "true", list[object]()
     if uids is not None:
         if not uids:
@@ -518,7 +530,7 @@ async def expunge(
         raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
     if modseq is None:
         return [], []
-    await forget(conn, account_id, blob_ids)
+    deferred.append(forget_sql(account_id, blob_ids))
     return list(removed), [MailboxChanged(mailbox_id, modseq)]
 
 
@@ -597,17 +609,20 @@ async def forget(conn: asyncpg.Connection, account_id: int, blob_ids: Sequence[s
     """After messages were removed (in an earlier statement, whose deletion this one
     sees): drop the account's analyses and the blobs nothing refers to any more, in
     one round trip."""
-    if not blob_ids:
-        return
-    await conn.execute(
-        "WITH a AS (DELETE FROM analyses a WHERE a.account_id = $1"
-        "  AND a.blob_id = ANY($2::text[])"
+    if blob_ids:
+        await conn.execute(forget_sql(account_id, blob_ids))
+
+
+def forget_sql(account_id: int, blob_ids: Sequence[str]) -> str:
+    """``forget`` as one literal statement, to run later in the transaction."""
+    listed = sql_texts(sorted(set(blob_ids)))
+    return (
+        f"WITH a AS (DELETE FROM analyses a WHERE a.account_id = {int(account_id)}"
+        f"  AND a.blob_id = ANY({listed})"
         "  AND NOT EXISTS (SELECT 1 FROM messages m"
-        "  WHERE m.blob_id = a.blob_id AND m.account_id = $1))"
-        " DELETE FROM blobs b WHERE b.blob_id = ANY($2::text[])"
-        " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.blob_id)",
-        account_id,
-        sorted(set(blob_ids)),
+        f"  WHERE m.blob_id = a.blob_id AND m.account_id = {int(account_id)}))"
+        f" DELETE FROM blobs b WHERE b.blob_id = ANY({listed})"
+        " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.blob_id)"
     )
 
 
@@ -622,6 +637,7 @@ async def replace(
     target_mailbox: int | str,
     prepared: Prepared,
     default_quota: QuotaLimits,
+    deferred: list[str],
 ) -> tuple[AppendResult, list[ChangeEvent]]:
     """REPLACE (RFC 8508), as sqlite/replace.py: the old message is removed first, in
     the same transaction, so the quota check of the new one counts the space it frees;
@@ -634,8 +650,11 @@ async def replace(
         raise CannotDoThat("the message to replace is gone")
     removed_at = await next_modseq(conn, account_id)
     await remove(conn, account_id, source_id, [uid], removed_at)
-    result, events = await append(conn, account_id, target_mailbox, [prepared], default_quota)
-    await forget(conn, account_id, [old_blob])
+    result, events = await append(
+        conn, account_id, target_mailbox, [prepared], default_quota, deferred
+    )
+    # After the new row's insert (deferred too): the new message may be the old bytes.
+    deferred.append(forget_sql(account_id, [old_blob]))
     if result.mailbox.id != source_id:
         events.append(MailboxChanged(source_id, removed_at))
     return result, events

@@ -120,12 +120,12 @@ async def fetch_flags(
     uids: Sequence[int],
     with_modseq: bool,
 ) -> FlagRows:
-    _, rows = await mailbox_messages(
+    _, _, rows = await mailbox_messages(
         conn, account_id, mailbox_id, "m.uid, m.flags, m.keywords, m.modseq", uids
     )
-    found = [row[2] for row in rows]
-    pairs: list[tuple[int, str]] = [(row[3], row[4]) for row in rows]
-    modseqs = [row[5] for row in rows] if with_modseq else None
+    found = [row[3] for row in rows]
+    pairs: list[tuple[int, str]] = [(row[4], row[5]) for row in rows]
+    modseqs = [row[6] for row in rows] if with_modseq else None
     flags: dict[Hashable, frozenset[str]] = {pair: CODEC.decode(*pair) for pair in set(pairs)}
     keys: list[Hashable] = list(pairs)
     return FlagRows(found, keys, modseqs, flags)
