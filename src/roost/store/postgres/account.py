@@ -69,6 +69,8 @@ class PostgresAccount:
         self._default_quota = default_quota
         self._listeners: list[Listener] = []
         self._closed = False
+        # The answer to changes_since right after this handle's last write (ops.Answer).
+        self._answer: ops.Answer | None = None
 
     async def close(self) -> None:
         self._closed = True
@@ -146,10 +148,10 @@ class PostgresAccount:
         # CRLF on the way in, as every backend stores (store/line_endings.py).
         with line_endings.normalized_batch([(mailbox, messages)], spool_dir) as normalized:
             prepared = await ops.prepare(normalized[0][1], self._mime_limits)
-            deferred: list[str] = []
+            turn = ops.Turn()
             return await self._write(
-                lambda c: ops.append(c, self._id, mailbox, prepared, self._default_quota, deferred),
-                deferred,
+                lambda c: ops.append(c, self._id, mailbox, prepared, self._default_quota, turn),
+                turn,
             )
 
     async def fetch_meta(
@@ -188,19 +190,17 @@ class PostgresAccount:
         flags: frozenset[str],
         unchangedsince: int | None = None,
     ) -> StoreFlagsResult:
-        deferred: list[str] = []
+        turn = ops.Turn()
         return await self._write(
             lambda c: ops.store_flags(
-                c, self._id, mailbox_id, uids, op, flags, unchangedsince, deferred
+                c, self._id, mailbox_id, uids, op, flags, unchangedsince, turn
             ),
-            deferred,
+            turn,
         )
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
-        deferred: list[str] = []
-        return await self._write(
-            lambda c: ops.expunge(c, self._id, mailbox_id, uids, deferred), deferred
-        )
+        turn = ops.Turn()
+        return await self._write(lambda c: ops.expunge(c, self._id, mailbox_id, uids, turn), turn)
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
         return await self._write(
@@ -217,6 +217,10 @@ class PostgresAccount:
         )
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
+        answer, self._answer = self._answer, None
+        if answer is not None and (answer.mailbox_id, answer.since) == (mailbox_id, modseq):
+            self._usable()
+            return answer.changes  # the write just made by this handle (ops.Answer)
         return await self._plain(lambda c: reading.changes_since(c, self._id, mailbox_id, modseq))
 
     async def previews(
@@ -235,12 +239,12 @@ class PostgresAccount:
         )
         with line_endings.normalized_batch([(target, [message])], spool_dir) as normalized:
             [prepared] = await ops.prepare(normalized[0][1], self._mime_limits)
-            deferred: list[str] = []
+            turn = ops.Turn()
             return await self._write(
                 lambda c: ops.replace(
-                    c, self._id, mailbox_id, uid, target, prepared, self._default_quota, deferred
+                    c, self._id, mailbox_id, uid, target, prepared, self._default_quota, turn
                 ),
-                deferred,
+                turn,
             )
 
     # ---- Sieve scripts and tracking ------------------------------------------------
@@ -356,15 +360,18 @@ class PostgresAccount:
     async def _write(
         self,
         fn: Callable[[asyncpg.Connection], Awaitable[tuple[T, list[ChangeEvent]]]],
-        deferred: list[str] | None = None,
+        turn: ops.Turn | None = None,
     ) -> T:
         """``fn`` in the account's write turn; its events NOTIFYed in the transaction
-        and published here after the commit; ``deferred``: the list ``fn`` leaves its
-        last statements in, run with the COMMIT (pool.py ``Database.run``)."""
+        and published here after the commit. ``turn``: where ``fn`` leaves statements
+        to run with the COMMIT (pool.py ``Database.run``) and the answer to the next
+        ``changes_since``, kept once committed (any other write forgets it)."""
         self._usable()
         changed: list[ChangeEvent] = []
 
         async def job(conn: asyncpg.Connection) -> T:
+            if turn is not None:
+                turn.answer = None  # a retried attempt makes its own
             result, events = await fn(conn)
             changed[:] = events
             return result
@@ -372,7 +379,14 @@ class PostgresAccount:
         def notice() -> str | None:
             return payload(self._db.node, self._key, changed) if changed else None
 
-        result = await self._db.run(job, account_id=self._id, notify=notice, deferred=deferred)
+        self._answer = None
+        result = await self._db.run(
+            job,
+            account_id=self._id,
+            notify=notice,
+            deferred=None if turn is None else turn.deferred,
+        )
+        self._answer = None if turn is None else turn.answer
         events = changed
         if events:
             self._hub.publish(self._key, events)

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import NamedTuple, cast
 
 import asyncpg
 
@@ -48,6 +48,7 @@ from roost.store.values import (
     CopyResult,
     FlagOp,
     FlagState,
+    MailboxChanges,
     NewMessage,
     QuotaLimits,
     QuotaOverride,
@@ -112,6 +113,28 @@ class Prepared:
     analysis: AnalysisRow
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """What ``changes_since(mailbox_id, since)`` answers right after a write of this
+    handle: ``since`` is the mailbox's HIGHESTMODSEQ before it, so under the write turn
+    the write's own changes are all there is to tell. An answer as of that commit;
+    anything committed later has a higher modseq and is told at the next question."""
+
+    mailbox_id: int
+    since: int
+    changes: MailboxChanges
+
+
+@dataclasses.dataclass(slots=True)
+class Turn:
+    """What a write in the account's turn leaves behind: ``deferred`` statements for
+    its COMMIT's round trip (pool.py ``Database.run``) and the ``answer`` to the
+    session's next question, saving it a round trip."""
+
+    deferred: list[str] = dataclasses.field(default_factory=list)
+    answer: Answer | None = None
+
+
 async def prepare(messages: Sequence[NewMessage], limits: MimeLimits) -> list[Prepared]:
     prepared = []
     for message in messages:
@@ -142,11 +165,11 @@ async def append(
     name_or_id: int | str,
     prepared: Sequence[Prepared],
     default_quota: QuotaLimits,
-    deferred: list[str],
+    turn: Turn,
 ) -> tuple[AppendResult, list[ChangeEvent]]:
     """Inside the account's write turn: store all of ``prepared`` or none. A round
     trip for the mailbox with the quota, one per message (its blob and analysis), and
-    the modseq, the rows and the new UIDNEXT ``deferred`` to the COMMIT's (pool.py;
+    the modseq, the rows and the new UIDNEXT deferred to the COMMIT's (pool.py;
     the turn keeps the modseq read); the first message's blob and analysis go with the
     mailbox read when it is one chunk (most mail)."""
     first = prepared[0] if prepared and _one_chunk(prepared[0]) else None
@@ -183,7 +206,7 @@ async def append(
         for column, value in zip(columns, (*values, blob.header_size, blob.blob_id), strict=True):
             column.append(value)
     modseq = account_modseq + 1
-    deferred.append(
+    turn.deferred.append(
         f"WITH s AS (UPDATE mail_counters SET modseq = {modseq}"
         f"  WHERE account_id = {int(account_id)}),"
         f" i AS (INSERT INTO messages ({_INSERT_COLUMNS})"
@@ -198,6 +221,18 @@ async def append(
         f" WHERE id = {int(row.id)}"
     )
     keywords.added.clear()
+    decode = CODEC.decode
+    new_rows = [
+        FlagState(uid, decode(bits, text), modseq)
+        for uid, bits, text in zip(
+            uids, cast(list[int], columns[1]), cast(list[str], columns[2]), strict=True
+        )
+    ]
+    turn.answer = Answer(
+        row.id,
+        row.highestmodseq,
+        MailboxChanges(modseq, uids[-1] + 1, new_rows, [], keywords.all()),
+    )
     info = dataclasses.replace(row.info(), uidnext=uids[-1] + 1, highestmodseq=modseq)
     return AppendResult(row.uidvalidity, uids, info), [MailboxChanged(row.id, modseq)]
 
@@ -401,18 +436,28 @@ async def select_messages(
     )
 
 
+FIRST_MESSAGE_COLUMN = 5  # of a row of ``mailbox_messages``
+
+
+class MailboxTop(NamedTuple):
+    highestmodseq: int
+    uidnext: int
+
+
 async def mailbox_messages(
     conn: asyncpg.Connection, account_id: int, mailbox_id: int, columns: str, uids: Sequence[int]
-) -> tuple[Keywords, int, list[asyncpg.Record]]:
-    """The mailbox's keywords, the account's modseq now, and the rows of ``uids`` in
-    the mailbox (after three leading columns), in one round trip; NoSuchMailbox as
-    ``mailbox`` raises it. The mailbox comes first in a LEFT JOIN, so it answers even
-    when none of ``uids`` is there (one row of NULL columns, dropped)."""
+) -> tuple[Keywords, int, MailboxTop, list[asyncpg.Record]]:
+    """The mailbox's keywords, the account's modseq now, the mailbox's HIGHESTMODSEQ
+    and UIDNEXT, and the rows of ``uids`` in the mailbox (from column
+    ``FIRST_MESSAGE_COLUMN``), in one round trip; NoSuchMailbox as ``mailbox`` raises
+    it. The mailbox comes first in a LEFT JOIN, so it answers even when none of
+    ``uids`` is there (one row of NULL columns, dropped)."""
     condition, params = uid_condition(uids, 3) if uids else ("false", [])
     rows = await conn.fetch(
         "SELECT b.noselect,"
         " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1),"
         " (SELECT modseq FROM mail_counters WHERE account_id = $2),"
+        " b.highestmodseq, b.uidnext,"
         f" {columns} FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id AND {condition}"
         " WHERE b.id = $1 AND b.account_id = $2 ORDER BY m.uid",
         mailbox_id,
@@ -421,8 +466,9 @@ async def mailbox_messages(
     )
     if not rows or rows[0][0]:
         raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
-    found = [row for row in rows if row[3] is not None]
-    return Keywords(rows[0][1]), int(rows[0][2]), found
+    found = [row for row in rows if row[FIRST_MESSAGE_COLUMN] is not None]
+    top = MailboxTop(int(rows[0][3]), int(rows[0][4]))
+    return Keywords(rows[0][1]), int(rows[0][2]), top, found
 
 
 async def store_flags(
@@ -433,22 +479,22 @@ async def store_flags(
     op: FlagOp,
     flags: frozenset[str],
     unchangedsince: int | None,
-    deferred: list[str],
+    turn: Turn,
 ) -> tuple[StoreFlagsResult, list[ChangeEvent]]:
     """Inside the write turn, one statement reads the mailbox, its keywords, the
     account's modseq and the messages; the change — the next modseq, the rows,
-    keywords and HIGHESTMODSEQ — is ``deferred`` to the COMMIT's round trip (pool.py):
+    keywords and HIGHESTMODSEQ — is deferred to the COMMIT's round trip (pool.py):
     the turn keeps the modseq read, so the next is known without asking."""
     decode = CODEC.decode
     updates: list[tuple[int, int, str]] = []
     previous: dict[int, int] = {}
     unchanged: list[FlagState] = []
     failed: list[int] = []
-    keywords, account_modseq, rows = await mailbox_messages(
+    keywords, account_modseq, before, rows = await mailbox_messages(
         conn, account_id, mailbox_id, "m.uid, m.flags, m.keywords, m.modseq", uids
     )
     wanted_bits, wanted = encode(flags, keywords, define=op is not FlagOp.REMOVE)
-    for _, _, _, uid, bits, text, modseq in rows:
+    for uid, bits, text, modseq in (row[FIRST_MESSAGE_COLUMN:] for row in rows):
         # RFC 7162 §3.1.3: changed since the client looked: leave it, report it.
         if unchangedsince is not None and modseq > unchangedsince:
             failed.append(uid)
@@ -470,7 +516,7 @@ async def store_flags(
     new_modseq = 0
     if updates:
         new_modseq = account_modseq + 1
-        deferred.append(
+        turn.deferred.append(
             f"WITH s AS (UPDATE mail_counters SET modseq = {new_modseq}"
             f"  WHERE account_id = {int(account_id)}),"
             f" f AS (UPDATE messages m SET flags = u.flags, keywords = u.keywords,"
@@ -486,6 +532,9 @@ async def store_flags(
         keywords.added.clear()
         events.append(MailboxChanged(mailbox_id, new_modseq))
     updated = [FlagState(uid, decode(bits, text), new_modseq) for uid, bits, text in updates]
+    if updated:
+        changes = MailboxChanges(new_modseq, before.uidnext, updated, [], keywords.all())
+        turn.answer = Answer(mailbox_id, before.highestmodseq, changes)
     return StoreFlagsResult(updated, unchanged, failed, previous), events
 
 
@@ -494,12 +543,12 @@ async def expunge(
     account_id: int,
     mailbox_id: int,
     uids: Sequence[int] | None,
-    deferred: list[str],
+    turn: Turn,
 ) -> tuple[list[int], list[ChangeEvent]]:
     """Inside the write turn, one statement finds the \\Deleted messages and, if there
     are any, takes a modseq, deletes them, logs their expunge and sets HIGHESTMODSEQ;
-    forgetting what nothing refers to then (it must see the deletion) is ``deferred``
-    to the COMMIT's round trip (pool.py)."""
+    forgetting what nothing refers to then (it must see the deletion) is deferred to
+    the COMMIT's round trip (pool.py)."""
     condition, params = "true", list[object]()
     if uids is not None:
         if not uids:
@@ -507,8 +556,8 @@ async def expunge(
             return [], []
         condition, params = uid_condition(uids, 4)
     row = await conn.fetchrow(
-        "WITH b AS (SELECT id FROM mailboxes WHERE id = $1 AND account_id = $2"
-        "  AND NOT noselect),"
+        "WITH b AS (SELECT id, highestmodseq, uidnext FROM mailboxes WHERE id = $1"
+        "  AND account_id = $2 AND NOT noselect),"
         " gone AS (SELECT m.uid, m.blob_id FROM messages m JOIN b ON m.mailbox_id = b.id"
         f"  WHERE m.flags & $3 != 0 AND {condition}),"
         " s AS (UPDATE mail_counters SET modseq = modseq + 1 WHERE account_id = $2"
@@ -519,18 +568,22 @@ async def expunge(
         "  ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq),"
         " h AS (UPDATE mailboxes SET highestmodseq = s.modseq FROM s WHERE id = $1)"
         " SELECT (SELECT count(*) FROM b), (SELECT modseq FROM s),"
-        " array(SELECT uid FROM gone ORDER BY uid), array(SELECT blob_id FROM gone)",
+        " array(SELECT uid FROM gone ORDER BY uid), array(SELECT blob_id FROM gone),"
+        " (SELECT highestmodseq FROM b), (SELECT uidnext FROM b),"
+        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1)",
         mailbox_id,
         account_id,
         DELETED_BIT,
         *params,
     )
-    found, modseq, removed, blob_ids = row
+    found, modseq, removed, blob_ids, before, uidnext, keyword_names = row
     if not found:
         raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
     if modseq is None:
         return [], []
-    deferred.append(forget_sql(account_id, blob_ids))
+    turn.deferred.append(forget_sql(account_id, blob_ids))
+    changes = MailboxChanges(modseq, uidnext, [], list(removed), frozenset(keyword_names))
+    turn.answer = Answer(mailbox_id, before, changes)
     return list(removed), [MailboxChanged(mailbox_id, modseq)]
 
 
@@ -637,7 +690,7 @@ async def replace(
     target_mailbox: int | str,
     prepared: Prepared,
     default_quota: QuotaLimits,
-    deferred: list[str],
+    turn: Turn,
 ) -> tuple[AppendResult, list[ChangeEvent]]:
     """REPLACE (RFC 8508), as sqlite/replace.py: the old message is removed first, in
     the same transaction, so the quota check of the new one counts the space it frees;
@@ -650,11 +703,10 @@ async def replace(
         raise CannotDoThat("the message to replace is gone")
     removed_at = await next_modseq(conn, account_id)
     await remove(conn, account_id, source_id, [uid], removed_at)
-    result, events = await append(
-        conn, account_id, target_mailbox, [prepared], default_quota, deferred
-    )
+    result, events = await append(conn, account_id, target_mailbox, [prepared], default_quota, turn)
+    turn.answer = None  # two changes, maybe to two mailboxes: ask the database
     # After the new row's insert (deferred too): the new message may be the old bytes.
-    deferred.append(forget_sql(account_id, [old_blob]))
+    turn.deferred.append(forget_sql(account_id, [old_blob]))
     if result.mailbox.id != source_id:
         events.append(MailboxChanged(source_id, removed_at))
     return result, events

@@ -16,6 +16,7 @@ from roost.store.postgres import blobs
 from roost.store.postgres.mailboxes import MAILBOX_COLUMNS, MailboxRow, mailbox
 from roost.store.postgres.messages import (
     CODEC,
+    FIRST_MESSAGE_COLUMN,
     clean_text,
     mailbox_messages,
     select_messages,
@@ -120,12 +121,13 @@ async def fetch_flags(
     uids: Sequence[int],
     with_modseq: bool,
 ) -> FlagRows:
-    _, _, rows = await mailbox_messages(
+    _, _, _, found_rows = await mailbox_messages(
         conn, account_id, mailbox_id, "m.uid, m.flags, m.keywords, m.modseq", uids
     )
-    found = [row[3] for row in rows]
-    pairs: list[tuple[int, str]] = [(row[4], row[5]) for row in rows]
-    modseqs = [row[6] for row in rows] if with_modseq else None
+    rows = [row[FIRST_MESSAGE_COLUMN:] for row in found_rows]
+    found = [row[0] for row in rows]
+    pairs: list[tuple[int, str]] = [(row[1], row[2]) for row in rows]
+    modseqs = [row[3] for row in rows] if with_modseq else None
     flags: dict[Hashable, frozenset[str]] = {pair: CODEC.decode(*pair) for pair in set(pairs)}
     keys: list[Hashable] = list(pairs)
     return FlagRows(found, keys, modseqs, flags)
