@@ -2,8 +2,12 @@
 
 Invariants:
 
-* Every method is one transaction (pool.py ``Database.run``): reads see one instant
-  (REPEATABLE READ), writes first take the account's write turn (pool.py).
+* Every method sees one instant: a read is one statement where it can be (one
+  snapshot, one round trip: on a busy machine each round trip is a wait for two
+  processes to be scheduled) or a REPEATABLE READ transaction; a write is one
+  transaction that first takes the account's write turn (pool.py).
+* A write's answer to the session's next ``changes_since`` is kept by the handle
+  (messages.py ``Answer``) and given once, in place of a round trip.
 * Change events are published on this node's hub after commit, and sent to the other
   nodes by a NOTIFY in the same transaction (notify.py): PostgreSQL delivers it only
   if the transaction commits, and only then.
