@@ -37,7 +37,7 @@ import imapc
 import scenarios
 import seedcache
 import servers
-from servers import AccountPlan, Dovecot, Roost, Server
+from servers import AccountPlan, Dovecot, Roost, RoostNodes, Server
 from table import build_rows, print_details, print_table
 
 RESULTS = servers.BENCH_DIR / "results"
@@ -327,6 +327,7 @@ class Bench:
     # -- setting up --
 
     def prepare(self, workdir: Path) -> None:
+        self.workdir = workdir
         plans_by_group = account_plans(self.sizes, self.groups)
         plans = [plan for group in plans_by_group.values() for plan in group]
         self.plans = plans_by_group
@@ -449,8 +450,12 @@ class Bench:
         key: str,
         run: Callable[[Server], Awaitable[dict[str, Any]]],
         among: list[Server] | None = None,
+        *,
+        keep: bool = False,
     ) -> None:
-        self.details[key] = {}
+        """``run`` against each server; ``keep``: add to the key's results so far."""
+        if not keep or key not in self.details:
+            self.details[key] = {}
         for server in self.servers if among is None else among:
             profiler = None
             if self.args.profile == key and server.label == "roost":
@@ -505,6 +510,8 @@ class Bench:
                         s, users, c, sizes.mixed_duration, sizes.mixed_warmup
                     ),
                 )
+        if "mixed" in self.groups and self.args.nodes > 1:
+            await self.on_nodes(self.args.nodes)
         if "defaults" in self.groups and self.roost_defaults is not None:
             await self.on_defaults(self.roost_defaults)
         if "append" in self.groups:
@@ -575,6 +582,38 @@ class Bench:
                 ),
             )
 
+    async def on_nodes(self, count: int) -> None:
+        """The mixed workload on one PostgreSQL node and on ``count``, one worker each,
+        clients spread round-robin (servers.RoostNodes)."""
+        users = [plan.name for plan in self.plans["mixed"]]
+        sets = [RoostNodes(self.workdir, n, workers=1) for n in (1, count)]
+        self.notes.append(
+            f"PostgreSQL nodes: 1 and {count} `roost serve` processes of one worker each on"
+            f" one database; nodes, PostgreSQL and the load generator share this machine's"
+            f" {os.cpu_count()} cores"
+        )
+        for clients in self.sizes.mixed_clients:
+            for nodes in sets:
+                nodes.write_config()
+                nodes.start()
+                try:
+                    await self.each_server(
+                        f"mixed-{clients}-nodes",
+                        lambda s, c=clients, n=nodes: scenarios.mixed(
+                            s,
+                            users,
+                            c,
+                            self.sizes.mixed_duration,
+                            self.sizes.mixed_warmup,
+                            ports=n.ports,
+                        ),
+                        [nodes],
+                        keep=True,
+                    )
+                finally:
+                    self.node_errors = [*getattr(self, "node_errors", []), *nodes.errors_logged()]
+                    nodes.stop()
+
     async def on_defaults(self, roost: Roost) -> None:
         """The runs against Roost as installed (its own process, started for them)."""
         sizes = self.sizes
@@ -615,6 +654,8 @@ class Bench:
 
     def errors_logged(self) -> dict[str, list[str]]:
         errors = {server.label: server.errors_logged()[-20:] for server in self.servers}
+        if getattr(self, "node_errors", None):
+            errors["roost nodes"] = self.node_errors[-20:]
         if getattr(self, "defaults_errors", None):
             errors["roost on defaults"] = self.defaults_errors
         return errors
@@ -692,6 +733,14 @@ def main() -> int:
         ),
         help="a PostgreSQL server's URL, of a role that may create databases",
     )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with --backend postgresql: the mixed workload also on 1 and on N nodes "
+        "(one worker each, clients round-robin); 1: not (default 2)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument(
         "--no-cache", action="store_true", help="seed from scratch; do not use or fill the cache"
@@ -721,6 +770,8 @@ def main() -> int:
     started = datetime.now(UTC)
     interrupted = False
     database = None
+    if args.backend != "postgresql":
+        args.nodes = 1
     if args.backend == "postgresql":
         database = servers.create_pg_database(args.pg_url)
         os.environ["ROOST_STORE"] = database  # the server and the seeders inherit it

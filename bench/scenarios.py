@@ -159,24 +159,26 @@ async def mixed(
     *,
     port: int | None = None,
     tls: ssl.SSLContext | None = None,
+    ports: list[int] | None = None,
 ) -> dict[str, Any]:
     """``clients`` concurrent clients, client i on account ``users[i % len(users)]``,
     each looping: connect, LOGIN, SELECT INBOX, fetch the headers of the 20 newest
     messages, fetch one whole message, STORE \\Deleted on the message it appended last
     time, EXPUNGE, APPEND a new one, LOGOUT. Only commands that complete inside the
     measured window (after ``warmup``) count. ``port``/``tls``: another listener (implicit
-    TLS), for the run on defaults."""
-    port = port or server.port
+    TLS), for the run on defaults. ``ports``: several nodes' listeners, client i on
+    ``ports[i % len(ports)]`` (round-robin, as a load balancer would spread them)."""
+    spread = ports or [port or server.port]
 
-    async def connect() -> imapc.Connection:
-        return await imapc.connect(HOST, port, tls=tls)
+    async def connect(index: int) -> imapc.Connection:
+        return await imapc.connect(HOST, spread[index % len(spread)], tls=tls)
 
     # each client starts with one message of its own to delete in its first round
     own: list[int | None] = [None] * clients
     serial = [0]
 
     async def prepare(index: int) -> None:
-        connection = await connect()
+        connection = await connect(index)
         await connection.login(users[index % len(users)], PASSWORD)
         serial[0] += 1
         reply = await connection.append(b"INBOX", corpus.new_message(serial[0], "mixed"))
@@ -209,7 +211,7 @@ async def mixed(
         user = users[index % len(users)]
         while time.perf_counter() < state.deadline:
             began = time.perf_counter()
-            connection = await connect()
+            connection = await connect(index)
             note("CONNECT", began, time.perf_counter())
             try:
                 await timed("LOGIN", connection.command(f'LOGIN "{user}" "{PASSWORD}"'.encode()))
@@ -256,6 +258,7 @@ async def mixed(
     commands = sum(len(v) for k, v in state.latencies.items() if k != "CONNECT")
     return {
         "clients": clients,
+        "nodes": len(spread),
         "ops_per_s": round(commands / window, 1),
         "sessions_per_s": round(len(state.latencies["LOGOUT"]) / window, 2),
         "commands": {name: summary(values) for name, values in state.latencies.items()},

@@ -283,14 +283,20 @@ class Roost(Server):
     label = "roost"
 
     def __init__(
-        self, workdir: Path, workers: int | None = None, *, defaults: bool = False
+        self,
+        workdir: Path,
+        workers: int | None = None,
+        *,
+        defaults: bool = False,
+        name: str | None = None,
     ) -> None:
         """``defaults``: Roost as installed — default limits, sign-in cache, hash
         upgrades, LOGIN only over TLS — with an implicit-TLS listener; otherwise the
-        protocol-only setup (limits raised, no hash upgrades, plain IMAP, LMTP)."""
+        protocol-only setup (limits raised, no hash upgrades, plain IMAP, LMTP).
+        ``name``: the directory under ``workdir`` (one node of RoostNodes)."""
         self.workers_setting = workers  # None: Roost's default (the core count)
         self.defaults = defaults
-        self.root = workdir / ("roost-defaults" if defaults else "roost")
+        self.root = workdir / (name or ("roost-defaults" if defaults else "roost"))
         self.data_dir = self.root / "data"
         self.config = self.root / "roost.toml"
         self.log = self.root / "roost.log"
@@ -789,3 +795,50 @@ class _MaildirWriter:
         uidlist = self.path / "dovecot-uidlist"
         uidlist.write_text("\n".join(lines) + "\n")
         os.chown(uidlist, self.uid, self.gid)
+
+
+# ---- several Roost nodes on one PostgreSQL database -----------------------------------
+
+
+class RoostNodes(Server):
+    """``count`` ``roost serve`` processes on the one PostgreSQL database ``$ROOST_STORE``
+    names (run.py --backend postgresql --nodes N), each with its own configuration and
+    runtime directory: what a site with several machines behind one database runs.
+    Scenarios that take ``ports`` spread their clients over the nodes round-robin;
+    CPU and memory are summed over every node."""
+
+    def __init__(self, workdir: Path, count: int, workers: int) -> None:
+        self.label = f"roost-{count}-nodes"
+        self.nodes = [
+            Roost(workdir / f"nodes-{count}", workers, name=f"node{n + 1}") for n in range(count)
+        ]
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    @property
+    def pid(self) -> int:
+        return self.nodes[0].pid
+
+    def write_config(self) -> None:
+        for node in self.nodes:
+            node.write_config()
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        self.port = self.nodes[0].port
+
+    def running(self) -> bool:
+        return all(node.running() for node in self.nodes)
+
+    def pids(self) -> list[int]:
+        return [pid for node in self.nodes for pid in node.pids()]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def errors_logged(self) -> list[str]:
+        return [line for node in self.nodes for line in node.errors_logged()]

@@ -136,6 +136,7 @@ def build_rows(bench: Any) -> list[Row]:
                 key, f"mixed workload, {clients} clients", "commands/s", "/s", "higher", "ops_per_s"
             )
             ratio_target(row, "≥ 1.0×", lambda r: r >= 1.0)
+    rows += _node_rows(bench)
     if "large" in d:
         size = bench.sizes.large
         for step, target in (
@@ -314,6 +315,26 @@ def _format(value: float | None, unit: str) -> str:
     else:
         text = f"{value:.3g}"
     return f"{text} {unit}".rstrip()
+
+
+def _node_rows(bench: Any) -> list[Row]:
+    """The mixed workload on 1 and on N PostgreSQL nodes (run.py --nodes), each node
+    one worker process; issue 15's target: N=2 at least 1.6x one node."""
+    rows = []
+    for clients in bench.sizes.mixed_clients:
+        by_label = bench.details.get(f"mixed-{clients}-nodes", {})
+        counts = sorted(int(label.split("-")[1]) for label in by_label)
+        one = _get(bench.details, f"mixed-{clients}-nodes", "roost-1-nodes", "ops_per_s")
+        for count in counts:
+            value = by_label[f"roost-{count}-nodes"].get("ops_per_s")
+            scenario = f"mixed on PostgreSQL, {count} node{'s' * (count > 1)} x 1 worker"
+            row = Row(scenario, "commands/s", "/s", "higher", value, None)
+            if count > 1 and one and value is not None:
+                row.scenario += f" ({value / one:.2f}× 1 node)"
+                row.target = "≥ 1.6× 1 node"
+                row.met = value / one >= 1.6
+            rows.append(row)
+    return rows
 
 
 def print_table(rows: list[Row], out: Any = sys.stdout) -> None:

@@ -170,3 +170,16 @@ async def test_replace_appends_and_expunges_at_once(alice: Account, inbox_id: in
     assert moved.mailbox.id == archive.id
     assert (await alice.status(inbox_id)).messages == 1
     assert (await alice.status(archive.id)).messages == 1
+
+
+async def test_replace_with_the_same_bytes_keeps_them(alice: Account, inbox_id: int) -> None:
+    """REPLACE by an identical message: the old one's last reference goes, the new
+    one's comes, in one change; the bytes and the analysis stay for the new UID (the
+    removal of what nothing refers to must see the new reference)."""
+    await append(alice, inbox_id, 1)
+    result = await alice.replace(inbox_id, 1, "INBOX", new(message(1)))
+    assert result.uids == [2]
+    [meta] = await alice.fetch_meta(inbox_id, [2])
+    assert meta.model is not None
+    assert await read_all(alice, meta) == message(1)
+    assert (await alice.quota()).messages == 1

@@ -12,7 +12,7 @@ from roost.store.base import (
     FlagOp,
     MailboxChanged,
 )
-from tests.store_contract.helpers import append
+from tests.store_contract.helpers import append, message, new
 
 
 async def flags_of(account: Account, mailbox_id: int) -> dict[int, frozenset[str]]:
@@ -88,6 +88,17 @@ async def test_keywords_keep_their_first_spelling(alice: Account, inbox_id: int)
     assert (await alice.snapshot(inbox_id)).keywords == {"$Label1"}
     await alice.store_flags(inbox_id, [1], FlagOp.REMOVE, frozenset({"$label1"}))
     assert (await flags_of(alice, inbox_id))[1] == frozenset()
+
+
+async def test_keywords_with_quotes_and_backslashes(alice: Account, inbox_id: int) -> None:
+    """Keywords are kept byte for byte, whatever a store quotes them with, on STORE
+    and on APPEND (an IMAP atom may hold an apostrophe; the store takes any non-space)."""
+    odd = frozenset({"it's", "a\\b", "x''y"})
+    await append(alice, inbox_id, 1)
+    await alice.store_flags(inbox_id, [1], FlagOp.ADD, odd)
+    await alice.append(inbox_id, [new(message(2), odd)])
+    assert await flags_of(alice, inbox_id) == {1: odd, 2: odd}
+    assert (await alice.snapshot(inbox_id)).keywords == odd
 
 
 async def test_recent_is_never_stored(alice: Account, inbox_id: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from roost.store.base import (
     DELETED,
@@ -13,7 +14,7 @@ from roost.store.base import (
     MailboxListChanged,
     Store,
 )
-from tests.store_contract.helpers import append
+from tests.store_contract.helpers import append, message, new
 
 
 async def test_changes_since_reports_new_changed_and_expunged(
@@ -192,3 +193,31 @@ async def test_listeners_of_other_accounts_hear_nothing(store: Store, alice: Acc
     finally:
         listener.close()
         await bob.close()
+
+
+async def test_changes_after_own_write_match_another_handles(
+    store: Store, alice: Account, inbox_id: int
+) -> None:
+    """What the writing handle is told of its own write (a backend may answer it
+    without asking its database) is what any other handle is told."""
+    other = await store.open_account("alice")
+    try:
+
+        async def same_answer(write: Awaitable[object]) -> None:
+            before = (await other.changes_since(inbox_id, 0)).highestmodseq
+            await write
+            mine = await alice.changes_since(inbox_id, before)
+            theirs = await other.changes_since(inbox_id, before)
+            assert mine == theirs
+            assert mine.highestmodseq > before
+
+        await same_answer(
+            alice.append(inbox_id, [new(message(1)), new(message(2), frozenset({"$Work"}))])
+        )
+        await same_answer(alice.store_flags(inbox_id, [1, 2], FlagOp.ADD, frozenset({DELETED})))
+        await same_answer(alice.store_flags(inbox_id, [2], FlagOp.REMOVE, frozenset({"$work"})))
+        await same_answer(alice.expunge(inbox_id, [1]))
+        await same_answer(alice.append(inbox_id, [new(message(3), frozenset({"New"}))]))
+        await same_answer(alice.expunge(inbox_id))
+    finally:
+        await other.close()

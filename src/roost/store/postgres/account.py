@@ -2,8 +2,12 @@
 
 Invariants:
 
-* Every method is one transaction (pool.py ``Database.run``): reads see one instant
-  (REPEATABLE READ), writes first take the account's write turn (pool.py).
+* Every method sees one instant: a read is one statement where it can be (one
+  snapshot, one round trip: on a busy machine each round trip is a wait for two
+  processes to be scheduled) or a REPEATABLE READ transaction; a write is one
+  transaction that first takes the account's write turn (pool.py).
+* A write's answer to the session's next ``changes_since`` is kept by the handle
+  (messages.py ``Answer``) and given once, in place of a round trip.
 * Change events are published on this node's hub after commit, and sent to the other
   nodes by a NOTIFY in the same transaction (notify.py): PostgreSQL delivers it only
   if the transaction commits, and only then.
@@ -77,6 +81,8 @@ class PostgresAccount:
         self._default_quota = default_quota
         self._listeners: list[Listener] = []
         self._closed = False
+        # The answer to changes_since right after this handle's last write (ops.Answer).
+        self._answer: ops.Answer | None = None
 
     async def close(self) -> None:
         self._closed = True
@@ -131,13 +137,11 @@ class PostgresAccount:
     async def snapshot(
         self, mailbox_id: int, *, claim_recent: bool = False, peek_recent: bool = False
     ) -> MailboxSnapshot:
-        self._usable()
-        if not claim_recent:
-            return await self._read(
-                lambda c: reading.snapshot(c, self._id, mailbox_id, False, peek_recent)
-            )
-        # Not in the account's write turn: the mailbox row lock is the claim's only need.
-        return await self._db.run(lambda c: reading.snapshot(c, self._id, mailbox_id, True))
+        # One statement (reading.py): not in the account's write turn, as the mailbox
+        # row lock is the claim's only need.
+        return await self._plain(
+            lambda c: reading.snapshot(c, self._id, mailbox_id, claim_recent, peek_recent)
+        )
 
     async def recent_floor(self, mailbox_id: int) -> int:
         async def floor(conn: asyncpg.Connection) -> int:
@@ -147,7 +151,7 @@ class PostgresAccount:
 
     async def claim_recent(self, mailbox_id: int) -> int:
         self._usable()
-        return await self._db.run(lambda c: reading.claim_recent(c, self._id, mailbox_id))
+        return await self._plain(lambda c: reading.claim_recent(c, self._id, mailbox_id))
 
     async def append(self, mailbox: int | str, messages: Sequence[NewMessage]) -> AppendResult:
         self._usable()
@@ -156,8 +160,10 @@ class PostgresAccount:
         # CRLF on the way in, as every backend stores (store/line_endings.py).
         with line_endings.normalized_batch([(mailbox, messages)], spool_dir) as normalized:
             prepared = await ops.prepare(normalized[0][1], self._mime_limits)
+            turn = ops.Turn()
             return await self._write(
-                lambda c: ops.append(c, self._id, mailbox, prepared, self._default_quota)
+                lambda c: ops.append(c, self._id, mailbox, prepared, self._default_quota, turn),
+                turn,
             )
 
     async def fetch_meta(
@@ -196,12 +202,17 @@ class PostgresAccount:
         flags: frozenset[str],
         unchangedsince: int | None = None,
     ) -> StoreFlagsResult:
+        turn = ops.Turn()
         return await self._write(
-            lambda c: ops.store_flags(c, self._id, mailbox_id, uids, op, flags, unchangedsince)
+            lambda c: ops.store_flags(
+                c, self._id, mailbox_id, uids, op, flags, unchangedsince, turn
+            ),
+            turn,
         )
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
-        return await self._write(lambda c: ops.expunge(c, self._id, mailbox_id, uids))
+        turn = ops.Turn()
+        return await self._write(lambda c: ops.expunge(c, self._id, mailbox_id, uids, turn), turn)
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
         return await self._write(
@@ -218,12 +229,11 @@ class PostgresAccount:
         )
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
-        unchanged = await self._plain(
-            lambda c: reading.unchanged_since(c, self._id, mailbox_id, modseq)
-        )
-        if unchanged is not None:
-            return unchanged
-        return await self._read(lambda c: reading.changes_since(c, self._id, mailbox_id, modseq))
+        answer, self._answer = self._answer, None
+        if answer is not None and (answer.mailbox_id, answer.since) == (mailbox_id, modseq):
+            self._usable()
+            return answer.changes  # the write just made by this handle (ops.Answer)
+        return await self._plain(lambda c: reading.changes_since(c, self._id, mailbox_id, modseq))
 
     async def previews(
         self, mailbox_id: int, uids: Sequence[int], *, compute: bool = True
@@ -241,10 +251,12 @@ class PostgresAccount:
         )
         with line_endings.normalized_batch([(target, [message])], spool_dir) as normalized:
             [prepared] = await ops.prepare(normalized[0][1], self._mime_limits)
+            turn = ops.Turn()
             return await self._write(
                 lambda c: ops.replace(
-                    c, self._id, mailbox_id, uid, target, prepared, self._default_quota
-                )
+                    c, self._id, mailbox_id, uid, target, prepared, self._default_quota, turn
+                ),
+                turn,
             )
 
     # ---- Sieve scripts and tracking ------------------------------------------------
@@ -364,14 +376,20 @@ class PostgresAccount:
         return await self._db.plain(fn)
 
     async def _write(
-        self, fn: Callable[[asyncpg.Connection], Awaitable[tuple[T, list[ChangeEvent]]]]
+        self,
+        fn: Callable[[asyncpg.Connection], Awaitable[tuple[T, list[ChangeEvent]]]],
+        turn: ops.Turn | None = None,
     ) -> T:
         """``fn`` in the account's write turn; its events NOTIFYed in the transaction
-        and published here after the commit."""
+        and published here after the commit. ``turn``: where ``fn`` leaves statements
+        to run with the COMMIT (pool.py ``Database.run``) and the answer to the next
+        ``changes_since``, kept once committed (any other write forgets it)."""
         self._usable()
         changed: list[ChangeEvent] = []
 
         async def job(conn: asyncpg.Connection) -> T:
+            if turn is not None:
+                turn.answer = None  # a retried attempt makes its own
             result, events = await fn(conn)
             changed[:] = events
             return result
@@ -379,7 +397,14 @@ class PostgresAccount:
         def notice() -> str | None:
             return payload(self._db.node, self._key, changed) if changed else None
 
-        result = await self._db.run(job, account_id=self._id, notify=notice)
+        self._answer = None
+        result = await self._db.run(
+            job,
+            account_id=self._id,
+            notify=notice,
+            deferred=None if turn is None else turn.deferred,
+        )
+        self._answer = None if turn is None else turn.answer
         events = changed
         if events:
             self._hub.publish(self._key, events)

@@ -23,6 +23,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple, cast
 
 import asyncpg
 
@@ -31,8 +32,8 @@ from roost.store.blobs import StoredBlob
 from roost.store.errors import CannotDoThat, NoSuchMailbox, QuotaExceeded
 from roost.store.events import ChangeEvent, MailboxChanged
 from roost.store.postgres import blobs
-from roost.store.postgres.mailboxes import MailboxRow, mailbox, mailbox_by_name
-from roost.store.postgres.pool import next_modseq
+from roost.store.postgres.mailboxes import MAILBOX_COLUMNS, MailboxRow, mailbox, mailbox_by_name
+from roost.store.postgres.pool import next_modseq, sql_ints, sql_texts
 from roost.store.sqlite.analyses import AnalysisRow, compute
 from roost.store.sqlite.db import encode_date
 from roost.store.sqlite.flags import (
@@ -47,6 +48,7 @@ from roost.store.values import (
     CopyResult,
     FlagOp,
     FlagState,
+    MailboxChanges,
     NewMessage,
     QuotaLimits,
     QuotaOverride,
@@ -71,14 +73,31 @@ _INSERT = (
     " $10::bigint[], $11::bigint[], $12::text[])"
     " AS u(uid, flags, keywords, internaldate, tzoffset, size, header_size, blob_id)"
 )
-_INSERT_ANALYSIS = (
-    "INSERT INTO analyses (account_id, blob_id, model, sent_date, sent_day, message_id,"
+_ANALYSIS_COLUMNS = (
+    "account_id, blob_id, model, sent_date, sent_day, message_id,"
     " in_reply_to, refs, sort_subject, sort_from, sort_to, sort_cc, display_from,"
     " display_to, preview, subject, t_header, t_body, t_subject, t_from, t_to, t_cc, t_bcc,"
-    " thread_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-    " $16, $17, $18, $19, $20, $21, $22, $23, $24)"
-    " ON CONFLICT (account_id, blob_id) DO NOTHING"
+    " thread_id"
 )
+
+
+def _insert_analysis(first: int) -> str:
+    """The INSERT of an analysis with its parameters from ``$first``: the account, the
+    blob, the 21 stored values, then the message's parents nearest first, of which the
+    first one known gives the thread (RFC 8474 THREADID: the nearest ancestor's, else
+    NULL, a thread of its own named by its own id) — looked up in the same statement."""
+    values = ", ".join(f"${first + n}" for n in range(23))
+    parents = f"${first + 23}::text[]"
+    return (
+        f"INSERT INTO analyses ({_ANALYSIS_COLUMNS}) VALUES ({values},"
+        f" (SELECT coalesce(thread_id, id) FROM analyses WHERE account_id = ${first}"
+        f"  AND message_id = ANY({parents}) AND message_id != ''"
+        f"  ORDER BY array_position({parents}, message_id) LIMIT 1))"
+        " ON CONFLICT (account_id, blob_id) DO NOTHING"
+    )
+
+
+_INSERT_ANALYSIS = _insert_analysis(1)
 
 
 # ---- APPEND -----------------------------------------------------------------------
@@ -92,6 +111,28 @@ class Prepared:
     message: NewMessage
     blob: StoredBlob
     analysis: AnalysisRow
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """What ``changes_since(mailbox_id, since)`` answers right after a write of this
+    handle: ``since`` is the mailbox's HIGHESTMODSEQ before it, so under the write turn
+    the write's own changes are all there is to tell. An answer as of that commit;
+    anything committed later has a higher modseq and is told at the next question."""
+
+    mailbox_id: int
+    since: int
+    changes: MailboxChanges
+
+
+@dataclasses.dataclass(slots=True)
+class Turn:
+    """What a write in the account's turn leaves behind: ``deferred`` statements for
+    its COMMIT's round trip (pool.py ``Database.run``) and the ``answer`` to the
+    session's next question, saving it a round trip."""
+
+    deferred: list[str] = dataclasses.field(default_factory=list)
+    answer: Answer | None = None
 
 
 async def prepare(messages: Sequence[NewMessage], limits: MimeLimits) -> list[Prepared]:
@@ -124,17 +165,37 @@ async def append(
     name_or_id: int | str,
     prepared: Sequence[Prepared],
     default_quota: QuotaLimits,
+    turn: Turn,
 ) -> tuple[AppendResult, list[ChangeEvent]]:
-    """Inside the account's write turn: store all of ``prepared`` or none."""
-    row = await target(conn, account_id, name_or_id)
+    """Inside the account's write turn: store all of ``prepared`` or none. A round
+    trip for the mailbox with the quota, one per message (its blob and analysis), and
+    the modseq, the rows and the new UIDNEXT deferred to the COMMIT's (pool.py;
+    the turn keeps the modseq read); the first message's blob and analysis go with the
+    mailbox read when it is one chunk (most mail)."""
+    first = prepared[0] if prepared and _one_chunk(prepared[0]) else None
+    row, keyword_names, now, account_modseq = await _target_and_usage(
+        conn, account_id, name_or_id, default_quota, first
+    )
     if not prepared:
         return AppendResult(row.uidvalidity, [], row.info()), []
-    for item in prepared:
-        await blobs.store(conn, item.blob, item.message.source)
-        await insert_analysis(conn, account_id, item.blob.blob_id, item.analysis)
-    wants_keywords = any(not f.startswith("\\") for p in prepared for f in p.message.flags)
-    keywords = await load_keywords(conn, row.id) if wants_keywords else Keywords(())
-    modseq = await next_modseq(conn, account_id)
+    # The usage after the insert, as the insert's trigger will count it (schema.py):
+    # the write turn keeps it from changing meanwhile.
+    _check_limits(
+        dataclasses.replace(
+            now,
+            storage=now.storage + sum(item.blob.size for item in prepared),
+            messages=now.messages + len(prepared),
+        )
+    )
+    for item in prepared[1:] if first is not None else prepared:
+        if _one_chunk(item):
+            await conn.execute(
+                _small_blob_ctes(1) + "SELECT 1", *_small_blob_values(account_id, item)
+            )
+        else:
+            await blobs.store(conn, item.blob, item.message.source)
+            await insert_analysis(conn, account_id, item.blob.blob_id, item.analysis)
+    keywords = Keywords(keyword_names)
     uids = list(range(row.uidnext, row.uidnext + len(prepared)))
     columns: list[list[object]] = [[] for _ in range(8)]
     for uid, item in zip(uids, prepared, strict=True):
@@ -144,40 +205,138 @@ async def append(
         values = (uid, bits, keyword_text(names), seconds, offset, blob.size)
         for column, value in zip(columns, (*values, blob.header_size, blob.blob_id), strict=True):
             column.append(value)
-    await conn.execute(_INSERT, row.id, account_id, modseq, _now(), *columns)
-    await check_quota(conn, account_id, default_quota)
-    await save_keywords(conn, row.id, keywords)
-    await conn.execute(
-        "UPDATE mailboxes SET highestmodseq = $1, uidnext = $2 WHERE id = $3",
-        modseq,
-        uids[-1] + 1,
+    modseq = account_modseq + 1
+    turn.deferred.append(
+        f"WITH s AS (UPDATE mail_counters SET modseq = {modseq}"
+        f"  WHERE account_id = {int(account_id)}),"
+        f" i AS (INSERT INTO messages ({_INSERT_COLUMNS})"
+        f"  SELECT {int(row.id)}, u.uid, {int(account_id)}, {modseq}, u.flags, u.keywords,"
+        f"  u.internaldate, u.tzoffset, u.size, u.header_size, u.blob_id, {_now()}"
+        f"  FROM unnest({', '.join(_column_literals(columns))})"
+        "  AS u(uid, flags, keywords, internaldate, tzoffset, size, header_size, blob_id)),"
+        " k AS (INSERT INTO keywords (mailbox_id, name_key, name)"
+        f"  SELECT {int(row.id)}, lower(k), k FROM unnest({sql_texts(keywords.added)}) AS k"
+        "  ON CONFLICT DO NOTHING)"
+        f" UPDATE mailboxes SET highestmodseq = {modseq}, uidnext = {uids[-1] + 1}"
+        f" WHERE id = {int(row.id)}"
+    )
+    keywords.added.clear()
+    decode = CODEC.decode
+    new_rows = [
+        FlagState(uid, decode(bits, text), modseq)
+        for uid, bits, text in zip(
+            uids, cast(list[int], columns[1]), cast(list[str], columns[2]), strict=True
+        )
+    ]
+    turn.answer = Answer(
         row.id,
+        row.highestmodseq,
+        MailboxChanges(modseq, uids[-1] + 1, new_rows, [], keywords.all()),
     )
     info = dataclasses.replace(row.info(), uidnext=uids[-1] + 1, highestmodseq=modseq)
     return AppendResult(row.uidvalidity, uids, info), [MailboxChanged(row.id, modseq)]
 
 
-async def insert_analysis(
-    conn: asyncpg.Connection, account_id: int, blob_id: str, row: AnalysisRow
-) -> None:
-    """Record ``row`` for the account's ``blob_id`` unless it has one, with its thread
-    (RFC 8474 THREADID: the nearest ancestor's, else its own id)."""
+async def _target_and_usage(
+    conn: asyncpg.Connection,
+    account_id: int,
+    name_or_id: int | str,
+    default: QuotaLimits,
+    first: Prepared | None,
+) -> tuple[MailboxRow, list[str], QuotaUsage, int]:
+    """The mailbox an APPEND goes to (as ``target``), its keywords, and the account's
+    usage and limits now: one round trip, which also stores ``first`` (a one-chunk
+    message) when given. The usage read is the statement's snapshot, before that
+    insert; what it stored goes if the mailbox is wrong (the transaction rolls back)."""
+    by = "b.id = $2" if isinstance(name_or_id, int) else "b.name = $2"
+    store_first, params = "", []
+    if first is not None:
+        store_first = _small_blob_ctes(3)
+        params = _small_blob_values(account_id, first)
+    found = await conn.fetchrow(
+        f"{store_first}"
+        f"SELECT {', '.join('b.' + c.strip() for c in MAILBOX_COLUMNS.split(','))},"
+        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = b.id),"
+        " a.quota_storage, a.quota_messages, c.storage, c.messages, c.modseq"
+        " FROM mailboxes b JOIN accounts a ON a.id = b.account_id"
+        " JOIN mail_counters c ON c.account_id = b.account_id"
+        f" WHERE b.account_id = $1 AND {by}",
+        account_id,
+        name_or_id,
+        *params,
+    )
+    if found is None or found["noselect"]:
+        if isinstance(name_or_id, int):
+            raise NoSuchMailbox(f"no mailbox with id {name_or_id}")
+        if found is None:
+            raise NoSuchMailbox(f"no mailbox named {name_or_id}")
+        raise CannotDoThat(f"{name_or_id} cannot hold messages")
+    values = list(found.values())
+    row = MailboxRow(*values[:8])
+    keyword_names, *quota = values[8:]
+    limits = QuotaOverride(quota[0], quota[1]).apply(default)
+    usage = QuotaUsage(int(quota[2]), int(quota[3]), limits.storage, limits.messages)
+    return row, list(keyword_names), usage, int(quota[4])
+
+
+def _column_literals(columns: list[list[object]]) -> list[str]:
+    """The eight columns of new message rows as array constants: uid, flags,
+    keywords, internaldate, tzoffset, size, header_size, blob_id."""
+    return [
+        sql_texts(cast(list[str], column)) if n in (2, 7) else sql_ints(cast(list[int], column))
+        for n, column in enumerate(columns)
+    ]
+
+
+def _one_chunk(item: Prepared) -> bool:
+    data = item.message.source.data
+    return data is not None and len(data) <= blobs.CHUNK
+
+
+def _small_blob_ctes(first: int) -> str:
+    """CTEs storing a one-chunk message's blob, its chunk and its analysis, with their
+    parameters from ``$first`` (``_small_blob_values``): blobs.py ``store`` and
+    ``insert_analysis`` in one round trip."""
+    return (
+        f"WITH nb AS (INSERT INTO blobs (blob_id, size, header_size)"
+        f" VALUES (${first}, ${first + 1}, ${first + 2})"
+        " ON CONFLICT (blob_id) DO NOTHING RETURNING blob_id),"
+        f" nc AS (INSERT INTO blob_chunks (blob_id, seq, data) SELECT blob_id, 0, ${first + 3}"
+        " FROM nb),"
+        f" na AS ({_insert_analysis(first + 4)}) "
+    )
+
+
+def _small_blob_values(account_id: int, item: Prepared) -> list[object]:
+    blob = item.blob
+    return [
+        blob.blob_id,
+        blob.size,
+        blob.header_size,
+        item.message.source.data,
+        *_analysis_values(account_id, blob.blob_id, item.analysis),
+    ]
+
+
+def _analysis_values(account_id: int, blob_id: str, row: AnalysisRow) -> list[object]:
+    """The parameters of ``_insert_analysis``."""
     texts = tuple(clean_text(text) for text in row.texts)
     columns = tuple(clean_text(c) if isinstance(c, str) else c for c in row.columns)
     message_id, in_reply_to, refs = columns[3], columns[4], columns[5]
     assert isinstance(in_reply_to, str) and isinstance(refs, str)
-    thread: int | None = None  # NULL: a thread of its own, named by its own id
-    for parent in [in_reply_to, *reversed(refs.split("\n"))]:
-        if parent and parent != message_id:
-            thread = await conn.fetchval(
-                "SELECT coalesce(thread_id, id) FROM analyses WHERE account_id = $1"
-                " AND message_id = $2 AND message_id != '' LIMIT 1",
-                account_id,
-                parent,
-            )
-            if thread is not None:
-                break
-    await conn.execute(_INSERT_ANALYSIS, account_id, blob_id, *columns, texts[2], *texts, thread)
+    parents = [
+        parent
+        for parent in [in_reply_to, *reversed(refs.split("\n"))]
+        if parent and parent != message_id
+    ]
+    return [account_id, blob_id, *columns, texts[2], *texts, parents]
+
+
+async def insert_analysis(
+    conn: asyncpg.Connection, account_id: int, blob_id: str, row: AnalysisRow
+) -> None:
+    """Record ``row`` for the account's ``blob_id`` unless it has one, with its thread."""
+    await conn.execute(_INSERT_ANALYSIS, *_analysis_values(account_id, blob_id, row))
 
 
 def clean_text(text: str) -> str:
@@ -208,7 +367,10 @@ async def usage(conn: asyncpg.Connection, account_id: int, default: QuotaLimits)
 async def check_quota(conn: asyncpg.Connection, account_id: int, default: QuotaLimits) -> None:
     """After an insert, inside the write turn: QuotaExceeded (so it all rolls back)
     when usage now passes a limit."""
-    now = await usage(conn, account_id, default)
+    _check_limits(await usage(conn, account_id, default))
+
+
+def _check_limits(now: QuotaUsage) -> None:
     if now.storage_limit is not None and now.storage > now.storage_limit:
         raise QuotaExceeded(f"storage quota of {now.storage_limit} octets exceeded")
     if now.message_limit is not None and now.messages > now.message_limit:
@@ -274,6 +436,41 @@ async def select_messages(
     )
 
 
+FIRST_MESSAGE_COLUMN = 5  # of a row of ``mailbox_messages``
+
+
+class MailboxTop(NamedTuple):
+    highestmodseq: int
+    uidnext: int
+
+
+async def mailbox_messages(
+    conn: asyncpg.Connection, account_id: int, mailbox_id: int, columns: str, uids: Sequence[int]
+) -> tuple[Keywords, int, MailboxTop, list[asyncpg.Record]]:
+    """The mailbox's keywords, the account's modseq now, the mailbox's HIGHESTMODSEQ
+    and UIDNEXT, and the rows of ``uids`` in the mailbox (from column
+    ``FIRST_MESSAGE_COLUMN``), in one round trip; NoSuchMailbox as ``mailbox`` raises
+    it. The mailbox comes first in a LEFT JOIN, so it answers even when none of
+    ``uids`` is there (one row of NULL columns, dropped)."""
+    condition, params = uid_condition(uids, 3) if uids else ("false", [])
+    rows = await conn.fetch(
+        "SELECT b.noselect,"
+        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1),"
+        " (SELECT modseq FROM mail_counters WHERE account_id = $2),"
+        " b.highestmodseq, b.uidnext,"
+        f" {columns} FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id AND {condition}"
+        " WHERE b.id = $1 AND b.account_id = $2 ORDER BY m.uid",
+        mailbox_id,
+        account_id,
+        *params,
+    )
+    if not rows or rows[0][0]:
+        raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
+    found = [row for row in rows if row[FIRST_MESSAGE_COLUMN] is not None]
+    top = MailboxTop(int(rows[0][3]), int(rows[0][4]))
+    return Keywords(rows[0][1]), int(rows[0][2]), top, found
+
+
 async def store_flags(
     conn: asyncpg.Connection,
     account_id: int,
@@ -282,17 +479,22 @@ async def store_flags(
     op: FlagOp,
     flags: frozenset[str],
     unchangedsince: int | None,
+    turn: Turn,
 ) -> tuple[StoreFlagsResult, list[ChangeEvent]]:
+    """Inside the write turn, one statement reads the mailbox, its keywords, the
+    account's modseq and the messages; the change — the next modseq, the rows,
+    keywords and HIGHESTMODSEQ — is deferred to the COMMIT's round trip (pool.py):
+    the turn keeps the modseq read, so the next is known without asking."""
     decode = CODEC.decode
     updates: list[tuple[int, int, str]] = []
     previous: dict[int, int] = {}
     unchanged: list[FlagState] = []
     failed: list[int] = []
-    await mailbox(conn, account_id, mailbox_id)
-    keywords = await load_keywords(conn, mailbox_id)
+    keywords, account_modseq, before, rows = await mailbox_messages(
+        conn, account_id, mailbox_id, "m.uid, m.flags, m.keywords, m.modseq", uids
+    )
     wanted_bits, wanted = encode(flags, keywords, define=op is not FlagOp.REMOVE)
-    rows = await select_messages(conn, "m.uid, m.flags, m.keywords, m.modseq", mailbox_id, uids)
-    for uid, bits, text, modseq in rows:
+    for uid, bits, text, modseq in (row[FIRST_MESSAGE_COLUMN:] for row in rows):
         # RFC 7162 §3.1.3: changed since the client looked: leave it, report it.
         if unchangedsince is not None and modseq > unchangedsince:
             failed.append(uid)
@@ -313,50 +515,76 @@ async def store_flags(
     events: list[ChangeEvent] = []
     new_modseq = 0
     if updates:
-        new_modseq = await next_modseq(conn, account_id)
-        await conn.execute(
-            "UPDATE messages m SET flags = u.flags, keywords = u.keywords, modseq = $1"
-            " FROM unnest($2::bigint[], $3::int[], $4::text[]) AS u(uid, flags, keywords)"
-            " WHERE m.mailbox_id = $5 AND m.uid = u.uid",
-            new_modseq,
-            [u[0] for u in updates],
-            [u[1] for u in updates],
-            [u[2] for u in updates],
-            mailbox_id,
+        new_modseq = account_modseq + 1
+        turn.deferred.append(
+            f"WITH s AS (UPDATE mail_counters SET modseq = {new_modseq}"
+            f"  WHERE account_id = {int(account_id)}),"
+            f" f AS (UPDATE messages m SET flags = u.flags, keywords = u.keywords,"
+            f"  modseq = {new_modseq} FROM unnest({sql_ints([u[0] for u in updates])},"
+            f"  {sql_ints([u[1] for u in updates])}, {sql_texts([u[2] for u in updates])})"
+            "  AS u(uid, flags, keywords)"
+            f"  WHERE m.mailbox_id = {int(mailbox_id)} AND m.uid = u.uid),"
+            " k AS (INSERT INTO keywords (mailbox_id, name_key, name)"
+            f"  SELECT {int(mailbox_id)}, lower(k), k FROM unnest({sql_texts(keywords.added)})"
+            "  AS k ON CONFLICT DO NOTHING)"
+            f" UPDATE mailboxes SET highestmodseq = {new_modseq} WHERE id = {int(mailbox_id)}"
         )
-        await save_keywords(conn, mailbox_id, keywords)
-        await conn.execute(
-            "UPDATE mailboxes SET highestmodseq = $1 WHERE id = $2", new_modseq, mailbox_id
-        )
+        keywords.added.clear()
         events.append(MailboxChanged(mailbox_id, new_modseq))
     updated = [FlagState(uid, decode(bits, text), new_modseq) for uid, bits, text in updates]
+    if updated:
+        changes = MailboxChanges(new_modseq, before.uidnext, updated, [], keywords.all())
+        turn.answer = Answer(mailbox_id, before.highestmodseq, changes)
     return StoreFlagsResult(updated, unchanged, failed, previous), events
 
 
 async def expunge(
-    conn: asyncpg.Connection, account_id: int, mailbox_id: int, uids: Sequence[int] | None
+    conn: asyncpg.Connection,
+    account_id: int,
+    mailbox_id: int,
+    uids: Sequence[int] | None,
+    turn: Turn,
 ) -> tuple[list[int], list[ChangeEvent]]:
-    await mailbox(conn, account_id, mailbox_id)
-    if uids is None:
-        rows = await conn.fetch(
-            "SELECT uid, blob_id FROM messages WHERE mailbox_id = $1 AND flags & $2 != 0"
-            " ORDER BY uid",
-            mailbox_id,
-            DELETED_BIT,
-        )
-    else:
-        rows = [
-            row
-            for row in await select_messages(conn, "m.uid, m.blob_id, m.flags", mailbox_id, uids)
-            if row[2] & DELETED_BIT
-        ]
-    if not rows:
+    """Inside the write turn, one statement finds the \\Deleted messages and, if there
+    are any, takes a modseq, deletes them, logs their expunge and sets HIGHESTMODSEQ;
+    forgetting what nothing refers to then (it must see the deletion) is deferred to
+    the COMMIT's round trip (pool.py)."""
+    condition, params = "true", list[object]()
+    if uids is not None:
+        if not uids:
+            await mailbox(conn, account_id, mailbox_id)
+            return [], []
+        condition, params = uid_condition(uids, 4)
+    row = await conn.fetchrow(
+        "WITH b AS (SELECT id, highestmodseq, uidnext FROM mailboxes WHERE id = $1"
+        "  AND account_id = $2 AND NOT noselect),"
+        " gone AS (SELECT m.uid, m.blob_id FROM messages m JOIN b ON m.mailbox_id = b.id"
+        f"  WHERE m.flags & $3 != 0 AND {condition}),"
+        " s AS (UPDATE mail_counters SET modseq = modseq + 1 WHERE account_id = $2"
+        "  AND EXISTS (SELECT 1 FROM gone) RETURNING modseq),"
+        " d AS (DELETE FROM messages m USING gone WHERE m.mailbox_id = $1 AND m.uid = gone.uid),"
+        " e AS (INSERT INTO expunged (mailbox_id, uid, modseq)"
+        "  SELECT $1, gone.uid, s.modseq FROM gone, s"
+        "  ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq),"
+        " h AS (UPDATE mailboxes SET highestmodseq = s.modseq FROM s WHERE id = $1)"
+        " SELECT (SELECT count(*) FROM b), (SELECT modseq FROM s),"
+        " array(SELECT uid FROM gone ORDER BY uid), array(SELECT blob_id FROM gone),"
+        " (SELECT highestmodseq FROM b), (SELECT uidnext FROM b),"
+        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1)",
+        mailbox_id,
+        account_id,
+        DELETED_BIT,
+        *params,
+    )
+    found, modseq, removed, blob_ids, before, uidnext, keyword_names = row
+    if not found:
+        raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
+    if modseq is None:
         return [], []
-    modseq = await next_modseq(conn, account_id)
-    removed = [row[0] for row in rows]
-    await remove(conn, account_id, mailbox_id, removed, modseq)
-    await forget(conn, account_id, [row[1] for row in rows])
-    return removed, [MailboxChanged(mailbox_id, modseq)]
+    turn.deferred.append(forget_sql(account_id, blob_ids))
+    changes = MailboxChanges(modseq, uidnext, [], list(removed), frozenset(keyword_names))
+    turn.answer = Answer(mailbox_id, before, changes)
+    return list(removed), [MailboxChanged(mailbox_id, modseq)]
 
 
 async def transfer(
@@ -431,19 +659,24 @@ async def remove(
 
 
 async def forget(conn: asyncpg.Connection, account_id: int, blob_ids: Sequence[str]) -> None:
-    """After messages were removed: drop the account's analyses and the blobs nothing
-    refers to any more."""
-    if not blob_ids:
-        return
-    listed = sorted(set(blob_ids))
-    await conn.execute(
-        "DELETE FROM analyses a WHERE a.account_id = $1 AND a.blob_id = ANY($2::text[])"
-        " AND NOT EXISTS (SELECT 1 FROM messages m"
-        " WHERE m.blob_id = a.blob_id AND m.account_id = $1)",
-        account_id,
-        listed,
+    """After messages were removed (in an earlier statement, whose deletion this one
+    sees): drop the account's analyses and the blobs nothing refers to any more, in
+    one round trip."""
+    if blob_ids:
+        await conn.execute(forget_sql(account_id, blob_ids))
+
+
+def forget_sql(account_id: int, blob_ids: Sequence[str]) -> str:
+    """``forget`` as one literal statement, to run later in the transaction."""
+    listed = sql_texts(sorted(set(blob_ids)))
+    return (
+        f"WITH a AS (DELETE FROM analyses a WHERE a.account_id = {int(account_id)}"
+        f"  AND a.blob_id = ANY({listed})"
+        "  AND NOT EXISTS (SELECT 1 FROM messages m"
+        f"  WHERE m.blob_id = a.blob_id AND m.account_id = {int(account_id)}))"
+        f" DELETE FROM blobs b WHERE b.blob_id = ANY({listed})"
+        " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = b.blob_id)"
     )
-    await blobs.release(conn, listed)
 
 
 # ---- REPLACE and PREVIEW ----------------------------------------------------------
@@ -457,6 +690,7 @@ async def replace(
     target_mailbox: int | str,
     prepared: Prepared,
     default_quota: QuotaLimits,
+    turn: Turn,
 ) -> tuple[AppendResult, list[ChangeEvent]]:
     """REPLACE (RFC 8508), as sqlite/replace.py: the old message is removed first, in
     the same transaction, so the quota check of the new one counts the space it frees;
@@ -469,8 +703,10 @@ async def replace(
         raise CannotDoThat("the message to replace is gone")
     removed_at = await next_modseq(conn, account_id)
     await remove(conn, account_id, source_id, [uid], removed_at)
-    result, events = await append(conn, account_id, target_mailbox, [prepared], default_quota)
-    await forget(conn, account_id, [old_blob])
+    result, events = await append(conn, account_id, target_mailbox, [prepared], default_quota, turn)
+    turn.answer = None  # two changes, maybe to two mailboxes: ask the database
+    # After the new row's insert (deferred too): the new message may be the old bytes.
+    turn.deferred.append(forget_sql(account_id, [old_blob]))
     if result.mailbox.id != source_id:
         events.append(MailboxChanged(source_id, removed_at))
     return result, events

@@ -16,6 +16,10 @@ Invariants:
   of it only once it is committed.
 * Losing the server is ``StoreUnavailable`` (a ``StoreBusy``): never a hang, never a
   half-done write.
+* A pooled connection carries no session state between users: no LISTEN, advisory
+  lock, cursor or SET is left on one (LISTEN has its own connection, notify.py), so the
+  pool skips asyncpg's reset query, a round trip per store call (``_no_reset``); an
+  open transaction is still rolled back by asyncpg before the connection goes back.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -77,7 +81,11 @@ class Database:
     async def connect(cls, url: str, *, max_size: int = POOL_MAX) -> Database:
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=POOL_MIN, max_size=max_size, command_timeout=60
+                url,
+                min_size=POOL_MIN,
+                max_size=max_size,
+                command_timeout=60,
+                reset=_no_reset,
             )
         except (OSError, asyncpg.PostgresError) as error:
             raise StoreUnavailable(f"cannot connect to {redact(url)}: {error}") from None
@@ -95,11 +103,15 @@ class Database:
         isolation: str = "read_committed",
         account_id: int | None = None,
         notify: Callable[[], str | None] | None = None,
+        deferred: list[str] | None = None,
     ) -> T:
         """``fn`` in one transaction, retried on conflicts (module docstring). With
         ``account_id``, the transaction starts by taking that account's write turn
         (the row lock above) in the same round trip as its BEGIN; ``notify``, called after
         ``fn``, gives a payload NOTIFYed in the round trip of the COMMIT (notify.py).
+        ``deferred``: statements ``fn`` left to run in that round trip too, before the
+        NOTIFY (literal SQL, ``sql_*`` below): the last write of a transaction whose
+        outcome ``fn`` needs not read. Emptied before each attempt.
         Every round trip counts: on a busy machine each is a wake-up of two processes."""
         begin = f"BEGIN ISOLATION LEVEL {isolation.replace('_', ' ').upper()}"
         if readonly:
@@ -108,7 +120,7 @@ class Database:
             begin += (
                 f"; SELECT 1 FROM mail_counters WHERE account_id = {int(account_id)} FOR UPDATE"
             )
-        return await self._attempts(lambda conn: _transaction(conn, begin, fn, notify))
+        return await self._attempts(lambda conn: _transaction(conn, begin, fn, notify, deferred))
 
     async def plain(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """``fn``'s statements each on their own (autocommit): for reads whose statements
@@ -154,22 +166,32 @@ class Database:
         return await self.run(fn, readonly=True, isolation="repeatable_read")
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """The pool's reset of a released connection: nothing to undo (module docstring)."""
+
+
 async def _transaction(
     conn: asyncpg.Connection,
     begin: str,
     fn: Callable[[asyncpg.Connection], Awaitable[T]],
     notify: Callable[[], str | None] | None,
+    deferred: list[str] | None,
 ) -> T:
+    if deferred is not None:
+        deferred.clear()
     status = await conn.execute(begin)
     try:
         if begin.endswith("FOR UPDATE") and status != "SELECT 1":
             raise NoSuchAccount("the account is gone")
         result = await fn(conn)
         payload = None if notify is None else notify()
-        if payload is None:
-            await conn.execute("COMMIT")
-        else:
-            await conn.execute(f"SELECT pg_notify('{CHANNEL}', {_literal(payload)}); COMMIT")
+        # One simple query: the deferred statements, the NOTIFY and the COMMIT; an
+        # error in any skips the rest and the transaction rolls back below.
+        closing = list(deferred or ())
+        if payload is not None:
+            closing.append(f"SELECT pg_notify('{CHANNEL}', {_literal(payload)})")
+        closing.append("COMMIT")
+        await conn.execute("; ".join(closing))
     except BaseException:
         if not conn.is_closed() and conn.is_in_transaction():
             with contextlib.suppress(Exception):
@@ -182,6 +204,21 @@ def _literal(text: str) -> str:
     """A string constant of ``text`` for a simple-query statement: an E'' string, whose
     meaning does not depend on standard_conforming_strings."""
     return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def sql_text(text: str) -> str:
+    """``text`` as a constant of a deferred statement (``Database.run``)."""
+    return _literal(text)
+
+
+def sql_ints(values: Sequence[int]) -> str:
+    """A bigint[] constant of a deferred statement; ``int()`` makes each a number."""
+    return "ARRAY[" + ",".join(str(int(value)) for value in values) + "]::bigint[]"
+
+
+def sql_texts(values: Sequence[str]) -> str:
+    """A text[] constant of a deferred statement."""
+    return "ARRAY[" + ",".join(_literal(value) for value in values) + "]::text[]"
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,6 @@ semantics (store/sqlite) so the one contract suite holds for both."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
@@ -14,8 +13,15 @@ import asyncpg
 
 from roost.store.errors import NoSuchMailbox
 from roost.store.postgres import blobs
-from roost.store.postgres.mailboxes import mailbox
-from roost.store.postgres.messages import CODEC, clean_text, load_keywords, select_messages
+from roost.store.postgres.mailboxes import MAILBOX_COLUMNS, MailboxRow, mailbox
+from roost.store.postgres.messages import (
+    CODEC,
+    FIRST_MESSAGE_COLUMN,
+    clean_text,
+    mailbox_messages,
+    select_messages,
+    uid_condition,
+)
 from roost.store.sqlite.db import zone_of
 from roost.store.sqlite.flags import (
     DELETED_BIT,
@@ -48,15 +54,33 @@ async def fetch_meta(
     with_model: bool,
     with_content: bool,
 ) -> list[MessageMeta]:
-    await mailbox(conn, account_id, mailbox_id)
+    """One statement: the mailbox (NoSuchMailbox as ``mailbox`` raises it), the rows,
+    and with ``with_content`` the bytes of one-chunk messages inlined in UID order
+    while their running total stays within ``INLINE_CONTENT_BUDGET``."""
     if with_model:
         columns = f"{META_COLUMNS}, a.model, coalesce(a.thread_id, a.id)"
         joins = "LEFT JOIN analyses a ON a.account_id = m.account_id AND a.blob_id = m.blob_id"
     else:
-        columns, joins = f"{META_COLUMNS}, NULL AS model, NULL AS thread_id", ""
-    rows = await select_messages(conn, columns, mailbox_id, uids, joins)
+        columns, joins = f"{META_COLUMNS}, NULL::bytea, NULL::bigint", ""
+    condition, params = uid_condition(uids, 6) if uids else ("false", [])
+    rows = await conn.fetch(
+        "SELECT b.noselect, t.* FROM mailboxes b LEFT JOIN LATERAL"
+        f" (SELECT {columns}, CASE WHEN $3 AND m.size <= $4"
+        "  AND sum(CASE WHEN m.size <= $4 THEN m.size ELSE 0 END) OVER (ORDER BY m.uid) <= $5"
+        "  THEN (SELECT data FROM blob_chunks c WHERE c.blob_id = m.blob_id AND c.seq = 0) END"
+        f"  FROM messages m {joins} WHERE m.mailbox_id = b.id AND {condition}) t ON true"
+        " WHERE b.id = $1 AND b.account_id = $2 ORDER BY 2",
+        mailbox_id,
+        account_id,
+        with_content,
+        min(INLINE_CONTENT_MAX, blobs.CHUNK),
+        INLINE_CONTENT_BUDGET,
+        *params,
+    )
+    if not rows or rows[0][0]:
+        raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
     decode, from_timestamp = CODEC.decode, datetime.fromtimestamp
-    metas = [
+    return [
         MessageMeta(
             uid,
             decode(bits, keywords),
@@ -68,8 +92,10 @@ async def fetch_meta(
             None if model is None else bytes(model),
             None if saved is None else from_timestamp(saved, UTC),
             thread,
+            None if content is None else bytes(content),
         )
         for (
+            _,
             uid,
             bits,
             keywords,
@@ -82,28 +108,9 @@ async def fetch_meta(
             saved,
             model,
             thread,
+            content,
         ) in rows
-    ]
-    if with_content:
-        metas = await _with_content(conn, metas)
-    return metas
-
-
-async def _with_content(conn: asyncpg.Connection, metas: list[MessageMeta]) -> list[MessageMeta]:
-    budget = INLINE_CONTENT_BUDGET
-    wanted: list[str] = []
-    for meta in metas:
-        if meta.size <= min(INLINE_CONTENT_MAX, blobs.CHUNK) and meta.size <= budget:
-            budget -= meta.size
-            wanted.append(meta.blob_id)
-    if not wanted:
-        return metas
-    contents = await blobs.small_contents(conn, wanted)
-    return [
-        dataclasses.replace(meta, content=contents[meta.blob_id])
-        if meta.blob_id in contents and meta.blob_id in wanted
-        else meta
-        for meta in metas
+        if uid is not None
     ]
 
 
@@ -114,8 +121,10 @@ async def fetch_flags(
     uids: Sequence[int],
     with_modseq: bool,
 ) -> FlagRows:
-    await mailbox(conn, account_id, mailbox_id)
-    rows = await select_messages(conn, "m.uid, m.flags, m.keywords, m.modseq", mailbox_id, uids)
+    _, _, _, found_rows = await mailbox_messages(
+        conn, account_id, mailbox_id, "m.uid, m.flags, m.keywords, m.modseq", uids
+    )
+    rows = [row[FIRST_MESSAGE_COLUMN:] for row in found_rows]
     found = [row[0] for row in rows]
     pairs: list[tuple[int, str]] = [(row[1], row[2]) for row in rows]
     modseqs = [row[3] for row in rows] if with_modseq else None
@@ -131,22 +140,39 @@ async def snapshot(
     claim_recent: bool,
     peek_recent: bool = False,
 ) -> MailboxSnapshot:
-    """SELECT's view; with ``claim_recent``, the claim at the same instant: the
-    mailbox row is locked first, so no APPEND commits between claim and view."""
-    row = await mailbox(conn, account_id, mailbox_id, lock=claim_recent)
-    recent_floor = row.recent_floor if claim_recent or peek_recent else None
-    if claim_recent and row.recent_floor < row.uidnext:
-        await conn.execute("UPDATE mailboxes SET recent_floor = uidnext WHERE id = $1", mailbox_id)
-    uids, first_unseen, keywords = await conn.fetchrow(
-        "SELECT (SELECT coalesce(array_agg(uid ORDER BY uid), '{}') FROM messages"
+    """SELECT's view, in one statement (one instant, one round trip). With
+    ``claim_recent``, the claim in the same statement: the view is the statement's
+    snapshot, and the floor is raised to that view's UIDNEXT under the row lock, from
+    the floor the lock shows (which another session may have raised meanwhile). So
+    this session gets the UIDs of its view at or above the locked floor, the next one
+    gets the rest: each recent message is recent for exactly one session."""
+    row = await conn.fetchrow(
+        f"WITH b AS (SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1 AND account_id = $2),"
+        " old AS (SELECT recent_floor FROM mailboxes WHERE id = $1 AND $3 FOR UPDATE),"
+        " claimed AS (UPDATE mailboxes m SET recent_floor = b.uidnext FROM b, old"
+        "  WHERE m.id = b.id AND old.recent_floor < b.uidnext AND NOT b.noselect)"
+        " SELECT b.*, (SELECT recent_floor FROM old),"
+        " (SELECT coalesce(array_agg(uid ORDER BY uid), '{}') FROM messages"
         "  WHERE mailbox_id = $1),"
         " (SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0"
         "  ORDER BY uid LIMIT 1),"
-        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1)",
+        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1)"
+        " FROM b",
         mailbox_id,
+        account_id,
+        claim_recent,
     )
+    if row is None or row["noselect"]:
+        raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
+    *columns, locked_floor, uids, first_unseen, keywords = row.values()
+    mailbox_row = MailboxRow(*columns)
+    recent_floor = None
+    if claim_recent:
+        recent_floor = locked_floor
+    elif peek_recent:
+        recent_floor = mailbox_row.recent_floor
     return MailboxSnapshot(
-        info=row.info(),
+        info=mailbox_row.info(),
         uids=list(uids),
         keywords=frozenset(keywords),
         first_unseen=first_unseen,
@@ -156,11 +182,22 @@ async def snapshot(
 
 async def claim_recent(conn: asyncpg.Connection, account_id: int, mailbox_id: int) -> int:
     """RFC 9051 §2.3.2 \\Recent: messages at or above the floor are recent for exactly
-    the one session that claims them next (the row lock makes it one, on any node)."""
-    row = await mailbox(conn, account_id, mailbox_id, lock=True)
-    if row.recent_floor < row.uidnext:
-        await conn.execute("UPDATE mailboxes SET recent_floor = uidnext WHERE id = $1", mailbox_id)
-    return row.recent_floor
+    the one session that claims them next (the row lock makes it one, on any node).
+    One statement, so no transaction of its own: the lock is taken and the floor
+    raised to the locked row's UIDNEXT at one instant; a row left as it was is not
+    written."""
+    row = await conn.fetchrow(
+        "WITH old AS (SELECT id, recent_floor, uidnext, noselect FROM mailboxes"
+        "  WHERE id = $1 AND account_id = $2 FOR UPDATE),"
+        " claimed AS (UPDATE mailboxes m SET recent_floor = old.uidnext FROM old"
+        "  WHERE m.id = old.id AND old.recent_floor < old.uidnext AND NOT old.noselect)"
+        " SELECT recent_floor, noselect FROM old",
+        mailbox_id,
+        account_id,
+    )
+    if row is None or row[1]:
+        raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
+    return int(row[0])
 
 
 async def status(conn: asyncpg.Connection, account_id: int, mailbox_id: int) -> MailboxStatus:
@@ -189,50 +226,47 @@ async def status(conn: asyncpg.Connection, account_id: int, mailbox_id: int) -> 
     )
 
 
-async def unchanged_since(
-    conn: asyncpg.Connection, account_id: int, mailbox_id: int, modseq: int
-) -> MailboxChanges | None:
-    """The answer of ``changes_since`` when nothing changed after ``modseq`` (IDLE's and
-    NOOP's usual one), in one statement; None when something did."""
-    row = await conn.fetchrow(
-        "SELECT highestmodseq, uidnext, noselect,"
-        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1)"
-        " FROM mailboxes WHERE id = $1 AND account_id = $2",
-        mailbox_id,
-        account_id,
-    )
-    if row is None or row[2]:
-        raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
-    if modseq < row[0]:
-        return None
-    return MailboxChanges(row[0], row[1], [], [], frozenset(row[3]))
-
-
 async def changes_since(
     conn: asyncpg.Connection, account_id: int, mailbox_id: int, modseq: int
 ) -> MailboxChanges:
-    row = await mailbox(conn, account_id, mailbox_id)
-    keywords = (await load_keywords(conn, mailbox_id)).all()
-    if modseq >= row.highestmodseq:  # the common IDLE/NOOP answer: nothing
-        return MailboxChanges(row.highestmodseq, row.uidnext, [], [], keywords)
-    changed = await conn.fetch(
-        "SELECT uid, flags, keywords, modseq FROM messages"
-        " WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+    """What changed in the mailbox after ``modseq``, in one statement (so one instant,
+    and one round trip: after every write of its own a session asks this, and IDLE
+    and NOOP ask it all the time). The changed and expunged rows come as arrays; the
+    index on (mailbox_id, modseq) finds them, and nothing is read when nothing changed."""
+    row = await conn.fetchrow(
+        "SELECT b.highestmodseq, b.uidnext, b.noselect,"
+        " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1),"
+        " c.uids, c.flags, c.keywords, c.modseqs, e.uids"
+        " FROM mailboxes b"
+        " LEFT JOIN LATERAL (SELECT array_agg(uid ORDER BY uid) AS uids,"
+        "  array_agg(flags ORDER BY uid) AS flags, array_agg(keywords ORDER BY uid) AS keywords,"
+        "  array_agg(modseq ORDER BY uid) AS modseqs FROM messages"
+        "  WHERE mailbox_id = $1 AND modseq > $3 AND $3 < b.highestmodseq) c ON true"
+        " LEFT JOIN LATERAL (SELECT array_agg(uid ORDER BY uid) AS uids FROM expunged"
+        "  WHERE mailbox_id = $1 AND modseq > $3 AND $3 < b.highestmodseq) e ON true"
+        " WHERE b.id = $1 AND b.account_id = $2",
         mailbox_id,
+        account_id,
         modseq,
     )
-    expunged = await conn.fetch(
-        "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
-        mailbox_id,
-        modseq,
-    )
+    if row is None or row[2]:
+        raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
+    highestmodseq, uidnext, _, keywords, uids, bits, texts, modseqs, expunged = row
     decode = CODEC.decode
+    changed = (
+        [
+            FlagState(uid, decode(flags, text), changed_at)
+            for uid, flags, text, changed_at in zip(uids, bits, texts, modseqs, strict=True)
+        ]
+        if uids
+        else []
+    )
     return MailboxChanges(
-        highestmodseq=row.highestmodseq,
-        uidnext=row.uidnext,
-        changed=[FlagState(uid, decode(bits, text), m) for uid, bits, text, m in changed],
-        expunged=[r[0] for r in expunged],
-        keywords=keywords,
+        highestmodseq=highestmodseq,
+        uidnext=uidnext,
+        changed=changed,
+        expunged=list(expunged or ()),
+        keywords=frozenset(keywords),
     )
 
 

@@ -38,6 +38,8 @@ from roost.store.values import DEFAULT_SPECIAL_FOLDERS, QuotaLimits, QuotaOverri
 
 UNLIMITED = QuotaLimits()
 MAX_KNOWN_ADDRESSES = 16  # kept per name tried, as the SQLite backend keeps
+JUST_READ_SECONDS = 5.0  # a sign-in's account id serves the open_account after it
+JUST_READ_MAX = 1024
 
 
 def fold_name(name: str) -> str:
@@ -63,6 +65,9 @@ class PostgresStore:
         self._hub = hub
         self._quota = quota
         self._notifier = notifier
+        # Accounts whose sign-in record was just read: the open_account that follows a
+        # successful sign-in takes the id from here, a round trip fewer (``_just_read``).
+        self._just_read: dict[str, tuple[int, str, float]] = {}
 
     @classmethod
     async def open(
@@ -155,6 +160,7 @@ class PostgresStore:
 
     async def delete_account(self, name: str) -> None:
         key = fold_name(name)
+        self._just_read.pop(key, None)
 
         async def delete(conn: asyncpg.Connection) -> None:
             row = await conn.fetchrow(
@@ -195,16 +201,20 @@ class PostgresStore:
         )
 
     async def open_account(self, name: str) -> PostgresAccount:
-        row = await self._db.fetchrow(
-            "SELECT id, name FROM accounts WHERE name_key = $1", fold_name(name)
-        )
-        if row is None:
-            raise NoSuchAccount(name)
+        key = fold_name(name)
+        just_read = self._just_read.pop(key, None)
+        if just_read is not None and time.monotonic() - just_read[2] < JUST_READ_SECONDS:
+            account_id, stored_name = just_read[0], just_read[1]
+        else:
+            row = await self._db.fetchrow("SELECT id, name FROM accounts WHERE name_key = $1", key)
+            if row is None:
+                raise NoSuchAccount(name)
+            account_id, stored_name = int(row["id"]), str(row["name"])
         return PostgresAccount(
             self._db,
-            int(row["id"]),
-            str(row["name"]),
-            fold_name(name),
+            account_id,
+            stored_name,
+            key,
             self._hub,
             self._quota,
             self._mime_limits,
@@ -239,7 +249,7 @@ class PostgresStore:
         # come along as arrays, in (created, label) order.
         row = await self._db.fetchrow(
             "SELECT a.name, a.password_hash, a.scram_keys, a.totp_secret, a.totp_last_step,"
-            " p.labels, p.selectors, p.hashes, p.created, p.used"
+            " p.labels, p.selectors, p.hashes, p.created, p.used, a.id"
             " FROM accounts a LEFT JOIN LATERAL (SELECT"
             '  array_agg(label ORDER BY created, label COLLATE "C") AS labels,'
             '  array_agg(selector ORDER BY created, label COLLATE "C") AS selectors,'
@@ -252,6 +262,7 @@ class PostgresStore:
         )
         if row is None:
             return None
+        self._remember_read(fold_name(name), int(row["id"]), row["name"])
         columns = ("labels", "selectors", "hashes", "created", "used")
         apps = zip(*(row[column] or () for column in columns), strict=True)
         return SignInRecord(
@@ -491,6 +502,14 @@ class PostgresStore:
         return [str(row["owner"]) for row in rows]
 
     # ---- helpers -------------------------------------------------------------------
+
+    def _remember_read(self, key: str, account_id: int, name: str) -> None:
+        """Keep an account's id for the open_account of the sign-in under way. An id
+        taken from here is as good as one read then: a handle keeps its id for as long
+        as it lives anyway. Bounded, and short-lived (``JUST_READ_SECONDS``)."""
+        if len(self._just_read) >= JUST_READ_MAX:
+            self._just_read.pop(next(iter(self._just_read)))
+        self._just_read[key] = (account_id, name, time.monotonic())
 
     async def _account_id(self, name: str) -> int:
         value = await self._db.fetchval(
