@@ -29,6 +29,9 @@ from roost.imap.session import Prefetched, Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     Code,
+    ColumnKind,
+    FetchBatch,
+    FetchColumn,
     FetchResponse,
     FetchValue,
     FlagFetchBatch,
@@ -39,6 +42,7 @@ from roost.imap.wire.responses import (
     Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet
+from roost.mime.model import wire_values
 from roost.store.base import SEEN, FlagOp, FlagRows, FlagState, MessageGone, MessageMeta
 
 # Asked for alone, these take the fast path (``_flag_batch``).
@@ -138,6 +142,10 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         vanished = await _vanished_since(session, cmd.sequence, cmd.changedsince)
         if vanished:
             yield Vanished(tuple(vanished), earlier=True)
+    # Items of the stored metadata and model only: answered a batch at a time, as columns.
+    batchable = not sets_seen and all(
+        isinstance(a, c.FetchItem) and a not in CONTENT_ITEMS for a in attributes
+    )
     if all(a in _FLAG_ITEMS for a in attributes):
         async for response in _fetch_flags(session, cmd, attributes, uids):
             yield response
@@ -175,6 +183,9 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                     now_seen[state.uid] = state
                     selected.note_reported(state.uid, state.modseq)
                 session.mark_dirty()
+        if batchable and (batch_response := _model_batch(selected, attributes, labels, metas)):
+            yield batch_response
+            continue
         for meta in metas:
             msn = selected.msn_of(meta.uid)
             if msn is None:
@@ -210,6 +221,63 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                     items.append(("MODSEQ", Parenthesized(modseq)))
             yield FetchResponse(msn, tuple(items))
     yield _done(cmd, missing)
+
+
+_MODEL_VALUE = {c.FetchItem.ENVELOPE: 0, c.FetchItem.BODYSTRUCTURE: 1, c.FetchItem.BODY: 2}
+
+
+def _model_batch(
+    selected: SelectedMailbox,
+    attributes: list[c.FetchAttribute],
+    labels: list[str],
+    metas: list[MessageMeta],
+) -> FetchBatch | None:
+    """The responses for ``metas`` when every item comes from the metadata or the model
+    (a whole-mailbox FETCH of ENVELOPE and BODYSTRUCTURE): the model's wire values are
+    sliced from the stored blobs, without a MessageModel, a reader or a FetchResponse
+    per message. None when a message has no stored model (the general path parses it)."""
+    numbers, metas = _numbered(selected, metas)
+    if not metas:
+        return None
+    wire: tuple[tuple[bytes, ...], ...] = ()
+    if any(a in _MODEL_VALUE for a in attributes):
+        models = [meta.model for meta in metas]
+        if None in models:
+            return None
+        wire = tuple(zip(*map(wire_values, models), strict=True))  # type: ignore[arg-type]
+    columns: list[FetchColumn] = []
+    for attribute in attributes:
+        assert isinstance(attribute, c.FetchItem)
+        if (at := _MODEL_VALUE.get(attribute)) is not None:
+            columns.append(FetchColumn(ColumnKind.RAW, wire[at]))
+        elif attribute is c.FetchItem.UID:
+            columns.append(FetchColumn(ColumnKind.NUMBER, [meta.uid for meta in metas]))
+        elif attribute is c.FetchItem.RFC822_SIZE:
+            columns.append(FetchColumn(ColumnKind.NUMBER, [meta.size for meta in metas]))
+        else:
+            values = [
+                _simple_value(selected, meta, meta.flags, meta.modseq, attribute) for meta in metas
+            ]
+            columns.append(FetchColumn(ColumnKind.VALUE, values))
+    return FetchBatch(tuple(labels), numbers, tuple(columns))
+
+
+def _numbered(
+    selected: SelectedMailbox, metas: list[MessageMeta]
+) -> tuple[Sequence[int], list[MessageMeta]]:
+    """The message numbers of ``metas`` in this session, and those of them it knows
+    (a message added since its last sync point has none yet)."""
+    if not metas:
+        return [], metas
+    uids = selected.uids
+    first = bisect.bisect_left(uids, metas[0].uid)
+    end = first + len(metas)
+    if end <= len(uids) and uids[first] == metas[0].uid and uids[end - 1] == metas[-1].uid:
+        # Both ascending without duplicates, ``metas`` among the session's UIDs (they
+        # were resolved from them), same ends and count: they are that stretch.
+        return range(first + 1, end + 1), metas
+    numbered = [(msn, meta) for meta in metas if (msn := selected.msn_of(meta.uid)) is not None]
+    return [msn for msn, _ in numbered], [meta for _, meta in numbered]
 
 
 def _sets_seen(selected: SelectedMailbox, attributes: Sequence[c.FetchAttribute]) -> bool:
