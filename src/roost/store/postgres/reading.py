@@ -5,7 +5,6 @@ semantics (store/sqlite) so the one contract suite holds for both."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
@@ -100,7 +99,7 @@ async def _with_content(conn: asyncpg.Connection, metas: list[MessageMeta]) -> l
         return metas
     contents = await blobs.small_contents(conn, wanted)
     return [
-        dataclasses.replace(meta, content=contents[meta.blob_id])
+        meta._replace(content=contents[meta.blob_id])
         if meta.blob_id in contents and meta.blob_id in wanted
         else meta
         for meta in metas
