@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import functools
 from collections.abc import AsyncIterator, Hashable, Sequence
+from dataclasses import dataclass
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
 from roost.imap.handler_types import Done, State, bad
@@ -105,6 +107,59 @@ def _simple_value(
     raise bad(f"FETCH {item.value} is not supported")
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a FETCH's items ask of the store and of each message: the same for every
+    FETCH of the same items, so made once (``_plan``), not per command (mbsync sends
+    thousands of ``UID FETCH n (BODY.PEEK[])``)."""
+
+    attributes: tuple[c.FetchAttribute, ...]  # as answered: UID and MODSEQ added where due
+    labels: tuple[str, ...]
+    content: tuple[bool, ...]  # which need the message or its model (MessageReader)
+    modseq: bool  # MODSEQ among them: a CONDSTORE-enabling command
+    sets_seen: bool  # would set \Seen where the mailbox is writable (RFC 9051 §6.4.5)
+    has_flags: bool
+    reads_state: bool  # FLAGS or MODSEQ: never read ahead (``_readable_ahead``)
+    with_model: bool  # the store sends the MIME model along
+    # Bodies come in the same store round trip as the metadata (small messages); the
+    # model's items (ENVELOPE, BODYSTRUCTURE) need the model only, never the bytes.
+    with_content: bool
+    previews: tuple[c.Preview, ...]
+    # RFC 8970 §3.1: LAZY may answer NIL where the preview is not ready; without it,
+    # one is made (and kept) for messages stored before previews were.
+    compute_previews: bool
+    flags_only: bool  # UID, FLAGS and MODSEQ only: ``_fetch_flags``
+    # Items of the stored metadata and model only: answered a batch at a time, as
+    # columns (``_model_batch``).
+    batchable: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(asked: tuple[c.FetchAttribute, ...], uid: bool, changedsince: bool) -> _Plan:
+    attributes = list(dict.fromkeys(asked))
+    if uid and c.FetchItem.UID not in attributes:
+        # RFC 9051 §6.4.9: UID FETCH always returns UID.
+        attributes.insert(0, c.FetchItem.UID)
+    if changedsince and c.FetchItem.MODSEQ not in attributes:
+        attributes.append(c.FetchItem.MODSEQ)  # RFC 7162 §3.1.4.1
+    previews = tuple(a for a in attributes if isinstance(a, c.Preview))
+    return _Plan(
+        attributes=tuple(attributes),
+        labels=tuple(label(a) for a in attributes),
+        content=tuple(_needs_message(a) for a in attributes),
+        modseq=c.FetchItem.MODSEQ in attributes,
+        sets_seen=_may_set_seen(attributes),
+        has_flags=c.FetchItem.FLAGS in attributes,
+        reads_state=any(a in _STATE_ITEMS for a in attributes),
+        with_model=any(_needs_model(a) for a in attributes),
+        with_content=any(_needs_bytes(a) for a in attributes),
+        previews=previews,
+        compute_previews=any(not a.lazy for a in previews),
+        flags_only=all(a in _FLAG_ITEMS for a in attributes),
+        batchable=all(isinstance(a, c.FetchItem) and a not in CONTENT_ITEMS for a in attributes),
+    )
+
+
 async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
     account = session.selected_account()
@@ -113,27 +168,14 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     if not cmd.uid and not cmd.sequence.uses_star() and not selected.msn_valid(cmd.sequence):
         raise bad("Message number out of range")
 
-    attributes = list(dict.fromkeys(cmd.attributes))
-    if cmd.uid and c.FetchItem.UID not in attributes:
-        # RFC 9051 §6.4.9: UID FETCH always returns UID.
-        attributes.insert(0, c.FetchItem.UID)
-    if cmd.changedsince is not None and c.FetchItem.MODSEQ not in attributes:
-        attributes.append(c.FetchItem.MODSEQ)  # RFC 7162 §3.1.4.1
-    if c.FetchItem.MODSEQ in attributes:
+    plan = _plan(cmd.attributes, cmd.uid, cmd.changedsince is not None)
+    attributes, labels, content = plan.attributes, plan.labels, plan.content
+    if plan.modseq:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    labels = [label(a) for a in attributes]
-    content = [_needs_message(a) for a in attributes]
     # RFC 4314 §4: the implicit \Seen needs the "s" right in a shared mailbox.
-    sets_seen = _sets_seen(selected, attributes) and "s" in session.mailbox_rights
-    has_flags = c.FetchItem.FLAGS in attributes
-    with_model = any(_needs_model(a) for a in attributes)
-    # Bodies come in the same store round trip as the metadata (small messages); the
-    # model's items (ENVELOPE, BODYSTRUCTURE) need the model only, never the bytes.
-    with_content = any(_needs_bytes(a) for a in attributes)
-    previews = [a for a in attributes if isinstance(a, c.Preview)]
-    # RFC 8970 §3.1: LAZY may answer NIL where the preview is not ready; without it,
-    # one is made (and kept) for messages stored before previews were.
-    compute_previews = any(not a.lazy for a in previews)
+    sets_seen = plan.sets_seen and not selected.readonly and "s" in session.mailbox_rights
+    has_flags, with_model, with_content = plan.has_flags, plan.with_model, plan.with_content
+    previews, compute_previews = plan.previews, plan.compute_previews
 
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if cmd.partial is not None:
@@ -142,11 +184,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         vanished = await _vanished_since(session, cmd.sequence, cmd.changedsince)
         if vanished:
             yield Vanished(tuple(vanished), earlier=True)
-    # Items of the stored metadata and model only: answered a batch at a time, as columns.
-    batchable = not sets_seen and all(
-        isinstance(a, c.FetchItem) and a not in CONTENT_ITEMS for a in attributes
-    )
-    if all(a in _FLAG_ITEMS for a in attributes):
+    batchable = plan.batchable and not sets_seen
+    if plan.flags_only:
         async for response in _fetch_flags(session, cmd, attributes, uids):
             yield response
         return
@@ -228,8 +267,8 @@ _MODEL_VALUE = {c.FetchItem.ENVELOPE: 0, c.FetchItem.BODYSTRUCTURE: 1, c.FetchIt
 
 def _model_batch(
     selected: SelectedMailbox,
-    attributes: list[c.FetchAttribute],
-    labels: list[str],
+    attributes: Sequence[c.FetchAttribute],
+    labels: Sequence[str],
     metas: list[MessageMeta],
 ) -> FetchBatch | None:
     """The responses for ``metas`` when every item comes from the metadata or the model
@@ -281,7 +320,11 @@ def _numbered(
 
 
 def _sets_seen(selected: SelectedMailbox, attributes: Sequence[c.FetchAttribute]) -> bool:
-    return not selected.readonly and any(
+    return not selected.readonly and _may_set_seen(attributes)
+
+
+def _may_set_seen(attributes: Sequence[c.FetchAttribute]) -> bool:
+    return any(
         (isinstance(a, c.BodySection) and not a.peek) or a in _SETS_SEEN_ITEMS for a in attributes
     )
 
@@ -294,16 +337,15 @@ def _readable_ahead(session: Session, cmd: c.Fetch) -> tuple[list[int], bool, bo
     selected = session.selected
     if selected is None or cmd.changedsince is not None or cmd.vanished:
         return None
-    attributes = cmd.attributes
-    if any(a in _STATE_ITEMS for a in attributes) or _sets_seen(selected, attributes):
+    plan = _plan(cmd.attributes, cmd.uid, False)
+    if plan.reads_state or (plan.sets_seen and not selected.readonly):
         return None
     if not cmd.uid and not cmd.sequence.uses_star() and not selected.msn_valid(cmd.sequence):
         return None
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if len(uids) > session.context.limits.fetch_batch_size:
         return None
-    with_model = any(_needs_model(a) for a in attributes)
-    return uids, with_model, any(_needs_bytes(a) for a in attributes)
+    return uids, plan.with_model, plan.with_content
 
 
 async def prefetch(session: Session, commands: Sequence[c.Fetch]) -> None:
@@ -350,7 +392,7 @@ def _done(cmd: c.Fetch, missing: int) -> Done:
 
 
 async def _fetch_flags(
-    session: Session, cmd: c.Fetch, attributes: list[c.FetchAttribute], uids: list[int]
+    session: Session, cmd: c.Fetch, attributes: Sequence[c.FetchAttribute], uids: list[int]
 ) -> AsyncIterator[Response | Done]:
     """FETCH of only UID, FLAGS and MODSEQ: bigger batches of light columns, each
     answered as one FlagFetchBatch, while the store reads the next ones on its thread.
@@ -392,7 +434,7 @@ async def _fetch_flags(
 
 def _flag_batch(
     selected: SelectedMailbox,
-    attributes: list[c.FetchAttribute],
+    attributes: Sequence[c.FetchAttribute],
     found: FlagRows,
     changedsince: int | None,
 ) -> FlagFetchBatch:
