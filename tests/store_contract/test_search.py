@@ -591,6 +591,7 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
     db = mail_db(tmp_path)
     blobs = BlobStore(db.parent / "blobs", db.parent / "tmp", durable=False)
     with sqlite3.connect(db) as conn:  # back to schema version 1: every message a file
+        conn.execute("ALTER TABLE messages DROP COLUMN analysis_id")  # schema version 16
         conn.execute("DROP TABLE acl")  # ACL, schema version 12
         conn.execute("DROP TRIGGER metadata_on_mailbox_delete")  # METADATA, version 11
         conn.execute("DROP TABLE metadata")
@@ -634,6 +635,9 @@ async def test_messages_stored_before_analyses_are_backfilled(tmp_path: Path) ->
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT unanalyzed FROM counters").fetchone() == (0,)
             assert conn.execute("SELECT count(*) FROM analyses").fetchone() == (2,)
+            # Backfilled analyses are joined by id from then on.
+            unjoined = "SELECT count(*) FROM messages WHERE analysis_id IS NULL"
+            assert conn.execute(unjoined).fetchone() == (0,)
     finally:
         await account.close()
         await store_.close()

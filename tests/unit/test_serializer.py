@@ -479,6 +479,58 @@ def test_flag_fetch_batch_writes_what_fetch_responses_write(items: tuple[str, ..
     assert serialize(FlagFetchBatch(items, [], [], [], [], {})) == b""
 
 
+# ---- FetchBatch: FETCH responses of the same items, as columns -----------------------
+
+
+def test_fetch_batch_writes_what_fetch_responses_write() -> None:
+    from roost.imap.uidonly import uid_form
+    from roost.imap.wire.responses import ColumnKind, FetchBatch, FetchColumn, ObjectId
+
+    when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone(timedelta(hours=-3)))
+    rows: list[dict[str, FetchValue]] = [
+        {
+            "UID": 10,
+            "ENVELOPE": RawValue(b'("d" "100% sure" NIL)'),
+            "RFC822.SIZE": 1234,
+            "FLAGS": FlagList(("\\Seen", "$50%")),
+            "INTERNALDATE": when,
+            "THREADID": ObjectId("T1f"),
+            "SAVEDATE": None,
+            "MODSEQ": Parenthesized(77),
+        },
+        {
+            "UID": 12,
+            "ENVELOPE": RawValue(b"(NIL NIL)"),
+            "RFC822.SIZE": 5,
+            "FLAGS": FlagList(()),
+            "INTERNALDATE": when,
+            "THREADID": ObjectId(None),
+            "SAVEDATE": when,
+            "MODSEQ": Parenthesized(1),
+        },
+    ]
+    kinds = {"UID": ColumnKind.NUMBER, "RFC822.SIZE": ColumnKind.NUMBER, "ENVELOPE": ColumnKind.RAW}
+    items = tuple(rows[0])
+    columns = []
+    for item in items:
+        kind = kinds.get(item, ColumnKind.VALUE)
+        values = [row[item] for row in rows]
+        if kind is ColumnKind.RAW:
+            values = [value.data for value in values]  # type: ignore[union-attr]
+        columns.append(FetchColumn(kind, values))  # type: ignore[arg-type]
+    numbers = [3, 9]
+    batch = FetchBatch(items, numbers, tuple(columns))
+    responses = [FetchResponse(n, tuple(row.items())) for n, row in zip(numbers, rows, strict=True)]
+    assert serialize(batch) == b"".join(serialize(r) for r in responses)
+    assert serialize(uid_form(batch)) == b"".join(serialize(uid_form(r)) for r in responses)
+    odd = FetchBatch(("BODY[HEADER.FIELDS (X%D)]",), [1], (FetchColumn(ColumnKind.RAW, [b"%s"]),))
+    assert serialize(odd) == b"* 1 FETCH (BODY[HEADER.FIELDS (X%D)] %s)\r\n"
+    with pytest.raises(ValueError):  # columns of different lengths
+        serialize(FetchBatch(("UID",), [1, 2], (FetchColumn(ColumnKind.NUMBER, [1]),)))
+    only_uid = FetchBatch(("UID",), [1, 2], (FetchColumn(ColumnKind.NUMBER, [7, 9]),))
+    assert serialize(uid_form(only_uid)) == b"* 7 UIDFETCH (UID 7)\r\n* 9 UIDFETCH (UID 9)\r\n"
+
+
 @pytest.mark.parametrize(
     ("response", "wire"),
     [

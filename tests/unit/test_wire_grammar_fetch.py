@@ -15,6 +15,7 @@ from roost.imap.wire.commands import (
 )
 from roost.imap.wire.grammar import parse_command
 from roost.imap.wire.sequence import STAR, SequenceSet
+from roost.imap.wire.tokenizer import ParseError
 from tests.unit.test_wire_grammar_helpers import bad, parse_all_ways
 
 F = FetchItem
@@ -225,3 +226,32 @@ def test_preview_and_its_lazy_modifier() -> None:
     command = fetch("PREVIEW (CHANGEDSINCE 5)")
     assert command.attributes == (Preview(),) and command.changedsince == 5
     bad(b"t FETCH 1 (PREVIEW (LAZY FAST))\r\n")
+
+
+def test_a_parsed_tail_is_reused_only_where_it_would_parse_the_same() -> None:
+    """The cache of parsed tails (mbsync's thousands of ``UID FETCH n (BODY.PEEK[])``)
+    gives what parsing gives; a tail refused once is refused again; a tail is not
+    reused under a nesting limit it does not fit; UID-ness is part of the key."""
+    from roost.imap.wire.grammar import fetch as fetch_grammar
+    from roost.imap.wire.tokenizer import Tokenizer
+
+    def parsed(line: bytes, *, uid: bool, depth: int = 32) -> Fetch:
+        tokens = Tokenizer([line], max_depth=depth)
+        return fetch_grammar.parse_fetch(tokens, "t", uid=uid)
+
+    fetch_grammar._TAILS.clear()
+    first = parsed(b" 7 (BODY.PEEK[] UID)", uid=True)
+    again = parsed(b" 9 (BODY.PEEK[] UID)", uid=True)
+    assert len(fetch_grammar._TAILS) == 1
+    assert again.attributes == first.attributes and again.sequence == SequenceSet.of(9)
+    deep = b" 1 (BODY.PEEK[HEADER.FIELDS (A B)])"
+    parsed(deep, uid=False)
+    with pytest.raises(ParseError):
+        parsed(deep, uid=False, depth=1)
+    vanished = b" 1:* (FLAGS) (CHANGEDSINCE 5 VANISHED)"
+    assert parsed(vanished, uid=True).vanished
+    with pytest.raises(ParseError):  # RFC 7162 §3.2.6: only in UID FETCH
+        parsed(vanished, uid=False)
+    for _ in range(2):
+        with pytest.raises(ParseError):
+            parsed(b" 1 (BODY.PEEK[] NOSUCH)", uid=True)

@@ -224,9 +224,10 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
         return
     session.awaiting = Awaiting.NOTHING
     if session.state is State.SELECTED and spec.sync:
-        uid = bool(getattr(command, "uid", False))
-        async for response in session.sync(expunge_allowed=spec.expunge_allowed or uid):
-            yield response
+        allowed = spec.expunge_allowed or bool(getattr(command, "uid", False))
+        if session.sync_due(expunge_allowed=allowed):
+            async for response in session.sync(expunge_allowed=allowed):
+                yield response
     if session.state is State.LOGOUT and done.status is Status.OK:
         yield Untagged(Status.BYE, "Roost logging out")
     _count(spec.name, done, started)

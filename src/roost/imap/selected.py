@@ -35,7 +35,7 @@ from roost.imap.wire.responses import (
     Vanished,
 )
 from roost.imap.wire.search_keys import SearchKey
-from roost.imap.wire.sequence import SequenceSet
+from roost.imap.wire.sequence import STAR, SequenceSet
 from roost.store.base import (
     SYSTEM_FLAGS,
     MailboxChanges,
@@ -134,6 +134,10 @@ class SelectedMailbox:
             return [u for u in self.saved_uids if self.msn_of(u) is not None]
         if not self.uids:
             return []
+        if uid and len(sequence.ranges) == 1:
+            low, high = sequence.ranges[0]
+            if low == high != STAR:  # one UID (mbsync fetches each message so)
+                return [low] if self.msn_of(low) is not None else []
         if uid:
             largest = self.uids[-1]
             result: list[int] = []

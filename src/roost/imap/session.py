@@ -325,6 +325,16 @@ class Session:
 
     # ---- sync points ----------------------------------------------------------------
 
+    def sync_due(self, *, expunge_allowed: bool) -> bool:
+        """Whether a sync point now has anything to say or ask: the runner skips it
+        otherwise (most pipelined commands), which spares an async generator each."""
+        selected = self.selected
+        if selected is None or self.account is None:
+            return False
+        if self.listener is not None:
+            self.note_events(self.listener.pending())
+        return self._dirty or (expunge_allowed and bool(selected.pending_expunges))
+
     async def sync(self, *, expunge_allowed: bool) -> AsyncIterator[Response]:
         """A sync point: tell the client what changed in its selected mailbox."""
         selected = self.selected

@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import cast
 
 from roost.imap.wire import commands as c
 from roost.imap.wire import search_keys as k
-from roost.imap.wire.responses import FetchResponse, FlagFetchBatch, Response
+from roost.imap.wire.responses import FetchBatch, FetchResponse, FlagFetchBatch, Response
 
 _NUMBERED = (c.Fetch, c.Store, c.Copy, c.Move, c.Search, c.Sort, c.Thread, c.Replace)
 
@@ -51,4 +53,12 @@ def uid_form(response: Response) -> Response:
     if type(response) is FlagFetchBatch and not response.uidfetch and "UID" in response.items:
         names = tuple(name for name in response.items if name != "UID") or response.items
         return dataclasses.replace(response, items=names, numbers=response.uids, uidfetch=True)
+    if type(response) is FetchBatch and not response.uidfetch and "UID" in response.items:
+        at = response.items.index("UID")
+        uids = cast(Sequence[int], response.columns[at].values)
+        if len(response.items) == 1:  # the UID stays the only item, as above
+            return dataclasses.replace(response, numbers=uids, uidfetch=True)
+        labels = response.items[:at] + response.items[at + 1 :]
+        columns = response.columns[:at] + response.columns[at + 1 :]
+        return FetchBatch(labels, uids, columns, uidfetch=True)
     return response

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import functools
 from collections.abc import AsyncIterator, Hashable, Sequence
+from dataclasses import dataclass
 
 from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
 from roost.imap.handler_types import Done, State, bad
@@ -29,6 +31,9 @@ from roost.imap.session import Prefetched, Session
 from roost.imap.wire import commands as c
 from roost.imap.wire.responses import (
     Code,
+    ColumnKind,
+    FetchBatch,
+    FetchColumn,
     FetchResponse,
     FetchValue,
     FlagFetchBatch,
@@ -39,6 +44,7 @@ from roost.imap.wire.responses import (
     Vanished,
 )
 from roost.imap.wire.sequence import SequenceSet
+from roost.mime.model import wire_values
 from roost.store.base import SEEN, FlagOp, FlagRows, FlagState, MessageGone, MessageMeta
 
 # Asked for alone, these take the fast path (``_flag_batch``).
@@ -101,6 +107,59 @@ def _simple_value(
     raise bad(f"FETCH {item.value} is not supported")
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a FETCH's items ask of the store and of each message: the same for every
+    FETCH of the same items, so made once (``_plan``), not per command (mbsync sends
+    thousands of ``UID FETCH n (BODY.PEEK[])``)."""
+
+    attributes: tuple[c.FetchAttribute, ...]  # as answered: UID and MODSEQ added where due
+    labels: tuple[str, ...]
+    content: tuple[bool, ...]  # which need the message or its model (MessageReader)
+    modseq: bool  # MODSEQ among them: a CONDSTORE-enabling command
+    sets_seen: bool  # would set \Seen where the mailbox is writable (RFC 9051 §6.4.5)
+    has_flags: bool
+    reads_state: bool  # FLAGS or MODSEQ: never read ahead (``_readable_ahead``)
+    with_model: bool  # the store sends the MIME model along
+    # Bodies come in the same store round trip as the metadata (small messages); the
+    # model's items (ENVELOPE, BODYSTRUCTURE) need the model only, never the bytes.
+    with_content: bool
+    previews: tuple[c.Preview, ...]
+    # RFC 8970 §3.1: LAZY may answer NIL where the preview is not ready; without it,
+    # one is made (and kept) for messages stored before previews were.
+    compute_previews: bool
+    flags_only: bool  # UID, FLAGS and MODSEQ only: ``_fetch_flags``
+    # Items of the stored metadata and model only: answered a batch at a time, as
+    # columns (``_model_batch``).
+    batchable: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(asked: tuple[c.FetchAttribute, ...], uid: bool, changedsince: bool) -> _Plan:
+    attributes = list(dict.fromkeys(asked))
+    if uid and c.FetchItem.UID not in attributes:
+        # RFC 9051 §6.4.9: UID FETCH always returns UID.
+        attributes.insert(0, c.FetchItem.UID)
+    if changedsince and c.FetchItem.MODSEQ not in attributes:
+        attributes.append(c.FetchItem.MODSEQ)  # RFC 7162 §3.1.4.1
+    previews = tuple(a for a in attributes if isinstance(a, c.Preview))
+    return _Plan(
+        attributes=tuple(attributes),
+        labels=tuple(label(a) for a in attributes),
+        content=tuple(_needs_message(a) for a in attributes),
+        modseq=c.FetchItem.MODSEQ in attributes,
+        sets_seen=_may_set_seen(attributes),
+        has_flags=c.FetchItem.FLAGS in attributes,
+        reads_state=any(a in _STATE_ITEMS for a in attributes),
+        with_model=any(_needs_model(a) for a in attributes),
+        with_content=any(_needs_bytes(a) for a in attributes),
+        previews=previews,
+        compute_previews=any(not a.lazy for a in previews),
+        flags_only=all(a in _FLAG_ITEMS for a in attributes),
+        batchable=all(isinstance(a, c.FetchItem) and a not in CONTENT_ITEMS for a in attributes),
+    )
+
+
 async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
     account = session.selected_account()
@@ -109,27 +168,14 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     if not cmd.uid and not cmd.sequence.uses_star() and not selected.msn_valid(cmd.sequence):
         raise bad("Message number out of range")
 
-    attributes = list(dict.fromkeys(cmd.attributes))
-    if cmd.uid and c.FetchItem.UID not in attributes:
-        # RFC 9051 §6.4.9: UID FETCH always returns UID.
-        attributes.insert(0, c.FetchItem.UID)
-    if cmd.changedsince is not None and c.FetchItem.MODSEQ not in attributes:
-        attributes.append(c.FetchItem.MODSEQ)  # RFC 7162 §3.1.4.1
-    if c.FetchItem.MODSEQ in attributes:
+    plan = _plan(cmd.attributes, cmd.uid, cmd.changedsince is not None)
+    attributes, labels, content = plan.attributes, plan.labels, plan.content
+    if plan.modseq:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    labels = [label(a) for a in attributes]
-    content = [_needs_message(a) for a in attributes]
     # RFC 4314 §4: the implicit \Seen needs the "s" right in a shared mailbox.
-    sets_seen = _sets_seen(selected, attributes) and "s" in session.mailbox_rights
-    has_flags = c.FetchItem.FLAGS in attributes
-    with_model = any(_needs_model(a) for a in attributes)
-    # Bodies come in the same store round trip as the metadata (small messages); the
-    # model's items (ENVELOPE, BODYSTRUCTURE) need the model only, never the bytes.
-    with_content = any(_needs_bytes(a) for a in attributes)
-    previews = [a for a in attributes if isinstance(a, c.Preview)]
-    # RFC 8970 §3.1: LAZY may answer NIL where the preview is not ready; without it,
-    # one is made (and kept) for messages stored before previews were.
-    compute_previews = any(not a.lazy for a in previews)
+    sets_seen = plan.sets_seen and not selected.readonly and "s" in session.mailbox_rights
+    has_flags, with_model, with_content = plan.has_flags, plan.with_model, plan.with_content
+    previews, compute_previews = plan.previews, plan.compute_previews
 
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if cmd.partial is not None:
@@ -138,7 +184,8 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         vanished = await _vanished_since(session, cmd.sequence, cmd.changedsince)
         if vanished:
             yield Vanished(tuple(vanished), earlier=True)
-    if all(a in _FLAG_ITEMS for a in attributes):
+    batchable = plan.batchable and not sets_seen
+    if plan.flags_only:
         async for response in _fetch_flags(session, cmd, attributes, uids):
             yield response
         return
@@ -175,6 +222,9 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
                     now_seen[state.uid] = state
                     selected.note_reported(state.uid, state.modseq)
                 session.mark_dirty()
+        if batchable and (batch_response := _model_batch(selected, attributes, labels, metas)):
+            yield batch_response
+            continue
         for meta in metas:
             msn = selected.msn_of(meta.uid)
             if msn is None:
@@ -212,8 +262,69 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
     yield _done(cmd, missing)
 
 
+_MODEL_VALUE = {c.FetchItem.ENVELOPE: 0, c.FetchItem.BODYSTRUCTURE: 1, c.FetchItem.BODY: 2}
+
+
+def _model_batch(
+    selected: SelectedMailbox,
+    attributes: Sequence[c.FetchAttribute],
+    labels: Sequence[str],
+    metas: list[MessageMeta],
+) -> FetchBatch | None:
+    """The responses for ``metas`` when every item comes from the metadata or the model
+    (a whole-mailbox FETCH of ENVELOPE and BODYSTRUCTURE): the model's wire values are
+    sliced from the stored blobs, without a MessageModel, a reader or a FetchResponse
+    per message. None when a message has no stored model (the general path parses it)."""
+    numbers, metas = _numbered(selected, metas)
+    if not metas:
+        return None
+    wire: tuple[tuple[bytes, ...], ...] = ()
+    if any(a in _MODEL_VALUE for a in attributes):
+        models = [meta.model for meta in metas]
+        if None in models:
+            return None
+        wire = tuple(zip(*map(wire_values, models), strict=True))  # type: ignore[arg-type]
+    columns: list[FetchColumn] = []
+    for attribute in attributes:
+        assert isinstance(attribute, c.FetchItem)
+        if (at := _MODEL_VALUE.get(attribute)) is not None:
+            columns.append(FetchColumn(ColumnKind.RAW, wire[at]))
+        elif attribute is c.FetchItem.UID:
+            columns.append(FetchColumn(ColumnKind.NUMBER, [meta.uid for meta in metas]))
+        elif attribute is c.FetchItem.RFC822_SIZE:
+            columns.append(FetchColumn(ColumnKind.NUMBER, [meta.size for meta in metas]))
+        else:
+            values = [
+                _simple_value(selected, meta, meta.flags, meta.modseq, attribute) for meta in metas
+            ]
+            columns.append(FetchColumn(ColumnKind.VALUE, values))
+    return FetchBatch(tuple(labels), numbers, tuple(columns))
+
+
+def _numbered(
+    selected: SelectedMailbox, metas: list[MessageMeta]
+) -> tuple[Sequence[int], list[MessageMeta]]:
+    """The message numbers of ``metas`` in this session, and those of them it knows
+    (a message added since its last sync point has none yet)."""
+    if not metas:
+        return [], metas
+    uids = selected.uids
+    first = bisect.bisect_left(uids, metas[0].uid)
+    end = first + len(metas)
+    if end <= len(uids) and uids[first] == metas[0].uid and uids[end - 1] == metas[-1].uid:
+        # Both ascending without duplicates, ``metas`` among the session's UIDs (they
+        # were resolved from them), same ends and count: they are that stretch.
+        return range(first + 1, end + 1), metas
+    numbered = [(msn, meta) for meta in metas if (msn := selected.msn_of(meta.uid)) is not None]
+    return [msn for msn, _ in numbered], [meta for _, meta in numbered]
+
+
 def _sets_seen(selected: SelectedMailbox, attributes: Sequence[c.FetchAttribute]) -> bool:
-    return not selected.readonly and any(
+    return not selected.readonly and _may_set_seen(attributes)
+
+
+def _may_set_seen(attributes: Sequence[c.FetchAttribute]) -> bool:
+    return any(
         (isinstance(a, c.BodySection) and not a.peek) or a in _SETS_SEEN_ITEMS for a in attributes
     )
 
@@ -226,16 +337,15 @@ def _readable_ahead(session: Session, cmd: c.Fetch) -> tuple[list[int], bool, bo
     selected = session.selected
     if selected is None or cmd.changedsince is not None or cmd.vanished:
         return None
-    attributes = cmd.attributes
-    if any(a in _STATE_ITEMS for a in attributes) or _sets_seen(selected, attributes):
+    plan = _plan(cmd.attributes, cmd.uid, False)
+    if plan.reads_state or (plan.sets_seen and not selected.readonly):
         return None
     if not cmd.uid and not cmd.sequence.uses_star() and not selected.msn_valid(cmd.sequence):
         return None
     uids = selected.resolve(cmd.sequence, uid=cmd.uid)
     if len(uids) > session.context.limits.fetch_batch_size:
         return None
-    with_model = any(_needs_model(a) for a in attributes)
-    return uids, with_model, any(_needs_bytes(a) for a in attributes)
+    return uids, plan.with_model, plan.with_content
 
 
 async def prefetch(session: Session, commands: Sequence[c.Fetch]) -> None:
@@ -282,7 +392,7 @@ def _done(cmd: c.Fetch, missing: int) -> Done:
 
 
 async def _fetch_flags(
-    session: Session, cmd: c.Fetch, attributes: list[c.FetchAttribute], uids: list[int]
+    session: Session, cmd: c.Fetch, attributes: Sequence[c.FetchAttribute], uids: list[int]
 ) -> AsyncIterator[Response | Done]:
     """FETCH of only UID, FLAGS and MODSEQ: bigger batches of light columns, each
     answered as one FlagFetchBatch, while the store reads the next ones on its thread.
@@ -324,7 +434,7 @@ async def _fetch_flags(
 
 def _flag_batch(
     selected: SelectedMailbox,
-    attributes: list[c.FetchAttribute],
+    attributes: Sequence[c.FetchAttribute],
     found: FlagRows,
     changedsince: int | None,
 ) -> FlagFetchBatch:

@@ -354,6 +354,35 @@ class FlagFetchBatch:
     uidfetch: bool = False  # UIDFETCH responses, ``numbers`` being UIDs (RFC 9586 §3.3)
 
 
+class ColumnKind(enum.Enum):
+    """How the serializer writes the values of a ``FetchColumn``."""
+
+    NUMBER = "number"  # ints, written as numbers (UID, RFC822.SIZE)
+    RAW = "raw"  # bytes already in wire form (what a RawValue holds: ENVELOPE, ...)
+    VALUE = "value"  # any FetchValue, written as in a FetchResponse
+
+
+@dataclass(frozen=True, slots=True)
+class FetchColumn:
+    """One item's values in a ``FetchBatch``, message by message."""
+
+    kind: ColumnKind
+    values: Sequence[int] | Sequence[bytes] | Sequence[FetchValue]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchBatch:
+    """Many ``* msn FETCH`` responses with the same items, as columns: a FETCH of
+    ENVELOPE and BODYSTRUCTURE for a whole mailbox is 100,000 of them, written by one
+    %-format per message instead of a FetchResponse each. The bytes are exactly those
+    of one FetchResponse per message with the same items."""
+
+    items: tuple[str, ...]  # wire labels, in the order sent
+    numbers: Sequence[int]  # the message numbers; each column is parallel to them
+    columns: tuple[FetchColumn, ...]  # one per item
+    uidfetch: bool = False  # UIDFETCH responses, ``numbers`` being UIDs (RFC 9586 §3.3)
+
+
 @dataclass(frozen=True, slots=True)
 class GenUrlAuthResponse:
     """RFC 4467 §8: ``* GENURLAUTH`` and each full URL."""
@@ -404,6 +433,7 @@ Response = (
     | ESearchResponse
     | FetchResponse
     | FlagFetchBatch
+    | FetchBatch
     | GenUrlAuthResponse
     | UrlFetchResponse
 )

@@ -140,6 +140,21 @@ class Tokenizer:
     def at_end(self) -> bool:
         return self._pos >= len(self._line) and self._index == len(self._pieces) - 1
 
+    def rest(self) -> bytes | None:
+        """The rest of the command when no literal comes in it, else None (for a
+        grammar's cache of parsed tails, keyed with ``max_depth``, which may refuse
+        what another tokenizer accepts); ``skip_rest`` then consumes it."""
+        if self._index != len(self._pieces) - 1:
+            return None
+        return self._line[self._pos :]
+
+    @property
+    def max_depth(self) -> int:
+        return self._max_depth
+
+    def skip_rest(self) -> None:
+        self._pos = len(self._line)
+
     def accept(self, char: bytes) -> bool:
         """Consume ``char`` (one byte) if it is next."""
         if self._line[self._pos : self._pos + 1] == char:

@@ -199,18 +199,22 @@ def model_of(db: Database, blob_id: str) -> bytes | None:
         return None
 
 
-def insert(db: Database, blob_id: str, row: AnalysisRow) -> None:
+def insert(db: Database, blob_id: str, row: AnalysisRow) -> int:
     """Inside a write transaction: record ``row`` for ``blob_id`` unless it has one;
-    its text waits in ``text_pending`` (see ``index_queued``)."""
+    its text waits in ``text_pending`` (see ``index_queued``). Returns the id of the
+    blob's analysis (``messages.analysis_id``)."""
     inserted = db.conn.execute(_INSERT_ANALYSIS, (blob_id, *row.columns)).fetchall()
-    if inserted:
-        analysis_id = inserted[0][0]
-        db.conn.execute(_QUEUE_TEXT, (analysis_id, *row.texts))
-        db.queued_texts += 1
-        db.conn.execute(
-            "UPDATE analyses SET thread_id = ? WHERE id = ?",
-            (_thread_of(db, row) or analysis_id, analysis_id),
-        )
+    if not inserted:
+        found = db.conn.execute("SELECT id FROM analyses WHERE blob_id = ?", (blob_id,))
+        return int(found.fetchone()[0])
+    analysis_id = int(inserted[0][0])
+    db.conn.execute(_QUEUE_TEXT, (analysis_id, *row.texts))
+    db.queued_texts += 1
+    db.conn.execute(
+        "UPDATE analyses SET thread_id = ? WHERE id = ?",
+        (_thread_of(db, row) or analysis_id, analysis_id),
+    )
+    return analysis_id
 
 
 def _thread_of(db: Database, row: AnalysisRow) -> int | None:
@@ -332,7 +336,10 @@ def backfill(db: Database) -> None:
         rows = list(_analyse_stored(db, missing))
         with db.write():
             for blob_id, row in rows:
-                insert(db, blob_id, row)
+                db.conn.execute(
+                    "UPDATE messages SET analysis_id = ? WHERE blob_id = ?",
+                    (insert(db, blob_id, row), blob_id),
+                )
     with db.write():
         db.conn.execute("UPDATE counters SET unanalyzed = 0 WHERE id = 0")
     db.analyzed = True

@@ -291,16 +291,17 @@ class Database:
             keywords.added.clear()
 
     def select_messages(
-        self, columns: str, mailbox_id: int, uids: Sequence[int]
+        self, columns: str, mailbox_id: int, uids: Sequence[int], *, source: str = "messages"
     ) -> list[tuple[Any, ...]]:
         """Rows of those ``uids`` that exist, ascending UID; ``columns`` starts with uid.
+        ``source``: the messages table, or a join of it that adds columns.
 
         Dense UID sets are one range scan filtered here; sparse ones one IN over a JSON
         array, so even 100,000 UIDs are a single query either way.
         """
         if not uids:
             return []
-        base = f"SELECT {columns} FROM messages WHERE mailbox_id = ?"
+        base = f"SELECT {columns} FROM {source} WHERE mailbox_id = ?"
         if isinstance(uids, range) and uids.step == 1:
             return self.conn.execute(
                 f"{base} AND uid BETWEEN ? AND ? ORDER BY uid", (mailbox_id, uids[0], uids[-1])

@@ -157,9 +157,10 @@ def _rename_inbox(db: MailDB, inbox: MailboxRow, new: str) -> list[ChangeEvent]:
     modseq = db.next_modseq()
     db.conn.execute(
         "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internaldate,"
-        " tzoffset, size, header_size, blob_id, savedate)"
+        " tzoffset, size, header_size, blob_id, analysis_id, savedate)"
         " SELECT ?, row_number() OVER (ORDER BY uid), ?, flags, keywords, internaldate,"
-        " tzoffset, size, header_size, blob_id, CAST(strftime('%s', 'now') AS INTEGER)"
+        " tzoffset, size, header_size, blob_id, analysis_id,"
+        " CAST(strftime('%s', 'now') AS INTEGER)"
         " FROM messages WHERE mailbox_id = ?",
         (dest.id, modseq, inbox.id),
     )

@@ -276,6 +276,15 @@ ACCOUNT_MIGRATIONS: Sequence[Sequence[str]] = (
             PRIMARY KEY (mailbox_id, identifier)
         ) WITHOUT ROWID""",
     ),
+    (
+        # analysis_id: the analyses row of the message's blob, NULL until it has one
+        # (analyses.backfill sets it). FETCH reads the model through this integer key:
+        # through blob_id's text index it cost most of a whole-mailbox ENVELOPE FETCH.
+        # An analysis keeps its id for as long as a message refers to its blob.
+        "ALTER TABLE messages ADD COLUMN analysis_id INTEGER",
+        """UPDATE messages SET analysis_id =
+            (SELECT id FROM analyses a WHERE a.blob_id = messages.blob_id)""",
+    ),
 )
 
 # users.db: the accounts directory.

@@ -29,6 +29,15 @@ _NAME = re.compile(rb"[A-Za-z0-9.]+")  # attribute names and section-spec words
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")  # RFC 5322 §3.6.8 ftext
 
 
+# What follows the sequence set, parsed: attributes, CHANGEDSINCE, VANISHED, PARTIAL.
+_Tail = tuple[tuple[FetchAttribute, ...], int | None, bool, tuple[int, int] | None]
+# Tails already parsed, by their bytes, UID-ness and nesting limit: mbsync sends
+# thousands of "UID FETCH n (BODY.PEEK[])", whose tails are all the same. Bounded;
+# emptied when full. Only tails that parsed are kept: errors are raised afresh.
+_TAILS: dict[tuple[bytes, bool, int], _Tail] = {}
+_TAILS_MAX = 256
+
+
 def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
     """``FETCH SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
     "(" fetch-att *(SP fetch-att) ")") [SP "(" fetch-modifier *(SP fetch-modifier) ")"]``.
@@ -36,6 +45,31 @@ def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
     tokens.sp()
     sequence = tokens.read_sequence_set()
     tokens.sp()
+    rest = tokens.rest()
+    key = (b"" if rest is None else rest, uid, tokens.max_depth)
+    tail = None if rest is None else _TAILS.get(key)
+    if tail is None:
+        tail = _parse_tail(tokens, uid)
+        if rest is not None:
+            if len(_TAILS) >= _TAILS_MAX:
+                _TAILS.clear()
+            _TAILS[key] = tail
+    else:
+        tokens.skip_rest()
+    attributes, changedsince, vanished, partial = tail
+    return Fetch(
+        tag,
+        sequence,
+        attributes,
+        uid=uid,
+        changedsince=changedsince,
+        vanished=vanished,
+        partial=partial,
+    )
+
+
+def _parse_tail(tokens: Tokenizer, uid: bool) -> _Tail:
+    """The attributes and modifiers, to the end of the command."""
     if tokens.peek() == 0x28:
         attributes = tuple(tokens.read_list(lambda: read_attribute(tokens), allow_empty=False))
     else:
@@ -67,15 +101,7 @@ def parse_fetch(tokens: Tokenizer, tag: str, *, uid: bool = False) -> Fetch:
     # RFC 7162 §3.2.6: VANISHED only in UID FETCH, and only with CHANGEDSINCE.
     if vanished and (not uid or changedsince is None):
         raise ParseError("VANISHED needs UID FETCH and CHANGEDSINCE")
-    return Fetch(
-        tag,
-        sequence,
-        attributes,
-        uid=uid,
-        changedsince=changedsince,
-        vanished=vanished,
-        partial=partial,
-    )
+    return attributes, changedsince, vanished, partial
 
 
 def _read_name(tokens: Tokenizer) -> str:
