@@ -5,6 +5,7 @@ logged an unhandled exception (STYLE.md §14)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -182,18 +183,32 @@ async def stop_imap_server(handle: ImapServer, server: asyncio.Server) -> None:
     await handle.store.close()
 
 
-@pytest.fixture
-async def imap(tmp_path: Path, store_backend: str) -> AsyncIterator[ImapServer]:
-    """A server with one account, alice, whose password is PASSWORD; on PostgreSQL in
-    tests marked ``both_backends`` (once on each)."""
+@contextlib.asynccontextmanager
+async def backend_url(store_backend: str) -> AsyncIterator[str | None]:
+    """``store_url`` for start_imap_server: None (a fresh SQLite store) or an empty
+    scratch PostgreSQL database, emptied again afterwards."""
     url = await SCRATCH.acquire() if store_backend == "postgresql" else None
     try:
-        handle, server = await start_imap_server(tmp_path, store_url=url)
-        await handle.add_user("alice")
-        try:
-            yield handle
-        finally:
-            await stop_imap_server(handle, server)
+        yield url
     finally:
         if url is not None:
             await SCRATCH.release(url)
+
+
+@pytest.fixture
+async def store_url(store_backend: str) -> AsyncIterator[str | None]:
+    """For tests that start their own server: pass it as ``store_url``."""
+    async with backend_url(store_backend) as url:
+        yield url
+
+
+@pytest.fixture
+async def imap(tmp_path: Path, store_url: str | None) -> AsyncIterator[ImapServer]:
+    """A server with one account, alice, whose password is PASSWORD; on PostgreSQL in
+    tests marked ``both_backends`` (once on each)."""
+    handle, server = await start_imap_server(tmp_path, store_url=store_url)
+    await handle.add_user("alice")
+    try:
+        yield handle
+    finally:
+        await stop_imap_server(handle, server)

@@ -4,8 +4,12 @@ far as his rights go (RFC 4314 §4), and each hears of the other's changes."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient, message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 TEAM = '"Other Users/alice/Team"'
 

@@ -13,6 +13,8 @@ from roost.store.sqlite.account import SqliteAccount
 from tests.conftest import ImapServer
 from tests.support.imap_client import message
 
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
+
 
 async def test_uidonly_refuses_message_numbers(imap: ImapServer) -> None:
     """RFC 9586 §3.1: once enabled, every use of a message number is ``BAD
