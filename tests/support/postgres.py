@@ -145,9 +145,15 @@ class PrivateServer:
 
     def _run(self, *args: str) -> None:
         assert self.bin is not None
-        subprocess.run(
-            [*self._as, str(self.bin / args[0]), *args[1:]], check=True, capture_output=True
+        done = subprocess.run(
+            [*self._as, str(self.bin / args[0]), *args[1:]], capture_output=True, check=False
         )
+        if done.returncode != 0:
+            log = self.directory / "log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise subprocess.CalledProcessError(
+                done.returncode, done.args, done.stdout, done.stderr + tail.encode()
+            )
 
     def init(self) -> None:
         if self.bin is None:
@@ -157,13 +163,20 @@ class PrivateServer:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
         self.start()
 
-    def start(self) -> None:
+    def _pg_ctl_starting(self, *action: str) -> None:
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
         log = str(self.directory / "log")
-        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", options, "start")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", options, *action)
+
+    def start(self) -> None:
+        self._pg_ctl_starting("start")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is cut, then the server is back."""
+        self._pg_ctl_starting("-m", "fast", "restart")
 
     def remove(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, AssertionError):
