@@ -115,11 +115,18 @@ class Device:
         self.client: ImapClient | None = None
 
     async def open(self) -> ImapClient:
+        """Connect, sign in and select; on a refusal the half-open connection goes."""
         client = await ImapClient.connect(HOST, self.node.port)
+        steps = [f'LOGIN "{USER}" "{PASSWORD}"', "SELECT INBOX"]
+        if self.enable is not None:
+            steps.insert(1, f"ENABLE {self.enable}")
+        try:
+            for text in steps:
+                await command(client, text)
+        except Refused:
+            await client.close()
+            raise
         self.client = client
-        for text in (f'LOGIN "{USER}" "{PASSWORD}"', f"ENABLE {self.enable}", "SELECT INBOX"):
-            if self.enable is not None or not text.startswith("ENABLE"):
-                await self.run(text)
         return client
 
     async def run(self, text: str | bytes) -> Reply:
