@@ -7,12 +7,8 @@ import base64
 import ssl
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import PASSWORD, ImapServer, start_imap_server, stop_imap_server
 from tests.support.imap_client import ImapClient
-
-pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 def plain(user: str, password: str) -> str:

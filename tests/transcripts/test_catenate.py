@@ -333,11 +333,11 @@ async def test_store_rules_apply_to_the_result(imap: ImapServer) -> None:
     assert await messages_in(client, "INBOX") == 2
 
 
-async def test_spool_budget_bounds_catenation(tmp_path: Path, store_url: str | None) -> None:
+async def test_spool_budget_bounds_catenation(tmp_path: Path) -> None:
     """A result to be spooled counts against max_spool_bytes like a big literal: when
     it does not fit, NO [LIMIT] and no file is written."""
     limits = ImapLimits(spool_threshold=1024, max_spool_bytes=3000)
-    imap, server = await start_imap_server(tmp_path, limits=limits, store_url=store_url)
+    imap, server = await start_imap_server(tmp_path, limits=limits)
     try:
         await imap.add_user("alice")
         client = await imap.login()
@@ -355,14 +355,12 @@ async def test_spool_budget_bounds_catenation(tmp_path: Path, store_url: str | N
         await stop_imap_server(imap, server)
 
 
-async def test_many_small_catenations_do_not_pile_up_in_memory(
-    tmp_path: Path, store_url: str | None
-) -> None:
+async def test_many_small_catenations_do_not_pile_up_in_memory(tmp_path: Path) -> None:
     """A MULTIAPPEND of small catenations keeps at most 4 x spool_threshold of them in
     memory, as the receiver does for literals; the rest must be spooled, here into a
     budget too small for them: NO [LIMIT]."""
     limits = ImapLimits(spool_threshold=1024, max_spool_bytes=500)
-    imap, server = await start_imap_server(tmp_path, limits=limits, store_url=store_url)
+    imap, server = await start_imap_server(tmp_path, limits=limits)
     try:
         await imap.add_user("alice")
         client = await imap.login()
