@@ -77,7 +77,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``both_backends`` run once on each store backend (the ``imap``
-    server's): a representative part of the transcripts, not all of them twice."""
+    server's, or ``store_url`` for a test that starts its own): the transcripts that
+    touch the store. test_auth and test_limits stay on SQLite: their subject is the
+    wire, TLS and sign-in layers, which test_sign_in covers on PostgreSQL."""
     marked = metafunc.definition.get_closest_marker("both_backends") is not None
     if marked and "store_backend" in metafunc.fixturenames:
         metafunc.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
