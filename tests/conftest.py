@@ -78,8 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``both_backends`` run once on each store backend (the ``imap``
     server's, or ``store_url`` for a test that starts its own): the transcripts that
-    touch the store. test_auth and test_limits stay on SQLite: their subject is the
-    wire, TLS and sign-in layers, which test_sign_in covers on PostgreSQL."""
+    touch the store. test_auth, test_limits and test_conformance stay on SQLite: their
+    subject is the wire, TLS and sign-in layers and protocol details, whose store calls
+    the other transcripts make on PostgreSQL too (test_sign_in, test_messages…)."""
     marked = metafunc.definition.get_closest_marker("both_backends") is not None
     if marked and "store_backend" in metafunc.fixturenames:
         metafunc.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
@@ -135,7 +136,8 @@ async def start_imap_server(
     else:
         from roost.store.postgres import PostgresStore
 
-        store = await PostgresStore.open(store_url, pool_size=4)
+        # One process: its hub carries the events, and no LISTEN connection is needed.
+        store = await PostgresStore.open(store_url, pool_size=4, listen=False)
     cert, key = ensure_self_signed(data_dir / "tls")
     tls = server_context(cert, key)
     context = ImapContext(

@@ -7,13 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from roost.imap.context import ImapLimits
 from tests.conftest import ImapServer, start_imap_server, stop_imap_server
 from tests.support.imap_client import ImapClient, message
-
-pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 def _highest(line: bytes) -> int | None:
@@ -224,12 +220,9 @@ async def test_bare_lf_message_is_stored_and_served_as_crlf(imap: ImapServer) ->
     await _check_lf_message_served_as_crlf(client)
 
 
-async def test_bare_lf_spooled_message_is_normalised_too(
-    tmp_path: Path, store_url: str | None
-) -> None:
+async def test_bare_lf_spooled_message_is_normalised_too(tmp_path: Path) -> None:
     """The same for a literal big enough to be spooled to a file on its way in."""
-    limits = ImapLimits(spool_threshold=64)
-    handle, server = await start_imap_server(tmp_path, limits=limits, store_url=store_url)
+    handle, server = await start_imap_server(tmp_path, limits=ImapLimits(spool_threshold=64))
     try:
         await handle.add_user("alice")
         client = await handle.login()
