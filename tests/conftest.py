@@ -5,6 +5,7 @@ logged an unhandled exception (STYLE.md §14)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -76,7 +77,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``both_backends`` run once on each store backend (the ``imap``
-    server's): a representative part of the transcripts, not all of them twice."""
+    server's, or ``store_url`` for a test that starts its own): the transcripts that
+    touch the store. test_auth, test_limits and test_conformance stay on SQLite: their
+    subject is the wire, TLS and sign-in layers and protocol details, whose store calls
+    the other transcripts make on PostgreSQL too (test_sign_in, test_messages…)."""
     marked = metafunc.definition.get_closest_marker("both_backends") is not None
     if marked and "store_backend" in metafunc.fixturenames:
         metafunc.parametrize("store_backend", ["sqlite", "postgresql"], indirect=True)
@@ -132,7 +136,8 @@ async def start_imap_server(
     else:
         from roost.store.postgres import PostgresStore
 
-        store = await PostgresStore.open(store_url, pool_size=4)
+        # One process: its hub carries the events, and no LISTEN connection is needed.
+        store = await PostgresStore.open(store_url, pool_size=4, listen=False)
     cert, key = ensure_self_signed(data_dir / "tls")
     tls = server_context(cert, key)
     context = ImapContext(
@@ -182,18 +187,32 @@ async def stop_imap_server(handle: ImapServer, server: asyncio.Server) -> None:
     await handle.store.close()
 
 
-@pytest.fixture
-async def imap(tmp_path: Path, store_backend: str) -> AsyncIterator[ImapServer]:
-    """A server with one account, alice, whose password is PASSWORD; on PostgreSQL in
-    tests marked ``both_backends`` (once on each)."""
+@contextlib.asynccontextmanager
+async def backend_url(store_backend: str) -> AsyncIterator[str | None]:
+    """``store_url`` for start_imap_server: None (a fresh SQLite store) or an empty
+    scratch PostgreSQL database, emptied again afterwards."""
     url = await SCRATCH.acquire() if store_backend == "postgresql" else None
     try:
-        handle, server = await start_imap_server(tmp_path, store_url=url)
-        await handle.add_user("alice")
-        try:
-            yield handle
-        finally:
-            await stop_imap_server(handle, server)
+        yield url
     finally:
         if url is not None:
             await SCRATCH.release(url)
+
+
+@pytest.fixture
+async def store_url(store_backend: str) -> AsyncIterator[str | None]:
+    """For tests that start their own server: pass it as ``store_url``."""
+    async with backend_url(store_backend) as url:
+        yield url
+
+
+@pytest.fixture
+async def imap(tmp_path: Path, store_url: str | None) -> AsyncIterator[ImapServer]:
+    """A server with one account, alice, whose password is PASSWORD; on PostgreSQL in
+    tests marked ``both_backends`` (once on each)."""
+    handle, server = await start_imap_server(tmp_path, store_url=store_url)
+    await handle.add_user("alice")
+    try:
+        yield handle
+    finally:
+        await stop_imap_server(handle, server)

@@ -8,6 +8,10 @@ decision 11): any node serves the account, and every node hears every change.
   together they are exactly 1..N — none skipped, none given twice.
 * SIGKILL of a node in the middle of a write flood: every acknowledged message is
   there, the UIDs have no gap, and the other nodes serve on.
+* The three-device sync scenario of tests/transcripts/test_multidevice.py with laptop,
+  tablet and phone each on its own node; then every node answers the same UIDs, flags,
+  MODSEQs and HIGHESTMODSEQ as the store, and a CONDSTORE session idling on each node
+  hears the next change with its new MODSEQ.
 
 Every process is started here and stopped by its own PID.
 """
@@ -28,12 +32,14 @@ from roost.store.postgres import PostgresStore
 from tests.support.imap_client import ImapClient, message
 from tests.support.postgres import ScratchDatabases
 from tests.support.server_process import RoostProcess, write_config
+from tests.transcripts.test_multidevice import Truth, highest, three_devices
 
 USER = "alice"
 PASSWORD = "secret pass"
 HOST = "127.0.0.1"
 NODES = 3
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
+_SYNC_ITEMS = re.compile(rb"\* \d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\) MODSEQ \((\d+)\)\)")
 
 
 @pytest.fixture
@@ -196,4 +202,84 @@ async def test_sigkill_of_a_node_during_a_write_flood_loses_nothing_acknowledged
         for task in floods:
             task.cancel()
         for client in (*writers, watcher):
+            await client.close()
+
+
+async def inbox_in_store(url: str) -> tuple[int, list[tuple[int, frozenset[str], int]]]:
+    """HIGHESTMODSEQ of alice's INBOX and (UID, flags, MODSEQ) of each message, read
+    straight from the database."""
+    store = await PostgresStore.open(url, listen=False)
+    try:
+        account = await store.open_account(USER)
+        try:
+            info = await account.get_mailbox("INBOX")
+            snapshot = await account.snapshot(info.id)
+            found = await account.fetch_flags(info.id, snapshot.uids)
+            return info.highestmodseq, found.states()
+        finally:
+            await account.close()
+    finally:
+        await store.close()
+
+
+def sync_state(lines: list[bytes]) -> list[tuple[int, frozenset[str], int]]:
+    """(UID, flags, MODSEQ) from the answer to ``UID FETCH 1:* (FLAGS MODSEQ)``."""
+    states = []
+    for line in lines:
+        found = _SYNC_ITEMS.fullmatch(line)
+        assert found is not None, line
+        words = found.group(2).decode().split()
+        flags = frozenset(w for w in words if w != "\\Recent")
+        states.append((int(found.group(1)), flags, int(found.group(3))))
+    return states
+
+
+async def test_three_devices_each_on_its_own_node_converge_exactly(
+    nodes: list[RoostProcess], database: str
+) -> None:
+    """Laptop on node 1, tablet (CONDSTORE) on node 2, phone (QRESYNC, offline in the
+    middle) on node 3: each view ends equal to the store. Then each node, asked afresh,
+    gives the same UIDVALIDITY, HIGHESTMODSEQ and per-message MODSEQs as the store;
+    and a change made on node 1 reaches an idling CONDSTORE session on every node
+    with the MODSEQ the store gave it (RFC 7162 §3.1.4)."""
+    placement = {"laptop": nodes[0], "tablet": nodes[1], "phone": nodes[2]}
+    clients: list[ImapClient] = []
+
+    async def device(name: str) -> ImapClient:
+        clients.append(await login(placement[name]))
+        return clients[-1]
+
+    async def truth() -> Truth:
+        _, states = await inbox_in_store(database)
+        return [(uid, flags) for uid, flags, _ in states]
+
+    try:
+        await three_devices(device, truth)
+
+        highest_modseq, stored = await inbox_in_store(database)
+        views, validities = [], set()
+        for node in nodes:
+            client = await login(node)
+            clients.append(client)
+            await client.ok("ENABLE QRESYNC")
+            reply = await client.ok("SELECT INBOX")
+            validities.add(highest(reply.untagged, b"UIDVALIDITY"))
+            assert highest(reply.untagged, b"HIGHESTMODSEQ") == highest_modseq
+            views.append(sync_state((await client.ok("UID FETCH 1:* (FLAGS MODSEQ)")).untagged))
+        assert len(validities) == 1
+        assert views == [stored] * NODES
+
+        watchers = clients[-NODES:]
+        tags = [await watcher.idle() for watcher in watchers[1:]]
+        first_uid = stored[0][0]
+        await watchers[0].ok(f"UID STORE {first_uid} +FLAGS.SILENT ($Synced)")
+        highest_after, stored_after = await inbox_in_store(database)
+        assert highest_after > highest_modseq
+        assert stored_after[0] == (first_uid, stored[0][1] | {"$Synced"}, highest_after)
+        for watcher, tag in zip(watchers[1:], tags, strict=True):
+            line = await next_line(watcher, b"* 1 FETCH (")
+            assert b"$Synced" in line and b"MODSEQ (%d)" % highest_after in line, line
+            await watcher.done(tag)
+    finally:
+        for client in clients:
             await client.close()

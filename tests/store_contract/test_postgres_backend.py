@@ -125,6 +125,37 @@ async def test_a_large_message_is_stored_in_chunks_and_read_back_whole(
         await store.close()
 
 
+async def test_a_pooled_connection_the_server_cut_is_dropped_and_the_work_runs_again(
+    url: str,
+) -> None:
+    """asyncpg refuses a connection whose server sent its FATAL goodbye while it sat
+    idle in the pool (InternalClientError, "another operation is in progress"): the
+    work runs on the next connection; if every one is refused, StoreBusy."""
+    store = await PostgresStore.open(url, listen=False)
+    try:
+        tries: list[int] = []
+
+        async def work(conn: asyncpg.Connection) -> int:
+            tries.append(1)
+            if len(tries) == 1:
+                raise asyncpg.InternalClientError("cannot switch to state 12")
+            return int(await conn.fetchval("SELECT 7"))
+
+        assert await store.database.plain(work) == 7
+        assert len(tries) == 2
+
+        async def refused(conn: asyncpg.Connection) -> None:
+            tries.append(1)
+            raise asyncpg.InternalClientError("cannot switch to state 15")
+
+        tries.clear()
+        with pytest.raises(StoreBusy):
+            await store.database.run(refused)
+        assert len(tries) == store.database.pool.get_max_size() + 1
+    finally:
+        await store.close()
+
+
 async def test_a_restart_of_postgresql_is_a_clean_refusal_then_service_again() -> None:
     """While the server is down, calls fail with StoreBusy (IMAP: NO [UNAVAILABLE]);
     once it is back, the same store serves again, nothing acknowledged is lost, and

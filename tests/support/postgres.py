@@ -95,23 +95,22 @@ class ScratchDatabases:
         name = url.rpartition("/")[2]
         conn = await asyncpg.connect(url)
         try:
-            # DELETE, not TRUNCATE: a few rows, and TRUNCATE rewrites every file.
-            await conn.execute("DELETE FROM accounts")  # the rest cascades
-            await conn.execute("DELETE FROM sharers")  # keyed by name, not by account
-            await conn.execute("DELETE FROM blobs")
-            await conn.execute("DELETE FROM known_addresses")
-            await conn.execute("DELETE FROM sign_in_failures")
-            await conn.execute("DELETE FROM node_leases")  # and their slots
-            await conn.execute("DELETE FROM account_shards")
-            await conn.execute("DELETE FROM alias_claims")
-            # A shard's ids start high (schema.py SHARD_ID_SPAN); the next test may use
-            # this database as another shard, whose range must be its own.
+            # DELETE, not TRUNCATE: a few rows, and TRUNCATE rewrites every file. One
+            # round trip: this runs after every test on PostgreSQL. A shard's ids start
+            # high (schema.py SHARD_ID_SPAN); the next test may use this database as
+            # another shard, whose range must be its own: the sequences start again.
             await conn.execute(
-                "SELECT setval(format('%I.%I', schemaname, sequencename), 1, false)"
-                " FROM pg_sequences WHERE schemaname = current_schema()"
-            )
-            await conn.execute(
-                "UPDATE settings SET uidvalidity_floor = 0, shard = NULL,"
+                "DELETE FROM accounts;"  # the rest cascades
+                " DELETE FROM sharers;"  # keyed by name, not by account
+                " DELETE FROM blobs;"
+                " DELETE FROM known_addresses;"
+                " DELETE FROM sign_in_failures;"
+                " DELETE FROM node_leases;"  # and their slots
+                " DELETE FROM account_shards;"
+                " DELETE FROM alias_claims;"
+                " SELECT setval(format('%I.%I', schemaname, sequencename), 1, false)"
+                " FROM pg_sequences WHERE schemaname = current_schema();"
+                " UPDATE settings SET uidvalidity_floor = 0, shard = NULL,"
                 " secret = gen_random_uuid()::text::bytea WHERE id = 0"
             )
         finally:
@@ -155,9 +154,15 @@ class PrivateServer:
 
     def _run(self, *args: str) -> None:
         assert self.bin is not None
-        subprocess.run(
-            [*self._as, str(self.bin / args[0]), *args[1:]], check=True, capture_output=True
+        done = subprocess.run(
+            [*self._as, str(self.bin / args[0]), *args[1:]], capture_output=True, check=False
         )
+        if done.returncode != 0:
+            log = self.directory / "log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise subprocess.CalledProcessError(
+                done.returncode, done.args, done.stdout, done.stderr + tail.encode()
+            )
 
     def init(self) -> None:
         if self.bin is None:
@@ -167,13 +172,20 @@ class PrivateServer:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
         self.start()
 
-    def start(self) -> None:
+    def _pg_ctl_starting(self, *action: str) -> None:
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
         log = str(self.directory / "log")
-        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", options, "start")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", options, *action)
+
+    def start(self) -> None:
+        self._pg_ctl_starting("start")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is cut, then the server is back."""
+        self._pg_ctl_starting("-m", "fast", "restart")
 
     def remove(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, AssertionError):

@@ -3,7 +3,11 @@ the grantee sees and may do is in test_shared_folders.py."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ImapServer
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def test_capabilities(imap: ImapServer) -> None:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from roost.imap.context import ImapLimits
 from roost.store.base import QuotaOverride
 from tests.conftest import ImapServer, start_imap_server, stop_imap_server
 from tests.support.imap_client import ImapClient, message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 BOUNDARY = "------------030308070208000400050907"  # RFC 4469 §5's examples
 DRAFT = (
@@ -255,11 +259,11 @@ def leftover_spools(directory: Path) -> list[Path]:
     return list(directory.glob("roost-catenate-*"))
 
 
-async def test_too_big_and_big_results_spool(tmp_path: Path) -> None:
+async def test_too_big_and_big_results_spool(tmp_path: Path, store_url: str | None) -> None:
     """A result over APPENDLIMIT is NO [TOOBIG] (RFC 4469 §3); one over the spool
     threshold is copied into a spool file, which is gone after the APPEND."""
     limits = ImapLimits(max_literal_size=20_000, spool_threshold=4096)
-    imap, server = await start_imap_server(tmp_path, limits=limits)
+    imap, server = await start_imap_server(tmp_path, limits=limits, store_url=store_url)
     try:
         await imap.add_user("alice")
         client = await imap.login()

@@ -9,9 +9,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from roost.store.line_endings import to_crlf
 from tests.conftest import ImapServer
 from tests.corpus.sexp import parse
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "messages"
 _PREFIX = re.compile(rb"\* (\d+) FETCH ")

@@ -6,11 +6,16 @@ MODSEQ are never read ahead."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 
+from roost.store.postgres.account import PostgresAccount
 from roost.store.sqlite.account import SqliteAccount
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient, message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 COMMANDS = [
     "UID FETCH 1 (BODY.PEEK[])",
@@ -43,14 +48,18 @@ async def _one_by_one(client: ImapClient, commands: list[str]) -> list[bytes]:
 
 
 def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the store's reads of message metadata, on either backend."""
     calls: list[int] = []
-    original = SqliteAccount.fetch_meta
 
-    async def counted(self: SqliteAccount, *args: object, **kwargs: object) -> object:
-        calls.append(1)
-        return await original(self, *args, **kwargs)  # type: ignore[arg-type]
+    def counting(original: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+        async def counted(*args: object, **kwargs: object) -> object:
+            calls.append(1)
+            return await original(*args, **kwargs)
 
-    monkeypatch.setattr(SqliteAccount, "fetch_meta", counted)
+        return counted
+
+    for backend in (SqliteAccount, PostgresAccount):
+        monkeypatch.setattr(backend, "fetch_meta", counting(backend.fetch_meta))
     return calls
 
 

@@ -3,8 +3,12 @@ the FILTER search key, after the RFC's examples; a missing filter is NO [NONEXIS
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 def _message(sender: str, subject: str, body: str) -> bytes:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient, message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def mailbox(imap: ImapServer, subjects: list[str], body: str = "x\r\n") -> ImapClient:

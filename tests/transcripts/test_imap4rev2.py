@@ -4,8 +4,12 @@ IMAP4rev1 sessions on the same server keep the old behaviour."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient, message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def rev2_client(imap: ImapServer) -> ImapClient:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from roost.admin import passwd_file
 from tests.conftest import start_imap_server, stop_imap_server
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 # doveadm pw -s SCHEME -p 'secret one'
 PASSWD = """\
@@ -16,8 +20,10 @@ frank:{SSHA512}j/QWyCElwqdtS380MKXGbAhlVRTTId8dlvwT3a5/VaEgNKNLN5H2FlUaEknFtMTr3
 """
 
 
-async def test_imported_hash_signs_in_and_is_upgraded(tmp_path: Path) -> None:
-    handle, server = await start_imap_server(tmp_path)
+async def test_imported_hash_signs_in_and_is_upgraded(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    handle, server = await start_imap_server(tmp_path, store_url=store_url)
     try:
         entries, problems = passwd_file.parse(PASSWD)
         assert problems == []

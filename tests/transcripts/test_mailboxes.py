@@ -4,8 +4,12 @@ in CLIENTS.md."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ImapServer
 from tests.support.imap_client import message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def test_new_account_has_special_folders_marked_in_list(imap: ImapServer) -> None:

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from roost.imap.context import ImapLimits
 from tests.conftest import ImapServer, start_imap_server, stop_imap_server
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def test_capabilities(imap: ImapServer) -> None:
@@ -155,11 +159,11 @@ async def test_list_metadata(imap: ImapServer) -> None:
     await client.bad('LIST "" "%" RETURN (METADATA ())')
 
 
-async def test_limits(tmp_path: Path) -> None:
+async def test_limits(tmp_path: Path, store_url: str | None) -> None:
     """RFC 5464 §4.3: a value over the size limit is NO [METADATA MAXSIZE n], one entry
     too many NO [METADATA TOOMANY]; either way nothing of the command is set."""
     limits = ImapLimits(max_metadata_size=16, max_metadata_entries=2)
-    handle, server = await start_imap_server(tmp_path, limits=limits)
+    handle, server = await start_imap_server(tmp_path, limits=limits, store_url=store_url)
     try:
         await handle.add_user("alice")
         client = await handle.login()

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import ImapServer
 from tests.support.imap_client import ImapClient, message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def watcher(imap: ImapServer, spec: str) -> ImapClient:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
+from roost.store.postgres import PostgresStore
 from tests.conftest import ImapServer
 from tests.support.imap_client import message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def test_fetch_preview(imap: ImapServer) -> None:
@@ -40,11 +45,13 @@ async def test_fetch_preview_lazy(imap: ImapServer) -> None:
     client = await imap.login()
     for n in range(3):
         await client.append("INBOX", message(f"m{n}", body=f"Text {n}\r\n"))
-    [directory] = (imap.data_dir / "data" / "accounts").iterdir()
-    with sqlite3.connect(directory / "mail.db") as conn:
-        conn.execute(
-            "UPDATE analyses SET preview = NULL WHERE id != (SELECT min(id) FROM analyses)"
-        )
+    forget = "UPDATE analyses SET preview = NULL WHERE id != (SELECT min(id) FROM analyses)"
+    if isinstance(imap.store, PostgresStore):
+        await imap.store.database.pool.execute(forget)
+    else:
+        [directory] = (imap.data_dir / "data" / "accounts").iterdir()
+        with sqlite3.connect(directory / "mail.db") as conn:
+            conn.execute(forget)
     await client.ok("SELECT INBOX")
     reply = await client.ok("FETCH 1:3 (PREVIEW (LAZY))")
     assert reply.untagged == [

@@ -27,6 +27,8 @@ from tests.support.imap_client import ImapClient
 from tests.support.scram_client import ScramClient
 from tests.support.tokens import TokenMaker
 
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
+
 NOW = 1_800_000_010.0  # the server's clock for TOTP, and the tokens' issue time
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 APP_PASSWORD = "wxyz-abcd-efgh-ijkl"
@@ -47,10 +49,12 @@ def tokens() -> TokenMaker:
 
 
 @pytest.fixture
-async def server(tmp_path: Path, tokens: TokenMaker) -> AsyncIterator[ImapServer]:
+async def server(
+    tmp_path: Path, tokens: TokenMaker, store_url: str | None
+) -> AsyncIterator[ImapServer]:
     """alice: password, SCRAM keys, an app password; totp-user: two-factor on; legacy:
     a password set before SCRAM keys were kept. Tokens from one issuer are accepted."""
-    handle, listener = await start_imap_server(tmp_path)
+    handle, listener = await start_imap_server(tmp_path, store_url=store_url)
     store = handle.store
     password_hash = hash_password(PASSWORD, hasher=FAST_HASHER)
     keys = scram.derive_keys(PASSWORD, iterations=4096).encode()

@@ -14,6 +14,8 @@ from roost.auth.passwords import hash_password
 from roost.config import AuthSettings
 from tests.conftest import PASSWORD, start_imap_server, stop_imap_server
 
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
+
 
 class CountingHasher(PasswordHasher):
     def __init__(self) -> None:
@@ -26,8 +28,10 @@ class CountingHasher(PasswordHasher):
 
 
 @pytest.mark.parametrize("cache_size", [10_000, 0])
-async def test_second_login_does_not_run_the_slow_hash(tmp_path: Path, cache_size: int) -> None:
-    handle, listener = await start_imap_server(tmp_path)
+async def test_second_login_does_not_run_the_slow_hash(
+    tmp_path: Path, store_url: str | None, cache_size: int
+) -> None:
+    handle, listener = await start_imap_server(tmp_path, store_url=store_url)
     try:
         hasher = CountingHasher()
         await handle.store.create_account("bob", hash_password(PASSWORD, hasher=hasher))

@@ -3,7 +3,11 @@ deleted and junk folders get that special use (CLIENTS.md), so other clients fin
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ImapServer
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def test_sent_messages_is_marked_sent(imap: ImapServer) -> None:

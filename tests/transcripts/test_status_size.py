@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ImapServer
 from tests.support.imap_client import message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def test_status_size_follows_every_change(imap: ImapServer) -> None:

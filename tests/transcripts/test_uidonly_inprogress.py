@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 
+from roost.store.postgres.account import PostgresAccount
 from roost.store.sqlite.account import SqliteAccount
 from tests.conftest import ImapServer
 from tests.support.imap_client import message
+
+pytestmark = pytest.mark.both_backends  # also on PostgreSQL (tests/conftest.py)
 
 
 async def test_uidonly_refuses_message_numbers(imap: ImapServer) -> None:
@@ -95,13 +98,16 @@ async def test_inprogress_while_a_search_runs(
     await client.append("INBOX", message("one"))
     imap.context.limits = dataclasses.replace(imap.context.limits, progress_interval=0.01)
     release = asyncio.Event()
-    search: Callable[..., Awaitable[Any]] = SqliteAccount.search
 
-    async def held_search(self: SqliteAccount, *args: Any) -> Any:
-        await release.wait()
-        return await search(self, *args)
+    def held(search: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def held_search(*args: Any) -> Any:
+            await release.wait()
+            return await search(*args)
 
-    monkeypatch.setattr(SqliteAccount, "search", held_search)
+        return held_search
+
+    for backend in (SqliteAccount, PostgresAccount):
+        monkeypatch.setattr(backend, "search", held(backend.search))
     await client.ok("SELECT INBOX")
     await client.send(b"S1 UID SEARCH ALL\r\n")
     line = await client.read_response()

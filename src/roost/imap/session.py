@@ -61,6 +61,7 @@ from roost.store.base import (
     MessageMeta,
     NoSuchMailbox,
     StorageFull,
+    StoreBusy,
 )
 
 if TYPE_CHECKING:
@@ -358,6 +359,12 @@ class Session:
             self.state = State.LOGOUT
             yield Untagged(Status.BYE, "Selected mailbox was deleted, closing connection")
             return
+        except StoreBusy as error:
+            # Busy, or its database restarting: an expected state, not a bug. The
+            # changes wait for the next sync point, as below.
+            self._dirty = True
+            log.warning("sync point deferred ip=%s: %s", self.remote_ip, error)
+            return
         except Exception:
             # The command (or IDLE) has done its work; the client just hears of the
             # changes at the next sync point, which asks the store again.
@@ -383,8 +390,9 @@ class Session:
 
     async def claim_recent(self, mailbox_id: int, *, peek: bool = False) -> int | None:
         """Claim \\Recent (see ``Account.claim_recent``), or with ``peek`` only read the
-        floor; None when the store cannot record the claim for lack of space: \\Recent
-        is a courtesy, never a reason to refuse SELECT or break a sync point on a full disk."""
+        floor; None when the store cannot record the claim (no space, or its database
+        restarting): \\Recent is a courtesy, never a reason to refuse SELECT or break a
+        sync point."""
         try:
             account = self.selected_account()
             if peek:
@@ -392,6 +400,9 @@ class Session:
             return await account.claim_recent(mailbox_id)
         except StorageFull:
             log.warning("disk full: \\Recent not claimed ip=%s", self.remote_ip)
+            return None
+        except StoreBusy as error:
+            log.warning("\\Recent not claimed ip=%s: %s", self.remote_ip, error)
             return None
 
     def note_events(self, events: Iterable[ChangeEvent]) -> None:

@@ -15,7 +15,8 @@ Invariants:
 * A change's NOTIFY is sent in its transaction's COMMIT (notify.py): other nodes hear
   of it only once it is committed.
 * Losing the server is ``StoreUnavailable`` (a ``StoreBusy``): never a hang, never a
-  half-done write.
+  half-done write. A pooled connection the server cut while it sat idle is dropped
+  and the work runs on the next one (``STALE``).
 * A pooled connection carries no session state between users: no LISTEN, advisory
   lock, cursor or SET is left on one (LISTEN has its own connection, notify.py), so the
   pool skips asyncpg's reset query, a round trip per store call (``_no_reset``); an
@@ -60,6 +61,13 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
 )
+
+
+# asyncpg's protocol state machine refusing a connection: the server cut it (restart,
+# failover) and its last words, a FATAL error, arrived while the connection sat idle in
+# the pool, before the end of the stream did. Nothing of the failing statement reached
+# the server, and the pool drops such a connection when it is released.
+STALE: tuple[type[BaseException], ...] = (asyncpg.InternalClientError,)
 
 
 class StoreUnavailable(StoreBusy):
@@ -128,12 +136,19 @@ class Database:
         return await self._attempts(fn)
 
     async def _attempts(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        attempt = 0
+        attempt = stale = 0
         while True:
             attempt += 1
             try:
                 async with self.pool.acquire() as conn:
                     return await fn(conn)
+            except STALE as error:
+                # Every pooled connection may be one the server cut: try each once.
+                stale += 1
+                attempt -= 1
+                if stale > self.pool.get_max_size():
+                    raise StoreUnavailable(f"database unavailable: {error}") from None
+                log.debug("dropped a connection the server had cut: %s", error)
             except RETRYABLE as error:
                 if attempt >= MAX_ATTEMPTS:
                     raise StoreError(f"gave up after {attempt} conflicting attempts") from error
@@ -193,8 +208,10 @@ async def _transaction(
         closing.append("COMMIT")
         await conn.execute("; ".join(closing))
     except BaseException:
-        if not conn.is_closed() and conn.is_in_transaction():
-            with contextlib.suppress(Exception):
+        # A connection the server cut is detached from the pool: even asking whether
+        # it is closed raises then, and there is nothing to roll back.
+        with contextlib.suppress(Exception):
+            if not conn.is_closed() and conn.is_in_transaction():
                 await conn.execute("ROLLBACK")
         raise
     return result
@@ -223,10 +240,10 @@ def sql_texts(values: Sequence[str]) -> str:
 
 @contextlib.asynccontextmanager
 async def unavailable() -> AsyncIterator[None]:
-    """Connection loss as StoreUnavailable."""
+    """Connection loss as StoreUnavailable (a stale connection too: the pool drops it)."""
     try:
         yield
-    except UNAVAILABLE as error:
+    except (*UNAVAILABLE, *STALE) as error:
         raise StoreUnavailable(f"database unavailable: {error}") from None
 
 
