@@ -463,3 +463,10 @@ def test_sieve_and_managesieve_sections(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"managesieve\.max_scripts"):
         Settings.from_toml("[managesieve]\nmax_scripts = 0\n")
     assert Settings().managesieve.listen == ()  # off unless configured
+
+
+def test_store_fsync_setting() -> None:
+    tls = '[tls]\ncert = "c.pem"\nkey = "k.pem"\n'
+    assert load(tls).store.fsync == "optimized"  # as Dovecot's mail_fsync default
+    assert load(tls + '[store]\nfsync = "always"\n').store.fsync == "always"
+    assert "fsync" in error_of(tls + '[store]\nfsync = "never"\n')

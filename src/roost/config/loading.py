@@ -428,8 +428,10 @@ def _read_store(reader: Reader, table: Table) -> StoreSettings:
         raise reader.invalid(table.key("url"), "must be a string")
     if backend == "postgresql" and not url.startswith(("postgresql://", "postgres://")):
         raise reader.invalid(table.key("url"), 'must be a "postgresql://..." URL')
+    fsync = table.string("fsync", defaults.fsync, choices=STORE_FSYNC)
     table.finish()
-    return StoreSettings(backend=backend, url=url)
+    return StoreSettings(backend=backend, url=url, fsync=fsync)
 
 
 STORE_BACKENDS = ("sqlite", "postgresql")
+STORE_FSYNC = ("always", "optimized")

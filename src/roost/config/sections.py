@@ -364,6 +364,11 @@ class StoreSettings:
 
     backend: str = "sqlite"
     url: str = ""
+    # "always": every change is on disk before its OK. "optimized" (as Dovecot's
+    # mail_fsync): flag changes and expunges are committed without waiting for the disk
+    # (a power cut, not a crash of Roost, may undo the last of them); new mail (APPEND,
+    # COPY, MOVE, deliveries) is still on disk before its OK. SQLite store only.
+    fsync: str = "optimized"
 
     @property
     def postgresql_url(self) -> str | None:

@@ -76,6 +76,7 @@ class SqliteStore:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
         special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
+        sync_flag_changes: bool = True,
     ) -> None:
         self._data_dir = data_dir
         self._special_folders = tuple(special_folders)
@@ -83,6 +84,7 @@ class SqliteStore:
         self._quota_refresh = quota_refresh
         self._busy_timeout = busy_timeout
         self._mime_limits = mime_limits
+        self._sync_flag_changes = sync_flag_changes
         self._directory = directory
         self._users = users
         self._hub = hub
@@ -110,6 +112,7 @@ class SqliteStore:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
         special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
+        fsync: str = "always",
     ) -> SqliteStore:
         """Open (creating if needed) the store in ``data_dir``. ``durable=False`` skips
         fsyncs (tests only); ``hub`` lets several stores share change events;
@@ -120,7 +123,8 @@ class SqliteStore:
         ``busy_timeout``: seconds a write waits for another process's before StoreBusy;
         ``mime_limits``: how deep a message is analysed at delivery;
         ``special_folders``: (special use, name) of the folders a new account gets
-        besides INBOX (``[imap] special_use_names``)."""
+        besides INBOX (``[imap] special_use_names``); ``fsync``: ``"optimized"`` commits
+        flag changes and expunges without waiting for the disk (``[store] fsync``)."""
         users = Worker("roost-users")
         try:
             directory = await users.run(Directory, data_dir, durable)
@@ -139,6 +143,7 @@ class SqliteStore:
             busy_timeout=busy_timeout,
             mime_limits=mime_limits,
             special_folders=special_folders,
+            sync_flag_changes=fsync != "optimized",
         )
 
     @property
@@ -341,6 +346,7 @@ class SqliteStore:
                 sweep,
                 self._busy_timeout,
                 self._mime_limits,
+                self._sync_flag_changes,
             )
         except BaseException:
             worker.shutdown()
@@ -401,6 +407,7 @@ def _open_account_db(
     sweep: bool,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+    sync_flag_changes: bool = True,
 ) -> MailDB:
     try:
         db = MailDB.open(
@@ -408,6 +415,7 @@ def _open_account_db(
         )
     except sqlite3.OperationalError as exc:
         raise NoSuchAccount(f"account directory {directory.name} is unusable: {exc}") from exc
+    db.sync_flag_changes = sync_flag_changes
     if sweep:
         try:
             removed = db.sweep_orphans()
