@@ -16,10 +16,11 @@ connection that never waits (busy timeout 0): in WAL mode a reader is not blocke
 writers, the file is small and hot, and the read costs ~10 µs where a trip through a
 thread cost ~50 µs of CPU. In the rare case SQLite answers "busy" (another process
 recovering the WAL index), that one count is read in a thread instead, waiting as the
-writes do. Workers
-start together and may find the file new at the same instant: setting WAL and creating
-the table are retried while another process holds the lock (SQLite answers a journal
-mode change with "database is locked" at once, without waiting).
+writes do.
+
+Workers start together and may find the file new at the same instant: setting WAL and
+creating the table are retried while another process holds the lock (SQLite answers a
+journal mode change with "database is locked" at once, without waiting).
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ class SqliteSharedFailures:
     def _read_connection(self) -> sqlite3.Connection:
         if self._reader is None:
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            reader = sqlite3.connect(uri, uri=True, timeout=0.0, isolation_level=None)
+            reader = sqlite3.connect(
+                uri, uri=True, timeout=0.0, isolation_level=None, check_same_thread=False
+            )
             reader.execute("PRAGMA busy_timeout = 0")
             self._reader = reader
         return self._reader
