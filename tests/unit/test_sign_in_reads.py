@@ -65,3 +65,35 @@ async def test_a_busy_read_goes_to_the_users_worker(
             await store.get_sign_in_record("alice")
     finally:
         await store.close()
+
+
+async def test_sign_in_bookkeeping_does_not_wait_for_the_disk(tmp_path: Path) -> None:
+    """A known address and an app password's last use are committed without an fsync;
+    the writes after them wait for the disk again."""
+    store = await SqliteStore.open(tmp_path / "data", durable=True)
+    try:
+        await store.create_account("alice", "hash-1")
+        statements: list[str] = []
+        conn = store._directory._conn
+        conn.set_trace_callback(statements.append)
+
+        def synchronous_at_commits() -> list[str]:
+            mode, modes = "FULL", []
+            for statement in statements:
+                if statement.startswith("PRAGMA synchronous = "):
+                    mode = statement.rpartition(" ")[2]
+                elif statement == "COMMIT" or statement.startswith(("UPDATE", "INSERT")):
+                    modes.append(mode)
+            statements.clear()
+            return modes
+
+        await store.remember_sign_in_address("alice", "192.0.2.1", 1000)
+        assert set(synchronous_at_commits()) == {"NORMAL"}
+        await store.app_password_used("alice", "selector", 1000)
+        assert set(synchronous_at_commits()) == {"NORMAL"}
+        await store.set_password_hash("alice", "hash-2")
+        assert set(synchronous_at_commits()) == {"FULL"}
+        assert await store.last_sign_in_from("alice", "192.0.2.1") == 1000
+        conn.set_trace_callback(None)
+    finally:
+        await store.close()

@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from roost.store.credentials import AppPasswordRecord, SignInRecord
@@ -219,11 +220,12 @@ class Directory:
         return cursor.rowcount > 0
 
     def app_password_used(self, key: str, selector: str, when: int) -> None:
-        self._conn.execute(
-            "UPDATE app_passwords SET last_used = max(coalesce(last_used, 0), ?)"
-            " WHERE name_key = ? AND selector = ?",
-            (when, key, selector),
-        )
+        with self._unsynced():
+            self._conn.execute(
+                "UPDATE app_passwords SET last_used = max(coalesce(last_used, 0), ?)"
+                " WHERE name_key = ? AND selector = ?",
+                (when, key, selector),
+            )
 
     def replace_app_password_hash(
         self, key: str, selector: str, old_hash: str, new_hash: str
@@ -271,24 +273,40 @@ class Directory:
 
     def remember_address(self, key: str, address: str, when: int) -> None:
         """Upsert, keeping the ``MAX_KNOWN_ADDRESSES`` most recent of the account."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        with self._unsynced():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT INTO known_addresses (name_key, address, last_success)"
+                    " VALUES (?, ?, ?) ON CONFLICT (name_key, address) DO UPDATE"
+                    " SET last_success = max(last_success, excluded.last_success)",
+                    (key, address, when),
+                )
+                self._conn.execute(
+                    "DELETE FROM known_addresses WHERE name_key = ? AND address NOT IN"
+                    " (SELECT address FROM known_addresses WHERE name_key = ?"
+                    "  ORDER BY last_success DESC LIMIT ?)",
+                    (key, key, MAX_KNOWN_ADDRESSES),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _unsynced(self) -> Iterator[None]:
+        """Commit without waiting for the disk: for sign-in bookkeeping (a known
+        address, an app password's last use) that a sign-in should not wait an fsync
+        for, and that a power cut may undo harmlessly (a crash of Roost does not: the
+        WAL is written before COMMIT returns). Outside any transaction only."""
+        if not self.durable:
+            yield
+            return
+        self._conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            self._conn.execute(
-                "INSERT INTO known_addresses (name_key, address, last_success) VALUES (?, ?, ?)"
-                " ON CONFLICT (name_key, address) DO UPDATE"
-                " SET last_success = max(last_success, excluded.last_success)",
-                (key, address, when),
-            )
-            self._conn.execute(
-                "DELETE FROM known_addresses WHERE name_key = ? AND address NOT IN"
-                " (SELECT address FROM known_addresses WHERE name_key = ?"
-                "  ORDER BY last_success DESC LIMIT ?)",
-                (key, key, MAX_KNOWN_ADDRESSES),
-            )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
+            yield
+        finally:
+            self._conn.execute("PRAGMA synchronous = FULL")
 
     def address_last_success(self, key: str, address: str) -> int | None:
         row = self._conn.execute(
