@@ -12,7 +12,10 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from roost.auth.known_addresses import StoreKnownAddresses
 from roost.auth.throttle import LoginThrottle, ThrottlePolicy
@@ -135,3 +138,29 @@ async def test_a_known_address_is_written_once_an_hour_not_per_sign_in() -> None
     now[0] += 3601
     await throttle.succeeded(OWNER, "alice")
     assert len(known.remembered) == 2
+
+
+async def test_shared_counts_read_in_a_thread_when_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counts are read on the loop; a "database is locked" there sends that read to
+    the writers' thread, which waits its turn; any other error is not hidden."""
+    failures = SqliteSharedFailures(tmp_path / "failures.db")
+    try:
+        await failures.add("192.0.2.1", "alice")
+        assert await failures.counts("192.0.2.1", "bob", 60) == (1, 0)
+
+        class Refusing:
+            def __init__(self, message: str) -> None:
+                self.message = message
+
+            def execute(self, *args: object) -> None:
+                raise sqlite3.OperationalError(self.message)
+
+        monkeypatch.setattr(failures, "_read_connection", lambda: Refusing("database is locked"))
+        assert await failures.counts("192.0.2.1", "alice", 60) == (1, 1)
+        monkeypatch.setattr(failures, "_read_connection", lambda: Refusing("disk I/O error"))
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            await failures.counts("192.0.2.1", "alice", 60)
+    finally:
+        failures.close()

@@ -659,3 +659,44 @@ async def test_a_site_names_the_special_folders(tmp_path: Path) -> None:
             await account.close()
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("fsync", ["always", "optimized"])
+async def test_fsync_setting_spares_flag_changes_and_expunges_only(
+    tmp_path: Path, fsync: str
+) -> None:
+    """``[store] fsync = "optimized"`` (as Dovecot's mail_fsync): STORE and EXPUNGE
+    commit without waiting for the disk; new mail always waits for it."""
+    store = await SqliteStore.open(tmp_path / "data", durable=True, fsync=fsync)
+    try:
+        await store.create_account("alice", "h")
+        account = await store.open_account("alice")
+        assert isinstance(account, SqliteAccount)
+        inbox = (await account.get_mailbox("INBOX")).id
+        statements: list[str] = []
+        account._shared.db.conn.set_trace_callback(statements.append)
+
+        def synced_commits() -> int:
+            """COMMITs made since the last call while synchronous was FULL."""
+            synced, count = True, 0
+            for statement in statements:
+                if statement.startswith("PRAGMA synchronous = "):
+                    synced = statement.endswith("FULL")
+                elif statement == "COMMIT":
+                    count += synced
+            statements.clear()
+            return count
+
+        spared = fsync == "optimized"
+        (uid,) = await append(account, inbox, 1)
+        assert synced_commits() >= 1
+        await account.store_flags(inbox, [uid], FlagOp.ADD, frozenset({DELETED}))
+        assert (synced_commits() == 0) == spared
+        assert await account.expunge(inbox) == [uid]
+        assert (synced_commits() == 0) == spared
+        await append(account, inbox, 2)
+        assert synced_commits() >= 1
+        account._shared.db.conn.set_trace_callback(None)
+        await account.close()
+    finally:
+        await store.close()

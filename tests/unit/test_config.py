@@ -487,3 +487,10 @@ def test_store_shards_make_one_locator() -> None:
 def test_store_shards_are_checked(store: str, complaint: str) -> None:
     message = error_of(MINIMAL + f'[store]\nbackend = "postgresql"\n{store}\n')
     assert "shards" in message and complaint in message
+
+
+def test_store_fsync_setting() -> None:
+    tls = '[tls]\ncert = "c.pem"\nkey = "k.pem"\n'
+    assert load(tls).store.fsync == "always"  # ARCHITECTURE decision 2
+    assert load(tls + '[store]\nfsync = "optimized"\n').store.fsync == "optimized"
+    assert "fsync" in error_of(tls + '[store]\nfsync = "never"\n')

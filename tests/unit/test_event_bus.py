@@ -414,3 +414,95 @@ async def test_a_greeting_longer_than_the_backlog_is_not_cut_off(tmp_path: Path)
         assert await listening.read() == Notice("k", accounts[0])
         for peer in (listening, late):
             await peer.close()
+
+
+# ---- lingering interest --------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def worker_and_peer(tmp_path: Path, linger: float) -> AsyncIterator[tuple[EventHub, RawPeer]]:
+    """A worker's hub on a bus, and a raw peer that answers nothing by itself."""
+    bus = EventBus(tmp_path / "events.sock")
+    await bus.start()
+    hub = EventHub()
+    client = EventBusClient(hub, bus.path, linger=linger)
+    await client.start()
+    await client.informed.wait()
+    peer = await RawPeer.connect(bus.path)
+    try:
+        yield hub, peer
+    finally:
+        await peer.close()
+        await client.close()
+        await bus.close()
+
+
+async def subscribe(hub: EventHub, peer: RawPeer, account: str) -> Listener:
+    """A listener of ``account`` whose interest the bus has acknowledged."""
+    listener = hub.subscribe(account)
+    assert await peer.read() == Notice("i", account)
+    peer.send(encode_notice("h", account))
+    assert await listener.wait() == [MailboxListChanged()]
+    return listener
+
+
+async def test_interest_lingers_after_the_last_listener(tmp_path: Path) -> None:
+    """A session that signs in again soon after the last one of its account left finds
+    the interest still in force: no notice crosses the bus, and events still reach it."""
+    async with worker_and_peer(tmp_path, linger=3600.0) as (hub, peer):
+        (await subscribe(hub, peer, "alice")).close()
+        again = hub.subscribe("alice")  # nothing said: the interest never ended
+        peer.send(encode("alice", [MailboxChanged(1, 7)]))
+        assert await again.wait() == [MailboxChanged(1, 7)]
+        again.close()
+        await subscribe(hub, peer, "zed")  # the next notice: neither "n alice" nor "i alice"
+
+
+async def test_lingering_interest_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It ends after the linger, at once without one, and for the oldest account first
+    when too many linger."""
+    async with worker_and_peer(tmp_path, linger=0.0) as (hub, peer):
+        (await subscribe(hub, peer, "alice")).close()
+        assert await peer.read() == Notice("n", "alice")
+    async with worker_and_peer(tmp_path, linger=0.01) as (hub, peer):
+        (await subscribe(hub, peer, "alice")).close()
+        assert await peer.read() == Notice("n", "alice")
+    monkeypatch.setattr(event_bus, "MAX_LINGERING", 1)
+    async with worker_and_peer(tmp_path, linger=3600.0) as (hub, peer):
+        (await subscribe(hub, peer, "alice")).close()
+        (await subscribe(hub, peer, "bob")).close()
+        assert await peer.read() == Notice("n", "alice")
+
+
+async def test_a_lost_connection_ends_lingering_interest(tmp_path: Path) -> None:
+    """The bus forgets a lost worker's interest; on reconnecting, the worker says only
+    what it listens to, and a listener of a formerly lingering account asks anew."""
+    path = tmp_path / "events.sock"
+    bus = EventBus(path)
+    await bus.start()
+    hub = EventHub()
+    client = EventBusClient(hub, path, linger=3600.0)
+    await client.start()
+    await client.informed.wait()
+    bob = hub.subscribe("bob")
+    assert await bob.wait() == [MailboxListChanged()]
+    hub.subscribe("alice").close()  # lingers
+    try:
+        await bus.close()
+        bus = EventBus(path)
+        await bus.start()
+        assert await bob.wait() == [MailboxListChanged()]  # reconnected
+        peer = await RawPeer.connect(path)
+        for notice in peer.greeting:  # the worker reconnected first: "i bob"
+            assert notice == Notice("i", "bob")
+            peer.send(encode_notice("h", "bob"))
+        alice = hub.subscribe("alice")
+        while (frame := await peer.read()) != Notice("i", "alice"):
+            assert frame == Notice("i", "bob")
+            peer.send(encode_notice("h", "bob"))
+        peer.send(encode_notice("h", "alice"))
+        assert MailboxListChanged() in await alice.wait()
+        await peer.close()
+    finally:
+        await client.close()
+        await bus.close()

@@ -239,3 +239,54 @@ async def test_success_after_a_counted_attempt_clears_it(clock: Clock) -> None:
     assert await throttle.wait_turn("192.0.2.1", "alice")
     throttle.record_success("192.0.2.1", "alice")
     assert throttle.check("192.0.2.1", "alice") == ThrottleDecision(0.0, refused=False)
+
+
+class RecordingShared:
+    """``SharedFailures`` in memory, recording every call that would write."""
+
+    def __init__(self) -> None:
+        self.failures: list[tuple[str, str]] = []
+        self.writes: list[str] = []
+
+    async def counts(self, ip_key: str, account_key: str, window: float) -> tuple[int, int]:
+        by_ip = sum(1 for ip, _ in self.failures if ip == ip_key)
+        by_account = sum(1 for _, account in self.failures if account == account_key)
+        return by_ip, by_account
+
+    async def add(self, ip_key: str, account_key: str) -> None:
+        self.writes.append("add")
+        self.failures.append((ip_key, account_key))
+
+    async def forget(self, ip_key: str, account_key: str) -> None:
+        self.writes.append("forget")
+        self.failures = [f for f in self.failures if f != (ip_key, account_key)]
+
+
+async def test_a_clean_success_writes_nothing_to_the_shared_failures(clock: Clock) -> None:
+    """A sign-in from an address without failures has nothing to forget: no write per
+    sign-in. One after a failure of the pair forgets it, as before."""
+    shared = RecordingShared()
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    throttle = LoginThrottle(POLICY, clock=clock, shared=shared, sleep=sleep)
+    for _ in range(3):
+        assert await throttle.wait_turn("192.0.2.1", "alice")
+        await throttle.succeeded("192.0.2.1", "alice")
+    assert shared.writes == []
+
+    assert await throttle.wait_turn("192.0.2.1", "alice")
+    await throttle.failed("192.0.2.1", "alice")
+    assert shared.writes == ["add"]
+    assert await throttle.wait_turn("192.0.2.1", "alice")  # delayed: counted ahead
+    await throttle.succeeded("192.0.2.1", "alice")
+    assert shared.writes == ["add", "add", "forget"] and shared.failures == []
+    assert sleeps == [1.0]
+
+    # Failures of another pair from the address: this pair still forgets its own.
+    shared.failures.append(("192.0.2.1", "bob"))
+    assert await throttle.wait_turn("192.0.2.1", "alice")
+    await throttle.succeeded("192.0.2.1", "alice")
+    assert shared.writes[-1] == "forget" and shared.failures == [("192.0.2.1", "bob")]

@@ -36,7 +36,10 @@ Authenticator uses:
 * ``SharedFailures``: the failure counts, shared by every worker process (a SQLite file
   in ``data_dir/run``, ``runtime/shared_failures.py``; with the PostgreSQL backend, a
   table there, shared by every node): a guesser whose connections land on N workers
-  meets one budget, not N.
+  meets one budget, not N. A success from an address that had no failure when its
+  attempt began (the common case) does not write there: there is nothing of that pair
+  to forget. (A failure of the same pair made meanwhile by another connection then
+  still counts, as it would have had it come a moment later.)
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ class ThrottlePolicy:
 class ThrottleDecision:
     delay: float  # seconds to wait before checking the password
     refused: bool  # refuse without checking
+
+
+_GO = ThrottleDecision(delay=0.0, refused=False)
 
 
 class KnownAddresses(Protocol):
@@ -224,6 +230,8 @@ class LoginThrottle:
         self._trusted = _TrustedAddresses(self.policy.max_tracked)
         # Attempts already counted as failures when they began: (address, account) -> n.
         self._counted_ahead: dict[tuple[str, str], int] = {}
+        # Attempts under way whose address had no shared failure when they began.
+        self._clean: dict[tuple[str, str], int] = {}
 
     def check(self, ip: str, account: str) -> ThrottleDecision:
         """The decision from this process's memory alone."""
@@ -254,7 +262,12 @@ class LoginThrottle:
         locked = 0 < policy.max_failures_per_account <= account_failures
         if locked and not trusted and self._known is not None:
             trusted = await self._known.known_within(account_key, ip_key, policy.trust_period)
-        return self._decide(ip_failures, account_failures, trusted)
+        decision = self._decide(ip_failures, account_failures, trusted)
+        if self._shared is not None and ip_failures == 0 and decision == _GO:
+            # Nothing of this pair in the shared state, and this attempt adds nothing
+            # there before it ends (no delay: not counted ahead).
+            _bounded_add(self._clean, (ip_key, account_key), policy.max_tracked)
+        return decision
 
     def _decide(self, ip_failures: int, account_failures: int, trusted: bool) -> ThrottleDecision:
         policy = self.policy
@@ -280,9 +293,7 @@ class LoginThrottle:
             if self._shared is not None:
                 await self._shared.add(address_key(ip), _account_key(account))
             pair = (address_key(ip), _account_key(account))
-            self._counted_ahead[pair] = self._counted_ahead.get(pair, 0) + 1
-            if len(self._counted_ahead) > self.policy.max_tracked:
-                del self._counted_ahead[next(iter(self._counted_ahead))]
+            _bounded_add(self._counted_ahead, pair, self.policy.max_tracked)
             await self._sleep(decision.delay)
         return True
 
@@ -290,6 +301,7 @@ class LoginThrottle:
         """``record_failure``, also in the shared state."""
         pair = (address_key(ip), _account_key(account))
         counted = self._counted_ahead.get(pair, 0) > 0
+        _take_one(self._clean, pair)
         self.record_failure(ip, account)
         if self._shared is not None and not counted:
             await self._shared.add(*pair)
@@ -301,7 +313,8 @@ class LoginThrottle:
         ip_key, account_key = address_key(ip), _account_key(account)
         fresh = self._trusted.trusted(account_key, ip_key, self._clock(), _KNOWN_REFRESH)
         self.record_success(ip, account)
-        if self._shared is not None:
+        clean = _take_one(self._clean, (ip_key, account_key))
+        if self._shared is not None and not clean:
             await self._shared.forget(ip_key, account_key)
         if self._known is not None and not fresh:
             await self._known.remember(account_key, ip_key)
@@ -334,6 +347,26 @@ class LoginThrottle:
     def tracked(self) -> tuple[int, int]:
         """How many addresses and accounts are remembered (for tests and metrics)."""
         return len(self._by_ip), len(self._by_account)
+
+
+def _bounded_add(counts: dict[tuple[str, str], int], pair: tuple[str, str], limit: int) -> None:
+    """One more for ``pair``; past ``limit`` pairs the oldest is dropped (an attempt
+    that never ended, e.g. a dropped connection, must not hold memory for ever)."""
+    counts[pair] = counts.get(pair, 0) + 1
+    if len(counts) > limit:
+        del counts[next(iter(counts))]
+
+
+def _take_one(counts: dict[tuple[str, str], int], pair: tuple[str, str]) -> bool:
+    """One less for ``pair``; False when it had none."""
+    count = counts.get(pair, 0)
+    if count <= 0:
+        return False
+    if count == 1:
+        del counts[pair]
+    else:
+        counts[pair] = count - 1
+    return True
 
 
 def _account_key(account: str) -> str:

@@ -377,6 +377,7 @@ async def _serve(
         limits=settings.limits,
         special_folders=settings.imap.special_use_names,
         url=settings.store.postgresql_url,
+        fsync=settings.store.fsync,
     )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None
@@ -414,6 +415,7 @@ async def _supervise(settings: Settings, options: ServeOptions, *, starttls: boo
         limits=settings.limits,
         url=settings.store.postgresql_url,
         special_folders=settings.imap.special_use_names,
+        fsync=settings.store.fsync,
     )
     try:
         demo = await _ensure_demo_account(store) if settings.dev else None

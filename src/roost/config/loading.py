@@ -439,11 +439,15 @@ def _read_store(reader: Reader, table: Table) -> StoreSettings:
     if backend == "postgresql" and not shards and not url.startswith(PG_SCHEMES):
         raise reader.invalid(table.key("url"), 'must be a "postgresql://..." URL')
     node_lease = table.number("node_lease", defaults.node_lease, minimum=1.0)
+    fsync = table.string("fsync", defaults.fsync, choices=STORE_FSYNC)
     table.finish()
-    return StoreSettings(backend=backend, url=url, shards=tuple(shards), node_lease=node_lease)
+    return StoreSettings(
+        backend=backend, url=url, shards=tuple(shards), node_lease=node_lease, fsync=fsync
+    )
 
 
 PG_SCHEMES = ("postgresql://", "postgres://")
 
 
 STORE_BACKENDS = ("sqlite", "postgresql")
+STORE_FSYNC = ("always", "optimized")

@@ -373,6 +373,12 @@ class StoreSettings:
     # Seconds a node's connection slots and POP3 locks outlive it (a SIGKILL, a lost
     # machine) on PostgreSQL; renewed every third of it (store/postgres/connections.py).
     node_lease: float = 30.0
+    # "always": every change is on disk before its OK (ARCHITECTURE decision 2).
+    # "optimized" (as Dovecot's mail_fsync): flag changes and expunges are committed
+    # without waiting for the disk (a power cut, not a crash of Roost, may undo the last
+    # of them); new mail (APPEND, COPY, MOVE, deliveries) is still on disk before its
+    # OK. SQLite store only.
+    fsync: str = "always"
 
     @property
     def postgresql_url(self) -> str | None:

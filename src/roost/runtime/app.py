@@ -193,6 +193,7 @@ class Server:
                 limits=settings.limits,
                 special_folders=settings.imap.special_use_names,
                 url=settings.store.postgresql_url,
+                fsync=settings.store.fsync,
             )
         try:
             if isinstance(self._store, NodeStore):

@@ -50,6 +50,17 @@ interest it learnt; the bus forgets the interest of a worker it lost (and tells 
 others {"n"} where no one else listens), and the worker, on reconnecting, sends its
 whole interest again ({"s"} for every account it listens to) and wakes its sessions.
 
+Interest lingers. A worker whose last listener of an account goes keeps its interest
+at the bus for ``INTEREST_LINGER`` seconds before it sends {"u"}; a listener that comes
+back meanwhile finds it still in force and sends nothing. A client that signs in again
+and again (webmail, phones: a connection per request) would otherwise cost an s/i/h/k
+and a u/n exchange through the supervisor per session. The interest was in force all
+along, so no other worker skipped an event of the account and the new listener needs no
+{"k"} wake-up; events that arrive meanwhile meet an account with no listener and are
+dropped. At most ``MAX_LINGERING`` accounts linger (the oldest goes first); a lost
+connection ends every lingering interest (the bus forgot it, and the worker sends its
+listened accounts only on reconnecting).
+
 Memory is bounded: a peer that stops reading (a worker whose loop is stuck) is cut off
 once ``MAX_BACKLOG`` bytes wait for it, on either side (plus what a connection starts
 with: the bus's notices, the worker's interest); it reconnects when it reads again, and
@@ -81,6 +92,8 @@ MAX_BACKLOG = 1024 * 1024  # bytes waiting for one peer before it is cut off
 MAX_ACCOUNT = 1024  # characters of an account key in a frame
 MAX_INTEREST = 100_000  # accounts one worker may listen to
 RECONNECT_DELAY = 0.2
+INTEREST_LINGER = 30.0  # seconds an interest outlives the worker's last listener
+MAX_LINGERING = 10_000  # accounts whose interest lingers at once, per worker
 
 NoticeKind = Literal["s", "u", "h", "i", "n", "k"]
 NOTICE_KINDS: frozenset[str] = frozenset("suhink")
@@ -330,9 +343,13 @@ class EventBusClient:
     another worker listens to), delivers others' in, and tells the bus which accounts
     this worker listens to."""
 
-    def __init__(self, hub: EventHub, path: Path) -> None:
+    def __init__(self, hub: EventHub, path: Path, *, linger: float = INTEREST_LINGER) -> None:
         self.hub = hub
         self.path = path
+        self.linger = linger
+        # Accounts with no listener here whose interest the bus still has, in the order
+        # they lost their last listener, with the timer that ends it.
+        self._lingering: dict[str, asyncio.TimerHandle] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._backlog_limit = MAX_BACKLOG
         self._task: asyncio.Task[None] | None = None
@@ -357,7 +374,32 @@ class EventBusClient:
 
     def _interest(self, account: str, listening: bool) -> None:
         # Unsent while disconnected: the whole interest goes out on reconnecting.
-        self._write(encode_notice("s" if listening else "u", account))
+        if listening:
+            lingering = self._lingering.pop(account, None)
+            if lingering is not None:
+                lingering.cancel()  # still in force at the bus: nothing to say
+                return
+            self._write(encode_notice("s", account))
+            return
+        if self.linger <= 0 or self._writer is None:
+            self._write(encode_notice("u", account))
+            return
+        while len(self._lingering) >= MAX_LINGERING:
+            self._end_lingering(next(iter(self._lingering)))
+        loop = asyncio.get_running_loop()
+        self._lingering[account] = loop.call_later(self.linger, self._end_lingering, account)
+
+    def _end_lingering(self, account: str) -> None:
+        handle = self._lingering.pop(account, None)
+        if handle is not None:
+            handle.cancel()
+            self._write(encode_notice("u", account))
+
+    def _forget_lingering(self) -> None:
+        """Drop every lingering interest without a word (the bus has forgotten it)."""
+        for handle in self._lingering.values():
+            handle.cancel()
+        self._lingering.clear()
 
     def _write(self, frame: bytes) -> None:
         writer = self._writer
@@ -394,6 +436,7 @@ class EventBusClient:
                 log.info("event bus connection lost; reconnecting")
             finally:
                 self._writer = None
+                self._forget_lingering()
                 self.informed.clear()
                 self.interest_elsewhere.clear()
                 self.connected.clear()
@@ -423,6 +466,7 @@ class EventBusClient:
     async def close(self) -> None:
         self.hub.relay = None
         self.hub.interest = None
+        self._forget_lingering()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -29,6 +29,7 @@ async def open_store(
     limits: LimitSettings | None = None,
     url: str | None = None,
     special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
+    fsync: str = "always",
 ) -> Store:
     """Open the store in ``data_dir``, creating the directory (mode 0700) if needed, or
     making an existing one private (``data_dir.secure_data_dir``); its change events go
@@ -38,7 +39,7 @@ async def open_store(
     With a PostgreSQL ``url`` (``[store]``), or ``$ROOST_STORE`` (``--store``, which
     wins), the store is that database instead and ``data_dir`` is not used.
     ``special_folders``: a new account's folders besides INBOX (``[imap]
-    special_use_names``)."""
+    special_use_names``). ``fsync``: ``[store] fsync`` (the SQLite store's)."""
     from roost.store.sqlite import SqliteStore
 
     url = os.environ.get(STORE_ENV) or url
@@ -61,6 +62,7 @@ async def open_store(
             busy_timeout=limits.store_busy_timeout,
             mime_limits=limits.mime_limits(),
             special_folders=special_folders,
+            fsync=fsync,
         )
     except DataDirError as error:
         raise ServerError(str(error)) from None

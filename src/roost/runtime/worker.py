@@ -134,6 +134,7 @@ async def _serve(
             limits=settings.limits,
             special_folders=settings.imap.special_use_names,
             url=settings.store.postgresql_url,
+            fsync=settings.store.fsync,
         )
         try:
 

@@ -107,6 +107,9 @@ class Database:
         self.analyzed = False  # backfill of analyses found nothing left to do
         self.reindexed = False  # reindex_text of search texts found nothing left to do
         self.queued_texts = 0  # texts queued for the index here since it last indexed
+        # [store] fsync = "optimized": flag changes and expunges commit without an
+        # fsync (``write(sync=self.sync_flag_changes)``); see ``write``.
+        self.sync_flag_changes = True
 
     @classmethod
     def open(
@@ -150,10 +153,13 @@ class Database:
     def write(self, *, sync: bool = True, wait: bool = True) -> Iterator[None]:
         """A write transaction. ``sync=False`` commits without waiting for the disk, for
         bookkeeping a power cut may undo harmlessly (\\Recent claims, forgetting what was
-        already unreferenced): the write-ahead log keeps commits in order, so a power cut
-        can undo it only together with every commit after it, and the next synced commit
-        makes it durable too. ``wait=False``: BlockingIOError at once when another
-        process is writing, instead of waiting for its turn."""
+        already unreferenced) and, with ``[store] fsync = "optimized"``, flag changes and
+        expunges: the write-ahead log keeps commits in order, so a power cut can undo it
+        only together with every commit after it, and the next synced commit makes it
+        durable too. A crash of the process alone loses no commit either way (the WAL is
+        written before COMMIT returns; only the fsync is skipped). ``wait=False``:
+        BlockingIOError at once when another process is writing, instead of waiting for
+        its turn."""
         unsynced = not sync and self.blobs.durable
         if unsynced:  # SQLite refuses to change this inside a transaction
             self.conn.execute("PRAGMA synchronous = NORMAL")

@@ -454,7 +454,7 @@ def store_flags(
     unchanged: list[FlagState] = []
     failed: list[int] = []
     events: list[ChangeEvent] = []
-    with db.write():
+    with db.write(sync=db.sync_flag_changes):
         db.mailbox(mailbox_id)
         keywords = db.keywords(mailbox_id)
         wanted_bits, wanted = encode(flags, keywords, define=op is not FlagOp.REMOVE)
@@ -494,7 +494,7 @@ def store_flags(
 def expunge(
     db: MailDB, mailbox_id: int, uids: Sequence[int] | None
 ) -> tuple[list[int], list[ChangeEvent]]:
-    with db.write():
+    with db.write(sync=db.sync_flag_changes):
         db.mailbox(mailbox_id)
         if uids is None:
             rows = db.conn.execute(

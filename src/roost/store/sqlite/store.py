@@ -33,8 +33,9 @@ import asyncio
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
 from roost.mime.parse import MimeLimits
@@ -42,7 +43,7 @@ from roost.store.credentials import AppPasswordRecord, SignInRecord
 from roost.store.errors import NoSuchAccount
 from roost.store.events import EventHub
 from roost.store.sqlite.account import OpenAccount, SqliteAccount
-from roost.store.sqlite.directory import Directory, fold_name
+from roost.store.sqlite.directory import Directory, DirectoryReader, fold_name, is_busy
 from roost.store.sqlite.mail_db import MailDB
 from roost.store.sqlite.quota import UNLIMITED
 from roost.store.sqlite.schema import DEFAULT_BUSY_TIMEOUT
@@ -50,6 +51,8 @@ from roost.store.sqlite.worker import Worker
 from roost.store.values import DEFAULT_SPECIAL_FOLDERS, QuotaLimits, QuotaOverride
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 KEEP_OPEN_SECONDS = 120.0
 MAX_IDLE_OPEN = 128
@@ -73,6 +76,7 @@ class SqliteStore:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
         special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
+        sync_flag_changes: bool = True,
     ) -> None:
         self._data_dir = data_dir
         self._special_folders = tuple(special_folders)
@@ -80,6 +84,7 @@ class SqliteStore:
         self._quota_refresh = quota_refresh
         self._busy_timeout = busy_timeout
         self._mime_limits = mime_limits
+        self._sync_flag_changes = sync_flag_changes
         self._directory = directory
         self._users = users
         self._hub = hub
@@ -91,6 +96,7 @@ class SqliteStore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._swept: set[str] = set()  # account directories swept by this process
         self._expiring: set[asyncio.Future[None]] = set()
+        self._reader: DirectoryReader | None = None  # opened at the first sign-in
 
     @classmethod
     async def open(
@@ -106,6 +112,7 @@ class SqliteStore:
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
         special_folders: Sequence[tuple[str, str]] = DEFAULT_SPECIAL_FOLDERS,
+        fsync: str = "always",
     ) -> SqliteStore:
         """Open (creating if needed) the store in ``data_dir``. ``durable=False`` skips
         fsyncs (tests only); ``hub`` lets several stores share change events;
@@ -116,7 +123,8 @@ class SqliteStore:
         ``busy_timeout``: seconds a write waits for another process's before StoreBusy;
         ``mime_limits``: how deep a message is analysed at delivery;
         ``special_folders``: (special use, name) of the folders a new account gets
-        besides INBOX (``[imap] special_use_names``)."""
+        besides INBOX (``[imap] special_use_names``); ``fsync``: ``"optimized"`` commits
+        flag changes and expunges without waiting for the disk (``[store] fsync``)."""
         users = Worker("roost-users")
         try:
             directory = await users.run(Directory, data_dir, durable)
@@ -135,6 +143,7 @@ class SqliteStore:
             busy_timeout=busy_timeout,
             mime_limits=mime_limits,
             special_folders=special_folders,
+            sync_flag_changes=fsync != "optimized",
         )
 
     @property
@@ -144,6 +153,9 @@ class SqliteStore:
     async def close(self) -> None:
         for shared in list(self._open.values()):
             await self._shutdown(shared)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if not self._users.closed:
             try:
                 await self._users.run(self._directory.close)
@@ -175,7 +187,27 @@ class SqliteStore:
     # ---- credentials (store/credentials.py) ----------------------------------------
 
     async def get_sign_in_record(self, name: str) -> SignInRecord | None:
-        return await self._users.run(self._directory.sign_in_record, fold_name(name))
+        key = fold_name(name)
+        return await self._read_users(
+            lambda reader: reader.sign_in_record(key), self._directory.sign_in_record, key
+        )
+
+    async def _read_users(
+        self,
+        on_loop: Callable[[DirectoryReader], _T],
+        on_worker: Callable[[str], _T],
+        key: str,
+    ) -> _T:
+        """A users.db lookup of a sign-in, on the event loop (``DirectoryReader``), or
+        on the users worker when the loop's read-only connection is refused."""
+        try:
+            if self._reader is None:
+                self._reader = DirectoryReader(self._data_dir / "users.db")
+            return on_loop(self._reader)
+        except sqlite3.OperationalError as error:
+            if not is_busy(error):
+                raise
+        return await self._users.run(on_worker, key)
 
     async def set_password(self, name: str, password_hash: str, scram_keys: str | None) -> None:
         await self._users.run(
@@ -279,7 +311,9 @@ class SqliteStore:
     async def open_account(self, name: str) -> SqliteAccount:
         key = fold_name(name)
         async with self._lock(key):
-            stored_name, dirname, override = await self._users.run(self._lookup, key)
+            stored_name, dirname, override = await self._read_users(
+                lambda reader: reader.opening(key), self._directory.opening, key
+            )
             shared = self._open.get(key)
             if shared is not None and shared.dirname != dirname:
                 # Deleted and created again by another process while kept open here.
@@ -294,11 +328,6 @@ class SqliteStore:
         return SqliteAccount(
             stored_name, shared, self._hub, self._release, self._quota, self._refresh_quota
         )
-
-    def _lookup(self, key: str) -> tuple[str, str, QuotaOverride]:
-        """On the users worker: what opening an account needs, in one job."""
-        name, dirname = self._directory.lookup(key)
-        return name, dirname, self._directory.quota_override(key)
 
     # ---- open accounts -------------------------------------------------------------
 
@@ -317,6 +346,7 @@ class SqliteStore:
                 sweep,
                 self._busy_timeout,
                 self._mime_limits,
+                self._sync_flag_changes,
             )
         except BaseException:
             worker.shutdown()
@@ -377,6 +407,7 @@ def _open_account_db(
     sweep: bool,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
+    sync_flag_changes: bool = True,
 ) -> MailDB:
     try:
         db = MailDB.open(
@@ -384,6 +415,7 @@ def _open_account_db(
         )
     except sqlite3.OperationalError as exc:
         raise NoSuchAccount(f"account directory {directory.name} is unusable: {exc}") from exc
+    db.sync_flag_changes = sync_flag_changes
     if sweep:
         try:
             removed = db.sweep_orphans()
