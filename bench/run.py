@@ -2,7 +2,7 @@
 """``make bench``: Roost and Dovecot side by side, same users, same mail (issue 5).
 
     .venv/bin/python bench/run.py            # the whole set, under 10 minutes
-    .venv/bin/python bench/run.py --quick    # smaller sizes, about 3 minutes
+    .venv/bin/python bench/run.py --quick    # smaller sizes, about 5 minutes
     .venv/bin/python bench/run.py --only large --profile large
 
 Prints a table (scenario, Roost, Dovecot, ratio) and writes bench/results/latest.json
@@ -698,7 +698,7 @@ def versions() -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, about 3 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, about 5 minutes")
     parser.add_argument("--only", metavar="GROUPS", help=f"comma-separated subset of {GROUPS}")
     parser.add_argument(
         "--profile",
