@@ -1,13 +1,12 @@
 """The admin commands on a PostgreSQL store: import and export, verify (which finds
 each kind of damage), the mailbox commands and index rebuild, backup by pg_dump, and
-restore's pointer to pg_restore. Each test has its own scratch database
+restore by pg_restore. Each test has its own scratch database
 (tests/support/postgres.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +64,17 @@ async def fill(url: str) -> None:
         bob = await store.open_account("bob")
         await bob.append("INBOX", [NewMessage(MessageSource(data=message("to bob")))])
         await bob.close()
+    finally:
+        await store.close()
+
+
+async def fill_more(url: str) -> None:
+    """A message made after the backup, which a restore must take away."""
+    store = await PostgresStore.open(url, listen=False)
+    try:
+        alice = await store.open_account("alice")
+        await alice.append("INBOX", [NewMessage(MessageSource(data=message("late", "later")))])
+        await alice.close()
     finally:
         await store.close()
 
@@ -237,18 +247,24 @@ async def test_backup_is_a_pg_dump_that_restores(url: str, tmp_path: Path) -> No
     finally:
         await admin.close()
     SCRATCH.adopt(name)
-    await asyncio.to_thread(
-        subprocess.run,
-        ["pg_restore", "--no-owner", f"--dbname={url_for(name)}", str(dest / "roost.pgdump")],
-        check=True,
-        capture_output=True,
-    )
+    code, output = await roost("restore", "--store", url_for(name), str(dest))
+    assert code == 0 and "Restored" in output, output
     assert await search(url_for(name), "alice", "needle") == [4]
     code, output = await roost("verify", "--store", url_for(name))
     assert code == 0 and "5 messages" in output, output
 
+    # Into a database that holds a store: refused without --force, nothing touched.
+    await fill_more(url)
     code, output = await roost("restore", "--store", url, str(dest))
-    assert code == 2 and "pg_restore --no-owner" in output
+    assert code == 2 and "is not empty" in output and "--force" in output, output
+    assert await search(url, "alice", "later") != []
+    # With --force the backup replaces it, in one transaction.
+    code, output = await roost("restore", "--force", "--store", url, str(dest))
+    assert code == 0, output
+    assert await search(url, "alice", "later") == []
+    assert await search(url, "alice", "needle") == [4]
+    code, output = await roost("verify", "--store", url)
+    assert code == 0 and "5 messages" in output, output
 
 
 async def test_backup_without_pg_dump_says_what_to_use(

@@ -79,27 +79,65 @@ def _dump(url: str, dest: Path) -> None:
     )
 
 
+def _restore_dump(url: str, src: Path, force: bool) -> None:
+    """A PostgreSQL store's backup (``roost backup``: a pg_dump) put back by pg_restore,
+    into an empty database, or with ``--force`` over what is there (every node of the
+    site stopped first)."""
+    import asyncpg
+
+    from roost.store.postgres.dump import DumpError, restore
+    from roost.store.postgres.pool import redact
+
+    if len(url.split()) > 1:
+        fail("restore one shard at a time: --store names one database", EXIT_CONFIG)
+
+    async def tables() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            found: int = await conn.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+            )
+            return found
+        finally:
+            await conn.close()
+
+    try:
+        existing = asyncio.run(tables())
+    except (OSError, asyncpg.PostgresError) as error:
+        fail(f"cannot reach {redact(url)}: {error}")
+    if existing and not force:
+        fail(
+            f"{redact(url)} is not empty ({existing} tables): restore into a new database"
+            " (createdb) and point [store] url at it, or give --force to replace this"
+            " one's contents with the backup (stop every node first)",
+            EXIT_CONFIG,
+        )
+    try:
+        seconds = restore(url, src, replace=bool(existing))
+    except (DumpError, OSError) as error:
+        fail(f"restore into {redact(url)} failed, the database is as it was: {error}")
+    click.echo(f"Restored {src} into {redact(url)} in {seconds:.1f} s.")
+
+
 @main.command("restore")
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Replace the accounts already in the data directory.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the accounts already in the data directory (PostgreSQL: the database).",
+)
 @store_option
 @config_option
 @data_dir_option
 def restore_command(
     src: Path, force: bool, config_path: Path | None, data_dir: Path | None
 ) -> None:
-    """Restore the backup in SRC into the data directory (the server must be stopped)."""
+    """Restore the backup in SRC into the data directory (the server must be stopped),
+    or a PostgreSQL store's backup into its database with pg_restore."""
     directory = data_dir_for(config_path, data_dir, must_exist=False)
     if (url := postgres_url()) is not None:
-        from roost.store.postgres.dump import DUMP_NAME
-        from roost.store.postgres.pool import redact
-
-        fail(
-            f"the store is the PostgreSQL database {redact(url)}: restore its dump with"
-            f" PostgreSQL's tools, into an empty database: pg_restore --no-owner"
-            f" --dbname URL {src / DUMP_NAME}",
-            EXIT_CONFIG,
-        )
+        _restore_dump(url, src.absolute(), force)
+        return
     try:
         manifest = backups.restore(src.absolute(), directory, force=force)
     except (backups.BackupError, OSError, sqlite3.Error) as error:

@@ -1,4 +1,5 @@
-"""``roost backup DEST`` on the PostgreSQL store: a ``pg_dump`` of the database.
+"""``roost backup DEST`` and ``roost restore SRC`` on the PostgreSQL store: a
+``pg_dump`` of the database, put back by ``pg_restore``.
 
 Everything of a PostgreSQL site is in its database (message bytes included), so the
 backup is the database's: PostgreSQL's own tools make it consistent while every node
@@ -8,8 +9,11 @@ recovery, use base backups with WAL archiving (``pg_basebackup``) instead.
 
 Invariants: the dump is written to a temporary name and renamed when ``pg_dump``
 succeeds, so ``DEST/roost.pgdump`` is always a whole dump (the previous one until the
-new one is complete). The password of the URL goes to ``pg_dump`` in its environment
-(``PGPASSWORD``), not its command line, which every local user can read.
+new one is complete). A restore runs in one transaction (``--single-transaction``,
+``--exit-on-error``): the database ends as it was or as the dump, never between; it
+goes into an empty database unless the caller says to replace what is there. The
+password of the URL goes to ``pg_dump`` and ``pg_restore`` in their environment
+(``PGPASSWORD``), not their command line, which every local user can read.
 """
 
 from __future__ import annotations
@@ -66,6 +70,37 @@ def dump(url: str, dest: Path) -> DumpReport:
         raise DumpError(f"pg_dump failed: {lines[-1] if lines else completed.returncode}")
     os.replace(partial, target)
     return DumpReport(target, target.stat().st_size, time.monotonic() - started)
+
+
+def restore(url: str, src: Path, *, replace: bool) -> float:
+    """Restore ``src``/roost.pgdump into the database at ``url``; seconds taken. With
+    ``replace``, the dump's objects replace those already there (``--clean``); the
+    caller has checked that the database is empty otherwise."""
+    program = shutil.which("pg_restore")
+    if program is None:
+        raise DumpError("pg_restore is not installed here (Debian's postgresql-client has it)")
+    source = src / DUMP_NAME
+    if not source.is_file():
+        raise DumpError(f"no {DUMP_NAME} in {src}: not a backup of a PostgreSQL store")
+    address, password = _split_password(url)
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = password
+    command = [program, "--no-owner", "--single-transaction", "--exit-on-error"]
+    if replace:
+        command += ["--clean", "--if-exists"]
+    started = time.monotonic()
+    completed = subprocess.run(
+        [*command, f"--dbname={address}", str(source)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        lines = completed.stderr.strip().splitlines()
+        raise DumpError(f"pg_restore failed: {lines[-1] if lines else completed.returncode}")
+    return time.monotonic() - started
 
 
 def _split_password(url: str) -> tuple[str, str | None]:
