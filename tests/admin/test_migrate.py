@@ -28,6 +28,7 @@ from roost.admin import migrate
 from roost.auth.passwords import hash_password
 from roost.cli import main
 from roost.runtime.tls import ensure_self_signed
+from roost.store.base import Store
 from roost.store.sqlite import SqliteStore
 
 pytestmark = [
@@ -193,29 +194,40 @@ def create_account(data: Path) -> None:
     asyncio.run(go())
 
 
-def contents(data: Path) -> dict[str, list[tuple[frozenset[str], datetime, bytes]]]:
-    async def go() -> dict[str, list[tuple[frozenset[str], datetime, bytes]]]:
+Contents = dict[str, list[tuple[frozenset[str], datetime, bytes]]]
+
+
+async def store_contents(store: Store, name: str = "alice") -> Contents:
+    """Each selectable, non-special mailbox of the account: its messages' flags,
+    internal dates and bytes, by UID (either backend)."""
+    result: Contents = {}
+    account = await store.open_account(name)
+    try:
+        for box in await account.list_mailboxes():
+            if box.noselect or box.special_use:
+                continue
+            snapshot = await account.snapshot(box.id)
+            metas = await account.fetch_meta(box.id, list(snapshot.uids), with_model=False)
+            result[box.name] = [
+                (
+                    meta.flags,
+                    meta.internaldate,
+                    b"".join([chunk async for chunk in account.read_message(meta)]),
+                )
+                for meta in metas
+            ]
+    finally:
+        await account.close()
+    return result
+
+
+def contents(data: Path) -> Contents:
+    async def go() -> Contents:
         store = await SqliteStore.open(data, durable=False)
-        result: dict[str, list[tuple[frozenset[str], datetime, bytes]]] = {}
         try:
-            account = await store.open_account("alice")
-            for box in await account.list_mailboxes():
-                if box.noselect or box.special_use:
-                    continue
-                snapshot = await account.snapshot(box.id)
-                metas = await account.fetch_meta(box.id, list(snapshot.uids), with_model=False)
-                result[box.name] = [
-                    (
-                        meta.flags,
-                        meta.internaldate,
-                        b"".join([chunk async for chunk in account.read_message(meta)]),
-                    )
-                    for meta in metas
-                ]
-            await account.close()
+            return await store_contents(store)
         finally:
             await store.close()
-        return result
 
     return asyncio.run(go())
 

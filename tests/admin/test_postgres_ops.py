@@ -20,7 +20,15 @@ from roost.store.postgres import PostgresStore
 from roost.store.postgres.blobs import CHUNK
 from roost.store.query import MatchText, SearchQuery, TextField
 from roost.store.values import MessageSource, NewMessage
-from tests.admin.test_migrate import SOURCE_PASSWORD, Dovecot, dovecot, expected, seed  # noqa: F401
+from tests.admin.test_migrate import (  # noqa: F401
+    SOURCE_PASSWORD,
+    Contents,
+    Dovecot,
+    dovecot,
+    expected,
+    seed,
+    store_contents,
+)
 from tests.support.postgres import SCRATCH, url_for
 from tests.support.server_process import write_config
 
@@ -315,28 +323,12 @@ async def test_migrate_into_postgresql(
     assert await migrated(url) == expected()
 
 
-async def migrated(url: str) -> dict[str, list[tuple[frozenset[str], datetime, bytes]]]:
+async def migrated(url: str) -> Contents:
     store = await PostgresStore.open(url, listen=False)
-    result: dict[str, list[tuple[frozenset[str], datetime, bytes]]] = {}
     try:
-        account = await store.open_account("alice")
-        for box in await account.list_mailboxes():
-            if box.noselect or box.special_use:
-                continue
-            snapshot = await account.snapshot(box.id)
-            metas = await account.fetch_meta(box.id, list(snapshot.uids), with_model=False)
-            result[box.name] = [
-                (
-                    meta.flags,
-                    meta.internaldate,
-                    b"".join([chunk async for chunk in account.read_message(meta)]),
-                )
-                for meta in metas
-            ]
-        await account.close()
+        return await store_contents(store)
     finally:
         await store.close()
-    return result
 
 
 def test_pg_dump_gets_the_password_in_its_environment(

@@ -21,14 +21,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
-from roost.auth.passwords import hash_password
-from roost.store.postgres import PostgresStore
 from tests.support.imap_client import ImapClient
 from tests.support.pop3_client import Pop3Client
-from tests.support.postgres import ScratchDatabases
-from tests.support.server_process import RoostProcess, write_config
+from tests.support.postgres import database_with_account
+from tests.support.server_process import RoostProcess, start_all, stop_all_clean, write_config
 
 USER = "alice"
 PASSWORD = "secret pass"
@@ -42,18 +39,8 @@ StartNodes = Callable[..., Awaitable[list[RoostProcess]]]
 
 @pytest.fixture
 async def database() -> AsyncIterator[str]:
-    scratch = ScratchDatabases()
-    url = await scratch.acquire()
-    store = await PostgresStore.open(url, listen=False)
-    try:
-        hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-        await store.create_account(USER, hash_password(PASSWORD, hasher=hasher))
-    finally:
-        await store.close()
-    try:
+    async with database_with_account(USER, PASSWORD) as url:
         yield url
-    finally:
-        await scratch.drop_all()
 
 
 @pytest.fixture
@@ -71,16 +58,13 @@ async def start_nodes(tmp_path: Path, database: str) -> AsyncIterator[StartNodes
                     f'[store]\nbackend = "postgresql"\nurl = {database!r}\nnode_lease = {LEASE}\n'
                 )
             processes.append(RoostProcess(config, tmp_path / f"node{n}.log"))
-        await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
+        await start_all(processes)
         return processes
 
     try:
         yield start
     finally:
-        for process in processes:
-            process.stop()
-        for process in processes:
-            assert process.errors_logged() == [], process.log_path.read_text()
+        stop_all_clean(processes)
 
 
 async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:

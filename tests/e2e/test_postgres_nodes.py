@@ -25,13 +25,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
-from roost.auth.passwords import hash_password
 from roost.store.postgres import PostgresStore
 from tests.support.imap_client import ImapClient, message
-from tests.support.postgres import ScratchDatabases
-from tests.support.server_process import RoostProcess, write_config
+from tests.support.postgres import database_with_account
+from tests.support.server_process import RoostProcess, start_all, stop_all_clean, write_config
 from tests.transcripts.test_multidevice import Truth, highest, three_devices
 
 USER = "alice"
@@ -44,18 +42,8 @@ _SYNC_ITEMS = re.compile(rb"\* \d+ FETCH \(UID (\d+) FLAGS \(([^)]*)\) MODSEQ \(
 
 @pytest.fixture
 async def database() -> AsyncIterator[str]:
-    scratch = ScratchDatabases()
-    url = await scratch.acquire()
-    store = await PostgresStore.open(url, listen=False)
-    try:
-        hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-        await store.create_account(USER, hash_password(PASSWORD, hasher=hasher))
-    finally:
-        await store.close()
-    try:
+    async with database_with_account(USER, PASSWORD) as url:
         yield url
-    finally:
-        await scratch.drop_all()
 
 
 @pytest.fixture
@@ -67,13 +55,10 @@ async def nodes(tmp_path: Path, database: str) -> AsyncIterator[list[RoostProces
             file.write(f'[store]\nbackend = "postgresql"\nurl = {database!r}\n')
         processes.append(RoostProcess(config, tmp_path / f"node{n}.log"))
     try:
-        await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
+        await start_all(processes)
         yield processes
     finally:
-        for process in processes:
-            process.stop()
-        for process in processes:
-            assert process.errors_logged() == [], process.log_path.read_text()
+        stop_all_clean(processes)
 
 
 async def login(node: RoostProcess) -> ImapClient:

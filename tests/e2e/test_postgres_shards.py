@@ -23,7 +23,7 @@ from roost.store.postgres.shards import ShardedStore
 from tests.support.imap_client import ImapClient, message
 from tests.support.lmtp_client import LmtpClient
 from tests.support.postgres import ScratchDatabases
-from tests.support.server_process import RoostProcess, write_config
+from tests.support.server_process import RoostProcess, start_all, stop_all_clean, write_config
 
 PASSWORD = "secret pass"
 HOST = "127.0.0.1"
@@ -82,13 +82,10 @@ async def nodes(tmp_path: Path, shards: list[str]) -> AsyncIterator[list[RoostPr
         RoostProcess(node_config(tmp_path, n, shards), tmp_path / f"node{n}.log") for n in (1, 2)
     ]
     try:
-        await asyncio.gather(*(asyncio.to_thread(p.start) for p in processes))
+        await start_all(processes)
         yield processes
     finally:
-        for process in processes:
-            process.stop()
-        for process in processes:
-            assert process.errors_logged() == [], process.log_path.read_text()
+        stop_all_clean(processes)
 
 
 async def login(node: RoostProcess, user: str) -> ImapClient:

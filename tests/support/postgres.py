@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -198,3 +199,26 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@contextlib.asynccontextmanager
+async def database_with_account(user: str, password: str) -> AsyncIterator[str]:
+    """A database of its own (dropped afterwards) holding account ``user`` with a
+    cheap hash of ``password``: for tests whose ``roost serve`` nodes share it."""
+    from argon2 import PasswordHasher
+
+    from roost.auth.passwords import hash_password
+    from roost.store.postgres import PostgresStore
+
+    scratch = ScratchDatabases()
+    url = await scratch.acquire()
+    try:
+        store = await PostgresStore.open(url, listen=False)
+        try:
+            hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+            await store.create_account(user, hash_password(password, hasher=hasher))
+        finally:
+            await store.close()
+        yield url
+    finally:
+        await scratch.drop_all()

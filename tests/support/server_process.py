@@ -8,6 +8,7 @@ call whatever state it is in, so a test can always clean up in ``finally``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import select
@@ -16,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from roost.config import Settings
@@ -195,3 +197,16 @@ def integrity_check(data_dir: Path) -> int:
         if result != [("ok",)]:
             raise AssertionError(f"{path}: integrity_check says {result}")
     return len(databases)
+
+
+async def start_all(processes: Sequence[RoostProcess]) -> None:
+    """Start the nodes side by side (each waits for its own banner)."""
+    await asyncio.gather(*(asyncio.to_thread(process.start) for process in processes))
+
+
+def stop_all_clean(processes: Sequence[RoostProcess]) -> None:
+    """Stop every node, then require that none logged an error (its log if one did)."""
+    for process in processes:
+        process.stop()
+    for process in processes:
+        assert process.errors_logged() == [], process.log_path.read_text()
