@@ -85,24 +85,13 @@ def _restore_dump(url: str, src: Path, force: bool) -> None:
     site stopped first)."""
     import asyncpg
 
-    from roost.store.postgres.dump import DumpError, restore
+    from roost.store.postgres.dump import DumpError, restore, table_count
     from roost.store.postgres.pool import redact
 
     if len(url.split()) > 1:
         fail("restore one shard at a time: --store names one database", EXIT_CONFIG)
-
-    async def tables() -> int:
-        conn = await asyncpg.connect(url)
-        try:
-            found: int = await conn.fetchval(
-                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
-            )
-            return found
-        finally:
-            await conn.close()
-
     try:
-        existing = asyncio.run(tables())
+        existing = asyncio.run(table_count(url))
     except (OSError, asyncpg.PostgresError) as error:
         fail(f"cannot reach {redact(url)}: {error}")
     if existing and not force:

@@ -205,7 +205,8 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
 
     done = Done(f"{spec.name} completed")
     try:
-        await session.refresh_rights()  # a shared mailbox's (RFC 4314), at each command
+        if session.mailbox_account is not None:  # a shared mailbox (RFC 4314): its rights
+            await session.refresh_rights()  # at each command; no coroutine otherwise
         async for response in spec.run(session, command):
             if isinstance(response, Done):
                 done = response

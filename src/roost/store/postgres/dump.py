@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import asyncpg
+
 DUMP_NAME = "roost.pgdump"
 
 
@@ -70,6 +72,18 @@ def dump(url: str, dest: Path) -> DumpReport:
         raise DumpError(f"pg_dump failed: {lines[-1] if lines else completed.returncode}")
     os.replace(partial, target)
     return DumpReport(target, target.stat().st_size, time.monotonic() - started)
+
+
+async def table_count(url: str) -> int:
+    """How many tables the database at ``url`` holds: 0 for a new one to restore into."""
+    conn = await asyncpg.connect(url)
+    try:
+        found: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+        )
+        return found
+    finally:
+        await conn.close()
 
 
 def restore(url: str, src: Path, *, replace: bool) -> float:
