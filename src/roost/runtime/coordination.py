@@ -10,6 +10,7 @@ With one process (``[server] workers = 1``) all of it is in memory. With several
     ip-slots            connections per client address, IMAP and POP3 together
     account-slots       sessions per account, IMAP and POP3 together
     user-ip-slots       sessions per account and client address
+    connections         connections each worker holds (accept_balance.py)
     maildrop-locks      POP3 maildrop locks, one slot per account and mailbox
     pop3-sign-ins.db    when each account last signed in over POP3 (LOGIN-DELAY)
     sign-in-failures.db failed sign-ins, for the throttle (shared_failures.py)
@@ -42,6 +43,7 @@ from roost.pop3.locks import (
     SharedSignInTimes,
     SignInTimes,
 )
+from roost.runtime.accept_balance import CONNECTIONS_FILE, AcceptBalance
 from roost.runtime.account_limits import AccountConnections, SessionLimits
 from roost.runtime.node_limits import (
     NodeAddressSlots,
@@ -76,11 +78,11 @@ class Coordination:
     account_connections: SessionLimits
     maildrop_locks: MaildropLocks
     sign_in_times: SignInTimes
-    worker: int | None = None
+    worker: int | None = None  # this worker's number, 1 to N; None in a single process
     # Failed sign-ins shared with the other workers; None: the throttle's own memory.
-    sign_in_failures: SharedFailures | None = (
-        None  # this worker's number, 1 to N; None in a single process
-    )
+    sign_in_failures: SharedFailures | None = None
+    # How many connections each worker holds, to spread new ones; None: one process.
+    accept_balance: AcceptBalance | None = None
 
     @classmethod
     def local(cls, limits: LimitSettings) -> Coordination:
@@ -114,6 +116,9 @@ class Coordination:
             ),
             worker=worker,
             sign_in_failures=SqliteSharedFailures(directory / SIGN_IN_FAILURES),
+            accept_balance=AcceptBalance(
+                directory / CONNECTIONS_FILE, worker, max(worker, settings.server.workers)
+            ),
         )
 
     def across_nodes(self, slots: NodeSlotStore, limits: LimitSettings) -> Coordination:

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 from roost.auth.throttle import address_key
 from roost.config import ConfigError, ListenAddress, Settings
 from roost.observability import metrics
+from roost.runtime.accept_balance import DEFER_SECONDS
 from roost.runtime.coordination import Coordination
 from roost.runtime.descriptors import connection_cap
 from roost.runtime.unix_sockets import UnixSocketError, bind_unix_socket
@@ -121,11 +122,11 @@ class ListenSocket(NamedTuple):
 class Listeners:
     """The listening sockets of every address and a task per accepted connection.
 
-    Plain listeners are asyncio servers. Implicit-TLS ones accept in a task of their
-    own (``_accept_tls``) and hand the socket to ``connect_accepted_socket`` only once
-    it is counted: an asyncio server with ``ssl=`` calls back after the handshake, too
-    late to count, and upgrading an accepted plain stream races the ClientHello into
-    the plain buffer (uvloop starts reading before any callback could pause it)."""
+    Every listening socket is accepted on by a task of its own (``_accept``), which
+    hands each accepted socket to ``connect_accepted_socket`` only once it is counted:
+    an asyncio server with ``ssl=`` calls back after the handshake, too late to count,
+    and upgrading an accepted plain stream races the ClientHello into the plain buffer
+    (uvloop starts reading before any callback could pause it)."""
 
     def __init__(
         self,
@@ -138,8 +139,7 @@ class Listeners:
         self.coordination = coordination
         self._serve_connection = serve
         self._listen_sockets = list(listen_sockets) if listen_sockets is not None else None
-        self._servers: list[asyncio.Server] = []
-        self._tls_sockets: list[ListenSocket] = []  # implicit TLS: accepted by _accept_tls
+        self._sockets: list[ListenSocket] = []  # each accepted by an ``_accept`` task
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._bound: list[BoundAddress] = []
         # A writer once the connection has one (after the handshake, for implicit TLS).
@@ -168,27 +168,11 @@ class Listeners:
             return
         for key, address in self.settings.listeners():
             protocol, _, kind = key.partition(".")
-            if kind == "tls_listen":
-                if tls_context is None:
-                    raise ConfigError(f"no TLS certificate for {address} ('{key}')")
-                for sock in _bind_address(address, LISTEN_BACKLOG):
-                    self._add_tls_socket(ListenSocket(sock, protocol, True))
-                continue
-            try:
-                server = await asyncio.start_server(
-                    self._on_accept(protocol),
-                    host=address.host,
-                    port=address.port,
-                    reuse_address=True,
-                    backlog=LISTEN_BACKLOG,  # asyncio's default, 100, drops bursts of SYNs
-                    start_serving=False,
-                )
-            except OSError as error:
-                raise ListenError(_bind_failure(address, error)) from None
-            self._servers.append(server)
-            for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
-                self._bound.append(BoundAddress(host, port, False, protocol))
+            implicit_tls = kind == "tls_listen"
+            if implicit_tls and tls_context is None:
+                raise ConfigError(f"no TLS certificate for {address} ('{key}')")
+            for sock in _bind_address(address, LISTEN_BACKLOG):
+                self._add_socket(ListenSocket(sock, protocol, implicit_tls))
         try:
             unix_sockets = bind_unix_listeners(self.settings)
         except BaseException:
@@ -199,31 +183,21 @@ class Listeners:
             self._unix_paths.append(listen.path)
 
     async def start_serving(self) -> None:
-        for server in self._servers:
-            await server.start_serving()
         loop = asyncio.get_running_loop()
-        for listen in self._tls_sockets:
-            self._accept_tasks.append(loop.create_task(self._accept_tls(listen)))
+        for listen in self._sockets:
+            self._accept_tasks.append(loop.create_task(self._accept(listen)))
 
     async def close(self) -> None:
         """Stop accepting: close every listening socket (open connections stay)."""
         self._closing = True
-        servers, self._servers = self._servers, []
         accepting, self._accept_tasks = self._accept_tasks, []
         for task in accepting:
             task.cancel()
-        for server in servers:
-            server.close()
         if accepting:
             await asyncio.wait(accepting)
-        tls_sockets, self._tls_sockets = self._tls_sockets, []
-        for listen in tls_sockets:
+        sockets, self._sockets = self._sockets, []
+        for listen in sockets:
             listen.sock.close()
-        for server in servers:
-            # From Python 3.12 this also waits for open connections; they are
-            # cancelled separately, so do not wait long here.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
         paths, self._unix_paths = self._unix_paths, []
         for path in paths:
             with contextlib.suppress(OSError):
@@ -253,24 +227,16 @@ class Listeners:
     ) -> None:
         """Serve sockets bound elsewhere (by the supervisor, shared with other workers)."""
         for listen in listen_sockets:
-            if listen.implicit_tls:
-                if tls_context is None:
-                    raise ConfigError(f"no TLS certificate for {_sock_address(listen.sock)}")
-                self._add_tls_socket(listen)
-                continue
-            server = await asyncio.start_server(
-                self._on_accept(listen.protocol), sock=listen.sock, start_serving=False
-            )
-            self._servers.append(server)
-            if listen.protocol == LOCAL_DELIVERY:  # internal: not a listener to report
-                log.debug("roost deliver socket at %s", bound_address(listen))
-            else:
-                self._bound.append(bound_address(listen))
+            if listen.implicit_tls and tls_context is None:
+                raise ConfigError(f"no TLS certificate for {_sock_address(listen.sock)}")
+            self._add_socket(listen)
 
-    def _add_tls_socket(self, listen: ListenSocket) -> None:
-        self._tls_sockets.append(listen)
-        host, port = listen.sock.getsockname()[:2]
-        self._bound.append(BoundAddress(host, port, True, listen.protocol))
+    def _add_socket(self, listen: ListenSocket) -> None:
+        self._sockets.append(listen)
+        if listen.protocol == LOCAL_DELIVERY:  # internal: not a listener to report
+            log.debug("roost deliver socket at %s", bound_address(listen))
+        else:
+            self._bound.append(bound_address(listen))
 
     def _admit(self) -> bool:
         """Count one more connection of this process, unless at ``max_connections``."""
@@ -293,30 +259,28 @@ class Listeners:
             return True, None
         return False, None
 
-    def _on_accept(
-        self, protocol: str
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
-        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if self._closing:
-                writer.transport.abort()
-                return
-            remote_ip = _remote_ip(writer.get_extra_info("peername"))
-            if not self._admit():
-                self._refuse(writer, remote_ip, "max_connections", protocol)
-                return
-            _enable_keepalive(writer.get_extra_info("socket"))
-            self._track(self._count_then_serve(reader, writer, remote_ip, protocol), writer)
-
-        return accepted
-
     async def _count_then_serve(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        remote_ip: str,
-        protocol: str,
+        self, conn: socket.socket, remote_ip: str, protocol: str, admitted: bool
     ) -> None:
-        """A plain connection, counted per process: count it per address, then serve it."""
+        """A plain connection: refused when this process is full (``admitted`` false),
+        else counted per address, then served."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        stream = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: stream, conn)
+        except BaseException:
+            conn.close()
+            if admitted:
+                self._open -= 1
+            raise
+        writer = asyncio.StreamWriter(transport, stream, reader, loop)
+        if not admitted:
+            self._refuse(writer, remote_ip, "max_connections", protocol)
+            return
+        task = asyncio.current_task()
+        if task in self._connections:
+            self._connections[task] = writer
         try:
             admitted, key = await self._admit_address(remote_ip)
         except BaseException:
@@ -336,30 +300,45 @@ class Listeners:
         writer.write(_refusal(protocol, refused_by))
         writer.close()  # the line fits a fresh socket's buffer: freed at once
 
-    async def _accept_tls(self, listen: ListenSocket) -> None:
-        """Accept on an implicit-TLS socket: count, then hand over for the handshake."""
-        loop = asyncio.get_running_loop()
+    async def _accept(self, listen: ListenSocket) -> None:
+        """Accept connections one per turn of the event loop, then hand each over: a
+        plain one to ``_count_then_serve``, an implicit-TLS one to ``_handshake``.
+
+        One at a time, not every pending one at once (as asyncio's and libuv's servers
+        do), and after a look at the other workers' load (``accept_balance.py``): the
+        workers share each listening socket, and a burst of connections then spreads
+        over them instead of landing on the first to wake."""
+        balance = self.coordination.accept_balance
         while True:
+            await _readable(listen.sock)
+            if balance is not None and balance.should_defer():
+                await asyncio.sleep(DEFER_SECONDS)  # a less busy worker may take it
             try:
-                conn, peer = await loop.sock_accept(listen.sock)
+                conn, peer = listen.sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                continue
+                continue  # another worker took it, or the client gave up
             except OSError as error:
                 # EMFILE, ENFILE, ENOBUFS: wait a moment rather than spin, as asyncio does.
                 log.warning("accept failed on %s: %s", _sock_address(listen.sock), error)
                 await asyncio.sleep(1.0)
                 continue
+            conn.setblocking(False)
             if self._closing:
                 conn.close()
                 return
             remote_ip = _remote_ip(peer)
-            if not self._admit():
-                # No TLS session to say it in: closed without a word, and logged.
-                self._log_refusal(remote_ip, "max_connections", listen.protocol)
-                conn.close()
-                continue
-            _enable_keepalive(conn)
-            self._track(self._handshake(conn, remote_ip, listen.protocol), None)
+            admitted = self._admit()
+            if listen.implicit_tls:
+                if not admitted:
+                    # No TLS session to say it in: closed without a word, and logged.
+                    self._log_refusal(remote_ip, "max_connections", listen.protocol)
+                    conn.close()
+                    continue
+                _enable_keepalive(conn)
+                self._track(self._handshake(conn, remote_ip, listen.protocol))
+            else:
+                _enable_keepalive(conn)
+                self._track(self._count_then_serve(conn, remote_ip, listen.protocol, admitted))
 
     async def _handshake(self, conn: socket.socket, remote_ip: str, protocol: str) -> None:
         """An accepted socket, counted per process: count it per address, then the TLS
@@ -403,15 +382,20 @@ class Listeners:
             self._connections[task] = writer
         await self._serve(reader, writer, key, remote_ip, True, protocol)
 
-    def _track(
-        self, coroutine: Coroutine[Any, Any, None], writer: asyncio.StreamWriter | None
-    ) -> None:
+    def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run one connection as a task; its writer is filed once it has one."""
         task = asyncio.get_running_loop().create_task(coroutine)
-        self._connections[task] = writer
+        self._connections[task] = None
+        self._publish_load()
         task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._connections.pop(task, None)
+        self._publish_load()
+
+    def _publish_load(self) -> None:
+        if self.coordination.accept_balance is not None:
+            self.coordination.accept_balance.publish(len(self._connections))
 
     async def _serve(
         self,
@@ -555,6 +539,23 @@ def _bind_address(address: ListenAddress, backlog: int) -> list[socket.socket]:
             sock.close()
         raise ListenError(_bind_failure(address, error)) from None
     return sockets
+
+
+async def _readable(sock: socket.socket) -> None:
+    """Wait until ``sock`` has a connection to accept, without accepting it."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+    loop.add_reader(fd, _wake, ready)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 def _sock_address(sock: socket.socket) -> str:
