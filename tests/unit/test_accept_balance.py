@@ -14,7 +14,7 @@ import pytest
 from roost.config import Settings
 from roost.runtime.accept_balance import AcceptBalance
 from roost.runtime.coordination import Coordination
-from roost.runtime.listeners import ListenSocket, Listeners
+from roost.runtime.listeners import Listeners, ListenSocket
 
 
 def test_a_worker_defers_only_to_a_less_loaded_one(tmp_path: Path) -> None:
