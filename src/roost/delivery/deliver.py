@@ -32,6 +32,7 @@ from roost.sieve import Keep, Reject
 from roost.smtp import trace
 from roost.smtp.paths import Mailbox
 from roost.store.base import (
+    Account,
     CannotDoThat,
     MessageSource,
     NewMessage,
@@ -116,17 +117,20 @@ async def deliver(
     recipient: str = "",
     sieve: SieveContext | None = None,
     queue_id: str = "",
+    account: Account | None = None,
 ) -> DeliveryStatus:
     """Store ``source`` in ``folder`` of the account (INBOX when ``folder`` is None or
     does not exist). Returns only after the message is durable and its change event is
     published (``Account.append``). Never raises for a store problem: it becomes an
     outcome, and a log line says which. With ``sieve``, the account's scripts decide
-    where it goes (filtering.py, carry_out.py); ``folder`` is then where a keep goes."""
+    where it goes (filtering.py, carry_out.py); ``folder`` is then where a keep goes.
+    ``account``: the account already open (LMTP opens it at RCPT and keeps it for the
+    transaction); the caller closes it. Else it is opened and closed here."""
     started = time.monotonic()
-    if sieve is None:
-        status = await _deliver(store, account_name, source, folder)
+    if account is not None:
+        status = await _deliver_to(account, source, size, folder, sieve, sender, recipient)
     else:
-        status = await _deliver_filtered(
+        status = await _open_and_deliver(
             store, account_name, source, size, folder, sieve, sender, recipient
         )
     metrics.DELIVERIES.labels(status.outcome.value).inc()
@@ -157,8 +161,15 @@ async def deliver(
     return status
 
 
-async def _deliver(
-    store: Store, account_name: str, source: MessageSource, folder: str | None
+async def _open_and_deliver(
+    store: Store,
+    account_name: str,
+    source: MessageSource,
+    size: int,
+    folder: str | None,
+    sieve: SieveContext | None,
+    sender: str,
+    recipient: str,
 ) -> DeliveryStatus:
     try:
         account = await store.open_account(account_name)
@@ -167,6 +178,37 @@ async def _deliver(
     except Exception as error:
         log.exception("delivery to %s: cannot open the account", account_name)
         return DeliveryStatus(Outcome.TEMPORARY, f"Cannot open the mailbox: {type(error).__name__}")
+    try:
+        return await _deliver_to(account, source, size, folder, sieve, sender, recipient)
+    finally:
+        await account.close()
+
+
+async def _deliver_to(
+    account: Account,
+    source: MessageSource,
+    size: int,
+    folder: str | None,
+    sieve: SieveContext | None,
+    sender: str,
+    recipient: str,
+) -> DeliveryStatus:
+    """Deliver to an open account: filtered when it (or the site) has scripts."""
+    data: bytes | None = None
+    if sieve is not None:
+        try:
+            site = sieve.settings.before or sieve.settings.after
+            if site or await account.active_script() is not None:
+                data = await _read_source(source, sieve.settings.max_message_size)
+        except Exception:
+            log.exception("sieve: cannot prepare filtering for %s", account.name)
+    if data is None:  # no scripts, too large to filter, or unreadable: unfiltered
+        return await _deliver(account, source, folder)
+    assert sieve is not None
+    return await _deliver_filtered(account, source, data, folder, sieve, sender, recipient)
+
+
+async def _deliver(account: Account, source: MessageSource, folder: str | None) -> DeliveryStatus:
     try:
         folders = [folder, INBOX] if folder and folder.upper() != INBOX else [INBOX]
         for name in folders:
@@ -183,10 +225,8 @@ async def _deliver(
     except StorageFull:
         return DeliveryStatus(Outcome.TEMPORARY, "Disk full, try again later")
     except Exception as error:
-        log.exception("delivery to %s failed", account_name)
+        log.exception("delivery to %s failed", account.name)
         return DeliveryStatus(Outcome.TEMPORARY, f"Temporary failure: {type(error).__name__}")
-    finally:
-        await account.close()
 
 
 async def _read_source(source: MessageSource, limit: int) -> bytes | None:
@@ -200,10 +240,9 @@ async def _read_source(source: MessageSource, limit: int) -> bytes | None:
 
 
 async def _deliver_filtered(
-    store: Store,
-    account_name: str,
+    account: Account,
     source: MessageSource,
-    size: int,
+    data: bytes,
     folder: str | None,
     context: SieveContext,
     sender: str,
@@ -211,30 +250,13 @@ async def _deliver_filtered(
 ) -> DeliveryStatus:
     """Deliver as the account's Sieve scripts decide (ARCHITECTURE decision 9)."""
     try:
-        account = await store.open_account(account_name)
-    except NoSuchAccount:
-        return DeliveryStatus(Outcome.NO_SUCH_USER, "No such user")
-    except Exception as error:
-        log.exception("delivery to %s: cannot open the account", account_name)
-        return DeliveryStatus(Outcome.TEMPORARY, f"Cannot open the mailbox: {type(error).__name__}")
-    data: bytes | None = None
-    try:
-        site = context.settings.before or context.settings.after
-        if site or await account.active_script() is not None:
-            data = await _read_source(source, context.settings.max_message_size)
-    except Exception:
-        log.exception("sieve: cannot prepare filtering for %s", account_name)
-    if data is None:  # no scripts, too large to filter, or unreadable: unfiltered
-        await account.close()
-        return await _deliver(store, account_name, source, folder)
-    try:
         try:
             decision = await filtering.decide(
                 context, account, data, sender=sender, recipient=recipient
             )
         except Exception:
             # Not the script's fault (the store, a bug): unfiltered beats a lost message.
-            log.exception("sieve: filtering for %s failed, delivering unfiltered", account_name)
+            log.exception("sieve: filtering for %s failed, delivering unfiltered", account.name)
             decision = filtering.Decision([Keep((), True)], data, [])
         for action in decision.actions:
             if isinstance(action, Reject):
@@ -269,10 +291,8 @@ async def _deliver_filtered(
     except StorageFull:
         return DeliveryStatus(Outcome.TEMPORARY, "Disk full, try again later")
     except Exception as error:
-        log.exception("delivery to %s failed", account_name)
+        log.exception("delivery to %s failed", account.name)
         return DeliveryStatus(Outcome.TEMPORARY, f"Temporary failure: {type(error).__name__}")
-    finally:
-        await account.close()
 
 
 async def _keep_copy(filed: carry_out.Filed, store_into: carry_out.StoreFn) -> None:

@@ -11,6 +11,8 @@ Invariants:
   bug) is ``451 4.3.0``: the MTA keeps the message and retries; nothing transient is
   ever answered with a 5xx.
 - A recipient given twice gets one delivery and the first one's reply twice.
+- A recipient's account is opened at RCPT (its quota is checked there) and kept open
+  until the transaction ends, so a delivery opens nothing.
 - The message is spooled memory-then-file (``delivery.MessageSpool``) with the trace
   fields written first; the spool is dropped whenever the transaction ends.
 """
@@ -61,6 +63,7 @@ from roost.smtp import (
     replies,
     trace,
 )
+from roost.store.base import Account, NoSuchAccount
 
 log = logging.getLogger("roost.lmtp")
 
@@ -116,6 +119,10 @@ class LmtpConnection:
         self._out = bytearray()
         self._spool: MessageSpool | None = None
         self._targets: dict[int, Target] = {}  # accepted recipient index -> target
+        # The accounts of the transaction's recipients, opened at RCPT (to check the
+        # quota) and kept open for the delivery; closed when the transaction ends.
+        self._accounts: dict[str, Account] = {}
+        self._closing: set[asyncio.Future[None]] = set()  # closing after a delivery
         self._queue_id = ""
 
     async def run(self) -> None:
@@ -129,10 +136,13 @@ class LmtpConnection:
             raise
         finally:
             self._drop_message()
+            await self._close_accounts()
 
     async def _loop(self) -> None:
         core = self.core
         while True:
+            if self._accounts and core.transaction is None:
+                await self._close_accounts()
             event = core.next_event()
             match event:
                 case NeedData():
@@ -210,14 +220,19 @@ class LmtpConnection:
     async def _rcpt(self, address: str) -> Reply:
         txn = self.core.transaction
         assert txn is not None  # the core refuses RCPT before MAIL
+        store = self.context.store
         try:
-            target = await resolve(self.context.store, self.context.delivery, address)
+            target = await resolve(store, self.context.delivery, address)
+            if target is not None and target.account not in self._accounts:
+                self._accounts[target.account] = await store.open_account(target.account)
+        except NoSuchAccount:
+            return NO_SUCH_USER  # deleted in between
         except Exception:
             log.exception("cannot look up recipient %s", address)
             return TEMPORARY
         if target is None:
             return NO_SUCH_USER
-        if not await self._has_room(target.account, txn.mail.params.size or 0):
+        if not await self._has_room(self._accounts[target.account], txn.mail.params.size or 0):
             # Refused now, as Dovecot does, so the MTA bounces (or retries, with
             # over_quota_tempfail) without sending the message; DATA checks again.
             status = DeliveryStatus(Outcome.QUOTA, "Mailbox is full")
@@ -225,20 +240,20 @@ class LmtpConnection:
         self._targets[len(txn.recipients)] = target  # the index this RCPT will get
         return replies.RECIPIENT_OK
 
-    async def _has_room(self, account_name: str, size: int) -> bool:
+    async def _has_room(self, account: Account, size: int) -> bool:
         """Whether the account's quota leaves room for one message of the declared SIZE
         (RFC 1870; 0 when not declared). A failure to tell is no refusal: the append
         checks the quota again, atomically."""
         try:
-            account = await self.context.store.open_account(account_name)
-            try:
-                usage = await account.quota()
-            finally:
-                await account.close()
+            usage = await account.quota()
         except Exception:
-            log.warning("cannot read the quota of %s", account_name, exc_info=True)
+            log.warning("cannot read the quota of %s", account.name, exc_info=True)
             return True
         return usage.fits(size)
+
+    async def _close_accounts(self) -> None:
+        accounts, self._accounts = self._accounts, {}
+        await _close_all(accounts)
 
     def _start_message(self) -> None:
         txn = self.core.transaction
@@ -270,11 +285,13 @@ class LmtpConnection:
         addresses = {r.index: str(r.command.recipient) for r in txn.recipients}
         spool, self._spool = self._spool, None
         targets, self._targets = dict(self._targets), {}
+        accounts, self._accounts = self._accounts, {}  # the transaction ends here
         try:
             source = spool.finish()
         except SpoolFull as error:
             log.error("cannot spool a message from %s: %s", sender, error)
             self._write(self.core.answer_message([TEMPORARY] * len(indices)))
+            await _close_all(accounts)
             return
         tasks: dict[int, asyncio.Task[DeliveryStatus]] = {}
         try:
@@ -296,6 +313,7 @@ class LmtpConnection:
                         recipient=addresses[index],
                         sieve=self.context.sieve,
                         queue_id=self._queue_id,
+                        account=accounts.get(target.account),
                     )
                 )
             tempfail = self.context.over_quota_tempfail
@@ -313,9 +331,25 @@ class LmtpConnection:
             running = [task for task in tasks.values() if not task.done()]
             if running:  # cancelled (shutdown): the stores still read the spool
                 finished = asyncio.gather(*running, return_exceptions=True)
-                finished.add_done_callback(lambda _: spool.discard())
+                finished.add_done_callback(lambda _: self._after_cancel(spool, accounts))
             else:
                 spool.discard()
+                await _close_all(accounts)
+
+    def _after_cancel(self, spool: MessageSpool, accounts: dict[str, Account]) -> None:
+        """The deliveries of a cancelled connection have ended: drop what they used."""
+        spool.discard()
+        closing = asyncio.ensure_future(_close_all(accounts))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
+
+async def _close_all(accounts: dict[str, Account]) -> None:
+    for account in accounts.values():
+        try:
+            await account.close()
+        except Exception:
+            log.warning("cannot close the account %s", account.name, exc_info=True)
 
 
 async def serve_lmtp_connection(
