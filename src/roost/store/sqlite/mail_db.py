@@ -17,6 +17,7 @@ from roost.mime.parse import DEFAULT_LIMITS as DEFAULT_MIME_LIMITS
 from roost.mime.parse import MimeLimits
 from roost.store.blobs import BlobStore
 from roost.store.sqlite import analyses, search
+from roost.store.sqlite.analysis_cache import AnalysisCache
 from roost.store.sqlite.db import Database
 from roost.store.sqlite.schema import DEFAULT_BUSY_TIMEOUT
 from roost.store.sqlite.uid_cache import UidCache
@@ -39,6 +40,9 @@ class MailDB(Database):
     ) -> None:
         super().__init__(conn, blobs, writers, busy_timeout, mime_limits)
         self.uid_cache = UidCache()
+        # The store's, shared with its other accounts (set by whoever opens this);
+        # None: every message is analysed here.
+        self.analysis_cache: AnalysisCache | None = None
         search.register_functions(conn)
 
     def release_blobs(self, blob_ids: Iterable[str]) -> None:

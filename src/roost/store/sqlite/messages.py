@@ -43,6 +43,7 @@ from roost.store.values import (
     MailboxChanges,
     MailboxSnapshot,
     MessageMeta,
+    MessageSource,
     NewMessage,
     QuotaLimits,
     StoreFlagsResult,
@@ -117,12 +118,14 @@ def _append_batch(
     db: MailDB, batch: Sequence[tuple[int | str, Sequence[NewMessage]]], limits: QuotaLimits
 ) -> tuple[list[AppendResult | StoreError], list[ChangeEvent]]:
     messages = [message for _, group in batch for message in group]
-    analysed = [analyses.compute(message.source, db.mime_limits) for message in messages]
     stored: list[StoredBlob] = []
     outcomes: list[AppendResult | StoreError] = []
     events: list[ChangeEvent] = []
     try:
         stored = db.put_blobs([message.source for message in messages])
+        analysed = [
+            _analyse(db, m.source, b.blob_id) for m, b in zip(messages, stored, strict=True)
+        ]
         with db.write():
             first = 0
             for mailbox, group in batch:
@@ -152,6 +155,15 @@ def _append_batch(
         if isinstance(outcome, AppendResult):
             events.append(MailboxChanged(outcome.mailbox.id, outcome.mailbox.highestmodseq))
     return outcomes, events
+
+
+def _analyse(db: MailDB, source: MessageSource, blob_id: str) -> analyses.AnalysisRow:
+    """The analysis of a message about to be stored: the store's other accounts may
+    have just made it (one message, many recipients: analysis_cache.py)."""
+    cache = db.analysis_cache
+    if cache is None:
+        return analyses.compute(source, db.mime_limits)
+    return cache.get(blob_id, lambda: analyses.compute(source, db.mime_limits))
 
 
 def _per_message(

@@ -43,6 +43,7 @@ from roost.store.credentials import AppPasswordRecord, SignInRecord
 from roost.store.errors import NoSuchAccount
 from roost.store.events import EventHub
 from roost.store.sqlite.account import OpenAccount, SqliteAccount
+from roost.store.sqlite.analysis_cache import AnalysisCache
 from roost.store.sqlite.directory import Directory, DirectoryReader, fold_name, is_busy
 from roost.store.sqlite.mail_db import MailDB
 from roost.store.sqlite.quota import UNLIMITED
@@ -82,6 +83,7 @@ class SqliteStore:
         self._special_folders = tuple(special_folders)
         self._quota = quota
         self._quota_refresh = quota_refresh
+        self._analysis_cache = AnalysisCache()  # shared by every account's thread
         self._busy_timeout = busy_timeout
         self._mime_limits = mime_limits
         self._sync_flag_changes = sync_flag_changes
@@ -347,6 +349,7 @@ class SqliteStore:
                 self._busy_timeout,
                 self._mime_limits,
                 self._sync_flag_changes,
+                self._analysis_cache,
             )
         except BaseException:
             worker.shutdown()
@@ -408,6 +411,7 @@ def _open_account_db(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     mime_limits: MimeLimits = DEFAULT_MIME_LIMITS,
     sync_flag_changes: bool = True,
+    analysis_cache: AnalysisCache | None = None,
 ) -> MailDB:
     try:
         db = MailDB.open(
@@ -416,6 +420,7 @@ def _open_account_db(
     except sqlite3.OperationalError as exc:
         raise NoSuchAccount(f"account directory {directory.name} is unusable: {exc}") from exc
     db.sync_flag_changes = sync_flag_changes
+    db.analysis_cache = analysis_cache
     if sweep:
         try:
             removed = db.sweep_orphans()
