@@ -271,3 +271,23 @@ async def test_a_limit_set_by_another_process_applies_once_read_again(tmp_path: 
     finally:
         for store in (admin, eager, lazy):
             await store.close()
+
+
+async def test_delivery_state_tells_room_and_filtering_in_one_answer(
+    store: Store, alice: Account, inbox_id: int
+) -> None:
+    state = await alice.delivery_state()
+    assert state.quota == await alice.quota()
+    assert not state.filtering
+    await append(alice, inbox_id, 1)
+    await alice.put_script("main", "keep;", "compiled", 1)
+    assert not (await alice.delivery_state()).filtering  # stored, not active
+    await alice.set_active_script("main")
+    state = await alice.delivery_state()
+    assert state.filtering
+    assert (state.quota.storage, state.quota.messages) == (size(1), 1)
+    await alice.set_active_script(None)
+    assert not (await alice.delivery_state()).filtering
+    await store.set_quota_override("alice", QuotaOverride(storage=5))
+    state = await alice.delivery_state()
+    assert state.quota.storage_limit == 5 and not state.quota.fits(size(2))

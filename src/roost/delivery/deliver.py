@@ -118,6 +118,7 @@ async def deliver(
     sieve: SieveContext | None = None,
     queue_id: str = "",
     account: Account | None = None,
+    filtering: bool | None = None,
 ) -> DeliveryStatus:
     """Store ``source`` in ``folder`` of the account (INBOX when ``folder`` is None or
     does not exist). Returns only after the message is durable and its change event is
@@ -125,10 +126,14 @@ async def deliver(
     outcome, and a log line says which. With ``sieve``, the account's scripts decide
     where it goes (filtering.py, carry_out.py); ``folder`` is then where a keep goes.
     ``account``: the account already open (LMTP opens it at RCPT and keeps it for the
-    transaction); the caller closes it. Else it is opened and closed here."""
+    transaction); the caller closes it. Else it is opened and closed here.
+    ``filtering``: whether the account has an active Sieve script, when the caller
+    has just read it (``Account.delivery_state``); None: asked here."""
     started = time.monotonic()
     if account is not None:
-        status = await _deliver_to(account, source, size, folder, sieve, sender, recipient)
+        status = await _deliver_to(
+            account, source, size, folder, sieve, sender, recipient, filtering
+        )
     else:
         status = await _open_and_deliver(
             store, account_name, source, size, folder, sieve, sender, recipient
@@ -192,13 +197,17 @@ async def _deliver_to(
     sieve: SieveContext | None,
     sender: str,
     recipient: str,
+    filtering: bool | None = None,
 ) -> DeliveryStatus:
     """Deliver to an open account: filtered when it (or the site) has scripts."""
     data: bytes | None = None
     if sieve is not None:
         try:
-            site = sieve.settings.before or sieve.settings.after
-            if site or await account.active_script() is not None:
+            if sieve.settings.before or sieve.settings.after:
+                filtering = True
+            elif filtering is None:
+                filtering = await account.active_script() is not None
+            if filtering:
                 data = await _read_source(source, sieve.settings.max_message_size)
         except Exception:
             log.exception("sieve: cannot prepare filtering for %s", account.name)

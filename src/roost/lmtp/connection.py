@@ -122,6 +122,7 @@ class LmtpConnection:
         # The accounts of the transaction's recipients, opened at RCPT (to check the
         # quota) and kept open for the delivery; closed when the transaction ends.
         self._accounts: dict[str, Account] = {}
+        self._filtering: dict[str, bool] = {}  # account -> has an active Sieve script
         self._closing: set[asyncio.Future[None]] = set()  # closing after a delivery
         self._queue_id = ""
 
@@ -232,7 +233,7 @@ class LmtpConnection:
             return TEMPORARY
         if target is None:
             return NO_SUCH_USER
-        if not await self._has_room(self._accounts[target.account], txn.mail.params.size or 0):
+        if not await self._has_room(target.account, txn.mail.params.size or 0):
             # Refused now, as Dovecot does, so the MTA bounces (or retries, with
             # over_quota_tempfail) without sending the message; DATA checks again.
             status = DeliveryStatus(Outcome.QUOTA, "Mailbox is full")
@@ -240,19 +241,21 @@ class LmtpConnection:
         self._targets[len(txn.recipients)] = target  # the index this RCPT will get
         return replies.RECIPIENT_OK
 
-    async def _has_room(self, account: Account, size: int) -> bool:
+    async def _has_room(self, name: str, size: int) -> bool:
         """Whether the account's quota leaves room for one message of the declared SIZE
-        (RFC 1870; 0 when not declared). A failure to tell is no refusal: the append
-        checks the quota again, atomically."""
+        (RFC 1870; 0 when not declared); notes on the way whether it filters its mail.
+        A failure to tell is no refusal: the append checks the quota again, atomically."""
         try:
-            usage = await account.quota()
+            state = await self._accounts[name].delivery_state()
         except Exception:
-            log.warning("cannot read the quota of %s", account.name, exc_info=True)
+            log.warning("cannot read the quota of %s", name, exc_info=True)
             return True
-        return usage.fits(size)
+        self._filtering[name] = state.filtering
+        return state.quota.fits(size)
 
     async def _close_accounts(self) -> None:
         accounts, self._accounts = self._accounts, {}
+        self._filtering.clear()
         await _close_all(accounts)
 
     def _start_message(self) -> None:
@@ -286,6 +289,7 @@ class LmtpConnection:
         spool, self._spool = self._spool, None
         targets, self._targets = dict(self._targets), {}
         accounts, self._accounts = self._accounts, {}  # the transaction ends here
+        filtering, self._filtering = self._filtering, {}
         try:
             source = spool.finish()
         except SpoolFull as error:
@@ -314,6 +318,7 @@ class LmtpConnection:
                         sieve=self.context.sieve,
                         queue_id=self._queue_id,
                         account=accounts.get(target.account),
+                        filtering=filtering.get(target.account),
                     )
                 )
             tempfail = self.context.over_quota_tempfail

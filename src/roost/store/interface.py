@@ -34,6 +34,7 @@ from roost.store.query import SearchQuery, SearchResult, ThreadFields
 from roost.store.values import (
     AppendResult,
     CopyResult,
+    DeliveryState,
     FlagOp,
     FlagRows,
     MailboxChanges,
@@ -223,8 +224,14 @@ class Account(Protocol):
 
     # quota (RFC 9208; ARCHITECTURE.md decision 10)
     async def quota(self) -> QuotaUsage:
-        """Usage now and the effective limits (the account's own, else the default):
-        what LMTP asks at RCPT time and GETQUOTA reports."""
+        """Usage now and the effective limits (the account's own, else the default),
+        as GETQUOTA reports them."""
+        ...
+
+    async def delivery_state(self) -> DeliveryState:
+        """Room and whether an active Sieve script filters the account's mail, in one
+        round trip: what LMTP asks at each RCPT. The account's own limits may be as
+        last read (when it was opened, or within the store's refresh time)."""
         ...
 
     async def recalculate_quota(self) -> tuple[QuotaUsage, QuotaUsage]:

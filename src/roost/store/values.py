@@ -117,6 +117,15 @@ class QuotaUsage:
         return storage_ok and count_ok
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """What a delivery needs to know of an account before the message comes (LMTP's
+    RCPT), read in one go: whether it has room, and whether it filters its mail."""
+
+    quota: QuotaUsage
+    filtering: bool  # an active Sieve script
+
+
 class MessageMeta(NamedTuple):
     """What FETCH needs of a message without reading its file.
 

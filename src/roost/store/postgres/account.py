@@ -44,6 +44,7 @@ from roost.store.query import SearchQuery, SearchResult, ThreadFields
 from roost.store.values import (
     AppendResult,
     CopyResult,
+    DeliveryState,
     FlagOp,
     FlagRows,
     MailboxChanges,
@@ -350,6 +351,9 @@ class PostgresAccount:
 
     async def quota(self) -> QuotaUsage:
         return await self._read(lambda c: ops.usage(c, self._id, self._default_quota))
+
+    async def delivery_state(self) -> DeliveryState:
+        return await self._plain(lambda c: ops.delivery_state(c, self._id, self._default_quota))
 
     async def recalculate_quota(self) -> tuple[QuotaUsage, QuotaUsage]:
         async def recalculate(conn: asyncpg.Connection) -> tuple[QuotaUsage, QuotaUsage]:

@@ -46,6 +46,7 @@ from roost.store.sqlite.flags import (
 from roost.store.values import (
     AppendResult,
     CopyResult,
+    DeliveryState,
     FlagOp,
     FlagState,
     MailboxChanges,
@@ -362,6 +363,23 @@ async def usage(conn: asyncpg.Connection, account_id: int, default: QuotaLimits)
         return QuotaUsage(0, 0, default.storage, default.messages)
     effective = QuotaOverride(row[0], row[1]).apply(default)
     return QuotaUsage(int(row[2]), int(row[3]), effective.storage, effective.messages)
+
+
+async def delivery_state(
+    conn: asyncpg.Connection, account_id: int, default: QuotaLimits
+) -> DeliveryState:
+    """Usage, limits and whether a Sieve script is active: one query for LMTP's RCPT."""
+    row = await conn.fetchrow(
+        "SELECT a.quota_storage, a.quota_messages, c.storage, c.messages,"
+        " EXISTS (SELECT 1 FROM sieve_scripts s WHERE s.account_id = a.id AND s.active)"
+        " FROM accounts a JOIN mail_counters c ON c.account_id = a.id WHERE a.id = $1",
+        account_id,
+    )
+    if row is None:
+        return DeliveryState(QuotaUsage(0, 0, default.storage, default.messages), False)
+    effective = QuotaOverride(row[0], row[1]).apply(default)
+    usage = QuotaUsage(int(row[2]), int(row[3]), effective.storage, effective.messages)
+    return DeliveryState(usage, bool(row[4]))
 
 
 async def check_quota(conn: asyncpg.Connection, account_id: int, default: QuotaLimits) -> None:

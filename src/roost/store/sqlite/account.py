@@ -50,6 +50,7 @@ from roost.store.sqlite.worker import Worker
 from roost.store.values import (
     AppendResult,
     CopyResult,
+    DeliveryState,
     FlagOp,
     FlagRows,
     MailboxChanges,
@@ -335,6 +336,9 @@ class SqliteAccount:
         override = await self._refresh_quota(self._usable())
         return await self._run(quota.usage, override.apply(self._default_quota))
 
+    async def delivery_state(self) -> DeliveryState:
+        return await self._run(_delivery_state, await self._limits())
+
     async def recalculate_quota(self) -> tuple[QuotaUsage, QuotaUsage]:
         override = await self._refresh_quota(self._usable())
         return await self._run(quota.recalculate, override.apply(self._default_quota))
@@ -457,3 +461,7 @@ def _read_range(db: MailDB, blob_id: str, start: int, length: int) -> bytes:
         return db.read_blob(blob_id, start, length)
     except FileNotFoundError as exc:
         raise MessageGone(f"message file {blob_id} is gone") from exc
+
+
+def _delivery_state(db: MailDB, limits: QuotaLimits) -> DeliveryState:
+    return DeliveryState(quota.usage(db, limits), sieve_scripts.active_script(db) is not None)
