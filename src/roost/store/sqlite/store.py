@@ -181,7 +181,10 @@ class SqliteStore:
         return await self._users.run(self._directory.names)
 
     async def get_password_hash(self, name: str) -> str | None:
-        return await self._users.run(self._directory.password_hash, fold_name(name))
+        key = fold_name(name)
+        return await self._read_users(
+            lambda reader: reader.password_hash(key), self._directory.password_hash, key
+        )
 
     async def set_password_hash(self, name: str, password_hash: str) -> None:
         await self._users.run(self._directory.set_password_hash, fold_name(name), password_hash)
