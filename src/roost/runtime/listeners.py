@@ -39,7 +39,7 @@ import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from roost.auth.throttle import address_key
 from roost.config import ConfigError, ListenAddress, Settings
@@ -74,6 +74,8 @@ MANAGESIEVE = "managesieve"
 MANAGESIEVE_FULL = b'BYE (TRYLATER) "Server connection limit reached"\r\n'
 MANAGESIEVE_TOO_MANY = b'BYE (TRYLATER) "Too many connections from your address"\r\n'
 SUBMISSION = "submission"  # RFC 6409 on 587, RFC 8314 implicit TLS on 465
+_T = TypeVar("_T")
+
 LOCAL_DELIVERY = "deliver"  # the private socket of ``roost deliver`` (lmtp/local.py)
 
 # TCP keepalive on accepted sockets: first probe after a minute of silence, then every
@@ -266,15 +268,18 @@ class Listeners:
         else counted per address, then served."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
-        stream = asyncio.StreamReaderProtocol(reader)
+        # With a "connected" callback, as asyncio's servers make it: the protocol then
+        # knows it is the server side, which StreamWriter.start_tls (STARTTLS) asks.
+        connected: asyncio.Future[asyncio.StreamWriter] = loop.create_future()
+        stream = asyncio.StreamReaderProtocol(reader, lambda _, w: _wake(connected, w))
         try:
-            transport, _ = await loop.connect_accepted_socket(lambda: stream, conn)
+            await loop.connect_accepted_socket(lambda: stream, conn)
+            writer = await connected
         except BaseException:
             conn.close()
             if admitted:
                 self._open -= 1
             raise
-        writer = asyncio.StreamWriter(transport, stream, reader, loop)
         if not admitted:
             self._refuse(writer, remote_ip, "max_connections", protocol)
             return
@@ -546,16 +551,16 @@ async def _readable(sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
     fd = sock.fileno()
-    loop.add_reader(fd, _wake, ready)
+    loop.add_reader(fd, _wake, ready, None)
     try:
         await ready
     finally:
         loop.remove_reader(fd)
 
 
-def _wake(ready: asyncio.Future[None]) -> None:
-    if not ready.done():
-        ready.set_result(None)
+def _wake(future: asyncio.Future[_T], value: _T) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _sock_address(sock: socket.socket) -> str:

@@ -235,10 +235,10 @@ class SqliteAccount:
         except BaseException as error:  # as run_in_executor would hand it over
             outcomes = [error] * len(queued)
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-            if events:
-                loop.call_soon_threadsafe(self._hub.publish, shared.key, events)
-            for item, outcome in zip(queued, outcomes, strict=True):
-                loop.call_soon_threadsafe(_settle, item.future, outcome)
+            # One hand-over to the loop for all (each wakes it): publish, then answer.
+            loop.call_soon_threadsafe(
+                _publish_and_settle, self._hub.publish, shared.key, events, queued, outcomes
+            )
         # After the answers: the delivery that fills a batch does not wait for it.
         analyses.index_if_due(shared.db)
 
@@ -432,6 +432,19 @@ class SqliteAccount:
             return result
 
         return await shared.worker.run(job)
+
+
+def _publish_and_settle(
+    publish: Callable[[str, list[ChangeEvent]], None],
+    key: str,
+    events: list[ChangeEvent],
+    queued: Sequence[QueuedAppend],
+    outcomes: Sequence[AppendResult | BaseException],
+) -> None:
+    if events:
+        publish(key, events)
+    for item, outcome in zip(queued, outcomes, strict=True):
+        _settle(item.future, outcome)
 
 
 def _settle(future: asyncio.Future[AppendResult], outcome: AppendResult | BaseException) -> None:
