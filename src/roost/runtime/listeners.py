@@ -215,7 +215,9 @@ class Listeners:
             if pending:
                 log.warning("%d connections did not close in time; dropping them", len(pending))
                 self.abort_connections()
-                await asyncio.wait(pending, timeout=1.0)
+                _, stuck = await asyncio.wait(pending, timeout=1.0)
+                for task in stuck:  # its socket is gone: no longer a connection
+                    self._connections.pop(task, None)
 
     def abort_connections(self) -> None:
         for task, writer in list(self._connections.items()):
