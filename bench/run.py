@@ -559,6 +559,12 @@ class Bench:
             await self.each_server(
                 "mbsync-compress",
                 lambda s: scenarios.mbsync_initial(
+                    s, "sync", sizes.sync, time_limit=240, compress=s.label == "roost"
+                ),
+            )
+            await self.each_server(
+                "mbsync-compress-both",
+                lambda s: scenarios.mbsync_initial(
                     s, "sync", sizes.sync, time_limit=240, compress=True
                 ),
             )

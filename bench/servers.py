@@ -683,6 +683,11 @@ service lmtp {{
 protocol lmtp {{
   auth_username_format = %Ln
 }}
+# COMPRESS=DEFLATE (RFC 4978) at Dovecot's default level 6, as Roost offers it; on by
+# default from Dovecot 2.4. Only the mbsync-compress-both scenario asks for it.
+protocol imap {{
+  mail_plugins = $mail_plugins imap_zlib
+}}
 """
         )
         (self.root / "state").mkdir(exist_ok=True)
