@@ -73,7 +73,7 @@ _INSERT = (
     " $10::bigint[], $11::bigint[], $12::text[])"
     " AS u(uid, flags, keywords, internaldate, tzoffset, size, header_size, blob_id)"
 )
-_ANALYSIS_COLUMNS = (
+ANALYSIS_COLUMNS = (
     "account_id, blob_id, model, sent_date, sent_day, message_id,"
     " in_reply_to, refs, sort_subject, sort_from, sort_to, sort_cc, display_from,"
     " display_to, preview, subject, t_header, t_body, t_subject, t_from, t_to, t_cc, t_bcc,"
@@ -89,7 +89,7 @@ def _insert_analysis(first: int) -> str:
     values = ", ".join(f"${first + n}" for n in range(23))
     parents = f"${first + 23}::text[]"
     return (
-        f"INSERT INTO analyses ({_ANALYSIS_COLUMNS}) VALUES ({values},"
+        f"INSERT INTO analyses ({ANALYSIS_COLUMNS}) VALUES ({values},"
         f" (SELECT coalesce(thread_id, id) FROM analyses WHERE account_id = ${first}"
         f"  AND message_id = ANY({parents}) AND message_id != ''"
         f"  ORDER BY array_position({parents}, message_id) LIMIT 1))"
@@ -314,11 +314,11 @@ def _small_blob_values(account_id: int, item: Prepared) -> list[object]:
         blob.size,
         blob.header_size,
         item.message.source.data,
-        *_analysis_values(account_id, blob.blob_id, item.analysis),
+        *analysis_values(account_id, blob.blob_id, item.analysis),
     ]
 
 
-def _analysis_values(account_id: int, blob_id: str, row: AnalysisRow) -> list[object]:
+def analysis_values(account_id: int, blob_id: str, row: AnalysisRow) -> list[object]:
     """The parameters of ``_insert_analysis``."""
     texts = tuple(clean_text(text) for text in row.texts)
     columns = tuple(clean_text(c) if isinstance(c, str) else c for c in row.columns)
@@ -336,7 +336,7 @@ async def insert_analysis(
     conn: asyncpg.Connection, account_id: int, blob_id: str, row: AnalysisRow
 ) -> None:
     """Record ``row`` for the account's ``blob_id`` unless it has one, with its thread."""
-    await conn.execute(_INSERT_ANALYSIS, *_analysis_values(account_id, blob_id, row))
+    await conn.execute(_INSERT_ANALYSIS, *analysis_values(account_id, blob_id, row))
 
 
 def clean_text(text: str) -> str:
