@@ -46,6 +46,7 @@ from roost.store.values import MessageSource
 
 Progress = Callable[[str], None]
 
+ANALYSED_TABLES = ("messages", "analyses", "blobs", "blob_chunks", "mailboxes", "expunged")
 BATCH = 500  # messages per statement: a few MB of bytes at most (one chunk each)
 
 
@@ -99,6 +100,12 @@ async def copy_store(data_dir: Path, url: str, progress: Progress) -> CopyOutcom
             # A site moved whole keeps its made-up salts: an unknown name's SCRAM salt
             # does not change under an observer's eyes (store/credentials.py).
             await conn.execute("UPDATE settings SET secret = $1", bytes(secret))
+        if copied:
+            # Fresh statistics for the planner: until autovacuum next looks, it would
+            # take a copied 100,000-message mailbox for a few rows, and a SEARCH that
+            # the trigram index answers in a millisecond would walk every message
+            # (over a second). ANALYZE reads a bounded sample: cheap on any size.
+            await conn.execute(f"ANALYZE {', '.join(ANALYSED_TABLES)}")
     finally:
         users.close()
         await conn.close()
