@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from roost.store.base import (
+    FlagOp,
     MailboxChanged,
     MailboxListChanged,
     MessageSource,
@@ -18,8 +19,10 @@ from roost.store.base import (
     StoreBusy,
 )
 from roost.store.postgres import PostgresStore
+from roost.store.postgres import messages as ops
 from roost.store.postgres.blobs import CHUNK
 from roost.store.postgres.schema import MIGRATIONS, SchemaMismatch, migrate
+from roost.store.values import StoreFlagsResult
 from tests.store_contract.helpers import message, new, read_all
 from tests.support.postgres import SCRATCH, PrivateServer
 
@@ -236,3 +239,44 @@ async def test_a_site_names_the_special_folders(url: str) -> None:
             await account.close()
     finally:
         await store.close()
+
+
+async def test_a_store_whose_read_went_stale_runs_again_in_the_write_turn(
+    two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STORE reads before taking the account's write turn (pool.py run_optimistic);
+    a write on another node between that read and the turn must not be overwritten:
+    the STORE is checked under the turn, found stale and run again there."""
+    one, two = two_nodes
+    mine = await one.open_account("alice")
+    theirs = await two.open_account("alice")
+    inbox = await mine.get_mailbox("INBOX")
+    await mine.append(inbox.id, [new(message(1))])
+    real = ops.store_flags
+    calls = 0
+    interfered: list[StoreFlagsResult] = []
+
+    async def read_then_interfere(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        found = await real(*args)  # type: ignore[arg-type]
+        if calls == 1:  # mine's first read; not theirs, nor mine's run again in the turn
+            interfered.append(
+                await theirs.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Theirs"}))
+            )
+        return found
+
+    monkeypatch.setattr(ops, "store_flags", read_then_interfere)
+    try:
+        result = await mine.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Mine"}))
+        assert calls == 3  # mine's read, theirs, mine's again in the turn
+        (theirs_row,) = interfered[0].updated
+        (mine_row,) = result.updated
+        assert mine_row.modseq == theirs_row.modseq + 1
+        assert mine_row.flags == frozenset({"$Mine", "$Theirs"})
+        stored = await mine.fetch_flags(inbox.id, [1])
+        assert stored.modseqs == [mine_row.modseq]
+        assert stored.flags[stored.keys[0]] == mine_row.flags
+    finally:
+        await mine.close()
+        await theirs.close()

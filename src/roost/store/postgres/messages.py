@@ -133,6 +133,9 @@ class Turn:
 
     deferred: list[str] = dataclasses.field(default_factory=list)
     answer: Answer | None = None
+    # For a write that read without the turn (pool.py ``Database.run_optimistic``):
+    # the condition under the turn that holds iff what it read is still so.
+    expect: str | None = None
 
 
 async def prepare(messages: Sequence[NewMessage], limits: MimeLimits) -> list[Prepared]:
@@ -481,10 +484,11 @@ async def store_flags(
     unchangedsince: int | None,
     turn: Turn,
 ) -> tuple[StoreFlagsResult, list[ChangeEvent]]:
-    """Inside the write turn, one statement reads the mailbox, its keywords, the
-    account's modseq and the messages; the change — the next modseq, the rows,
-    keywords and HIGHESTMODSEQ — is deferred to the COMMIT's round trip (pool.py):
-    the turn keeps the modseq read, so the next is known without asking."""
+    """One statement reads the mailbox, its keywords, the account's modseq and the
+    messages; the change — the next modseq, the rows, keywords and HIGHESTMODSEQ — is
+    deferred to the COMMIT's round trip (pool.py): the turn keeps the modseq read, so
+    the next is known without asking. Run in the write turn, or before it with
+    ``turn.expect`` checked under it (``Database.run_optimistic``)."""
     decode = CODEC.decode
     updates: list[tuple[int, int, str]] = []
     previous: dict[int, int] = {}
@@ -531,6 +535,13 @@ async def store_flags(
         )
         keywords.added.clear()
         events.append(MailboxChanged(mailbox_id, new_modseq))
+        # Every change of the account's mail takes its modseq: if it is still the one
+        # read, so is everything read (and the mailbox still there to hold it).
+        turn.expect = (
+            f"(SELECT modseq FROM mail_counters WHERE account_id = {int(account_id)})"
+            f" = {int(account_modseq)} AND EXISTS (SELECT 1 FROM mailboxes"
+            f" WHERE id = {int(mailbox_id)} AND account_id = {int(account_id)} AND NOT noselect)"
+        )
     updated = [FlagState(uid, decode(bits, text), new_modseq) for uid, bits, text in updates]
     if updated:
         changes = MailboxChanges(new_modseq, before.uidnext, updated, [], keywords.all())

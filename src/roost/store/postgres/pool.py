@@ -36,6 +36,7 @@ import asyncpg
 
 from roost.store.errors import NoSuchAccount, StoreBusy, StoreError
 from roost.store.postgres.notify import CHANNEL, new_node_id
+from roost.store.postgres.schema import CHANGED_SINCE_READ
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,65 @@ class Database:
                 f"; SELECT 1 FROM mail_counters WHERE account_id = {int(account_id)} FOR UPDATE"
             )
         return await self._attempts(lambda conn: _transaction(conn, begin, fn, notify, deferred))
+
+    async def run_optimistic(
+        self,
+        fn: Callable[[asyncpg.Connection], Awaitable[T]],
+        *,
+        account_id: int,
+        expect: Callable[[], str | None],
+        notify: Callable[[], str | None],
+        deferred: list[str],
+    ) -> T:
+        """``run(fn, account_id=...)`` in one round trip fewer, for a write whose reads
+        are one statement and whose changes are all ``deferred``: ``fn`` reads without
+        the write turn, then one round trip takes the turn, checks ``expect()`` — a
+        condition on the state under the turn that holds iff nothing ``fn`` read has
+        changed (such as the account's modseq, which every change of its mail takes) —
+        and runs the deferred statements, the NOTIFY and the COMMIT. When something did
+        change, that transaction is rolled back and the write runs as ``run`` does. A
+        ``fn`` that changes nothing commits nothing; one whose ``expect`` gives None
+        (it cannot vouch for its reads) runs as ``run`` does too."""
+
+        async def attempt(conn: asyncpg.Connection) -> tuple[bool, T]:
+            deferred.clear()
+            result = await fn(conn)
+            if not deferred:
+                return True, result
+            condition = expect()
+            if condition is None:
+                return False, result
+            payload = notify()
+            statements = [
+                "BEGIN ISOLATION LEVEL READ COMMITTED",
+                f"SELECT 1 FROM mail_counters WHERE account_id = {int(account_id)} FOR UPDATE",
+                # A statement of its own: its snapshot is taken once the turn is ours.
+                f"SELECT roost_expect({condition})",
+                *deferred,
+            ]
+            if payload is not None:
+                statements.append(f"SELECT pg_notify('{CHANNEL}', {_literal(payload)})")
+            statements.append("COMMIT")
+            try:
+                await conn.execute("; ".join(statements))
+            except asyncpg.PostgresError as error:
+                with contextlib.suppress(Exception):
+                    if not conn.is_closed() and conn.is_in_transaction():
+                        await conn.execute("ROLLBACK")
+                if error.sqlstate == CHANGED_SINCE_READ:
+                    return False, result
+                raise
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if not conn.is_closed() and conn.is_in_transaction():
+                        await conn.execute("ROLLBACK")
+                raise
+            return True, result
+
+        done, result = await self._attempts(attempt)
+        if done:
+            return result
+        return await self.run(fn, account_id=account_id, notify=notify, deferred=deferred)
 
     async def plain(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """``fn``'s statements each on their own (autocommit): for reads whose statements
