@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from roost.store.base import (
+    DELETED,
     FlagOp,
     MailboxChanged,
     MailboxListChanged,
@@ -277,6 +278,44 @@ async def test_a_store_whose_read_went_stale_runs_again_in_the_write_turn(
         stored = await mine.fetch_flags(inbox.id, [1])
         assert stored.modseqs == [mine_row.modseq]
         assert stored.flags[stored.keys[0]] == mine_row.flags
+    finally:
+        await mine.close()
+        await theirs.close()
+
+
+async def test_an_expunge_whose_read_went_stale_runs_again_in_the_write_turn(
+    two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EXPUNGE too: a message flagged \\Deleted on another node between its read and
+    the turn is expunged with the others, under the next modseq."""
+    one, two = two_nodes
+    mine = await one.open_account("alice")
+    theirs = await two.open_account("alice")
+    inbox = await mine.get_mailbox("INBOX")
+    await mine.append(inbox.id, [new(message(n)) for n in (1, 2, 3)])
+    await mine.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({DELETED}))
+    real = ops.expunge
+    calls = 0
+    interfered: list[StoreFlagsResult] = []
+
+    async def read_then_interfere(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        found = await real(*args)  # type: ignore[arg-type]
+        if calls == 1:
+            interfered.append(
+                await theirs.store_flags(inbox.id, [2], FlagOp.ADD, frozenset({DELETED}))
+            )
+        return found
+
+    monkeypatch.setattr(ops, "expunge", read_then_interfere)
+    try:
+        assert await mine.expunge(inbox.id) == [1, 2]
+        assert calls == 2  # mine's read, then mine's again in the turn
+        changes = await mine.changes_since(inbox.id, interfered[0].updated[0].modseq)
+        assert changes.expunged == [1, 2]
+        assert changes.highestmodseq == interfered[0].updated[0].modseq + 1
+        assert (await mine.fetch_flags(inbox.id, [1, 2, 3])).uids == [3]
     finally:
         await mine.close()
         await theirs.close()

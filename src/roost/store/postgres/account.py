@@ -213,7 +213,9 @@ class PostgresAccount:
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         turn = ops.Turn()
-        return await self._write(lambda c: ops.expunge(c, self._id, mailbox_id, uids, turn), turn)
+        return await self._write(
+            lambda c: ops.expunge(c, self._id, mailbox_id, uids, turn), turn, optimistic=True
+        )
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
         return await self._write(
