@@ -11,7 +11,9 @@ Invariants:
 * A write to an account's mail first locks that account's ``mail_counters`` row
   (``run`` with ``account_id``): writers of one account take turns in lock order, so
   they never deadlock with each other and every read after the lock sees the latest
-  commits (READ COMMITTED).
+  commits (READ COMMITTED). A write may read before its turn (``run_optimistic``)
+  only if it checks under the turn that what it read is still so, and runs again
+  in the turn when it is not.
 * A change's NOTIFY is sent in its transaction's COMMIT (notify.py): other nodes hear
   of it only once it is committed.
 * Losing the server is ``StoreUnavailable`` (a ``StoreBusy``): never a hang, never a
