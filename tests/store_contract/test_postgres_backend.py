@@ -19,7 +19,7 @@ from roost.store.base import (
     NewMessage,
     StoreBusy,
 )
-from roost.store.postgres import PostgresStore
+from roost.store.postgres import PostgresStore, pool
 from roost.store.postgres import messages as ops
 from roost.store.postgres.blobs import CHUNK
 from roost.store.postgres.schema import MIGRATIONS, SchemaMismatch, migrate
@@ -256,10 +256,15 @@ async def test_a_store_whose_read_went_stale_runs_again_in_the_write_turn(
     real = ops.store_flags
     calls = 0
     interfered: list[StoreFlagsResult] = []
+    in_turn: list[bool] = []  # whether each call read inside the write turn
+    monkeypatch.setattr(pool, "CONTENDED_FOR", 3600.0)
 
     async def read_then_interfere(*args: object) -> object:
         nonlocal calls
         calls += 1
+        conn = args[0]
+        assert isinstance(conn, asyncpg.Connection)
+        in_turn.append(conn.is_in_transaction())
         found = await real(*args)  # type: ignore[arg-type]
         if calls == 1:  # mine's first read; not theirs, nor mine's run again in the turn
             interfered.append(
@@ -278,6 +283,14 @@ async def test_a_store_whose_read_went_stale_runs_again_in_the_write_turn(
         stored = await mine.fetch_flags(inbox.id, [1])
         assert stored.modseqs == [mine_row.modseq]
         assert stored.flags[stored.keys[0]] == mine_row.flags
+        assert in_turn == [False, False, True]
+        # Others write this account: its next writes wait for the turn to read...
+        await mine.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Again"}))
+        assert in_turn[3:] == [True]
+        # ...for a while (pool.CONTENDED_FOR), then read first again.
+        monkeypatch.setattr(pool, "CONTENDED_FOR", 0.0)
+        await mine.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Later"}))
+        assert in_turn[4:] == [False]
     finally:
         await mine.close()
         await theirs.close()

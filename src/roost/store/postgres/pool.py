@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -47,6 +48,8 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 8
 FIRST_PAUSE = 0.005  # seconds; doubled per attempt, with full jitter
 POOL_MIN = 1
+CONTENDED_FOR = 1.0  # seconds an account's writes wait for the turn after a stale read
+CONTENDED_ACCOUNTS = 1024  # accounts remembered so, at most (the cooled ones dropped)
 POOL_MAX = 10
 RETRYABLE: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
@@ -87,6 +90,8 @@ class Database:
         self.pool = pool
         self.url = url
         self.node = new_node_id()  # notify.py: whose notifications are whose
+        # When an optimistic write (run_optimistic) of each account last went stale.
+        self._went_stale: dict[int, float] = {}
 
     @classmethod
     async def connect(cls, url: str, *, max_size: int = POOL_MAX) -> Database:
@@ -148,9 +153,11 @@ class Database:
         condition on the state under the turn that holds iff nothing ``fn`` read has
         changed (such as the account's modseq, which every change of its mail takes) —
         and runs the deferred statements, the NOTIFY and the COMMIT. When something did
-        change, that transaction is rolled back and the write runs as ``run`` does. A
-        ``fn`` that changes nothing commits nothing; one whose ``expect`` gives None
-        (it cannot vouch for its reads) runs as ``run`` does too."""
+        change, that transaction is rolled back and the write runs as ``run`` does, and
+        so do the account's writes for ``CONTENDED_FOR`` seconds (others are writing
+        it: their reads would likely go stale too). A ``fn`` that changes nothing
+        commits nothing; one whose ``expect`` gives None (it cannot vouch for its
+        reads) runs as ``run`` does too."""
 
         async def attempt(conn: asyncpg.Connection) -> tuple[bool, T]:
             deferred.clear()
@@ -187,10 +194,24 @@ class Database:
                 raise
             return True, result
 
+        stale_at = self._went_stale.get(account_id)
+        if stale_at is not None and time.monotonic() - stale_at < CONTENDED_FOR:
+            # Others write this account now: a read before the turn would likely go
+            # stale again, costing two round trips more than waiting for the turn.
+            return await self.run(fn, account_id=account_id, notify=notify, deferred=deferred)
         done, result = await self._attempts(attempt)
         if done:
             return result
+        self._note_stale(account_id)
         return await self.run(fn, account_id=account_id, notify=notify, deferred=deferred)
+
+    def _note_stale(self, account_id: int) -> None:
+        now = time.monotonic()
+        if len(self._went_stale) >= CONTENDED_ACCOUNTS:  # bounded: drop the cooled
+            self._went_stale = {
+                key: at for key, at in self._went_stale.items() if now - at < CONTENDED_FOR
+            }
+        self._went_stale[account_id] = now
 
     async def plain(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """``fn``'s statements each on their own (autocommit): for reads whose statements
