@@ -323,6 +323,7 @@ class Bench:
         self.notes: list[str] = []
         self.expected = (0, 0)
         self.roost_workers = 0
+        self.pg_database: str | None = None  # --backend postgresql: Roost's store
 
     # -- setting up --
 
@@ -373,6 +374,23 @@ class Bench:
         seconds = time.perf_counter() - started
         self.seeding = {**meta, "seconds": round(seconds, 1), "from_cache": key}
         log(f"mail ready in {seconds:.1f}s")
+        if self.pg_database is not None:
+            self.seeding["postgresql"] = self.copy_to_postgresql(roost, self.pg_database)
+
+    def copy_to_postgresql(self, roost: Roost, url: str) -> dict[str, Any]:
+        """--backend postgresql: the seeded data directories (the very ones the SQLite
+        runs use, cache and all) moved into the database by `roost store copy`, as a
+        site moving to PostgreSQL would; from then on the servers use the database."""
+        directories = [roost.data_dir]
+        if self.roost_defaults is not None:
+            directories.append(self.roost_defaults.data_dir)
+        started = time.perf_counter()
+        messages = sum(servers.copy_into_postgresql(d, url) for d in directories)
+        seconds = time.perf_counter() - started
+        os.environ["ROOST_STORE"] = url  # the servers inherit it
+        rate = messages / seconds if seconds else 0.0
+        log(f"copied {messages:,} messages into PostgreSQL in {seconds:.1f}s ({rate:,.0f}/s)")
+        return {"messages": messages, "seconds": round(seconds, 1), "per_second": round(rate)}
 
     def seed(
         self,
@@ -730,7 +748,8 @@ def main() -> int:
         choices=("sqlite", "postgresql"),
         default="sqlite",
         help="Roost's store: its data directory (the default) or a fresh PostgreSQL "
-        "database on --pg-url's server, dropped at the end (no seed cache)",
+        "database on --pg-url's server, filled by `roost store copy` from the seeded data "
+        "directory and dropped at the end",
     )
     parser.add_argument(
         "--pg-url",
@@ -780,8 +799,7 @@ def main() -> int:
         args.nodes = 1
     if args.backend == "postgresql":
         database = servers.create_pg_database(args.pg_url)
-        os.environ["ROOST_STORE"] = database  # the server and the seeders inherit it
-        args.no_cache = True
+        bench.pg_database = database  # filled from the seeded SQLite data directories
         bench.notes.append("Roost on PostgreSQL (--backend postgresql)")
         log(f"Roost's store: {database}")
     try:

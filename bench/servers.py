@@ -497,6 +497,45 @@ def create_pg_database(server_url: str) -> str:
     return url
 
 
+def copy_into_postgresql(data_dir: Path, url: str) -> int:
+    """``roost store copy`` of a seeded data directory into the database at ``url``,
+    then VACUUM ANALYZE, as after any bulk load: the planner's statistics, and the
+    trigram indexes' pending entries merged (a search would otherwise scan them);
+    the number of messages copied."""
+    import asyncpg
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "roost",
+            "store",
+            "copy",
+            "--from",
+            f"sqlite:{data_dir}",
+            "--to",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        preexec_fn=_die_with_parent,
+    )
+    found = re.search(r"\((\d+) messages\)", done.stdout)
+    if found is None:
+        raise RuntimeError(f"roost store copy said: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+    async def vacuum() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
+
+    asyncio.run(vacuum())
+    return int(found.group(1))
+
+
 def drop_pg_database(server_url: str, url: str) -> None:
     import asyncpg
 

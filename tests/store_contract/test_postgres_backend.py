@@ -11,15 +11,19 @@ import asyncpg
 import pytest
 
 from roost.store.base import (
+    DELETED,
+    FlagOp,
     MailboxChanged,
     MailboxListChanged,
     MessageSource,
     NewMessage,
     StoreBusy,
 )
-from roost.store.postgres import PostgresStore
+from roost.store.postgres import PostgresStore, pool
+from roost.store.postgres import messages as ops
 from roost.store.postgres.blobs import CHUNK
 from roost.store.postgres.schema import MIGRATIONS, SchemaMismatch, migrate
+from roost.store.values import StoreFlagsResult
 from tests.store_contract.helpers import message, new, read_all
 from tests.support.postgres import SCRATCH, PrivateServer
 
@@ -236,3 +240,95 @@ async def test_a_site_names_the_special_folders(url: str) -> None:
             await account.close()
     finally:
         await store.close()
+
+
+async def test_a_store_whose_read_went_stale_runs_again_in_the_write_turn(
+    two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STORE reads before taking the account's write turn (pool.py run_optimistic);
+    a write on another node between that read and the turn must not be overwritten:
+    the STORE is checked under the turn, found stale and run again there."""
+    one, two = two_nodes
+    mine = await one.open_account("alice")
+    theirs = await two.open_account("alice")
+    inbox = await mine.get_mailbox("INBOX")
+    await mine.append(inbox.id, [new(message(1))])
+    real = ops.store_flags
+    calls = 0
+    interfered: list[StoreFlagsResult] = []
+    in_turn: list[bool] = []  # whether each call read inside the write turn
+    monkeypatch.setattr(pool, "CONTENDED_FOR", 3600.0)
+
+    async def read_then_interfere(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        conn = args[0]
+        assert isinstance(conn, asyncpg.Connection)
+        in_turn.append(conn.is_in_transaction())
+        found = await real(*args)  # type: ignore[arg-type]
+        if calls == 1:  # mine's first read; not theirs, nor mine's run again in the turn
+            interfered.append(
+                await theirs.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Theirs"}))
+            )
+        return found
+
+    monkeypatch.setattr(ops, "store_flags", read_then_interfere)
+    try:
+        result = await mine.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Mine"}))
+        assert calls == 3  # mine's read, theirs, mine's again in the turn
+        (theirs_row,) = interfered[0].updated
+        (mine_row,) = result.updated
+        assert mine_row.modseq == theirs_row.modseq + 1
+        assert mine_row.flags == frozenset({"$Mine", "$Theirs"})
+        stored = await mine.fetch_flags(inbox.id, [1])
+        assert stored.modseqs == [mine_row.modseq]
+        assert stored.flags[stored.keys[0]] == mine_row.flags
+        assert in_turn == [False, False, True]
+        # Others write this account: its next writes wait for the turn to read...
+        await mine.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Again"}))
+        assert in_turn[3:] == [True]
+        # ...for a while (pool.CONTENDED_FOR), then read first again.
+        monkeypatch.setattr(pool, "CONTENDED_FOR", 0.0)
+        await mine.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({"$Later"}))
+        assert in_turn[4:] == [False]
+    finally:
+        await mine.close()
+        await theirs.close()
+
+
+async def test_an_expunge_whose_read_went_stale_runs_again_in_the_write_turn(
+    two_nodes: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EXPUNGE too: a message flagged \\Deleted on another node between its read and
+    the turn is expunged with the others, under the next modseq."""
+    one, two = two_nodes
+    mine = await one.open_account("alice")
+    theirs = await two.open_account("alice")
+    inbox = await mine.get_mailbox("INBOX")
+    await mine.append(inbox.id, [new(message(n)) for n in (1, 2, 3)])
+    await mine.store_flags(inbox.id, [1], FlagOp.ADD, frozenset({DELETED}))
+    real = ops.expunge
+    calls = 0
+    interfered: list[StoreFlagsResult] = []
+
+    async def read_then_interfere(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        found = await real(*args)  # type: ignore[arg-type]
+        if calls == 1:
+            interfered.append(
+                await theirs.store_flags(inbox.id, [2], FlagOp.ADD, frozenset({DELETED}))
+            )
+        return found
+
+    monkeypatch.setattr(ops, "expunge", read_then_interfere)
+    try:
+        assert await mine.expunge(inbox.id) == [1, 2]
+        assert calls == 2  # mine's read, then mine's again in the turn
+        changes = await mine.changes_since(inbox.id, interfered[0].updated[0].modseq)
+        assert changes.expunged == [1, 2]
+        assert changes.highestmodseq == interfered[0].updated[0].modseq + 1
+        assert (await mine.fetch_flags(inbox.id, [1, 2, 3])).uids == [3]
+    finally:
+        await mine.close()
+        await theirs.close()

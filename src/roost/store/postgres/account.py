@@ -209,11 +209,14 @@ class PostgresAccount:
                 c, self._id, mailbox_id, uids, op, flags, unchangedsince, turn
             ),
             turn,
+            optimistic=True,
         )
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         turn = ops.Turn()
-        return await self._write(lambda c: ops.expunge(c, self._id, mailbox_id, uids, turn), turn)
+        return await self._write(
+            lambda c: ops.expunge(c, self._id, mailbox_id, uids, turn), turn, optimistic=True
+        )
 
     async def copy(self, source_id: int, uids: Sequence[int], dest_id: int) -> CopyResult:
         return await self._write(
@@ -383,17 +386,22 @@ class PostgresAccount:
         self,
         fn: Callable[[asyncpg.Connection], Awaitable[tuple[T, list[ChangeEvent]]]],
         turn: ops.Turn | None = None,
+        *,
+        optimistic: bool = False,
     ) -> T:
         """``fn`` in the account's write turn; its events NOTIFYed in the transaction
         and published here after the commit. ``turn``: where ``fn`` leaves statements
         to run with the COMMIT (pool.py ``Database.run``) and the answer to the next
-        ``changes_since``, kept once committed (any other write forgets it)."""
+        ``changes_since``, kept once committed (any other write forgets it).
+        ``optimistic``: ``fn`` may read before taking the turn, checked under it by
+        ``turn.expect`` (``Database.run_optimistic``)."""
         self._usable()
         changed: list[ChangeEvent] = []
 
         async def job(conn: asyncpg.Connection) -> T:
             if turn is not None:
                 turn.answer = None  # a retried attempt makes its own
+                turn.expect = None
             result, events = await fn(conn)
             changed[:] = events
             return result
@@ -402,12 +410,21 @@ class PostgresAccount:
             return payload(self._db.node, self._key, changed) if changed else None
 
         self._answer = None
-        result = await self._db.run(
-            job,
-            account_id=self._id,
-            notify=notice,
-            deferred=None if turn is None else turn.deferred,
-        )
+        if optimistic and turn is not None:
+            result = await self._db.run_optimistic(
+                job,
+                account_id=self._id,
+                expect=lambda: turn.expect,
+                notify=notice,
+                deferred=turn.deferred,
+            )
+        else:
+            result = await self._db.run(
+                job,
+                account_id=self._id,
+                notify=notice,
+                deferred=None if turn is None else turn.deferred,
+            )
         self._answer = None if turn is None else turn.answer
         events = changed
         if events:

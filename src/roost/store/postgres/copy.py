@@ -27,20 +27,27 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 
 from roost.store.blobs import StoredBlob
 from roost.store.postgres import blobs
-from roost.store.postgres.messages import insert_analysis
-from roost.store.sqlite.analyses import compute
+from roost.store.postgres.messages import ANALYSIS_COLUMNS, analysis_values
+from roost.store.sqlite.analyses import AnalysisRow, compute
 from roost.store.sqlite.mail_db import MailDB
+from roost.store.values import MessageSource
 
 Progress = Callable[[str], None]
+
+ANALYSED_TABLES = ("messages", "analyses", "blobs", "blob_chunks", "mailboxes", "expunged")
+BATCH = 500  # messages per statement: a few MB of bytes at most (one chunk each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,12 @@ async def copy_store(data_dir: Path, url: str, progress: Progress) -> CopyOutcom
             # A site moved whole keeps its made-up salts: an unknown name's SCRAM salt
             # does not change under an observer's eyes (store/credentials.py).
             await conn.execute("UPDATE settings SET secret = $1", bytes(secret))
+        if copied:
+            # Fresh statistics for the planner: until autovacuum next looks, it would
+            # take a copied 100,000-message mailbox for a few rows, and a SEARCH that
+            # the trigram index answers in a millisecond would walk every message
+            # (over a second). ANALYZE reads a bounded sample: cheap on any size.
+            await conn.execute(f"ANALYZE {', '.join(ANALYSED_TABLES)}")
     finally:
         users.close()
         await conn.close()
@@ -133,7 +146,7 @@ async def _copy_account(
         [(account_id, n) for (n,) in db.conn.execute("SELECT name FROM subscriptions")],
     )
     await _copy_metadata(conn, account_id, 0, None, db)  # the server's entries
-    analysed: set[str] = set()
+    analysed = Threads()
     for box in db.conn.execute(
         "SELECT id, name, uidvalidity, uidnext, highestmodseq, special_use, noselect,"
         " recent_floor FROM mailboxes ORDER BY id"
@@ -283,26 +296,143 @@ async def _copy_messages(
     old_id: int,
     new_id: int,
     db: MailDB,
-    analysed: set[str],
+    analysed: Threads,
 ) -> None:
+    """A mailbox's messages: their bytes and analyses ``BATCH`` at a time, each batch
+    one round trip for the bytes and one for the analyses, the next batch analysed in
+    a thread meanwhile (the analysis is the CPU and PostgreSQL's index upkeep the
+    rest, so the two overlap), then the rows ``BATCH`` at a time."""
     rows = db.conn.execute(
         "SELECT uid, modseq, flags, keywords, internaldate, tzoffset, size, header_size,"
         " blob_id, savedate FROM messages WHERE mailbox_id = ? ORDER BY uid",
         (old_id,),
     ).fetchall()
+    fresh: list[StoredBlob] = []
     for row in rows:
         blob_id = row[8]
-        if blob_id not in analysed:
-            source = db.blob_source(blob_id)
-            described = StoredBlob(blob_id, row[6], row[7])
-            await blobs.store(conn, described, source)
-            await insert_analysis(conn, account_id, blob_id, compute(source))
-            analysed.add(blob_id)
-    await conn.executemany(
-        "INSERT INTO messages (mailbox_id, uid, account_id, modseq, flags, keywords,"
-        " internaldate, tzoffset, size, header_size, blob_id, savedate)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        [(new_id, row[0], account_id, *row[1:]) for row in rows],
+        if blob_id not in analysed.seen:
+            analysed.seen.add(blob_id)
+            fresh.append(StoredBlob(blob_id, row[6], row[7]))
+    # Bytes are read a batch at a time, as it goes: two batches in memory, not all.
+    batches = [fresh[at : at + BATCH] for at in range(0, len(fresh), BATCH)]
+
+    def analyse(number: int) -> asyncio.Future[Analysed]:
+        read = [(blob, db.blob_source(blob.blob_id)) for blob in batches[number]]
+        return asyncio.ensure_future(asyncio.to_thread(_analyse, read))
+
+    ids: list[int] = [
+        row[0]
+        for row in await conn.fetch(
+            "SELECT nextval(pg_get_serial_sequence('analyses', 'id')) FROM generate_series(1, $1)",
+            len(fresh),
+        )
+    ]
+    ahead = analyse(0) if batches else None
+    try:
+        for number in range(len(batches)):
+            assert ahead is not None
+            batch, analyses = await ahead
+            ahead = analyse(number + 1) if number + 1 < len(batches) else None
+            await _store_blobs(conn, batch)
+            first = number * BATCH
+            await _insert_analyses(
+                conn, account_id, ids[first : first + BATCH], batch, analyses, analysed
+            )
+    finally:
+        if ahead is not None:  # a failed batch: the thread's work is not wanted
+            ahead.cancel()
+            with contextlib.suppress(BaseException):
+                await ahead
+    for at in range(0, len(rows), BATCH):
+        part = rows[at : at + BATCH]
+        columns = list(zip(*part, strict=True))
+        await conn.execute(
+            "INSERT INTO messages (mailbox_id, uid, account_id, modseq, flags, keywords,"
+            " internaldate, tzoffset, size, header_size, blob_id, savedate)"
+            " SELECT $1, u.uid, $2, u.modseq, u.flags, u.keywords, u.internaldate,"
+            " u.tzoffset, u.size, u.header_size, u.blob_id, u.savedate"
+            " FROM unnest($3::bigint[], $4::bigint[], $5::int[], $6::text[], $7::bigint[],"
+            " $8::int[], $9::bigint[], $10::bigint[], $11::text[], $12::bigint[])"
+            " AS u(uid, modseq, flags, keywords, internaldate, tzoffset, size, header_size,"
+            " blob_id, savedate)",
+            new_id,
+            account_id,
+            *columns,
+        )
+
+
+class Threads:
+    """The account's analyses copied so far: which blobs, and the thread each
+    Message-ID names (RFC 8474 THREADID), so that a batch's threads are known without
+    asking the database — the account is new in the target, so these are all its
+    analyses, in the order the one-at-a-time INSERT (messages.py) would see them."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.by_message_id: dict[str, int] = {}
+
+    def thread_of(self, analysis_id: int, message_id: str, parents: list[str]) -> int | None:
+        """The nearest known parent's thread, else None (its own); remembers this one."""
+        thread = next((self.by_message_id[p] for p in parents if p in self.by_message_id), None)
+        if message_id:
+            self.by_message_id.setdefault(message_id, analysis_id if thread is None else thread)
+        return thread
+
+
+Read = list[tuple[StoredBlob, MessageSource]]
+Analysed = tuple[Read, list[AnalysisRow]]
+
+
+def _analyse(batch: Read) -> Analysed:
+    return batch, [compute(source) for _, source in batch]
+
+
+async def _store_blobs(
+    conn: asyncpg.Connection, batch: list[tuple[StoredBlob, MessageSource]]
+) -> None:
+    """The batch's bytes, the one-chunk ones (most mail) in one statement; a blob
+    already there (another account's) is kept as it is."""
+    small = [
+        (blob, source.data)
+        for blob, source in batch
+        if source.data is not None and len(source.data) <= blobs.CHUNK
+    ]
+    if small:
+        await conn.execute(
+            "WITH nb AS (INSERT INTO blobs (blob_id, size, header_size)"
+            " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
+            " ON CONFLICT (blob_id) DO NOTHING RETURNING blob_id)"
+            " INSERT INTO blob_chunks (blob_id, seq, data)"
+            " SELECT u.blob_id, 0, u.data FROM unnest($1::text[], $4::bytea[]) AS u(blob_id, data)"
+            " JOIN nb ON nb.blob_id = u.blob_id",
+            [blob.blob_id for blob, _ in small],
+            [blob.size for blob, _ in small],
+            [blob.header_size for blob, _ in small],
+            [data for _, data in small],
+        )
+    for blob, source in batch:
+        if source.data is None or len(source.data) > blobs.CHUNK:
+            await blobs.store(conn, blob, source)
+
+
+async def _insert_analyses(
+    conn: asyncpg.Connection,
+    account_id: int,
+    ids: list[int],
+    batch: list[tuple[StoredBlob, MessageSource]],
+    analyses: list[AnalysisRow],
+    threads: Threads,
+) -> None:
+    """The batch's analyses in one COPY, with ids taken from the table's sequence
+    beforehand, so that their threads can name them."""
+    records = []
+    for analysis_id, (blob, _), row in zip(ids, batch, analyses, strict=True):
+        values = analysis_values(account_id, blob.blob_id, row)
+        parents = cast(list[str], values.pop())
+        thread = threads.thread_of(analysis_id, cast(str, values[5]), parents)
+        records.append((analysis_id, *values, thread))
+    await conn.copy_records_to_table(
+        "analyses", records=records, columns=["id", *ANALYSIS_COLUMNS.split(", ")]
     )
 
 

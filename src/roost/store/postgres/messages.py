@@ -74,7 +74,7 @@ _INSERT = (
     " $10::bigint[], $11::bigint[], $12::text[])"
     " AS u(uid, flags, keywords, internaldate, tzoffset, size, header_size, blob_id)"
 )
-_ANALYSIS_COLUMNS = (
+ANALYSIS_COLUMNS = (
     "account_id, blob_id, model, sent_date, sent_day, message_id,"
     " in_reply_to, refs, sort_subject, sort_from, sort_to, sort_cc, display_from,"
     " display_to, preview, subject, t_header, t_body, t_subject, t_from, t_to, t_cc, t_bcc,"
@@ -90,7 +90,7 @@ def _insert_analysis(first: int) -> str:
     values = ", ".join(f"${first + n}" for n in range(23))
     parents = f"${first + 23}::text[]"
     return (
-        f"INSERT INTO analyses ({_ANALYSIS_COLUMNS}) VALUES ({values},"
+        f"INSERT INTO analyses ({ANALYSIS_COLUMNS}) VALUES ({values},"
         f" (SELECT coalesce(thread_id, id) FROM analyses WHERE account_id = ${first}"
         f"  AND message_id = ANY({parents}) AND message_id != ''"
         f"  ORDER BY array_position({parents}, message_id) LIMIT 1))"
@@ -134,6 +134,9 @@ class Turn:
 
     deferred: list[str] = dataclasses.field(default_factory=list)
     answer: Answer | None = None
+    # For a write that read without the turn (pool.py ``Database.run_optimistic``):
+    # the condition under the turn that holds iff what it read is still so.
+    expect: str | None = None
 
 
 async def prepare(messages: Sequence[NewMessage], limits: MimeLimits) -> list[Prepared]:
@@ -315,11 +318,11 @@ def _small_blob_values(account_id: int, item: Prepared) -> list[object]:
         blob.size,
         blob.header_size,
         item.message.source.data,
-        *_analysis_values(account_id, blob.blob_id, item.analysis),
+        *analysis_values(account_id, blob.blob_id, item.analysis),
     ]
 
 
-def _analysis_values(account_id: int, blob_id: str, row: AnalysisRow) -> list[object]:
+def analysis_values(account_id: int, blob_id: str, row: AnalysisRow) -> list[object]:
     """The parameters of ``_insert_analysis``."""
     texts = tuple(clean_text(text) for text in row.texts)
     columns = tuple(clean_text(c) if isinstance(c, str) else c for c in row.columns)
@@ -337,7 +340,7 @@ async def insert_analysis(
     conn: asyncpg.Connection, account_id: int, blob_id: str, row: AnalysisRow
 ) -> None:
     """Record ``row`` for the account's ``blob_id`` unless it has one, with its thread."""
-    await conn.execute(_INSERT_ANALYSIS, *_analysis_values(account_id, blob_id, row))
+    await conn.execute(_INSERT_ANALYSIS, *analysis_values(account_id, blob_id, row))
 
 
 def clean_text(text: str) -> str:
@@ -499,10 +502,11 @@ async def store_flags(
     unchangedsince: int | None,
     turn: Turn,
 ) -> tuple[StoreFlagsResult, list[ChangeEvent]]:
-    """Inside the write turn, one statement reads the mailbox, its keywords, the
-    account's modseq and the messages; the change — the next modseq, the rows,
-    keywords and HIGHESTMODSEQ — is deferred to the COMMIT's round trip (pool.py):
-    the turn keeps the modseq read, so the next is known without asking."""
+    """One statement reads the mailbox, its keywords, the account's modseq and the
+    messages; the change — the next modseq, the rows, keywords and HIGHESTMODSEQ — is
+    deferred to the COMMIT's round trip (pool.py): the turn keeps the modseq read, so
+    the next is known without asking. Run in the write turn, or before it with
+    ``turn.expect`` checked under it (``Database.run_optimistic``)."""
     decode = CODEC.decode
     updates: list[tuple[int, int, str]] = []
     previous: dict[int, int] = {}
@@ -549,6 +553,7 @@ async def store_flags(
         )
         keywords.added.clear()
         events.append(MailboxChanged(mailbox_id, new_modseq))
+        turn.expect = unchanged_since_read(account_id, account_modseq, mailbox_id)
     updated = [FlagState(uid, decode(bits, text), new_modseq) for uid, bits, text in updates]
     if updated:
         changes = MailboxChanges(new_modseq, before.uidnext, updated, [], keywords.all())
@@ -563,10 +568,11 @@ async def expunge(
     uids: Sequence[int] | None,
     turn: Turn,
 ) -> tuple[list[int], list[ChangeEvent]]:
-    """Inside the write turn, one statement finds the \\Deleted messages and, if there
-    are any, takes a modseq, deletes them, logs their expunge and sets HIGHESTMODSEQ;
-    forgetting what nothing refers to then (it must see the deletion) is deferred to
-    the COMMIT's round trip (pool.py)."""
+    """One statement finds the \\Deleted messages; if there are any, the change — a
+    modseq, their deletion, the expunge log, HIGHESTMODSEQ, then forgetting what
+    nothing refers to any more (it must see the deletion) — is deferred to the
+    COMMIT's round trip (pool.py). Run in the write turn, or before it with
+    ``turn.expect`` checked under it (``Database.run_optimistic``)."""
     condition, params = "true", list[object]()
     if uids is not None:
         if not uids:
@@ -577,15 +583,9 @@ async def expunge(
         "WITH b AS (SELECT id, highestmodseq, uidnext FROM mailboxes WHERE id = $1"
         "  AND account_id = $2 AND NOT noselect),"
         " gone AS (SELECT m.uid, m.blob_id FROM messages m JOIN b ON m.mailbox_id = b.id"
-        f"  WHERE m.flags & $3 != 0 AND {condition}),"
-        " s AS (UPDATE mail_counters SET modseq = modseq + 1 WHERE account_id = $2"
-        "  AND EXISTS (SELECT 1 FROM gone) RETURNING modseq),"
-        " d AS (DELETE FROM messages m USING gone WHERE m.mailbox_id = $1 AND m.uid = gone.uid),"
-        " e AS (INSERT INTO expunged (mailbox_id, uid, modseq)"
-        "  SELECT $1, gone.uid, s.modseq FROM gone, s"
-        "  ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq),"
-        " h AS (UPDATE mailboxes SET highestmodseq = s.modseq FROM s WHERE id = $1)"
-        " SELECT (SELECT count(*) FROM b), (SELECT modseq FROM s),"
+        f"  WHERE m.flags & $3 != 0 AND {condition})"
+        " SELECT (SELECT count(*) FROM b),"
+        " (SELECT modseq FROM mail_counters WHERE account_id = $2),"
         " array(SELECT uid FROM gone ORDER BY uid), array(SELECT blob_id FROM gone),"
         " (SELECT highestmodseq FROM b), (SELECT uidnext FROM b),"
         " (SELECT coalesce(array_agg(name), '{}') FROM keywords WHERE mailbox_id = $1)",
@@ -594,15 +594,39 @@ async def expunge(
         DELETED_BIT,
         *params,
     )
-    found, modseq, removed, blob_ids, before, uidnext, keyword_names = row
+    found, account_modseq, removed, blob_ids, before, uidnext, keyword_names = row
     if not found:
         raise NoSuchMailbox(f"no mailbox with id {mailbox_id}")
-    if modseq is None:
+    if not removed:
         return [], []
+    modseq = int(account_modseq) + 1
+    listed = sql_ints(removed)
+    turn.deferred.append(
+        f"WITH s AS (UPDATE mail_counters SET modseq = {modseq}"
+        f"  WHERE account_id = {int(account_id)}),"
+        f" d AS (DELETE FROM messages WHERE mailbox_id = {int(mailbox_id)}"
+        f"  AND uid = ANY({listed})),"
+        " e AS (INSERT INTO expunged (mailbox_id, uid, modseq)"
+        f"  SELECT {int(mailbox_id)}, u, {modseq} FROM unnest({listed}) AS u"
+        "  ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq)"
+        f" UPDATE mailboxes SET highestmodseq = {modseq} WHERE id = {int(mailbox_id)}"
+    )
     turn.deferred.append(forget_sql(account_id, blob_ids))
+    turn.expect = unchanged_since_read(account_id, int(account_modseq), mailbox_id)
     changes = MailboxChanges(modseq, uidnext, [], list(removed), frozenset(keyword_names))
     turn.answer = Answer(mailbox_id, before, changes)
     return list(removed), [MailboxChanged(mailbox_id, modseq)]
+
+
+def unchanged_since_read(account_id: int, account_modseq: int, mailbox_id: int) -> str:
+    """``Turn.expect`` of a write to one mailbox: every change of the account's mail
+    takes its modseq, so if it is still the one read, so is everything read — and
+    the mailbox must still be there to hold the change."""
+    return (
+        f"(SELECT modseq FROM mail_counters WHERE account_id = {int(account_id)})"
+        f" = {int(account_modseq)} AND EXISTS (SELECT 1 FROM mailboxes"
+        f" WHERE id = {int(mailbox_id)} AND account_id = {int(account_id)} AND NOT noselect)"
+    )
 
 
 async def transfer(

@@ -11,7 +11,9 @@ Invariants:
 * A write to an account's mail first locks that account's ``mail_counters`` row
   (``run`` with ``account_id``): writers of one account take turns in lock order, so
   they never deadlock with each other and every read after the lock sees the latest
-  commits (READ COMMITTED).
+  commits (READ COMMITTED). A write may read before its turn (``run_optimistic``)
+  only if it checks under the turn that what it read is still so, and runs again
+  in the turn when it is not.
 * A change's NOTIFY is sent in its transaction's COMMIT (notify.py): other nodes hear
   of it only once it is committed.
 * Losing the server is ``StoreUnavailable`` (a ``StoreBusy``): never a hang, never a
@@ -29,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -36,6 +39,7 @@ import asyncpg
 
 from roost.store.errors import NoSuchAccount, StoreBusy, StoreError
 from roost.store.postgres.notify import CHANNEL, new_node_id
+from roost.store.postgres.schema import CHANGED_SINCE_READ
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 8
 FIRST_PAUSE = 0.005  # seconds; doubled per attempt, with full jitter
 POOL_MIN = 1
+CONTENDED_FOR = 1.0  # seconds an account's writes wait for the turn after a stale read
+CONTENDED_ACCOUNTS = 1024  # accounts remembered so, at most (the cooled ones dropped)
 POOL_MAX = 10
 RETRYABLE: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
@@ -84,6 +90,8 @@ class Database:
         self.pool = pool
         self.url = url
         self.node = new_node_id()  # notify.py: whose notifications are whose
+        # When an optimistic write (run_optimistic) of each account last went stale.
+        self._went_stale: dict[int, float] = {}
 
     @classmethod
     async def connect(cls, url: str, *, max_size: int = POOL_MAX) -> Database:
@@ -129,6 +137,81 @@ class Database:
                 f"; SELECT 1 FROM mail_counters WHERE account_id = {int(account_id)} FOR UPDATE"
             )
         return await self._attempts(lambda conn: _transaction(conn, begin, fn, notify, deferred))
+
+    async def run_optimistic(
+        self,
+        fn: Callable[[asyncpg.Connection], Awaitable[T]],
+        *,
+        account_id: int,
+        expect: Callable[[], str | None],
+        notify: Callable[[], str | None],
+        deferred: list[str],
+    ) -> T:
+        """``run(fn, account_id=...)`` in one round trip fewer, for a write whose reads
+        are one statement and whose changes are all ``deferred``: ``fn`` reads without
+        the write turn, then one round trip takes the turn, checks ``expect()`` — a
+        condition on the state under the turn that holds iff nothing ``fn`` read has
+        changed (such as the account's modseq, which every change of its mail takes) —
+        and runs the deferred statements, the NOTIFY and the COMMIT. When something did
+        change, that transaction is rolled back and the write runs as ``run`` does, and
+        so do the account's writes for ``CONTENDED_FOR`` seconds (others are writing
+        it: their reads would likely go stale too). A ``fn`` that changes nothing
+        commits nothing; one whose ``expect`` gives None (it cannot vouch for its
+        reads) runs as ``run`` does too."""
+
+        async def attempt(conn: asyncpg.Connection) -> tuple[bool, T]:
+            deferred.clear()
+            result = await fn(conn)
+            if not deferred:
+                return True, result
+            condition = expect()
+            if condition is None:
+                return False, result
+            payload = notify()
+            statements = [
+                "BEGIN ISOLATION LEVEL READ COMMITTED",
+                f"SELECT 1 FROM mail_counters WHERE account_id = {int(account_id)} FOR UPDATE",
+                # A statement of its own: its snapshot is taken once the turn is ours.
+                f"SELECT roost_expect({condition})",
+                *deferred,
+            ]
+            if payload is not None:
+                statements.append(f"SELECT pg_notify('{CHANNEL}', {_literal(payload)})")
+            statements.append("COMMIT")
+            try:
+                await conn.execute("; ".join(statements))
+            except asyncpg.PostgresError as error:
+                with contextlib.suppress(Exception):
+                    if not conn.is_closed() and conn.is_in_transaction():
+                        await conn.execute("ROLLBACK")
+                if error.sqlstate == CHANGED_SINCE_READ:
+                    return False, result
+                raise
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if not conn.is_closed() and conn.is_in_transaction():
+                        await conn.execute("ROLLBACK")
+                raise
+            return True, result
+
+        stale_at = self._went_stale.get(account_id)
+        if stale_at is not None and time.monotonic() - stale_at < CONTENDED_FOR:
+            # Others write this account now: a read before the turn would likely go
+            # stale again, costing two round trips more than waiting for the turn.
+            return await self.run(fn, account_id=account_id, notify=notify, deferred=deferred)
+        done, result = await self._attempts(attempt)
+        if done:
+            return result
+        self._note_stale(account_id)
+        return await self.run(fn, account_id=account_id, notify=notify, deferred=deferred)
+
+    def _note_stale(self, account_id: int) -> None:
+        now = time.monotonic()
+        if len(self._went_stale) >= CONTENDED_ACCOUNTS:  # bounded: drop the cooled
+            self._went_stale = {
+                key: at for key, at in self._went_stale.items() if now - at < CONTENDED_FOR
+            }
+        self._went_stale[account_id] = now
 
     async def plain(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """``fn``'s statements each on their own (autocommit): for reads whose statements

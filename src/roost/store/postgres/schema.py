@@ -28,6 +28,8 @@ import asyncpg
 # Any constant: the key of the advisory lock migrations take.
 MIGRATION_LOCK = 0x526F6F7374  # "Roost"
 
+CHANGED_SINCE_READ = "RX001"  # SQLSTATE of roost_expect's failure
+
 MIGRATIONS: Sequence[Sequence[str]] = (
     (
         "CREATE EXTENSION IF NOT EXISTS pg_trgm",
@@ -365,6 +367,17 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             name_key text COLLATE "C" NOT NULL
         )""",
         "ALTER TABLE settings ADD COLUMN shard integer",
+    ),
+    (
+        # A write that read what it changes before taking the account's write turn
+        # (pool.py ``Database.run_unlocked_read``) checks under the turn that nothing
+        # changed meanwhile: this aborts its transaction when something did.
+        f"""CREATE FUNCTION roost_expect(ok boolean) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            IF ok IS NOT TRUE THEN
+                RAISE EXCEPTION 'changed since read' USING ERRCODE = '{CHANGED_SINCE_READ}';
+            END IF;
+        END $$""",
     ),
 )
 
