@@ -155,8 +155,9 @@ class ImapConnection:
         when this returns; the next flush waits for it (and raises its failure)."""
         if not self.out:
             return
-        data = bytes(self.out)
-        self.out.clear()
+        # The buffer itself goes out (no copy of what may be 256 KiB of messages); the
+        # next responses go to a fresh one.
+        data, self.out = self.out, bytearray()
         await self._sent()
         if self._deflate is not None and len(data) >= DEFLATE_ON_THREAD_AT:
             self._sending = asyncio.create_task(self._deflate_and_send(data))
@@ -169,11 +170,11 @@ class ImapConnection:
         if sending is not None:
             await sending
 
-    async def _deflate_and_send(self, data: bytes) -> None:
+    async def _deflate_and_send(self, data: bytes | bytearray) -> None:
         loop = asyncio.get_running_loop()
         await self._send(await loop.run_in_executor(None, self._encode, data))
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, data: bytes | bytearray) -> None:
         try:
             self.writer.write(data)
             self.record.bytes_out += len(data)
@@ -281,7 +282,7 @@ class ImapConnection:
             return wait_task.result()
         return None
 
-    def _encode(self, data: bytes) -> bytes:
+    def _encode(self, data: bytes | bytearray) -> bytes | bytearray:
         if self._deflate is None:
             return data
         # A sync flush per write: the client must see each response whole, now.
@@ -480,8 +481,10 @@ class ImapConnection:
     def _set_literal_limits(self) -> None:
         """Before sign-in only small literals (LOGIN's); the full size after it. A
         sign-in, or UNAUTHENTICATE (RFC 8437), also restarts the pre-auth clock."""
-        limits = self.limits
         signed_in = self.session.state is not State.NOT_AUTHENTICATED
+        if signed_in and self._signed_in:
+            return  # as set after the sign-in (this runs after every command)
+        limits = self.limits
         if signed_in:
             self.receiver.limit_literals(limits.max_literal_size)
         else:
