@@ -255,3 +255,38 @@ def test_a_parsed_tail_is_reused_only_where_it_would_parse_the_same() -> None:
     for _ in range(2):
         with pytest.raises(ParseError):
             parsed(b" 1 (BODY.PEEK[] NOSUCH)", uid=True)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"a1 UID FETCH 5 (BODY.PEEK[])",
+        b"a1 uid Fetch 5 (BODY.PEEK[])",
+        b"x] UID FETCH 4294967295 (BODY.PEEK[] UID)",
+        b"a1 UID FETCH 4294967296 (BODY.PEEK[])",  # out of range
+        b"a1 UID FETCH 05 (BODY.PEEK[])",  # a leading zero is no number
+        b"a1 UID FETCH 12345678901 (BODY.PEEK[])",
+        b"a+1 UID FETCH 5 (BODY.PEEK[])",  # "+" in a tag
+        b"a1 UID FETCH 5 (BODY.PEEK[]) extra",
+        b"a1 UID FETCH 5 (FLAGS) (CHANGEDSINCE 3 VANISHED)",
+        b"a1 UID FETCH 5  (BODY.PEEK[])",
+        b"a1 UID FETCH 5:7 (BODY.PEEK[])",
+    ],
+)
+def test_one_uid_fetch_from_the_line_is_what_the_tokenizer_parses(line: bytes) -> None:
+    """mbsync's ``tag UID FETCH n <tail>``, read straight from the line once its tail
+    is known, is the command the tokenizer makes of it; anything else is left to it."""
+    from roost.imap.wire.grammar import fetch as fetch_grammar
+
+    fetch_grammar._TAILS.clear()
+    assert fetch_grammar.parse_one_uid_fetch(line, 32) is None  # tail not known yet
+    expected = parse_command([line])
+    quick = fetch_grammar.parse_one_uid_fetch(line, 32)
+    assert quick is None or quick == expected
+    assert parse_command([line]) == expected
+    ranges = expected.sequence.ranges if isinstance(expected, Fetch) else ()
+    one = len(ranges) == 1 and ranges[0][0] == ranges[0][1]
+    assert (quick is not None) == one  # the common shape takes the quick path
+    assert fetch_grammar.parse_one_uid_fetch(line, 1) is None or expected == parse_command(
+        [line], max_nesting_depth=1
+    )

@@ -134,7 +134,10 @@ class ImapConnection:
         self._pacer = CommandPacer(self.limits.max_commands_per_second, clock=loop.time)
         self._preauth_deadline = loop.time() + self.limits.preauth_timeout
         self._command_started: float | None = None  # first byte of an incomplete command
-        self.out = bytearray()
+        # Serialized responses not yet sent, joined once when flushed: appending each to
+        # one growing bytearray copied every message again as the buffer was resized.
+        self.out: list[bytes] = []
+        self._out_size = 0
         self.bad_in_a_row = 0
         # RFC 4978: raw DEFLATE both ways once COMPRESS succeeds; None until then.
         self._deflate: Deflater | None = None
@@ -159,7 +162,9 @@ class ImapConnection:
     # ---- output ------------------------------------------------------------------------
 
     def write(self, response: Response) -> None:
-        self.out += serialize(response, utf8=self.session.utf8)
+        data = serialize(response, utf8=self.session.utf8)
+        self.out.append(data)
+        self._out_size += len(data)
         if isinstance(response, Tagged):
             self.bad_in_a_row = self.bad_in_a_row + 1 if response.status is Status.BAD else 0
 
@@ -168,8 +173,9 @@ class ImapConnection:
         when this returns; the next flush waits for it (and raises its failure)."""
         if not self.out:
             return
-        data = bytes(self.out)
-        self.out.clear()
+        data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+        self.out = []
+        self._out_size = 0
         await self._sent()
         if self._deflate is not None and len(data) >= DEFLATE_ON_THREAD_AT:
             self._sending = asyncio.create_task(self._deflate_and_send(data))
@@ -207,7 +213,7 @@ class ImapConnection:
         async for response in responses:
             self.write(response)
             # RFC 9585: a progress report is worth nothing once the command has ended.
-            if len(self.out) >= FLUSH_AT or is_progress(response):
+            if self._out_size >= FLUSH_AT or is_progress(response):
                 await self.flush()
 
     # ---- input -------------------------------------------------------------------------
@@ -410,7 +416,8 @@ class ImapConnection:
                     case c.Fetch() if self.session.state is State.SELECTED:
                         await self._run_fetches(event)
                     case c.Command():
-                        await self._pace()
+                        if (delay := self._pacer.before_command()) is not None:
+                            await self._pace(delay)
                         await self.run_command(event)
                 if self.bad_in_a_row >= self.limits.max_bad_commands:
                     log.info("too many bad commands ip=%s", self.remote_ip)
@@ -427,10 +434,10 @@ class ImapConnection:
             kicked = self.record.reason == sessions.KICKED and self._task is not None
             if self._sending is None:  # else the deflate stream is the thread's
                 with contextlib.suppress(Exception):
-                    self.out.clear()
+                    self.out = []
                     text = "Administrator kicked you" if kicked else "Server shutting down"
                     self.write(Untagged(Status.BYE, text))
-                    self.writer.write(self._encode(bytes(self.out)))
+                    self.writer.write(self._encode(b"".join(self.out)))
             if not kicked or (self._task is not None and self._task.uncancel() > 0):
                 self.record.reason = sessions.SHUTDOWN
                 raise
@@ -468,18 +475,17 @@ class ImapConnection:
             group.append(following)
         if len(group) > 1:
             await prefetch_fetches(self.session, group)
+        pacer = self._pacer
         try:
             for command in group:
-                await self._pace()
+                if (delay := pacer.before_command()) is not None:
+                    await self._pace(delay)  # (a coroutine only when there is a wait)
                 await self.run_command(command)
         finally:
             self.session.prefetched = None
 
-    async def _pace(self) -> None:
-        """Give other connections their turn (``CommandPacer``)."""
-        delay = self._pacer.before_command()
-        if delay is None:
-            return
+    async def _pace(self, delay: float) -> None:
+        """Give other connections their turn: ``delay`` is what ``CommandPacer`` said."""
         if delay > 0:
             if self._pacer.slowed == 1:
                 log.info(
@@ -493,8 +499,10 @@ class ImapConnection:
     def _set_literal_limits(self) -> None:
         """Before sign-in only small literals (LOGIN's); the full size after it. A
         sign-in, or UNAUTHENTICATE (RFC 8437), also restarts the pre-auth clock."""
-        limits = self.limits
         signed_in = self.session.state is not State.NOT_AUTHENTICATED
+        if signed_in and self._signed_in:
+            return  # as set after the sign-in (this runs after every command)
+        limits = self.limits
         if signed_in:
             self.receiver.limit_literals(limits.max_literal_size)
         else:

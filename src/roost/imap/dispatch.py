@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from roost.imap.commands import (
@@ -76,6 +76,12 @@ class CommandSpec(Generic[C]):
     states: frozenset[State]
     sync: bool = True
     expunge_allowed: bool = True
+    # "NAME completed": the completion unless the handler yields its own (one object,
+    # not one per command).
+    completed: Done = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "completed", Done(f"{self.name} completed"))
 
     def run(self, session: Session, command: c.Command) -> AsyncIterator[Response | Done]:
         assert isinstance(command, self.command)  # the table is keyed by command type
@@ -159,19 +165,19 @@ def _count(name: str, done: Done, started: float) -> None:
     else:
         result = _RESULT_CLASS[done.status]
     key = (name, result)
-    counter = _COUNTERS.get(key)
-    if counter is None:
-        counter = _COUNTERS[key] = metrics.COMMANDS.labels("imap", name, result)
-    timer = _TIMERS.get(name)
-    if timer is None:
-        timer = _TIMERS[name] = metrics.COMMAND_SECONDS.labels("imap", name)
+    children = _CHILDREN.get(key)
+    if children is None:
+        children = _CHILDREN[key] = (
+            metrics.COMMANDS.labels("imap", name, result),
+            metrics.COMMAND_SECONDS.labels("imap", name),
+        )
+    counter, timer = children
     counter.inc()
     timer.observe(time.perf_counter() - started)
 
 
-# The labelled metric children by (command, result) and by command (see ``_count``).
-_COUNTERS: dict[tuple[str, str], Any] = {}
-_TIMERS: dict[str, Any] = {}
+# The labelled metric children (counter, timer) by (command, result); see ``_count``.
+_CHILDREN: dict[tuple[str, str], tuple[Any, Any]] = {}
 
 
 _RESULT_CLASS = {Status.OK: "ok", Status.NO: "no", Status.BAD: "bad"}
@@ -186,7 +192,7 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
         metrics.COMMANDS.labels("imap", "other", "bad").inc()
         yield Tagged(command.tag, Status.BAD, command.message)
         return
-    spec = spec_for(command, DISPATCH)
+    spec = DISPATCH.get(type(command))  # spec_for, inlined
     if spec is None:
         metrics.COMMANDS.labels("imap", "other", "bad").inc()
         yield Tagged(command.tag, Status.BAD, "Command not supported")
@@ -203,7 +209,7 @@ async def run_command(session: Session, command: c.Command) -> AsyncIterator[Res
         yield Tagged(command.tag, Status.BAD, text, Code("UIDREQUIRED"))
         return
 
-    done = Done(f"{spec.name} completed")
+    done = spec.completed
     try:
         if session.mailbox_account is not None:  # a shared mailbox (RFC 4314): its rights
             await session.refresh_rights()  # at each command; no coroutine otherwise

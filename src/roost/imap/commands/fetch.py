@@ -18,11 +18,17 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
-import functools
 from collections.abc import AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass
 
-from roost.imap.commands.fetch_parts import CONTENT_ITEMS, MODEL_ITEMS, MessageReader, label
+from roost.imap.commands.fetch_parts import (
+    CONTENT_ITEMS,
+    MODEL_ITEMS,
+    MessageReader,
+    label,
+    message_value,
+    whole_message,
+)
 from roost.imap.handler_types import Done, State, bad
 from roost.imap.progress import Progress
 from roost.imap.search_context import partial_slice
@@ -116,6 +122,7 @@ class _Plan:
     attributes: tuple[c.FetchAttribute, ...]  # as answered: UID and MODSEQ added where due
     labels: tuple[str, ...]
     content: tuple[bool, ...]  # which need the message or its model (MessageReader)
+    whole: tuple[bool, ...]  # which are the stored message itself (``whole_message``)
     modseq: bool  # MODSEQ among them: a CONDSTORE-enabling command
     sets_seen: bool  # would set \Seen where the mailbox is writable (RFC 9051 §6.4.5)
     has_flags: bool
@@ -134,8 +141,7 @@ class _Plan:
     batchable: bool
 
 
-@functools.lru_cache(maxsize=256)
-def _plan(asked: tuple[c.FetchAttribute, ...], uid: bool, changedsince: bool) -> _Plan:
+def _make_plan(asked: tuple[c.FetchAttribute, ...], uid: bool, changedsince: bool) -> _Plan:
     attributes = list(dict.fromkeys(asked))
     if uid and c.FetchItem.UID not in attributes:
         # RFC 9051 §6.4.9: UID FETCH always returns UID.
@@ -147,6 +153,7 @@ def _plan(asked: tuple[c.FetchAttribute, ...], uid: bool, changedsince: bool) ->
         attributes=tuple(attributes),
         labels=tuple(label(a) for a in attributes),
         content=tuple(_needs_message(a) for a in attributes),
+        whole=tuple(whole_message(a) for a in attributes),
         modseq=c.FetchItem.MODSEQ in attributes,
         sets_seen=_may_set_seen(attributes),
         has_flags=c.FetchItem.FLAGS in attributes,
@@ -160,6 +167,43 @@ def _plan(asked: tuple[c.FetchAttribute, ...], uid: bool, changedsince: bool) ->
     )
 
 
+class _Plans:
+    """``_make_plan`` remembered by the identity of the attribute tuple: the grammar
+    hands every FETCH with the same items the same tuple (its tail cache), and hashing
+    a tuple of dataclasses through their generated ``__hash__`` cost more than the rest
+    of looking a plan up. A tuple not seen yet is looked up by value, then kept by
+    identity too; each entry holds its tuple, so an id is never reused meanwhile."""
+
+    _MAX = 256
+
+    def __init__(self) -> None:
+        self._by_id: dict[tuple[int, bool, bool], tuple[tuple[c.FetchAttribute, ...], _Plan]] = {}
+        self._by_value: dict[tuple[tuple[c.FetchAttribute, ...], bool, bool], _Plan] = {}
+
+    def __call__(self, asked: tuple[c.FetchAttribute, ...], uid: bool, changedsince: bool) -> _Plan:
+        entry = self._by_id.get((id(asked), uid, changedsince))
+        if entry is not None and entry[0] is asked:
+            return entry[1]
+        key = (asked, uid, changedsince)
+        plan = self._by_value.get(key)
+        if plan is None:
+            plan = _make_plan(asked, uid, changedsince)
+            if len(self._by_value) >= self._MAX:
+                self._by_value.clear()
+            self._by_value[key] = plan
+        if len(self._by_id) >= self._MAX:
+            self._by_id.clear()
+        self._by_id[(id(asked), uid, changedsince)] = (asked, plan)
+        return plan
+
+    def cache_clear(self) -> None:
+        self._by_id.clear()
+        self._by_value.clear()
+
+
+_plan = _Plans()
+
+
 async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done]:
     selected = session.require_selected()
     account = session.selected_account()
@@ -169,7 +213,7 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
         raise bad("Message number out of range")
 
     plan = _plan(cmd.attributes, cmd.uid, cmd.changedsince is not None)
-    attributes, labels, content = plan.attributes, plan.labels, plan.content
+    attributes, labels, content, whole = plan.attributes, plan.labels, plan.content, plan.whole
     if plan.modseq:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     # RFC 4314 §4: the implicit \Seen needs the "s" right in a shared mailbox.
@@ -190,11 +234,14 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
             yield response
         return
     batch_size = session.context.limits.fetch_batch_size
-    progress = Progress(cmd.tag, session.context.limits.progress_interval)
+    progress = None
+    if len(uids) > batch_size:  # one batch has nothing to report (mbsync's FETCHes)
+        progress = Progress(cmd.tag, session.context.limits.progress_interval)
     missing = 0
     ahead = session.prefetched
     for start in range(0, len(uids), batch_size):
-        if start and (report := progress.tick(start, len(uids))) is not None:
+        report = progress.tick(start, len(uids)) if progress is not None and start else None
+        if report is not None:
             yield report  # RFC 9585 INPROGRESS: at most one clock read per batch
         batch = uids[start : start + batch_size]
         if ahead is not None and ahead.covers(selected.mailbox_id, batch, with_model, with_content):
@@ -232,11 +279,19 @@ async def fetch(session: Session, cmd: c.Fetch) -> AsyncIterator[Response | Done
             seen_state = now_seen.get(meta.uid)
             flags = meta.flags if seen_state is None else seen_state.flags
             modseq = meta.modseq if seen_state is None else seen_state.modseq
-            reader = MessageReader(account, meta)
+            reader = None
             items: list[tuple[str, FetchValue]] = []
             gone = False
-            for attribute, name, is_content in zip(attributes, labels, content, strict=True):
+            for attribute, name, is_content, is_whole in zip(
+                attributes, labels, content, whole, strict=True
+            ):
                 if is_content:
+                    if is_whole and meta.content is not None:
+                        # BODY[] of a body read with the metadata: no reader needed.
+                        items.append((name, message_value(meta.content)))
+                        continue
+                    if reader is None:
+                        reader = MessageReader(account, meta)
                     try:
                         items.append((name, await reader.value(attribute)))
                     except MessageGone:
@@ -319,26 +374,20 @@ def _numbered(
     return [msn for msn, _ in numbered], [meta for _, meta in numbered]
 
 
-def _sets_seen(selected: SelectedMailbox, attributes: Sequence[c.FetchAttribute]) -> bool:
-    return not selected.readonly and _may_set_seen(attributes)
-
-
 def _may_set_seen(attributes: Sequence[c.FetchAttribute]) -> bool:
     return any(
         (isinstance(a, c.BodySection) and not a.peek) or a in _SETS_SEEN_ITEMS for a in attributes
     )
 
 
-def _readable_ahead(session: Session, cmd: c.Fetch) -> tuple[list[int], bool, bool] | None:
+def _readable_ahead(
+    session: Session, selected: SelectedMailbox, cmd: c.Fetch, plan: _Plan
+) -> tuple[list[int], bool, bool] | None:
     """The UIDs, model and bytes a FETCH will read, if they may be read before it runs:
     no side effect (\\Seen), no CHANGEDSINCE, no FLAGS or MODSEQ, one batch. Flags read
     ahead could be older than a change the sync point after an earlier FETCH of the run
     has already reported, and the client would see them go back."""
-    selected = session.selected
-    if selected is None or cmd.changedsince is not None or cmd.vanished:
-        return None
-    plan = _plan(cmd.attributes, cmd.uid, False)
-    if plan.reads_state or (plan.sets_seen and not selected.readonly):
+    if cmd.changedsince is not None or cmd.vanished or plan.reads_state:
         return None
     if not cmd.uid and not cmd.sequence.uses_star() and not selected.msn_valid(cmd.sequence):
         return None
@@ -361,9 +410,10 @@ async def prefetch(session: Session, commands: Sequence[c.Fetch]) -> None:
         return
     wanted = []
     for cmd in commands:
-        if _sets_seen(selected, cmd.attributes):
+        plan = _plan(cmd.attributes, cmd.uid, cmd.changedsince is not None)
+        if plan.sets_seen and not selected.readonly:
             break  # what follows must see the \Seen it sets: read when it runs
-        if found := _readable_ahead(session, cmd):
+        if found := _readable_ahead(session, selected, cmd, plan):
             wanted.append(found)
     if len(wanted) < 2:
         return
@@ -384,11 +434,15 @@ async def prefetch(session: Session, commands: Sequence[c.Fetch]) -> None:
     )
 
 
+_COMPLETED = Done("FETCH completed")
+_COMPLETED_EXPUNGED = Done(
+    "FETCH completed; some messages were already expunged", Code("EXPUNGEISSUED")
+)
+
+
 def _done(cmd: c.Fetch, missing: int) -> Done:
     """RFC 9051 §7.5.1: FETCH by number of messages expunged meanwhile says so."""
-    if missing and not cmd.uid:
-        return Done("FETCH completed; some messages were already expunged", Code("EXPUNGEISSUED"))
-    return Done("FETCH completed")
+    return _COMPLETED_EXPUNGED if missing and not cmd.uid else _COMPLETED
 
 
 async def _fetch_flags(

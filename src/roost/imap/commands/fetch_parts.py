@@ -60,6 +60,25 @@ def _wire_safe(data: bytes) -> NString:
     return NString(data)
 
 
+def whole_message(attribute: c.FetchAttribute) -> bool:
+    """Whether ``attribute`` answers with the stored message as it is (BODY[],
+    BODY.PEEK[], RFC822): ``message_value`` of its bytes, without a reader."""
+    if isinstance(attribute, c.BodySection):
+        section = attribute.section
+        return (
+            not attribute.binary
+            and attribute.partial is None
+            and not section.part
+            and section.text is None
+        )
+    return attribute is c.FetchItem.RFC822
+
+
+def message_value(content: bytes) -> NString:
+    """The value of a ``whole_message`` attribute for a message of these bytes."""
+    return _wire_safe(content)
+
+
 class MessageReader:
     """Reads the parts of one message a FETCH needs, each at most once."""
 

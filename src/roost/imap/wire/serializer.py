@@ -492,6 +492,9 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
     match response:
         case FetchResponse():
             return _fetch(response, utf8)
+        # Every command ends with one: tried early, not after a row of other types.
+        case Tagged(tag=tag, status=status, text=text, code=code):
+            return _status_line(enc.to_bytes(tag) + b" ", status, text, code, utf8)
         case FlagFetchBatch():
             return _flag_batch(response)
         case FetchBatch():
@@ -502,8 +505,6 @@ def serialize(response: Response, *, utf8: bool = False) -> bytes:
             return b"* %d EXPUNGE\r\n" % seq
         case Recent(count=count):
             return b"* %d RECENT\r\n" % count
-        case Tagged(tag=tag, status=status, text=text, code=code):
-            return _status_line(enc.to_bytes(tag) + b" ", status, text, code, utf8)
         case Untagged(status=status, text=text, code=code):
             return _status_line(b"* ", status, text, code, utf8)
         case Continuation(text=text, data=data):

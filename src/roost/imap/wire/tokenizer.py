@@ -167,7 +167,10 @@ class Tokenizer:
             raise ParseError(f"Expected {what}")
 
     def sp(self) -> None:
-        self.expect(b" ", "space")
+        # ``expect`` inlined: every command has a few of these.
+        if self._line[self._pos : self._pos + 1] != b" ":
+            raise ParseError("Expected space")
+        self._pos += 1
 
     def end(self) -> None:
         if not self.at_end():
@@ -191,7 +194,7 @@ class Tokenizer:
 
     def read_keyword(self) -> str:
         """An atom upper-cased: command names, options, capabilities (case-insensitive)."""
-        return self.read_atom().decode("ascii").upper()
+        return self._match(_ATOM, "atom").decode("ascii").upper()
 
     def read_word(self, pattern: re.Pattern[bytes], what: str) -> bytes:
         """A run of bytes matching ``pattern`` (for grammar-specific shapes)."""
@@ -318,6 +321,10 @@ class Tokenizer:
         The whole set is validated by one regex and split in C; only the numbers are
         converted in Python, so a 64 KiB set costs milliseconds."""
         text = self._match(_SEQUENCE_CHARS, "sequence set")
+        if text.isdigit() and len(text) <= 10 and text[0] != 0x30:
+            # One number (mbsync's "UID FETCH n ..."): what the regex and split would
+            # make of it, without them.
+            return SequenceSet(((number := _seq_number(text), number),))
         if text == b"$":
             return SequenceSet.saved()
         if _SEQUENCE_SET.fullmatch(text) is None:

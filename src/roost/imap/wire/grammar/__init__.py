@@ -95,6 +95,8 @@ def parse_command(
 ) -> Command:
     """Parse one complete command: text ``pieces`` around its ``literals`` (see the
     tokenizer's docstring). A single-line command is ``parse_command([line])``."""
+    if not literals and (quick := fetch.parse_one_uid_fetch(pieces[0], max_nesting_depth)):
+        return quick
     tokens = Tokenizer(pieces, literals, max_depth=max_nesting_depth)
     try:
         tag = tokens.read_tag()
