@@ -59,9 +59,7 @@ class Worker:
         try:
             return await future
         finally:
-            # Labelled by the store function's name: a bounded set, fixed by the code.
-            operation = getattr(fn, "__name__", "other")
-            metrics.STORE_SECONDS.labels(operation).observe(time.perf_counter() - started)
+            _timer(fn).observe(time.perf_counter() - started)
 
     def run_soon(self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs) -> None:
         """Queue ``fn`` behind the jobs already queued, without waiting for it: nobody
@@ -125,3 +123,17 @@ def _set_result(future: asyncio.Future[Any], result: Any) -> None:
 def _set_exception(future: asyncio.Future[Any], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+# The STORE_SECONDS series of each store function, labelled by its name: a bounded set,
+# fixed by the code. Looked up once per name, not per job (``labels`` takes a lock and
+# builds a key on every call, and a delivery or APPEND makes several jobs).
+_TIMERS: dict[str, Any] = {}
+
+
+def _timer(fn: Callable[..., Any]) -> Any:
+    operation = getattr(fn, "__name__", "other")
+    timer = _TIMERS.get(operation)
+    if timer is None:
+        timer = _TIMERS[operation] = metrics.STORE_SECONDS.labels(operation)
+    return timer
