@@ -81,6 +81,16 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def url() -> AsyncIterator[str]:
+    """A scratch PostgreSQL database of the test's own (the PostgreSQL-only tests)."""
+    found = await SCRATCH.acquire()
+    try:
+        yield found
+    finally:
+        await SCRATCH.release(found)
+
+
+@pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "store"
 

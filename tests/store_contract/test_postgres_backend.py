@@ -25,16 +25,7 @@ from roost.store.postgres.blobs import CHUNK
 from roost.store.postgres.schema import MIGRATIONS, SchemaMismatch, migrate
 from roost.store.values import StoreFlagsResult
 from tests.store_contract.helpers import message, new, read_all
-from tests.support.postgres import SCRATCH, PrivateServer
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    found = await SCRATCH.acquire()
-    try:
-        yield found
-    finally:
-        await SCRATCH.release(found)
+from tests.support.postgres import PrivateServer
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ every credential, is verified, and a second run skips what is already there."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -33,15 +32,6 @@ from roost.store.postgres.copy_back import copy_to_sqlite
 from roost.store.sqlite import SqliteStore
 from tests.store_contract.helpers import message, new, read_all
 from tests.support.postgres import SCRATCH
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    found = await SCRATCH.acquire()
-    try:
-        yield found
-    finally:
-        await SCRATCH.release(found)
 
 
 async def fill(data_dir: Path, tmp_path: Path) -> None:

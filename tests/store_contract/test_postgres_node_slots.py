@@ -14,19 +14,9 @@ import pytest
 
 from roost.store.postgres.connections import NodeSlots
 from roost.store.postgres.pool import Database
-from tests.support.postgres import SCRATCH
 
 WAIT = 20.0  # seconds a condition has to come true
 POLL = 0.05
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    found = await SCRATCH.acquire()
-    try:
-        yield found
-    finally:
-        await SCRATCH.release(found)
 
 
 @pytest.fixture
