@@ -126,6 +126,20 @@ class ImapServer:
         await client.login(user, password)
         return client
 
+    async def share_team(
+        self, rights: str, content: bytes | None = None
+    ) -> tuple[ImapClient, ImapClient]:
+        """alice, signed in with her mailbox Team (holding ``content`` when given)
+        granted to bob with ``rights``, and bob signed in: the shared-folder tests'
+        starting point (RFC 4314)."""
+        await self.add_user("bob")
+        alice = await self.login()
+        await alice.ok("CREATE Team")
+        if content is not None:
+            await alice.append("Team", content)
+        await alice.ok(f'SETACL Team bob "{rights}"')
+        return alice, await self.login("bob")
+
 
 async def start_imap_server(
     data_dir: Path,

@@ -18,11 +18,7 @@ TEAM = '"Other Users/alice/Team"'
 
 
 async def share(imap: ImapServer, rights: str) -> tuple[ImapClient, ImapClient]:
-    await imap.add_user("bob")
-    alice = await imap.login()
-    await alice.ok("CREATE Team")
-    await alice.ok(f'SETACL Team bob "{rights}"')
-    return alice, await imap.login("bob")
+    return await imap.share_team(rights)
 
 
 async def test_create_needs_k_on_the_parent(imap: ImapServer) -> None:

@@ -18,13 +18,7 @@ TEAM = '"Other Users/alice/Team"'
 
 async def share(imap: ImapServer, rights: str) -> tuple[ImapClient, ImapClient]:
     """alice (with Team holding one message) and bob, Team granted to bob."""
-    await imap.add_user("bob")
-    alice = await imap.login()
-    await alice.ok("CREATE Team")
-    await alice.append("Team", message("plan", body="the plan\r\n"))
-    await alice.ok(f'SETACL Team bob "{rights}"')
-    bob = await imap.login("bob")
-    return alice, bob
+    return await imap.share_team(rights, message("plan", body="the plan\r\n"))
 
 
 async def test_bob_lists_what_alice_shares(imap: ImapServer) -> None:

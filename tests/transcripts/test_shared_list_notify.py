@@ -17,12 +17,7 @@ TEAM = '"Other Users/alice/Team"'
 
 
 async def share(imap: ImapServer, rights: str) -> tuple[ImapClient, ImapClient]:
-    await imap.add_user("bob")
-    alice = await imap.login()
-    await alice.ok("CREATE Team")
-    await alice.append("Team", message("plan"))
-    await alice.ok(f'SETACL Team bob "{rights}"')
-    return alice, await imap.login("bob")
+    return await imap.share_team(rights, message("plan"))
 
 
 async def test_list_metadata_of_a_shared_mailbox(imap: ImapServer) -> None:
