@@ -268,15 +268,8 @@ class Listeners:
     ) -> None:
         """A plain connection: refused when this process is full (``admitted`` false),
         else counted per address, then served."""
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        # With a "connected" callback, as asyncio's servers make it: the protocol then
-        # knows it is the server side, which StreamWriter.start_tls (STARTTLS) asks.
-        connected: asyncio.Future[asyncio.StreamWriter] = loop.create_future()
-        stream = asyncio.StreamReaderProtocol(reader, lambda _, w: _wake(connected, w))
         try:
-            await loop.connect_accepted_socket(lambda: stream, conn)
-            writer = await connected
+            reader, writer = await self._streams(conn, tls=False)
         except BaseException:
             conn.close()
             if admitted:
@@ -285,9 +278,6 @@ class Listeners:
         if not admitted:
             self._refuse(writer, remote_ip, "max_connections", protocol)
             return
-        task = asyncio.current_task()
-        if task in self._connections:
-            self._connections[task] = writer
         try:
             admitted, key = await self._admit_address(remote_ip)
         except BaseException:
@@ -335,16 +325,15 @@ class Listeners:
                 return
             remote_ip = _remote_ip(peer)
             admitted = self._admit()
+            if listen.implicit_tls and not admitted:
+                # No TLS session to say it in: closed without a word, and logged.
+                self._log_refusal(remote_ip, "max_connections", listen.protocol)
+                conn.close()
+                continue
+            _enable_keepalive(conn)
             if listen.implicit_tls:
-                if not admitted:
-                    # No TLS session to say it in: closed without a word, and logged.
-                    self._log_refusal(remote_ip, "max_connections", listen.protocol)
-                    conn.close()
-                    continue
-                _enable_keepalive(conn)
                 self._track(self._handshake(conn, remote_ip, listen.protocol))
             else:
-                _enable_keepalive(conn)
                 self._track(self._count_then_serve(conn, remote_ip, listen.protocol, admitted))
 
     async def _handshake(self, conn: socket.socket, remote_ip: str, protocol: str) -> None:
@@ -362,16 +351,8 @@ class Listeners:
             self._log_refusal(remote_ip, "max_connections_per_ip", protocol)
             conn.close()
             return
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        stream = asyncio.StreamReaderProtocol(reader)
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: stream,
-                conn,
-                ssl=self._tls_context,
-                ssl_handshake_timeout=self.settings.limits.tls_handshake_timeout,
-            )
+            reader, writer = await self._streams(conn, tls=True)
         except BaseException as error:
             conn.close()
             self._open -= 1
@@ -383,11 +364,33 @@ class Listeners:
             if isinstance(error, asyncio.CancelledError):
                 return
             raise
-        writer = asyncio.StreamWriter(transport, stream, reader, loop)
+        await self._serve(reader, writer, key, remote_ip, True, protocol)
+
+    async def _streams(
+        self, conn: socket.socket, *, tls: bool
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Streams over an accepted socket (after the TLS handshake, with ``tls``), the
+        writer filed as this task's connection. The protocol is made with a "connected"
+        callback, as asyncio's servers make it: it then knows it is the server side,
+        which StreamWriter.start_tls (STARTTLS) asks."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        connected: asyncio.Future[asyncio.StreamWriter] = loop.create_future()
+        stream = asyncio.StreamReaderProtocol(reader, lambda _, w: _wake(connected, w))
+        if tls:
+            await loop.connect_accepted_socket(
+                lambda: stream,
+                conn,
+                ssl=self._tls_context,
+                ssl_handshake_timeout=self.settings.limits.tls_handshake_timeout,
+            )
+        else:
+            await loop.connect_accepted_socket(lambda: stream, conn)
+        writer = await connected
         task = asyncio.current_task()
         if task in self._connections:
             self._connections[task] = writer
-        await self._serve(reader, writer, key, remote_ip, True, protocol)
+        return reader, writer
 
     def _track(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run one connection as a task; its writer is filed once it has one."""
