@@ -24,6 +24,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from roost.delivery import (
@@ -121,8 +122,7 @@ class LmtpConnection:
         self._targets: dict[int, Target] = {}  # accepted recipient index -> target
         # The accounts of the transaction's recipients, opened at RCPT (to check the
         # quota) and kept open for the delivery; closed when the transaction ends.
-        self._accounts: dict[str, Account] = {}
-        self._filtering: dict[str, bool] = {}  # account -> has an active Sieve script
+        self._accounts: dict[str, _Recipient] = {}
         self._closing: set[asyncio.Future[None]] = set()  # closing after a delivery
         self._queue_id = ""
 
@@ -225,7 +225,8 @@ class LmtpConnection:
         try:
             target = await resolve(store, self.context.delivery, address)
             if target is not None and target.account not in self._accounts:
-                self._accounts[target.account] = await store.open_account(target.account)
+                opened = await store.open_account(target.account)
+                self._accounts[target.account] = _Recipient(opened)
         except NoSuchAccount:
             return NO_SUCH_USER  # deleted in between
         except Exception:
@@ -246,16 +247,16 @@ class LmtpConnection:
         (RFC 1870; 0 when not declared); notes on the way whether it filters its mail.
         A failure to tell is no refusal: the append checks the quota again, atomically."""
         try:
-            state = await self._accounts[name].delivery_state()
+            recipient = self._accounts[name]
+            state = await recipient.account.delivery_state()
         except Exception:
             log.warning("cannot read the quota of %s", name, exc_info=True)
             return True
-        self._filtering[name] = state.filtering
+        recipient.filtering = state.filtering
         return state.quota.fits(size)
 
     async def _close_accounts(self) -> None:
         accounts, self._accounts = self._accounts, {}
-        self._filtering.clear()
         await _close_all(accounts)
 
     def _start_message(self) -> None:
@@ -289,7 +290,6 @@ class LmtpConnection:
         spool, self._spool = self._spool, None
         targets, self._targets = dict(self._targets), {}
         accounts, self._accounts = self._accounts, {}  # the transaction ends here
-        filtering, self._filtering = self._filtering, {}
         try:
             source = spool.finish()
         except SpoolFull as error:
@@ -306,6 +306,7 @@ class LmtpConnection:
                     continue  # RCPT given twice: one delivery, the first one's reply
                 first_index[target] = index
                 folder = target.detail if self.context.delivery.detail_folders else None
+                opened = accounts.get(target.account)
                 tasks[index] = asyncio.create_task(
                     deliver(
                         self.context.store,
@@ -317,8 +318,8 @@ class LmtpConnection:
                         recipient=addresses[index],
                         sieve=self.context.sieve,
                         queue_id=self._queue_id,
-                        account=accounts.get(target.account),
-                        filtering=filtering.get(target.account),
+                        account=opened.account if opened else None,
+                        filtering=opened.filtering if opened else None,
                     )
                 )
             tempfail = self.context.over_quota_tempfail
@@ -341,7 +342,7 @@ class LmtpConnection:
                 spool.discard()
                 await _close_all(accounts)
 
-    def _after_cancel(self, spool: MessageSpool, accounts: dict[str, Account]) -> None:
+    def _after_cancel(self, spool: MessageSpool, accounts: dict[str, _Recipient]) -> None:
         """The deliveries of a cancelled connection have ended: drop what they used."""
         spool.discard()
         closing = asyncio.ensure_future(_close_all(accounts))
@@ -349,12 +350,20 @@ class LmtpConnection:
         closing.add_done_callback(self._closing.discard)
 
 
-async def _close_all(accounts: dict[str, Account]) -> None:
-    for account in accounts.values():
+@dataclass(slots=True)
+class _Recipient:
+    """A recipient's account, open from its RCPT until the transaction ends."""
+
+    account: Account
+    filtering: bool | None = None  # an active Sieve script (None: not known)
+
+
+async def _close_all(accounts: dict[str, _Recipient]) -> None:
+    for recipient in accounts.values():
         try:
-            await account.close()
+            await recipient.account.close()
         except Exception:
-            log.warning("cannot close the account %s", account.name, exc_info=True)
+            log.warning("cannot close the account %s", recipient.account.name, exc_info=True)
 
 
 async def serve_lmtp_connection(
