@@ -59,6 +59,8 @@ _META_COLUMNS = (
     "uid, flags, keywords, modseq, internaldate, tzoffset, size, header_size,"
     " messages.blob_id, savedate"
 )
+# Where _META_COLUMNS puts what ``_contents`` reads of a row.
+_UID_AT, _SIZE_AT, _BLOB_ID_AT = 0, 6, 8
 # The model and thread joined through analysis_id (an integer key); by blob_id only
 # for a message whose analysis_id is not set yet.
 _WITH_ANALYSIS = "messages LEFT JOIN analyses a ON a.id = messages.analysis_id"
@@ -299,10 +301,10 @@ def _contents(db: MailDB, rows: Sequence[tuple[Any, ...]]) -> dict[int, bytes]:
     budget = INLINE_CONTENT_BUDGET
     wanted: list[tuple[int, int, str]] = []  # uid, size, blob_id
     for row in rows:
-        size = row[6]
+        size = row[_SIZE_AT]
         if size <= INLINE_CONTENT_MAX and size <= budget:
             budget -= size
-            wanted.append((row[0], size, row[8]))
+            wanted.append((row[_UID_AT], size, row[_BLOB_ID_AT]))
     if not wanted:
         return {}
     small = db.small_blobs([blob_id for _, size, blob_id in wanted if size <= INLINE_MAX])
