@@ -180,17 +180,14 @@ class Database:
             statements.append("COMMIT")
             try:
                 await conn.execute("; ".join(statements))
-            except asyncpg.PostgresError as error:
+            except BaseException as error:
                 with contextlib.suppress(Exception):
                     if not conn.is_closed() and conn.is_in_transaction():
                         await conn.execute("ROLLBACK")
-                if error.sqlstate == CHANGED_SINCE_READ:
+                if isinstance(error, asyncpg.PostgresError) and (
+                    error.sqlstate == CHANGED_SINCE_READ
+                ):
                     return False, result
-                raise
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    if not conn.is_closed() and conn.is_in_transaction():
-                        await conn.execute("ROLLBACK")
                 raise
             return True, result
 
